@@ -1,0 +1,114 @@
+"""Object stores: S3 in production, a local folder laid out like the bucket everywhere else.
+
+Assets and metadata always speak in `s3://bucket/key` URIs, so a path recorded by a local
+run reads exactly like one from production; only the resource maps it to bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/some/key` -> ("bucket", "some/key")."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} names no bucket")
+    return bucket, key
+
+
+class ObjectStore(dg.ConfigurableResource):
+    """What the stages need of an object store. URIs passed in end with '/' for prefixes."""
+
+    def list_files(self, prefix_uri: str) -> list[str]:
+        raise NotImplementedError
+
+    def delete_prefix(self, prefix_uri: str) -> int:
+        raise NotImplementedError
+
+    @contextmanager
+    def local_copy(self, prefix_uri: str) -> Iterator[Path]:
+        """A local folder holding the objects under the prefix, for bulk reads with DuckDB."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+
+class LocalObjectStore(ObjectStore):
+    """Buckets as folders under `root`: s3://bucket/key is root/bucket/key."""
+
+    root: str
+
+    def path(self, uri: str) -> Path:
+        bucket, key = split_uri(uri)
+        return Path(self.root) / bucket / key
+
+    def list_files(self, prefix_uri: str) -> list[str]:
+        base = self.path(prefix_uri)
+        if not base.is_dir():
+            return []
+        return sorted(f"{prefix_uri.rstrip('/')}/{p.relative_to(base).as_posix()}" for p in base.rglob("*") if p.is_file())
+
+    def delete_prefix(self, prefix_uri: str) -> int:
+        base = self.path(prefix_uri)
+        if not base.exists():
+            return 0
+        count = sum(1 for p in base.rglob("*") if p.is_file())
+        shutil.rmtree(base)
+        return count
+
+    @contextmanager
+    def local_copy(self, prefix_uri: str) -> Iterator[Path]:
+        yield self.path(prefix_uri)
+
+
+class S3ObjectStore(ObjectStore):
+    """Production: the bucket itself, through boto3 with the deployment's credentials."""
+
+    region_name: str | None = None
+    profile_name: str | None = None
+    endpoint_url: str | None = None
+
+    def _client(self):
+        import boto3
+
+        session = boto3.session.Session(profile_name=self.profile_name, region_name=self.region_name)
+        return session.client("s3", endpoint_url=self.endpoint_url)
+
+    def _keys(self, client, prefix_uri: str) -> list[str]:
+        bucket, prefix = split_uri(prefix_uri)
+        keys = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def list_files(self, prefix_uri: str) -> list[str]:
+        bucket, _ = split_uri(prefix_uri)
+        return [f"s3://{bucket}/{key}" for key in self._keys(self._client(), prefix_uri)]
+
+    def delete_prefix(self, prefix_uri: str) -> int:
+        client = self._client()
+        bucket, _ = split_uri(prefix_uri)
+        keys = self._keys(client, prefix_uri)
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(keys)
+
+    @contextmanager
+    def local_copy(self, prefix_uri: str) -> Iterator[Path]:
+        client = self._client()
+        bucket, prefix = split_uri(prefix_uri)
+        with tempfile.TemporaryDirectory(prefix="er-s3-") as tmp:
+            for key in self._keys(client, prefix_uri):
+                target = Path(tmp) / key[len(prefix) :].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, key, str(target))
+            yield Path(tmp)

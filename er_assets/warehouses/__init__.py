@@ -1,0 +1,1 @@
+"""Warehouses: Snowflake in production, DuckDB locally. Each keeps the SQL it runs."""
