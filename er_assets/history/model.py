@@ -1,0 +1,76 @@
+"""What one row of the job history says, independent of the database that holds it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# The asset stages of a domain, in run order; `loaded` is the end of the pipeline, whose
+# success is the one success worth telling people about.
+STAGES = ("extract", "matched", "loaded")
+FINAL_STAGE = STAGES[-1]
+
+
+class Status(str, enum.Enum):
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    DQ_FAILED = "DQ_FAILED"  # a blocking data-quality check stopped the stage
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not Status.RUNNING
+
+    @property
+    def failure(self) -> bool:
+        return self in FAILURES
+
+
+FAILURES = frozenset({Status.FAILED, Status.DQ_FAILED, Status.TIMEOUT})
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One stage of one Dagster run: the unit the history counts."""
+
+    job_id: int
+    run_id: str
+    stage: str
+    domain: str
+    partition_key: str
+    process_date: dt.date
+    trigger: str
+    job_name: str | None
+    autosys_job_name: str | None
+    start_time: dt.datetime
+    end_time: dt.datetime | None
+    status: Status
+    record_count: int | None
+    duration_seconds: float | None
+    exit_code: int | None
+    error_message: str | None
+    error_key: str | None
+    metadata: dict[str, Any]
+
+
+_VOLATILE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # run and job ids
+    r"|\b[0-9a-f]{16,}\b"  # hashes, long hex ids
+    r"|\d+(?:\.\d+)?",  # counts, durations, dates
+    re.IGNORECASE,
+)
+
+
+def error_key(message: str | None, width: int = 160) -> str | None:
+    """The error's first line with ids and numbers masked, so that the same failure on
+    different partitions ("expected 100 records, got 42" / "... got 7") counts as one
+    kind of error in the top-errors view."""
+    if not message or not message.strip():
+        return None
+    first = message.strip().splitlines()[0]
+    return _VOLATILE.sub("#", first)[:width]

@@ -1,0 +1,173 @@
+"""The job history store, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from er_assets.history import FINAL_STAGE, HistoryError, HistoryStore, Status
+from er_assets.history import schema
+from er_assets_tests.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/history.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(url):
+    with HistoryStore.from_url(url) as store:
+        yield store
+
+
+def start(store, run_id="run-1", stage="extract", domain="customers", at=T0, partition="2025-02-28", **kw):
+    return store.record_start(run_id, stage, domain, partition, partition, kw.pop("trigger", "cli"), started_at=at, **kw)
+
+
+def test_a_stage_is_one_row_from_start_to_end(store):
+    assert start(store, job_name="customers_job", autosys_job_name="ER_CUSTOMER_EXTRACT", trigger="autosys:ER_CUSTOMER_EXTRACT")
+    (row,) = store.rows()
+    assert (row.status, row.end_time, row.domain, row.partition_key) == (Status.RUNNING, None, "customers", "2025-02-28")
+    assert row.process_date == dt.date(2025, 2, 28) and row.start_time == T0
+    assert (row.trigger, row.job_name, row.autosys_job_name) == ("autosys:ER_CUSTOMER_EXTRACT", "customers_job", "ER_CUSTOMER_EXTRACT")
+
+    assert store.record_end("run-1", "extract", "SUCCEEDED", record_count=1200, exit_code=0, metadata={"path": "s3://b/k"}, ended_at=T0 + dt.timedelta(seconds=95))
+    (row,) = store.rows()
+    assert row.status is Status.SUCCEEDED and row.end_time == T0 + dt.timedelta(seconds=95)
+    assert row.duration_seconds == pytest.approx(95, abs=0.01)
+    assert (row.record_count, row.exit_code, row.metadata, row.error_message) == (1200, 0, {"path": "s3://b/k"}, None)
+
+
+def test_redelivered_events_never_add_or_change_rows(store):
+    assert start(store)
+    assert not start(store, at=T0 + dt.timedelta(hours=1), domain="other")  # re-delivered start
+    assert store.record_end("run-1", "extract", Status.FAILED, error_message="boom", ended_at=T0 + dt.timedelta(minutes=1))
+    assert not store.record_end("run-1", "extract", Status.FAILED, error_message="boom", ended_at=T0 + dt.timedelta(minutes=9))
+    assert not store.record_end("run-1", "extract", Status.SUCCEEDED)  # a late, contradicting event
+    assert not start(store)  # a start after the end does not reopen the stage
+    (row,) = store.rows()
+    assert (row.domain, row.status, row.start_time, row.end_time) == ("customers", Status.FAILED, T0, T0 + dt.timedelta(minutes=1))
+
+
+def test_one_row_per_stage_of_a_run_and_per_run(store):
+    for stage in ("extract", "matched", FINAL_STAGE):
+        start(store, stage=stage)
+    start(store, run_id="run-2")
+    assert sorted((r.run_id, r.stage) for r in store.rows()) == [
+        ("run-1", "extract"), ("run-1", "loaded"), ("run-1", "matched"), ("run-2", "extract")
+    ]
+
+
+def test_concurrent_duplicate_starts_make_one_row(url):
+    # Sensors in several processes deliver the same event at once: the unique key decides.
+    stores = [HistoryStore.from_url(url) for _ in range(4)]
+    stores[0].schema_version  # migrate once, so the threads race on the insert itself
+    created = []
+    threads = [threading.Thread(target=lambda s=s: created.append(start(s))) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(created) == [False, False, False, True]
+    assert len(stores[0].rows()) == 1
+    for s in stores:
+        s.close()
+
+
+@pytest.mark.parametrize("status", [s for s in Status if s.terminal])
+def test_each_terminal_status_is_stored(store, status):
+    start(store)
+    store.record_end("run-1", "extract", status, exit_code=0 if status is Status.SUCCEEDED else 3)
+    assert store.get("run-1", "extract").status is status
+    assert [r.run_id for r in store.rows(status=status)] == ["run-1"]
+
+
+def test_end_needs_a_terminal_status_and_a_started_stage(store):
+    start(store)
+    with pytest.raises(ValueError, match="terminal"):
+        store.record_end("run-1", "extract", "RUNNING")
+    with pytest.raises(ValueError):
+        store.record_end("run-1", "extract", "EXPLODED")
+    with pytest.raises(LookupError, match="record_start"):
+        store.record_end("never-started", "extract", "FAILED")
+
+
+def test_values_with_quotes_and_sql_survive_intact(store):
+    nasty = "O'Brien\"; DROP TABLE er_job_history; -- 100% :name %(x)s ?"
+    start(store, run_id=nasty, domain=nasty, partition="2025-02-28", trigger=nasty, job_name=nasty, autosys_job_name=nasty)
+    store.record_end(nasty, "extract", "FAILED", error_message=nasty, metadata={nasty: nasty})
+    (row,) = store.rows(run_id=nasty, domain=nasty)
+    assert (row.run_id, row.domain, row.trigger, row.job_name, row.autosys_job_name, row.error_message) == (nasty,) * 6
+    assert row.metadata == {nasty: nasty}
+
+
+def test_secrets_are_not_stored(store, monkeypatch):
+    monkeypatch.setenv("ER_SMTP_PASSWORD", "Sm7p-Pa55w0rd")
+    start(store)
+    store.record_end(
+        "run-1", "extract", "FAILED",
+        error_message="login to postgresql://er:hunter22@db/x failed; smtp said Sm7p-Pa55w0rd; password=abc123",
+        metadata={"aws_secret_access_key": "wJalrXUtnFEMI", "conn": {"token": "t0ken123"}, "rows": 5},
+    )
+    (row,) = store.rows()
+    for secret in ("hunter22", "Sm7p-Pa55w0rd", "abc123", "wJalrXUtnFEMI", "t0ken123"):
+        assert secret not in row.error_message and secret not in str(row.metadata)
+    assert row.metadata["rows"] == 5 and "postgresql://er:***@db/x" in row.error_message
+
+
+def test_rows_filters(store):
+    start(store, run_id="a", domain="customers", at=T0)
+    start(store, run_id="b", domain="vendors", at=T0 + dt.timedelta(days=2))
+    store.record_end("b", "extract", "DQ_FAILED")
+    assert [r.run_id for r in store.rows(domain="vendors")] == ["b"]
+    assert [r.run_id for r in store.rows(since=T0 + dt.timedelta(days=1))] == ["b"]
+    assert [r.run_id for r in store.rows(status="RUNNING", stage="extract")] == ["a"]
+
+
+def test_schema_is_created_once_and_versioned(url):
+    with HistoryStore.from_url(url) as first:
+        assert first.schema_version == schema.LATEST
+        start(first)
+    with HistoryStore.from_url(url) as second:  # a second process: nothing re-applied, data kept
+        assert second.schema_version == schema.LATEST
+        assert len(second.rows()) == 1
+        versions = second.query("SELECT version, description FROM er_schema_version ORDER BY version")
+        assert [v["version"] for v in versions] == [m[0] for m in schema.MIGRATIONS]
+
+
+def test_a_newer_schema_is_refused(url):
+    with HistoryStore.from_url(url) as store:
+        store.query("SELECT 1 AS one")
+        store.query(
+            "INSERT INTO er_schema_version (version, description, applied_at) VALUES (:v, 'from the future', :t) RETURNING version",
+            v=schema.LATEST + 1, t=store.dialect.timestamp(T0),
+        )
+    with pytest.raises(HistoryError, match="newer than this code"):
+        HistoryStore.from_url(url).rows()
+
+
+def test_bad_urls_are_explained():
+    with pytest.raises(HistoryError, match="unsupported"):
+        HistoryStore.from_url("mysql://x/y")
+    with pytest.raises(HistoryError, match="no host"):
+        HistoryStore.from_url("sqlite://host/x.db")
+
+
+def test_postgres_uses_native_types(postgres_url):
+    with HistoryStore.from_url(postgres_url) as store:
+        start(store)
+        types = store.query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'er_job_history' "
+            "AND column_name IN ('metadata', 'start_time', 'process_date')"
+        )
+    assert {t["column_name"]: t["data_type"] for t in types} == {
+        "metadata": "jsonb", "start_time": "timestamp with time zone", "process_date": "date"
+    }
