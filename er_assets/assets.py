@@ -1,0 +1,182 @@
+"""The asset factory: per domain, source -> extract -> matched -> loaded, partitioned.
+
+Stages pass state through the Dagster instance, not files in /tmp: each stage reads the
+latest materialisation of its upstream asset for the same partition (paths, counts, run id)
+and adds its own. Behaviour differs between deployments only through the resources; no
+asset body knows which warehouse, object store or Entity Resolution endpoint it has.
+"""
+
+
+import time
+
+import dagster as dg
+
+from er_assets import checks
+from er_assets.config import Domain, Settings
+from er_assets.entity_resolution import EntityResolutionResource
+from er_assets.errors import MissingUpstream
+from er_assets.match_output import error_records, summarize
+from er_assets.matching_job import point_glue_table, run_matching_job
+from er_assets.object_store import ObjectStore
+from er_assets.partitions import business_dates, partitions_def
+from er_assets.warehouses.base import Warehouse
+
+STAGES = ("extract", "matched", "loaded")
+
+
+class MatchingConfig(dg.Config):
+    """Per-run overrides of the configured EXECUTION_TIMEOUT and CHECK_INTERVAL (seconds)."""
+
+    execution_timeout: int | None = None
+    check_interval: int | None = None
+
+
+def latest_event(context, key: dg.AssetKey, partition: str, observation: bool = False):
+    """The newest materialisation (or observation) record of `key` for `partition`, or None."""
+    flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition])
+    fetch = context.instance.fetch_observations if observation else context.instance.fetch_materializations
+    records = fetch(flt, limit=1).records
+    return records[0] if records else None
+
+
+def _metadata(record) -> dict:
+    event = record.asset_materialization or record.asset_observation
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def _upstream(context, domain: Domain, stage: str, partition: str) -> tuple[dict, str]:
+    record = latest_event(context, dg.AssetKey([domain.name, stage]), partition)
+    if record is None:
+        raise MissingUpstream(f"{domain.name}/{stage} has not been materialised for partition {partition}; run it first")
+    return _metadata(record), record.run_id
+
+
+def domain_assets(domain: Domain, settings: Settings) -> list:
+    name = domain.name
+    parts = partitions_def(domain)
+    source = dg.AssetSpec(
+        key=[name, "source"],
+        group_name=name,
+        description=f"Source table {domain.source.table}, observed, not materialised here.",
+        metadata={"table": domain.source.table, "partition_column": domain.source.partition_column},
+        kinds={"table"},
+    )
+
+    @dg.asset(
+        key=[name, "extract"],
+        deps=[source.key],
+        partitions_def=parts,
+        group_name=name,
+        check_specs=checks.specs(domain, "extract", checks.EXTRACT_CHECKS),
+        description=f"The partition's slice of {domain.source.table}, unloaded as parquet to the object store.",
+        kinds={"parquet"},
+    )
+    def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore):
+        started = time.monotonic()
+        start, end = business_dates(domain, context.partition_key)
+        uri = domain.extract_uri(context.partition_key)
+        result = warehouse.unload_extract(domain, start, end, uri)
+        context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
+        yield dg.MaterializeResult(
+            metadata={
+                "rows": result.rows,
+                "uri": uri,
+                "files": len(result.files),
+                "first_date": start.isoformat(),
+                "end_date": end.isoformat(),
+                "profile": result.profile,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+            check_results=checks.extract_results(domain, result.profile),
+        )
+
+    @dg.asset(
+        key=[name, "matched"],
+        deps=[extract.key],
+        partitions_def=parts,
+        group_name=name,
+        pool=settings.concurrency_pool,
+        check_specs=checks.specs(domain, "matched", checks.MATCHED_CHECKS),
+        description=f"AWS Entity Resolution workflow {domain.workflow_name} run on the partition's extract.",
+        kinds={"aws"},
+    )
+    def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
+                object_store: ObjectStore):
+        started = time.monotonic()
+        partition = context.partition_key
+        upstream, extract_run = _upstream(context, domain, "extract", partition)
+        er, glue = entity_resolution.clients()
+        # A job recorded for this very extract by an earlier attempt may still be running.
+        previous = latest_event(context, matched.key, partition, observation=True)
+        previous_job = None
+        if previous is not None:
+            seen = _metadata(previous)
+            if seen.get("extract_run_id") == extract_run:
+                previous_job = seen.get("job_id")
+        if previous_job is None:
+            point_glue_table(glue, settings.glue_database, domain.glue_table, upstream["uri"])
+
+        def record_job_id(job_id: str) -> None:
+            context.log_event(dg.AssetObservation(
+                asset_key=matched.key, partition=partition,
+                metadata={"job_id": job_id, "extract_run_id": extract_run, "input_uri": upstream["uri"]},
+            ))
+
+        outcome = run_matching_job(
+            er, domain.workflow_name, previous_job, record_job_id, context.log.info,
+            timeout=config.execution_timeout or settings.execution_timeout,
+            check_interval=config.check_interval or settings.check_interval,
+        )
+        with object_store.local_copy(outcome.output_uri) as folder:
+            summary = summarize(folder)
+        error_uri = outcome.output_uri.replace("/success/", "/error/")
+        with object_store.local_copy(error_uri) as folder:
+            rejected = error_records(folder)
+        context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
+                         f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
+        yield dg.MaterializeResult(
+            metadata={
+                "job_id": outcome.job_id,
+                "output_uri": outcome.output_uri,
+                "extract_run_id": extract_run,
+                "input_records": outcome.metrics.get("inputRecords", 0),
+                "records_processed": outcome.metrics.get("totalRecordsProcessed", 0),
+                "records_not_processed": outcome.metrics.get("recordsNotProcessed", 0),
+                "match_ids": summary["match_ids"],
+                "output_rows": summary["records"],
+                "rejected_rows": rejected,
+                "match_rate": summary["match_rate"],
+                "reused_job": outcome.reused,
+                "reattached_job": outcome.attached,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+            check_results=checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected),
+        )
+
+    @dg.asset(
+        key=[name, "loaded"],
+        deps=[matched.key],
+        partitions_def=parts,
+        group_name=name,
+        check_specs=checks.specs(domain, "loaded", checks.LOADED_CHECKS),
+        description=f"Match output loaded into {domain.target.table}, replacing the partition's rows.",
+        kinds={"table"},
+    )
+    def loaded(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        started = time.monotonic()
+        upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
+        result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"])
+        stats = warehouse.target_stats(domain, context.partition_key)
+        context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
+        yield dg.MaterializeResult(
+            metadata={
+                "rows": result.rows,
+                "table": result.table,
+                "job_id": upstream["job_id"],
+                "matched_run_id": matched_run,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+            check_results=checks.loaded_results(upstream["output_rows"], stats),
+        )
+
+    return [source, extract, matched, loaded]

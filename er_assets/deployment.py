@@ -1,0 +1,76 @@
+"""Which services the stages talk to, chosen by one setting: ER_DEPLOYMENT.
+
+`local` (the default) needs no account: a DuckDB file, a folder laid out like the bucket and
+the Entity Resolution emulator, all under ER_DATA_DIR. `production` uses Snowflake, S3 and
+AWS, configured from the environment (see README). The assets never branch on this.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from er_assets.config import Configuration
+
+DEPLOYMENT_ENV = "ER_DEPLOYMENT"
+DATA_DIR_ENV = "ER_DATA_DIR"
+DEPLOYMENTS = ("local", "production")
+
+
+def deployment() -> str:
+    name = os.environ.get(DEPLOYMENT_ENV, "local")
+    if name not in DEPLOYMENTS:
+        raise ValueError(f"{DEPLOYMENT_ENV}={name!r}: expected one of {', '.join(DEPLOYMENTS)}")
+    return name
+
+
+def data_dir() -> Path:
+    """The local deployment's folder: ER_DATA_DIR, else .local/ in the project checkout."""
+    explicit = os.environ.get(DATA_DIR_ENV)
+    if explicit:
+        return Path(explicit).resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").exists():
+        return checkout / ".local"
+    return Path.home() / ".local" / "share" / "er-pipelines"
+
+
+def local_paths(root: Path | None = None) -> dict[str, Path]:
+    root = root or data_dir()
+    return {
+        "root": root,
+        "warehouse": root / "warehouse.duckdb",
+        "objects": root / "s3",
+        "emulator": root / "emulator",
+        "dagster_home": root / "dagster_home",
+        "history": root / "history.db",
+    }
+
+
+def local_resources(config: Configuration) -> dict:
+    from er_assets.entity_resolution import LocalEntityResolution
+    from er_assets.object_store import LocalObjectStore
+    from er_assets.warehouses.local import DuckDBWarehouse
+
+    paths = local_paths()
+    objects = str(paths["objects"])
+    return {
+        "warehouse": DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=objects),
+        "object_store": LocalObjectStore(root=objects),
+        "entity_resolution": LocalEntityResolution(
+            region_name=config.settings.region,
+            state_root=str(paths["emulator"]),
+            objects_root=objects,
+            config_path=str(config.path),
+        ),
+    }
+
+
+def production_resources(config: Configuration) -> dict:
+    from er_assets.production import production_resources as build
+
+    return build(config)
+
+
+def resources(config: Configuration) -> dict:
+    return local_resources(config) if deployment() == "local" else production_resources(config)

@@ -1,0 +1,346 @@
+"""The local AWS Entity Resolution (and Glue) service behind real boto3 clients.
+
+`attach(client, emulator)` registers a botocore `before-send` handler, so the client
+serialises requests and parses responses exactly as it does against AWS: the production
+code's polling, re-attach and error paths run unchanged. Requests are checked against the
+botocore model's constraints (patterns, lengths, ranges, enums), which botocore itself does
+not enforce, and answered with the service's error shapes.
+
+State lives in files under `root/emulator/` (written atomically), so a job started by one
+process can be polled by another. Jobs run in a detached worker process
+(`python -m er_assets.emulator.worker`): QUEUED -> RUNNING -> SUCCEEDED | FAILED.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from er_assets.config import Configuration
+
+ACTIVE = ("QUEUED", "RUNNING")
+
+
+class ServiceError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def _now() -> float:
+    return dt.datetime.now(dt.timezone.utc).timestamp()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of this very process has exited but still answers kill(0).
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+class Emulator:
+    """One region's Entity Resolution and Glue, for the domains of a configuration.
+
+    `objects_root` is the local object store's folder: s3://bucket/key is objects_root/bucket/key.
+    """
+
+    def __init__(self, state_root: str | os.PathLike, objects_root: str | os.PathLike, config: Configuration):
+        self.root = Path(state_root)
+        self.objects_root = Path(objects_root)
+        self.config = config
+        self.jobs_dir = self.root / "jobs"
+        self.glue_dir = self.root / "glue"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.glue_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- definitions from configuration --------------------------------------------------
+
+    def _domain_by_workflow(self, name: str):
+        for domain in self.config.domains.values():
+            if domain.workflow_name == name:
+                return domain
+        raise ServiceError("ResourceNotFoundException", f"The workflow with name {name} does not exist.", 404)
+
+    def workflow(self, name: str) -> dict:
+        from er_assets.emulator.aws_shapes import matching_workflow_response
+
+        return matching_workflow_response(self._domain_by_workflow(name), self.config.settings)
+
+    def schema_mapping(self, name: str) -> dict:
+        from er_assets.emulator.aws_shapes import schema_mapping_response
+
+        for domain in self.config.domains.values():
+            if domain.schema.schemaName == name:
+                return schema_mapping_response(domain)
+        raise ServiceError("ResourceNotFoundException", f"The schema mapping with name {name} does not exist.", 404)
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self):
+        with open(self.root / "state.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _job_path(self, job_id: str) -> Path:
+        return self.jobs_dir / f"{job_id}.json"
+
+    def read_job(self, job_id: str) -> dict:
+        try:
+            job = json.loads(self._job_path(job_id).read_text())
+        except FileNotFoundError:
+            raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404) from None
+        if job["status"] in ACTIVE and not _pid_alive(job.get("pid")):
+            # The worker died without reporting: the service would report the job as failed.
+            job = self.update_job(job_id, status="FAILED", endTime=_now(),
+                                  errorDetails={"errorMessage": "The matching job stopped unexpectedly."})
+        return job
+
+    def update_job(self, job_id: str, **changes) -> dict:
+        with self._locked():
+            path = self._job_path(job_id)
+            job = json.loads(path.read_text())
+            job.update(changes)
+            _write_json(path, job)
+        return job
+
+    def _jobs(self) -> list[dict]:
+        jobs = []
+        for path in self.jobs_dir.glob("*.json"):
+            try:
+                jobs.append(json.loads(path.read_text()))
+            except (json.JSONDecodeError, FileNotFoundError):  # a file being replaced right now
+                continue
+        return sorted(jobs, key=lambda j: j["startTime"], reverse=True)
+
+    def start_matching_job(self, workflow_name: str) -> dict:
+        workflow = self.workflow(workflow_name)
+        with self._locked():
+            for job in self._jobs():
+                if job["status"] in ACTIVE and _pid_alive(job.get("pid")):
+                    raise ServiceError(
+                        "ExceedsLimitException",
+                        f"Only one matching job can run at a time in this Region; job {job['jobId']} of workflow "
+                        f"{job['workflowName']} is {job['status']}.",
+                        402,
+                    )
+            job_id = uuid.uuid4().hex
+            location = self._input_location(workflow)
+            output = workflow["outputSourceConfig"][0]["outputS3Path"].rstrip("/")
+            job = {
+                "jobId": job_id,
+                "workflowName": workflow_name,
+                "status": "QUEUED",
+                "startTime": _now(),
+                "metrics": {"inputRecords": 0, "totalRecordsProcessed": 0, "recordsNotProcessed": 0, "matchIDs": 0},
+                "input": location,
+                "outputSourceConfig": [{"outputS3Path": output, "KMSArn": None}],
+                "outputDir": f"{output}/{workflow_name}/{job_id}/",
+            }
+            _write_json(self._job_path(job_id), job)
+            log = open(self.root / f"{job_id}.log", "ab")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "er_assets.emulator.worker", str(self.root), str(self.objects_root),
+                 str(self.config.path), job_id],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+            )
+            log.close()
+            job["pid"] = proc.pid
+            _write_json(self._job_path(job_id), job)
+        return {"jobId": job_id}
+
+    def _input_location(self, workflow: dict) -> str:
+        arn = workflow["inputSourceConfig"][0]["inputSourceARN"]
+        match = re.match(r"^arn:aws:glue:[^:]*:[^:]*:table/([^/]+)/([^/]+)$", arn)
+        if not match:
+            raise ServiceError("ValidationException", f"Input source {arn} is not a Glue table ARN.")
+        table = self.get_table(match.group(1), match.group(2))
+        return table["Table"]["StorageDescriptor"]["Location"]
+
+    def get_matching_job(self, workflow_name: str, job_id: str) -> dict:
+        self._domain_by_workflow(workflow_name)
+        job = self.read_job(job_id)
+        if job["workflowName"] != workflow_name:
+            raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404)
+        keys = ("jobId", "status", "startTime", "endTime", "metrics", "errorDetails", "outputSourceConfig")
+        out = {k: job[k] for k in keys if job.get(k) is not None}
+        out["outputSourceConfig"] = [{"outputS3Path": c["outputS3Path"]} for c in job["outputSourceConfig"]]
+        return out
+
+    def list_matching_jobs(self, workflow_name: str, max_results: int = 25, next_token: str | None = None) -> dict:
+        self._domain_by_workflow(workflow_name)
+        jobs = [j for j in self._jobs() if j["workflowName"] == workflow_name]
+        start = int(next_token) if next_token else 0
+        page = jobs[start : start + max_results]
+        out = {"jobs": [{k: j[k] for k in ("jobId", "status", "startTime", "endTime") if j.get(k)} for j in page]}
+        if start + max_results < len(jobs):
+            out["nextToken"] = str(start + max_results)
+        return out
+
+    # --- Glue: just the input tables of the configured workflows --------------------------
+
+    def _table_path(self, database: str, name: str) -> Path:
+        return self.glue_dir / f"{database}.{name}.json"
+
+    def get_table(self, database: str, name: str) -> dict:
+        path = self._table_path(database, name)
+        if path.exists():
+            return {"Table": json.loads(path.read_text())}
+        for domain in self.config.domains.values():
+            if database == self.config.settings.glue_database and name == domain.glue_table:
+                return {"Table": self._initial_table(domain)}
+        raise ServiceError("EntityNotFoundException", f"Table {name} not found in database {database}.", 400)
+
+    def _initial_table(self, domain) -> dict:
+        return {
+            "Name": domain.glue_table,
+            "DatabaseName": self.config.settings.glue_database,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet"},
+            "StorageDescriptor": {
+                "Columns": [{"Name": c, "Type": "string"} for c in domain.schema.columns],
+                "Location": domain.extract_prefix + "/",
+            },
+        }
+
+    def update_table(self, database: str, table_input: dict) -> dict:
+        current = self.get_table(database, table_input["Name"])["Table"]
+        updated = {**current, **table_input, "DatabaseName": database}
+        _write_json(self._table_path(database, table_input["Name"]), updated)
+        return {}
+
+    def local_path(self, uri: str) -> Path:
+        from er_assets.object_store import split_uri
+
+        bucket, key = split_uri(uri)
+        return self.objects_root / bucket / key
+
+
+# --- the botocore side: HTTP requests in, HTTP responses out ------------------------------
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self._body = body
+
+    def stream(self, **_):
+        yield self._body
+
+
+def _json_value(value):
+    # rest-json and json protocols carry timestamps as epoch seconds.
+    return value.timestamp() if isinstance(value, dt.datetime) else str(value)
+
+
+def _validate(shape, value, where: str) -> None:
+    """Enforce the model constraints that botocore's client-side validation skips."""
+    meta = shape.metadata
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():
+            if name in value:
+                _validate(member, value[name], f"{where}.{name}" if where else name)
+    elif shape.type_name == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            _validate(shape.member, item, f"{where}[{i}]")
+    elif shape.type_name == "string" and isinstance(value, str):
+        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+            raise ServiceError("ValidationException", f"{where} '{value}' does not match pattern {meta['pattern']}")
+        if len(value) > meta.get("max", len(value)) or len(value) < meta.get("min", 0):
+            raise ServiceError("ValidationException", f"{where} length must be between {meta.get('min', 0)} and {meta.get('max')}")
+        if shape.enum and value not in shape.enum:
+            raise ServiceError("ValidationException", f"{where} '{value}' is not one of {shape.enum}")
+    elif shape.type_name in ("integer", "long") and isinstance(value, int):
+        if value > meta.get("max", value) or value < meta.get("min", value):
+            raise ServiceError("ValidationException", f"{where} must be between {meta.get('min')} and {meta.get('max')}")
+
+
+def _request_params(operation, request) -> dict:
+    """Recover the operation's input from the serialised HTTP request."""
+    params: dict = {}
+    if request.body:
+        body = request.body if isinstance(request.body, (bytes, str)) else request.body.read()
+        params.update(json.loads(body or b"{}"))
+    url = urlsplit(request.url)
+    template = operation.http["requestUri"].split("?")[0]
+    pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]*)", re.escape(template)) + "$"
+    match = re.match(pattern, url.path)
+    if match:
+        params.update({k: unquote(v) for k, v in match.groupdict().items()})
+    query = dict(parse_qsl(url.query))
+    for name, member in operation.input_shape.members.items() if operation.input_shape else ():
+        if member.serialization.get("location") == "querystring" and member.serialization.get("name") in query:
+            raw = query[member.serialization["name"]]
+            params[name] = int(raw) if member.type_name == "integer" else raw
+    return params
+
+
+def _handlers(emulator: Emulator) -> dict[str, Callable[[dict], dict]]:
+    return {
+        "GetMatchingWorkflow": lambda p: emulator.workflow(p["workflowName"]),
+        "GetSchemaMapping": lambda p: emulator.schema_mapping(p["schemaName"]),
+        "StartMatchingJob": lambda p: emulator.start_matching_job(p["workflowName"]),
+        "GetMatchingJob": lambda p: emulator.get_matching_job(p["workflowName"], p["jobId"]),
+        "ListMatchingJobs": lambda p: emulator.list_matching_jobs(p["workflowName"], p.get("maxResults", 25), p.get("nextToken")),
+        "GetTable": lambda p: emulator.get_table(p["DatabaseName"], p["Name"]),
+        "UpdateTable": lambda p: emulator.update_table(p["DatabaseName"], p["TableInput"]),
+    }
+
+
+def attach(client, emulator: Emulator) -> None:
+    """Serve every call of a boto3 `entityresolution` or `glue` client from the emulator."""
+    from botocore.awsrequest import AWSResponse
+
+    handlers = _handlers(emulator)
+    service_model = client.meta.service_model
+    json_protocol = service_model.protocol == "json"
+
+    def respond(status: int, body: dict, headers: dict) -> AWSResponse:
+        payload = json.dumps(body, default=_json_value).encode()
+        return AWSResponse("http://emulator.local", status, {"content-type": "application/json", **headers}, _Raw(payload))
+
+    def on_send(request, event_name: str, **_):
+        operation_name = event_name.rsplit(".", 1)[-1]
+        operation = service_model.operation_model(operation_name)
+        request_id = uuid.uuid4().hex
+        try:
+            handler = handlers.get(operation_name)
+            if handler is None:
+                raise ServiceError("ValidationException", f"The local emulator does not implement {operation_name}.")
+            params = _request_params(operation, request)
+            if operation.input_shape is not None:
+                _validate(operation.input_shape, params, "")
+            body = handler(params)
+        except ServiceError as exc:
+            if json_protocol:
+                return respond(exc.status, {"__type": exc.code, "message": exc.message}, {"x-amzn-requestid": request_id})
+            return respond(exc.status, {"message": exc.message}, {"x-amzn-errortype": exc.code, "x-amzn-requestid": request_id})
+        return respond(200, body, {"x-amzn-requestid": request_id})
+
+    service_id = service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-send.{service_id}", on_send)

@@ -1,0 +1,58 @@
+"""Entity Resolution and Glue clients: AWS in production, the local emulator otherwise.
+
+Both resources hand out real boto3 clients, so the code that drives a matching job
+(`er_assets.matching_job`) is the same everywhere; the local one only attaches the emulator.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+# Throttling is retried by botocore itself ("standard" mode backs off with jitter).
+RETRY_CONFIG = {"mode": "standard", "max_attempts": 8}
+
+
+class EntityResolutionResource(dg.ConfigurableResource):
+    region_name: str = "us-east-1"
+
+    def clients(self):
+        """(entityresolution client, glue client)."""
+        raise NotImplementedError
+
+
+class AwsEntityResolution(EntityResolutionResource):
+    profile_name: str | None = None
+
+    def clients(self):
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.session.Session(profile_name=self.profile_name, region_name=self.region_name)
+        config = Config(retries=RETRY_CONFIG)
+        return session.client("entityresolution", config=config), session.client("glue", config=config)
+
+
+class LocalEntityResolution(EntityResolutionResource):
+    """The emulator: job state under `state_root`, data in the local object store."""
+
+    state_root: str
+    objects_root: str
+    config_path: str
+
+    def clients(self):
+        import boto3
+        from botocore.config import Config
+
+        from er_assets.config import load_config
+        from er_assets.emulator.service import Emulator, attach
+
+        emulator = Emulator(self.state_root, self.objects_root, load_config(self.config_path))
+        # Static dummy credentials: requests are signed as usual but never leave the process.
+        session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=self.region_name
+        )
+        config = Config(retries=RETRY_CONFIG)
+        er, glue = session.client("entityresolution", config=config), session.client("glue", config=config)
+        attach(er, emulator)
+        attach(glue, emulator)
+        return er, glue
