@@ -1,0 +1,303 @@
+"""What AutoSys Workload Automation AE 12 accepts: subcommands, attribute names, value rules.
+
+The parser uses the names to split `autorep -q` header lines (`insert_job: X   job_type: CMD`)
+and to flag words that are not JIL (the old guide's `notification:` and `define_variable:`).
+The emitter validates every attribute it writes against `VALIDATORS`, so a configuration can
+never produce JIL that `jil` would reject.
+
+Sources checked (Broadcom TechDocs "AutoSys Workload Automation 12.0.01/12.1", JIL job
+definitions, as quoted by public material found with the project's search tool):
+- `send_notification: y | n | f` (y: on every completion, f: on failure only, n: never);
+- `notification_emailaddress`, `notification_emailaddress_on_failure`, `..._on_success`,
+  `..._on_terminated`, `..._on_alarm`: one address per statement, repeated for several
+  recipients; `notification_msg`: up to 255 characters;
+- `alarm_if_fail` / `alarm_if_terminated`: y|n or 1|0;
+- `insert_resource` with `res_type` D (depletable), R (renewable) or T (threshold) and
+  `amount`; jobs claim units with `resources: (NAME,QUANTITY=n,FREE=Y|N|A)`, where FREE
+  applies to renewable resources. There is no `V` resource type: a "virtual resource" in
+  AutoSys terms is any of these (they are not tied to a machine), and a renewable one of
+  amount 1 is the mutex that serialises jobs;
+- the subcommand inventory of the JIL reference, plus the `autocal_asc` export statements
+  (`calendar`, `cycle`, `extended_calendar`), which are read by `autocal_asc`, not `jil`.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Callable
+
+JOB_SUBCOMMANDS = frozenset(
+    {"insert_job", "update_job", "override_job", "delete_job", "delete_box", "rename_job"}
+)
+OTHER_SUBCOMMANDS = frozenset(
+    {
+        "insert_machine", "update_machine", "delete_machine",
+        "insert_resource", "update_resource", "delete_resource",
+        "insert_xinst", "update_xinst", "delete_xinst",
+        "insert_blob", "delete_blob", "insert_glob", "delete_glob",
+        "insert_global", "delete_global",
+        "insert_monbro", "update_monbro", "delete_monbro",
+        "insert_job_type", "update_job_type", "delete_job_type",
+        "insert_connectionprofile", "update_connectionprofile", "delete_connectionprofile",
+    }
+)
+# autocal_asc export/import statements; `ext_calendar` is a spelling seen in the wild.
+CALENDAR_STATEMENTS = frozenset({"calendar", "cycle", "extended_calendar", "ext_calendar"})
+STATEMENT_KEYWORDS = JOB_SUBCOMMANDS | OTHER_SUBCOMMANDS | CALENDAR_STATEMENTS
+# A key of this shape that is not a known subcommand is reported, never folded into the
+# previous statement as an attribute: that would silently merge two definitions.
+SUBCOMMAND_SHAPE = re.compile(r"^(insert|update|delete|override|rename)_\w+$")
+
+# Short and legacy spellings of job_type; anything else is upper-cased as written.
+JOB_TYPE_ALIASES = {
+    "c": "CMD", "cmd": "CMD",
+    "b": "BOX", "box": "BOX",
+    "f": "FW", "fw": "FW",
+    "ft": "FT", "ftp": "FTP", "sftp": "SFTP", "scp": "SCP", "sql": "SQL",
+}
+KNOWN_JOB_TYPES = frozenset(
+    {
+        "CMD", "BOX", "FW", "FT", "FTP", "SFTP", "SCP", "SQL", "DBMON", "DBTRIG", "DBPROC",
+        "HTTP", "I5", "JMSPUB", "JMSSUB", "JMXMAG", "JMXMAS", "JMXMC", "JMXML", "JMXMOP",
+        "JMXSUB", "OMCPU", "OMD", "OMEL", "OMIP", "OMP", "OMS", "OMTF", "PS", "SAPBDC",
+        "SAPBWIP", "SAPBWPC", "SAPDA", "SAPEVT", "SAPJM", "SAPPM", "SAPHANA", "SNMPGET",
+        "SNMPSET", "SNMPSUB", "SNMPTRAP", "WBSV", "WOL", "WSDOC", "ZOSDST", "ZOSJOB",
+        "ZOSM", "MICROFOCUS", "CONTAINER", "CONTAINERJOB", "OAC", "OACOPY", "OAREQSET",
+        "OASET", "OASG", "ENTYBEAN", "POJO", "RESTAPI", "SQLAGENT", "INFORMATICA", "AWSBATCH",
+        "AZUREDF", "GCPDF", "AWSLAMBDA", "AZUREFUNC", "HADOOP", "SPARK",
+    }
+)
+
+# Attribute names of job definitions (all job types the bridge may meet in an estate).
+JOB_ATTRIBUTES = frozenset(
+    {
+        # common to all job types
+        "job_type", "box_name", "owner", "permission", "machine", "description", "group",
+        "application", "date_conditions", "days_of_week", "start_times", "start_mins",
+        "run_calendar", "exclude_calendar", "run_window", "timezone", "condition",
+        "must_start_times", "must_complete_times", "term_run_time", "max_run_alarm",
+        "min_run_alarm", "alarm_if_fail", "alarm_if_terminated", "auto_delete", "auto_hold",
+        "job_load", "priority", "n_retrys", "box_terminator", "job_terminator", "status",
+        "send_notification", "notification_msg", "notification_emailaddress",
+        "notification_emailaddress_on_alarm", "notification_emailaddress_on_failure",
+        "notification_emailaddress_on_success", "notification_emailaddress_on_terminated",
+        "notification_alarm_types", "notification_template", "service_desk", "svcdesk_attr",
+        "svcdesk_desc", "svcdesk_imp", "svcdesk_pri", "svcdesk_sev", "resources",
+        "avg_runtime", "job_class", "retry_on_failure_count", "retry_on_failure_delay",
+        "retry_on_failure_details", "heartbeat_interval", "chk_files", "ulimit",
+        "interactive", "elevated", "external_os_user", "os_user", "continuous",
+        # box jobs
+        "box_success", "box_failure",
+        # command jobs
+        "command", "profile", "std_in_file", "std_out_file", "std_err_file", "envvars",
+        "success_codes", "fail_codes", "max_exit_success", "shell", "fail_message",
+        "success_message", "fail_severity", "success_severity",
+        # file watchers and file triggers
+        "watch_file", "watch_file_type", "watch_file_min_size", "watch_interval",
+        "watch_no_change", "watch_file_change_type", "watch_file_change_value",
+        "watch_file_groupname", "watch_file_owner", "watch_file_recursive",
+        "watch_file_win_user",
+        # file transfer
+        "ftp_compression", "ftp_local_name", "ftp_local_user", "ftp_remote_name",
+        "ftp_server_name", "ftp_server_port", "ftp_transfer_direction", "ftp_transfer_type",
+        "ftp_use_ssl", "ftp_user_type", "scp_local_name", "scp_local_user", "scp_protocol",
+        "scp_remote_dir", "scp_remote_name", "scp_server_name", "scp_server_port",
+        "scp_target_os", "scp_transfer_direction", "scp_transfer_mode",
+        "scp_create_targetdir", "scp_delete_sourcedir", "scp_delete_sourcefile",
+        "scp_rename_sourcefile",
+        # database jobs
+        "connect_string", "sql_command", "sp_name", "sp_arg", "tablename", "dbtype",
+        "trigger_type", "trigger_cond", "monitor_cond", "monitor_type", "monitor_mode",
+        "result_type", "destination_file", "user_role",
+        # monitoring, web services and other agent job types
+        "url", "method_name", "port", "service_name", "provider_url", "connection_factory",
+        "destination_name", "process_name", "process_status", "cpu_usage", "disk_drive",
+        "disk_space", "disk_format", "ip_host", "ip_port", "ip_status", "snmp_host",
+        "snmp_oid", "mac_address", "broadcast_address", "poll_interval", "inside_range",
+        "lower_boundary", "upper_boundary", "text_file_name", "text_file_filter",
+        "text_file_mode", "text_file_filter_exists", "time_format", "time_position",
+        "win_log_name", "win_event_type", "win_event_id", "win_event_source",
+        "win_service_name", "win_service_status", "i5_name", "i5_action", "i5_lib",
+        "i5_params", "i5_job_desc", "i5_job_queue", "jcl_library", "jcl_member",
+        "zos_jobname", "zos_dataset", "ps_process_name", "ps_process_type",
+        "ps_run_cntrl_id", "sap_job_name", "sap_client", "sap_lang", "sap_office",
+        "job_criteria", "encoding", "success_pattern", "filter", "headers",
+    }
+)
+MACHINE_ATTRIBUTES = frozenset(
+    {
+        "type", "node_name", "max_load", "factor", "opsys", "agent_name", "port",
+        "character_code", "encryption_type", "key_to_agent", "heartbeat_attempts",
+        "heartbeat_freq", "description", "machine",
+    }
+)
+RESOURCE_ATTRIBUTES = frozenset({"res_type", "amount", "machine", "description"})
+XINST_ATTRIBUTES = frozenset(
+    {"xtype", "xmachine", "xport", "xmanager", "xcrypt_type", "xkey_to_manager", "xcomm_alias"}
+)
+OTHER_ATTRIBUTES = frozenset(
+    {
+        "new_name", "blob_input", "blob_file", "blob_mode", "value", "server",
+        "job_type_name", "job_name", "monbro_name", "mode", "alarm", "all_events",
+        "all_status", "currun", "job_filter", "sound", "status", "success", "failure",
+        "running", "starting", "terminated", "suspended", "alarm_verif", "profile_name",
+        "connectionprofile_type", "description",
+    }
+)
+CALENDAR_ATTRIBUTES = frozenset(
+    {
+        "description", "start_date", "end_date", "workday", "non_workday", "holiday",
+        "holcal", "cyccal", "adjust", "condition", "datetimes", "days", "dates",
+    }
+)
+KNOWN_ATTRIBUTES = (
+    JOB_ATTRIBUTES | MACHINE_ATTRIBUTES | RESOURCE_ATTRIBUTES | XINST_ATTRIBUTES
+    | OTHER_ATTRIBUTES | CALENDAR_ATTRIBUTES
+)
+# Words people put in JIL that AutoSys does not know, with what to write instead.
+NOT_JIL = {
+    "notification": "use send_notification and notification_emailaddress*",
+    "define_variable": "set a global with `sendevent -E SET_GLOBAL -G \"NAME=value\"`",
+}
+# Attributes whose value is a comma-separated list that may continue on the next lines
+# without a continuation character (AE documents this for start_times and its relatives).
+LIST_VALUED = frozenset(
+    {
+        "start_times", "start_mins", "must_start_times", "must_complete_times",
+        "days_of_week", "datetimes", "days", "dates", "success_codes", "fail_codes",
+        "permission", "workday", "envvars",
+    }
+)
+# Job attributes whose value is a condition expression (parsed into a tree).
+CONDITION_ATTRIBUTES = ("condition", "box_success", "box_failure")
+
+JOB_NAME = re.compile(r"^[A-Za-z0-9._#-]{1,64}$")
+MAX_NOTIFICATION_MSG = 255
+
+
+def normalise_job_type(value: str) -> str:
+    return JOB_TYPE_ALIASES.get(value.strip().lower(), value.strip().upper())
+
+
+# ---- value validators used by the emitter (and its test): None = valid, else the reason
+
+Validator = Callable[[str], "str | None"]
+
+_BOOLEAN = {"0", "1", "y", "n", "yes", "no"}
+_WEEKDAYS = ("su", "mo", "tu", "we", "th", "fr", "sa")
+_PERMISSIONS = {"gx", "ge", "wx", "we", "mx", "me", "ex", "ee"}
+_EMAIL = re.compile(r"^[^@\s,;\"]+@[^@\s,;\"]+\.[^@\s,;\"]+$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_RESOURCE_CLAIM = re.compile(
+    r"^\((?P<name>[A-Za-z0-9._#-]{1,64}),\s*QUANTITY=(?P<qty>\d+)(,\s*FREE=(?P<free>[YNA]))?\)$"
+)
+
+
+def _valid_job_name(value: str) -> str | None:
+    return None if JOB_NAME.match(value) else "not a job name (1-64 of A-Za-z0-9 . _ - #)"
+
+
+def _non_empty(value: str) -> str | None:
+    return None if value.strip() else "empty"
+
+
+def _boolean(value: str) -> str | None:
+    return None if value.lower() in _BOOLEAN else "expected 1/0 or y/n"
+
+
+def _one_of(*choices: str) -> Validator:
+    return lambda value: None if value.lower() in choices else f"expected one of {', '.join(choices)}"
+
+
+def _integer(low: int, high: int) -> Validator:
+    def check(value: str) -> str | None:
+        if not value.isdigit() or not low <= int(value) <= high:
+            return f"expected a whole number {low}..{high}"
+        return None
+
+    return check
+
+
+def _days_of_week(value: str) -> str | None:
+    if value.lower() == "all":
+        return None
+    days = [d.strip().lower() for d in value.split(",")]
+    return None if days and all(d in _WEEKDAYS for d in days) else "expected all or su,mo,...,sa"
+
+
+def _start_times(value: str) -> str | None:
+    times = [t.strip() for t in value.split(",")]
+    return None if all(_HHMM.match(t) for t in times) else "expected HH:MM[, HH:MM...]"
+
+
+def _timezone(value: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "unknown time zone"
+    return None
+
+
+def _permission(value: str) -> str | None:
+    parts = [p.strip().lower() for p in value.split(",")]
+    return None if all(p in _PERMISSIONS for p in parts) else "expected gx,ge,wx,we,mx,me"
+
+
+def _email(value: str) -> str | None:
+    return None if _EMAIL.match(value) else "not a single email address"
+
+
+def _message(value: str) -> str | None:
+    return None if 0 < len(value) <= MAX_NOTIFICATION_MSG else "1-255 characters"
+
+
+def _resource_claim(value: str) -> str | None:
+    return None if _RESOURCE_CLAIM.match(value) else "expected (NAME,QUANTITY=n[,FREE=Y|N|A])"
+
+
+def _absolute_path(value: str) -> str | None:
+    return None if value.startswith("/") else "expected an absolute path"
+
+
+def _condition(value: str) -> str | None:
+    from autosys_bridge.jil.conditions import ConditionError, parse_condition
+
+    try:
+        parse_condition(value)
+    except ConditionError as exc:
+        return str(exc)
+    return None
+
+
+VALIDATORS: dict[str, Validator] = {
+    "job_type": lambda v: None if normalise_job_type(v) in KNOWN_JOB_TYPES else "unknown job type",
+    "box_name": _valid_job_name,
+    "owner": _non_empty,
+    "permission": _permission,
+    "machine": _non_empty,
+    "description": lambda v: None if len(v) <= 500 else "at most 500 characters",
+    "date_conditions": _boolean,
+    "days_of_week": _days_of_week,
+    "start_times": _start_times,
+    "run_calendar": _valid_job_name,
+    "timezone": _timezone,
+    "condition": _condition,
+    "command": _non_empty,
+    "profile": _absolute_path,
+    "std_out_file": _absolute_path,
+    "std_err_file": _absolute_path,
+    "alarm_if_fail": _boolean,
+    "alarm_if_terminated": _boolean,
+    "term_run_time": _integer(0, 527040),
+    "send_notification": _one_of("y", "n", "f"),
+    "notification_msg": _message,
+    "notification_emailaddress": _email,
+    "notification_emailaddress_on_failure": _email,
+    "notification_emailaddress_on_success": _email,
+    "notification_emailaddress_on_terminated": _email,
+    "notification_emailaddress_on_alarm": _email,
+    "resources": _resource_claim,
+    "res_type": _one_of("d", "r", "t"),
+    "amount": _integer(0, 2_147_483_647),
+}
