@@ -1,0 +1,383 @@
+"""The rule-based matching engine of the local Entity Resolution emulator.
+
+`run_matching` reads a job's input (parquet or CSV: one file, a folder, or a glob), applies
+a GetSchemaMapping / GetMatchingWorkflow pair exactly as those documents are shaped, and
+writes the job folder the service writes under `<outputS3Path>/<workflowName>/<jobId>/`:
+
+- `success/part-*.csv`: one row per processed record, with a header.
+- `error/part-*.csv`: records the service rejects, only when there are some. AWS rejects a
+  record whose unique id is null/empty, repeated, or longer than 38 characters (rule-based),
+  and every record when a schema field uses a reserved name.
+
+Output columns. AWS documents that it adds `MatchID` and `MatchRule` (rule-based) and the
+configured output attributes, and reserves `InputSourceARN`; it publishes no header, so the
+order here is ours: InputSourceARN, RecordId (the unique id value), MatchID, MatchRule,
+then every `outputSourceConfig[0].output` attribute under its own name (hashed ones as
+SHA-256 hex; normalised values when the output's applyNormalization is true). Error rows
+carry InputSourceARN, RecordId, ErrorMessage and the same attributes.
+
+Semantics (AWS user guide, rule-based matching): a rule matches two records when all its
+terms match; empty values never match unless `EmptyValues=Process`; records linked through
+a chain of matches of one rule share a MatchID. Rules are a waterfall: records matched by a
+rule are not offered to later rules. With `matchingConfig.enableTransitiveMatching`
+(advanced rules only) every rule sees every record: a match group that contains records
+already matched takes the match ID of the earliest rule level (smallest ID among those),
+records keep the ID they first got, and unmatched members join it. Every processed record
+gets a MatchID; a record no rule matched is its own group with an empty MatchRule.
+
+All record work happens in DuckDB SQL; connected components are numpy-vectorised.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from er_assets.emulator.components import connected_components
+from er_assets.emulator.normalize import (
+    bigrams,
+    cosine_similarity,
+    normalized,
+    output_value,
+    quote_ident,
+    quote_literal,
+    soundex,
+)
+from er_assets.emulator.rules import MatchingError, Plan, Term, build_plan
+
+MAX_UNIQUE_ID_LENGTH = 38  # rule-based workflows only
+MEMORY_LIMIT = "1GB"  # DuckDB spills beyond this, keeping 1M-record jobs well under 1.5 GB RSS
+PART_SIZE = "256MB"  # the service splits its output into several files; so do we
+_SEP = "\x1f"  # joins a ONE_TO_ONE tag to its value; cannot occur in normalised text
+
+Progress = Callable[[int], None]
+
+__all__ = ["MatchingError", "run_matching"]
+
+
+def run_matching(
+    input_path: str | Path,
+    schema: Mapping[str, Any],
+    workflow: Mapping[str, Any],
+    output_dir: str | Path,
+    job_id: str,
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    """Run one matching job and write its output folder; return GetMatchingJob `metrics`.
+
+    `output_dir` is the job folder itself (`.../<workflowName>/<jobId>`). `progress` is
+    called with the number of records whose outcome is final, a few times per job.
+    Raises MatchingError for an invalid schema/workflow or unreadable input.
+    """
+    plan = build_plan(schema, workflow)
+    report = progress or (lambda done: None)
+    output_dir = Path(output_dir)
+    for sub in ("success", "error"):
+        shutil.rmtree(output_dir / sub, ignore_errors=True)
+    (output_dir / "error").mkdir(parents=True, exist_ok=True)
+
+    spill = tempfile.mkdtemp(prefix=f"er-match-{job_id}-")
+    con = duckdb.connect(
+        config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill, "preserve_insertion_order": False}
+    )
+    try:
+        input_records = _load(con, plan, input_path)
+        report(0)
+        not_processed = _write_errors(con, plan, output_dir / "error")
+        valid = _prepare(con, plan)
+        report(not_processed)
+        root, level = _resolve(con, plan, valid, lambda done: report(not_processed + done))
+        match_ids = int(np.unique(root).size)
+        _write_success(con, plan, root, level, output_dir / "success")
+        report(input_records)
+    except duckdb.Error as exc:
+        raise MatchingError(f"job {job_id}: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    return {
+        "inputRecords": input_records,
+        "totalRecordsProcessed": valid,
+        "recordsNotProcessed": not_processed,
+        "matchIDs": match_ids,
+    }
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+def _input_files(input_path: str | Path) -> tuple[str, list[str]]:
+    """The data files behind a file, folder (recursively, as a Glue table prefix) or glob."""
+    path = Path(input_path)
+    if path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".csv", ".parquet"))
+    elif path.is_file():
+        files = [str(path)]
+    else:
+        files = sorted(glob.glob(str(input_path), recursive=True))
+    if not files:
+        raise MatchingError(f"no input data at {input_path}")
+    kinds = {Path(f).suffix.lower() for f in files}
+    if len(kinds) != 1 or not kinds <= {".csv", ".parquet"}:
+        raise MatchingError(f"input at {input_path} must be only .csv or only .parquet files, found {sorted(kinds)}")
+    return kinds.pop(), files
+
+
+def _load(con: duckdb.DuckDBPyConnection, plan: Plan, input_path: str | Path) -> int:
+    """Table `src`: the schema's fields as text, one row per input record."""
+    kind, files = _input_files(input_path)
+    file_list = "[" + ", ".join(quote_literal(f) for f in files) + "]"
+    reader = (
+        f"read_parquet({file_list}, union_by_name = true)"
+        if kind == ".parquet"
+        else f"read_csv({file_list}, header = true, all_varchar = true, union_by_name = true)"
+    )
+    columns = {name for (name,) in con.execute(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {reader})").fetchall()}
+    missing = [f.name for f in plan.fields if f.name not in columns]
+    if missing:
+        raise MatchingError(f"input at {input_path} lacks schema fields {missing}")
+    select = ", ".join(f"CAST({quote_ident(f.name)} AS VARCHAR) AS {quote_ident(f.name)}" for f in plan.fields)
+    con.execute(f"CREATE TABLE src AS SELECT {select} FROM {reader}")
+    return con.execute("SELECT count(*) FROM src").fetchone()[0]
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def _field_types(plan: Plan) -> dict[str, str]:
+    return {f.name: f.type for f in plan.fields}
+
+
+def _slot_sql(plan: Plan, slot_index: int) -> str:
+    """The comparable value of a slot: normalised fields of a group joined by a space."""
+    slot = plan.slots[slot_index]
+    parts = [normalized(quote_ident(f.name), f.type, plan.apply_normalization) for f in slot.fields]
+    if len(parts) == 1:
+        return parts[0]
+    return f"NULLIF(concat_ws(' ', {', '.join(parts)}), '')"
+
+
+def _output_sql(plan: Plan, name: str, hashed: bool) -> str:
+    attr_type = _field_types(plan)[name]
+    column = quote_ident(name)
+    if plan.output_normalized and attr_type != "UNIQUE_ID":
+        column = output_value(normalized(column, attr_type, True), attr_type)
+    return f"sha256({column})" if hashed else column
+
+
+def _outputs_select(plan: Plan, positional: bool = False) -> str:
+    """Output attribute columns, named as in the schema or (inside `rec`) o0, o1, ..."""
+    return "".join(
+        f", {_output_sql(plan, name, hashed)} AS {f'o{j}' if positional else quote_ident(name)}"
+        for j, (name, hashed) in enumerate(plan.outputs)
+    )
+
+
+def _error_sql(plan: Plan) -> str:
+    """Why the service would reject a `src` row (NULL when it would not)."""
+    uid = quote_ident(plan.unique_id)
+    if plan.reserved_field:
+        return quote_literal(f"Schema field name {plan.reserved_field} is reserved")
+    return (
+        f"CASE WHEN {uid} IS NULL OR trim({uid}) = '' THEN 'Unique ID is missing' "
+        f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
+        f"WHEN {uid} IN (SELECT {uid} FROM src GROUP BY {uid} HAVING count(*) > 1) THEN 'Unique ID is not unique' "
+        "END"
+    )
+
+
+def _copy_csv(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
+    con.execute(
+        f"COPY ({query}) TO {quote_literal(str(folder))} "
+        f"(FORMAT csv, HEADER true, FILENAME_PATTERN 'part-{{i}}', FILE_SIZE_BYTES '{PART_SIZE}', OVERWRITE true)"
+    )
+
+
+def _write_errors(con: duckdb.DuckDBPyConnection, plan: Plan, folder: Path) -> int:
+    con.execute(f"CREATE TABLE verdict AS SELECT {_error_sql(plan)} AS _error, * FROM src")
+    con.execute("DROP TABLE src")
+    count = con.execute("SELECT count(*) FROM verdict WHERE _error IS NOT NULL").fetchone()[0]
+    if count:
+        _copy_csv(
+            con,
+            f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, "
+            f"{quote_ident(plan.unique_id)} AS RecordId, _error AS ErrorMessage{_outputs_select(plan)} "
+            "FROM verdict WHERE _error IS NOT NULL",
+            folder,
+        )
+    return count
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:
+    """Table `rec`: valid records numbered 0..n-1 in unique-id order, with slot values.
+
+    Numbering by unique id makes every choice that prefers "the smallest record" (group
+    anchors, hence MatchIDs) independent of input file order.
+    """
+    slots = "".join(f", {_slot_sql(plan, i)} AS k{i}" for i in range(len(plan.slots)))
+    soundex_slots = sorted({_slot_index(plan, t) for t in _terms(plan) if t.function == "Soundex"})
+    phonetic = "".join(f", {soundex(f'k{i}')} AS sx{i}" for i in soundex_slots)
+    uid = quote_ident(plan.unique_id)
+    con.execute(
+        f"CREATE TABLE rec AS SELECT *{phonetic} FROM ("
+        f"SELECT (row_number() OVER (ORDER BY {uid}) - 1)::BIGINT AS rid, {uid} AS _uid{slots}"
+        f"{_outputs_select(plan, positional=True)} FROM verdict WHERE _error IS NULL)"
+    )
+    con.execute("DROP TABLE verdict")
+    return con.execute("SELECT count(*) FROM rec").fetchone()[0]
+
+
+def _terms(plan: Plan) -> list[Term]:
+    return [t for rule in plan.rules for conj in rule.conjunctions for t in conj]
+
+
+def _slot_index(plan: Plan, term: Term) -> int:
+    return next(i for i, s in enumerate(plan.slots) if s.name == term.slots[0][1])
+
+
+# --- matching -------------------------------------------------------------------------------
+
+
+def _token_sql(plan: Plan, term: Term) -> tuple[str, bool]:
+    """SQL for the blocking token(s) of an exact term; (expression, is_list)."""
+    index = {s.name: i for i, s in enumerate(plan.slots)}
+
+    def alternative(tag: str, slot: str) -> str:
+        value = f"rec.k{index[slot]}"
+        if term.empty == "Process":
+            value = f"coalesce({value}, '')"
+        return f"({quote_literal(tag + _SEP)} || {value})" if tag else value
+
+    alternatives = [alternative(tag, slot) for tag, slot in term.slots]
+    if len(alternatives) == 1:
+        return alternatives[0], False
+    return f"list_distinct(list_filter([{', '.join(alternatives)}], lambda x: x IS NOT NULL))", True
+
+
+def _filter_sql(plan: Plan, term: Term) -> str:
+    """Predicate on a candidate pair (a, b) for a fuzzy or EmptyValues=Ignore term."""
+    i = _slot_index(plan, term)
+    a, b = f"a.k{i}", f"b.k{i}"
+    if term.empty == "Process":
+        a, b = f"coalesce({a}, '')", f"coalesce({b}, '')"
+    if term.function == "Exact":
+        test = f"{a} = {b}"
+    elif term.function == "Levenshtein":
+        test = f"levenshtein({a}, {b}) <= {term.threshold}"
+    elif term.function == "Soundex":
+        sa, sb = f"a.sx{i}", f"b.sx{i}"
+        test = f"coalesce({sa}, '') = coalesce({sb}, '')" if term.empty == "Process" else f"{sa} = {sb}"
+    else:  # Cosine, threshold in percent
+        test = f"{cosine_similarity(bigrams(a), bigrams(b))} * 100 >= {term.threshold}"
+    if term.empty == "Ignore":
+        return f"(a.k{i} IS NULL OR b.k{i} IS NULL OR {test})"
+    if term.empty == "Process":
+        return f"({test})"
+    return f"(a.k{i} IS NOT NULL AND b.k{i} IS NOT NULL AND {test})"
+
+
+def _edges(con: duckdb.DuckDBPyConnection, plan: Plan, conjunction: tuple[Term, ...], active: str) -> np.ndarray:
+    """Record pairs (2 x m array) that one conjunction links among the active records.
+
+    Exact terms give blocks; without fuzzy terms, linking every member of a block to its
+    smallest member is enough for connected components, so no pairs are materialised.
+    """
+    blocking = [t for t in conjunction if t.blocking]
+    filters = [t for t in conjunction if not t.blocking]
+    selects, lateral, conditions = [], "", [active]
+    for n, term in enumerate(blocking):
+        sql, is_list = _token_sql(plan, term)
+        if is_list:
+            lateral += f", unnest({sql}) AS u{n}(t{n})"
+            selects.append(f"u{n}.t{n}")
+        else:
+            selects.append(f"{sql} AS t{n}")
+            conditions.append(f"{sql} IS NOT NULL")
+    tokens = f"SELECT rec.rid, {', '.join(selects)} FROM rec{lateral} WHERE {' AND '.join(conditions)}"
+    keys = [f"t{n}" for n in range(len(blocking))]
+    if not filters:
+        query = (
+            f"SELECT rid, root FROM (SELECT rid, min(rid) OVER (PARTITION BY {', '.join(keys)}) AS root "
+            f"FROM ({tokens})) WHERE rid <> root"
+        )
+    else:
+        same_block = " AND ".join(f"x.{k} = y.{k}" for k in keys)
+        predicate = " AND ".join(_filter_sql(plan, t) for t in filters)
+        query = (
+            f"WITH tok AS ({tokens}), "
+            f"pairs AS (SELECT DISTINCT x.rid AS u, y.rid AS v FROM tok x JOIN tok y ON {same_block} AND x.rid < y.rid) "
+            f"SELECT pairs.u, pairs.v FROM pairs JOIN rec a ON a.rid = pairs.u JOIN rec b ON b.rid = pairs.v "
+            f"WHERE {predicate}"
+        )
+    result = con.execute(query).fetchnumpy()
+    columns = list(result.values())
+    return np.vstack([np.asarray(columns[0], dtype=np.int64), np.asarray(columns[1], dtype=np.int64)])
+
+
+def _resolve(
+    con: duckdb.DuckDBPyConnection, plan: Plan, n: int, report: Progress
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's group anchor (smallest record of its match group) and rule level (-1: none)."""
+    root = np.full(n, -1, dtype=np.int64)
+    level = np.full(n, -1, dtype=np.int64)
+    for r, rule in enumerate(plan.rules):
+        if plan.transitive or r == 0:
+            active = "TRUE"
+        else:
+            con.register("_free", pa.table({"rid": np.flatnonzero(root < 0)}))
+            active = "rec.rid IN (SELECT rid FROM _free)"
+        edges = np.hstack([_edges(con, plan, conj, active) for conj in rule.conjunctions])
+        if edges.size:
+            label = connected_components(n, edges[0], edges[1])
+            members = np.unique(edges)
+            if plan.transitive:
+                _join_earlier_groups(root, level, label, members, r, n)
+            else:
+                root[members] = label[members]
+                level[members] = r
+        report(int((root >= 0).sum()))
+    singles = root < 0
+    root[singles] = np.flatnonzero(singles)
+    return root, level
+
+
+def _join_earlier_groups(
+    root: np.ndarray, level: np.ndarray, label: np.ndarray, members: np.ndarray, r: int, n: int
+) -> None:
+    """Transitive matching: a group of rule r inherits the earliest, smallest existing ID."""
+    done = root[members] >= 0
+    earlier = members[done]
+    best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, label[earlier], level[earlier] * n + root[earlier])
+    fresh = members[~done]
+    inherited = best[label[fresh]]
+    has_earlier = inherited != np.iinfo(np.int64).max
+    root[fresh] = np.where(has_earlier, inherited % n, label[fresh])
+    level[fresh] = r
+
+
+def _write_success(
+    con: duckdb.DuckDBPyConnection, plan: Plan, root: np.ndarray, level: np.ndarray, folder: Path
+) -> None:
+    con.register("_groups", pa.table({"rid": np.arange(root.size), "root": root, "level": level}))
+    rule_name = "CASE g.level " + "".join(
+        f"WHEN {i} THEN {quote_literal(rule.name)} " for i, rule in enumerate(plan.rules)
+    ) + "END"
+    outputs = "".join(f", r.o{j} AS {quote_ident(name)}" for j, (name, _) in enumerate(plan.outputs))
+    # A MatchID is stable for the same group of the same workflow: it hashes the workflow
+    # name and the group's smallest unique id (32 hex characters, like the service's).
+    _copy_csv(
+        con,
+        f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, r._uid AS RecordId, "
+        f"md5({quote_literal(plan.workflow_name + ':')} || anchor._uid) AS MatchID, {rule_name} AS MatchRule"
+        f"{outputs} FROM rec r JOIN _groups g ON g.rid = r.rid JOIN rec anchor ON anchor.rid = g.root",
+        folder,
+    )
