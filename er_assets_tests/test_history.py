@@ -171,3 +171,13 @@ def test_postgres_uses_native_types(postgres_url):
     assert {t["column_name"]: t["data_type"] for t in types} == {
         "metadata": "jsonb", "start_time": "timestamp with time zone", "process_date": "date"
     }
+
+
+def test_a_notification_is_claimed_once_and_can_be_given_back(store):
+    assert store.claim_notification("run-1", "FAILED", "customers", ["a@example.com", "b@example.com"])
+    assert not store.claim_notification("run-1", "FAILED", "customers", ["a@example.com"])
+    assert store.claim_notification("run-1", "SUCCEEDED", "customers", ["a@example.com"])
+    store.release_notification("run-1", "FAILED")
+    assert store.claim_notification("run-1", "FAILED", "customers", ["a@example.com"])
+    logged = store.notifications("run-1")
+    assert sorted((n["status"], n["recipients"]) for n in logged) == [("FAILED", "a@example.com"), ("SUCCEEDED", "a@example.com")]

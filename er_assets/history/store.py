@@ -20,6 +20,8 @@ from er_assets.history.dialect import UTC, Dialect, HistoryError, dialect_for
 from er_assets.history.model import JobRun, Status, error_key
 from er_assets.history.redact import redact, redact_text
 
+URL_ENV_VAR = "ER_HISTORY_URL"
+DEFAULT_SQLITE_FILE = "er_job_history.db"
 _COLUMNS = (
     "job_id, run_id, stage, domain, partition_key, process_date, triggered_by, job_name, autosys_job_name, "
     "start_time, end_time, status, record_count, duration_seconds, exit_code, error_message, error_key, metadata"
@@ -54,6 +56,16 @@ class HistoryStore:
     def from_url(cls, url: str) -> "HistoryStore":
         """`sqlite:///history.db`, `sqlite://` (in memory) or `postgresql://user@host/db`."""
         return cls(dialect_for(url))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "HistoryStore":
+        """The store named by ER_HISTORY_URL; by default a SQLite file next to the Dagster
+        instance (DAGSTER_HOME), so local runs keep their history without any setup."""
+        url = env.get(URL_ENV_VAR)
+        if not url:
+            home = env.get("DAGSTER_HOME") or "."
+            url = f"sqlite:///{os.path.abspath(os.path.join(home, DEFAULT_SQLITE_FILE))}"
+        return cls.from_url(url)
 
     # -- connection and schema -------------------------------------------------------
 
