@@ -74,3 +74,25 @@ def production_resources(config: Configuration) -> dict:
 
 def resources(config: Configuration) -> dict:
     return local_resources(config) if deployment() == "local" else production_resources(config)
+
+
+LOCAL_DAGSTER_YAML = """\
+# Written by er-pipelines for the local deployment. Production uses a Postgres-backed
+# instance instead (see docs/production.md).
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    # AWS Entity Resolution runs one matching job per region: the matching pool holds one slot.
+    default_limit: 1
+"""
+
+
+def ensure_dagster_home() -> Path:
+    """Point DAGSTER_HOME at the local data folder unless the environment already does."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(local_paths()["dagster_home"])))
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text(LOCAL_DAGSTER_YAML)
+    return home

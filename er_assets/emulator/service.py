@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import json
 import os
 import re
@@ -258,6 +259,18 @@ def _json_value(value):
     return value.timestamp() if isinstance(value, dt.datetime) else str(value)
 
 
+@functools.lru_cache(maxsize=None)
+def _pattern(text: str | None):
+    """The model's pattern as a Python regex; None where it has none or uses Java-only syntax
+    (some Glue patterns), which the emulator then does not enforce."""
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error:
+        return None
+
+
 def _validate(shape, value, where: str) -> None:
     """Enforce the model constraints that botocore's client-side validation skips."""
     meta = shape.metadata
@@ -269,7 +282,8 @@ def _validate(shape, value, where: str) -> None:
         for i, item in enumerate(value):
             _validate(shape.member, item, f"{where}[{i}]")
     elif shape.type_name == "string" and isinstance(value, str):
-        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+        pattern = _pattern(meta.get("pattern"))
+        if pattern is not None and not pattern.fullmatch(value):
             raise ServiceError("ValidationException", f"{where} '{value}' does not match pattern {meta['pattern']}")
         if len(value) > meta.get("max", len(value)) or len(value) < meta.get("min", 0):
             raise ServiceError("ValidationException", f"{where} length must be between {meta.get('min', 0)} and {meta.get('max')}")

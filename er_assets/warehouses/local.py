@@ -52,11 +52,13 @@ class DuckDBWarehouse(Warehouse):
         staging = final.parent / f".{final.name}.{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         columns = ", ".join(quote(c) for c in domain.schema.columns)
-        where = f"{quote(domain.source.partition_column)} >= $start AND {quote(domain.source.partition_column)} < $end"
+        # Dates are formatted from date objects, never from user text: views take no parameters.
+        part = quote(domain.source.partition_column)
+        where = f"{part} >= DATE '{start.isoformat()}' AND {part} < DATE '{end.isoformat()}'"
         select = f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}"
         try:
             with self.connect() as con:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW extract_slice AS {select}", {"start": start, "end": end})
+                con.execute(f"CREATE OR REPLACE TEMP VIEW extract_slice AS {select}")
                 con.execute(f"COPY extract_slice TO {literal(staging / 'data_0.parquet')} (FORMAT parquet)")
                 profile = self._profile(con, domain)
             # Swap the new files in whole: a reader never sees a half-written extract.

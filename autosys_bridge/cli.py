@@ -1,0 +1,173 @@
+"""`autosys-bridge`: what AutoSys command jobs call.
+
+This module imports only the standard library at start-up, so `--help` and `--dry-run`
+answer in a fraction of a second; Dagster is imported only when a stage really runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+
+from autosys_bridge import exit_codes
+
+STAGES = {"extract": ("extract",), "process": ("matched",), "load": ("loaded",), "all": ("extract", "matched", "loaded")}
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: exit USAGE with one line on stderr."""
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return int(value)
+
+
+def _resolve(args):
+    """(configuration, domain, partition key) for a domain and optional business date."""
+    from er_assets.config import ConfigError, load_config
+    from er_assets.partitions import latest_complete_partition, partition_for_date
+
+    try:
+        config = load_config(args.config)
+        domain = config.domain(args.domain)
+        partition = partition_for_date(domain, args.date) if args.date else latest_complete_partition(domain)
+    except (ConfigError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return config, domain, partition
+
+
+def cmd_params(args) -> int:
+    from er_assets.partitions import business_dates
+
+    config, domain, partition = _resolve(args)
+    start, end = business_dates(domain, partition)
+    params = {
+        "domain": domain.name,
+        "project_name": domain.project_name,
+        "partition_key": partition,
+        "process_date": (args.date or start).isoformat(),
+        "first_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "source_table": domain.source.table,
+        "target_table": domain.target.table,
+        "extract_uri": domain.extract_uri(partition),
+        "output_prefix": domain.output_prefix,
+        "workflow_name": domain.workflow_name,
+        "glue_table": f"{config.settings.glue_database}.{domain.glue_table}",
+        "region": config.settings.region,
+        "execution_timeout": config.settings.execution_timeout,
+        "check_interval": config.settings.check_interval,
+        "dq": domain.dq.model_dump(),
+        "config_file": str(config.path),
+    }
+    print(json.dumps(params, indent=2))
+    return exit_codes.OK
+
+
+def cmd_run(args) -> int:
+    config, domain, partition = _resolve(args)
+    assets = [f"{domain.name}/{stage}" for stage in STAGES[args.stage]]
+    if args.dry_run:
+        run_config = _run_config(args)
+        command = ["dagster", "asset", "materialize", "-m", "er_assets.definitions",
+                   "--select", ",".join(assets), "--partition", partition]
+        if run_config:
+            command += ["--config-json", json.dumps(run_config)]
+        print(" ".join(_shell_quote(c) for c in command))
+        print(json.dumps({"domain": domain.name, "stage": args.stage, "assets": assets, "partition_key": partition,
+                          "config_file": str(config.path), "run_config": run_config}, indent=2))
+        return exit_codes.OK
+    from autosys_bridge.runner import run_stage
+
+    return run_stage(config, domain, args.stage, assets, partition, _run_config(args), args.date)
+
+
+def _run_config(args) -> dict:
+    overrides = {}
+    if args.timeout:
+        overrides["execution_timeout"] = args.timeout
+    if args.check_interval:
+        overrides["check_interval"] = args.check_interval
+    if not overrides or args.stage not in ("process", "all"):
+        return {}
+    return {"ops": {f"{args.domain}__matched": {"config": overrides}}}
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def cmd_validate(args) -> int:
+    from er_assets.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{config.path}: {len(config.domains)} domains valid: {', '.join(config.domains)}")
+    return exit_codes.OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autosys-bridge",
+        description="Run entity-resolution stages for AutoSys, and emit, parse and draw JIL.",
+        epilog="Exit codes: " + "; ".join(f"{code} {text}" for code, text in exit_codes.DESCRIPTIONS.items()),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def domain_command(name: str, help_text: str):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("domain", help="domain name from the configuration")
+        p.add_argument("--date", type=_date, help="business date YYYY-MM-DD (default: latest complete partition)")
+        p.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")
+        return p
+
+    run = domain_command("run", "Materialise one stage of a domain for the partition containing a date.")
+    run.add_argument("stage", choices=list(STAGES), help="extract, process (matching), load, or all three")
+    run.add_argument("--timeout", type=_positive, help="EXECUTION_TIMEOUT in seconds for the matching job")
+    run.add_argument("--check-interval", type=_positive, help="CHECK_INTERVAL: cap in seconds between status polls")
+    run.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")
+    run.set_defaults(func=cmd_run)
+
+    params = domain_command("params", "Print the resolved parameters of a domain and date as JSON.")
+    params.set_defaults(func=cmd_params)
+
+    validate = sub.add_parser("validate", help="Validate a configuration file.")
+    validate.add_argument("--config", help="configuration file")
+    validate.set_defaults(func=cmd_validate)
+
+    for module in ("autosys_bridge.jil_cli", "er_assets.doctor_cli"):
+        try:
+            __import__(module, fromlist=["add_parsers"]).add_parsers(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"autosys-bridge: error: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

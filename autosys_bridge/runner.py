@@ -1,0 +1,103 @@
+"""Materialise one stage of one domain for one partition, and turn the outcome into an exit code.
+
+The run goes into the persistent Dagster instance (DAGSTER_HOME), so it shows in the Dagster
+UI next to schedules and backfills, tagged with what AutoSys knows about it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from autosys_bridge import exit_codes
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (AutoSys KILLJOB or term_run_time)."""
+
+
+def run_tags(domain: str, stage: str, partition: str, process_date) -> dict[str, str]:
+    tags = {"domain": domain, "stage": stage, "process_date": str(process_date or partition),
+            "er/trigger": "autosys" if os.environ.get("AUTO_JOB_NAME") else "cli"}
+    if os.environ.get("AUTO_JOB_NAME"):
+        tags["autosys/job_name"] = os.environ["AUTO_JOB_NAME"]
+    if os.environ.get("AUTORUN"):
+        tags["autosys/run_number"] = os.environ["AUTORUN"]
+    return tags
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} autosys-bridge: {message}", file=sys.stderr, flush=True)
+
+
+def exit_code_for(result) -> tuple[int, str]:
+    """The most specific exit code a finished run deserves, and a one-line reason."""
+    from er_assets.errors import EXIT_CODES
+
+    if result.success:
+        return exit_codes.OK, "success"
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None:
+            if error.cls_name in EXIT_CODES:
+                return EXIT_CODES[error.cls_name], error.message.strip().splitlines()[0]
+            error = error.cause
+    if failed_checks:
+        names = ", ".join(f"{e.asset_key.to_user_string()}:{e.check_name}" for e in failed_checks)
+        return exit_codes.DQ_GATE_FAILED, f"data-quality checks failed: {names}"
+    failures = result.get_step_failure_events()
+    if not failures:
+        return exit_codes.STAGE_FAILED, "run failed"
+    error = failures[0].step_failure_data.error
+    while error.cause is not None:  # Dagster wraps the user's exception; report the original
+        error = error.cause
+    return exit_codes.STAGE_FAILED, error.message.strip().splitlines()[0]
+
+
+def run_stage(config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date) -> int:
+    from er_assets.deployment import ensure_dagster_home
+
+    ensure_dagster_home()
+    import dagster as dg
+
+    from er_assets.definitions import build_definitions
+
+    defs = build_definitions(config)
+    job = defs.resolve_implicit_global_asset_job_def()
+    keys = [dg.AssetKey.from_user_string(a) for a in assets]
+    tags = run_tags(domain.name, stage, partition, process_date)
+    _log(f"materialising {', '.join(assets)} for partition {partition} into {os.environ['DAGSTER_HOME']}")
+
+    def on_term(signum, frame):
+        raise Terminated()
+
+    # Background processes may inherit an ignored SIGTERM; install our own handler.
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            try:
+                result = job.execute_in_process(
+                    run_config=run_config or None, instance=instance, partition_key=partition,
+                    asset_selection=keys, tags=tags, raise_on_error=False,
+                )
+            except (Terminated, KeyboardInterrupt):
+                _cancel_unfinished(instance, tags)
+                _log("terminated: the run was cancelled; nothing was loaded for an unfinished stage")
+                return exit_codes.TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    code, reason = exit_code_for(result)
+    _log(f"run {result.run_id}: {exit_codes.DESCRIPTIONS[code]} (exit {code}): {reason}")
+    return code
+
+
+def _cancel_unfinished(instance, tags: dict) -> None:
+    """Mark this process's still-open run as CANCELED, as the UI's terminate would."""
+    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+    runs = instance.get_runs(RunsFilter(tags=tags, statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]), limit=1)
+    for run in runs:
+        instance.report_run_canceled(run, message="Terminated by SIGTERM (AutoSys KILLJOB or term_run_time)")
