@@ -1,0 +1,44 @@
+# Two commands matter: `make demo` (set up and run every domain end to end) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export ER_DATA_DIR ?= $(CURDIR)/.local
+export DAGSTER_HOME ?= $(ER_DATA_DIR)/dagster_home
+
+.PHONY: install demo test dev system-deps clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m er_assets.demo
+
+# Debian packages the tests use for real: Graphviz renders JIL graphs, PostgreSQL serves the
+# job-history tests. Installed only when missing (needs root, as on CI).
+system-deps:
+	@missing=""; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 2; fi; \
+	fi
+
+test: install system-deps
+	$(BIN)/python -m pytest -q
+
+dev: install
+	$(BIN)/dagster dev -m er_assets.definitions
+
+bench: install
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf .local
