@@ -1,0 +1,60 @@
+"""Shared fixtures: every test that touches the local deployment gets its own data folder
+and Dagster instance, so tests never see a developer's .local/ or each other's state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+
+from er_assets.config import DEFAULT_CONFIG_PATH, load_config
+
+
+@pytest.fixture
+def local_env(tmp_path, monkeypatch):
+    """A fresh local deployment: ER_DATA_DIR and DAGSTER_HOME under tmp_path."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("ER_DATA_DIR", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))
+    monkeypatch.delenv("ER_DEPLOYMENT", raising=False)
+    monkeypatch.delenv("ER_CONFIG", raising=False)
+    monkeypatch.delenv("AUTO_JOB_NAME", raising=False)
+    monkeypatch.delenv("AUTORUN", raising=False)
+    from er_assets.deployment import ensure_dagster_home
+
+    ensure_dagster_home()
+    return data
+
+
+@pytest.fixture
+def config():
+    return load_config()
+
+
+def write_config(tmp_path: Path, mutate) -> Path:
+    """A copy of the shipped configuration changed by `mutate(raw_dict)`."""
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    mutate(raw)
+    path = tmp_path / "domains.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def seed(domain, partition: str, records: int, data_dir: Path) -> None:
+    import duckdb
+
+    from er_assets.partitions import business_dates
+    from er_assets.sample_data import seed_source
+
+    start, end = business_dates(domain, partition)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    try:
+        seed_source(con, domain, start, end, records)
+    finally:
+        con.close()
+
+
+TODAY = dt.date(2026, 11, 30)

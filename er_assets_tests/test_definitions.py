@@ -1,0 +1,44 @@
+"""The code location: assets, checks, jobs and schedules derived from the configuration."""
+
+import subprocess
+import sys
+
+import dagster as dg
+
+from er_assets.definitions import build_definitions, job_name
+from er_assets.partitions import partitions_def
+
+
+def test_assets_checks_jobs_and_schedules(config, local_env):
+    defs = build_definitions(config)
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    stages = sorted(k for k in specs if not k.endswith("/source"))
+    assert stages == sorted(f"{d}/{s}" for d in config.domains for s in ("extract", "matched", "loaded"))
+    assert sorted(k for k in specs if k.endswith("/source")) == [f"{d}/source" for d in config.domains]
+    check_keys = defs.resolve_asset_graph().asset_check_keys
+    assert {(c.asset_key.to_user_string(), c.name) for c in check_keys} >= {
+        ("customers/extract", "min_records"), ("customers/matched", "match_rate"), ("vendors/loaded", "row_count")
+    }
+    for name, domain in config.domains.items():
+        assert specs[f"{name}/extract"].group_name == name
+        assert specs[f"{name}/matched"].deps[0].asset_key == dg.AssetKey([name, "extract"])
+        assert defs.resolve_job_def(job_name(name)).partitions_def == partitions_def(domain)
+        schedule = defs.resolve_schedule_def(f"{name}_schedule")
+        assert schedule.execution_timezone == domain.schedule.timezone
+        assert schedule.cron_schedule == partitions_def(domain).get_cron_schedule()
+    assert defs.resolve_schedule_def("customers_schedule").cron_schedule == "0 3 * * *"
+    assert defs.resolve_schedule_def("products_schedule").cron_schedule == "0 5 * * 0"
+    assert defs.resolve_schedule_def("vendors_schedule").cron_schedule == "0 2 1 * *"
+
+
+def test_matching_is_serialised_in_one_pool(config, local_env):
+    defs = build_definitions(config)
+    pools = {defs.resolve_assets_def(dg.AssetKey([d, "matched"])).op.pool for d in config.domains}
+    assert pools == {config.settings.concurrency_pool}
+
+
+def test_the_local_path_never_imports_snowflake(local_env):
+    # (The bare `snowflake` namespace is pre-imported by snowpark's .pth file; it costs nothing.)
+    code = "import sys, er_assets.definitions; print([m for m in sys.modules if m.startswith(('dagster_snowflake', 'snowflake.'))])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
