@@ -1,0 +1,190 @@
+"""The emitted JIL: golden files for the seed domains, AE 12 validity of every attribute,
+determinism, the parse(emit(config)) round trip, and refusal of configurations that would
+produce invalid JIL."""
+
+from pathlib import Path
+
+import pytest
+
+from autosys_bridge.jil.attributes import JOB_NAME, KNOWN_ATTRIBUTES, VALIDATORS
+from autosys_bridge.jil.emitter import (
+    JilEmitError,
+    build_calendars,
+    build_statements,
+    emit_calendars,
+    emit_jil,
+    render_value,
+)
+from autosys_bridge.jil.parser import parse_jil
+from er_assets.config import ConfigError, load_config
+from er_assets_tests.conftest import write_config
+
+DATA = Path(__file__).with_name("data")
+REGENERATE = "regenerate with `autosys-bridge jil -o er_assets_tests/data/seed_domains.jil` (and --calendars)"
+
+
+def test_golden_jil_for_the_seed_domains(config):
+    assert emit_jil(config) == (DATA / "seed_domains.jil").read_text(), REGENERATE
+
+
+def test_golden_calendars_for_the_seed_domains(config):
+    assert emit_calendars(config) == (DATA / "seed_calendars.txt").read_text(), REGENERATE
+
+
+def test_output_is_deterministic(config):
+    assert emit_jil(load_config()) == emit_jil(config)
+    assert emit_jil(config).encode() == emit_jil(config).encode()
+
+
+def test_every_attribute_is_a_real_ae12_attribute_with_a_valid_value(config):
+    for statement in build_statements(config):
+        assert JOB_NAME.match(statement.name)
+        for attribute in statement.attributes:
+            assert attribute.name in KNOWN_ATTRIBUTES, attribute.name
+            assert VALIDATORS[attribute.name](attribute.value) is None, (statement.name, attribute)
+
+
+def test_never_emits_words_that_are_not_jil(config):
+    text = emit_jil(config)
+    assert "notification:" not in text.replace("send_notification:", "")
+    assert "define_variable" not in text
+    for line in text.splitlines():
+        if line and not line.startswith(("/*", " ")):
+            assert line.split(":")[0] == line.split(":")[0].lower()
+
+
+def test_round_trip_gives_back_exactly_the_emitted_statements(config):
+    emitted = build_statements(config)
+    parsed = parse_jil(emit_jil(config))
+    assert parsed.problems == []
+    assert [(s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in parsed.statements] == [
+        (s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in emitted
+    ]
+    assert [{k: v.to_jil() for k, v in s.conditions.items()} for s in parsed.statements] == [
+        {k: v.to_jil() for k, v in s.conditions.items()} for s in emitted
+    ]
+    calendars = parse_jil(emit_calendars(config))
+    assert [(c.name, c.dates) for c in calendars.statements] == [(c.name, c.dates) for c in build_calendars(config)]
+
+
+def _jobs(config, **kwargs):
+    return {s.name: s for s in build_statements(config, **kwargs)}
+
+
+def test_domain_boxes_schedules_and_chain(config):
+    jobs = _jobs(config)
+    box = jobs["ER_CUSTOMER_BOX"]
+    assert (box.job_type, box.get("date_conditions"), box.get("days_of_week"), box.get("start_times"),
+            box.get("timezone")) == ("BOX", "1", "all", "03:00", "US/Eastern")
+    assert jobs["ER_PRODUCT_BOX"].get("days_of_week") == "su"
+    vendor = jobs["ER_VENDOR_BOX"]
+    assert vendor.get("run_calendar") == "ER_VENDORS_MONTHLY" and vendor.get("days_of_week") is None
+    assert jobs["ER_CUSTOMER_EXTRACT"].get("condition") is None
+    assert jobs["ER_CUSTOMER_PROCESS"].get("condition") == "s(ER_CUSTOMER_EXTRACT)"
+    assert jobs["ER_CUSTOMER_LOAD"].get("condition") == "s(ER_CUSTOMER_PROCESS)"
+    assert jobs["ER_CUSTOMER_LOAD"].box_name == "ER_CUSTOMER_BOX"
+    assert jobs["ER_CUSTOMER_EXTRACT"].get("command") == "autosys-bridge run customers extract"
+    assert jobs["ER_CUSTOMER_EXTRACT"].get("std_err_file") == (
+        "/var/log/autosys/entity-resolution/customers/ER_CUSTOMER_EXTRACT.err"
+    )
+
+
+def test_process_jobs_share_the_matching_resource(config):
+    jobs = _jobs(config)
+    resource = jobs["ER_MATCHING_SLOT"]
+    assert (resource.subcommand, resource.get("res_type"), resource.get("amount")) == ("insert_resource", "R", "1")
+    claims = {name for name, job in jobs.items() if job.get("resources")}
+    assert claims == {"ER_CUSTOMER_PROCESS", "ER_PRODUCT_PROCESS", "ER_VENDOR_PROCESS", "ER_ON_DEMAND"}
+    assert jobs["ER_VENDOR_PROCESS"].get("resources") == "(ER_MATCHING_SLOT,QUANTITY=1,FREE=Y)"
+
+
+def test_term_run_time_from_execution_timeout(config):
+    jobs = _jobs(config)
+    assert jobs["ER_CUSTOMER_PROCESS"].get("term_run_time") == str(10800 // 60 + 15)
+    assert jobs["ER_CUSTOMER_EXTRACT"].get("term_run_time") == "120"
+
+
+def test_notifications(config):
+    jobs = _jobs(config)
+    extract, load = jobs["ER_CUSTOMER_EXTRACT"], jobs["ER_CUSTOMER_LOAD"]
+    assert extract.get("send_notification") == "f" and load.get("send_notification") == "y"
+    for job in (extract, load):
+        assert job.values("notification_emailaddress") == ["customer-team@example.com"]
+        assert job.values("notification_emailaddress_on_failure") == ["er-admin@example.com"]
+        assert job.get("notification_msg")
+
+
+def test_notification_lists_repeat_the_attribute(tmp_path):
+    def mutate(raw):
+        raw["domains"]["customers"]["notifications"] = {
+            "emails": ["a@x.io", "b@x.io"], "on_failure": ["oncall@x.io", "er-admin@example.com"],
+            "on_success": ["boss@x.io"],
+        }
+
+    jobs = _jobs(load_config(write_config(tmp_path, mutate)))
+    load = jobs["ER_CUSTOMER_LOAD"]
+    assert load.values("notification_emailaddress") == ["a@x.io", "b@x.io"]
+    assert load.values("notification_emailaddress_on_failure") == ["oncall@x.io", "er-admin@example.com"]
+    assert load.values("notification_emailaddress_on_success") == ["boss@x.io"]
+    assert jobs["ER_CUSTOMER_PROCESS"].values("notification_emailaddress_on_success") == []
+
+
+def test_on_demand_job_reads_globals(config):
+    job = _jobs(config)["ER_ON_DEMAND"]
+    assert job.box_name is None and job.get("date_conditions") == "0"
+    assert "autosys-bridge run $$ER_DOMAIN process --date $$ER_PROCESS_DATE" in job.get("command")
+    assert job.get("std_out_file") == "/var/log/autosys/entity-resolution/ER_ON_DEMAND.out"
+
+
+def test_domain_selection(config):
+    names = set(_jobs(config, domains=["products"]))
+    assert names == {"ER_MATCHING_SLOT", "ER_PRODUCT_BOX", "ER_PRODUCT_EXTRACT", "ER_PRODUCT_PROCESS",
+                     "ER_PRODUCT_LOAD", "ER_ON_DEMAND"}
+    with pytest.raises(ConfigError, match="Domain 'nope' not found"):
+        build_statements(config, domains=["nope"])
+
+
+def test_monthly_calendar_dates(config):
+    (calendar,) = build_calendars(config)
+    assert calendar.name == "ER_VENDORS_MONTHLY"
+    assert calendar.dates[:2] == ["01/01/2024 00:00", "02/01/2024 00:00"] and len(calendar.dates) == 120
+
+
+def test_day_of_month_beyond_a_short_month_is_clamped(tmp_path):
+    def mutate(raw):
+        raw["domains"]["vendors"]["schedule"]["day_of_month"] = 28
+
+    (calendar,) = build_calendars(load_config(write_config(tmp_path, mutate)))
+    assert calendar.dates[1] == "02/28/2024 00:00"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda raw: raw["settings"].update(autosys_resource="ER MATCHING"), "insert_resource 'ER MATCHING'"),
+        (lambda raw: raw["settings"].update(autosys_resource="R" * 65), "name is not valid"),
+        (lambda raw: raw["domains"]["customers"]["autosys"].update(log_dir="logs/customers"),
+         "domain 'customers': autosys.log_dir 'logs/customers' is not an absolute path"),
+        (lambda raw: raw["domains"]["customers"]["autosys"].update(permission="gx,rw"), "permission"),
+    ],
+)
+def test_configurations_that_would_produce_invalid_jil_are_refused(tmp_path, mutate, message):
+    config = load_config(write_config(tmp_path, mutate))
+    with pytest.raises(JilEmitError, match=message.replace("(", r"\(")):
+        emit_jil(config)
+
+
+def test_calendar_prefix_that_makes_an_invalid_name_is_refused(tmp_path):
+    config = load_config(write_config(tmp_path, lambda raw: raw["settings"].update(autosys_calendar_prefix="ER CAL ")))
+    with pytest.raises(JilEmitError, match="calendar name"):
+        emit_calendars(config)
+
+
+def test_values_with_colons_or_spaces_are_quoted_and_commands_are_escaped():
+    assert render_value("start_times", "03:00") == '"03:00"'
+    assert render_value("description", "two words") == '"two words"'
+    assert render_value("owner", "autosys") == "autosys"
+    assert render_value("command", "copy C:\\a b") == "copy C\\:\\a b"
+    assert render_value("condition", "s(A) & s(B)") == "s(A) & s(B)"
+    with pytest.raises(JilEmitError):
+        render_value("description", 'say "hi" now')
