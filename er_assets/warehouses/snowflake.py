@@ -1,0 +1,439 @@
+"""The production warehouse: Snowflake, moving data through an external stage on the bucket.
+
+Extract unloads the partition's slice with `COPY INTO @stage/...` straight to S3; load copies
+the match output CSV from the stage into the target table. No rows pass through the Dagster
+worker. The SQL is built by the small functions at the top of this module, so tests can run
+it through fakesnow or parse it with sqlglot, and a reviewer can read it in one place.
+
+Identifiers come from the configuration, the environment and the match output's header:
+each is checked against a plain-identifier pattern and emitted quoted in upper case, so it
+resolves like an unquoted Snowflake identifier (case-insensitive) and can never end the
+statement. Values (dates, partition keys) are always bound parameters.
+
+`dagster_snowflake` (and with it Snowpark) takes seconds to import, so it is imported only
+when a connection is opened, never when the definitions load.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import Field
+
+from er_assets.config import Domain
+from er_assets.object_store import ObjectStore, S3ObjectStore, split_uri
+from er_assets.warehouses.base import MAX_UNIQUE_ID_LENGTH, ExtractResult, LoadResult, Warehouse
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+# Stage paths appear unquoted after `@stage/`: letters, digits and the few punctuation marks
+# our layout uses (`partition=2024-01-01`, workflow names with dashes). No quotes, spaces, `;`.
+STAGE_PATH = re.compile(r"^[A-Za-z0-9_./=-]*$")
+PARTITION_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Columns the load adds to every match output row.
+PARTITION_COLUMN = "PARTITION_KEY"
+LOADED_AT_COLUMN = "LOADED_AT"
+# Parquet parts of up to 256 MB: few enough objects for the matching job to list quickly,
+# small enough that Snowflake still writes them in parallel (its default is 16 MB).
+DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
+# The header of a match output CSV is one short line; never read more of a file than this.
+HEADER_BYTES = 64 * 1024
+CSV_FORMAT = "TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
+
+
+class UnsafeIdentifier(ValueError):
+    """A name that is not a plain SQL identifier; it is never put into a statement."""
+
+
+def ident(name: str) -> str:
+    """A validated identifier, quoted, in Snowflake's unquoted (upper) case."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise UnsafeIdentifier(f"{name!r} is not a plain SQL identifier (letters, digits, underscore)")
+    return '"' + name.upper() + '"'
+
+
+def object_name(name: str) -> str:
+    """A possibly qualified object name (`stage`, `schema.stage`, `db.schema.stage`), validated.
+
+    Left unquoted: stage references (`@name/path`) are written that way, and every part has
+    been checked to be a plain identifier.
+    """
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 3 or not all(IDENTIFIER.match(p) for p in parts):
+        raise UnsafeIdentifier(f"{name!r} is not a stage name of the form [database.][schema.]name")
+    return ".".join(p.upper() for p in parts)
+
+
+def stage_location(stage: str, stage_url: str, uri: str) -> str:
+    """`s3://bucket/some/prefix/` -> `@STAGE/some/prefix/`, for a stage whose URL is the bucket
+    (or a prefix of it)."""
+    base = stage_url.rstrip("/") + "/"
+    if not uri.startswith(base):
+        raise ValueError(f"{uri} is not under {base}, the URL of stage {stage}; point the stage at that bucket")
+    path = uri[len(base):]
+    if not STAGE_PATH.match(path) or ".." in path.split("/"):
+        raise UnsafeIdentifier(f"{path!r} is not a safe stage path")
+    return f"@{object_name(stage)}/{path}"
+
+
+# --- the statements ---------------------------------------------------------------------------
+
+
+def extract_select(domain: Domain) -> str:
+    """The partition's slice: the schema fields, as text, named exactly as the schema names them.
+
+    The Glue input table declares every field as a string and Entity Resolution maps parquet
+    columns by name, so values are cast to VARCHAR and aliased with the configured (case-
+    sensitive) field names rather than Snowflake's upper-case ones.
+    """
+    columns = ", ".join(f'TO_VARCHAR({ident(c)}) AS "{c}"' for c in domain.schema.columns)
+    part = ident(domain.source.partition_column)
+    return (
+        f"SELECT {columns} FROM {ident(domain.source.table)} "
+        f"WHERE {part} >= %(start)s AND {part} < %(end)s"
+    )
+
+
+def unload_sql(location: str, select: str, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
+    return (
+        f"COPY INTO {location} FROM ({select}) "
+        f"FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = {int(max_file_size)}"
+    )
+
+
+def profile_sql(domain: Domain) -> str:
+    """One pass over the slice giving the extract profile; mirrors the DuckDB warehouse's."""
+    uid = f"TO_VARCHAR({ident(domain.schema.unique_id)})"
+    nulls = "".join(
+        f", COUNT_IF({ident(f)} IS NULL OR TRIM(TO_VARCHAR({ident(f)})) = '')" for f in domain.dq.required_fields
+    )
+    part = ident(domain.source.partition_column)
+    return (
+        f"SELECT COUNT(*), COUNT_IF({uid} IS NULL OR TRIM({uid}) = ''), COUNT(*) - COUNT(DISTINCT {uid}), "
+        f"COUNT_IF(LENGTH({uid}) > {MAX_UNIQUE_ID_LENGTH}){nulls} "
+        f"FROM {ident(domain.source.table)} WHERE {part} >= %(start)s AND {part} < %(end)s"
+    )
+
+
+def create_target_sql(table: str, columns: list[str]) -> str:
+    body = ", ".join(f"{ident(c)} VARCHAR" for c in columns)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {ident(table)} ({body}, "
+        f"{ident(PARTITION_COLUMN)} VARCHAR NOT NULL, {ident(LOADED_AT_COLUMN)} TIMESTAMP_LTZ NOT NULL)"
+    )
+
+
+def staging_table(table: str, partition_key: str) -> str:
+    """One staging table per target and partition: loads of different partitions never share one."""
+    return f"{table}__LOAD_{partition_key.replace('-', '')}"
+
+
+def create_staging_sql(staging: str, columns: list[str]) -> str:
+    # TRANSIENT: no fail-safe storage for rows that live for one load. Not TEMPORARY: the
+    # staging table must accept COPY in every Snowflake we test against (fakesnow refuses).
+    body = ", ".join(f"{ident(c)} VARCHAR" for c in columns)
+    return f"CREATE OR REPLACE TRANSIENT TABLE {ident(staging)} ({body})"
+
+
+def copy_staging_sql(staging: str, location: str) -> str:
+    # FORCE: a re-run must load the same files again (Snowflake skips files it loaded in the
+    # last 64 days); the DELETE that follows makes that safe. Positional CSV columns land in
+    # staging columns created in the header's order.
+    return (
+        f"COPY INTO {ident(staging)} FROM {location} FILE_FORMAT = ({CSV_FORMAT}) "
+        "FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+    )
+
+
+def delete_partition_sql(table: str) -> str:
+    return f"DELETE FROM {ident(table)} WHERE {ident(PARTITION_COLUMN)} = %(partition_key)s"
+
+
+def insert_sql(table: str, staging: str, columns: list[str]) -> str:
+    names = ", ".join(ident(c) for c in columns)
+    return (
+        f"INSERT INTO {ident(table)} ({names}, {ident(PARTITION_COLUMN)}, {ident(LOADED_AT_COLUMN)}) "
+        f"SELECT {names}, %(partition_key)s, CURRENT_TIMESTAMP() FROM {ident(staging)}"
+    )
+
+
+def target_stats_sql(domain: Domain) -> str:
+    uid = ident(domain.schema.unique_id)
+    return (
+        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}) FROM {ident(domain.target.table)} "
+        f"WHERE {ident(PARTITION_COLUMN)} = %(partition_key)s"
+    )
+
+
+TABLE_EXISTS_SQL = (
+    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
+)
+COLUMNS_SQL = (
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
+)
+
+
+def show_stage_sql(stage: str) -> tuple[str, str]:
+    """SHOW STAGES for one stage name, and the name (LIKE's `_` may match others: filter on it)."""
+    *namespace, name = object_name(stage).split(".")
+    scope = f" IN SCHEMA {'.'.join(namespace)}" if len(namespace) == 2 else ""
+    return f"SHOW STAGES LIKE %(name)s{scope}", name
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def csv_header(store: ObjectStore, file_uri: str) -> list[str]:
+    """Column names of a CSV object, reading its first bytes only.
+
+    AWS documents which columns the match output has, not their order, so the load maps them
+    by the header. On S3 a ranged GET avoids downloading a multi-gigabyte part for one line.
+    """
+    if isinstance(store, S3ObjectStore):
+        bucket, key = split_uri(file_uri)
+        response = store._client().get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}")
+        head = response["Body"].read()
+    else:
+        folder_uri, _, name = file_uri.rpartition("/")
+        with store.local_copy(folder_uri + "/") as folder, open(folder / name, "rb") as handle:
+            head = handle.read(HEADER_BYTES)
+    line = head.decode("utf-8-sig").splitlines()[0] if head else ""
+    return next(csv.reader(io.StringIO(line)), [])
+
+
+def _column(cursor, name: str) -> int | None:
+    """Index of a result column by case-insensitive name (Snowflake and fakesnow differ in case)."""
+    names = [d[0].lower() for d in cursor.description or ()]
+    return names.index(name) if name in names else None
+
+
+def copied_rows(cursor) -> int:
+    """Rows loaded, from COPY INTO <table>'s own result (one row per file)."""
+    rows = cursor.fetchall()
+    index = _column(cursor, "rows_loaded")
+    return sum(int(r[index] or 0) for r in rows) if index is not None else 0
+
+
+def unloaded_rows(cursor) -> int:
+    """Rows unloaded, from COPY INTO <location>'s own result."""
+    rows = cursor.fetchall()
+    index = _column(cursor, "rows_unloaded")
+    return sum(int(r[index] or 0) for r in rows) if index is not None else 0
+
+
+class SourceChanged(RuntimeError):
+    """The source slice changed between the unload and its profile."""
+
+
+class SnowflakeWarehouse(Warehouse):
+    """Snowflake through `dagster_snowflake.SnowflakeResource`, staging files on the bucket.
+
+    `stage` is an external stage whose URL is `stage_url` (e.g. `s3://er-data-lake/`), created
+    with a storage integration that may read and write the domains' prefixes. `object_store`
+    is the same bucket through boto3: the extract prefix is emptied through it (COPY's OVERWRITE
+    leaves the stale files of a larger earlier run) and the output header read through it.
+    """
+
+    account: str
+    user: str
+    password: str | None = None
+    private_key: str | None = Field(default=None, description="PEM key (optionally base64) for key-pair auth")
+    private_key_path: str | None = None
+    private_key_password: str | None = None
+    role: str | None = None
+    warehouse: str
+    database: str
+    schema_name: str
+    stage: str
+    stage_url: str
+    object_store: ObjectStore
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+
+    # --- connection ----------------------------------------------------------------------------
+
+    def _resource(self):
+        from dagster_snowflake import SnowflakeResource
+
+        auth = {
+            k: v
+            for k, v in (("password", self.password), ("private_key", self.private_key),
+                         ("private_key_path", self.private_key_path),
+                         ("private_key_password", self.private_key_password))
+            if v
+        }
+        return SnowflakeResource(
+            account=self.account, user=self.user, role=self.role, warehouse=self.warehouse,
+            database=self.database, schema=self.schema_name, **auth,
+        )
+
+    @contextmanager
+    def connect(self) -> Iterator["snowflake.connector.SnowflakeConnection"]:  # noqa: F821
+        with self._resource().get_connection() as conn:
+            try:
+                yield conn
+            except BaseException:
+                # get_connection only closes the connection when its body succeeds.
+                conn.close()
+                raise
+
+    def location(self, uri: str) -> str:
+        return stage_location(self.stage, self.stage_url, uri)
+
+    # --- extract -------------------------------------------------------------------------------
+
+    def unload_extract(self, domain: Domain, start: dt.date, end: dt.date, dest_uri: str) -> ExtractResult:
+        location = self.location(dest_uri)
+        params = {"start": start, "end": end}
+        self.object_store.delete_prefix(dest_uri)
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            unloaded = self._unload(cursor, location, extract_select(domain), params)
+            profile = self._profile(cursor, domain, params)
+        if unloaded != profile["rows"]:
+            # Partitions are closed periods, so this means a late write to the source: the
+            # files and the checks would disagree. Fail rather than match a moving target.
+            raise SourceChanged(
+                f"{domain.source.table}: unloaded {unloaded} rows but the slice now has {profile['rows']}; "
+                "the source changed during the extract, run it again"
+            )
+        return ExtractResult(rows=unloaded, files=self.object_store.list_files(dest_uri), profile=profile)
+
+    def _unload(self, cursor, location: str, select: str, params: dict) -> int:
+        cursor.execute(unload_sql(location, select, self.max_file_size), params)
+        return unloaded_rows(cursor)
+
+    @staticmethod
+    def _profile(cursor, domain: Domain, params: dict) -> dict:
+        cursor.execute(profile_sql(domain), params)
+        rows, empty_ids, duplicate_ids, long_ids, *null_counts = (int(v or 0) for v in cursor.fetchone())
+        return {
+            "rows": rows,
+            "empty_ids": empty_ids,
+            "duplicate_ids": duplicate_ids,
+            "long_ids": long_ids,
+            "null_counts": dict(zip(domain.dq.required_fields, null_counts)),
+        }
+
+    # --- load ----------------------------------------------------------------------------------
+
+    def load_matches(self, domain: Domain, partition_key: str, src_uri: str) -> LoadResult:
+        if not PARTITION_KEY.match(partition_key):
+            raise ValueError(f"{partition_key!r} is not a partition key (YYYY-MM-DD)")
+        table = domain.target.table
+        files = [f for f in self.object_store.list_files(src_uri) if f.endswith(".csv")]
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            if not files:
+                # An empty output still replaces the partition: it now has no rows.
+                if self._table_exists(cursor, table):
+                    self._in_transaction(cursor, [(delete_partition_sql(table), {"partition_key": partition_key})])
+                return LoadResult(rows=0, table=table)
+            columns = self._output_columns(files[0])
+            # DDL commits any open transaction in Snowflake, so it all happens before BEGIN.
+            cursor.execute(create_target_sql(table, columns))
+            self._check_target_columns(cursor, table, columns)
+            staging = staging_table(table, partition_key)
+            cursor.execute(create_staging_sql(staging, columns))
+            try:
+                rows = self._replace_partition(cursor, table, staging, columns, partition_key, self.location(src_uri))
+            finally:
+                cursor.execute(f"DROP TABLE IF EXISTS {ident(staging)}")
+        return LoadResult(rows=rows, table=table)
+
+    def _output_columns(self, file_uri: str) -> list[str]:
+        columns = csv_header(self.object_store, file_uri)
+        if not columns:
+            raise ValueError(f"{file_uri} has no header line")
+        reserved = {PARTITION_COLUMN, LOADED_AT_COLUMN} & {c.upper() for c in columns}
+        if reserved:
+            raise ValueError(f"{file_uri}: match output columns {sorted(reserved)} clash with the load's own columns")
+        for column in columns:
+            ident(column)  # refuse a header that is not plain identifiers before any SQL runs
+        return columns
+
+    def _check_target_columns(self, cursor, table: str, columns: list[str]) -> None:
+        cursor.execute(COLUMNS_SQL, {"name": table.upper()})
+        existing = {row[0].upper() for row in cursor.fetchall()}
+        missing = [c for c in columns if c.upper() not in existing]
+        if missing:
+            raise ValueError(
+                f"target table {table.upper()} lacks match output columns {missing}; "
+                "add them (ALTER TABLE ... ADD COLUMN ... VARCHAR) or drop the table to have it recreated"
+            )
+
+    def _replace_partition(self, cursor, table, staging, columns, partition_key, location) -> int:
+        """COPY the files into staging, then swap the partition's rows, all in one transaction."""
+        key = {"partition_key": partition_key}
+        cursor.execute("BEGIN")
+        try:
+            cursor.execute(copy_staging_sql(staging, location))
+            copied = copied_rows(cursor)
+            cursor.execute(delete_partition_sql(table), key)
+            cursor.execute(insert_sql(table, staging, columns), key)
+            if cursor.rowcount != copied:
+                raise RuntimeError(f"copied {copied} rows from {location} but inserted {cursor.rowcount}")
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        return copied
+
+    @staticmethod
+    def _in_transaction(cursor, statements: list[tuple[str, dict]]) -> None:
+        cursor.execute("BEGIN")
+        try:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _table_exists(cursor, table: str) -> bool:
+        cursor.execute(TABLE_EXISTS_SQL, {"name": table.upper()})
+        return bool(cursor.fetchone()[0])
+
+    def target_stats(self, domain: Domain, partition_key: str) -> dict:
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            if not self._table_exists(cursor, domain.target.table):
+                return {"rows": 0, "duplicate_ids": 0}
+            cursor.execute(target_stats_sql(domain), {"partition_key": partition_key})
+            rows, dupes = cursor.fetchone()
+        return {"rows": int(rows), "duplicate_ids": int(dupes)}
+
+    def stage_problems(self, cursor) -> list[str]:
+        sql, name = show_stage_sql(self.stage)
+        cursor.execute(sql, {"name": name})
+        name_at, url_at = _column(cursor, "name"), _column(cursor, "url")
+        urls = [row[url_at] for row in cursor.fetchall() if row[name_at].upper() == name]
+        if not urls:
+            return [f"stage {self.stage} does not exist in {self.database}.{self.schema_name} or is not visible to the role"]
+        url = urls[0]
+        if url.rstrip("/") != self.stage_url.rstrip("/"):
+            return [f"stage {self.stage} points at {url}, not at SNOWFLAKE_STAGE_URL={self.stage_url}"]
+        return []
+
+    def check_ready(self, domain: Domain) -> list[str]:
+        problems = []
+        for uri in (domain.extract_prefix, domain.output_prefix):
+            try:
+                self.location(uri + "/")
+            except ValueError as exc:
+                problems.append(str(exc))
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            if not self._table_exists(cursor, domain.source.table):
+                problems.append(
+                    f"source table {domain.source.table.upper()} does not exist in "
+                    f"{self.database}.{self.schema_name} or is not visible to the role"
+                )
+            problems.extend(self.stage_problems(cursor))
+        return problems
