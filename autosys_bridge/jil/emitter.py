@@ -65,7 +65,7 @@ def selected_domains(config: Configuration, names: list[str] | None) -> list[Dom
 def build_statements(config: Configuration, domains: list[str] | None = None) -> list[Statement]:
     """The resource, each domain's box and jobs, and ER_ON_DEMAND, validated."""
     chosen = selected_domains(config, domains)
-    for domain in chosen:
+    for domain in config.domains.values():
         # Checked here, not by the attribute validators: ER_ON_DEMAND needs their common parent.
         if not posixpath.isabs(domain.autosys.log_dir):
             raise JilEmitError(
@@ -75,7 +75,8 @@ def build_statements(config: Configuration, domains: list[str] | None = None) ->
     statements = [_resource(config)]
     for domain in chosen:
         statements += _domain_jobs(config, domain)
-    statements.append(_on_demand(config, chosen))
+    # ER_ON_DEMAND serves every domain, whichever ones this emission selects.
+    statements.append(_on_demand(config, list(config.domains.values())))
     _validate(config, statements)
     return statements
 
@@ -213,12 +214,10 @@ def _on_demand(config: Configuration, domains: list[Domain]) -> Statement:
     """One unscheduled job that runs all stages of the domain and date set in two globals."""
     first = domains[0].autosys
     log_dir = posixpath.commonpath([d.autosys.log_dir for d in domains])
-    stages = " && ".join(
-        f"{first.command} run $${DOMAIN_GLOBAL} {stage} --date $${DATE_GLOBAL}" for stage in STAGES
-    )
     job = Statement("insert_job", ON_DEMAND_JOB)
     job.add("job_type", "CMD")
-    job.add("command", stages)
+    # `run DOMAIN all` runs extract, process and load in order and stops at the first failure.
+    job.add("command", f"{first.command} run $${DOMAIN_GLOBAL} all --date $${DATE_GLOBAL}")
     job.add("machine", first.machine)
     job.add("owner", first.owner)
     job.add("permission", first.permission)
