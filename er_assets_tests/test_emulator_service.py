@@ -1,0 +1,113 @@
+"""The emulator behind real boto3 clients: request/response shapes, validation, job lifecycle."""
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from er_assets.deployment import local_resources, local_paths
+
+
+@pytest.fixture
+def clients(config, local_env):
+    return local_resources(config)["entity_resolution"].clients()
+
+
+def error_code(info) -> str:
+    return info.value.response["Error"]["Code"]
+
+
+def wait(er, workflow, job_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = er.get_matching_job(workflowName=workflow, jobId=job_id)
+        if job["status"] not in ("QUEUED", "RUNNING"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError("job did not finish")
+
+
+def test_definitions_come_back_in_the_service_shapes(clients, config):
+    er, glue = clients
+    workflow = er.get_matching_workflow(workflowName="customer-matching-workflow")
+    assert workflow["workflowName"] == "customer-matching-workflow"
+    assert workflow["resolutionTechniques"]["ruleBasedProperties"]["rules"][0]["matchingKeys"] == ["email"]
+    assert workflow["inputSourceConfig"][0]["inputSourceARN"].endswith(":table/entity_resolution/customers_input")
+    assert hasattr(workflow["createdAt"], "year")  # parsed by botocore as a timestamp
+    schema = er.get_schema_mapping(schemaName="customer-schema")
+    assert [f["fieldName"] for f in schema["mappedInputFields"]][:2] == ["customer_id", "first_name"]
+    table = glue.get_table(DatabaseName="entity_resolution", Name="customers_input")["Table"]
+    assert table["StorageDescriptor"]["Location"].startswith("s3://er-data-lake/")
+
+
+@pytest.mark.parametrize(
+    "call, code",
+    [
+        (lambda er: er.get_matching_workflow(workflowName="no-such-workflow"), "ResourceNotFoundException"),
+        (lambda er: er.get_matching_workflow(workflowName="bad name!"), "ValidationException"),  # pattern
+        (lambda er: er.get_matching_workflow(workflowName="x" * 256), "ValidationException"),  # max length
+        (lambda er: er.get_matching_job(workflowName="customer-matching-workflow", jobId="NOT-HEX"), "ValidationException"),
+        (lambda er: er.get_matching_job(workflowName="customer-matching-workflow", jobId="0" * 32), "ResourceNotFoundException"),
+        (lambda er: er.list_matching_jobs(workflowName="customer-matching-workflow", maxResults=26), "ValidationException"),
+        (lambda er: er.get_schema_mapping(schemaName="nope"), "ResourceNotFoundException"),
+    ],
+)
+def test_errors_botocore_does_not_catch_itself(clients, call, code):
+    er, _ = clients
+    with pytest.raises(ClientError) as info:
+        call(er)
+    assert error_code(info) == code
+
+
+def test_job_runs_asynchronously_and_writes_the_service_layout(clients, config, local_env):
+    from er_assets_tests.conftest import seed
+
+    er, glue = clients
+    domain = config.domain("vendors")
+    seed(domain, "2026-10-01", 300, local_env)
+    from er_assets.warehouses.local import DuckDBWarehouse
+    import datetime as dt
+
+    paths = local_paths()
+    DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=str(paths["objects"])).unload_extract(
+        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), domain.extract_uri("2026-10-01"))
+    from er_assets.matching_job import point_glue_table
+
+    point_glue_table(glue, "entity_resolution", "vendors_input", domain.extract_uri("2026-10-01"))
+    assert glue.get_table(DatabaseName="entity_resolution", Name="vendors_input")["Table"]["StorageDescriptor"][
+        "Location"] == domain.extract_uri("2026-10-01")
+
+    job_id = er.start_matching_job(workflowName="vendor-matching-workflow")["jobId"]
+    first = er.get_matching_job(workflowName="vendor-matching-workflow", jobId=job_id)
+    assert first["status"] in ("QUEUED", "RUNNING", "SUCCEEDED")
+    # One job per region: a second start while the first is active is refused.
+    if first["status"] != "SUCCEEDED":
+        with pytest.raises(ClientError) as info:
+            er.start_matching_job(workflowName="customer-matching-workflow")
+        assert error_code(info) == "ExceedsLimitException"
+    done = wait(er, "vendor-matching-workflow", job_id)
+    assert done["status"] == "SUCCEEDED"
+    assert done["metrics"]["inputRecords"] == done["metrics"]["totalRecordsProcessed"] == 300
+    assert done["metrics"]["recordsNotProcessed"] == 0
+    assert done["endTime"] >= done["startTime"]
+    output = paths["objects"] / "er-data-lake/entity-resolution/vendors/output/vendor-matching-workflow" / job_id
+    csvs = list((output / "success").glob("*.csv"))
+    assert csvs and csvs[0].read_text().splitlines()[0].split(",")[:4] == ["InputSourceARN", "RecordId", "MatchID", "MatchRule"]
+    listed = er.list_matching_jobs(workflowName="vendor-matching-workflow")["jobs"]
+    assert [j["jobId"] for j in listed] == [job_id]
+
+
+def test_a_job_whose_worker_died_is_reported_failed(clients, config, local_env):
+    import json
+    import os
+    import signal
+
+    er, _ = clients
+    job_id = er.start_matching_job(workflowName="customer-matching-workflow")["jobId"]
+    # Killed at once: the worker is still importing, long before it could finish or fail.
+    state = local_paths()["emulator"] / "jobs" / f"{job_id}.json"
+    pid = json.loads(state.read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    job = wait(er, "customer-matching-workflow", job_id)
+    assert job["status"] == "FAILED"
+    assert job["errorDetails"]["errorMessage"] == "The matching job stopped unexpectedly."
