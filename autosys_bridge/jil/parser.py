@@ -78,6 +78,8 @@ def unquote(raw: str) -> str:
 
 
 def _quote_positions(text: str) -> list[int]:
+    if '"' not in text:
+        return []
     return [i for i, char in enumerate(text) if char == '"' and (i == 0 or text[i - 1] != "\\")]
 
 
