@@ -111,3 +111,22 @@ def test_a_job_whose_worker_died_is_reported_failed(clients, config, local_env):
     job = wait(er, "customer-matching-workflow", job_id)
     assert job["status"] == "FAILED"
     assert job["errorDetails"]["errorMessage"] == "The matching job stopped unexpectedly."
+
+
+def test_responses_satisfy_the_botocore_output_shapes(clients):
+    """botocore parses leniently; check the emulator's answers against the model's required fields."""
+    from botocore.validate import ParamValidator
+
+    er, glue = clients
+    model = er.meta.service_model
+    job_id = er.start_matching_job(workflowName="customer-matching-workflow")["jobId"]
+    calls = {
+        "GetMatchingWorkflow": er.get_matching_workflow(workflowName="customer-matching-workflow"),
+        "GetSchemaMapping": er.get_schema_mapping(schemaName="product-schema"),
+        "GetMatchingJob": wait(er, "customer-matching-workflow", job_id),
+        "ListMatchingJobs": er.list_matching_jobs(workflowName="customer-matching-workflow"),
+    }
+    for operation, response in calls.items():
+        response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+        report = ParamValidator().validate(response, model.operation_model(operation).output_shape)
+        assert not report.has_errors(), f"{operation}: {report.generate_report()}"

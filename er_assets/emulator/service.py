@@ -161,7 +161,7 @@ class Emulator:
                 "startTime": _now(),
                 "metrics": {"inputRecords": 0, "totalRecordsProcessed": 0, "recordsNotProcessed": 0, "matchIDs": 0},
                 "input": location,
-                "outputSourceConfig": [{"outputS3Path": output, "KMSArn": None}],
+                "outputSourceConfig": [{"roleArn": workflow["roleArn"], "outputS3Path": output}],
                 "outputDir": f"{output}/{workflow_name}/{job_id}/",
             }
             _write_json(self._job_path(job_id), job)
@@ -190,9 +190,7 @@ class Emulator:
         if job["workflowName"] != workflow_name:
             raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404)
         keys = ("jobId", "status", "startTime", "endTime", "metrics", "errorDetails", "outputSourceConfig")
-        out = {k: job[k] for k in keys if job.get(k) is not None}
-        out["outputSourceConfig"] = [{"outputS3Path": c["outputS3Path"]} for c in job["outputSourceConfig"]]
-        return out
+        return {k: job[k] for k in keys if job.get(k) is not None}
 
     def list_matching_jobs(self, workflow_name: str, max_results: int = 25, next_token: str | None = None) -> dict:
         self._domain_by_workflow(workflow_name)
