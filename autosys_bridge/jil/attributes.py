@@ -27,6 +27,8 @@ import re
 import zoneinfo
 from typing import Callable
 
+from autosys_bridge.jil.conditions import ConditionError, parse_condition
+
 JOB_SUBCOMMANDS = frozenset(
     {"insert_job", "update_job", "override_job", "delete_job", "delete_box", "rename_job"}
 )
@@ -261,8 +263,6 @@ def _absolute_path(value: str) -> str | None:
 
 
 def _condition(value: str) -> str | None:
-    from autosys_bridge.jil.conditions import ConditionError, parse_condition
-
     try:
         parse_condition(value)
     except ConditionError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autosys_bridge import exit_codes
-from autosys_bridge.jil.attributes import CONDITION_ATTRIBUTES, normalise_job_type
+from autosys_bridge.jil.attributes import CONDITION_ATTRIBUTES
 from autosys_bridge.jil.conditions import ConditionError, parse_condition
 from autosys_bridge.jil.model import JilFile, Statement
 
@@ -125,6 +125,4 @@ def _value(name: str, value: str) -> str:
         return ",".join(part.strip() for part in value.split(",")).lower()
     if name in ("send_notification", "res_type"):
         return value.lower()
-    if name == "job_type":
-        return normalise_job_type(value)
     return value

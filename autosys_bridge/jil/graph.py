@@ -71,8 +71,12 @@ def _edge(atom, target: str, attribute: str) -> Edge:
     return Edge(source, target, atom.code, f"{prefix}{atom.code}{lookback}")
 
 
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f'"{_escape(text)}"'
 
 
 def to_dot(graph: Graph, title: str = "jil") -> str:
@@ -128,11 +132,11 @@ def to_dot(graph: Graph, title: str = "jil") -> str:
 def _node(name: str, graph: Graph, unknown: set[str], box: bool = False) -> str:
     if name in unknown:
         base, _, instance = name.partition("^")
-        label = f"{base}\\n(instance {instance})" if instance else f"{name}\\n(not defined here)"
+        label = f"{_escape(base)}\\n(instance {_escape(instance)})" if instance else f"{_escape(name)}\\n(not defined here)"
         return f'{_quote(name)} [label="{label}", style="dotted", color=grey50, fontcolor=grey50];'
     job = graph.jobs[name]
     shape = ", shape=folder, fillcolor=aliceblue" if box else ""
-    return f'{_quote(name)} [label="{name}\\n{job.job_type or "?"}"{shape}];'
+    return f'{_quote(name)} [label="{_escape(name)}\\n{job.job_type or "?"}"{shape}];'
 
 
 def render(dot_text: str, fmt: str) -> bytes:
