@@ -36,7 +36,8 @@ def add_parsers(subparsers) -> None:
     _config_options(jil)
     jil.add_argument("-o", "--output", help="write to this file instead of stdout")
     jil.add_argument(
-        "--calendars", action="store_true",
+        "--calendars",
+        action="store_true",
         help="emit the run calendars of monthly domains (autocal_asc import format) instead",
     )
     jil.set_defaults(func=_guarded(run_jil, "jil"))
@@ -44,18 +45,28 @@ def add_parsers(subparsers) -> None:
     parse = subparsers.add_parser("parse", help="parse a JIL file and list its jobs and problems")
     parse.add_argument("file", help="JIL file (jil input, autorep -q output, autocal_asc export)")
     parse.add_argument("--json", action="store_true", help="print the jobs and problems as JSON")
-    parse.add_argument("--strict", action="store_true", help="exit non-zero if any line could not be read")
+    parse.add_argument(
+        "--strict", action="store_true", help="exit non-zero if any line could not be read"
+    )
     parse.set_defaults(func=_guarded(run_parse, "parse"))
 
-    graph = subparsers.add_parser("graph", help="draw the dependency graph of a JIL file or of the configuration")
+    graph = subparsers.add_parser(
+        "graph", help="draw the dependency graph of a JIL file or of the configuration"
+    )
     graph.add_argument("file", nargs="?", help="JIL file to draw")
-    graph.add_argument("--from-config", action="store_true", help="draw the JIL the configuration emits")
+    graph.add_argument(
+        "--from-config", action="store_true", help="draw the JIL the configuration emits"
+    )
     _config_options(graph)
-    graph.add_argument("-f", "--format", choices=FORMATS, default="dot", help="output format (default: dot)")
+    graph.add_argument(
+        "-f", "--format", choices=FORMATS, default="dot", help="output format (default: dot)"
+    )
     graph.add_argument("-o", "--output", help="write to this file instead of stdout")
     graph.set_defaults(func=_guarded(run_graph, "graph"))
 
-    diff = subparsers.add_parser("diff", help="compare a production JIL export with the configuration")
+    diff = subparsers.add_parser(
+        "diff", help="compare a production JIL export with the configuration"
+    )
     diff.add_argument("file", help="production export (autorep -q -J ALL > prod.jil)")
     _config_options(diff)
     diff.add_argument("--json", action="store_true", help="print the differences as JSON")
@@ -64,9 +75,16 @@ def add_parsers(subparsers) -> None:
 
 def _config_options(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS keeps a --config given to the main parser from being overwritten by None here.
-    parser.add_argument("--config", default=argparse.SUPPRESS, help="domain configuration (default: $ER_CONFIG or the shipped one)")
     parser.add_argument(
-        "--domain", action="append", default=argparse.SUPPRESS, metavar="D",
+        "--config",
+        default=argparse.SUPPRESS,
+        help="domain configuration (default: $ER_CONFIG or the shipped one)",
+    )
+    parser.add_argument(
+        "--domain",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="D",
         help="only this domain (repeatable; default: all)",
     )
 
@@ -76,7 +94,11 @@ def _guarded(command, name: str):
         try:
             return command(args)
         except _INPUT_ERRORS as exc:
-            message = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else str(exc)
+            message = (
+                f"{exc.filename}: {exc.strerror}"
+                if isinstance(exc, OSError) and exc.filename
+                else str(exc)
+            )
             print(f"autosys-bridge {name}: {message}".splitlines()[0], file=sys.stderr)
             return exit_codes.USAGE
 
@@ -120,7 +142,10 @@ def run_parse(args: argparse.Namespace) -> int:
         for problem in parsed.problems:
             print(problem, file=sys.stderr)
     if args.strict and parsed.problems:
-        print(f"autosys-bridge parse: {len(parsed.problems)} problem(s) in {args.file} (--strict)", file=sys.stderr)
+        print(
+            f"autosys-bridge parse: {len(parsed.problems)} problem(s) in {args.file} (--strict)",
+            file=sys.stderr,
+        )
         return exit_codes.USAGE
     return exit_codes.OK
 
@@ -169,10 +194,20 @@ def run_diff(args: argparse.Namespace) -> int:
     prefixes = [d.autosys.job_prefix for d in selected_domains(config, domains)]
     differences = find_drift(production, expected, prefixes)
     if args.json:
-        _write(args, json.dumps({"drift": bool(differences), "differences": [d.to_json() for d in differences]}, indent=2) + "\n")
+        _write(
+            args,
+            json.dumps(
+                {"drift": bool(differences), "differences": [d.to_json() for d in differences]},
+                indent=2,
+            )
+            + "\n",
+        )
     elif differences:
         lines = [f"{len(differences)} difference(s) between {args.file} and {config.path}:"]
         _write(args, "\n".join(lines + [f"  {d}" for d in differences]) + "\n")
     else:
-        _write(args, f"no drift: {len(expected)} objects ({ON_DEMAND_JOB} and the resource included) match {config.path}\n")
+        _write(
+            args,
+            f"no drift: {len(expected)} objects ({ON_DEMAND_JOB} and the resource included) match {config.path}\n",
+        )
     return DRIFT if differences else exit_codes.OK

@@ -31,7 +31,9 @@ def generate(jobs: int) -> str:
                 f'description: "Nightly box {box}"\n\n'
             )
             continue
-        condition = f"s(JOB_{index - 1:06d})" if position > 1 else f"s(UPSTREAM_{box:05d}^PRD, 24.00)"
+        condition = (
+            f"s(JOB_{index - 1:06d})" if position > 1 else f"s(UPSTREAM_{box:05d}^PRD, 24.00)"
+        )
         if position % 3 == 0:
             condition += f" & (f(JOB_{index - 2:06d}) | e(JOB_{index - 2:06d}) > 4)"
         parts.append(
@@ -61,9 +63,13 @@ def main() -> int:
             timings.append(time.perf_counter() - start)
     lines = text.count("\n")
     best = min(timings)
-    print(f"jobs: {len(parsed.jobs)}  lines: {lines}  bytes: {len(text.encode())}  problems: {len(parsed.problems)}")
-    print(f"parse time: best {best:.3f} s, mean {sum(timings) / len(timings):.3f} s over {args.repeat} runs "
-          f"({len(parsed.jobs) / best:,.0f} jobs/s)")
+    print(
+        f"jobs: {len(parsed.jobs)}  lines: {lines}  bytes: {len(text.encode())}  problems: {len(parsed.problems)}"
+    )
+    print(
+        f"parse time: best {best:.3f} s, mean {sum(timings) / len(timings):.3f} s over {args.repeat} runs "
+        f"({len(parsed.jobs) / best:,.0f} jobs/s)"
+    )
     return 0
 
 

@@ -29,7 +29,11 @@ def test_jil_writes_the_golden_file(tmp_path):
     assert run("jil", "-o", str(out)) == exit_codes.OK
     assert out.read_text() == (DATA / "seed_domains.jil").read_text()
     assert run("jil", "--calendars", "-o", str(tmp_path / "er.cal")) == exit_codes.OK
-    assert (tmp_path / "er.cal").read_text().startswith("calendar: ER_VENDORS_MONTHLY\n01/01/2024 00:00\n")
+    assert (
+        (tmp_path / "er.cal")
+        .read_text()
+        .startswith("calendar: ER_VENDORS_MONTHLY\n01/01/2024 00:00\n")
+    )
 
 
 def test_jil_bad_configuration_is_a_usage_error_in_one_line(tmp_path, capsys):
@@ -42,10 +46,18 @@ def test_jil_bad_configuration_is_a_usage_error_in_one_line(tmp_path, capsys):
 
 
 def test_parse_json_and_strict(capsys):
-    assert run("parse", str(CORPUS / "astronomer__jilutil__tests_sample.jil"), "--json") == exit_codes.OK
+    assert (
+        run("parse", str(CORPUS / "astronomer__jilutil__tests_sample.jil"), "--json")
+        == exit_codes.OK
+    )
     body = json.loads(capsys.readouterr().out)
     job = body["statements"][2]
-    assert (job["name"], job["job_type"], job["box_name"], job["line"]) == ("SAMPLE_CMD_JOB_2", "CMD", "SAMPLE_BOX_JOB", 35)
+    assert (job["name"], job["job_type"], job["box_name"], job["line"]) == (
+        "SAMPLE_CMD_JOB_2",
+        "CMD",
+        "SAMPLE_BOX_JOB",
+        35,
+    )
     assert job["conditions"]["condition"]["job"] == "SAMPLE_CMD_JOB_1"
     assert body["problems"] == []
 
@@ -61,7 +73,10 @@ def test_parse_json_and_strict(capsys):
 
 def test_parse_missing_file_is_one_line_usage_error(tmp_path, capsys):
     assert run("parse", str(tmp_path / "none.jil")) == exit_codes.USAGE
-    assert capsys.readouterr().err.strip() == f"autosys-bridge parse: {tmp_path / 'none.jil'}: cannot read: No such file or directory"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"autosys-bridge parse: {tmp_path / 'none.jil'}: cannot read: No such file or directory"
+    )
 
 
 def test_graph_dot_has_clusters_labelled_edges_and_unknown_jobs():
@@ -95,7 +110,17 @@ def test_graph_from_config_dot_is_deterministic(capsys):
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
 def test_graph_png_of_a_corpus_file(tmp_path):
     out = tmp_path / "g.png"
-    assert run("graph", str(CORPUS / "astronomer__jilutil__tests_sample.jil"), "-f", "png", "-o", str(out)) == exit_codes.OK
+    assert (
+        run(
+            "graph",
+            str(CORPUS / "astronomer__jilutil__tests_sample.jil"),
+            "-f",
+            "png",
+            "-o",
+            str(out),
+        )
+        == exit_codes.OK
+    )
     assert out.read_bytes().startswith(b"\x89PNG")
 
 
@@ -117,20 +142,30 @@ def test_diff_without_drift(capsys):
     assert capsys.readouterr().out.startswith("no drift: 14 objects")
 
 
-def test_diff_reports_missing_extra_and_changed_but_ignores_spelling_and_strangers(tmp_path, capsys):
+def test_diff_reports_missing_extra_and_changed_but_ignores_spelling_and_strangers(
+    tmp_path, capsys
+):
     production = (DATA / "seed_domains.jil").read_text()
-    production = production.replace("term_run_time: 195", "term_run_time: 180", 1)  # customers PROCESS
+    production = production.replace(
+        "term_run_time: 195", "term_run_time: 180", 1
+    )  # customers PROCESS
     production = production.replace("alarm_if_fail: 1", "alarm_if_fail: y")  # same meaning
-    production = production.replace("condition: s(ER_PRODUCT_EXTRACT)", "condition: SUCCESS(ER_PRODUCT_EXTRACT)")
+    production = production.replace(
+        "condition: s(ER_PRODUCT_EXTRACT)", "condition: SUCCESS(ER_PRODUCT_EXTRACT)"
+    )
     start = production.index("insert_job: ER_VENDOR_LOAD")
     production = production[:start] + production[production.index("\n\n", start) + 2 :]
-    production += "\ninsert_job: ER_CUSTOMER_OLD   job_type: c\ninsert_job: SOMEONE_ELSES   job_type: c\n"
+    production += (
+        "\ninsert_job: ER_CUSTOMER_OLD   job_type: c\ninsert_job: SOMEONE_ELSES   job_type: c\n"
+    )
     path = tmp_path / "prod.jil"
     path.write_text(production)
 
     assert run("diff", str(path)) == DRIFT == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"3 difference(s) between {path} and {Path('er_assets/domains.yaml').resolve()}:"
+    assert (
+        out[0] == f"3 difference(s) between {path} and {Path('er_assets/domains.yaml').resolve()}:"
+    )
     assert out[1:] == [
         "  extra    insert_job ER_CUSTOMER_OLD: in production, not in the configuration",
         "  changed  ER_CUSTOMER_PROCESS term_run_time: production '180', configuration '195'",

@@ -17,11 +17,20 @@ from autosys_bridge.jil.conditions import (
 @pytest.mark.parametrize(
     ("text", "status"),
     [
-        ("s(A)", "success"), ("success(A)", "success"), ("SUCCESS(A)", "success"), ("S(A)", "success"),
-        ("f(A)", "failure"), ("failure(A)", "failure"), ("Failure(A)", "failure"),
-        ("d(A)", "done"), ("done(A)", "done"),
-        ("t(A)", "terminated"), ("terminated(A)", "terminated"),
-        ("n(A)", "notrunning"), ("notrunning(A)", "notrunning"), ("NOTRUNNING(A)", "notrunning"),
+        ("s(A)", "success"),
+        ("success(A)", "success"),
+        ("SUCCESS(A)", "success"),
+        ("S(A)", "success"),
+        ("f(A)", "failure"),
+        ("failure(A)", "failure"),
+        ("Failure(A)", "failure"),
+        ("d(A)", "done"),
+        ("done(A)", "done"),
+        ("t(A)", "terminated"),
+        ("terminated(A)", "terminated"),
+        ("n(A)", "notrunning"),
+        ("notrunning(A)", "notrunning"),
+        ("NOTRUNNING(A)", "notrunning"),
     ],
 )
 def test_short_and_long_status_forms_in_any_case(text, status):
@@ -41,8 +50,14 @@ def test_escaped_colon_lookback_reads_as_hours_and_minutes():
 
 @pytest.mark.parametrize(
     ("text", "operator", "value"),
-    [("e(A) = 0", "=", 0), ("exitcode(A)>4", ">", 4), ("E(A) != 3", "!=", 3),
-     ("e(A) <= -1", "<=", -1), ("e(A) >= 10", ">=", 10), ("e(A) < 2", "<", 2)],
+    [
+        ("e(A) = 0", "=", 0),
+        ("exitcode(A)>4", ">", 4),
+        ("E(A) != 3", "!=", 3),
+        ("e(A) <= -1", "<=", -1),
+        ("e(A) >= 10", ">=", 10),
+        ("e(A) < 2", "<", 2),
+    ],
 )
 def test_exit_code_comparisons(text, operator, value):
     assert parse_condition(text) == ExitCodeAtom(JobRef("A"), operator, value)
@@ -89,11 +104,15 @@ def test_strictly_left_to_right_without_precedence():
     assert parse_condition("s(a) & s(b) | f(c)") == BinaryOp(
         "|", BinaryOp("&", _s("a"), _s("b")), StatusAtom("failure", JobRef("c"))
     )
-    assert parse_condition("s(a) | s(b) & s(c)") == BinaryOp("&", BinaryOp("|", _s("a"), _s("b")), _s("c"))
+    assert parse_condition("s(a) | s(b) & s(c)") == BinaryOp(
+        "&", BinaryOp("|", _s("a"), _s("b")), _s("c")
+    )
 
 
 def test_parentheses_group():
-    assert parse_condition("s(a) | (s(b) & s(c))") == BinaryOp("|", _s("a"), BinaryOp("&", _s("b"), _s("c")))
+    assert parse_condition("s(a) | (s(b) & s(c))") == BinaryOp(
+        "|", _s("a"), BinaryOp("&", _s("b"), _s("c"))
+    )
     assert parse_condition("((s(a)))") == _s("a")
 
 
@@ -109,7 +128,12 @@ def test_atoms_left_to_right_and_json():
     assert [atom.code for atom in atoms(tree)] == ["s", "f", "v"]
     assert tree.to_json()["type"] == "and"
     assert tree.to_json()["right"]["left"] == {
-        "type": "status", "status": "failure", "code": "f", "job": "b", "instance": "PRD", "lookback": None,
+        "type": "status",
+        "status": "failure",
+        "code": "f",
+        "job": "b",
+        "instance": "PRD",
+        "lookback": None,
     }
 
 

@@ -57,14 +57,16 @@ def test_round_trip_gives_back_exactly_the_emitted_statements(config):
     emitted = build_statements(config)
     parsed = parse_jil(emit_jil(config))
     assert parsed.problems == []
-    assert [(s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in parsed.statements] == [
-        (s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in emitted
-    ]
+    assert [
+        (s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in parsed.statements
+    ] == [(s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in emitted]
     assert [{k: v.to_jil() for k, v in s.conditions.items()} for s in parsed.statements] == [
         {k: v.to_jil() for k, v in s.conditions.items()} for s in emitted
     ]
     calendars = parse_jil(emit_calendars(config))
-    assert [(c.name, c.dates) for c in calendars.statements] == [(c.name, c.dates) for c in build_calendars(config)]
+    assert [(c.name, c.dates) for c in calendars.statements] == [
+        (c.name, c.dates) for c in build_calendars(config)
+    ]
 
 
 def _jobs(config, **kwargs):
@@ -74,8 +76,13 @@ def _jobs(config, **kwargs):
 def test_domain_boxes_schedules_and_chain(config):
     jobs = _jobs(config)
     box = jobs["ER_CUSTOMER_BOX"]
-    assert (box.job_type, box.get("date_conditions"), box.get("days_of_week"), box.get("start_times"),
-            box.get("timezone")) == ("BOX", "1", "all", "03:00", "US/Eastern")
+    assert (
+        box.job_type,
+        box.get("date_conditions"),
+        box.get("days_of_week"),
+        box.get("start_times"),
+        box.get("timezone"),
+    ) == ("BOX", "1", "all", "03:00", "US/Eastern")
     assert jobs["ER_PRODUCT_BOX"].get("days_of_week") == "su"
     vendor = jobs["ER_VENDOR_BOX"]
     assert vendor.get("run_calendar") == "ER_VENDORS_MONTHLY" and vendor.get("days_of_week") is None
@@ -92,9 +99,18 @@ def test_domain_boxes_schedules_and_chain(config):
 def test_process_jobs_share_the_matching_resource(config):
     jobs = _jobs(config)
     resource = jobs["ER_MATCHING_SLOT"]
-    assert (resource.subcommand, resource.get("res_type"), resource.get("amount")) == ("insert_resource", "R", "1")
+    assert (resource.subcommand, resource.get("res_type"), resource.get("amount")) == (
+        "insert_resource",
+        "R",
+        "1",
+    )
     claims = {name for name, job in jobs.items() if job.get("resources")}
-    assert claims == {"ER_CUSTOMER_PROCESS", "ER_PRODUCT_PROCESS", "ER_VENDOR_PROCESS", "ER_ON_DEMAND"}
+    assert claims == {
+        "ER_CUSTOMER_PROCESS",
+        "ER_PRODUCT_PROCESS",
+        "ER_VENDOR_PROCESS",
+        "ER_ON_DEMAND",
+    }
     assert jobs["ER_VENDOR_PROCESS"].get("resources") == "(ER_MATCHING_SLOT,QUANTITY=1,FREE=Y)"
 
 
@@ -117,14 +133,18 @@ def test_notifications(config):
 def test_notification_lists_repeat_the_attribute(tmp_path):
     def mutate(raw):
         raw["domains"]["customers"]["notifications"] = {
-            "emails": ["a@x.io", "b@x.io"], "on_failure": ["oncall@x.io", "er-admin@example.com"],
+            "emails": ["a@x.io", "b@x.io"],
+            "on_failure": ["oncall@x.io", "er-admin@example.com"],
             "on_success": ["boss@x.io"],
         }
 
     jobs = _jobs(load_config(write_config(tmp_path, mutate)))
     load = jobs["ER_CUSTOMER_LOAD"]
     assert load.values("notification_emailaddress") == ["a@x.io", "b@x.io"]
-    assert load.values("notification_emailaddress_on_failure") == ["oncall@x.io", "er-admin@example.com"]
+    assert load.values("notification_emailaddress_on_failure") == [
+        "oncall@x.io",
+        "er-admin@example.com",
+    ]
     assert load.values("notification_emailaddress_on_success") == ["boss@x.io"]
     assert jobs["ER_CUSTOMER_PROCESS"].values("notification_emailaddress_on_success") == []
 
@@ -132,14 +152,20 @@ def test_notification_lists_repeat_the_attribute(tmp_path):
 def test_on_demand_job_reads_globals(config):
     job = _jobs(config)["ER_ON_DEMAND"]
     assert job.box_name is None and job.get("date_conditions") == "0"
-    assert "autosys-bridge run $$ER_DOMAIN process --date $$ER_PROCESS_DATE" in job.get("command")
+    assert job.get("command") == "autosys-bridge run $$ER_DOMAIN all --date $$ER_PROCESS_DATE"
     assert job.get("std_out_file") == "/var/log/autosys/entity-resolution/ER_ON_DEMAND.out"
 
 
 def test_domain_selection(config):
     names = set(_jobs(config, domains=["products"]))
-    assert names == {"ER_MATCHING_SLOT", "ER_PRODUCT_BOX", "ER_PRODUCT_EXTRACT", "ER_PRODUCT_PROCESS",
-                     "ER_PRODUCT_LOAD", "ER_ON_DEMAND"}
+    assert names == {
+        "ER_MATCHING_SLOT",
+        "ER_PRODUCT_BOX",
+        "ER_PRODUCT_EXTRACT",
+        "ER_PRODUCT_PROCESS",
+        "ER_PRODUCT_LOAD",
+        "ER_ON_DEMAND",
+    }
     with pytest.raises(ConfigError, match="Domain 'nope' not found"):
         build_statements(config, domains=["nope"])
 
@@ -147,7 +173,10 @@ def test_domain_selection(config):
 def test_monthly_calendar_dates(config):
     (calendar,) = build_calendars(config)
     assert calendar.name == "ER_VENDORS_MONTHLY"
-    assert calendar.dates[:2] == ["01/01/2024 00:00", "02/01/2024 00:00"] and len(calendar.dates) == 120
+    assert (
+        calendar.dates[:2] == ["01/01/2024 00:00", "02/01/2024 00:00"]
+        and len(calendar.dates) == 120
+    )
 
 
 def test_day_of_month_beyond_a_short_month_is_clamped(tmp_path):
@@ -161,11 +190,19 @@ def test_day_of_month_beyond_a_short_month_is_clamped(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda raw: raw["settings"].update(autosys_resource="ER MATCHING"), "insert_resource 'ER MATCHING'"),
+        (
+            lambda raw: raw["settings"].update(autosys_resource="ER MATCHING"),
+            "insert_resource 'ER MATCHING'",
+        ),
         (lambda raw: raw["settings"].update(autosys_resource="R" * 65), "name is not valid"),
-        (lambda raw: raw["domains"]["customers"]["autosys"].update(log_dir="logs/customers"),
-         "domain 'customers': autosys.log_dir 'logs/customers' is not an absolute path"),
-        (lambda raw: raw["domains"]["customers"]["autosys"].update(permission="gx,rw"), "permission"),
+        (
+            lambda raw: raw["domains"]["customers"]["autosys"].update(log_dir="logs/customers"),
+            "domain 'customers': autosys.log_dir 'logs/customers' is not an absolute path",
+        ),
+        (
+            lambda raw: raw["domains"]["customers"]["autosys"].update(permission="gx,rw"),
+            "permission",
+        ),
     ],
 )
 def test_configurations_that_would_produce_invalid_jil_are_refused(tmp_path, mutate, message):
@@ -175,7 +212,11 @@ def test_configurations_that_would_produce_invalid_jil_are_refused(tmp_path, mut
 
 
 def test_calendar_prefix_that_makes_an_invalid_name_is_refused(tmp_path):
-    config = load_config(write_config(tmp_path, lambda raw: raw["settings"].update(autosys_calendar_prefix="ER CAL ")))
+    config = load_config(
+        write_config(
+            tmp_path, lambda raw: raw["settings"].update(autosys_calendar_prefix="ER CAL ")
+        )
+    )
     with pytest.raises(JilEmitError, match="calendar name"):
         emit_calendars(config)
 

@@ -14,8 +14,13 @@ DATA = Path(__file__).with_name("data")
 EXPECTED = {
     "astronomer__jilutil__tests_four.jil": [
         ("insert_job", "EOD_post", "CMD", None, {"condition": "s(EOD_watch)"}),
-        ("insert_job", "test_sample_04", "CMD", None,
-         {"condition": "s(test_sample_01,12.00) & f(test_sample_02,24.00) & s(test_sample_03)"}),
+        (
+            "insert_job",
+            "test_sample_04",
+            "CMD",
+            None,
+            {"condition": "s(test_sample_01,12.00) & f(test_sample_02,24.00) & s(test_sample_03)"},
+        ),
     ],
     "astronomer__jilutil__tests_one.jil": [
         ("insert_job", "TEST.ECHO", "CMD", None, {}),
@@ -27,7 +32,13 @@ EXPECTED = {
     "astronomer__jilutil__tests_sample.jil": [
         ("insert_job", "SAMPLE_BOX_JOB", "BOX", None, {}),
         ("insert_job", "SAMPLE_CMD_JOB_1", "CMD", "SAMPLE_BOX_JOB", {}),
-        ("insert_job", "SAMPLE_CMD_JOB_2", "CMD", "SAMPLE_BOX_JOB", {"condition": "s(SAMPLE_CMD_JOB_1)"}),
+        (
+            "insert_job",
+            "SAMPLE_CMD_JOB_2",
+            "CMD",
+            "SAMPLE_BOX_JOB",
+            {"condition": "s(SAMPLE_CMD_JOB_1)"},
+        ),
     ],
     "astronomer__jilutil__tests_three.jil": [
         ("insert_job", "WATCH_DONE_FILE", "CMD", None, {}),
@@ -49,7 +60,13 @@ EXPECTED = {
         ("insert_job", "sink_boxed", "CMD", "sink_box", {}),
     ],
     "mrbald__dsl41__tests_corpus_torture_colon.jil": [
-        ("insert_job", "colon_torture", "CMD", None, {"condition": "s(JOB:WITH:COLONS) & s(DB_BACKUP^PRD)"}),
+        (
+            "insert_job",
+            "colon_torture",
+            "CMD",
+            None,
+            {"condition": "s(JOB:WITH:COLONS) & s(DB_BACKUP^PRD)"},
+        ),
         ("insert_job", "glob_shell", "CMD", None, {}),
     ],
 }
@@ -84,7 +101,9 @@ def test_corpus_statement_lines_and_values():
     assert sample.statements[2].attributes[0].line == 35
 
     one = read_jil(CORPUS / "astronomer__jilutil__tests_one.jil")
-    assert one.statements[0].get("command") == 'echo "Hello World"'  # inner quotes are the command's
+    assert (
+        one.statements[0].get("command") == 'echo "Hello World"'
+    )  # inner quotes are the command's
     assert one.statements[2].get("watch_file") == "c:\\data\\monthly.log"
 
     three = read_jil(CORPUS / "astronomer__jilutil__tests_three.jil").statements[0]
@@ -107,7 +126,9 @@ def test_corpus_torture_colons_and_comment_lookalikes():
 
 
 def test_corpus_calendars_keep_date_rows_and_repeated_attributes():
-    holidays, cycle, extended, edges = read_jil(CORPUS / "mrbald__dsl41__tests_corpus_calendars_autocal.jil").statements
+    holidays, cycle, extended, edges = read_jil(
+        CORPUS / "mrbald__dsl41__tests_corpus_calendars_autocal.jil"
+    ).statements
     assert holidays.dates == ["01/01/2026 00:00", "07/03/2026 00:00", "12/25/2026 00:00"]
     assert cycle.values("start_date") == ["03/28/2026", "06/27/2026"]
     assert extended.get("condition") == "CWRK#L" and extended.conditions == {}
@@ -126,12 +147,25 @@ def test_corpus_kitchen_sink_values():
 def test_broken_jil_problems_are_reported_by_line_and_the_rest_is_read():
     parsed = read_jil(DATA / "broken.jil")
     assert [(p.line, p.message.split(" ")[0]) for p in parsed.problems] == [
-        (3, "attribute"), (10, "bad"), (11, "cannot"), (12, "'notification:'"), (13, "'define_variable:'"),
-        (17, "bad"), (18, "bad"), (19, "unknown"), (20, "job"), (23, "comment"),
+        (3, "attribute"),
+        (10, "bad"),
+        (11, "cannot"),
+        (12, "'notification:'"),
+        (13, "'define_variable:'"),
+        (17, "bad"),
+        (18, "bad"),
+        (19, "unknown"),
+        (20, "job"),
+        (23, "comment"),
     ]
     assert all(str(p).startswith(f"{DATA / 'broken.jil'}:{p.line}: ") for p in parsed.problems)
     assert [s.name for s in parsed.statements] == [
-        "GOOD_BOX", "BAD_CONDITION", "WORSE_CONDITION", "NOT_A_SUBCOMMAND", "bad name with spaces", "LAST_GOOD",
+        "GOOD_BOX",
+        "BAD_CONDITION",
+        "WORSE_CONDITION",
+        "NOT_A_SUBCOMMAND",
+        "bad name with spaces",
+        "LAST_GOOD",
     ]
     assert parsed.statements[1].box_name == "GOOD_BOX"
     assert parsed.statements[-1].conditions["condition"].to_jil() == "s(GOOD_BOX)"
@@ -142,7 +176,9 @@ def test_header_form_splits_only_at_known_keywords():
     parsed = parse_jil("insert_job: A   job_type: b   owner: me\ncommand: echo note: x\n")
     job = parsed.statements[0]
     assert [(a.name, a.value) for a in job.attributes] == [
-        ("job_type", "b"), ("owner", "me"), ("command", "echo note: x"),
+        ("job_type", "b"),
+        ("owner", "me"),
+        ("command", "echo note: x"),
     ]
     assert job.job_type == "BOX"
 
@@ -191,10 +227,25 @@ def test_auto_blobt_block_is_read_verbatim():
 
 def test_every_subcommand_starts_a_statement():
     verbs = [
-        "insert_job", "update_job", "override_job", "delete_job", "delete_box", "rename_job",
-        "insert_machine", "update_machine", "delete_machine", "insert_resource", "update_resource",
-        "delete_resource", "insert_xinst", "update_xinst", "delete_xinst", "insert_job_type",
-        "calendar", "cycle", "extended_calendar",
+        "insert_job",
+        "update_job",
+        "override_job",
+        "delete_job",
+        "delete_box",
+        "rename_job",
+        "insert_machine",
+        "update_machine",
+        "delete_machine",
+        "insert_resource",
+        "update_resource",
+        "delete_resource",
+        "insert_xinst",
+        "update_xinst",
+        "delete_xinst",
+        "insert_job_type",
+        "calendar",
+        "cycle",
+        "extended_calendar",
     ]
     parsed = parse_jil("".join(f"{verb}: N{i}\n" for i, verb in enumerate(verbs)))
     assert [s.subcommand for s in parsed.statements] == verbs
@@ -225,7 +276,9 @@ delete_box: BOX
 
 def test_crlf_and_non_ascii(tmp_path):
     path = tmp_path / "w.jil"
-    path.write_bytes("insert_job: CAFÉ_JOB\r\ndescription: \"Übersicht über Käse\"\r\nowner: me\r\n".encode())
+    path.write_bytes(
+        'insert_job: CAFÉ_JOB\r\ndescription: "Übersicht über Käse"\r\nowner: me\r\n'.encode()
+    )
     parsed = read_jil(path)
     job = parsed.statements[0]
     assert job.get("description") == "Übersicht über Käse" and job.get("owner") == "me"

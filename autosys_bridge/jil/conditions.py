@@ -21,11 +21,16 @@ from dataclasses import dataclass
 from typing import Iterator, Union
 
 STATUS_CODES = {
-    "s": "success", "success": "success",
-    "f": "failure", "failure": "failure",
-    "d": "done", "done": "done",
-    "t": "terminated", "terminated": "terminated",
-    "n": "notrunning", "notrunning": "notrunning",
+    "s": "success",
+    "success": "success",
+    "f": "failure",
+    "failure": "failure",
+    "d": "done",
+    "done": "done",
+    "t": "terminated",
+    "terminated": "terminated",
+    "n": "notrunning",
+    "notrunning": "notrunning",
 }
 SHORT = {"success": "s", "failure": "f", "done": "d", "terminated": "t", "notrunning": "n"}
 EXITCODE_WORDS = {"e", "exitcode"}
@@ -79,8 +84,12 @@ class StatusAtom:
 
     def to_json(self) -> dict:
         return {
-            "type": "status", "status": self.status, "code": self.code, "job": self.job.name,
-            "instance": self.job.instance, "lookback": self.lookback,
+            "type": "status",
+            "status": self.status,
+            "code": self.code,
+            "job": self.job.name,
+            "instance": self.job.instance,
+            "lookback": self.lookback,
         }
 
 
@@ -96,8 +105,12 @@ class ExitCodeAtom:
 
     def to_json(self) -> dict:
         return {
-            "type": "exitcode", "code": "e", "job": self.job.name, "instance": self.job.instance,
-            "operator": self.operator, "value": self.value,
+            "type": "exitcode",
+            "code": "e",
+            "job": self.job.name,
+            "instance": self.job.instance,
+            "operator": self.operator,
+            "value": self.value,
         }
 
 
@@ -109,13 +122,20 @@ class ValueAtom:
     code = "v"
 
     def to_jil(self) -> str:
-        value = f'"{self.value}"' if not self.value or re.search(r"[\s()&|=<>!,]", self.value) else self.value
+        value = (
+            f'"{self.value}"'
+            if not self.value or re.search(r"[\s()&|=<>!,]", self.value)
+            else self.value
+        )
         return f"v({self.variable}) {self.operator} {value}"
 
     def to_json(self) -> dict:
         return {
-            "type": "value", "code": "v", "variable": self.variable,
-            "operator": self.operator, "value": self.value,
+            "type": "value",
+            "code": "v",
+            "variable": self.variable,
+            "operator": self.operator,
+            "value": self.value,
         }
 
 
@@ -139,7 +159,8 @@ class BinaryOp:
     def to_json(self) -> dict:
         return {
             "type": "and" if self.operator == "&" else "or",
-            "left": self.left.to_json(), "right": self.right.to_json(),
+            "left": self.left.to_json(),
+            "right": self.right.to_json(),
         }
 
 
@@ -188,7 +209,9 @@ class _Parser:
         token = self.peek()
         if token is None or token.kind != kind:
             found = f"{token.text!r}" if token else "end of condition"
-            raise ConditionError(f"expected {what}, found {found}", token.column if token else self.end_column)
+            raise ConditionError(
+                f"expected {what}, found {found}", token.column if token else self.end_column
+            )
         self.index += 1
         return token
 
@@ -221,16 +244,24 @@ class _Parser:
     def atom(self) -> Atom:
         word = self.take("word", "a status function such as s(JOB)")
         keyword = word.text.lower()
-        if keyword not in STATUS_CODES and keyword not in EXITCODE_WORDS and keyword not in VALUE_WORDS:
+        if (
+            keyword not in STATUS_CODES
+            and keyword not in EXITCODE_WORDS
+            and keyword not in VALUE_WORDS
+        ):
             raise ConditionError(f"unknown condition function {word.text!r}", word.column)
         self.take("lparen", f"'(' after {word.text}")
-        argument = self.take("word", "a job name" if keyword not in VALUE_WORDS else "a global variable name")
+        argument = self.take(
+            "word", "a job name" if keyword not in VALUE_WORDS else "a global variable name"
+        )
         if keyword in VALUE_WORDS:
             self.take("rparen", "')'")
             operator = self.take("cmp", "a comparison such as =").text
             value = self.peek()
             if value is None or value.kind not in ("word", "string"):
-                raise ConditionError("expected a value to compare with", value.column if value else self.end_column)
+                raise ConditionError(
+                    "expected a value to compare with", value.column if value else self.end_column
+                )
             self.index += 1
             text = value.text[1:-1] if value.kind == "string" else value.text
             return ValueAtom(argument.text, operator, text)
@@ -240,14 +271,18 @@ class _Parser:
             operator = self.take("cmp", "a comparison such as =").text
             number = self.take("word", "an exit code")
             if not re.fullmatch(r"-?\d+", number.text):
-                raise ConditionError(f"exit code {number.text!r} is not a whole number", number.column)
+                raise ConditionError(
+                    f"exit code {number.text!r} is not a whole number", number.column
+                )
             return ExitCodeAtom(job, operator, int(number.text))
         lookback = None
         if self.peek() is not None and self.peek().kind == "comma":
             self.index += 1
             token = self.take("word", "a lookback (hours[.minutes])")
             if not LOOKBACK.match(token.text):
-                raise ConditionError(f"lookback {token.text!r} is not hours[.minutes]", token.column)
+                raise ConditionError(
+                    f"lookback {token.text!r} is not hours[.minutes]", token.column
+                )
             lookback = token.text
         self.take("rparen", "')'")
         return StatusAtom(STATUS_CODES[keyword], job, lookback)
@@ -258,7 +293,9 @@ def _job_ref(token: _Token) -> JobRef:
     if not name:
         raise ConditionError("missing job name", token.column)
     if caret and not INSTANCE.match(instance):
-        raise ConditionError(f"instance {instance!r} is not three letters or digits", token.column + len(name) + 1)
+        raise ConditionError(
+            f"instance {instance!r} is not three letters or digits", token.column + len(name) + 1
+        )
     return JobRef(name, instance or None)
 
 

@@ -22,13 +22,24 @@ from autosys_bridge.jil.model import JilFile, Statement
 DRIFT = exit_codes.STAGE_FAILED
 
 _FLAGS = frozenset(
-    {"date_conditions", "alarm_if_fail", "alarm_if_terminated", "box_terminator", "job_terminator", "auto_hold", "auto_delete"}
+    {
+        "date_conditions",
+        "alarm_if_fail",
+        "alarm_if_terminated",
+        "box_terminator",
+        "job_terminator",
+        "auto_hold",
+        "auto_delete",
+    }
 )
 _REPEATED = frozenset(
     {
-        "notification_emailaddress", "notification_emailaddress_on_failure",
-        "notification_emailaddress_on_success", "notification_emailaddress_on_terminated",
-        "notification_emailaddress_on_alarm", "resources",
+        "notification_emailaddress",
+        "notification_emailaddress_on_failure",
+        "notification_emailaddress_on_success",
+        "notification_emailaddress_on_terminated",
+        "notification_emailaddress_on_alarm",
+        "resources",
     }
 )
 
@@ -44,9 +55,13 @@ class Difference:
 
     def __str__(self) -> str:
         if self.kind == "missing":
-            return f"missing  {self.subcommand} {self.name}: in the configuration, not in production"
+            return (
+                f"missing  {self.subcommand} {self.name}: in the configuration, not in production"
+            )
         if self.kind == "extra":
-            return f"extra    {self.subcommand} {self.name}: in production, not in the configuration"
+            return (
+                f"extra    {self.subcommand} {self.name}: in production, not in the configuration"
+            )
         return (
             f"changed  {self.name} {self.attribute}: production {_show(self.production)}, "
             f"configuration {_show(self.configuration)}"
@@ -60,7 +75,9 @@ def _show(value: str | None) -> str:
     return "(not set)" if value is None else repr(value)
 
 
-def find_drift(production: JilFile, expected: list[Statement], prefixes: list[str]) -> list[Difference]:
+def find_drift(
+    production: JilFile, expected: list[Statement], prefixes: list[str]
+) -> list[Difference]:
     """Differences between the production file and the expected statements, sorted by name."""
     wanted = {_key(s): s for s in expected}
     boxes = {s.name for s in expected if s.is_job and s.job_type == "BOX"}
@@ -73,7 +90,11 @@ def find_drift(production: JilFile, expected: list[Statement], prefixes: list[st
 
     def ours(key: tuple[str, str], statement: Statement) -> bool:
         name = key[1]
-        return key in wanted or any(name.startswith(p + "_") for p in prefixes) or statement.box_name in boxes
+        return (
+            key in wanted
+            or any(name.startswith(p + "_") for p in prefixes)
+            or statement.box_name in boxes
+        )
 
     differences = []
     for key, statement in actual.items():
@@ -93,11 +114,15 @@ def _key(statement: Statement) -> tuple[str, str]:
 
 def _attribute_drift(production: Statement, expected: Statement) -> list[Difference]:
     differences = []
-    names = dict.fromkeys([a.name for a in expected.attributes] + [a.name for a in production.attributes])
+    names = dict.fromkeys(
+        [a.name for a in expected.attributes] + [a.name for a in production.attributes]
+    )
     for name in names:
         have, want = _normalised(production, name), _normalised(expected, name)
         if have != want:
-            differences.append(Difference("changed", expected.subcommand, expected.name, name, have, want))
+            differences.append(
+                Difference("changed", expected.subcommand, expected.name, name, have, want)
+            )
     return differences
 
 

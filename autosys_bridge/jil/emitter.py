@@ -34,8 +34,13 @@ EXTRACT_LOAD_MINUTES = 120
 PROCESS_GRACE_MINUTES = 15
 CALENDAR_YEARS = 10  # monthly run calendars cover this many years from schedule.start_date
 WEEKDAY_CODES = {
-    "sunday": "su", "monday": "mo", "tuesday": "tu", "wednesday": "we",
-    "thursday": "th", "friday": "fr", "saturday": "sa",
+    "sunday": "su",
+    "monday": "mo",
+    "tuesday": "tu",
+    "wednesday": "we",
+    "thursday": "th",
+    "friday": "fr",
+    "saturday": "sa",
 }
 # The command is not quoted (the agent would pass the quotes to the shell); these are.
 _UNQUOTED = frozenset({"command", "resources", *CONDITION_ATTRIBUTES})
@@ -103,7 +108,9 @@ def build_calendars(config: Configuration, domains: list[str] | None = None) -> 
             continue
         name = calendar_name(config, domain)
         if not JOB_NAME.match(name):
-            raise JilEmitError(f"{config.path}: domain '{domain.name}': calendar name '{name}' is not valid AutoSys")
+            raise JilEmitError(
+                f"{config.path}: domain '{domain.name}': calendar name '{name}' is not valid AutoSys"
+            )
         calendars.append(Statement("calendar", name, dates=_monthly_dates(domain)))
     return calendars
 
@@ -131,7 +138,9 @@ def render_value(name: str, value: str) -> str:
     if name in _UNQUOTED or not value or not (":" in value or any(c.isspace() for c in value)):
         return value
     if '"' in value:
-        raise JilEmitError(f"{name}: a value with spaces or colons cannot also contain '\"': {value!r}")
+        raise JilEmitError(
+            f"{name}: a value with spaces or colons cannot also contain '\"': {value!r}"
+        )
     return f'"{value}"'
 
 
@@ -142,7 +151,9 @@ def _resource(config: Configuration) -> Statement:
     resource = Statement("insert_resource", config.settings.autosys_resource)
     resource.add("res_type", "R")  # renewable: a unit returns when the holding job ends
     resource.add("amount", "1")
-    resource.add("description", "One AWS Entity Resolution matching job at a time (per-region quota)")
+    resource.add(
+        "description", "One AWS Entity Resolution matching job at a time (per-region quota)"
+    )
     return resource
 
 
@@ -167,7 +178,10 @@ def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
         box.add("days_of_week", "all")
     box.add("start_times", schedule.time)
     box.add("timezone", schedule.timezone)
-    box.add("description", f"Entity resolution for {domain.name}: extract, match, load ({_when(domain)})")
+    box.add(
+        "description",
+        f"Entity resolution for {domain.name}: extract, match, load ({_when(domain)})",
+    )
     box.add("alarm_if_fail", "1")
     jobs = [box]
     previous = None
@@ -229,13 +243,29 @@ def _on_demand(config: Configuration, domains: list[Domain]) -> Statement:
     job.add("term_run_time", str(2 * EXTRACT_LOAD_MINUTES + _process_minutes(config)))
     job.add("alarm_if_fail", "1")
     job.add("alarm_if_terminated", "1")
-    job.add("description", f"Entity resolution on demand: domain $${DOMAIN_GLOBAL}, date $${DATE_GLOBAL}")
-    _notify(job, "y", f"Entity resolution on demand ({ON_DEMAND_JOB}); logs in {log_dir}",
-            config.settings.admin_emails, [], [])
+    job.add(
+        "description",
+        f"Entity resolution on demand: domain $${DOMAIN_GLOBAL}, date $${DATE_GLOBAL}",
+    )
+    _notify(
+        job,
+        "y",
+        f"Entity resolution on demand ({ON_DEMAND_JOB}); logs in {log_dir}",
+        config.settings.admin_emails,
+        [],
+        [],
+    )
     return job
 
 
-def _notify(job: Statement, send: str, message: str, everyone: list[str], failure: list[str], success: list[str]) -> None:
+def _notify(
+    job: Statement,
+    send: str,
+    message: str,
+    everyone: list[str],
+    failure: list[str],
+    success: list[str],
+) -> None:
     if not (everyone or failure or success):
         job.add("send_notification", "n")
         return
@@ -292,8 +322,10 @@ def _banner(config: Configuration, statement: Statement) -> str | None:
         return "/* ---- serialises matching jobs across all domains ---- */"
     if statement.name == ON_DEMAND_JOB:
         return (
-            f"/* ---- on demand: sendevent -E SET_GLOBAL -G \"{DOMAIN_GLOBAL}=products\",\n"
-            f"   sendevent -E SET_GLOBAL -G \"{DATE_GLOBAL}=2024-06-30\", sendevent -E STARTJOB -J {ON_DEMAND_JOB} ---- */"
+            "/* ---- on demand, any domain and date:\n"
+            f'   sendevent -E SET_GLOBAL -G "{DOMAIN_GLOBAL}=products"\n'
+            f'   sendevent -E SET_GLOBAL -G "{DATE_GLOBAL}=2024-06-30"\n'
+            f"   sendevent -E STARTJOB -J {ON_DEMAND_JOB} ---- */"
         )
     return None
 

@@ -97,7 +97,9 @@ def _strip_trailing_comments(line: str) -> str:
         return line
     position = 0
     while (start := line.find("/*", position)) >= 0:
-        if (start > 0 and not line[start - 1].isspace()) or _inside_quotes(start, _quote_positions(line)):
+        if (start > 0 and not line[start - 1].isspace()) or _inside_quotes(
+            start, _quote_positions(line)
+        ):
             position = start + 2
             continue
         end = line.find("*/", start + 2)
@@ -118,7 +120,10 @@ def _split_pairs(content: str) -> list[tuple[str, str]]:
     cuts = [
         match
         for match in _KEY_INLINE.finditer(content, rest_start)
-        if (match.group(1).lower() in KNOWN_ATTRIBUTES or match.group(1).lower() in STATEMENT_KEYWORDS)
+        if (
+            match.group(1).lower() in KNOWN_ATTRIBUTES
+            or match.group(1).lower() in STATEMENT_KEYWORDS
+        )
         and not _inside_quotes(match.start(), quotes)
     ]
     pairs, key, value_start = [], first.group(1), rest_start
@@ -180,7 +185,9 @@ class _Reader:
             return
         statement = self.current
         if statement is None:
-            self.problem(number, f"attribute '{key}' comes before any insert_job or other subcommand")
+            self.problem(
+                number, f"attribute '{key}' comes before any insert_job or other subcommand"
+            )
             return
         if key in NOT_JIL:
             self.problem(number, f"'{key}:' is not JIL ({NOT_JIL[key]})")
@@ -217,7 +224,11 @@ class _Reader:
             return
         if statement is not None and self.last_raw is not None and statement.attributes:
             last = statement.attributes[-1]
-            if last.name in LIST_VALUED or self.last_raw.rstrip().endswith(",") or _open_quote(self.last_raw):
+            if (
+                last.name in LIST_VALUED
+                or self.last_raw.rstrip().endswith(",")
+                or _open_quote(self.last_raw)
+            ):
                 self.last_raw = _join_continuation(self.last_raw, text)
                 statement.attributes[-1] = Attribute(last.name, unquote(self.last_raw), last.line)
                 statement.end_line = number
@@ -247,6 +258,8 @@ class _Reader:
                     try:
                         statement.conditions[attribute.name] = parse_condition(attribute.value)
                     except ConditionError as exc:
-                        self.problem(attribute.line, f"bad {attribute.name} '{attribute.value}': {exc}")
+                        self.problem(
+                            attribute.line, f"bad {attribute.name} '{attribute.value}': {exc}"
+                        )
         self.file.problems.sort(key=lambda p: p.line)
         return self.file
