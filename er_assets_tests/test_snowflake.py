@@ -1,0 +1,303 @@
+"""The Snowflake warehouse's real SQL, run through fakesnow (DuckDB underneath, in-process).
+
+fakesnow executes COPY INTO <table> from a `file://` stage, transactions and
+information_schema, but cannot unload (COPY INTO @stage). The unload statement is therefore
+checked by parsing it with sqlglot's Snowflake dialect and against a snapshot, and
+`FakesnowWarehouse` below replaces only the statement that fakesnow cannot run.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from er_assets.config import load_config
+from er_assets.object_store import LocalObjectStore
+from er_assets.warehouses import snowflake as sf
+
+BUCKET = "er-data-lake"
+STAGE = "ER_STAGE"
+PARTITION = "2024-03-05"
+
+
+class FakesnowWarehouse(sf.SnowflakeWarehouse):
+    """Test only: the Snowflake warehouse with the one statement fakesnow cannot run replaced.
+
+    fakesnow has no COPY INTO @stage (unload), so `_unload` runs the very same SELECT through
+    fakesnow and writes its rows as parquet where Snowflake would, under the folder the stage
+    points at. Every other statement, the profile query included, is the production one.
+    """
+
+    stage_root: str
+
+    def _unload(self, cursor, location: str, select: str, params: dict) -> int:
+        cursor.execute(select, params)
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+        folder = Path(self.stage_root) / location.split("/", 1)[1]
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
+        pq.write_table(table, folder / "data_0_0_0.snappy.parquet")  # Snowflake's part naming
+        return len(rows)
+
+
+@contextmanager
+def fake_snowflake(objects_root: Path, stage_url: str | None = None):
+    """fakesnow patched in, with the external stage created on the local bucket folder."""
+    import fakesnow
+    import snowflake.connector
+
+    with fakesnow.patch():
+        conn = snowflake.connector.connect(database="ER", schema="PUBLIC")
+        url = stage_url or f"file://{objects_root / BUCKET}/"
+        conn.cursor().execute(f"CREATE STAGE {STAGE} URL = '{url}'")
+        yield conn
+        conn.close()
+
+
+def warehouse(objects_root: Path) -> FakesnowWarehouse:
+    return FakesnowWarehouse(
+        account="test", user="tester", password="not-a-secret", warehouse="WH", database="ER",
+        schema_name="PUBLIC", stage=STAGE, stage_url=f"s3://{BUCKET}/",
+        object_store=LocalObjectStore(root=str(objects_root)), stage_root=str(objects_root / BUCKET),
+    )
+
+
+def create_source(conn, domain, rows: list[dict]) -> None:
+    columns = domain.schema.columns + [domain.source.partition_column]
+    cursor = conn.cursor()
+    body = ", ".join(f"{sf.ident(c)} VARCHAR" for c in domain.schema.columns)
+    cursor.execute(
+        f"CREATE TABLE {sf.ident(domain.source.table)} ({body}, {sf.ident(domain.source.partition_column)} DATE)"
+    )
+    if rows:
+        names = ", ".join(sf.ident(c) for c in columns)
+        values = ", ".join(f"%({c})s" for c in columns)
+        cursor.executemany(f"INSERT INTO {sf.ident(domain.source.table)} ({names}) VALUES ({values})",
+                           [{c: r.get(c) for c in columns} for r in rows])
+
+
+def write_output(objects_root: Path, domain, job: str, records: list[tuple[str, str]], name="part-00000.csv") -> str:
+    """A match output folder as the service lays it out; returns its success/ URI."""
+    uri = f"{domain.output_prefix}/{domain.workflow_name}/{job}/success/"
+    folder = objects_root / uri[len("s3://"):]
+    folder.mkdir(parents=True, exist_ok=True)
+    header = ["InputSourceARN", "RecordId", "MatchID", "MatchRule", *domain.schema.columns]
+    with open(folder / name, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(header)
+        for record_id, match_id in records:
+            fields = {c: f"{c}-{record_id}" for c in domain.schema.columns}
+            fields[domain.schema.unique_id] = record_id
+            fields["last_name"] = "O'Brien, Jr."  # a quote and a comma survive the CSV round trip
+            out.writerow(["arn:aws:glue:table/er/customers_input", record_id, match_id, "email_match",
+                          *(fields[c] for c in domain.schema.columns)])
+    return uri
+
+
+@pytest.fixture
+def domain():
+    return load_config().domain("customers")
+
+
+@pytest.fixture
+def objects(tmp_path):
+    return tmp_path / "objects"
+
+
+def rows_of(conn, table: str, partition: str) -> list[tuple]:
+    cursor = conn.cursor()
+    cursor.execute(f"SELECT RECORDID, MATCHID, LAST_NAME FROM {table} WHERE PARTITION_KEY = %(p)s ORDER BY 1",
+                   {"p": partition})
+    return cursor.fetchall()
+
+
+# --- SQL that fakesnow cannot run: parsed and pinned ---------------------------------------
+
+
+UNLOAD_SNAPSHOT = (
+    'COPY INTO @ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/ FROM ('
+    'SELECT TO_VARCHAR("CUSTOMER_ID") AS "customer_id", TO_VARCHAR("FIRST_NAME") AS "first_name", '
+    'TO_VARCHAR("LAST_NAME") AS "last_name", TO_VARCHAR("EMAIL") AS "email", TO_VARCHAR("PHONE") AS "phone", '
+    'TO_VARCHAR("ADDRESS") AS "address", TO_VARCHAR("CITY") AS "city", TO_VARCHAR("STATE") AS "state", '
+    'TO_VARCHAR("POSTAL_CODE") AS "postal_code" FROM "CUSTOMERS_SOURCE" '
+    'WHERE "LOAD_DATE" >= %(start)s AND "LOAD_DATE" < %(end)s) '
+    'FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = 268435456'
+)
+
+
+def test_unload_statement_snapshot_and_parse(domain):
+    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", domain.extract_uri(PARTITION))
+    sql = sf.unload_sql(location, sf.extract_select(domain))
+    assert sql == UNLOAD_SNAPSHOT
+
+    # The Snowflake connector binds pyformat parameters client-side, as quoted literals.
+    bound = sql % {"start": "'2024-03-05'", "end": "'2024-03-06'"}
+    tree = sqlglot.parse_one(bound, read="snowflake")
+    assert isinstance(tree, exp.Copy)
+    assert tree.this.sql(dialect="snowflake") == "@ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/"
+    query = tree.args["files"][0].this
+    assert isinstance(query, exp.Select)
+    assert [e.alias for e in query.expressions] == domain.schema.columns
+    assert query.args["from_"].this.name == "CUSTOMERS_SOURCE"
+    assert {p.this.name.upper() for p in tree.args["params"]} == {"FILE_FORMAT", "HEADER", "MAX_FILE_SIZE"}
+
+
+def test_identifiers_with_quotes_or_semicolons_are_rejected(domain, objects):
+    for bad in ['cust"omers', "customers; DROP TABLE x", "a b", "", "x--"]:
+        with pytest.raises(sf.UnsafeIdentifier):
+            sf.ident(bad)
+    for bad in ["ER_STAGE; DROP", 'ER."STAGE"', "a.b.c.d", "@stage"]:
+        with pytest.raises(sf.UnsafeIdentifier):
+            sf.object_name(bad)
+    with pytest.raises(sf.UnsafeIdentifier):
+        sf.stage_location(STAGE, f"s3://{BUCKET}/", f"s3://{BUCKET}/x/it's/")
+    with pytest.raises(ValueError, match="not under"):
+        sf.stage_location(STAGE, f"s3://{BUCKET}/", "s3://other-bucket/x/")
+
+    # A match output whose header smuggles SQL is refused before any statement runs.
+    uri = write_output(objects, domain, "bad", [("C1", "m1")])
+    path = objects / uri[len("s3://"):] / "part-00000.csv"
+    text = path.read_text().replace("MatchRule", 'MatchRule" VARCHAR); DROP TABLE t; --', 1)
+    path.write_text(text)
+    with fake_snowflake(objects) as conn:
+        with pytest.raises(sf.UnsafeIdentifier):
+            warehouse(objects).load_matches(domain, PARTITION, uri)
+        cursor = conn.cursor()
+        cursor.execute(sf.TABLE_EXISTS_SQL, {"name": "CUSTOMERS_RESOLVED"})
+        assert cursor.fetchone()[0] == 0
+
+
+# --- SQL that fakesnow runs ---------------------------------------------------------------
+
+
+def test_load_twice_leaves_one_copy_of_the_partition(domain, objects):
+    first = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", "m3")])
+    other = write_output(objects, domain, "job0", [("C9", "m9")])
+    with fake_snowflake(objects) as conn:
+        wh = warehouse(objects)
+        assert wh.load_matches(domain, "2024-03-04", other).rows == 1
+        result = wh.load_matches(domain, PARTITION, first)
+        assert (result.rows, result.table) == (3, "customers_resolved")
+        expected = [("C1", "m1", "O'Brien, Jr."), ("C2", "m1", "O'Brien, Jr."), ("C3", "m3", "O'Brien, Jr.")]
+        assert rows_of(conn, "customers_resolved", PARTITION) == expected
+
+        again = wh.load_matches(domain, PARTITION, first)
+        assert again.rows == 3
+        assert rows_of(conn, "customers_resolved", PARTITION) == expected
+        assert wh.target_stats(domain, PARTITION) == {"rows": 3, "duplicate_ids": 0}
+        assert wh.target_stats(domain, "2024-03-04") == {"rows": 1, "duplicate_ids": 0}  # untouched
+
+        # The staging table is gone; the target has the output's columns plus the load's two.
+        cursor = conn.cursor()
+        cursor.execute(sf.TABLE_EXISTS_SQL, {"name": sf.staging_table("CUSTOMERS_RESOLVED", PARTITION)})
+        assert cursor.fetchone()[0] == 0
+        cursor.execute(sf.COLUMNS_SQL, {"name": "CUSTOMERS_RESOLVED"})
+        columns = {r[0].upper() for r in cursor.fetchall()}
+        assert {"INPUTSOURCEARN", "RECORDID", "MATCHID", "MATCHRULE", "CUSTOMER_ID", "PARTITION_KEY", "LOADED_AT"} <= columns
+
+
+def test_load_in_several_files_counts_rows_from_copy(domain, objects):
+    uri = write_output(objects, domain, "job2", [("C1", "m1"), ("C2", "m1")], name="part-00000.csv")
+    write_output(objects, domain, "job2", [("C3", "m3")], name="part-00001.csv")
+    with fake_snowflake(objects):
+        assert warehouse(objects).load_matches(domain, PARTITION, uri).rows == 3
+
+
+def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
+    good = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m2")])
+    newer = write_output(objects, domain, "job2", [("C1", "m1"), ("C2", "m1"), ("C3", "m1")])
+    with fake_snowflake(objects) as conn:
+        wh = warehouse(objects)
+        wh.load_matches(domain, PARTITION, good)
+        before = rows_of(conn, "customers_resolved", PARTITION)
+
+        # The INSERT fails after the DELETE has run inside the transaction.
+        executed = []
+        real_insert = sf.insert_sql
+        monkeypatch.setattr(sf, "insert_sql", lambda *a: executed.append("insert") or real_insert(*a) + " WHERE NO_SUCH_COLUMN = 1")
+        real_delete = sf.delete_partition_sql
+        monkeypatch.setattr(sf, "delete_partition_sql", lambda *a: executed.append("delete") or real_delete(*a))
+        with pytest.raises(Exception, match="(?i)no_such_column"):
+            wh.load_matches(domain, PARTITION, newer)
+        assert executed == ["delete", "insert"]
+        assert rows_of(conn, "customers_resolved", PARTITION) == before
+
+        # A malformed output file fails the COPY itself; nothing changes either.
+        monkeypatch.undo()
+        broken = write_output(objects, domain, "job3", [("C7", "m7")])
+        with open(objects / broken[len("s3://"):] / "part-00000.csv", "a") as handle:
+            handle.write("too,few,fields\n")
+        with pytest.raises(Exception):
+            wh.load_matches(domain, PARTITION, broken)
+        assert rows_of(conn, "customers_resolved", PARTITION) == before
+        assert wh.load_matches(domain, PARTITION, newer).rows == 3
+
+
+def test_empty_output_empties_the_partition(domain, objects):
+    uri = write_output(objects, domain, "job1", [("C1", "m1")])
+    empty = f"{domain.output_prefix}/{domain.workflow_name}/job2/success/"
+    with fake_snowflake(objects):
+        wh = warehouse(objects)
+        assert wh.load_matches(domain, PARTITION, empty).rows == 0  # no table yet: nothing to do
+        wh.load_matches(domain, PARTITION, uri)
+        assert wh.load_matches(domain, PARTITION, empty).rows == 0
+        assert wh.target_stats(domain, PARTITION) == {"rows": 0, "duplicate_ids": 0}
+
+
+def test_target_missing_an_output_column_is_explained(domain, objects):
+    uri = write_output(objects, domain, "job1", [("C1", "m1")])
+    with fake_snowflake(objects) as conn:
+        conn.cursor().execute('CREATE TABLE "CUSTOMERS_RESOLVED" ("RECORDID" VARCHAR, "PARTITION_KEY" VARCHAR)')
+        with pytest.raises(ValueError, match="lacks match output columns .*MatchID"):
+            warehouse(objects).load_matches(domain, PARTITION, uri)
+
+
+def test_extract_profile_and_files(domain, objects):
+    day = dt.date(2024, 3, 5)
+    base = {c: "x" for c in domain.schema.columns}
+    rows = [
+        {**base, "customer_id": "C1", "load_date": day},
+        {**base, "customer_id": "C1", "load_date": day},  # duplicate id
+        {**base, "customer_id": " ", "load_date": day},  # empty id
+        {**base, "customer_id": "C" * 39, "load_date": day},  # too long for rule-based matching
+        {**base, "customer_id": "C5", "last_name": None, "load_date": day},
+        {**base, "customer_id": "C6", "load_date": dt.date(2024, 3, 6)},  # next partition
+    ]
+    stale = objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/data_9_9_9.snappy.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by a larger earlier run")
+    with fake_snowflake(objects) as conn:
+        create_source(conn, domain, rows)
+        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION))
+    assert result.profile == {
+        "rows": 5, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
+        "null_counts": {"customer_id": 1, "last_name": 1},
+    }
+    assert result.rows == 5
+    assert result.files == [domain.extract_uri(PARTITION) + "data_0_0_0.snappy.parquet"]
+    written = pq.read_table(objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05")
+    assert written.column_names == domain.schema.columns
+
+
+def test_check_ready_names_what_is_missing(domain, objects):
+    with fake_snowflake(objects, stage_url="s3://somewhere-else/"):
+        problems = warehouse(objects).check_ready(domain)
+    assert any("source table CUSTOMERS_SOURCE does not exist" in p for p in problems)
+    assert any("points at s3://somewhere-else/" in p for p in problems)
+
+    with fake_snowflake(objects, stage_url=f"s3://{BUCKET}/") as conn:
+        create_source(conn, domain, [])
+        assert warehouse(objects).check_ready(domain) == []
+        wrong = warehouse(objects).model_copy(update={"stage": "NO_SUCH_STAGE"})
+        assert wrong.check_ready(domain) == [
+            "stage NO_SUCH_STAGE does not exist in ER.PUBLIC or is not visible to the role"
+        ]
