@@ -1,0 +1,110 @@
+"""The production object store and the Glue re-pointing against moto's S3 and Glue."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from er_assets.errors import ServiceUnavailable
+from er_assets.matching_job import point_glue_table
+from er_assets.object_store import S3ObjectStore
+from er_assets.warehouses.snowflake import csv_header
+
+REGION = "us-east-1"
+BUCKET = "er-data-lake"
+PREFIX = "entity-resolution/customers/extract/partition=2024-03-05/"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    # Fake credentials, so nothing on this machine can reach a real account.
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        yield s3
+
+
+def test_list_delete_and_local_copy(aws):
+    store = S3ObjectStore(region_name=REGION)
+    keys = [f"{PREFIX}data_0_0_{i}.snappy.parquet" for i in range(3)] + [f"{PREFIX}nested/part.csv"]
+    for key in keys:
+        aws.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
+    neighbour = "entity-resolution/customers/extract/partition=2024-03-06/data_0_0_0.snappy.parquet"
+    aws.put_object(Bucket=BUCKET, Key=neighbour, Body=b"other day")
+
+    uri = f"s3://{BUCKET}/{PREFIX}"
+    assert store.list_files(uri) == sorted(f"s3://{BUCKET}/{k}" for k in keys)
+
+    with store.local_copy(uri) as folder:
+        copied = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        assert copied == sorted(k[len(PREFIX):] for k in keys)
+        assert (folder / "nested/part.csv").read_bytes() == f"{PREFIX}nested/part.csv".encode()
+    assert not folder.exists()  # the temporary copy is gone with the context
+
+    assert store.delete_prefix(uri) == 4
+    assert store.list_files(uri) == []
+    assert store.list_files(f"s3://{BUCKET}/{neighbour}") == [f"s3://{BUCKET}/{neighbour}"]
+    assert store.delete_prefix(uri) == 0
+
+
+def test_delete_prefix_beyond_one_delete_objects_batch(aws):
+    store = S3ObjectStore(region_name=REGION)
+    for i in range(1003):  # DeleteObjects takes at most 1000 keys per call
+        aws.put_object(Bucket=BUCKET, Key=f"{PREFIX}{i:05d}.parquet", Body=b"")
+    assert store.delete_prefix(f"s3://{BUCKET}/{PREFIX}") == 1003
+    assert aws.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX)["KeyCount"] == 0
+
+
+def test_csv_header_reads_only_the_first_line(aws):
+    key = "entity-resolution/customers/output/wf/job/success/part-00000.csv"
+    body = b'InputSourceARN,RecordId,MatchID,"MatchRule"\n' + b"a,b,c,d\n" * 200_000
+    aws.put_object(Bucket=BUCKET, Key=key, Body=body)
+    assert csv_header(S3ObjectStore(region_name=REGION), f"s3://{BUCKET}/{key}") == [
+        "InputSourceARN", "RecordId", "MatchID", "MatchRule"]
+
+
+def _glue_table(glue, location: str) -> None:
+    glue.create_database(DatabaseInput={"Name": "entity_resolution"})
+    glue.create_table(
+        DatabaseName="entity_resolution",
+        TableInput={
+            "Name": "customers_input",
+            "Description": "customers extract",
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet"},
+            "StorageDescriptor": {
+                "Columns": [{"Name": "customer_id", "Type": "string"}, {"Name": "email", "Type": "string"}],
+                "Location": location,
+                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+            },
+        },
+    )
+
+
+def test_point_glue_table_moves_only_the_location(aws):
+    glue = boto3.client("glue", region_name=REGION)
+    _glue_table(glue, f"s3://{BUCKET}/entity-resolution/customers/extract/")
+    target = f"s3://{BUCKET}/{PREFIX}"
+
+    point_glue_table(glue, "entity_resolution", "customers_input", target)
+
+    table = glue.get_table(DatabaseName="entity_resolution", Name="customers_input")["Table"]
+    assert table["StorageDescriptor"]["Location"] == target
+    assert table["StorageDescriptor"]["Columns"] == [{"Name": "customer_id", "Type": "string"},
+                                                     {"Name": "email", "Type": "string"}]
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert (table["Parameters"], table["TableType"], table["Description"]) == (
+        {"classification": "parquet"}, "EXTERNAL_TABLE", "customers extract")
+
+
+def test_point_glue_table_names_a_missing_table(aws):
+    glue = boto3.client("glue", region_name=REGION)
+    glue.create_database(DatabaseInput={"Name": "entity_resolution"})
+    with pytest.raises(ServiceUnavailable, match="Glue table entity_resolution.customers_input"):
+        point_glue_table(glue, "entity_resolution", "customers_input", f"s3://{BUCKET}/{PREFIX}")
