@@ -9,7 +9,7 @@ import pytest
 
 from er_assets.history import FINAL_STAGE, HistoryError, HistoryStore, Status
 from er_assets.history import schema
-from er_assets_tests.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -166,6 +166,7 @@ def test_postgres_uses_native_types(postgres_url):
         start(store)
         types = store.query(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'er_job_history' "
+            "AND table_schema = current_schema() "
             "AND column_name IN ('metadata', 'start_time', 'process_date')"
         )
     assert {t["column_name"]: t["data_type"] for t in types} == {

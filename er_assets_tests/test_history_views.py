@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from er_assets.history import HistoryStore
-from er_assets_tests.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session
 
 UTC = dt.timezone.utc
 DAY1 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

@@ -217,7 +217,9 @@ class HistoryStore:
             "metadata": self.dialect.json(redact(dict(metadata or {}))),
             "running": Status.RUNNING.value,
         }
-        duration = self.dialect.seconds_between("start_time", ":end_time")
+        # Milliseconds: SQLite's julianday arithmetic is exact only to a few microseconds,
+        # and both databases must store the same number.
+        duration = self.dialect.round(self.dialect.seconds_between("start_time", ":end_time"), 3)
         with self._transaction() as cur:
             self._execute(
                 cur,
