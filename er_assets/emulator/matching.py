@@ -91,7 +91,7 @@ def run_matching(
     try:
         input_records = _load(con, plan, input_path)
         report(0)
-        not_processed = _write_errors(con, plan, output_dir / "error")
+        not_processed = _split_errors(con, plan, input_records, output_dir / "error")
         valid = _prepare(con, plan)
         report(not_processed)
         root, level = _resolve(con, plan, valid, lambda done: report(not_processed + done))
@@ -132,7 +132,7 @@ def _input_files(input_path: str | Path) -> tuple[str, list[str]]:
 
 
 def _load(con: duckdb.DuckDBPyConnection, plan: Plan, input_path: str | Path) -> int:
-    """Table `src`: the schema's fields as text, one row per input record."""
+    """Relation `src`: the schema's fields as text, one row per input record."""
     kind, files = _input_files(input_path)
     file_list = "[" + ", ".join(quote_literal(f) for f in files) + "]"
     reader = (
@@ -145,52 +145,55 @@ def _load(con: duckdb.DuckDBPyConnection, plan: Plan, input_path: str | Path) ->
     if missing:
         raise MatchingError(f"input at {input_path} lacks schema fields {missing}")
     select = ", ".join(f"CAST({quote_ident(f.name)} AS VARCHAR) AS {quote_ident(f.name)}" for f in plan.fields)
-    con.execute(f"CREATE TABLE src AS SELECT {select} FROM {reader}")
+    # Parquet is cheap to scan twice (errors, then records); CSV is parsed once into a table.
+    kind_of_relation = "VIEW" if kind == ".parquet" else "TABLE"
+    con.execute(f"CREATE {kind_of_relation} src AS SELECT {select} FROM {reader}")
     return con.execute("SELECT count(*) FROM src").fetchone()[0]
 
 
 # --- values ---------------------------------------------------------------------------------
 
 
-def _field_types(plan: Plan) -> dict[str, str]:
-    return {f.name: f.type for f in plan.fields}
+def _field_index(plan: Plan) -> dict[str, int]:
+    return {f.name: i for i, f in enumerate(plan.fields)}
+
+
+def _needs_normalized(plan: Plan) -> list[int]:
+    """Fields whose normalised value is used: slot members (when matching normalises) and
+    outputs (when the output is normalised). Each is computed once, as column f<i>."""
+    index = _field_index(plan)
+    used = set()
+    if plan.apply_normalization:
+        used |= {index[f.name] for slot in plan.slots for f in slot.fields}
+    if plan.output_normalized:
+        used |= {index[name] for name, _ in plan.outputs if plan.fields[index[name]].type != "UNIQUE_ID"}
+    return sorted(used)
 
 
 def _slot_sql(plan: Plan, slot_index: int) -> str:
-    """The comparable value of a slot: normalised fields of a group joined by a space."""
+    """The comparable value of a slot: its fields' values, a group's joined by a space."""
+    index = _field_index(plan)
     slot = plan.slots[slot_index]
-    parts = [normalized(quote_ident(f.name), f.type, plan.apply_normalization) for f in slot.fields]
+    if plan.apply_normalization:
+        parts = [f"f{index[f.name]}" for f in slot.fields]
+    else:
+        parts = [normalized(quote_ident(f.name), f.type, False) for f in slot.fields]
     if len(parts) == 1:
         return parts[0]
     return f"NULLIF(concat_ws(' ', {', '.join(parts)}), '')"
 
 
 def _output_sql(plan: Plan, name: str, hashed: bool) -> str:
-    attr_type = _field_types(plan)[name]
-    column = quote_ident(name)
-    if plan.output_normalized and attr_type != "UNIQUE_ID":
-        column = output_value(normalized(column, attr_type, True), attr_type)
+    i = _field_index(plan)[name]
+    attr_type = plan.fields[i].type
+    column = output_value(f"f{i}", attr_type) if i in _needs_normalized(plan) and plan.output_normalized else quote_ident(name)
     return f"sha256({column})" if hashed else column
 
 
-def _outputs_select(plan: Plan, positional: bool = False) -> str:
-    """Output attribute columns, named as in the schema or (inside `rec`) o0, o1, ..."""
+def _normalized_columns(plan: Plan) -> str:
     return "".join(
-        f", {_output_sql(plan, name, hashed)} AS {f'o{j}' if positional else quote_ident(name)}"
-        for j, (name, hashed) in enumerate(plan.outputs)
-    )
-
-
-def _error_sql(plan: Plan) -> str:
-    """Why the service would reject a `src` row (NULL when it would not)."""
-    uid = quote_ident(plan.unique_id)
-    if plan.reserved_field:
-        return quote_literal(f"Schema field name {plan.reserved_field} is reserved")
-    return (
-        f"CASE WHEN {uid} IS NULL OR trim({uid}) = '' THEN 'Unique ID is missing' "
-        f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
-        f"WHEN {uid} IN (SELECT {uid} FROM src GROUP BY {uid} HAVING count(*) > 1) THEN 'Unique ID is not unique' "
-        "END"
+        f", {normalized(quote_ident(plan.fields[i].name), plan.fields[i].type, True)} AS f{i}"
+        for i in _needs_normalized(plan)
     )
 
 
@@ -201,37 +204,51 @@ def _copy_csv(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
     )
 
 
-def _write_errors(con: duckdb.DuckDBPyConnection, plan: Plan, folder: Path) -> int:
-    con.execute(f"CREATE TABLE verdict AS SELECT {_error_sql(plan)} AS _error, * FROM src")
-    con.execute("DROP TABLE src")
-    count = con.execute("SELECT count(*) FROM verdict WHERE _error IS NOT NULL").fetchone()[0]
-    if count:
+def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int, folder: Path) -> int:
+    """Number the records the service accepts (table `ids`); write the others to error/.
+
+    `ids` holds only unique ids, numbered 0..n-1 in id order: sorting this narrow table is
+    cheap, and numbering by id makes every "smallest record" choice (group anchors, hence
+    MatchIDs) independent of input file order.
+    """
+    uid = quote_ident(plan.unique_id)
+    valid = "FALSE" if plan.reserved_field else (
+        f"{uid} IS NOT NULL AND trim({uid}) <> '' AND length({uid}) <= {MAX_UNIQUE_ID_LENGTH}"
+    )
+    con.execute(
+        f"CREATE TABLE ids AS SELECT {uid} AS uid, (row_number() OVER (ORDER BY {uid}) - 1)::BIGINT AS rid "
+        f"FROM src WHERE {valid} GROUP BY {uid} HAVING count(*) = 1"
+    )
+    accepted = con.execute("SELECT count(*) FROM ids").fetchone()[0]
+    rejected = input_records - accepted
+    if rejected:
+        reason = quote_literal(f"Schema field name {plan.reserved_field} is reserved") if plan.reserved_field else (
+            f"CASE WHEN {uid} IS NULL OR trim({uid}) = '' THEN 'Unique ID is missing' "
+            f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
+            "ELSE 'Unique ID is not unique' END"
+        )
+        outputs = "".join(f", {quote_ident(name)}" for name, _ in plan.outputs)
         _copy_csv(
             con,
-            f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, "
-            f"{quote_ident(plan.unique_id)} AS RecordId, _error AS ErrorMessage{_outputs_select(plan)} "
-            "FROM verdict WHERE _error IS NOT NULL",
+            f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, {uid} AS RecordId, "
+            f"{reason} AS ErrorMessage{outputs} FROM src ANTI JOIN ids ON ids.uid = src.{uid}",
             folder,
         )
-    return count
+    return rejected
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:
-    """Table `rec`: valid records numbered 0..n-1 in unique-id order, with slot values.
-
-    Numbering by unique id makes every choice that prefers "the smallest record" (group
-    anchors, hence MatchIDs) independent of input file order.
-    """
+    """Table `rec`: accepted records with rid, uid, slot values k<i> and outputs o<j>."""
+    uid = quote_ident(plan.unique_id)
     slots = "".join(f", {_slot_sql(plan, i)} AS k{i}" for i in range(len(plan.slots)))
+    outputs = "".join(f", {_output_sql(plan, name, hashed)} AS o{j}" for j, (name, hashed) in enumerate(plan.outputs))
     soundex_slots = sorted({_slot_index(plan, t) for t in _terms(plan) if t.function == "Soundex"})
     phonetic = "".join(f", {soundex(f'k{i}')} AS sx{i}" for i in soundex_slots)
-    uid = quote_ident(plan.unique_id)
     con.execute(
         f"CREATE TABLE rec AS SELECT *{phonetic} FROM ("
-        f"SELECT (row_number() OVER (ORDER BY {uid}) - 1)::BIGINT AS rid, {uid} AS _uid{slots}"
-        f"{_outputs_select(plan, positional=True)} FROM verdict WHERE _error IS NULL)"
+        f"SELECT rid, uid{slots}{outputs} FROM ("
+        f"SELECT ids.rid, ids.uid, src.*{_normalized_columns(plan)} FROM src JOIN ids ON ids.uid = src.{uid}))"
     )
-    con.execute("DROP TABLE verdict")
     return con.execute("SELECT count(*) FROM rec").fetchone()[0]
 
 
@@ -337,7 +354,7 @@ def _resolve(
         edges = np.hstack([_edges(con, plan, conj, active) for conj in rule.conjunctions])
         if edges.size:
             label = connected_components(n, edges[0], edges[1])
-            members = np.unique(edges)
+            members = _members(n, edges)
             if plan.transitive:
                 _join_earlier_groups(root, level, label, members, r, n)
             else:
@@ -347,6 +364,13 @@ def _resolve(
     singles = root < 0
     root[singles] = np.flatnonzero(singles)
     return root, level
+
+
+def _members(n: int, edges: np.ndarray) -> np.ndarray:
+    """Records on at least one edge, ascending (a mask is O(n); np.unique would sort)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[edges.ravel()] = True
+    return np.flatnonzero(mask)
 
 
 def _join_earlier_groups(
@@ -376,8 +400,8 @@ def _write_success(
     # name and the group's smallest unique id (32 hex characters, like the service's).
     _copy_csv(
         con,
-        f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, r._uid AS RecordId, "
-        f"md5({quote_literal(plan.workflow_name + ':')} || anchor._uid) AS MatchID, {rule_name} AS MatchRule"
-        f"{outputs} FROM rec r JOIN _groups g ON g.rid = r.rid JOIN rec anchor ON anchor.rid = g.root",
+        f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, r.uid AS RecordId, "
+        f"md5({quote_literal(plan.workflow_name + ':')} || anchor.uid) AS MatchID, {rule_name} AS MatchRule"
+        f"{outputs} FROM rec r JOIN _groups g ON g.rid = r.rid JOIN ids anchor ON anchor.rid = g.root",
         folder,
     )

@@ -1,0 +1,185 @@
+"""Benchmark: the emulator's matching engine against a hand-written DuckDB floor.
+
+Both sides read the same parquet file of generated customers, normalise, run the shipped
+`customers` workflow's three exact rules as a waterfall and write the match output as CSV.
+The floor is the least SQL that does that (no validation, no error folder, no general
+rule compiler); the engine should stay within 1.5x of its wall time and under 1.5 GB.
+
+Each measurement runs in its own child process so peak RSS (ru_maxrss) is that run's alone.
+Floor and engine runs alternate and the best wall time of --repeat runs is reported, because
+a shared machine's noise only ever adds time; peak RSS is the largest seen.
+
+    .venv/bin/python bench/bench_er_match.py                 # 100k and 1M
+    .venv/bin/python bench/bench_er_match.py --sizes 100000 1000000 3000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DOMAIN = "customers"
+
+
+def _domain():
+    from er_assets.config import load_config
+
+    config = load_config()
+    return config, config.domain(DOMAIN)
+
+
+def generate(path: Path, n: int) -> None:
+    """n customers from the project's sample-data generator, written as one parquet file."""
+    import duckdb
+
+    from er_assets.sample_data import DUPLICATE_SHARE, generate_sql
+
+    _, domain = _domain()
+    columns = ", ".join(f'"{c}"' for c in domain.schema.columns)
+    params = {
+        "n": n,
+        "entities": max(1, round(n * (1 - DUPLICATE_SHARE))),
+        "seed": 7,
+        "start": dt.date(2024, 1, 1),
+        "days": 1,
+        "id_offset": 0,
+    }
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT {columns} FROM ({generate_sql(domain)})) TO '{path}' (FORMAT parquet)", params)
+    con.close()
+
+
+def prepare_engine(source: Path, out: Path) -> Callable[[], dict]:
+    """Imports and configuration happen here, outside the timed call."""
+    from er_assets.emulator.aws_shapes import matching_workflow_response, schema_mapping_response
+    from er_assets.emulator.matching import run_matching
+
+    config, domain = _domain()
+    schema = schema_mapping_response(domain, config.settings)
+    workflow = matching_workflow_response(domain, config.settings)
+    return lambda: run_matching(source, schema, workflow, out, "bench")
+
+
+# The floor: the same normalisation and waterfall, written by hand for this one workflow.
+FLOOR_SQL = """
+CREATE TABLE r AS
+SELECT *,
+       NULLIF(lower(trim(email)), '') AS e,
+       NULLIF(concat_ws(' ', NULLIF(regexp_replace(lower(strip_accents(first_name)), '[^a-z0-9]', '', 'g'), ''),
+                             NULLIF(regexp_replace(lower(strip_accents(last_name)), '[^a-z0-9]', '', 'g'), '')), '') AS nm,
+       NULLIF(regexp_replace(phone, '[^0-9]', '', 'g'), '') AS ph,
+       NULLIF(concat_ws(' ', NULLIF(regexp_replace(lower(strip_accents(address)), '[^a-z0-9]', '', 'g'), ''),
+                             NULLIF(regexp_replace(lower(strip_accents(city)), '[^a-z0-9]', '', 'g'), ''),
+                             NULLIF(regexp_replace(lower(strip_accents(state)), '[^a-z0-9]', '', 'g'), ''),
+                             NULLIF(regexp_replace(lower(strip_accents(postal_code)), '[^a-z0-9]', '', 'g'), '')), '') AS ad
+FROM read_parquet($source);
+
+CREATE TABLE g1 AS
+SELECT customer_id, root, 'email_match' AS rule FROM (
+    SELECT customer_id, min(customer_id) OVER w AS root, count(*) OVER w AS c
+    FROM r WHERE e IS NOT NULL WINDOW w AS (PARTITION BY e)) WHERE c > 1;
+
+CREATE TABLE g2 AS
+SELECT customer_id, root, 'name_phone_match' AS rule FROM (
+    SELECT customer_id, min(customer_id) OVER w AS root, count(*) OVER w AS c
+    FROM r ANTI JOIN g1 USING (customer_id)
+    WHERE nm IS NOT NULL AND ph IS NOT NULL WINDOW w AS (PARTITION BY nm, ph)) WHERE c > 1;
+
+CREATE TABLE g3 AS
+SELECT customer_id, root, 'name_address_match' AS rule FROM (
+    SELECT customer_id, min(customer_id) OVER w AS root, count(*) OVER w AS c
+    FROM r ANTI JOIN (SELECT customer_id FROM g1 UNION ALL SELECT customer_id FROM g2) USING (customer_id)
+    WHERE nm IS NOT NULL AND ad IS NOT NULL WINDOW w AS (PARTITION BY nm, ad)) WHERE c > 1;
+
+COPY (
+    SELECT 'arn' AS InputSourceARN, r.customer_id AS RecordId,
+           md5('customer-matching-workflow:' || coalesce(g.root, r.customer_id)) AS MatchID, g.rule AS MatchRule,
+           r.customer_id, r.first_name, r.last_name, r.e AS email, r.phone, r.address, r.city, r.state, r.postal_code
+    FROM r LEFT JOIN (SELECT * FROM g1 UNION ALL SELECT * FROM g2 UNION ALL SELECT * FROM g3) g USING (customer_id)
+) TO $target (FORMAT csv, HEADER true);
+"""
+
+
+def prepare_floor(source: Path, out: Path) -> Callable[[], dict]:
+    import duckdb
+
+    def run() -> dict:
+        out.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect()
+        paths = {"source": str(source), "target": str(out / "part-0.csv")}
+        for statement in filter(str.strip, FLOOR_SQL.split(";")):
+            con.execute(statement, {k: v for k, v in paths.items() if f"${k}" in statement})
+        rows = con.execute("SELECT count(*) FROM r").fetchone()[0]
+        con.close()
+        return {"inputRecords": rows}
+
+    return run
+
+
+def child(kind: str, source: Path, out: Path) -> None:
+    """Run one side and print its wall time and peak RSS as JSON."""
+    job = (prepare_engine if kind == "engine" else prepare_floor)(source, out)
+    start = time.perf_counter()
+    result = job()
+    wall = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"wall": wall, "peak_mb": peak_mb, "result": result}))
+
+
+def measure(kind: str, source: Path, out: Path) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--source", str(source), "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode:
+        raise SystemExit(f"{kind} run failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", choices=["engine", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.source, args.out)
+        return
+
+    print(f"{'records':>10} {'floor s':>8} {'engine s':>9} {'ratio':>6} {'floor MB':>9} {'engine MB':>10}  matchIDs")
+    with tempfile.TemporaryDirectory(prefix="bench-er-match-") as tmp:
+        for n in args.sizes:
+            source = Path(tmp) / f"customers-{n}.parquet"
+            generate(source, n)
+            runs: dict[str, list[dict]] = {"floor": [], "engine": []}
+            for i in range(args.repeat):
+                for kind in runs:
+                    runs[kind].append(measure(kind, source, Path(tmp) / f"{kind}-{n}-{i}"))
+            floor, engine = (
+                {"wall": min(r["wall"] for r in rs), "peak_mb": max(r["peak_mb"] for r in rs), "result": rs[0]["result"]}
+                for rs in runs.values()
+            )
+            ratio = engine["wall"] / floor["wall"]
+            print(
+                f"{n:>10} {floor['wall']:>8.2f} {engine['wall']:>9.2f} {ratio:>6.2f} "
+                f"{floor['peak_mb']:>9.0f} {engine['peak_mb']:>10.0f}  {engine['result']['matchIDs']}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
