@@ -150,12 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--config", help="configuration file")
     validate.set_defaults(func=cmd_validate)
 
-    for module in ("autosys_bridge.jil_cli", "er_assets.doctor_cli"):
-        try:
-            __import__(module, fromlist=["add_parsers"]).add_parsers(sub)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    from autosys_bridge import jil_cli
+
+    jil_cli.add_parsers(sub)
     return parser
 
 

@@ -38,6 +38,8 @@ def exit_code_for(result) -> tuple[int, str]:
 
     if result.success:
         return exit_codes.OK, "success"
+    if _interrupted(result):
+        return exit_codes.TERMINATED, "interrupted by SIGTERM"
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
@@ -55,6 +57,18 @@ def exit_code_for(result) -> tuple[int, str]:
     while error.cause is not None:  # Dagster wraps the user's exception; report the original
         error = error.cause
     return exit_codes.STAGE_FAILED, error.message.strip().splitlines()[0]
+
+
+def _interrupted(result) -> bool:
+    # During execution Dagster maps SIGTERM to its own interrupt, which fails the running step
+    # with DagsterExecutionInterruptedError.
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None:
+            if error.cls_name == "DagsterExecutionInterruptedError":
+                return True
+            error = error.cause
+    return False
 
 
 def run_stage(config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date) -> int:
@@ -84,20 +98,18 @@ def run_stage(config, domain, stage: str, assets: list[str], partition: str, run
                     asset_selection=keys, tags=tags, raise_on_error=False,
                 )
             except (Terminated, KeyboardInterrupt):
-                _cancel_unfinished(instance, tags)
-                _log("terminated: the run was cancelled; nothing was loaded for an unfinished stage")
+                _log("terminated before the run started; nothing ran")
                 return exit_codes.TERMINATED
+            code, reason = exit_code_for(result)
+            if code == exit_codes.TERMINATED:
+                # The interrupted step rolled back (loads are one transaction); record the run
+                # as cancelled, as a terminate from the UI would, not as a data failure.
+                instance.report_run_canceled(
+                    instance.get_run_by_id(result.run_id),
+                    message="Terminated by SIGTERM (AutoSys KILLJOB or term_run_time); "
+                    "a matching job already started keeps running at AWS and a re-run re-attaches to it",
+                )
     finally:
         signal.signal(signal.SIGTERM, previous)
-    code, reason = exit_code_for(result)
     _log(f"run {result.run_id}: {exit_codes.DESCRIPTIONS[code]} (exit {code}): {reason}")
     return code
-
-
-def _cancel_unfinished(instance, tags: dict) -> None:
-    """Mark this process's still-open run as CANCELED, as the UI's terminate would."""
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-
-    runs = instance.get_runs(RunsFilter(tags=tags, statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]), limit=1)
-    for run in runs:
-        instance.report_run_canceled(run, message="Terminated by SIGTERM (AutoSys KILLJOB or term_run_time)")
