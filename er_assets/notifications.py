@@ -229,7 +229,9 @@ def notify_run(
     own_store = store is None
     store = store or HistoryStore.from_env(env)
     try:
-        message = compose(config, domain, stage, partition_key, run_id, status, error, history=store.get(run_id, stage), env=env)
+        message = compose(
+            config, domain, stage, partition_key, run_id, status, error, history=store.get(run_id, stage), env=env
+        )
         if not store.claim_notification(run_id, status, domain, to):
             return False
         try:

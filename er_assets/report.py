@@ -25,7 +25,12 @@ from er_assets.history.seed import seed_history
 WIDTH = 1140  # SVG user units; charts scale to the page width
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")  # Okabe-Ito: colour-blind safe
 SLA_COLOURS = {"MET": "#2e7d32", "LATE": "#f0a202", "MISSED": "#c62828", "PENDING": "#9e9e9e"}
-RATE_BANDS = ((100.0, "#2e7d32", "100%"), (90.0, "#8bc34a", "90–99%"), (75.0, "#f0a202", "75–89%"), (0.0, "#c62828", "below 75%"))
+RATE_BANDS = (
+    (100.0, "#2e7d32", "100%"),
+    (90.0, "#8bc34a", "90–99%"),
+    (75.0, "#f0a202", "75–89%"),
+    (0.0, "#c62828", "below 75%"),
+)
 NO_RUNS = "#eceff1"
 TOP_ERRORS = 10
 
@@ -77,7 +82,11 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: se
 
 
 def _legend(items: Iterable[tuple[str, str]]) -> str:
-    return '<div class="legend">' + "".join(f'<span><i style="background:{c}"></i>{escape(label)}</span>' for label, c in items) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(f'<span><i style="background:{c}"></i>{escape(label)}</span>' for label, c in items)
+        + "</div>"
+    )
 
 
 def _colours(names: Iterable[str]) -> dict[str, str]:
@@ -126,12 +135,16 @@ class _Frame:
         for i in range(5):
             value = self.y_max * i / 4
             y = self.y(value)
-            grid.append(f'<line x1="{self.LEFT}" x2="{WIDTH - self.RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eeeeee"/>')
+            grid.append(
+                f'<line x1="{self.LEFT}" x2="{WIDTH - self.RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eeeeee"/>'
+            )
             grid.append(f'<text x="{self.LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{self.y_format(value)}</text>')
         step = max(1, math.ceil(len(self.days) / 12))  # at most a dozen date labels
         for i, day in enumerate(self.days):
             if i % step == 0:
-                grid.append(f'<text x="{self.x(day):.1f}" y="{self.height - 9}" text-anchor="middle">{day:%b %d}</text>')
+                grid.append(
+                    f'<text x="{self.x(day):.1f}" y="{self.height - 9}" text-anchor="middle">{day:%b %d}</text>'
+                )
         grid.append(
             f'<text transform="translate(13 {self.TOP + self.plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">{escape(self.y_label)}</text>'
         )
@@ -142,7 +155,9 @@ class _Frame:
         )
 
 
-def _line_chart(days, series: dict[str, dict[dt.date, float]], colours: dict[str, str], y_label: str, label: str, y_format=_tick) -> str:
+def _line_chart(
+    days, series: dict[str, dict[dt.date, float]], colours: dict[str, str], y_label: str, label: str, y_format=_tick
+) -> str:
     peak = max((v for points in series.values() for v in points.values()), default=0)
     frame = _Frame(days, peak, 150, y_label, y_format)
     parts = []
@@ -159,7 +174,9 @@ def _line_chart(days, series: dict[str, dict[dt.date, float]], colours: dict[str
     return frame.svg("".join(parts), label)
 
 
-def _stacked_bars(days, series: dict[str, dict[dt.date, float]], colours: dict[str, str], y_label: str, label: str) -> str:
+def _stacked_bars(
+    days, series: dict[str, dict[dt.date, float]], colours: dict[str, str], y_label: str, label: str
+) -> str:
     totals: dict[dt.date, float] = defaultdict(float)
     for points in series.values():
         for d, v in points.items():
@@ -197,7 +214,9 @@ def _heatmap(days, domains: Sequence[str], cells: dict[tuple[str, dt.date], dict
             cell = cells.get((domain, day))
             rate = cell["success_rate_pct"] if cell else None
             tip = f"{domain} {day}: " + (
-                f"{cell['succeeded']} of {cell['runs'] - cell['running']} stage runs succeeded ({rate:.1f}%)" if rate is not None else "no finished runs"
+                f"{cell['succeeded']} of {cell['runs'] - cell['running']} stage runs succeeded ({rate:.1f}%)"
+                if rate is not None
+                else "no finished runs"
             )
             parts.append(
                 f'<rect x="{left + c * slot + 1:.1f}" y="{y + 2}" width="{max(slot - 2, 1):.1f}" height="{row_h - 4}" rx="2" '
@@ -206,7 +225,9 @@ def _heatmap(days, domains: Sequence[str], cells: dict[tuple[str, dt.date], dict
     step = max(1, math.ceil(len(days) / 12))
     for c, day in enumerate(days):
         if c % step == 0:
-            parts.append(f'<text x="{left + (c + 0.5) * slot:.1f}" y="{height - 8}" text-anchor="middle">{day:%b %d}</text>')
+            parts.append(
+                f'<text x="{left + (c + 0.5) * slot:.1f}" y="{height - 8}" text-anchor="middle">{day:%b %d}</text>'
+            )
     return f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="success rate by domain and day" xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
 
 
@@ -219,7 +240,7 @@ def _delivery_chart(domain: str, partitions: list[dict], days) -> str:
     parts = []
     for p in partitions:
         day = p["started_at"].date()
-        if p["elapsed_minutes"] is None:  # not delivered: a full-height hatch-free marker
+        if p["elapsed_minutes"] is None:  # not delivered: a pale full-height bar in its status colour
             parts.append(
                 f'<rect x="{frame.x(day) - bar / 2:.1f}" y="{frame.TOP}" width="{bar:.1f}" height="{frame.plot_h}" '
                 f'fill="{SLA_COLOURS.get(p["sla_status"] or "PENDING", "#9e9e9e")}" opacity="0.35">'
@@ -234,8 +255,12 @@ def _delivery_chart(domain: str, partitions: list[dict], days) -> str:
         )
     if sla:
         y = frame.y(sla)
-        parts.append(f'<line x1="{frame.LEFT}" x2="{WIDTH - frame.RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c62828" stroke-dasharray="6 4"/>')
-        parts.append(f'<text x="{WIDTH - frame.RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" style="fill:#c62828">SLA {sla} min</text>')
+        parts.append(
+            f'<line x1="{frame.LEFT}" x2="{WIDTH - frame.RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c62828" stroke-dasharray="6 4"/>'
+        )
+        parts.append(
+            f'<text x="{WIDTH - frame.RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" style="fill:#c62828">SLA {sla} min</text>'
+        )
     return frame.svg("".join(parts), f"{domain}: minutes to deliver each partition")
 
 
@@ -257,7 +282,11 @@ def _summary(rates, sla, volume) -> str:
         (_pct(met, len(judged)), f"SLA met ({met} of {len(judged)} partitions)"),
         (_int(processed), "records processed by matching"),
     ]
-    return '<div class="tiles">' + "".join(f'<div class="tile"><b>{v}</b><span>{escape(t)}</span></div>' for v, t in tiles) + "</div>"
+    return (
+        '<div class="tiles">'
+        + "".join(f'<div class="tile"><b>{v}</b><span>{escape(t)}</span></div>' for v, t in tiles)
+        + "</div>"
+    )
 
 
 def _success_section(days, domains, rates) -> str:
@@ -268,14 +297,22 @@ def _success_section(days, domains, rates) -> str:
         finished = sum(r["runs"] - r["running"] for r in mine)
         succeeded = sum(r["succeeded"] for r in mine)
         per_domain.append(
-            (escape(domain), _int(sum(r["runs"] for r in mine)), _int(succeeded), _int(sum(r["failed"] for r in mine)),
-             _int(sum(r["cancelled"] for r in mine)), _pct(succeeded, finished))
+            (
+                escape(domain),
+                _int(sum(r["runs"] for r in mine)),
+                _int(succeeded),
+                _int(sum(r["failed"] for r in mine)),
+                _int(sum(r["cancelled"] for r in mine)),
+                _pct(succeeded, finished),
+            )
         )
     return (
         '<h2 id="success-rate">Success rate by domain and day</h2>'
         + _heatmap(days, domains, cells)
         + _legend([(label, colour) for _, colour, label in RATE_BANDS] + [("no runs", NO_RUNS)])
-        + _table(("domain", "stage runs", "succeeded", "failed", "cancelled", "success rate"), per_domain, {1, 2, 3, 4, 5})
+        + _table(
+            ("domain", "stage runs", "succeeded", "failed", "cancelled", "success rate"), per_domain, {1, 2, 3, 4, 5}
+        )
     )
 
 
@@ -283,14 +320,20 @@ def _duration_section(days, domains, durations) -> str:
     # One chart per stage, a line per domain: matching takes ten times longer than extract
     # and load, and on a shared axis their trends would be flat lines at the bottom.
     colours = _colours(domains)
-    parts = ['<h2 id="duration">Duration per stage over time</h2>',
-             '<p class="sub">Mean minutes of the stage runs that succeeded, per day.</p>', _legend(colours.items())]
+    parts = [
+        '<h2 id="duration">Duration per stage over time</h2>',
+        '<p class="sub">Mean minutes of the stage runs that succeeded, per day.</p>',
+        _legend(colours.items()),
+    ]
     for stage in STAGES:
         series: dict[str, dict[dt.date, float]] = {domain: {} for domain in domains}
         for d in durations:
             if d["stage"] == stage and d["domain"] in series:
                 series[d["domain"]][d["day"]] = d["avg_seconds"] / 60
-        parts += [f"<h3>{escape(stage)}</h3>", _line_chart(days, series, colours, "minutes", f"{stage}: duration per day", _tick)]
+        parts += [
+            f"<h3>{escape(stage)}</h3>",
+            _line_chart(days, series, colours, "minutes", f"{stage}: duration per day", _tick),
+        ]
     rows = []
     for domain in domains:
         for stage in STAGES:
@@ -298,12 +341,25 @@ def _duration_section(days, domains, durations) -> str:
             runs = sum(d["runs"] for d in mine)
             if runs:
                 mean = sum(d["avg_seconds"] * d["runs"] for d in mine) / runs
-                rows.append((escape(domain), escape(stage), _int(runs), _minutes(mean), _minutes(max(d["max_seconds"] for d in mine))))
-    return "".join(parts) + _table(("domain", "stage", "succeeded runs", "mean minutes", "longest minutes"), rows, {2, 3, 4})
+                rows.append(
+                    (
+                        escape(domain),
+                        escape(stage),
+                        _int(runs),
+                        _minutes(mean),
+                        _minutes(max(d["max_seconds"] for d in mine)),
+                    )
+                )
+    return "".join(parts) + _table(
+        ("domain", "stage", "succeeded runs", "mean minutes", "longest minutes"), rows, {2, 3, 4}
+    )
 
 
 def _sla_section(days, domains, sla) -> str:
-    parts = ['<h2 id="sla">SLA compliance</h2>', '<p class="sub">Minutes from the first start of any stage of a partition to the first success of its final stage.</p>']
+    parts = [
+        '<h2 id="sla">SLA compliance</h2>',
+        '<p class="sub">Minutes from the first start of any stage of a partition to the first success of its final stage.</p>',
+    ]
     parts.append(_legend((status.lower(), colour) for status, colour in SLA_COLOURS.items()))
     rows = []
     for domain in domains:
@@ -314,10 +370,20 @@ def _sla_section(days, domains, sla) -> str:
         judged = count["MET"] + count["LATE"] + count["MISSED"]
         target = mine[0]["sla_minutes"]
         rows.append(
-            (escape(domain), _int(target) if target else "none", _int(len(mine)), *(_int(count[s]) for s in SLA_COLOURS), _pct(count["MET"], judged))
+            (
+                escape(domain),
+                _int(target) if target else "none",
+                _int(len(mine)),
+                *(_int(count[s]) for s in SLA_COLOURS),
+                _pct(count["MET"], judged),
+            )
         )
         parts += [f"<h3>{escape(domain)}</h3>", _delivery_chart(domain, mine, days)]
-    table = _table(("domain", "SLA minutes", "partitions", "met", "late", "missed", "pending", "compliance"), rows, {1, 2, 3, 4, 5, 6, 7})
+    table = _table(
+        ("domain", "SLA minutes", "partitions", "met", "late", "missed", "pending", "compliance"),
+        rows,
+        {1, 2, 3, 4, 5, 6, 7},
+    )
     return parts[0] + parts[1] + table + "".join(parts[2:])
 
 
@@ -351,8 +417,14 @@ def _errors_section(errors) -> str:
     if not top:
         return '<h2 id="errors">Most common errors</h2><p class="empty">No failures in this period.</p>'
     rows = [
-        (_int(v["occurrences"]), escape(domain), escape(stage), escape(status), f"<code>{escape(v['example'] or key)}</code>",
-         f"{v['last_seen']:%Y-%m-%d %H:%M}" if v["last_seen"] else "–")
+        (
+            _int(v["occurrences"]),
+            escape(domain),
+            escape(stage),
+            escape(status),
+            f"<code>{escape(v['example'] or key)}</code>",
+            f"{v['last_seen']:%Y-%m-%d %H:%M}" if v["last_seen"] else "–",
+        )
         for (domain, stage, status, key), v in top
     ]
     return (
@@ -364,6 +436,8 @@ def _errors_section(errors) -> str:
 
 def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None = None) -> str:
     """The report over the `days` UTC days ending with `now`'s day, as one HTML page."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, not {days}")
     now = (now or dt.datetime.now(UTC)).astimezone(UTC)
     since = now.date() - dt.timedelta(days=days - 1)
     window = [since + dt.timedelta(days=i) for i in range(days)]
@@ -374,13 +448,17 @@ def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None =
     errors = store.view("er_v_error_frequency", since)
     domains = sorted({r["domain"] for r in rates} | {p["domain"] for p in sla})
     body = (
-        _summary(rates, sla, volume)
-        + _success_section(window, domains, rates)
-        + _duration_section(window, domains, durations)
-        + _sla_section(window, domains, sla)
-        + _volume_section(window, domains, volume)
-        + _errors_section(errors)
-    ) if domains else '<p class="empty">No job history in this period.</p>'
+        (
+            _summary(rates, sla, volume)
+            + _success_section(window, domains, rates)
+            + _duration_section(window, domains, durations)
+            + _sla_section(window, domains, sla)
+            + _volume_section(window, domains, volume)
+            + _errors_section(errors)
+        )
+        if domains
+        else '<p class="empty">No job history in this period.</p>'
+    )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -87,7 +87,9 @@ class PostgresServer:
         return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
     def start(self) -> None:
-        done = self._run("initdb", "-D", str(self.data), "-U", "er", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
+        done = self._run(
+            "initdb", "-D", str(self.data), "-U", "er", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"
+        )
         if done.returncode:
             raise RuntimeError(f"initdb failed:\n{done.stdout}{done.stderr}")
         for _ in range(START_ATTEMPTS):
@@ -96,7 +98,9 @@ class PostgresServer:
                 f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             )
-            done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "30", "start")
+            done = self._run(
+                "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "30", "start"
+            )
             if done.returncode == 0:
                 return
         log = self.log.read_text() if self.log.exists() else ""

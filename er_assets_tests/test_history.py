@@ -9,6 +9,7 @@ import pytest
 
 from er_assets.history import FINAL_STAGE, HistoryError, HistoryStore, Status
 from er_assets.history import schema
+
 pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session
 
 UTC = dt.timezone.utc
@@ -29,17 +30,38 @@ def store(url):
 
 
 def start(store, run_id="run-1", stage="extract", domain="customers", at=T0, partition="2025-02-28", **kw):
-    return store.record_start(run_id, stage, domain, partition, partition, kw.pop("trigger", "cli"), started_at=at, **kw)
+    return store.record_start(
+        run_id, stage, domain, partition, partition, kw.pop("trigger", "cli"), started_at=at, **kw
+    )
 
 
 def test_a_stage_is_one_row_from_start_to_end(store):
-    assert start(store, job_name="customers_job", autosys_job_name="ER_CUSTOMER_EXTRACT", trigger="autosys:ER_CUSTOMER_EXTRACT")
+    assert start(
+        store, job_name="customers_job", autosys_job_name="ER_CUSTOMER_EXTRACT", trigger="autosys:ER_CUSTOMER_EXTRACT"
+    )
     (row,) = store.rows()
-    assert (row.status, row.end_time, row.domain, row.partition_key) == (Status.RUNNING, None, "customers", "2025-02-28")
+    assert (row.status, row.end_time, row.domain, row.partition_key) == (
+        Status.RUNNING,
+        None,
+        "customers",
+        "2025-02-28",
+    )
     assert row.process_date == dt.date(2025, 2, 28) and row.start_time == T0
-    assert (row.trigger, row.job_name, row.autosys_job_name) == ("autosys:ER_CUSTOMER_EXTRACT", "customers_job", "ER_CUSTOMER_EXTRACT")
+    assert (row.trigger, row.job_name, row.autosys_job_name) == (
+        "autosys:ER_CUSTOMER_EXTRACT",
+        "customers_job",
+        "ER_CUSTOMER_EXTRACT",
+    )
 
-    assert store.record_end("run-1", "extract", "SUCCEEDED", record_count=1200, exit_code=0, metadata={"path": "s3://b/k"}, ended_at=T0 + dt.timedelta(seconds=95))
+    assert store.record_end(
+        "run-1",
+        "extract",
+        "SUCCEEDED",
+        record_count=1200,
+        exit_code=0,
+        metadata={"path": "s3://b/k"},
+        ended_at=T0 + dt.timedelta(seconds=95),
+    )
     (row,) = store.rows()
     assert row.status is Status.SUCCEEDED and row.end_time == T0 + dt.timedelta(seconds=95)
     assert row.duration_seconds == pytest.approx(95, abs=0.01)
@@ -49,12 +71,21 @@ def test_a_stage_is_one_row_from_start_to_end(store):
 def test_redelivered_events_never_add_or_change_rows(store):
     assert start(store)
     assert not start(store, at=T0 + dt.timedelta(hours=1), domain="other")  # re-delivered start
-    assert store.record_end("run-1", "extract", Status.FAILED, error_message="boom", ended_at=T0 + dt.timedelta(minutes=1))
-    assert not store.record_end("run-1", "extract", Status.FAILED, error_message="boom", ended_at=T0 + dt.timedelta(minutes=9))
+    assert store.record_end(
+        "run-1", "extract", Status.FAILED, error_message="boom", ended_at=T0 + dt.timedelta(minutes=1)
+    )
+    assert not store.record_end(
+        "run-1", "extract", Status.FAILED, error_message="boom", ended_at=T0 + dt.timedelta(minutes=9)
+    )
     assert not store.record_end("run-1", "extract", Status.SUCCEEDED)  # a late, contradicting event
     assert not start(store)  # a start after the end does not reopen the stage
     (row,) = store.rows()
-    assert (row.domain, row.status, row.start_time, row.end_time) == ("customers", Status.FAILED, T0, T0 + dt.timedelta(minutes=1))
+    assert (row.domain, row.status, row.start_time, row.end_time) == (
+        "customers",
+        Status.FAILED,
+        T0,
+        T0 + dt.timedelta(minutes=1),
+    )
 
 
 def test_one_row_per_stage_of_a_run_and_per_run(store):
@@ -62,7 +93,10 @@ def test_one_row_per_stage_of_a_run_and_per_run(store):
         start(store, stage=stage)
     start(store, run_id="run-2")
     assert sorted((r.run_id, r.stage) for r in store.rows()) == [
-        ("run-1", "extract"), ("run-1", "loaded"), ("run-1", "matched"), ("run-2", "extract")
+        ("run-1", "extract"),
+        ("run-1", "loaded"),
+        ("run-1", "matched"),
+        ("run-2", "extract"),
     ]
 
 
@@ -102,7 +136,9 @@ def test_end_needs_a_terminal_status_and_a_started_stage(store):
 
 def test_values_with_quotes_and_sql_survive_intact(store):
     nasty = "O'Brien\"; DROP TABLE er_job_history; -- 100% :name %(x)s ?"
-    start(store, run_id=nasty, domain=nasty, partition="2025-02-28", trigger=nasty, job_name=nasty, autosys_job_name=nasty)
+    start(
+        store, run_id=nasty, domain=nasty, partition="2025-02-28", trigger=nasty, job_name=nasty, autosys_job_name=nasty
+    )
     store.record_end(nasty, "extract", "FAILED", error_message=nasty, metadata={nasty: nasty})
     (row,) = store.rows(run_id=nasty, domain=nasty)
     assert (row.run_id, row.domain, row.trigger, row.job_name, row.autosys_job_name, row.error_message) == (nasty,) * 6
@@ -113,7 +149,9 @@ def test_secrets_are_not_stored(store, monkeypatch):
     monkeypatch.setenv("ER_SMTP_PASSWORD", "Sm7p-Pa55w0rd")
     start(store)
     store.record_end(
-        "run-1", "extract", "FAILED",
+        "run-1",
+        "extract",
+        "FAILED",
         error_message="login to postgresql://er:hunter22@db/x failed; smtp said Sm7p-Pa55w0rd; password=abc123",
         metadata={"aws_secret_access_key": "wJalrXUtnFEMI", "conn": {"token": "t0ken123"}, "rows": 5},
     )
@@ -143,17 +181,6 @@ def test_schema_is_created_once_and_versioned(url):
         assert [v["version"] for v in versions] == [m[0] for m in schema.MIGRATIONS]
 
 
-def test_a_newer_schema_is_refused(url):
-    with HistoryStore.from_url(url) as store:
-        store.query("SELECT 1 AS one")
-        store.query(
-            "INSERT INTO er_schema_version (version, description, applied_at) VALUES (:v, 'from the future', :t) RETURNING version",
-            v=schema.LATEST + 1, t=store.dialect.timestamp(T0),
-        )
-    with pytest.raises(HistoryError, match="newer than this code"):
-        HistoryStore.from_url(url).rows()
-
-
 def test_bad_urls_are_explained():
     with pytest.raises(HistoryError, match="unsupported"):
         HistoryStore.from_url("mysql://x/y")
@@ -170,7 +197,9 @@ def test_postgres_uses_native_types(postgres_url):
             "AND column_name IN ('metadata', 'start_time', 'process_date')"
         )
     assert {t["column_name"]: t["data_type"] for t in types} == {
-        "metadata": "jsonb", "start_time": "timestamp with time zone", "process_date": "date"
+        "metadata": "jsonb",
+        "start_time": "timestamp with time zone",
+        "process_date": "date",
     }
 
 
@@ -181,4 +210,20 @@ def test_a_notification_is_claimed_once_and_can_be_given_back(store):
     store.release_notification("run-1", "FAILED")
     assert store.claim_notification("run-1", "FAILED", "customers", ["a@example.com"])
     logged = store.notifications("run-1")
-    assert sorted((n["status"], n["recipients"]) for n in logged) == [("FAILED", "a@example.com"), ("SUCCEEDED", "a@example.com")]
+    assert sorted((n["status"], n["recipients"]) for n in logged) == [
+        ("FAILED", "a@example.com"),
+        ("SUCCEEDED", "a@example.com"),
+    ]
+
+
+def test_a_refused_schema_stays_refused(url):
+    with HistoryStore.from_url(url) as store:
+        store.query(
+            "INSERT INTO er_schema_version (version, description, applied_at) VALUES (:v, 'from the future', :t) RETURNING version",
+            v=schema.LATEST + 1,
+            t=store.dialect.timestamp(T0),
+        )
+    store = HistoryStore.from_url(url)
+    for _ in range(2):  # the second call must not find a half-initialised connection
+        with pytest.raises(HistoryError, match="newer than this code"):
+            store.rows()

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from er_assets.history import HistoryStore
+
 pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session
 
 UTC = dt.timezone.utc
@@ -17,7 +18,14 @@ DAY2 = DAY1 + dt.timedelta(days=1)
 def stage(store, run_id, domain, partition, name, start, seconds, status="SUCCEEDED", records=None, error=None):
     store.record_start(run_id, name, domain, partition, partition, "schedule", started_at=start)
     if status != "RUNNING":
-        store.record_end(run_id, name, status, record_count=records, error_message=error, ended_at=start + dt.timedelta(seconds=seconds))
+        store.record_end(
+            run_id,
+            name,
+            status,
+            record_count=records,
+            error_message=error,
+            ended_at=start + dt.timedelta(seconds=seconds),
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,7 +44,17 @@ def store(request, tmp_path):
     stage(store, "c3", "customers", "2025-03-01", "matched", DAY2 + 92 * minute, 600, records=1100)
     stage(store, "c3", "customers", "2025-03-01", "loaded", DAY2 + 103 * minute, 60, records=1050)
     # vendors: stopped by a DQ gate, never delivered
-    stage(store, "v1", "vendors", "2025-02-01", "extract", DAY1 + 120 * minute, 3, "DQ_FAILED", error="Expected 100 records, got 7")
+    stage(
+        store,
+        "v1",
+        "vendors",
+        "2025-02-01",
+        "extract",
+        DAY1 + 120 * minute,
+        3,
+        "DQ_FAILED",
+        error="Expected 100 records, got 7",
+    )
     # products: running right now
     stage(store, "p1", "products", "2025-03-02", "extract", dt.datetime.now(UTC), 0, "RUNNING")
     yield store
@@ -52,7 +70,10 @@ def test_success_rate_by_domain_and_day(store):
     day1, day2 = DAY1.date(), DAY2.date()
     assert (rates["customers", day1]["runs"], rates["customers", day1]["success_rate_pct"]) == (3, 100.0)
     assert {k: rates["customers", day2][k] for k in ("runs", "succeeded", "failed", "success_rate_pct")} == {
-        "runs": 4, "succeeded": 3, "failed": 1, "success_rate_pct": 75.0
+        "runs": 4,
+        "succeeded": 3,
+        "failed": 1,
+        "success_rate_pct": 75.0,
     }
     assert (rates["vendors", day1]["failed"], rates["vendors", day1]["success_rate_pct"]) == (1, 0.0)
     (products,) = [r for (d, _), r in rates.items() if d == "products"]
@@ -69,11 +90,20 @@ def test_duration_trend_counts_succeeded_stages_only(store):
 
 def test_sla_compliance_per_partition(store):
     sla = by(store.view("er_v_sla_compliance"), "domain", "partition_key")
-    assert (sla["customers", "2025-02-28"]["sla_status"], sla["customers", "2025-02-28"]["elapsed_minutes"]) == ("MET", 14.0)
-    assert (sla["customers", "2025-03-01"]["sla_status"], sla["customers", "2025-03-01"]["elapsed_minutes"]) == ("LATE", 104.0)
+    assert (sla["customers", "2025-02-28"]["sla_status"], sla["customers", "2025-02-28"]["elapsed_minutes"]) == (
+        "MET",
+        14.0,
+    )
+    assert (sla["customers", "2025-03-01"]["sla_status"], sla["customers", "2025-03-01"]["elapsed_minutes"]) == (
+        "LATE",
+        104.0,
+    )
     assert sla["customers", "2025-03-01"]["started_at"] == DAY2  # the clock starts at the failed first attempt
     assert sla["customers", "2025-03-01"]["process_date"] == dt.date(2025, 3, 1)
-    assert (sla["vendors", "2025-02-01"]["sla_status"], sla["vendors", "2025-02-01"]["delivered_at"]) == ("MISSED", None)
+    assert (sla["vendors", "2025-02-01"]["sla_status"], sla["vendors", "2025-02-01"]["delivered_at"]) == (
+        "MISSED",
+        None,
+    )
     assert sla["products", "2025-03-02"]["sla_status"] == "PENDING"
 
 
@@ -107,6 +137,9 @@ def test_most_common_errors_group_alike_messages(store):
 def test_views_filter_by_day(store):
     assert {r["day"] for r in store.view("er_v_success_rate", since=DAY2.date())} >= {DAY2.date()}
     assert DAY1.date() not in {r["day"] for r in store.view("er_v_success_rate", since=DAY2.date())}
-    assert {r["partition_key"] for r in store.view("er_v_sla_compliance", since=DAY2.date())} == {"2025-03-01", "2025-03-02"}
+    assert {r["partition_key"] for r in store.view("er_v_sla_compliance", since=DAY2.date())} == {
+        "2025-03-01",
+        "2025-03-02",
+    }
     with pytest.raises(ValueError, match="unknown view"):
         store.view("er_job_history; DROP TABLE er_sla")

@@ -19,7 +19,12 @@ from er_assets.history import HistoryStore
 from er_assets.notifications import PrintMailer, SmtpSettings, compose, mailer_from_env, notify_run, recipients
 
 RUN = "0b9e6f1c-3f5a-4c2e-9d7e-5a1f2b3c4d5e"
-TEAM, ONCALL, BUSINESS, ADMIN = "customer-team@example.com", "oncall@example.com", "business@example.com", "er-admin@example.com"
+TEAM, ONCALL, BUSINESS, ADMIN = (
+    "customer-team@example.com",
+    "oncall@example.com",
+    "business@example.com",
+    "er-admin@example.com",
+)
 
 
 def free_port() -> int:
@@ -37,7 +42,9 @@ class Inbox:
         return "250 OK"
 
     def messages(self) -> list[tuple[list[str], EmailMessage]]:
-        return [(sorted(e.rcpt_tos), email.message_from_bytes(e.content, policy=policy.default)) for e in self.envelopes]
+        return [
+            (sorted(e.rcpt_tos), email.message_from_bytes(e.content, policy=policy.default)) for e in self.envelopes
+        ]
 
 
 @pytest.fixture
@@ -66,7 +73,9 @@ def config(tmp_path_factory):
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     raw["settings"]["admin_emails"] = [ADMIN, TEAM.upper()]
     raw["domains"]["customers"]["notifications"] = {
-        "emails": [TEAM], "on_failure": [ONCALL, TEAM], "on_success": [BUSINESS, ADMIN]
+        "emails": [TEAM],
+        "on_failure": [ONCALL, TEAM],
+        "on_success": [BUSINESS, ADMIN],
     }
     path = tmp_path_factory.mktemp("config") / "domains.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -92,7 +101,15 @@ def test_recipients_per_outcome(config):
 
 def test_failure_mail_reaches_the_failure_list_once_with_everything_needed(config, env, smtp, store):
     _, inbox = smtp
-    store.record_start(RUN, "matched", "customers", "2025-03-01", "2025-03-01", "autosys:ER_CUSTOMER_PROCESS", autosys_job_name="ER_CUSTOMER_PROCESS")
+    store.record_start(
+        RUN,
+        "matched",
+        "customers",
+        "2025-03-01",
+        "2025-03-01",
+        "autosys:ER_CUSTOMER_PROCESS",
+        autosys_job_name="ER_CUSTOMER_PROCESS",
+    )
     store.record_end(RUN, "matched", "FAILED", record_count=1234, error_message="boom")
     error = "Matching job 7f3a timed out after 10800 s\nTraceback: ...\nsecret=Zx9-very-secret"
     for _ in range(3):  # a sensor re-evaluating the same run
@@ -105,8 +122,13 @@ def test_failure_mail_reaches_the_failure_list_once_with_everything_needed(confi
     assert message["Subject"] == "[ER FAILED] customers/matched partition 2025-03-01"
     body = message.get_content()
     for expected in (
-        "Domain:     customers", "Stage:      matched", "Partition:  2025-03-01", f"Run id:     {RUN}",
-        f"Run:        https://dagster.bank.example/runs/{RUN}", "Records:    1,234", "AutoSys:    ER_CUSTOMER_PROCESS",
+        "Domain:     customers",
+        "Stage:      matched",
+        "Partition:  2025-03-01",
+        f"Run id:     {RUN}",
+        f"Run:        https://dagster.bank.example/runs/{RUN}",
+        "Records:    1,234",
+        "AutoSys:    ER_CUSTOMER_PROCESS",
         "Matching job 7f3a timed out after 10800 s",
     ):
         assert expected in body
@@ -128,9 +150,13 @@ def test_final_success_goes_to_the_success_list_and_earlier_successes_to_nobody(
 
 def test_each_status_of_a_run_is_told_once(config, env, smtp, store):
     _, inbox = smtp
-    assert notify_run(config, "customers", "loaded", "2025-03-01", "run-x", "DQ_FAILED", "rows differ", store=store, env=env)
+    assert notify_run(
+        config, "customers", "loaded", "2025-03-01", "run-x", "DQ_FAILED", "rows differ", store=store, env=env
+    )
     assert notify_run(config, "customers", "loaded", "2025-03-01", "run-x", "FAILED", "crash", store=store, env=env)
-    assert not notify_run(config, "customers", "loaded", "2025-03-01", "run-x", "DQ_FAILED", "rows differ", store=store, env=env)
+    assert not notify_run(
+        config, "customers", "loaded", "2025-03-01", "run-x", "DQ_FAILED", "rows differ", store=store, env=env
+    )
     assert [m["Subject"].split("]")[0] for _, m in inbox.messages()] == ["[ER DQ_FAILED", "[ER FAILED"]
 
 
@@ -160,7 +186,9 @@ def test_default_store_comes_from_the_environment(config, env, smtp, tmp_path):
 def test_without_a_host_messages_are_printed(config, capsys, store):
     env = {"ER_DAGSTER_URL": "http://dagster:3000"}
     assert isinstance(mailer_from_env(env), PrintMailer)
-    assert notify_run(config, "customers", "extract", "2025-03-01", "run-p", "FAILURE", "bad data", store=store, env=env)
+    assert notify_run(
+        config, "customers", "extract", "2025-03-01", "run-p", "FAILURE", "bad data", store=store, env=env
+    )
     out = capsys.readouterr().out
     assert "not sent" in out and "http://dagster:3000/runs/run-p" in out and "bad data" in out
 
@@ -193,8 +221,12 @@ def _self_signed(tmp_path):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -202,7 +234,9 @@ def _self_signed(tmp_path):
     )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
@@ -219,14 +253,22 @@ def test_starttls_and_login(config, store, tmp_path, monkeypatch):
 
     inbox = Inbox()
     controller = Controller(
-        inbox, hostname="127.0.0.1", port=free_port(), tls_context=server_tls, require_starttls=True,
-        authenticator=authenticate, auth_require_tls=True,
+        inbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_require_tls=True,
     )
     controller.start()
     try:
         env = {
-            "ER_SMTP_HOST": "127.0.0.1", "ER_SMTP_PORT": str(controller.port), "ER_SMTP_SECURITY": "starttls",
-            "ER_SMTP_USER": "er-mailer", "ER_SMTP_PASSWORD": "s3cret-pw",
+            "ER_SMTP_HOST": "127.0.0.1",
+            "ER_SMTP_PORT": str(controller.port),
+            "ER_SMTP_SECURITY": "starttls",
+            "ER_SMTP_USER": "er-mailer",
+            "ER_SMTP_PASSWORD": "s3cret-pw",
         }
         assert notify_run(config, "customers", "extract", "2025-03-01", "run-tls", "FAILURE", store=store, env=env)
     finally:

@@ -12,6 +12,7 @@ import pytest
 from er_assets.history import FAILURES, HistoryStore, Status
 from er_assets.history.seed import DEMO_SLA_MINUTES
 from er_assets.report import main, render_report, seed_history
+
 pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session
 
 UTC = dt.timezone.utc
@@ -55,8 +56,13 @@ def test_seeding_is_deterministic_and_realistic(seeded, tmp_path):
 
 def test_report_has_every_section_and_is_self_contained(seeded):
     _, html, elapsed = seeded
-    for anchor, title in [("success-rate", "Success rate by domain and day"), ("duration", "Duration per stage over time"),
-                          ("sla", "SLA compliance"), ("records", "Records processed"), ("errors", "Most common errors")]:
+    for anchor, title in [
+        ("success-rate", "Success rate by domain and day"),
+        ("duration", "Duration per stage over time"),
+        ("sla", "SLA compliance"),
+        ("records", "Records processed"),
+        ("errors", "Most common errors"),
+    ]:
         assert f'<h2 id="{anchor}">{title}</h2>' in html
     assert html.count("<svg") >= 1 + 3 + 3 + 1  # heatmap, a duration chart per stage, an SLA chart per domain, volume
     assert "<script" not in html.lower() and " src=" not in html and "@import" not in html
@@ -92,7 +98,9 @@ def test_sla_numbers_match_the_rows(seeded):
             if d != domain or first < SINCE:
                 continue
             count += 1
-            delivered = min((r.end_time for r in runs if r.stage == "loaded" and r.status is Status.SUCCEEDED), default=None)
+            delivered = min(
+                (r.end_time for r in runs if r.stage == "loaded" and r.status is Status.SUCCEEDED), default=None
+            )
             assert delivered is not None  # the seed gives every partition a chance to finish
             if (delivered - first).total_seconds() <= sla * 60:
                 met += 1
@@ -110,7 +118,10 @@ def test_record_volumes_match_the_rows(seeded):
     processed = sum(r.record_count for r in rows if r.stage == "matched")
     assert f"{processed:,} records processed by matching" in page
     for domain in ("customers", "products", "vendors"):
-        per_stage = [sum(r.record_count for r in rows if r.domain == domain and r.stage == s) for s in ("extract", "matched", "loaded")]
+        per_stage = [
+            sum(r.record_count for r in rows if r.domain == domain and r.stage == s)
+            for s in ("extract", "matched", "loaded")
+        ]
         assert f"{domain} " + " ".join(f"{n:,}" for n in per_stage) in page
 
 
@@ -119,15 +130,30 @@ def test_top_errors_match_the_rows(seeded):
     failures = [r for r in store.rows(since=SINCE) if r.status in FAILURES]
     groups = Counter((r.domain, r.stage, r.status.value, r.error_key) for r in failures)
     (domain, stage, status, _), count = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-    latest = max((r for r in failures if (r.domain, r.stage, r.status.value) == (domain, stage, status)), key=lambda r: r.end_time)
+    latest = max(
+        (r for r in failures if (r.domain, r.stage, r.status.value) == (domain, stage, status)),
+        key=lambda r: r.end_time,
+    )
     section = text(html.split('id="errors"')[1])
-    assert section.split("last seen (UTC)")[1].strip().startswith(f"{count} {domain} {stage} {status} {latest.error_message}")
+    assert (
+        section.split("last seen (UTC)")[1]
+        .strip()
+        .startswith(f"{count} {domain} {stage} {status} {latest.error_message}")
+    )
 
 
 def test_report_escapes_what_it_shows(seeded, tmp_path):
     with HistoryStore.from_url(f"sqlite:///{tmp_path}/x.db") as store:
-        store.record_start("r<1>", "extract", "customers", "2025-06-28", "2025-06-28", "ui", started_at=NOW - dt.timedelta(days=1))
-        store.record_end("r<1>", "extract", "FAILED", error_message="<script>alert('x')</script> & more", ended_at=NOW - dt.timedelta(hours=23))
+        store.record_start(
+            "r<1>", "extract", "customers", "2025-06-28", "2025-06-28", "ui", started_at=NOW - dt.timedelta(days=1)
+        )
+        store.record_end(
+            "r<1>",
+            "extract",
+            "FAILED",
+            error_message="<script>alert('x')</script> & more",
+            ended_at=NOW - dt.timedelta(hours=23),
+        )
         html = render_report(store, days=7, now=NOW)
     assert "<script>" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in html
 

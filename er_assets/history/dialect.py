@@ -113,10 +113,11 @@ class SQLite(Dialect):
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn.cursor()
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def is_closed(self, conn: sqlite3.Connection) -> bool:
         return False  # a local file does not go away under an open connection
@@ -213,7 +214,9 @@ class Postgres(Dialect):
 
 # Columns (of the table and of the views) whose driver values need converting on read.
 DATE_COLUMNS = frozenset({"process_date", "day"})
-TIME_COLUMNS = frozenset({"start_time", "end_time", "started_at", "delivered_at", "first_seen", "last_seen", "sent_at", "applied_at"})
+TIME_COLUMNS = frozenset(
+    {"start_time", "end_time", "started_at", "delivered_at", "first_seen", "last_seen", "sent_at", "applied_at"}
+)
 JSON_COLUMNS = frozenset({"metadata"})
 
 
@@ -231,7 +234,9 @@ def dialect_for(url: str) -> Dialect:
     if scheme == "sqlite":
         parts = urlsplit(url)
         if parts.netloc:
-            raise HistoryError(f"sqlite URL takes no host: use sqlite:///relative.db or sqlite:////absolute.db, not {url!r}")
+            raise HistoryError(
+                f"sqlite URL takes no host: use sqlite:///relative.db or sqlite:////absolute.db, not {url!r}"
+            )
         path = unquote(parts.path[1:]) if parts.path else ":memory:"
         return SQLite(path or ":memory:")
     if scheme in {"postgresql", "postgres", "postgresql+psycopg"}:

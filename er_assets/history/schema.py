@@ -153,7 +153,13 @@ WHERE status IN ({FAILURE_LIST}) AND error_key IS NOT NULL
 GROUP BY domain, stage, status, error_key, {d.day('start_time')}"""
 
 
-VIEWS = ("er_v_success_rate", "er_v_stage_duration", "er_v_sla_compliance", "er_v_record_volume", "er_v_error_frequency")
+VIEWS = (
+    "er_v_success_rate",
+    "er_v_stage_duration",
+    "er_v_sla_compliance",
+    "er_v_record_volume",
+    "er_v_error_frequency",
+)
 
 # (version, description, statements). Statements are DDL templates or functions of the
 # dialect; never parameterised, never built from input.

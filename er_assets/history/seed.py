@@ -63,10 +63,12 @@ def _partitions(domain: Domain, start: dt.datetime, end: dt.datetime) -> list[tu
         if s.cadence == "daily":
             due = day + dt.timedelta(days=1)
         elif s.cadence == "weekly":
-            due = day + dt.timedelta(days=7) if (day.isoweekday() % 7) == WEEKDAYS.index(s.day_of_week) else None
+            # isoweekday() % 7 counts from Sunday = 0, as WEEKDAYS does
+            due = day + dt.timedelta(days=7) if day.isoweekday() % 7 == WEEKDAYS.index(s.day_of_week) else None
+        elif day.day == (s.day_of_month or 1):  # at most 28: every month has that day
+            due = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=day.day)
         else:
-            month_after = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=day.day) if day.day <= 28 else None
-            due = month_after if day.day == (s.day_of_month or 1) else None
+            due = None
         if due is not None:
             run_at = dt.datetime.combine(due, dt.time(s.hour, s.minute), tz).astimezone(UTC)
             if start <= run_at < end:
@@ -98,11 +100,22 @@ def seed_history(
     for name, domain in sorted(config.domains.items()):
         profile = _PROFILES.get(name, _DEFAULT_PROFILE)
         for process_date, run_at in _partitions(domain, start, now):
-            written += _run_partition(store, rng, domain, profile, process_date, run_at, slow_from <= run_at < slow_until, now)
+            written += _run_partition(
+                store, rng, domain, profile, process_date, run_at, slow_from <= run_at < slow_until, now
+            )
     return written
 
 
-def _run_partition(store, rng, domain, profile, process_date, run_at, slow, now) -> int:
+def _run_partition(
+    store: HistoryStore,
+    rng: random.Random,
+    domain: Domain,
+    profile: _Profile,
+    process_date: dt.date,
+    run_at: dt.datetime,
+    slow: bool,
+    now: dt.datetime,
+) -> int:
     """All stage runs of one partition: each stage until it succeeds or is given up."""
     partition = process_date.isoformat()
     days_in = (process_date - dt.date(2024, 1, 1)).days
@@ -116,8 +129,14 @@ def _run_partition(store, rng, domain, profile, process_date, run_at, slow, now)
             trigger = f"autosys:{domain.autosys.job_prefix}_{_AUTOSYS_SUFFIX[stage]}" if attempt == 0 else "ui"
             run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             store.record_start(
-                run_id, stage, domain.name, partition, process_date, trigger,
-                job_name="__ASSET_JOB", autosys_job_name=trigger.split(":", 1)[1] if attempt == 0 else None,
+                run_id,
+                stage,
+                domain.name,
+                partition,
+                process_date,
+                trigger,
+                job_name="__ASSET_JOB",
+                autosys_job_name=trigger.split(":", 1)[1] if attempt == 0 else None,
                 started_at=clock,
             )
             status, message = _outcome(rng, stage)
@@ -127,16 +146,25 @@ def _run_partition(store, rng, domain, profile, process_date, run_at, slow, now)
             end = clock + dt.timedelta(seconds=seconds)
             count = records if stage != "loaded" else int(records * (1 - profile.match_rate * rng.uniform(0.9, 1.1)))
             store.record_end(
-                run_id, stage, status,
+                run_id,
+                stage,
+                status,
                 record_count=count if status is Status.SUCCEEDED else None,
-                exit_code=_EXIT_CODES[status], error_message=message,
-                metadata={"attempt": attempt + 1, "match_rate": round(profile.match_rate * 100, 1)} if stage == "matched" else {"attempt": attempt + 1},
+                exit_code=_EXIT_CODES[status],
+                error_message=message,
+                metadata=(
+                    {"attempt": attempt + 1, "match_rate": round(profile.match_rate * 100, 1)}
+                    if stage == "matched"
+                    else {"attempt": attempt + 1}
+                ),
                 ended_at=end,
             )
             written += 1
             # The next stage starts when AutoSys sees this one succeed; a failure is looked
             # at and re-run by hand from the UI some time later.
-            clock = end + dt.timedelta(seconds=rng.uniform(20, 90) if status is Status.SUCCEEDED else rng.uniform(1800, 7200))
+            clock = end + dt.timedelta(
+                seconds=rng.uniform(20, 90) if status is Status.SUCCEEDED else rng.uniform(1800, 7200)
+            )
             if status is Status.SUCCEEDED:
                 break
         else:

@@ -89,7 +89,12 @@ class HistoryStore:
             if self._conn is None or self._pid != os.getpid() or self.dialect.is_closed(self._conn):
                 self._conn = self.dialect.connect()
                 self._pid = os.getpid()
-                self._migrate()
+                try:
+                    self._migrate()
+                except BaseException:
+                    # Drop the connection, or the next call would skip the schema check.
+                    self.close()
+                    raise
             with self.dialect.transaction(self._conn) as cur:
                 yield cur
 
@@ -114,7 +119,9 @@ class HistoryStore:
                 for statement in schema.statements(migration, self.dialect):
                     cur.execute(self.dialect.ddl(statement))
                 cur.execute(
-                    self.dialect.sql("INSERT INTO er_schema_version (version, description, applied_at) VALUES (:v, :d, :t)"),
+                    self.dialect.sql(
+                        "INSERT INTO er_schema_version (version, description, applied_at) VALUES (:v, :d, :t)"
+                    ),
                     {"v": version, "d": description, "t": self.dialect.timestamp(_now())},
                 )
 
@@ -151,7 +158,13 @@ class HistoryStore:
         `backfill:<id>`, `ui`, `cli`. A repeated start for the same (run_id, stage)
         changes nothing, whatever its values.
         """
-        for name, value in (("run_id", run_id), ("stage", stage), ("domain", domain), ("partition_key", partition_key), ("trigger", trigger)):
+        for name, value in (
+            ("run_id", run_id),
+            ("stage", stage),
+            ("domain", domain),
+            ("partition_key", partition_key),
+            ("trigger", trigger),
+        ):
             if not value:
                 raise ValueError(f"record_start: {name} must not be empty")
         params = {
@@ -234,7 +247,9 @@ class HistoryStore:
             )
             if cur.rowcount == 1:
                 return True
-            self._execute(cur, "SELECT 1 AS found FROM er_job_history WHERE run_id = :run_id AND stage = :stage", params)
+            self._execute(
+                cur, "SELECT 1 AS found FROM er_job_history WHERE run_id = :run_id AND stage = :stage", params
+            )
             if _first(cur) is None:
                 raise LookupError(f"no history for run {run_id} stage {stage}: record_start was not called")
             return False
@@ -292,7 +307,10 @@ class HistoryStore:
 
     def notifications(self, run_id: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE run_id = :run_id", {"run_id": run_id}) if run_id else ("", {})
-        return self.query(f"SELECT run_id, status, domain, recipients, sent_at FROM er_notification_log {where} ORDER BY sent_at", **params)
+        return self.query(
+            f"SELECT run_id, status, domain, recipients, sent_at FROM er_notification_log {where} ORDER BY sent_at",
+            **params,
+        )
 
     # -- reads --------------------------------------------------------------------------
 
@@ -322,7 +340,9 @@ class HistoryStore:
         chosen = {clause: value for clause, value in filters.items() if value is not None}
         where = " AND ".join(chosen) or "1 = 1"
         params = {clause.rsplit(":", 1)[1]: value for clause, value in chosen.items()}
-        result = self.query(f"SELECT {_COLUMNS} FROM er_job_history WHERE {where} ORDER BY start_time, job_id", **params)
+        result = self.query(
+            f"SELECT {_COLUMNS} FROM er_job_history WHERE {where} ORDER BY start_time, job_id", **params
+        )
         return [_job_run(row) for row in result]
 
     def get(self, run_id: str, stage: str) -> JobRun | None:
@@ -336,7 +356,11 @@ class HistoryStore:
         if since is None:
             return self.query(f"SELECT * FROM {name}")
         column = "started_at" if name == "er_v_sla_compliance" else "day"
-        bound = self.dialect.timestamp(dt.datetime.combine(since, dt.time(), UTC)) if column == "started_at" else self.dialect.date(since)
+        bound = (
+            self.dialect.timestamp(dt.datetime.combine(since, dt.time(), UTC))
+            if column == "started_at"
+            else self.dialect.date(since)
+        )
         return self.query(f"SELECT * FROM {name} WHERE {column} >= :since", since=bound)
 
 
