@@ -236,7 +236,7 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
         broken = write_output(objects, domain, "job3", [("C7", "m7")])
         with open(objects / broken[len("s3://"):] / "part-00000.csv", "a") as handle:
             handle.write("too,few,fields\n")
-        with pytest.raises(Exception):
+        with pytest.raises(Exception, match="(?i)csv"):
             wh.load_matches(domain, PARTITION, broken)
         assert rows_of(conn, "customers_resolved", PARTITION) == before
         assert wh.load_matches(domain, PARTITION, newer).rows == 3

@@ -1,0 +1,100 @@
+"""The production code path end to end for one domain and partition, without an account.
+
+Snowflake is fakesnow with an external stage on a local folder laid out like the bucket, and
+Entity Resolution is the local emulator behind the real boto3 client. The warehouse is
+`FakesnowWarehouse`: the production `SnowflakeWarehouse` with only the unload statement
+(which fakesnow cannot run) performed by writing the same SELECT's rows as parquet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import duckdb
+import pytest
+
+from er_assets.assets import domain_assets
+from er_assets.config import load_config
+from er_assets.entity_resolution import LocalEntityResolution
+from er_assets.object_store import LocalObjectStore
+from er_assets.partitions import business_dates
+from er_assets.sample_data import seed_source
+from er_assets_tests.test_snowflake import create_source, fake_snowflake, warehouse
+
+PARTITION = "2024-03-05"
+RECORDS = 400
+
+
+def sample_rows(domain, records: int) -> list[dict]:
+    """The sample-data generator's records for the partition, built in a scratch DuckDB."""
+    start, end = business_dates(domain, PARTITION)
+    con = duckdb.connect()
+    try:
+        seed_source(con, domain, start, end, records)
+        cursor = con.execute(f'SELECT * FROM "{domain.source.table}"')
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def instance(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as inst:
+        yield inst
+
+
+def test_extract_matched_loaded_on_the_production_path(tmp_path, instance):
+    config = load_config()
+    domain = config.domain("customers")
+    objects = tmp_path / "objects"
+    source = sample_rows(domain, RECORDS)
+    neighbour = [{**r, "customer_id": f"N{i}", "load_date": dt.date(2024, 3, 6)} for i, r in enumerate(source[:50])]
+    assets = domain_assets(domain, config.settings)
+    stages = [dg.AssetKey(["customers", s]) for s in ("extract", "matched", "loaded")]
+
+    with fake_snowflake(objects) as conn:
+        create_source(conn, domain, source + neighbour)
+        resources = {
+            "warehouse": warehouse(objects),
+            "object_store": LocalObjectStore(root=str(objects)),
+            "entity_resolution": LocalEntityResolution(
+                region_name=config.settings.region, state_root=str(tmp_path / "emulator"),
+                objects_root=str(objects), config_path=str(config.path),
+            ),
+        }
+
+        def run(selection=stages):
+            return dg.materialize(assets, partition_key=PARTITION, resources=resources, instance=instance,
+                                  selection=selection, raise_on_error=False)
+
+        result = run()
+        assert result.success
+        failed = [(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations() if not e.passed]
+        assert failed == []
+
+        extract = result.asset_materializations_for_node("customers__extract")[0].metadata
+        matched = result.asset_materializations_for_node("customers__matched")[0].metadata
+        loaded = result.asset_materializations_for_node("customers__loaded")[0].metadata
+        assert extract["rows"].value == matched["input_records"].value == matched["output_rows"].value == RECORDS
+        assert loaded["rows"].value == RECORDS
+        assert 0 < matched["match_ids"].value < RECORDS
+
+        cursor = conn.cursor()
+        cursor.execute('SELECT COUNT(*), COUNT(DISTINCT "CUSTOMER_ID"), COUNT("MATCHID") FROM "CUSTOMERS_RESOLVED" '
+                       'WHERE "PARTITION_KEY" = %(p)s', {"p": PARTITION})
+        assert cursor.fetchone() == (RECORDS, RECORDS, RECORDS)
+
+        # Re-running the load alone, then every stage, leaves one copy of the partition.
+        reload = run([stages[-1]])
+        again = run()
+        assert reload.success and again.success
+        cursor.execute('SELECT COUNT(*) FROM "CUSTOMERS_RESOLVED"')
+        assert cursor.fetchone()[0] == RECORDS
+
+    # The Snowflake password never reaches the event log.
+    password = resources["warehouse"].password
+    for run_result in (result, reload, again):
+        logs = instance.all_logs(run_result.run_id)
+        assert logs and not any(password in str(entry) for entry in logs)
