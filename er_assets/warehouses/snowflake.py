@@ -400,6 +400,10 @@ class SnowflakeWarehouse(Warehouse):
         cursor.execute(TABLE_EXISTS_SQL, {"name": table.upper()})
         return bool(cursor.fetchone()[0])
 
+    def table_exists(self, table: str) -> bool:
+        with self.connect() as conn:
+            return self._table_exists(conn.cursor(), table)
+
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
         with self.connect() as conn:
             cursor = conn.cursor()

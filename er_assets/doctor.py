@@ -1,0 +1,200 @@
+"""`autosys-bridge doctor`: is everything the selected deployment needs there?
+
+Each check is (name, ok, message) and the message says plainly what is missing and where,
+so an operator can fix a new environment before AutoSys runs the first job. The checks use
+the same resources the stages use, so they exercise the same credentials and permissions.
+
+Only the standard library is imported at module level: the bridge CLI builds its parser from
+here on every start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+
+from autosys_bridge import exit_codes
+
+Check = tuple[str, bool, str]
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error in one line: botocore and Snowflake messages run over several."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _attempt(name: str, probe: Callable[[], str]) -> Check:
+    """Run one probe; its return value is the success message, any exception a failure."""
+    try:
+        return name, True, probe()
+    except Exception as exc:  # a doctor reports every failure rather than stopping at the first
+        return name, False, _first_line(exc)
+
+
+def credential_checks() -> list[Check]:
+    """Production only: the environment holds what the resources resolve at run start."""
+    import boto3
+
+    from er_assets.production import AWS_PROFILE_ENV, missing_variables
+
+    missing = missing_variables()
+    checks = [("snowflake settings", not missing,
+               "all set" if not missing else "missing environment variables: " + ", ".join(missing))]
+
+    def aws() -> str:
+        credentials = boto3.session.Session(profile_name=os.environ.get(AWS_PROFILE_ENV)).get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found (set AWS_PROFILE, AWS_ACCESS_KEY_ID or use an instance role)")
+        return f"found ({credentials.method})"
+
+    checks.append(_attempt("aws credentials", aws))
+    return checks
+
+
+@contextmanager
+def initialised(resources: dict) -> Iterator[dict]:
+    """The resources with their EnvVars resolved, as a run would see them; a resource that
+    cannot be initialised maps to the exception instead."""
+    with ExitStack() as stack:
+        ready = {}
+        for key, resource in resources.items():
+            try:
+                ready[key] = stack.enter_context(resource.process_config_and_initialize_cm())
+            except Exception as exc:
+                ready[key] = exc
+        yield ready
+
+
+def warehouse_checks(config, warehouse) -> list[Check]:
+    from er_assets.warehouses.snowflake import SnowflakeWarehouse
+
+    checks = []
+    for domain in config.domains.values():
+        def ready(domain=domain) -> str:
+            problems = warehouse.check_ready(domain)
+            if problems:
+                raise RuntimeError("; ".join(problems))
+            return f"source table {domain.source.table} and staging area ready"
+
+        checks.append(_attempt(f"{domain.name}: warehouse", ready))
+        if isinstance(warehouse, SnowflakeWarehouse):
+            def target(domain=domain) -> str:
+                if warehouse.table_exists(domain.target.table):
+                    return f"target table {domain.target.table.upper()} exists"
+                return f"target table {domain.target.table.upper()} does not exist yet; the first load creates it"
+
+            checks.append(_attempt(f"{domain.name}: target table", target))
+    return checks
+
+
+def bucket_checks(config, object_store) -> list[Check]:
+    checks = []
+    for domain in config.domains.values():
+        def listable(domain=domain) -> str:
+            files = object_store.list_files(f"s3://{domain.bucket}/{domain.prefix}/")
+            return f"s3://{domain.bucket}/{domain.prefix}/ is readable ({len(files)} objects)"
+
+        checks.append(_attempt(f"{domain.name}: bucket", listable))
+    return checks
+
+
+def service_checks(config, entity_resolution) -> list[Check]:
+    er, glue = entity_resolution.clients()
+    database = config.settings.glue_database
+    checks = []
+    for domain in config.domains.values():
+        def glue_table(domain=domain) -> str:
+            table = glue.get_table(DatabaseName=database, Name=domain.glue_table)["Table"]
+            return f"{database}.{domain.glue_table} at {table.get('StorageDescriptor', {}).get('Location', '?')}"
+
+        def workflow(domain=domain) -> str:
+            found = er.get_matching_workflow(workflowName=domain.workflow_name)
+            source = found["inputSourceConfig"][0]["inputSourceARN"]
+            if not source.endswith(f":table/{database}/{domain.glue_table}"):
+                raise RuntimeError(f"workflow {domain.workflow_name} reads {source}, not Glue table "
+                                   f"{database}/{domain.glue_table}")
+            output = found["outputSourceConfig"][0]["outputS3Path"].rstrip("/")
+            if output != domain.output_prefix:
+                raise RuntimeError(f"workflow {domain.workflow_name} writes to {output}, not {domain.output_prefix}")
+            return f"workflow {domain.workflow_name} reads {database}/{domain.glue_table}, writes {output}"
+
+        checks.append(_attempt(f"{domain.name}: glue table", glue_table))
+        checks.append(_attempt(f"{domain.name}: matching workflow", workflow))
+    return checks
+
+
+def run_doctor(config, deployment: str, resources: dict | None = None) -> list[Check]:
+    """Every check for `deployment` ("local" or "production"); `resources` overrides the
+    deployment's own (tests)."""
+    from er_assets.deployment import local_resources, production_resources
+
+    checks: list[Check] = [("configuration", True, f"{config.path}: {len(config.domains)} domains")]
+    if deployment == "production":
+        checks += credential_checks()
+        if not all(ok for _, ok, _ in checks):
+            # Without credentials every check below would fail for the same reason.
+            return checks
+    if resources is None:
+        resources = production_resources(config) if deployment == "production" else local_resources(config)
+    with initialised(resources) as ready:
+        probes = (("warehouse", warehouse_checks), ("object_store", bucket_checks),
+                  ("entity_resolution", service_checks))
+        for key, probe in probes:
+            resource = ready[key]
+            if isinstance(resource, Exception):
+                checks.append((key, False, f"cannot be configured: {_first_line(resource)}"))
+            else:
+                checks.extend(probe(config, resource))
+    return checks
+
+
+def exit_code(checks: list[Check]) -> int:
+    return exit_codes.OK if all(ok for _, ok, _ in checks) else exit_codes.SERVICE_UNAVAILABLE
+
+
+def render(checks: list[Check]) -> str:
+    width = max(len(name) for name, _, _ in checks)
+    return "\n".join(f"{'ok  ' if ok else 'FAIL'}  {name:<{width}}  {message}" for name, ok, message in checks)
+
+
+def cmd_doctor(args) -> int:
+    from er_assets.config import ConfigError, load_config
+    from er_assets.deployment import DEPLOYMENTS, deployment
+
+    try:
+        config = load_config(args.config)
+        selected = args.deployment or deployment()
+        if selected not in DEPLOYMENTS:
+            raise ValueError(f"--deployment {selected!r}: expected one of {', '.join(DEPLOYMENTS)}")
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    checks = run_doctor(config, selected)
+    print(f"deployment: {selected}")
+    print(render(checks))
+    failed = sum(1 for _, ok, _ in checks if not ok)
+    print("all checks passed" if not failed else f"{failed} check(s) failed")
+    return exit_code(checks)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """`doctor` for the bridge CLI: exit 0 when all is there, 5 (SERVICE_UNAVAILABLE) if not."""
+    parser = subparsers.add_parser(
+        "doctor", help="check that credentials, tables, stage, bucket, Glue tables and workflows exist",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")
+    # Validated when the command runs: importing er_assets.deployment here would slow every
+    # bridge start-up by the configuration's pydantic import.
+    parser.add_argument("--deployment", help="local or production (default: $ER_DEPLOYMENT, else local)")
+    parser.set_defaults(func=cmd_doctor)
+    return parser

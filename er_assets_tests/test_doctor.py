@@ -1,0 +1,109 @@
+"""`doctor`: every check of the selected deployment, and plain words for what is missing."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from autosys_bridge import exit_codes
+from er_assets import doctor
+from er_assets.entity_resolution import LocalEntityResolution
+from er_assets.partitions import partition_for_date
+from er_assets.production import production_resources
+from er_assets_tests.conftest import seed
+from er_assets_tests.test_snowflake import create_source, fake_snowflake
+
+SECRET = "pa55-w0rd-never-printed"
+SNOWFLAKE_ENV = {
+    "SNOWFLAKE_ACCOUNT": "acme-prod", "SNOWFLAKE_USER": "ER_SERVICE", "SNOWFLAKE_PASSWORD": SECRET,
+    "SNOWFLAKE_ROLE": "ER_PIPELINE", "SNOWFLAKE_WAREHOUSE": "ER_WH", "SNOWFLAKE_DATABASE": "ER",
+    "SNOWFLAKE_SCHEMA": "PUBLIC", "SNOWFLAKE_STAGE": "ER_STAGE", "SNOWFLAKE_STAGE_URL": "s3://er-data-lake/",
+}
+
+
+def by_name(checks):
+    return {name: (ok, message) for name, ok, message in checks}
+
+
+def cli(argv):
+    parser = argparse.ArgumentParser(prog="autosys-bridge")
+    doctor.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_local_names_missing_source_tables_then_passes(config, local_env, capsys):
+    checks = by_name(doctor.run_doctor(config, "local"))
+    assert checks["customers: warehouse"] == (
+        False, f"RuntimeError: source table customers_source does not exist in {local_env / 'warehouse.duckdb'} "
+               "(run `make seed`)")
+    assert checks["customers: glue table"][0] and checks["customers: matching workflow"][0]
+    assert cli(["doctor", "--deployment", "local"]) == exit_codes.SERVICE_UNAVAILABLE
+    assert "FAIL  customers: warehouse" in capsys.readouterr().out
+
+    for domain in config.domains.values():
+        seed(domain, partition_for_date(domain, dt.date(2024, 6, 3)), 10, local_env)
+    checks = doctor.run_doctor(config, "local")
+    assert [c for c in checks if not c[1]] == []
+    assert cli(["doctor", "--deployment", "local"]) == exit_codes.OK
+    assert capsys.readouterr().out.rstrip().endswith("all checks passed")
+
+
+def test_production_without_environment_says_which_variables(config, monkeypatch):
+    for name in [*SNOWFLAKE_ENV, "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PRIVATE_KEY_PATH"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "acme-prod")
+    checks = by_name(doctor.run_doctor(config, "production"))
+    ok, message = checks["snowflake settings"]
+    assert not ok
+    assert message == (
+        "missing environment variables: SNOWFLAKE_USER, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA, "
+        "SNOWFLAKE_STAGE, SNOWFLAKE_STAGE_URL, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"
+    )
+    assert "customers: warehouse" not in checks  # nothing further can authenticate
+
+
+def test_bad_deployment_is_a_usage_error(monkeypatch, capsys):
+    assert cli(["doctor", "--deployment", "staging"]) == exit_codes.USAGE
+    assert "expected one of local, production" in capsys.readouterr().err
+
+
+def test_production_against_fakes(config, tmp_path, monkeypatch, capsys):
+    for name, value in {**SNOWFLAKE_ENV, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    objects = tmp_path / "objects"
+    with mock_aws(), fake_snowflake(objects, stage_url="s3://er-data-lake/") as conn:
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="er-data-lake")
+        create_source(conn, config.domain("customers"), [])
+        resources = production_resources(config)
+        # moto has no Entity Resolution; the emulator answers the same boto3 calls.
+        resources["entity_resolution"] = LocalEntityResolution(
+            state_root=str(tmp_path / "emulator"), objects_root=str(objects), config_path=str(config.path))
+        checks = doctor.run_doctor(config, "production", resources=resources)
+
+    found = by_name(checks)
+    assert found["snowflake settings"] == (True, "all set")
+    assert found["aws credentials"] == (True, "found (env)")
+    assert found["customers: warehouse"] == (True, "source table customers_source and staging area ready")
+    assert found["customers: target table"] == (
+        True, "target table CUSTOMERS_RESOLVED does not exist yet; the first load creates it")
+    assert found["products: warehouse"] == (
+        False, "RuntimeError: source table PRODUCTS_SOURCE does not exist in ER.PUBLIC or is not visible to the role")
+    assert found["vendors: bucket"][0] and found["vendors: glue table"][0] and found["vendors: matching workflow"][0]
+    assert doctor.exit_code(checks) == exit_codes.SERVICE_UNAVAILABLE
+    assert SECRET not in doctor.render(checks)
+
+
+def test_production_names_a_missing_bucket(config, monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        checks = doctor.bucket_checks(config, production_resources(config)["object_store"])
+    assert checks[0] == ("customers: bucket", False, "NoSuchBucket: The specified bucket does not exist")
