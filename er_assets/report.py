@@ -475,7 +475,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="HTML file to write")
     parser.add_argument("--days", type=int, default=30, help="days to report (default 30)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--url", help="history database URL (default: ER_HISTORY_URL, else SQLite in DAGSTER_HOME)")
+    source.add_argument(
+        "--url", help="history database URL (default: ER_HISTORY_URL, else the local deployment's history.db)"
+    )
     source.add_argument("--demo", type=int, metavar="DAYS", help="report on DAYS of seeded history in memory instead")
     args = parser.parse_args(argv)
     if args.days < 1:

@@ -21,7 +21,6 @@ from er_assets.history.model import JobRun, Status, error_key
 from er_assets.history.redact import redact, redact_text
 
 URL_ENV_VAR = "ER_HISTORY_URL"
-DEFAULT_SQLITE_FILE = "er_job_history.db"
 _COLUMNS = (
     "job_id, run_id, stage, domain, partition_key, process_date, triggered_by, job_name, autosys_job_name, "
     "start_time, end_time, status, record_count, duration_seconds, exit_code, error_message, error_key, metadata"
@@ -59,12 +58,13 @@ class HistoryStore:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "HistoryStore":
-        """The store named by ER_HISTORY_URL; by default a SQLite file next to the Dagster
-        instance (DAGSTER_HOME), so local runs keep their history without any setup."""
+        """The store named by ER_HISTORY_URL; without it, the local deployment's SQLite
+        file (ER_DATA_DIR/history.db), so local runs keep their history with no setup."""
         url = env.get(URL_ENV_VAR)
         if not url:
-            home = env.get("DAGSTER_HOME") or "."
-            url = f"sqlite:///{os.path.abspath(os.path.join(home, DEFAULT_SQLITE_FILE))}"
+            from er_assets.deployment import local_paths  # the one place the local layout is defined
+
+            url = f"sqlite:///{local_paths()['history']}"
         return cls.from_url(url)
 
     # -- connection and schema -------------------------------------------------------
