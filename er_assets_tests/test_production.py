@@ -1,0 +1,96 @@
+"""The production resources: built from the environment, lazily, without secrets in sight."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from er_assets.config import load_config
+from er_assets.entity_resolution import AwsEntityResolution
+from er_assets.object_store import S3ObjectStore
+from er_assets.production import missing_variables, production_resources
+from er_assets.warehouses.snowflake import SnowflakeWarehouse
+
+ENV = {
+    "SNOWFLAKE_ACCOUNT": "acme-prod", "SNOWFLAKE_USER": "ER_SERVICE", "SNOWFLAKE_WAREHOUSE": "ER_WH",
+    "SNOWFLAKE_DATABASE": "ER", "SNOWFLAKE_SCHEMA": "PUBLIC", "SNOWFLAKE_STAGE": "ER.PUBLIC.ER_STAGE",
+    "SNOWFLAKE_STAGE_URL": "s3://er-data-lake/",
+}
+AUTH = ("SNOWFLAKE_PASSWORD", "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
+        "SNOWFLAKE_ROLE", "ER_AWS_REGION", "AWS_PROFILE")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in AUTH:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def resolved(resource):
+    with resource.process_config_and_initialize_cm() as ready:
+        return ready
+
+
+def test_password_auth_and_env_vars_resolved_only_at_run_start(env):
+    env.setenv("SNOWFLAKE_PASSWORD", "s3cret")
+    resources = production_resources(load_config())
+    assert set(resources) == {"warehouse", "object_store", "entity_resolution"}
+    warehouse = resources["warehouse"]
+    assert isinstance(warehouse, SnowflakeWarehouse)
+    assert isinstance(resources["object_store"], S3ObjectStore)
+    assert isinstance(resources["entity_resolution"], AwsEntityResolution)
+    # Until a run starts, the fields hold the variables' names, not their values.
+    assert isinstance(warehouse.password, dg.EnvVar) and warehouse.password == "SNOWFLAKE_PASSWORD"
+    assert "s3cret" not in repr(resources)
+
+    ready = resolved(warehouse)
+    assert (ready.account, ready.password, ready.private_key_path, ready.role) == ("acme-prod", "s3cret", None, None)
+    assert ready.location("s3://er-data-lake/p/extract/partition=2024-01-01/") == \
+        "@ER.PUBLIC.ER_STAGE/p/extract/partition=2024-01-01/"
+    assert ready.object_store.region_name == "us-east-1"  # settings.region of the configuration
+
+
+def test_key_pair_auth_wins_and_region_overrides(env):
+    env.setenv("SNOWFLAKE_PRIVATE_KEY_PATH", "/etc/er/rsa_key.p8")
+    env.setenv("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "passphrase")
+    env.setenv("SNOWFLAKE_PASSWORD", "ignored")
+    env.setenv("SNOWFLAKE_ROLE", "ER_PIPELINE")
+    env.setenv("ER_AWS_REGION", "eu-west-1")
+    resources = production_resources(load_config())
+    ready = resolved(resources["warehouse"])
+    assert (ready.password, ready.private_key_path, ready.private_key_password, ready.role) == (
+        None, "/etc/er/rsa_key.p8", "passphrase", "ER_PIPELINE")
+    assert resolved(resources["entity_resolution"]).region_name == "eu-west-1"
+    assert missing_variables() == []
+
+
+def test_missing_variables_names_them(env):
+    env.delenv("SNOWFLAKE_STAGE_URL")
+    assert missing_variables() == [
+        "SNOWFLAKE_STAGE_URL", "SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"]
+
+
+def test_loading_production_definitions_imports_no_snowflake_and_connects_nowhere(tmp_path):
+    # A fresh interpreter: this test process may have imported the connector already. No
+    # Snowflake variable is set at all, so any attempt to resolve or connect would fail.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SNOWFLAKE_", "AWS_"))}
+    env.update({"ER_DEPLOYMENT": "production", "DAGSTER_HOME": str(tmp_path)})
+    code = (
+        "import json, sys\n"
+        "from er_assets.definitions import defs\n"
+        "defs.get_repository_def().get_all_jobs()\n"
+        "print(json.dumps({'resources': sorted(defs.resources),"
+        " 'imported': sorted(m for m in sys.modules if m.startswith(('dagster_snowflake', 'snowflake.')))}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"entity_resolution", "object_store", "warehouse"} <= set(report["resources"])
+    assert report["imported"] == []
