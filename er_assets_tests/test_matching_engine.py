@@ -291,6 +291,19 @@ def test_invalid_unique_ids_go_to_the_error_folder(tmp_path):
     assert {row["InputSourceARN"] for row in errors} == {ARN}
 
 
+def test_field_names_like_internal_columns_are_plain_fields(tmp_path):
+    sch = {"schemaName": "people", "mappedInputFields": [
+        {"fieldName": "rid", "type": "UNIQUE_ID"}, field("uid", "NAME", "uid"), field("k0", "EMAIL_ADDRESS", "k0"),
+        field("f1", "STRING", "f1")]}
+    wf = workflow(sch, rules=[("r", ["uid", "k0"])])
+    _, out, errors = run(tmp_path, sch, wf, ["rid", "uid", "k0", "f1"],
+                         [("1", "Al", "a@x", "p"), ("2", "AL", "A@X", "q"), ("3", "Al", "b@x", "p"),
+                          ("4", "Bo", "", ""), ("4", "Cy", "", "")])
+    assert groups(out) == partition("1 2", "3")
+    assert sorted(row["uid"] for row in errors) == ["Bo", "Cy"]
+    assert out["2"]["uid"] == "AL" and out["3"]["f1"] == "p"
+
+
 def test_a_reserved_field_name_rejects_every_record(tmp_path):
     sch = schema(field("MatchID", "STRING", "m"))
     wf = workflow(sch, rules=[("r", ["m"])])

@@ -160,7 +160,7 @@ def _field_index(plan: Plan) -> dict[str, int]:
 
 def _needs_normalized(plan: Plan) -> list[int]:
     """Fields whose normalised value is used: slot members (when matching normalises) and
-    outputs (when the output is normalised). Each is computed once, as column f<i>."""
+    outputs (when the output is normalised). Each is computed once, as column "#f<i>"."""
     index = _field_index(plan)
     used = set()
     if plan.apply_normalization:
@@ -175,7 +175,7 @@ def _slot_sql(plan: Plan, slot_index: int) -> str:
     index = _field_index(plan)
     slot = plan.slots[slot_index]
     if plan.apply_normalization:
-        parts = [f"f{index[f.name]}" for f in slot.fields]
+        parts = [_normalized_ref(index[f.name]) for f in slot.fields]
     else:
         parts = [normalized(quote_ident(f.name), f.type, False) for f in slot.fields]
     if len(parts) == 1:
@@ -186,13 +186,18 @@ def _slot_sql(plan: Plan, slot_index: int) -> str:
 def _output_sql(plan: Plan, name: str, hashed: bool) -> str:
     i = _field_index(plan)[name]
     attr_type = plan.fields[i].type
-    column = output_value(f"f{i}", attr_type) if i in _needs_normalized(plan) and plan.output_normalized else quote_ident(name)
+    column = output_value(_normalized_ref(i), attr_type) if i in _needs_normalized(plan) and plan.output_normalized else quote_ident(name)
     return f"sha256({column})" if hashed else column
+
+
+def _normalized_ref(field_index: int) -> str:
+    # AWS attribute names cannot contain '#', so these never collide with input columns.
+    return f'"#f{field_index}"'
 
 
 def _normalized_columns(plan: Plan) -> str:
     return "".join(
-        f", {normalized(quote_ident(plan.fields[i].name), plan.fields[i].type, True)} AS f{i}"
+        f", {normalized('src.' + quote_ident(plan.fields[i].name), plan.fields[i].type, True)} AS {_normalized_ref(i)}"
         for i in _needs_normalized(plan)
     )
 
@@ -231,7 +236,7 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
         _copy_csv(
             con,
             f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, {uid} AS RecordId, "
-            f"{reason} AS ErrorMessage{outputs} FROM src ANTI JOIN ids ON ids.uid = src.{uid}",
+            f"{reason} AS ErrorMessage{outputs} FROM src WHERE {uid} NOT IN (SELECT uid FROM ids) OR {uid} IS NULL",
             folder,
         )
     return rejected
@@ -246,8 +251,9 @@ def _prepare(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:
     phonetic = "".join(f", {soundex(f'k{i}')} AS sx{i}" for i in soundex_slots)
     con.execute(
         f"CREATE TABLE rec AS SELECT *{phonetic} FROM ("
-        f"SELECT rid, uid{slots}{outputs} FROM ("
-        f"SELECT ids.rid, ids.uid, src.*{_normalized_columns(plan)} FROM src JOIN ids ON ids.uid = src.{uid}))"
+        f'SELECT "#rid" AS rid, "#uid" AS uid{slots}{outputs} FROM ('
+        f'SELECT ids.rid AS "#rid", ids.uid AS "#uid", src.*{_normalized_columns(plan)} '
+        f"FROM src JOIN ids ON ids.uid = src.{uid}))"
     )
     return con.execute("SELECT count(*) FROM rec").fetchone()[0]
 
