@@ -19,6 +19,7 @@ from er_assets.match_output import error_records, summarize
 from er_assets.matching_job import point_glue_table, run_matching_job
 from er_assets.object_store import ObjectStore
 from er_assets.partitions import business_dates, partitions_def
+from er_assets.run_history import HistoryResource, recording
 from er_assets.warehouses.base import Warehouse
 
 STAGES = ("extract", "matched", "loaded")
@@ -71,14 +72,14 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         description=f"The partition's slice of {domain.source.table}, unloaded as parquet to the object store.",
         kinds={"parquet"},
     )
-    def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore):
-        started = time.monotonic()
-        start, end = business_dates(domain, context.partition_key)
-        uri = domain.extract_uri(context.partition_key)
-        result = warehouse.unload_extract(domain, start, end, uri)
-        context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
-        yield dg.MaterializeResult(
-            metadata={
+    def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, history: HistoryResource):
+        with recording(context, history, name, "extract") as record:
+            started = time.monotonic()
+            start, end = business_dates(domain, context.partition_key)
+            uri = domain.extract_uri(context.partition_key)
+            result = warehouse.unload_extract(domain, start, end, uri)
+            context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
+            metadata = {
                 "rows": result.rows,
                 "uri": uri,
                 "files": len(result.files),
@@ -86,9 +87,10 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 "end_date": end.isoformat(),
                 "profile": result.profile,
                 "seconds": round(time.monotonic() - started, 3),
-            },
-            check_results=checks.extract_results(domain, result.profile),
-        )
+            }
+            results = checks.extract_results(domain, result.profile)
+            record.finish(result.rows, metadata, results)
+        yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
     @dg.asset(
         key=[name, "matched"],
@@ -101,7 +103,13 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         kinds={"aws"},
     )
     def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
-                object_store: ObjectStore):
+                object_store: ObjectStore, history: HistoryResource):
+        with recording(context, history, name, "matched") as record:
+            metadata, results = _match(context, config, entity_resolution, object_store)
+            record.finish(metadata["output_rows"], metadata, results)
+        yield dg.MaterializeResult(metadata=metadata, check_results=results)
+
+    def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, object_store: ObjectStore):
         started = time.monotonic()
         partition = context.partition_key
         upstream, extract_run = _upstream(context, domain, "extract", partition)
@@ -134,24 +142,22 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             rejected = error_records(folder)
         context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
                          f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
-        yield dg.MaterializeResult(
-            metadata={
-                "job_id": outcome.job_id,
-                "output_uri": outcome.output_uri,
-                "extract_run_id": extract_run,
-                "input_records": outcome.metrics.get("inputRecords", 0),
-                "records_processed": outcome.metrics.get("totalRecordsProcessed", 0),
-                "records_not_processed": outcome.metrics.get("recordsNotProcessed", 0),
-                "match_ids": summary["match_ids"],
-                "output_rows": summary["records"],
-                "rejected_rows": rejected,
-                "match_rate": summary["match_rate"],
-                "reused_job": outcome.reused,
-                "reattached_job": outcome.attached,
-                "seconds": round(time.monotonic() - started, 3),
-            },
-            check_results=checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected),
-        )
+        metadata = {
+            "job_id": outcome.job_id,
+            "output_uri": outcome.output_uri,
+            "extract_run_id": extract_run,
+            "input_records": outcome.metrics.get("inputRecords", 0),
+            "records_processed": outcome.metrics.get("totalRecordsProcessed", 0),
+            "records_not_processed": outcome.metrics.get("recordsNotProcessed", 0),
+            "match_ids": summary["match_ids"],
+            "output_rows": summary["records"],
+            "rejected_rows": rejected,
+            "match_rate": summary["match_rate"],
+            "reused_job": outcome.reused,
+            "reattached_job": outcome.attached,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        return metadata, checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected)
 
     @dg.asset(
         key=[name, "loaded"],
@@ -162,21 +168,22 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         description=f"Match output loaded into {domain.target.table}, replacing the partition's rows.",
         kinds={"table"},
     )
-    def loaded(context: dg.AssetExecutionContext, warehouse: Warehouse):
-        started = time.monotonic()
-        upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
-        result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"])
-        stats = warehouse.target_stats(domain, context.partition_key)
-        context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
-        yield dg.MaterializeResult(
-            metadata={
+    def loaded(context: dg.AssetExecutionContext, warehouse: Warehouse, history: HistoryResource):
+        with recording(context, history, name, "loaded") as record:
+            started = time.monotonic()
+            upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
+            result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"])
+            stats = warehouse.target_stats(domain, context.partition_key)
+            context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
+            metadata = {
                 "rows": result.rows,
                 "table": result.table,
                 "job_id": upstream["job_id"],
                 "matched_run_id": matched_run,
                 "seconds": round(time.monotonic() - started, 3),
-            },
-            check_results=checks.loaded_results(upstream["output_rows"], stats),
-        )
+            }
+            results = checks.loaded_results(upstream["output_rows"], stats)
+            record.finish(result.rows, metadata, results)
+        yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
     return [source, extract, matched, loaded]

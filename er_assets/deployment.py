@@ -15,6 +15,7 @@ from er_assets.config import Configuration
 DEPLOYMENT_ENV = "ER_DEPLOYMENT"
 DATA_DIR_ENV = "ER_DATA_DIR"
 DEPLOYMENTS = ("local", "production")
+HISTORY_URL_ENV = "ER_HISTORY_URL"
 
 
 def deployment() -> str:
@@ -72,8 +73,21 @@ def production_resources(config: Configuration) -> dict:
     return build(config)
 
 
+def history_resource():
+    """The job history: ER_HISTORY_URL; locally a SQLite file in the data folder by default.
+    Production must name its database: a silent local file would lose the history."""
+    import dagster as dg
+
+    from er_assets.run_history import HistoryResource
+
+    if deployment() == "production":
+        return HistoryResource(url=dg.EnvVar(HISTORY_URL_ENV))
+    return HistoryResource(url=os.environ.get(HISTORY_URL_ENV) or f"sqlite:///{local_paths()['history']}")
+
+
 def resources(config: Configuration) -> dict:
-    return local_resources(config) if deployment() == "local" else production_resources(config)
+    chosen = local_resources(config) if deployment() == "local" else production_resources(config)
+    return {**chosen, "history": history_resource()}
 
 
 LOCAL_DAGSTER_YAML = """\

@@ -1,0 +1,92 @@
+"""Recording every stage execution in the job history, whatever started the run.
+
+The record is written by the stage itself (start, then exactly one end), so a run from the
+UI, a schedule, a backfill or AutoSys through the bridge is counted the same way, including
+runs stopped by a DQ gate or cancelled by SIGTERM. The store is idempotent on (run id,
+stage): a retried step never makes a second row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from er_assets.errors import EXIT_CODES, MatchingJobTimeout
+from er_assets.history import HistoryStore, Status
+
+
+class HistoryResource(dg.ConfigurableResource):
+    """Where the job history lives: `sqlite:///file.db` locally, `postgresql://...` in production."""
+
+    url: str
+
+    def store(self) -> HistoryStore:
+        return HistoryStore.from_url(self.url)
+
+
+def trigger(tags: dict) -> tuple[str, str | None]:
+    """(what started the run, the AutoSys job name if AutoSys did)."""
+    autosys_job = tags.get("autosys/job_name")
+    if autosys_job:
+        return f"autosys:{autosys_job}", autosys_job
+    if tags.get("dagster/schedule_name"):
+        return f"schedule:{tags['dagster/schedule_name']}", None
+    if tags.get("dagster/backfill"):
+        return f"backfill:{tags['dagster/backfill']}", None
+    if tags.get("er/trigger") == "cli":
+        return "cli", None
+    return "ui", None
+
+
+class StageRecord:
+    """What a stage reports at its end: records handled, metadata, its check results."""
+
+    def __init__(self):
+        self.record_count: int | None = None
+        self.metadata: dict = {}
+        self.failed_checks: list[str] = []
+
+    def finish(self, record_count: int, metadata: dict, check_results) -> None:
+        self.record_count = record_count
+        self.metadata = metadata
+        self.failed_checks = [r.check_name for r in check_results if not r.passed]
+
+
+def _status_for(exc: BaseException) -> tuple[Status, int]:
+    from autosys_bridge import exit_codes
+
+    if isinstance(exc, MatchingJobTimeout):
+        return Status.TIMEOUT, exit_codes.TIMEOUT
+    if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
+        return Status.CANCELLED, exit_codes.TERMINATED
+    return Status.FAILED, EXIT_CODES.get(type(exc).__name__, exit_codes.STAGE_FAILED)
+
+
+@contextmanager
+def recording(context, history: HistoryResource, domain: str, stage: str) -> Iterator[StageRecord]:
+    from autosys_bridge import exit_codes
+
+    tags = context.run.tags
+    started_by, autosys_job = trigger(tags)
+    record = StageRecord()
+    with history.store() as store:
+        store.record_start(
+            context.run_id, stage, domain, context.partition_key,
+            tags.get("process_date") or context.partition_key, started_by,
+            job_name=context.job_name, autosys_job_name=autosys_job,
+        )
+        try:
+            yield record
+        except BaseException as exc:
+            status, code = _status_for(exc)
+            store.record_end(context.run_id, stage, status, exit_code=code,
+                             error_message=f"{type(exc).__name__}: {exc}")
+            raise
+        if record.failed_checks:
+            store.record_end(context.run_id, stage, Status.DQ_FAILED, record.record_count, exit_codes.DQ_GATE_FAILED,
+                             f"data-quality checks failed: {', '.join(record.failed_checks)}", record.metadata)
+        else:
+            store.record_end(context.run_id, stage, Status.SUCCEEDED, record.record_count, exit_codes.OK,
+                             metadata=record.metadata)
