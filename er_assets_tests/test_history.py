@@ -227,3 +227,21 @@ def test_a_refused_schema_stays_refused(url):
     for _ in range(2):  # the second call must not find a half-initialised connection
         with pytest.raises(HistoryError, match="newer than this code"):
             store.rows()
+
+
+def test_a_step_retried_within_its_run_ends_with_its_last_attempt(store):
+    start(store)
+    assert store.record_end(
+        "run-1", "extract", "FAILED", error_message="throttled", ended_at=T0 + dt.timedelta(minutes=1)
+    )
+    assert start(store, at=T0 + dt.timedelta(minutes=2), attempt=2)  # Dagster's retry_number 1
+    assert not start(store, at=T0 + dt.timedelta(minutes=3), attempt=2)  # re-delivered
+    assert not store.record_end("run-1", "extract", "FAILED", error_message="throttled")  # attempt 1's, late
+    (row,) = store.rows()
+    assert (row.status, row.attempt, row.error_message, row.start_time) == (Status.RUNNING, 2, None, T0)
+    assert store.record_end(
+        "run-1", "extract", "SUCCEEDED", record_count=7, attempt=2, ended_at=T0 + dt.timedelta(minutes=4)
+    )
+    (row,) = store.rows()
+    assert (row.status, row.attempt, row.record_count, row.duration_seconds) == (Status.SUCCEEDED, 2, 7, 240)
+    assert not start(store, attempt=1)  # an older attempt never reopens

@@ -56,6 +56,7 @@ class JobRun:
     error_message: str | None
     error_key: str | None
     metadata: dict[str, Any]
+    attempt: int  # 1, or the step retry (within the run) that produced the final outcome
 
 
 _VOLATILE = re.compile(

@@ -180,6 +180,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "SLA table and dashboard views",
         (SLA, _success_rate, _stage_duration, _sla_compliance, _record_volume, _error_frequency),
     ),
+    (
+        4,
+        "attempt number: a step retried within its run reopens the stage's row",
+        ("ALTER TABLE er_job_history ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -2,8 +2,9 @@
 
 Events reach the store from sensors and hooks that may fire more than once, so both writes
 are idempotent: `record_start` inserts or does nothing; `record_end` finishes a RUNNING row
-and ignores any later end event for it (Dagster re-executes as a new run with a new run id,
-so a (run, stage) legitimately ends once). Every value travels as a bound parameter.
+and ignores any later end event for it. A re-execution is a new Dagster run with its own
+row; a step retried inside one run (a RetryPolicy) is a higher `attempt`, which reopens the
+row, so the row always tells the stage's final outcome. Every value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from er_assets.history.redact import redact, redact_text
 URL_ENV_VAR = "ER_HISTORY_URL"
 _COLUMNS = (
     "job_id, run_id, stage, domain, partition_key, process_date, triggered_by, job_name, autosys_job_name, "
-    "start_time, end_time, status, record_count, duration_seconds, exit_code, error_message, error_key, metadata"
+    "start_time, end_time, status, record_count, duration_seconds, exit_code, error_message, error_key, metadata, "
+    "attempt"
 )
 
 
@@ -151,13 +153,18 @@ class HistoryStore:
         autosys_job_name: str | None = None,
         *,
         started_at: dt.datetime | None = None,
+        attempt: int = 1,
     ) -> bool:
-        """Record that a stage started; True if this call created the row.
+        """Record that a stage started; True if this call created (or reopened) the row.
 
         `trigger` says what started the run: `autosys:<JOB>`, `schedule:<name>`,
         `backfill:<id>`, `ui`, `cli`. A repeated start for the same (run_id, stage)
-        changes nothing, whatever its values.
+        changes nothing, whatever its values, unless its `attempt` (Dagster's
+        retry_number + 1) is higher: then the row is RUNNING again, its outcome cleared,
+        its start time kept, so duration and SLA count from the first attempt.
         """
+        if attempt < 1:
+            raise ValueError(f"record_start: attempt counts from 1, not {attempt}")
         for name, value in (
             ("run_id", run_id),
             ("stage", stage),
@@ -179,16 +186,21 @@ class HistoryStore:
             "start_time": self.dialect.timestamp(started_at or _now()),
             "status": Status.RUNNING.value,
             "metadata": self.dialect.json({}),
+            "attempt": attempt,
         }
         with self._transaction() as cur:
             self._execute(
                 cur,
                 """
                 INSERT INTO er_job_history (run_id, stage, domain, partition_key, process_date, triggered_by,
-                                            job_name, autosys_job_name, start_time, status, metadata)
+                                            job_name, autosys_job_name, start_time, status, metadata, attempt)
                 VALUES (:run_id, :stage, :domain, :partition_key, :process_date, :triggered_by,
-                        :job_name, :autosys_job_name, :start_time, :status, :metadata)
-                ON CONFLICT (run_id, stage) DO NOTHING
+                        :job_name, :autosys_job_name, :start_time, :status, :metadata, :attempt)
+                ON CONFLICT (run_id, stage) DO UPDATE
+                SET attempt = excluded.attempt, status = excluded.status, end_time = NULL,
+                    duration_seconds = NULL, record_count = NULL, exit_code = NULL,
+                    error_message = NULL, error_key = NULL, metadata = excluded.metadata
+                WHERE er_job_history.attempt < excluded.attempt
                 """,
                 params,
             )
@@ -205,11 +217,12 @@ class HistoryStore:
         metadata: Mapping[str, Any] | None = None,
         *,
         ended_at: dt.datetime | None = None,
+        attempt: int = 1,
     ) -> bool:
         """Record how a started stage ended; True if this call ended it.
 
-        An end event for a stage that already ended is ignored (False): the first end
-        wins. Error text and metadata are redacted of secrets before they are stored.
+        An end event for a stage that already ended, or for another attempt than the
+        running one, is ignored (False): the first end of each attempt wins. Error text and metadata are redacted of secrets before they are stored.
         Raises LookupError when the stage never started: call `record_start` first (it is
         idempotent, so a sensor may always call both).
         """
@@ -229,6 +242,7 @@ class HistoryStore:
             "error_key": error_key(message),
             "metadata": self.dialect.json(redact(dict(metadata or {}))),
             "running": Status.RUNNING.value,
+            "attempt": attempt,
         }
         # Milliseconds: SQLite's julianday arithmetic is exact only to a few microseconds,
         # and both databases must store the same number.
@@ -241,7 +255,7 @@ class HistoryStore:
                 SET status = :status, end_time = :end_time, duration_seconds = {duration},
                     record_count = :record_count, exit_code = :exit_code,
                     error_message = :error_message, error_key = :error_key, metadata = :metadata
-                WHERE run_id = :run_id AND stage = :stage AND status = :running
+                WHERE run_id = :run_id AND stage = :stage AND status = :running AND attempt = :attempt
                 """,
                 params,
             )
