@@ -11,6 +11,7 @@ import dagster as dg
 from er_assets.assets import domain_assets
 from er_assets.config import Configuration, load_config
 from er_assets.deployment import resources
+from er_assets.sensors import build_sensors
 
 
 def job_name(domain_name: str) -> str:
@@ -33,6 +34,7 @@ def build_definitions(config: Configuration) -> dg.Definitions:
         assets=assets,
         jobs=jobs,
         schedules=schedules,
+        sensors=build_sensors(config),
         resources=resources(config),
         # One process per run: the multiprocess executor re-imports the code location for
         # every step, several times slower here, and the stages are sequential anyway.

@@ -1,0 +1,49 @@
+"""Mail for runs launched in Dagster (UI, schedules, backfills), from run-status sensors.
+
+AutoSys notifies its own runs through the JIL notification attributes, so runs the bridge
+started for AutoSys are skipped here: no run is notified twice. What failed, and where, is
+read from the job history the stages wrote; the history also remembers what was already
+sent, so a sensor that re-evaluates a run sends nothing new.
+"""
+
+import dagster as dg
+
+from er_assets.config import Configuration
+from er_assets.history import FINAL_STAGE, Status
+from er_assets.notifications import notify_run
+from er_assets.run_history import HistoryResource
+
+
+def _stages(history: HistoryResource, run_id: str):
+    with history.store() as store:
+        return store.rows(run_id=run_id)
+
+
+def notify(config: Configuration, history: HistoryResource, run: dg.DagsterRun, failed: bool) -> list[str]:
+    """Send what this finished run deserves; the (stage, status) pairs mailed."""
+    if run.tags.get("autosys/job_name"):
+        return []
+    sent = []
+    for row in _stages(history, run.run_id):
+        wanted = row.status.failure if failed else (row.status is Status.SUCCEEDED and row.stage == FINAL_STAGE)
+        if not wanted:
+            continue
+        with history.store() as store:
+            if notify_run(config, row.domain, row.stage, row.partition_key, run.run_id, row.status,
+                          row.error_message, store=store):
+                sent.append((row.stage, row.status.value))
+    return sent
+
+
+def build_sensors(config: Configuration) -> list:
+    @dg.run_failure_sensor(name="er_failure_mail", monitor_all_code_locations=True,
+                           default_status=dg.DefaultSensorStatus.RUNNING)
+    def failure_mail(context: dg.RunFailureSensorContext, history: HistoryResource):
+        notify(config, history, context.dagster_run, failed=True)
+
+    @dg.run_status_sensor(name="er_success_mail", run_status=dg.DagsterRunStatus.SUCCESS,
+                          monitor_all_code_locations=True, default_status=dg.DefaultSensorStatus.RUNNING)
+    def success_mail(context: dg.RunStatusSensorContext, history: HistoryResource):
+        notify(config, history, context.dagster_run, failed=False)
+
+    return [failure_mail, success_mail]
