@@ -245,3 +245,22 @@ def test_a_step_retried_within_its_run_ends_with_its_last_attempt(store):
     (row,) = store.rows()
     assert (row.status, row.attempt, row.record_count, row.duration_seconds) == (Status.SUCCEEDED, 2, 7, 240)
     assert not start(store, attempt=1)  # an older attempt never reopens
+
+
+def test_an_older_database_is_migrated_in_place(url, monkeypatch):
+    with monkeypatch.context() as m:  # a database written by the release before migration 4
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:3])
+        m.setattr(schema, "LATEST", 3)
+        with HistoryStore.from_url(url) as old:
+            assert old.schema_version == 3
+            old.query(
+                "INSERT INTO er_job_history (run_id, stage, domain, partition_key, process_date, triggered_by,"
+                " start_time, status, metadata) VALUES ('old', 'extract', 'customers', '2025-01-01', :d, 'cli', :t,"
+                " 'SUCCEEDED', '{}') RETURNING job_id",
+                d=old.dialect.date(dt.date(2025, 1, 1)),
+                t=old.dialect.timestamp(T0),
+            )
+    with HistoryStore.from_url(url) as new:
+        assert new.schema_version == schema.LATEST
+        (row,) = new.rows()
+        assert (row.run_id, row.attempt) == ("old", 1)
