@@ -19,6 +19,7 @@ from er_assets.config import load_config
 from er_assets.entity_resolution import LocalEntityResolution
 from er_assets.object_store import LocalObjectStore
 from er_assets.partitions import business_dates
+from er_assets.run_history import HistoryResource
 from er_assets.sample_data import seed_source
 from er_assets_tests.test_snowflake import create_source, fake_snowflake, warehouse
 
@@ -63,6 +64,7 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance):
                 region_name=config.settings.region, state_root=str(tmp_path / "emulator"),
                 objects_root=str(objects), config_path=str(config.path),
             ),
+            "history": HistoryResource(url=f"sqlite:///{tmp_path / 'history.db'}"),
         }
 
         def run(selection=stages):

@@ -21,7 +21,7 @@ import datetime as dt
 import io
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from pydantic import Field
 
@@ -194,6 +194,7 @@ def csv_header(store: ObjectStore, file_uri: str) -> list[str]:
     by the header. On S3 a ranged GET avoids downloading a multi-gigabyte part for one line.
     """
     if isinstance(store, S3ObjectStore):
+        # The store's own client: same credentials, region and endpoint as every other call.
         bucket, key = split_uri(file_uri)
         response = store._client().get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}")
         head = response["Body"].read()
@@ -338,10 +339,16 @@ class SnowflakeWarehouse(Warehouse):
             self._check_target_columns(cursor, table, columns)
             staging = staging_table(table, partition_key)
             cursor.execute(create_staging_sql(staging, columns))
+            drop = f"DROP TABLE IF EXISTS {ident(staging)}"
             try:
                 rows = self._replace_partition(cursor, table, staging, columns, partition_key, self.location(src_uri))
-            finally:
-                cursor.execute(f"DROP TABLE IF EXISTS {ident(staging)}")
+            except BaseException:
+                # The load's own error is the one to report; a staging table left behind is
+                # replaced by the next attempt's CREATE OR REPLACE.
+                with suppress(Exception):
+                    cursor.execute(drop)
+                raise
+            cursor.execute(drop)
         return LoadResult(rows=rows, table=table)
 
     def _output_columns(self, file_uri: str) -> list[str]:
