@@ -212,17 +212,14 @@ def _column(cursor, name: str) -> int | None:
     return names.index(name) if name in names else None
 
 
-def copied_rows(cursor) -> int:
-    """Rows loaded, from COPY INTO <table>'s own result (one row per file)."""
-    rows = cursor.fetchall()
-    index = _column(cursor, "rows_loaded")
-    return sum(int(r[index] or 0) for r in rows) if index is not None else 0
+def result_total(cursor, column: str) -> int:
+    """A COPY statement's own count: the sum of `column` over its result rows (one per file).
 
-
-def unloaded_rows(cursor) -> int:
-    """Rows unloaded, from COPY INTO <location>'s own result."""
+    COPY INTO <table> reports `rows_loaded`, COPY INTO <location> `rows_unloaded`; a COPY that
+    found no file answers with a status line only, which counts as zero.
+    """
     rows = cursor.fetchall()
-    index = _column(cursor, "rows_unloaded")
+    index = _column(cursor, column)
     return sum(int(r[index] or 0) for r in rows) if index is not None else 0
 
 
@@ -305,7 +302,7 @@ class SnowflakeWarehouse(Warehouse):
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(unload_sql(location, select, self.max_file_size), params)
-        return unloaded_rows(cursor)
+        return result_total(cursor, "rows_unloaded")
 
     @staticmethod
     def _profile(cursor, domain: Domain, params: dict) -> dict:
@@ -378,7 +375,7 @@ class SnowflakeWarehouse(Warehouse):
         cursor.execute("BEGIN")
         try:
             cursor.execute(copy_staging_sql(staging, location))
-            copied = copied_rows(cursor)
+            copied = result_total(cursor, "rows_loaded")
             cursor.execute(delete_partition_sql(table), key)
             cursor.execute(insert_sql(table, staging, columns), key)
             if cursor.rowcount != copied:
