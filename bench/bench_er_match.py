@@ -9,8 +9,8 @@ Each measurement runs in its own child process so peak RSS (ru_maxrss) is that r
 Floor and engine runs alternate and the best wall time of --repeat runs is reported, because
 a shared machine's noise only ever adds time; peak RSS is the largest seen.
 
-    .venv/bin/python bench/bench_er_match.py                 # 100k and 1M
-    .venv/bin/python bench/bench_er_match.py --sizes 100000 1000000 3000000
+    .venv/bin/python bench/bench_er_match.py                 # 100k, 1M and 3M
+    .venv/bin/python bench/bench_er_match.py --sizes 1000000 --repeat 5
 """
 
 from __future__ import annotations
@@ -72,19 +72,21 @@ def prepare_engine(source: Path, out: Path) -> Callable[[], dict]:
     return lambda: run_matching(source, schema, workflow, out, "bench")
 
 
-# The floor: the same normalisation and waterfall, written by hand for this one workflow.
-FLOOR_SQL = """
+# The floor: the same normalisation, waterfall and output values, by hand for this one workflow.
+_NAME = "NULLIF(regexp_replace(lower(strip_accents({})), '[^a-z0-9]', '', 'g'), '')"
+_PHONE = "NULLIF(regexp_replace(phone, '[^0-9]', '', 'g'), '')"
+FLOOR_SQL = f"""
 CREATE TABLE r AS
 SELECT *,
-       NULLIF(lower(trim(email)), '') AS e,
-       NULLIF(concat_ws(' ', NULLIF(regexp_replace(lower(strip_accents(first_name)), '[^a-z0-9]', '', 'g'), ''),
-                             NULLIF(regexp_replace(lower(strip_accents(last_name)), '[^a-z0-9]', '', 'g'), '')), '') AS nm,
-       NULLIF(regexp_replace(phone, '[^0-9]', '', 'g'), '') AS ph,
-       NULLIF(concat_ws(' ', NULLIF(regexp_replace(lower(strip_accents(address)), '[^a-z0-9]', '', 'g'), ''),
-                             NULLIF(regexp_replace(lower(strip_accents(city)), '[^a-z0-9]', '', 'g'), ''),
-                             NULLIF(regexp_replace(lower(strip_accents(state)), '[^a-z0-9]', '', 'g'), ''),
-                             NULLIF(regexp_replace(lower(strip_accents(postal_code)), '[^a-z0-9]', '', 'g'), '')), '') AS ad
-FROM read_parquet($source);
+       NULLIF(concat_ws(' ', first_n, last_n), '') AS nm,
+       NULLIF(concat_ws(' ', address_n, city_n, state_n, postal_code_n), '') AS ad
+FROM (
+    SELECT customer_id,
+           {_NAME.format('first_name')} AS first_n, {_NAME.format('last_name')} AS last_n,
+           NULLIF(lower(trim(email)), '') AS e, {_PHONE} AS ph,
+           {_NAME.format('address')} AS address_n, {_NAME.format('city')} AS city_n,
+           {_NAME.format('state')} AS state_n, {_NAME.format('postal_code')} AS postal_code_n
+    FROM read_parquet($source));
 
 CREATE TABLE g1 AS
 SELECT customer_id, root, 'email_match' AS rule FROM (
@@ -106,7 +108,9 @@ SELECT customer_id, root, 'name_address_match' AS rule FROM (
 COPY (
     SELECT 'arn' AS InputSourceARN, r.customer_id AS RecordId,
            md5('customer-matching-workflow:' || coalesce(g.root, r.customer_id)) AS MatchID, g.rule AS MatchRule,
-           r.customer_id, r.first_name, r.last_name, r.e AS email, r.phone, r.address, r.city, r.state, r.postal_code
+           r.customer_id, first_n AS first_name, last_n AS last_name, e AS email,
+           CASE WHEN length(ph) = 10 THEN '(' || ph[1:3] || ')-' || ph[4:6] || '-' || ph[7:10] ELSE ph END AS phone,
+           address_n AS address, city_n AS city, state_n AS state, postal_code_n AS postal_code
     FROM r LEFT JOIN (SELECT * FROM g1 UNION ALL SELECT * FROM g2 UNION ALL SELECT * FROM g3) g USING (customer_id)
 ) TO $target (FORMAT csv, HEADER true);
 """
@@ -138,6 +142,22 @@ def child(kind: str, source: Path, out: Path) -> None:
     print(json.dumps({"wall": wall, "peak_mb": peak_mb, "result": result}))
 
 
+def disagreements(floor_out: Path, engine_out: Path) -> int:
+    """Records whose MatchID, MatchRule or output values differ between the two outputs (must be 0)."""
+    import duckdb
+
+    con = duckdb.connect()
+    query = """
+        SELECT count(*) FROM read_csv($floor, all_varchar = true) f
+        FULL JOIN read_csv($engine, all_varchar = true) e USING (RecordId)
+        WHERE f.MatchID IS DISTINCT FROM e.MatchID OR f.MatchRule IS DISTINCT FROM e.MatchRule
+           OR f.first_name IS DISTINCT FROM e.first_name OR f.phone IS DISTINCT FROM e.phone
+           OR f.postal_code IS DISTINCT FROM e.postal_code
+    """
+    files = {"floor": str(floor_out / "*.csv"), "engine": str(engine_out / "success" / "*.csv")}
+    return con.execute(query, files).fetchone()[0]
+
+
 def measure(kind: str, source: Path, out: Path) -> dict:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--source", str(source), "--out", str(out)],
@@ -150,7 +170,7 @@ def measure(kind: str, source: Path, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", choices=["engine", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
@@ -160,7 +180,8 @@ def main() -> None:
         child(args.child, args.source, args.out)
         return
 
-    print(f"{'records':>10} {'floor s':>8} {'engine s':>9} {'ratio':>6} {'floor MB':>9} {'engine MB':>10}  matchIDs")
+    print(f"{'records':>10} {'floor s':>8} {'engine s':>9} {'ratio':>6} {'floor MB':>9} {'engine MB':>10} "
+          f"{'matchIDs':>9}  differing records")
     with tempfile.TemporaryDirectory(prefix="bench-er-match-") as tmp:
         for n in args.sizes:
             source = Path(tmp) / f"customers-{n}.parquet"
@@ -176,7 +197,8 @@ def main() -> None:
             ratio = engine["wall"] / floor["wall"]
             print(
                 f"{n:>10} {floor['wall']:>8.2f} {engine['wall']:>9.2f} {ratio:>6.2f} "
-                f"{floor['peak_mb']:>9.0f} {engine['peak_mb']:>10.0f}  {engine['result']['matchIDs']}",
+                f"{floor['peak_mb']:>9.0f} {engine['peak_mb']:>10.0f} {engine['result']['matchIDs']:>9}  "
+                f"{disagreements(Path(tmp) / f'floor-{n}-0', Path(tmp) / f'engine-{n}-0')}",
                 flush=True,
             )
 

@@ -39,7 +39,6 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from er_assets.emulator.components import connected_components
 from er_assets.emulator.normalize import (
@@ -74,7 +73,8 @@ def run_matching(
     """Run one matching job and write its output folder; return GetMatchingJob `metrics`.
 
     `output_dir` is the job folder itself (`.../<workflowName>/<jobId>`). `progress` is
-    called with the number of records whose outcome is final, a few times per job.
+    called a few times per job with the number of accepted records whose MatchID is final
+    (what the service publishes as totalRecordsProcessed while a job runs).
     Raises MatchingError for an invalid schema/workflow or unreadable input.
     """
     plan = build_plan(schema, workflow)
@@ -93,11 +93,10 @@ def run_matching(
         report(0)
         not_processed = _split_errors(con, plan, input_records, output_dir / "error")
         valid = _prepare(con, plan)
-        report(not_processed)
-        root, level = _resolve(con, plan, valid, lambda done: report(not_processed + done))
-        match_ids = int(np.unique(root).size)
+        root, level = _resolve(con, plan, valid, report)
+        match_ids = int(np.count_nonzero(root == np.arange(valid)))  # one anchor per group
         _write_success(con, plan, root, level, output_dir / "success")
-        report(input_records)
+        report(valid)
     except duckdb.Error as exc:
         raise MatchingError(f"job {job_id}: {str(exc).splitlines()[0]}") from None
     finally:
@@ -279,9 +278,9 @@ def _token_sql(plan: Plan, term: Term) -> tuple[str, bool]:
             value = f"coalesce({value}, '')"
         return f"({quote_literal(tag + _SEP)} || {value})" if tag else value
 
+    if len(term.slots) == 1:  # one value per record: a tag could not tell anything apart
+        return alternative("", term.slots[0][1]), False
     alternatives = [alternative(tag, slot) for tag, slot in term.slots]
-    if len(alternatives) == 1:
-        return alternatives[0], False
     return f"list_distinct(list_filter([{', '.join(alternatives)}], lambda x: x IS NOT NULL))", True
 
 
@@ -355,7 +354,7 @@ def _resolve(
         if plan.transitive or r == 0:
             active = "TRUE"
         else:
-            con.register("_free", pa.table({"rid": np.flatnonzero(root < 0)}))
+            con.register("_free", {"rid": np.flatnonzero(root < 0)})
             active = "rec.rid IN (SELECT rid FROM _free)"
         edges = np.hstack([_edges(con, plan, conj, active) for conj in rule.conjunctions])
         if edges.size:
@@ -397,7 +396,8 @@ def _join_earlier_groups(
 def _write_success(
     con: duckdb.DuckDBPyConnection, plan: Plan, root: np.ndarray, level: np.ndarray, folder: Path
 ) -> None:
-    con.register("_groups", pa.table({"rid": np.arange(root.size), "root": root, "level": level}))
+    # A dict of numpy arrays scans without pyarrow, whose first use costs ~0.2 s.
+    con.register("_groups", {"rid": np.arange(root.size), "root": root, "level": level})
     rule_name = "CASE g.level " + "".join(
         f"WHEN {i} THEN {quote_literal(rule.name)} " for i, rule in enumerate(plan.rules)
     ) + "END"
