@@ -331,6 +331,25 @@ def test_output_layout_columns_and_hashing(tmp_path):
     assert header == ["InputSourceARN", "RecordId", "MatchID", "MatchRule", "id", "email", "phone"]
     assert out["a"]["phone"] == hashlib.sha256(b"5").hexdigest()
     assert out["a"]["email"] == "A@x.com"  # the output's applyNormalization is off
+    (tmp_path / "errors").mkdir()
+    _, _, errors = run(tmp_path / "errors", EMAIL_PHONE, wf, ["id", "email", "phone"], [("", "e@x.com", "7")])
+    assert errors[0]["phone"] == hashlib.sha256(b"7").hexdigest()
+
+
+def test_output_normalisation_formats_values_but_never_the_unique_id(tmp_path):
+    wf = workflow(NAME_CONTACT, rules=[("r", ["email"])])
+    wf["outputSourceConfig"][0]["applyNormalization"] = True
+    _, out, _ = run(tmp_path, NAME_CONTACT, wf, ["id", "first", "last", "email", "phone"],
+                    [("Id-1", "Jo-Ann", "O'Neil", " X@Y.COM ", "555 123 4567")])
+    assert {k: out["Id-1"][k] for k in ("id", "first", "last", "email", "phone")} == {
+        "id": "Id-1", "first": "joann", "last": "oneil", "email": "x@y.com", "phone": "(555)-123-4567"}
+
+
+def test_an_input_with_no_records_gives_an_empty_output(tmp_path):
+    wf = workflow(EMAIL_PHONE, rules=[("by_email", ["email"])])
+    metrics, out, errors = run(tmp_path, EMAIL_PHONE, wf, ["id", "email", "phone"], [])
+    assert metrics == {"inputRecords": 0, "totalRecordsProcessed": 0, "recordsNotProcessed": 0, "matchIDs": 0}
+    assert out == {} and errors == []
     assert (tmp_path / "out" / "wf" / "job" / "error").is_dir()
 
 

@@ -182,10 +182,13 @@ def _slot_sql(plan: Plan, slot_index: int) -> str:
     return f"NULLIF(concat_ws(' ', {', '.join(parts)}), '')"
 
 
-def _output_sql(plan: Plan, name: str, hashed: bool) -> str:
+def _output_sql(plan: Plan, name: str, hashed: bool, normalize: bool) -> str:
+    """An output attribute: normalised if asked (never the unique id), SHA-256 hex if hashed."""
     i = _field_index(plan)[name]
     attr_type = plan.fields[i].type
-    column = output_value(_normalized_ref(i), attr_type) if i in _needs_normalized(plan) and plan.output_normalized else quote_ident(name)
+    column = quote_ident(name)
+    if normalize and attr_type != "UNIQUE_ID":
+        column = output_value(_normalized_ref(i), attr_type)
     return f"sha256({column})" if hashed else column
 
 
@@ -231,7 +234,10 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
             f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
             "ELSE 'Unique ID is not unique' END"
         )
-        outputs = "".join(f", {quote_ident(name)}" for name, _ in plan.outputs)
+        # Rejected records are written as read (nothing was normalised), hashed where asked.
+        outputs = "".join(
+            f", {_output_sql(plan, name, hashed, normalize=False)} AS {quote_ident(name)}" for name, hashed in plan.outputs
+        )
         _copy_csv(
             con,
             f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, {uid} AS RecordId, "
@@ -245,7 +251,10 @@ def _prepare(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:
     """Table `rec`: accepted records with rid, uid, slot values k<i> and outputs o<j>."""
     uid = quote_ident(plan.unique_id)
     slots = "".join(f", {_slot_sql(plan, i)} AS k{i}" for i in range(len(plan.slots)))
-    outputs = "".join(f", {_output_sql(plan, name, hashed)} AS o{j}" for j, (name, hashed) in enumerate(plan.outputs))
+    outputs = "".join(
+        f", {_output_sql(plan, name, hashed, plan.output_normalized)} AS o{j}"
+        for j, (name, hashed) in enumerate(plan.outputs)
+    )
     soundex_slots = sorted({_slot_index(plan, t) for t in _terms(plan) if t.function == "Soundex"})
     phonetic = "".join(f", {soundex(f'k{i}')} AS sx{i}" for i in soundex_slots)
     con.execute(
