@@ -6,8 +6,9 @@ The floor is the least SQL that does that (no validation, no error folder, no ge
 rule compiler); the engine should stay within 1.5x of its wall time and under 1.5 GB.
 
 Each measurement runs in its own child process so peak RSS (ru_maxrss) is that run's alone.
-Floor and engine runs alternate and the best wall time of --repeat runs is reported, because
-a shared machine's noise only ever adds time; peak RSS is the largest seen.
+Floor and engine runs alternate and the best of --repeat runs is reported, because a shared
+machine's noise only ever adds time; CPU seconds (user + sys) are shown too, being far less
+distorted by other load than wall time. Peak RSS is the largest seen.
 
     .venv/bin/python bench/bench_er_match.py                 # 100k, 1M and 3M
     .venv/bin/python bench/bench_er_match.py --sizes 1000000 --repeat 5
@@ -135,11 +136,14 @@ def prepare_floor(source: Path, out: Path) -> Callable[[], dict]:
 def child(kind: str, source: Path, out: Path) -> None:
     """Run one side and print its wall time and peak RSS as JSON."""
     job = (prepare_engine if kind == "engine" else prepare_floor)(source, out)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     result = job()
     wall = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"wall": wall, "peak_mb": peak_mb, "result": result}))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak_mb = after.ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": peak_mb, "result": result}))
 
 
 def disagreements(floor_out: Path, engine_out: Path) -> int:
@@ -180,8 +184,8 @@ def main() -> None:
         child(args.child, args.source, args.out)
         return
 
-    print(f"{'records':>10} {'floor s':>8} {'engine s':>9} {'ratio':>6} {'floor MB':>9} {'engine MB':>10} "
-          f"{'matchIDs':>9}  differing records")
+    print(f"{'records':>10} {'floor s':>8} {'engine s':>9} {'ratio':>6} {'floor cpu':>10} {'engine cpu':>11} "
+          f"{'ratio':>6} {'floor MB':>9} {'engine MB':>10} {'matchIDs':>9}  differing records")
     with tempfile.TemporaryDirectory(prefix="bench-er-match-") as tmp:
         for n in args.sizes:
             source = Path(tmp) / f"customers-{n}.parquet"
@@ -191,12 +195,15 @@ def main() -> None:
                 for kind in runs:
                     runs[kind].append(measure(kind, source, Path(tmp) / f"{kind}-{n}-{i}"))
             floor, engine = (
-                {"wall": min(r["wall"] for r in rs), "peak_mb": max(r["peak_mb"] for r in rs), "result": rs[0]["result"]}
+                {"wall": min(r["wall"] for r in rs), "cpu": min(r["cpu"] for r in rs),
+                 "peak_mb": max(r["peak_mb"] for r in rs), "result": rs[0]["result"]}
                 for rs in runs.values()
             )
             ratio = engine["wall"] / floor["wall"]
+            cpu_ratio = engine["cpu"] / floor["cpu"]
             print(
                 f"{n:>10} {floor['wall']:>8.2f} {engine['wall']:>9.2f} {ratio:>6.2f} "
+                f"{floor['cpu']:>10.2f} {engine['cpu']:>11.2f} {cpu_ratio:>6.2f} "
                 f"{floor['peak_mb']:>9.0f} {engine['peak_mb']:>10.0f} {engine['result']['matchIDs']:>9}  "
                 f"{disagreements(Path(tmp) / f'floor-{n}-0', Path(tmp) / f'engine-{n}-0')}",
                 flush=True,
