@@ -23,8 +23,9 @@ rule are not offered to later rules. With `matchingConfig.enableTransitiveMatchi
 (advanced rules only) every rule sees every record: a match group that contains records
 already matched takes the match ID of the earliest rule level, records keep the ID they
 first got, and unmatched members join it. Among several candidates of that level AWS takes
-the smallest match ID; its IDs are opaque, so here the group with the smallest anchor wins. Every processed record
-gets a MatchID; a record no rule matched is its own group with an empty MatchRule.
+the smallest match ID; its IDs are opaque, so here the group with the smallest anchor (its
+smallest unique id) wins. Every processed record gets a MatchID; a record no rule matched is
+its own group with an empty MatchRule.
 
 All record work happens in DuckDB SQL; connected components are numpy-vectorised.
 """
