@@ -40,6 +40,28 @@ ER_NAME = re.compile(r"^[a-zA-Z_0-9-]{1,255}$")  # workflow and schema names, as
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 
+# Data-quality checks by stage; `dq.severity` may name any of them.
+CHECK_NAMES = {
+    "extract": ("source_schema", "min_records", "required_fields", "unique_ids", "value_formats",
+                "record_count_anomaly"),
+    "matched": ("match_rate", "no_data_loss", "match_rate_baseline"),
+    "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned"),
+}
+# Without the configured columns nothing can be extracted, so this check always blocks.
+ALWAYS_BLOCKING = frozenset({"source_schema"})
+# Full-match regular expressions for the attribute types whose values have a checkable shape.
+# They run in the warehouse (DuckDB RE2, Snowflake POSIX ERE), so they stay in the syntax both
+# share: bracket expressions instead of backslash classes. Values are trimmed first, as the
+# service normalises them.
+DEFAULT_VALUE_FORMATS = {
+    "EMAIL_ADDRESS": "[^@ ]+@[^@ ]+[.][^@ ]+",
+    # 7 to 15 digits (E.164 allows 15), with the usual separators and an optional leading +.
+    "PHONE_NUMBER": "[+]?[ ().-]*([0-9][ ().-]*){7,15}",
+    "PHONE": "[+]?[ ().-]*([0-9][ ().-]*){7,15}",
+    # Any country's postcode: 3 to 10 letters and digits, with inner spaces or hyphens.
+    "ADDRESS_POSTALCODE": "[A-Za-z0-9][A-Za-z0-9 -]{1,8}[A-Za-z0-9]",
+}
+
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message names file, domain and field."""
@@ -226,7 +248,9 @@ class DataQuality(_Model):
     required_fields: list[str] = Field(default_factory=list)
     min_match_rate: float = Field(default=0.0, ge=0, le=100, description="percent of records matched to another")
     max_match_rate: float = Field(default=100.0, ge=0, le=100)
-    max_invalid_format_rate: float = Field(default=5.0, ge=0, le=100)
+    max_invalid_format_rate: float = Field(default=5.0, ge=0, le=100, description="percent of non-empty values per field")
+    value_formats: dict[str, str] = Field(default_factory=dict, description="regex per attribute type, over the defaults")
+    severity: dict[str, Literal["ERROR", "WARN"]] = Field(default_factory=dict, description="per check; default ERROR")
     anomaly: Anomaly = Anomaly()
 
     @model_validator(mode="after")
@@ -234,6 +258,33 @@ class DataQuality(_Model):
         if self.min_match_rate > self.max_match_rate:
             raise ValueError(f"min_match_rate {self.min_match_rate} is above max_match_rate {self.max_match_rate}")
         return self
+
+    @field_validator("value_formats")
+    @classmethod
+    def _formats(cls, value: dict[str, str]) -> dict[str, str]:
+        for attr_type, pattern in value.items():
+            if attr_type not in DEFAULT_VALUE_FORMATS:
+                raise ValueError(f"{attr_type!r} has no format check; expected one of {sorted(DEFAULT_VALUE_FORMATS)}")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{attr_type}: {pattern!r} is not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {name for names in CHECK_NAMES.values() for name in names}
+        for name, level in value.items():
+            if name not in known:
+                raise ValueError(f"{name!r} is not a check; expected one of {sorted(known)}")
+            if name in ALWAYS_BLOCKING and level != "ERROR":
+                raise ValueError(f"{name} cannot be a warning: without its columns nothing can be extracted")
+        return value
+
+    def format_of(self, attr_type: str) -> str | None:
+        """The full-match pattern values of this attribute type must have, if any."""
+        return self.value_formats.get(attr_type, DEFAULT_VALUE_FORMATS.get(attr_type))
 
 
 def _emails(values: list[str]) -> list[str]:
@@ -325,6 +376,12 @@ class Domain(_Model):
     @property
     def schema(self) -> SchemaMapping:  # noqa: D401 - the field is aliased to dodge BaseModel.schema
         return self.schema_
+
+    @property
+    def format_fields(self) -> list[tuple[str, str, str]]:
+        """(field, attribute type, pattern) of every schema field whose values have a checkable format."""
+        fields = [(f.fieldName, f.type, self.dq.format_of(f.type)) for f in self.schema_.mappedInputFields]
+        return [(name, attr_type, pattern) for name, attr_type, pattern in fields if pattern]
 
     @property
     def extract_prefix(self) -> str:

@@ -71,6 +71,10 @@ def warehouse(objects_root: Path) -> FakesnowWarehouse:
     )
 
 
+def counts(stats: dict) -> tuple[int, int, int]:
+    return stats["rows"], stats["duplicate_ids"], stats["missing_match_ids"]
+
+
 def create_source(conn, domain, rows: list[dict]) -> None:
     columns = domain.schema.columns + [domain.source.partition_column]
     cursor = conn.cursor()
@@ -193,8 +197,8 @@ def test_load_twice_leaves_one_copy_of_the_partition(domain, objects):
         again = wh.load_matches(domain, PARTITION, first)
         assert again.rows == 3
         assert rows_of(conn, "customers_resolved", PARTITION) == expected
-        assert wh.target_stats(domain, PARTITION) == {"rows": 3, "duplicate_ids": 0}
-        assert wh.target_stats(domain, "2024-03-04") == {"rows": 1, "duplicate_ids": 0}  # untouched
+        assert counts(wh.target_stats(domain, PARTITION)) == (3, 0, 0)
+        assert counts(wh.target_stats(domain, "2024-03-04")) == (1, 0, 0)  # untouched
 
         # The staging table is gone; the target has the output's columns plus the load's two.
         cursor = conn.cursor()
@@ -250,7 +254,10 @@ def test_empty_output_empties_the_partition(domain, objects):
         assert wh.load_matches(domain, PARTITION, empty).rows == 0  # no table yet: nothing to do
         wh.load_matches(domain, PARTITION, uri)
         assert wh.load_matches(domain, PARTITION, empty).rows == 0
-        assert wh.target_stats(domain, PARTITION) == {"rows": 0, "duplicate_ids": 0}
+        assert wh.target_stats(domain, PARTITION) == {
+            "rows": 0, "duplicate_ids": 0, "missing_match_ids": 0,
+            "sample_ids": {"duplicate_ids": [], "missing_match_ids": []},
+        }
 
 
 def test_target_missing_an_output_column_is_explained(domain, objects):
@@ -263,7 +270,8 @@ def test_target_missing_an_output_column_is_explained(domain, objects):
 
 def test_extract_profile_and_files(domain, objects):
     day = dt.date(2024, 3, 5)
-    base = {c: "x" for c in domain.schema.columns}
+    base = {**{c: "x" for c in domain.schema.columns},
+            "email": "ann@example.com", "phone": "+1 (555) 010-7788", "postal_code": "02139"}
     rows = [
         {**base, "customer_id": "C1", "load_date": day},
         {**base, "customer_id": "C1", "load_date": day},  # duplicate id
@@ -271,6 +279,7 @@ def test_extract_profile_and_files(domain, objects):
         {**base, "customer_id": "C" * 39, "load_date": day},  # too long for rule-based matching
         {**base, "customer_id": "C5", "last_name": None, "load_date": day},
         {**base, "customer_id": "C6", "load_date": dt.date(2024, 3, 6)},  # next partition
+        {**base, "customer_id": "C7", "email": "ann at example", "phone": None, "load_date": day},
     ]
     stale = objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/data_9_9_9.snappy.parquet"
     stale.parent.mkdir(parents=True)
@@ -279,10 +288,19 @@ def test_extract_profile_and_files(domain, objects):
         create_source(conn, domain, rows)
         result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION))
     assert result.profile == {
-        "rows": 5, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
+        "rows": 6, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
         "null_counts": {"customer_id": 1, "last_name": 1},
+        "formats": {
+            "email": {"type": "EMAIL_ADDRESS", "values": 6, "invalid": 1, "sample_ids": ["C7"]},
+            "phone": {"type": "PHONE_NUMBER", "values": 5, "invalid": 0, "sample_ids": []},
+            "postal_code": {"type": "ADDRESS_POSTALCODE", "values": 6, "invalid": 0, "sample_ids": []},
+        },
+        "sample_ids": {
+            "duplicate_ids": ["C1"], "long_ids": ["C" * 39],
+            "required_fields": {"customer_id": [], "last_name": ["C5"]},
+        },
     }
-    assert result.rows == 5
+    assert result.rows == 6
     assert result.files == [domain.extract_uri(PARTITION) + "data_0_0_0.snappy.parquet"]
     written = pq.read_table(objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05")
     assert written.column_names == domain.schema.columns

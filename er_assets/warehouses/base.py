@@ -15,6 +15,62 @@ from er_assets.config import Domain
 
 # Unique ids longer than this are rejected by rule-based matching (AWS Entity Resolution).
 MAX_UNIQUE_ID_LENGTH = 38
+# Offending record ids a check shows per problem: enough to start looking, and ids only,
+# never values, so no personal data reaches the event log.
+SAMPLE_IDS = 5
+
+
+def sample_labels(domain: Domain) -> list[str]:
+    """The problems the extract profile samples record ids for, in query order."""
+    return (
+        ["duplicate_ids", "long_ids"]
+        + [f"null:{f}" for f in domain.dq.required_fields]
+        + [f"format:{name}" for name, _, _ in domain.format_fields]
+    )
+
+
+def assemble_profile(domain: Domain, counts, samples) -> dict:
+    """The extract profile, the same dict from every warehouse.
+
+    `counts`: rows, empty ids, duplicate ids, long ids, each required field's empty values,
+    then per format field its non-empty values and those not of the expected shape.
+    `samples`: (label, record id) rows, labels as `sample_labels` names them; at most
+    SAMPLE_IDS per label, so this loops over a handful of ids, never over records.
+    """
+    rows, empty_ids, duplicate_ids, long_ids, *rest = (int(v or 0) for v in counts)
+    required = domain.dq.required_fields
+    null_counts, rest = dict(zip(required, rest[: len(required)])), rest[len(required):]
+    by_label: dict[str, list[str]] = {label: [] for label in sample_labels(domain)}
+    for label, record_id in samples:
+        by_label[label].append(str(record_id))
+    return {
+        "rows": rows,
+        "empty_ids": empty_ids,
+        "duplicate_ids": duplicate_ids,
+        "long_ids": long_ids,
+        "null_counts": null_counts,
+        "formats": {
+            name: {"type": attr_type, "values": rest[2 * i], "invalid": rest[2 * i + 1],
+                   "sample_ids": by_label[f"format:{name}"]}
+            for i, (name, attr_type, _) in enumerate(domain.format_fields)
+        },
+        "sample_ids": {
+            "duplicate_ids": by_label["duplicate_ids"],
+            "long_ids": by_label["long_ids"],
+            "required_fields": {f: by_label[f"null:{f}"] for f in required},
+        },
+    }
+
+
+def target_figures(counts, samples) -> dict:
+    """Rows, duplicate record ids and rows without a MatchID of a partition in the target, with
+    sample ids; `samples` are (label, record id) rows, labels duplicate_ids and missing_match_ids."""
+    rows, duplicates, missing = (int(v or 0) for v in counts)
+    by_label: dict[str, list[str]] = {"duplicate_ids": [], "missing_match_ids": []}
+    for label, record_id in samples:
+        by_label[label].append(str(record_id))
+    return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing, "sample_ids": by_label}
+
 
 
 @dataclass(frozen=True)
@@ -44,7 +100,13 @@ class Warehouse(dg.ConfigurableResource):
         raise NotImplementedError
 
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
-        """Rows and duplicate record ids of the partition in the target table."""
+        """`target_figures` of the partition in the target table."""
+        raise NotImplementedError
+
+    def source_schema_problems(self, domain: Domain) -> dict[str, str]:
+        """Configured source columns that are missing or of a type that cannot be extracted as
+        text (or, for the partition column, compared with dates): column -> problem. A missing
+        table is reported under its own name."""
         raise NotImplementedError
 
     def check_ready(self, domain: Domain) -> list[str]:

@@ -12,7 +12,16 @@ from pathlib import Path
 
 from er_assets.config import Domain
 from er_assets.object_store import LocalObjectStore
-from er_assets.warehouses.base import MAX_UNIQUE_ID_LENGTH, ExtractResult, LoadResult, Warehouse
+from er_assets.warehouses.base import (
+    MAX_UNIQUE_ID_LENGTH,
+    SAMPLE_IDS,
+    ExtractResult,
+    LoadResult,
+    Warehouse,
+    assemble_profile,
+    sample_labels,
+    target_figures,
+)
 
 
 def quote(identifier: str) -> str:
@@ -22,6 +31,31 @@ def quote(identifier: str) -> str:
 def literal(path: Path | str) -> str:
     """A file path as a SQL string literal (DuckDB's COPY takes no bound parameters)."""
     return "'" + str(path).replace("'", "''") + "'"
+
+
+# Nested and binary column types: their text form is not a value Entity Resolution can match.
+NOT_TEXT_TYPES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT")
+
+
+def _text(column: str) -> str:
+    return f"CAST({quote(column)} AS VARCHAR)"
+
+
+def _empty(text: str) -> str:
+    return f"({text} IS NULL OR trim({text}) = '')"
+
+
+def _problems(domain: Domain, uid: str) -> dict[str, str]:
+    """The condition a record meets when it has each sampled problem (see `sample_labels`).
+
+    Format patterns are bound as $fmt<i>, in `domain.format_fields` order."""
+    problems = {"long_ids": f"length({uid}) > {MAX_UNIQUE_ID_LENGTH}"}
+    problems.update({f"null:{f}": _empty(_text(f)) for f in domain.dq.required_fields})
+    problems.update({
+        f"format:{name}": f"NOT {_empty(_text(name))} AND NOT regexp_full_match(trim({_text(name)}), $fmt{i})"
+        for i, (name, _, _) in enumerate(domain.format_fields)
+    })
+    return problems
 
 
 class DuckDBWarehouse(Warehouse):
@@ -70,29 +104,49 @@ class DuckDBWarehouse(Warehouse):
         return ExtractResult(rows=profile["rows"], files=store.list_files(dest_uri), profile=profile)
 
     def _profile(self, con, domain: Domain) -> dict:
-        uid = quote(domain.schema.unique_id)
-        required = domain.dq.required_fields
-        nulls = ", ".join(
-            f"count(*) FILTER (WHERE {quote(f)} IS NULL OR trim(CAST({quote(f)} AS VARCHAR)) = '')" for f in required
-        )
+        """Counts in one pass over the slice, then a few sample ids per problem."""
+        uid = _text(domain.schema.unique_id)
+        problems = _problems(domain, uid)
+        params = {f"fmt{i}": pattern for i, (_, _, pattern) in enumerate(domain.format_fields)}
+        counts = [f"count_if({problems['long_ids']})"]
+        counts += [f"count_if({problems[f'null:{f}']})" for f in domain.dq.required_fields]
+        for name, _, _ in domain.format_fields:
+            counts += [f"count_if(NOT {_empty(_text(name))})", f"count_if({problems[f'format:{name}']})"]
         row = con.execute(
-            f"""
-            SELECT count(*),
-                   count(*) FILTER (WHERE {uid} IS NULL OR trim(CAST({uid} AS VARCHAR)) = ''),
-                   count(*) - count(DISTINCT {uid}),
-                   count(*) FILTER (WHERE length(CAST({uid} AS VARCHAR)) > {MAX_UNIQUE_ID_LENGTH})
-                   {', ' + nulls if nulls else ''}
-            FROM extract_slice
-            """
+            f"SELECT count(*), count_if({_empty(uid)}), count(*) - count(DISTINCT {uid}), {', '.join(counts)} "
+            "FROM extract_slice",
+            params,
         ).fetchone()
-        rows, empty_ids, duplicate_ids, long_ids, *null_counts = row
-        return {
-            "rows": rows,
-            "empty_ids": empty_ids,
-            "duplicate_ids": duplicate_ids,
-            "long_ids": long_ids,
-            "null_counts": dict(zip(required, null_counts)),
-        }
+        branches = [
+            f"SELECT * FROM (SELECT 'duplicate_ids' AS label, {uid} AS id FROM extract_slice WHERE {uid} IS NOT NULL "
+            f"GROUP BY {uid} HAVING count(*) > 1 ORDER BY 2 LIMIT {SAMPLE_IDS})"
+        ] + [
+            f"SELECT * FROM (SELECT '{label}' AS label, {uid} AS id FROM extract_slice "
+            f"WHERE ({problems[label]}) AND NOT ({_empty(uid)}) ORDER BY 2 LIMIT {SAMPLE_IDS})"
+            for label in sample_labels(domain) if label != "duplicate_ids"
+        ]
+        samples = con.execute(" UNION ALL ".join(branches), params).fetchall()
+        return assemble_profile(domain, row, samples)
+
+    def source_schema_problems(self, domain: Domain) -> dict[str, str]:
+        with self.connect() as con:
+            found = dict(con.execute(
+                "SELECT lower(column_name), data_type FROM information_schema.columns "
+                "WHERE table_name = ? AND table_schema = current_schema()",
+                [domain.source.table],
+            ).fetchall())
+        if not found:
+            return {domain.source.table: f"table not found in {self.path}"}
+        problems = {c: "missing" for c in [*domain.schema.columns, domain.source.partition_column]
+                    if c.lower() not in found}
+        for column in domain.schema.columns:
+            kind = found.get(column.lower(), "")
+            if kind.startswith(NOT_TEXT_TYPES) or "[" in kind:  # `[` marks LIST and ARRAY types
+                problems[column] = f"type {kind} cannot be extracted as text"
+        date_kind = found.get(domain.source.partition_column.lower())
+        if date_kind and not date_kind.startswith(("DATE", "TIMESTAMP")):
+            problems[domain.source.partition_column] = f"type {date_kind} is not a DATE or TIMESTAMP"
+        return problems
 
     def load_matches(self, domain: Domain, partition_key: str, src_uri: str) -> LoadResult:
         folder = self._store().path(src_uri)
@@ -128,13 +182,21 @@ class DuckDBWarehouse(Warehouse):
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
         with self.connect() as con:
             if not self._table_exists(con, domain.target.table):
-                return {"rows": 0, "duplicate_ids": 0}
-            uid = quote(domain.schema.unique_id)
-            rows, dupes = con.execute(
-                f"SELECT count(*), count(*) - count(DISTINCT {uid}) FROM {quote(domain.target.table)} WHERE partition_key = ?",
-                [partition_key],
+                return target_figures((0, 0, 0), ())
+            uid, table = quote(domain.schema.unique_id), quote(domain.target.table)
+            rows = f"(SELECT * FROM {table} WHERE partition_key = $key)"
+            no_match_id = _empty('"MatchID"')
+            counts = con.execute(
+                f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}) FROM {rows}",
+                {"key": partition_key},
             ).fetchone()
-        return {"rows": rows, "duplicate_ids": dupes}
+            samples = con.execute(
+                f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM {rows} GROUP BY {uid} HAVING count(*) > 1 "
+                f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} "
+                f"FROM {rows} WHERE {no_match_id} ORDER BY 2 LIMIT {SAMPLE_IDS})",
+                {"key": partition_key},
+            ).fetchall()
+        return target_figures(counts, samples)
 
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:

@@ -27,7 +27,16 @@ from pydantic import Field
 
 from er_assets.config import Domain
 from er_assets.object_store import ObjectStore, S3ObjectStore, split_uri
-from er_assets.warehouses.base import MAX_UNIQUE_ID_LENGTH, ExtractResult, LoadResult, Warehouse
+from er_assets.warehouses.base import (
+    MAX_UNIQUE_ID_LENGTH,
+    SAMPLE_IDS,
+    ExtractResult,
+    LoadResult,
+    Warehouse,
+    assemble_profile,
+    sample_labels,
+    target_figures,
+)
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 # Stage paths appear unquoted after `@stage/`: letters, digits and the few punctuation marks
@@ -105,18 +114,66 @@ def unload_sql(location: str, select: str, max_file_size: int = DEFAULT_MAX_FILE
     )
 
 
-def profile_sql(domain: Domain) -> str:
-    """One pass over the slice giving the extract profile; mirrors the DuckDB warehouse's."""
-    uid = f"TO_VARCHAR({ident(domain.schema.unique_id)})"
-    nulls = "".join(
-        f", COUNT_IF({ident(f)} IS NULL OR TRIM(TO_VARCHAR({ident(f)})) = '')" for f in domain.dq.required_fields
-    )
+def _text(column: str) -> str:
+    return f"TO_VARCHAR({ident(column)})"
+
+
+def _empty(text: str) -> str:
+    return f"({text} IS NULL OR TRIM({text}) = '')"
+
+
+def _slice(domain: Domain) -> str:
     part = ident(domain.source.partition_column)
-    return (
-        f"SELECT COUNT(*), COUNT_IF({uid} IS NULL OR TRIM({uid}) = ''), COUNT(*) - COUNT(DISTINCT {uid}), "
-        f"COUNT_IF(LENGTH({uid}) > {MAX_UNIQUE_ID_LENGTH}){nulls} "
-        f"FROM {ident(domain.source.table)} WHERE {part} >= %(start)s AND {part} < %(end)s"
-    )
+    return f"SELECT * FROM {ident(domain.source.table)} WHERE {part} >= %(start)s AND {part} < %(end)s"
+
+
+def _problems(domain: Domain, uid: str) -> dict[str, str]:
+    """The condition a record meets when it has each sampled problem (see `sample_labels`);
+    mirrors the DuckDB warehouse's. Format patterns are bound as %(fmt<i>)s."""
+    problems = {"long_ids": f"LENGTH({uid}) > {MAX_UNIQUE_ID_LENGTH}"}
+    problems.update({f"null:{f}": _empty(_text(f)) for f in domain.dq.required_fields})
+    problems.update({
+        # REGEXP_LIKE matches the whole value, like DuckDB's regexp_full_match.
+        f"format:{name}": f"NOT {_empty(_text(name))} AND NOT REGEXP_LIKE(TRIM({_text(name)}), %(fmt{i})s)"
+        for i, (name, _, _) in enumerate(domain.format_fields)
+    })
+    return problems
+
+
+def profile_params(domain: Domain, start: dt.date, end: dt.date) -> dict:
+    """Parameters of the extract, profile and sample statements (extras are ignored by pyformat)."""
+    return {"start": start, "end": end,
+            **{f"fmt{i}": pattern for i, (_, _, pattern) in enumerate(domain.format_fields)}}
+
+
+def profile_sql(domain: Domain) -> str:
+    """One pass over the slice counting what the extract checks judge; mirrors the DuckDB
+    warehouse's (see `assemble_profile` for the column order)."""
+    uid = _text(domain.schema.unique_id)
+    problems = _problems(domain, uid)
+    counts = [f"COUNT_IF({problems['long_ids']})"]
+    counts += [f"COUNT_IF({problems[f'null:{f}']})" for f in domain.dq.required_fields]
+    for name, _, _ in domain.format_fields:
+        counts += [f"COUNT_IF(NOT {_empty(_text(name))})", f"COUNT_IF({problems[f'format:{name}']})"]
+    counts = ["COUNT(*)", f"COUNT_IF({_empty(uid)})", f"COUNT(*) - COUNT(DISTINCT {uid})", *counts]
+    # Aliased: a required unique id repeats the empty-id count, and a result column name twice
+    # makes some drivers drop one.
+    return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({_slice(domain)})"
+
+
+def profile_samples_sql(domain: Domain) -> str:
+    """A few record ids per problem of the slice, as (label, id) rows."""
+    uid = _text(domain.schema.unique_id)
+    problems = _problems(domain, uid)
+    branches = [
+        f"SELECT * FROM (SELECT 'duplicate_ids' AS label, {uid} AS id FROM slice WHERE {uid} IS NOT NULL "
+        f"GROUP BY {uid} HAVING COUNT(*) > 1 ORDER BY 2 LIMIT {SAMPLE_IDS})"
+    ] + [
+        f"SELECT * FROM (SELECT '{label}' AS label, {uid} AS id FROM slice "
+        f"WHERE ({problems[label]}) AND NOT {_empty(uid)} ORDER BY 2 LIMIT {SAMPLE_IDS})"
+        for label in sample_labels(domain) if label != "duplicate_ids"
+    ]
+    return f"WITH slice AS ({_slice(domain)}) " + " UNION ALL ".join(branches)
 
 
 def create_target_sql(table: str, columns: list[str]) -> str:
@@ -161,11 +218,25 @@ def insert_sql(table: str, staging: str, columns: list[str]) -> str:
     )
 
 
+def _target_rows(domain: Domain) -> str:
+    return f"SELECT * FROM {ident(domain.target.table)} WHERE {ident(PARTITION_COLUMN)} = %(partition_key)s"
+
+
 def target_stats_sql(domain: Domain) -> str:
     uid = ident(domain.schema.unique_id)
     return (
-        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}) FROM {ident(domain.target.table)} "
-        f"WHERE {ident(PARTITION_COLUMN)} = %(partition_key)s"
+        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(ident('MatchID'))}) "
+        f"FROM ({_target_rows(domain)})"
+    )
+
+
+def target_samples_sql(domain: Domain) -> str:
+    uid = ident(domain.schema.unique_id)
+    return (
+        f"WITH target AS ({_target_rows(domain)}) "
+        f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM target GROUP BY {uid} HAVING COUNT(*) > 1 "
+        f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} FROM target "
+        f"WHERE {_empty(ident('MatchID'))} ORDER BY 2 LIMIT {SAMPLE_IDS})"
     )
 
 
@@ -173,8 +244,12 @@ TABLE_EXISTS_SQL = (
     "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
 )
 COLUMNS_SQL = (
-    "SELECT column_name FROM information_schema.columns WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
+    "SELECT column_name, data_type FROM information_schema.columns "
+    "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
 )
+# Semi-structured, binary and spatial types: their text form is not a value Entity Resolution
+# can match (VARIANT may hold objects, so it is refused too: cast it to VARCHAR in a view).
+NOT_TEXT_TYPES = ("VARIANT", "OBJECT", "ARRAY", "MAP", "BINARY", "GEOGRAPHY", "GEOMETRY", "VECTOR", "FILE")
 
 
 def show_stage_sql(stage: str) -> tuple[str, str]:
@@ -285,7 +360,7 @@ class SnowflakeWarehouse(Warehouse):
 
     def unload_extract(self, domain: Domain, start: dt.date, end: dt.date, dest_uri: str) -> ExtractResult:
         location = self.location(dest_uri)
-        params = {"start": start, "end": end}
+        params = profile_params(domain, start, end)
         self.object_store.delete_prefix(dest_uri)
         with self.connect() as conn:
             cursor = conn.cursor()
@@ -307,14 +382,27 @@ class SnowflakeWarehouse(Warehouse):
     @staticmethod
     def _profile(cursor, domain: Domain, params: dict) -> dict:
         cursor.execute(profile_sql(domain), params)
-        rows, empty_ids, duplicate_ids, long_ids, *null_counts = (int(v or 0) for v in cursor.fetchone())
-        return {
-            "rows": rows,
-            "empty_ids": empty_ids,
-            "duplicate_ids": duplicate_ids,
-            "long_ids": long_ids,
-            "null_counts": dict(zip(domain.dq.required_fields, null_counts)),
-        }
+        counts = cursor.fetchone()
+        cursor.execute(profile_samples_sql(domain), params)
+        return assemble_profile(domain, counts, cursor.fetchall())
+
+    def source_schema_problems(self, domain: Domain) -> dict[str, str]:
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            cursor.execute(COLUMNS_SQL, {"name": domain.source.table.upper()})
+            found = {name.upper(): kind.upper() for name, kind in cursor.fetchall()}
+        if not found:
+            return {domain.source.table: f"table not found in {self.database}.{self.schema_name} or not visible"}
+        part = domain.source.partition_column
+        problems = {c: "missing" for c in [*domain.schema.columns, part] if c.upper() not in found}
+        for column in domain.schema.columns:
+            kind = found.get(column.upper(), "")
+            if kind.startswith(NOT_TEXT_TYPES):
+                problems[column] = f"type {kind} cannot be extracted as text"
+        date_kind = found.get(part.upper())
+        if date_kind and not date_kind.startswith(("DATE", "TIMESTAMP")):
+            problems[part] = f"type {date_kind} is not a DATE or TIMESTAMP"
+        return problems
 
     # --- load ----------------------------------------------------------------------------------
 
@@ -412,10 +500,12 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             cursor = conn.cursor()
             if not self._table_exists(cursor, domain.target.table):
-                return {"rows": 0, "duplicate_ids": 0}
-            cursor.execute(target_stats_sql(domain), {"partition_key": partition_key})
-            rows, dupes = cursor.fetchone()
-        return {"rows": int(rows), "duplicate_ids": int(dupes)}
+                return target_figures((0, 0, 0), ())
+            key = {"partition_key": partition_key}
+            cursor.execute(target_stats_sql(domain), key)
+            counts = cursor.fetchone()
+            cursor.execute(target_samples_sql(domain), key)
+            return target_figures(counts, cursor.fetchall())
 
     def stage_problems(self, cursor) -> list[str]:
         sql, name = show_stage_sql(self.stage)
