@@ -227,7 +227,8 @@ FUZZY = schema(field("name", "NAME", "name"), field("zip", "ADDRESS_POSTALCODE",
         ("Exact(zip) AND Levenshtein(name, 0)", ("a", "b", "c", "d", "e")),
         # Soundex: Jonathan/Jonathon/Johnathan J535; Jon J500.
         ("Exact(zip) AND Soundex(name)", ("a b c", "d", "e")),
-        # Bigram cosine: jonathan/jonathon 0.80, jonathan/johnathan 0.85, jonathon/johnathan 0.68.
+        # Bigram-set cosine: jonathan/jonathon 7/sqrt(72)=0.82, jonathan/johnathan 8/sqrt(90)=0.84,
+        # jonathon/johnathan 6/sqrt(80)=0.67.
         ("Exact(zip) AND Cosine(name, 80)", ("a b c", "d", "e")),
         ("Exact(zip) AND Cosine(name, 84)", ("a c", "b", "d", "e")),
         # e has the same name as a but another zip: the exact function blocks it out.

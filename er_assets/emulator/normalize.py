@@ -57,16 +57,17 @@ def output_value(normalized_sql: str, attribute_type: str) -> str:
 def soundex(value_sql: str) -> str:
     """American Soundex (letter + 3 digits) of the letters in a value, as set-based SQL.
 
-    H and W after the first letter are dropped before collapsing runs (so letters with the same code separated by
-    H/W are coded once), vowels are coded 0 so they separate runs, then dropped.
+    H and W after the first letter are dropped before collapsing runs (so letters with the
+    same code separated by H/W are coded once); vowels are coded 0 so they separate runs,
+    then dropped. Runs collapse with one regexp_replace per code: RE2 has no backreferences.
     """
     letters = f"upper(regexp_replace(strip_accents({value_sql}), '[^A-Za-z]', '', 'g'))"
     # The first letter is kept as-is (and stays distinct), H/W after it are dropped.
     kept = f"({letters}[1] || regexp_replace({letters}[2:], '[HW]', '', 'g'))"
-    coded = f"translate({kept}, 'AEIOUYBFPVCGJKQSXZDTLMNR', '000000111122222222334556')"
-    chars = f"string_split({coded}, '')"
-    runs = f"list_filter({chars}, lambda c, i: i = 1 OR c != {chars}[i - 1])"
-    tail = f"replace(array_to_string({runs}[2:], ''), '0', '')"
+    runs = f"translate({kept}, 'AEIOUYBFPVCGJKQSXZDTLMNR', '000000111122222222334556')"
+    for code in "0123456":
+        runs = f"regexp_replace({runs}, '{code}+', '{code}', 'g')"
+    tail = f"replace({runs}[2:], '0', '')"
     return f"CASE WHEN {letters} = '' THEN NULL ELSE rpad({letters}[1] || {tail}, 4, '0')[1:4] END"
 
 
@@ -77,12 +78,12 @@ def bigrams(value_sql: str) -> str:
 
 
 def cosine_similarity(grams_a: str, grams_b: str) -> str:
-    """Cosine similarity of two bigram bags (lists), 0..1, as SQL."""
+    """Cosine similarity (0..1) of two values' bigram sets: |A & B| / sqrt(|A| |B|).
 
-    def dot(x: str, y: str) -> str:
-        return (
-            f"list_sum(list_transform(list_distinct({x}), lambda g: "
-            f"len(list_filter({x}, lambda t: t = g)) * len(list_filter({y}, lambda t: t = g))))"
-        )
-
-    return f"({dot(grams_a, grams_b)} / sqrt({dot(grams_a, grams_a)} * {dot(grams_b, grams_b)}))"
+    AWS does not say how Cosine turns strings into vectors; binary bigram vectors are the
+    usual choice for short identifiers, and need no per-element lambdas (fast per pair).
+    """
+    return (
+        f"(len(list_intersect({grams_a}, {grams_b})) / "
+        f"sqrt(len(list_distinct({grams_a})) * len(list_distinct({grams_b}))))"
+    )
