@@ -1,10 +1,11 @@
 """Connected components of an edge list, vectorised with numpy (no loop over records).
 
 Hook-and-compress: every round points the larger root of each cross-component edge at the
-smaller one (`np.minimum.at`), then halves paths until every record points at its root.
-Roots only ever decrease, so there are no cycles, and the component label is the smallest
-record index in it. Rounds shrink the edge list to the edges still crossing components;
-a handful of rounds suffice even for long chains.
+smaller one, then jumps pointers until every record points at its root. Hooks only ever go
+to a smaller root, so there are no cycles, and a component's smallest record is never
+hooked: it ends as the label of the whole component. When several edges hook the same root
+in one round, a plain scatter keeps any one of them (all are valid); it is about twice as
+fast as `np.minimum.at`. Rounds keep only the edges still crossing components.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def connected_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not crossing.any():
             break
         u, v, pu, pv = u[crossing], v[crossing], pu[crossing], pv[crossing]
-        np.minimum.at(parent, np.maximum(pu, pv), np.minimum(pu, pv))
+        parent[np.maximum(pu, pv)] = np.minimum(pu, pv)
         while True:
             grand = parent[parent]
             if np.array_equal(grand, parent):
