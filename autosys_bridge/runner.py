@@ -40,7 +40,8 @@ def exit_code_for(result) -> tuple[int, str]:
         return exit_codes.OK, "success"
     if _interrupted(result):
         return exit_codes.TERMINATED, "interrupted by SIGTERM"
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    failed_checks = [e for e in result.get_asset_check_evaluations()
+                     if not e.passed and e.severity.value == "ERROR"]  # a failed WARN check blocks nothing
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         while error is not None:
