@@ -76,6 +76,7 @@ def cmd_params(args) -> int:
 
 
 def cmd_run(args) -> int:
+    _check_override(args)
     config, domain, partition = _resolve(args)
     assets = [f"{domain.name}/{stage}" for stage in STAGES[args.stage]]
     if args.dry_run:
@@ -94,14 +95,41 @@ def cmd_run(args) -> int:
 
 
 def _run_config(args) -> dict:
+    ops: dict[str, dict] = {}
     overrides = {}
     if args.timeout:
         overrides["execution_timeout"] = args.timeout
     if args.check_interval:
         overrides["check_interval"] = args.check_interval
-    if not overrides or args.stage not in ("process", "all"):
-        return {}
-    return {"ops": {f"{args.domain}__matched": {"config": overrides}}}
+    if overrides and args.stage in ("process", "all"):
+        ops["matched"] = overrides
+    if args.override_gate:
+        for stage in STAGES[args.stage]:
+            if stage != "extract":  # the first stage has no upstream gate
+                ops.setdefault(stage, {}).update(override_gate=True, override_reason=args.reason,
+                                                 override_by=_operator())
+    return {"ops": {f"{args.domain}__{stage}": {"config": config} for stage, config in ops.items()}} if ops else {}
+
+
+def _operator() -> str:
+    """Who overrides a gate, for the record: the login running the bridge (the AutoSys owner
+    for an AutoSys job, named too)."""
+    import getpass
+    import os
+
+    job = os.environ.get("AUTO_JOB_NAME")
+    return f"{getpass.getuser()} (AutoSys job {job})" if job else getpass.getuser()
+
+
+def _check_override(args) -> None:
+    if args.reason is not None and not args.override_gate:
+        raise UsageError("--reason goes with --override-gate")
+    if not args.override_gate:
+        return
+    if args.stage == "extract":
+        raise UsageError("--override-gate: extract has no upstream data-quality gate to override")
+    if not (args.reason or "").strip():
+        raise UsageError("--override-gate needs --reason TEXT: why the reviewed data may go on")
 
 
 def _shell_quote(text: str) -> str:
@@ -140,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("stage", choices=list(STAGES), help="extract, process (matching), load, or all three")
     run.add_argument("--timeout", type=_positive, help="EXECUTION_TIMEOUT in seconds for the matching job")
     run.add_argument("--check-interval", type=_positive, help="CHECK_INTERVAL: cap in seconds between status polls")
+    run.add_argument("--override-gate", action="store_true",
+                     help="run although the upstream stage's latest data-quality checks failed for this partition "
+                          "(after reviewing the data; logged and recorded with --reason)")
+    run.add_argument("--reason", help="why the gate is overridden (required with --override-gate)")
     run.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")
     run.set_defaults(func=cmd_run)
 

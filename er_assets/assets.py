@@ -11,7 +11,8 @@ import time
 
 import dagster as dg
 
-from er_assets import checks
+from er_assets import checks, gate
+from er_assets.baselines import earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream
@@ -25,8 +26,9 @@ from er_assets.warehouses.base import Warehouse
 STAGES = ("extract", "matched", "loaded")
 
 
-class MatchingConfig(dg.Config):
-    """Per-run overrides of the configured EXECUTION_TIMEOUT and CHECK_INTERVAL (seconds)."""
+class MatchingConfig(gate.GateConfig):
+    """Per-run overrides of the configured EXECUTION_TIMEOUT and CHECK_INTERVAL (seconds), and
+    of the data-quality gate on the extract."""
 
     execution_timeout: int | None = None
     check_interval: int | None = None
@@ -68,7 +70,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         deps=[source.key],
         partitions_def=parts,
         group_name=name,
-        check_specs=checks.specs(domain, "extract", checks.EXTRACT_CHECKS),
+        check_specs=checks.specs(domain, "extract", parts),
         description=f"The partition's slice of {domain.source.table}, unloaded as parquet to the object store.",
         kinds={"parquet"},
     )
@@ -77,19 +79,21 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             started = time.monotonic()
             start, end = business_dates(domain, context.partition_key)
             uri = domain.extract_uri(context.partition_key)
-            result = warehouse.unload_extract(domain, start, end, uri)
-            context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
-            metadata = {
-                "rows": result.rows,
-                "uri": uri,
-                "files": len(result.files),
-                "first_date": start.isoformat(),
-                "end_date": end.isoformat(),
-                "profile": result.profile,
-                "seconds": round(time.monotonic() - started, 3),
-            }
-            results = checks.extract_results(domain, result.profile)
-            record.finish(result.rows, metadata, results)
+            metadata = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
+            drift = warehouse.source_schema_problems(domain)
+            if drift:
+                # Unloading would only fail on the missing column: report it as the check it is.
+                context.log.error(f"{domain.source.table} does not match the configuration: {drift}")
+                metadata.update(rows=0, files=0, schema_problems=drift)
+                results = checks.schema_drift_results(domain, drift)
+            else:
+                result = warehouse.unload_extract(domain, start, end, uri)
+                context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
+                metadata.update(rows=result.rows, files=len(result.files), profile=result.profile)
+                counts = earlier_values(context.instance, extract.key, domain, context.partition_key, "rows")
+                results = checks.extract_results(domain, result.profile, counts)
+            metadata["seconds"] = round(time.monotonic() - started, 3)
+            record.finish(metadata["rows"], metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
     @dg.asset(
@@ -98,7 +102,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         partitions_def=parts,
         group_name=name,
         pool=settings.concurrency_pool,
-        check_specs=checks.specs(domain, "matched", checks.MATCHED_CHECKS),
+        check_specs=checks.specs(domain, "matched", parts),
         description=f"AWS Entity Resolution workflow {domain.workflow_name} run on the partition's extract.",
         kinds={"aws"},
     )
@@ -112,6 +116,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, object_store: ObjectStore):
         started = time.monotonic()
         partition = context.partition_key
+        override = gate.enforce(context, domain, "extract", config)
         upstream, extract_run = _upstream(context, domain, "extract", partition)
         er, glue = entity_resolution.clients()
         # A job recorded for this very extract by an earlier attempt may still be running.
@@ -156,22 +161,27 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             "reused_job": outcome.reused,
             "reattached_job": outcome.attached,
             "seconds": round(time.monotonic() - started, 3),
+            **override,
         }
-        return metadata, checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected)
+        rates = earlier_values(context.instance, matched.key, domain, partition, "match_rate")
+        return metadata, checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates)
 
     @dg.asset(
         key=[name, "loaded"],
         deps=[matched.key],
         partitions_def=parts,
         group_name=name,
-        check_specs=checks.specs(domain, "loaded", checks.LOADED_CHECKS),
+        check_specs=checks.specs(domain, "loaded", parts),
         description=f"Match output loaded into {domain.target.table}, replacing the partition's rows.",
         kinds={"table"},
     )
-    def loaded(context: dg.AssetExecutionContext, warehouse: Warehouse, history: HistoryResource):
+    def loaded(context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse,
+               history: HistoryResource):
         with recording(context, history, name, "loaded") as record:
             started = time.monotonic()
+            override = gate.enforce(context, domain, "matched", config)
             upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
+            extracted, _ = _upstream(context, domain, "extract", context.partition_key)
             result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"])
             stats = warehouse.target_stats(domain, context.partition_key)
             context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
@@ -181,8 +191,9 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 "job_id": upstream["job_id"],
                 "matched_run_id": matched_run,
                 "seconds": round(time.monotonic() - started, 3),
+                **override,
             }
-            results = checks.loaded_results(upstream["output_rows"], stats)
+            results = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], stats)
             record.finish(result.rows, metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 

@@ -1,69 +1,196 @@
 """Blocking data-quality checks of each stage, with thresholds from the configuration.
 
 Each stage computes its figures in bulk (warehouse SQL over the extract, DuckDB over the
-match output) and these functions judge them. A failing check says in its metadata which
-rule failed, the observed value and the threshold.
+match output, the instance's event log for history) and these functions judge them. Every
+result says in its description what was measured against what, and carries the observed
+value, the threshold and a few offending record ids (ids only, never values) in its metadata.
+Severity is ERROR unless `dq.severity` makes a check a warning; only ERROR failures block.
 """
 
 from __future__ import annotations
 
+import statistics
+import warnings
+
 import dagster as dg
 
-from er_assets.config import Domain
+from er_assets.config import CHECK_NAMES, Anomaly, Domain
 from er_assets.warehouses.base import MAX_UNIQUE_ID_LENGTH
 
-EXTRACT_CHECKS = {
+DESCRIPTIONS = {
+    "source_schema": "Every configured column exists in the source table with a type that can be extracted",
     "min_records": "At least dq.min_records records in the partition",
-    "required_fields": "dq.required_fields are present and non-empty in every record",
+    "required_fields": "dq.required_fields are present and non-empty in every record (null rate per field)",
     "unique_ids": f"Unique ids are non-empty, unique and at most {MAX_UNIQUE_ID_LENGTH} characters",
-}
-MATCHED_CHECKS = {
+    "value_formats": "Emails, phone numbers and postcodes have their expected shape, "
+                     "within dq.max_invalid_format_rate percent per field",
+    "record_count_anomaly": "Record count within dq.anomaly.max_deviation of the trailing median "
+                            "of earlier partitions",
     "match_rate": "Match rate inside [dq.min_match_rate, dq.max_match_rate] percent",
     "no_data_loss": "Every extracted record was processed and none was rejected",
-}
-LOADED_CHECKS = {
+    "match_rate_baseline": "Match rate within dq.anomaly.max_deviation of the trailing median of earlier partitions",
     "row_count": "Rows in the target table for the partition equal rows in the match output",
     "no_duplicate_ids": "No record id appears twice in the partition",
+    "match_ids_assigned": "Every extracted record is in the target table with a MatchID",
 }
+# Judged against earlier partitions: not defined at all when dq.anomaly is disabled.
+HISTORY_CHECKS = frozenset({"record_count_anomaly", "match_rate_baseline"})
 
 
-def specs(domain: Domain, stage: str, checks: dict[str, str]) -> list[dg.AssetCheckSpec]:
-    return [
-        dg.AssetCheckSpec(name, asset=dg.AssetKey([domain.name, stage]), description=text, blocking=True)
-        for name, text in checks.items()
-    ]
+def check_names(domain: Domain, stage: str) -> list[str]:
+    return [n for n in CHECK_NAMES[stage] if domain.dq.anomaly.enabled or n not in HISTORY_CHECKS]
 
 
-def _result(name: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
+def specs(domain: Domain, stage: str, partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """Partitioned like their asset: only then does Dagster record each evaluation under its
+    partition, which the gate across runs and the UI's per-partition check status read."""
+    with warnings.catch_warnings():
+        # Partitioned checks are a preview feature in Dagster 1.13; warn once in the docs, not per load.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(name, asset=dg.AssetKey([domain.name, stage]), description=DESCRIPTIONS[name],
+                              blocking=True, partitions_def=partitions)
+            for name in check_names(domain, stage)
+        ]
+
+
+def blocking_failures(results) -> list[str]:
+    """Names of the failed checks that stop downstream stages (ERROR severity)."""
+    return [r.check_name for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
+
+
+def _result(domain: Domain, name: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
         passed=bool(passed),
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=dg.AssetCheckSeverity(domain.dq.severity.get(name, "ERROR")),
         description=description,
         metadata=metadata,
     )
 
 
-def extract_results(domain: Domain, profile: dict) -> list[dg.AssetCheckResult]:
-    dq = domain.dq
-    rows = profile["rows"]
-    nulls = {f: n for f, n in profile["null_counts"].items() if n}
-    bad_ids = {k: profile[k] for k in ("empty_ids", "duplicate_ids", "long_ids") if profile[k]}
-    return [
-        _result("min_records", rows >= dq.min_records,
-                f"{rows} records; at least {dq.min_records} required", observed=rows, threshold=dq.min_records),
-        _result("required_fields", not nulls,
-                f"empty required fields: {nulls}" if nulls else "all required fields present",
-                null_counts=profile["null_counts"], threshold=0),
-        _result("unique_ids", not bad_ids,
-                f"invalid unique ids: {bad_ids}" if bad_ids else "all unique ids valid",
-                **{k: profile[k] for k in ("empty_ids", "duplicate_ids", "long_ids")}),
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+# --- extract ---------------------------------------------------------------------------------
+
+
+def schema_drift_results(domain: Domain, problems: dict[str, str]) -> list[dg.AssetCheckResult]:
+    """The only result an extract can give when its source columns are gone: nothing else
+    could be measured, so the other checks are left unevaluated rather than faked."""
+    listed = "; ".join(f"{column}: {problem}" for column, problem in problems.items())
+    return [_result(domain, "source_schema", False,
+                    f"source table {domain.source.table} does not match the configuration ({listed}); nothing was "
+                    "extracted. Fix the table or the domain's schema in the configuration",
+                    observed=problems, threshold="every configured column present with a usable type",
+                    table=domain.source.table)]
+
+
+def extract_results(domain: Domain, profile: dict, history: dict[str, float]) -> list[dg.AssetCheckResult]:
+    results = [
+        _result(domain, "source_schema", True, f"all {len(domain.schema.columns)} configured columns usable",
+                observed={}, table=domain.source.table),
+        _min_records(domain, profile["rows"]),
+        _required_fields(domain, profile),
+        _unique_ids(domain, profile),
+        _value_formats(domain, profile),
     ]
+    if domain.dq.anomaly.enabled:
+        results.append(_against_history(domain, "record_count_anomaly", "record count", profile["rows"], history))
+    return results
 
 
-def matched_results(domain: Domain, extracted: int, metrics: dict, summary: dict, rejected: int) -> list[dg.AssetCheckResult]:
+def _min_records(domain: Domain, rows: int) -> dg.AssetCheckResult:
+    needed = domain.dq.min_records
+    text = f"{rows} records in the partition; at least {needed} required (dq.min_records)"
+    return _result(domain, "min_records", rows >= needed, text if rows else f"empty extract: {text}",
+                   observed=rows, threshold=needed)
+
+
+def _required_fields(domain: Domain, profile: dict) -> dg.AssetCheckResult:
+    rows, nulls = profile["rows"], profile["null_counts"]
+    empty = {f: n for f, n in nulls.items() if n}
+    rates = {f: _percent(n, rows) for f, n in nulls.items()}
+    if empty:
+        text = "; ".join(f"{f} is empty in {n} of {rows} records ({rates[f]}%)" for f, n in empty.items())
+        text += "; required fields must be non-empty in every record (dq.required_fields)"
+    else:
+        text = f"required fields {domain.dq.required_fields} non-empty in all {rows} records"
+    return _result(domain, "required_fields", not empty, text, null_counts=nulls, null_rates_percent=rates,
+                   threshold=0, sample_ids=profile["sample_ids"]["required_fields"])
+
+
+def _unique_ids(domain: Domain, profile: dict) -> dg.AssetCheckResult:
+    uid = domain.schema.unique_id
+    counts = {k: profile[k] for k in ("empty_ids", "duplicate_ids", "long_ids")}
+    found = [f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n]
+    text = (f"{uid}: {', '.join(found)}; ids must be non-empty, unique and at most {MAX_UNIQUE_ID_LENGTH} "
+            "characters, or the service rejects the records" if found else f"all {uid} values valid")
+    samples = {k: profile["sample_ids"][k] for k in ("duplicate_ids", "long_ids")}
+    return _result(domain, "unique_ids", not found, text, **counts, max_length=MAX_UNIQUE_ID_LENGTH,
+                   sample_ids=samples)
+
+
+def _value_formats(domain: Domain, profile: dict) -> dg.AssetCheckResult:
+    tolerated = domain.dq.max_invalid_format_rate
+    rates = {f: _percent(v["invalid"], v["values"]) for f, v in profile["formats"].items()}
+    over = {f: rate for f, rate in rates.items() if rate > tolerated}
+    if over:
+        text = "; ".join(
+            f"{f} ({profile['formats'][f]['type']}): {profile['formats'][f]['invalid']} of "
+            f"{profile['formats'][f]['values']} values malformed ({rate}%)" for f, rate in over.items()
+        ) + f"; at most {tolerated}% tolerated (dq.max_invalid_format_rate)"
+    elif rates:
+        text = f"malformed values within {tolerated}%: " + ", ".join(f"{f} {r}%" for f, r in rates.items())
+    else:
+        text = "no email, phone or postcode fields to check"
+    return _result(domain, "value_formats", not over, text, invalid_rates_percent=rates, threshold=tolerated,
+                   invalid_counts={f: v["invalid"] for f, v in profile["formats"].items()},
+                   sample_ids={f: v["sample_ids"] for f, v in profile["formats"].items() if v["sample_ids"]})
+
+
+# --- history ----------------------------------------------------------------------------------
+
+
+def _against_history(domain: Domain, name: str, what: str, observed: float,
+                     history: dict[str, float]) -> dg.AssetCheckResult:
+    """`observed` against the trailing median of `history` (earlier partition -> value)."""
+    anomaly: Anomaly = domain.dq.anomaly
+    base = {"observed": observed, "history": history, "min_history": anomaly.min_history,
+            "max_deviation": anomaly.max_deviation}
+    if len(history) < anomaly.min_history:
+        return _result(domain, name, True, f"not judged yet: {len(history)} earlier partitions of history, "
+                       f"{anomaly.min_history} needed (dq.anomaly.min_history)", **base)
+    median = statistics.median(history.values())
+    low, high = median * (1 - anomaly.max_deviation), median * (1 + anomaly.max_deviation)
+    passed = low <= observed <= high
+    text = (f"{what} {observed} {'inside' if passed else 'outside'} [{low:g}, {high:g}], the trailing median "
+            f"{median:g} of {len(history)} earlier partitions +/- {anomaly.max_deviation:.0%} (dq.anomaly.max_deviation)")
+    return _result(domain, name, passed, text, **base, median=median, band=[round(low, 2), round(high, 2)])
+
+
+# --- matched ----------------------------------------------------------------------------------
+
+
+def matched_results(domain: Domain, extracted: int, metrics: dict, summary: dict, rejected: int,
+                    history: dict[str, float]) -> list[dg.AssetCheckResult]:
     dq = domain.dq
     rate = summary["match_rate"]
+    results = [
+        _result(domain, "match_rate", dq.min_match_rate <= rate <= dq.max_match_rate,
+                f"{rate}% of {summary['records']} records share their MatchID with another record; expected "
+                f"[{dq.min_match_rate}, {dq.max_match_rate}]% (dq.min_match_rate, dq.max_match_rate)",
+                observed=rate, min_match_rate=dq.min_match_rate, max_match_rate=dq.max_match_rate,
+                matched_records=summary["matched_records"], match_ids=summary["match_ids"]),
+        _no_data_loss(domain, extracted, metrics, summary, rejected),
+    ]
+    if dq.anomaly.enabled:
+        results.append(_against_history(domain, "match_rate_baseline", "match rate", rate, history))
+    return results
+
+
+def _no_data_loss(domain: Domain, extracted: int, metrics: dict, summary: dict, rejected: int) -> dg.AssetCheckResult:
     lost = {
         "input_vs_extracted": metrics.get("inputRecords", 0) - extracted,
         "records_not_processed": metrics.get("recordsNotProcessed", 0),
@@ -71,21 +198,28 @@ def matched_results(domain: Domain, extracted: int, metrics: dict, summary: dict
         "output_vs_extracted": summary["records"] - extracted,
     }
     problems = {k: v for k, v in lost.items() if v}
-    return [
-        _result("match_rate", dq.min_match_rate <= rate <= dq.max_match_rate,
-                f"match rate {rate}% against [{dq.min_match_rate}, {dq.max_match_rate}]",
-                observed=rate, min_match_rate=dq.min_match_rate, max_match_rate=dq.max_match_rate),
-        _result("no_data_loss", not problems,
-                f"records lost between stages: {problems}" if problems else f"all {extracted} records accounted for",
-                extracted=extracted, **lost),
-    ]
+    text = (f"records lost between stages: {problems} (0 expected for each), {extracted} extracted, "
+            f"{metrics.get('inputRecords', 0)} read by the job, {summary['records']} in its output"
+            if problems else f"all {extracted} records accounted for")
+    return _result(domain, "no_data_loss", not problems, text, extracted=extracted, threshold=0, **lost)
 
 
-def loaded_results(output_rows: int, stats: dict) -> list[dg.AssetCheckResult]:
+# --- loaded -----------------------------------------------------------------------------------
+
+
+def loaded_results(domain: Domain, output_rows: int, extracted: int, stats: dict) -> list[dg.AssetCheckResult]:
+    samples = stats["sample_ids"]
+    with_match_id = stats["rows"] - stats["missing_match_ids"]
     return [
-        _result("row_count", stats["rows"] == output_rows,
+        _result(domain, "row_count", stats["rows"] == output_rows,
                 f"{stats['rows']} rows loaded for {output_rows} match output rows",
                 observed=stats["rows"], expected=output_rows),
-        _result("no_duplicate_ids", stats["duplicate_ids"] == 0,
-                f"{stats['duplicate_ids']} duplicate record ids", observed=stats["duplicate_ids"], threshold=0),
+        _result(domain, "no_duplicate_ids", stats["duplicate_ids"] == 0,
+                f"{stats['duplicate_ids']} duplicate record ids", observed=stats["duplicate_ids"], threshold=0,
+                sample_ids=samples["duplicate_ids"]),
+        _result(domain, "match_ids_assigned", with_match_id == extracted and not stats["missing_match_ids"],
+                f"{with_match_id} of {extracted} extracted records loaded with a MatchID; "
+                f"{stats['missing_match_ids']} loaded rows lack one",
+                observed=with_match_id, expected=extracted, missing_match_ids=stats["missing_match_ids"],
+                sample_ids=samples["missing_match_ids"]),
     ]

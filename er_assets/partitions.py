@@ -94,3 +94,13 @@ def latest_complete_partition(domain: Domain, now: dt.datetime | None = None) ->
 def _add_months(day: dt.date, months: int) -> dt.date:
     index = day.year * 12 + day.month - 1 + months
     return day.replace(year=index // 12, month=index % 12 + 1)
+
+
+def previous_partitions(domain: Domain, partition_key: str, count: int) -> list[str]:
+    """Up to `count` keys of the partitions just before `partition_key`, newest first."""
+    keys: list[str] = []
+    start, _ = business_dates(domain, partition_key)
+    while len(keys) < count and start - dt.timedelta(days=1) >= domain.schedule.start_date:
+        keys.append(partition_for_date(domain, start - dt.timedelta(days=1)))
+        start = dt.date.fromisoformat(keys[-1])
+    return keys

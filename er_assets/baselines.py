@@ -1,0 +1,42 @@
+"""History for the anomaly checks: a stage's figure in the partitions before this one.
+
+The history is the stage's own materialisation metadata in the Dagster instance (the same
+record downstream stages read), so it covers every run whatever started it, and a re-run of
+an earlier partition replaces that partition's value instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from er_assets.config import Domain
+from er_assets.partitions import previous_partitions
+
+# Records per event-log query: a partition materialised a few times still fits in one page.
+PAGE = 100
+
+
+def earlier_values(instance: dg.DagsterInstance, key: dg.AssetKey, domain: Domain, partition: str,
+                   field: str) -> dict[str, float]:
+    """Metadata `field` of the latest materialisation of each of the dq.anomaly.window
+    partitions before `partition` that has one, oldest first."""
+    keys = previous_partitions(domain, partition, domain.dq.anomaly.window)
+    if not keys:
+        return {}
+    latest: dict[str, dg.AssetMaterialization] = {}
+    cursor = None
+    while len(latest) < len(keys):
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=keys), limit=PAGE, cursor=cursor
+        )
+        for record in page.records:  # newest first: the first one seen per partition is its latest
+            latest.setdefault(record.partition_key, record.asset_materialization)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    values = {}
+    for partition_key in reversed(keys):
+        value = latest[partition_key].metadata.get(field) if partition_key in latest else None
+        if value is not None:
+            values[partition_key] = value.value
+    return values

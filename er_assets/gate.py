@@ -1,0 +1,73 @@
+"""The data-quality gate across runs: a stage refuses to run on an upstream partition whose
+latest blocking check result failed.
+
+Within one run Dagster's blocking checks already stop downstream steps; a later run of the
+downstream stage on its own is not stopped by Dagster (see DESIGN, verified facts), so each
+stage asks the instance for the latest evaluation of every check of its upstream asset for
+the same partition before doing any work. An operator who has reviewed the data may pass
+`override_gate` with a reason; the override is logged and recorded in the materialisation.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+# Not exported at the top level of dagster 1.13; the event-log storage takes them to select
+# check executions by status and partition.
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from er_assets.checks import check_names
+from er_assets.config import Domain
+from er_assets.errors import GateClosed
+
+EVALUATED = frozenset({AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED})
+
+
+class GateConfig(dg.Config):
+    """Run configuration of a stage behind a gate: the operator's override, and who and why."""
+
+    override_gate: bool = False
+    override_reason: str = ""
+    override_by: str = ""
+
+
+def failing_checks(instance: dg.DagsterInstance, domain: Domain, stage: str, partition: str) -> dict[str, str]:
+    """check name -> description, for the checks of `stage` whose latest evaluation for
+    `partition` failed with ERROR severity. Checks planned but never evaluated (a step that
+    stopped early) do not count: the latest evaluated result stands."""
+    storage = instance.event_log_storage
+    failing = {}
+    for name in check_names(domain, stage):
+        key = dg.AssetCheckKey(dg.AssetKey([domain.name, stage]), name)
+        records = storage.get_asset_check_execution_history(
+            key, limit=1, status=EVALUATED, partition_filter=PartitionKeyFilter(key=partition)
+        )
+        evaluation = records[0].evaluation if records else None
+        if evaluation is not None and not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            failing[name] = evaluation.description or "failed"
+    return failing
+
+
+def enforce(context, domain: Domain, upstream: str, config: GateConfig) -> dict:
+    """Raise GateClosed while `upstream` fails a blocking check for this partition, unless
+    overridden with a reason. Returns the metadata recording an override ({} when none)."""
+    partition = context.partition_key
+    failing = failing_checks(context.instance, domain, upstream, partition)
+    if not failing:
+        return {}
+    listed = "; ".join(f"{name}: {text}" for name, text in failing.items())
+    where = f"{domain.name}/{upstream} partition {partition}"
+    if not config.override_gate:
+        raise GateClosed(
+            f"gate closed: {where} failed data-quality checks ({listed}). Fix the data and re-run "
+            f"{upstream}, or, having reviewed it, re-run with override_gate and a reason "
+            "(autosys-bridge run ... --override-gate --reason TEXT)"
+        )
+    if not config.override_reason.strip():
+        raise GateClosed(f"gate closed: {where} failed {sorted(failing)}; override_gate needs override_reason")
+    who = config.override_by.strip() or "unnamed operator"
+    context.log.warning(f"GATE OVERRIDDEN by {who}: {config.override_reason.strip()!r}; "
+                        f"proceeding although {where} failed: {listed}")
+    return {"gate_override": {"by": who, "reason": config.override_reason.strip(), "upstream": f"{domain.name}/{upstream}",
+                              "failed_checks": failing}}
