@@ -319,3 +319,49 @@ def test_check_ready_names_what_is_missing(domain, objects):
         assert wrong.check_ready(domain) == [
             "stage NO_SUCH_STAGE does not exist in ER.PUBLIC or is not visible to the role"
         ]
+
+
+def test_source_schema_problems_name_missing_and_unusable_columns(domain, objects):
+    with fake_snowflake(objects) as conn:
+        assert list(warehouse(objects).source_schema_problems(domain)) == ["customers_source"]
+        cursor = conn.cursor()
+        cursor.execute(
+            'CREATE TABLE "CUSTOMERS_SOURCE" ("CUSTOMER_ID" NUMBER, "FIRST_NAME" VARCHAR, "LAST_NAME" VARCHAR, '
+            '"PHONE" VARIANT, "ADDRESS" VARCHAR, "CITY" VARCHAR, "STATE" VARCHAR, "POSTAL_CODE" VARCHAR, '
+            '"LOAD_DATE" VARCHAR)'
+        )
+        assert warehouse(objects).source_schema_problems(domain) == {
+            "email": "missing",
+            "phone": "type VARIANT cannot be extracted as text",
+            "load_date": "type TEXT is not a DATE or TIMESTAMP",
+        }
+
+
+def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
+    """The same slice, defects included, profiles identically in both warehouses' SQL."""
+    import duckdb
+
+    from er_assets.sample_data import seed_source
+    from er_assets.warehouses.local import DuckDBWarehouse
+
+    day = dt.date(2024, 3, 5)
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    seed_source(con, domain, day, day + dt.timedelta(days=1), 200)
+    con.execute("UPDATE customers_source SET email = 'nope', phone = 'call me', postal_code = '1' "
+                "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 7)")
+    con.execute("UPDATE customers_source SET last_name = NULL, customer_id = 'C1' "
+                "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 DESC LIMIT 3)")
+    cursor = con.execute("SELECT * FROM customers_source")
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    con.close()
+
+    local = DuckDBWarehouse(path=str(path), objects_root=str(tmp_path / "local"))
+    expected = local.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION)).profile
+    with fake_snowflake(objects) as conn:
+        create_source(conn, domain, rows)
+        profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
+                                                    domain.extract_uri(PARTITION)).profile
+    assert profile == expected
+    assert profile["formats"]["email"]["invalid"] == 7 and profile["duplicate_ids"] == 2
