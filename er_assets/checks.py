@@ -45,18 +45,14 @@ def specs(domain: Domain, stage: str, partitions: dg.PartitionsDefinition) -> li
     """Partitioned like their asset: only then does Dagster record each evaluation under its
     partition, which the gate across runs and the UI's per-partition check status read."""
     with warnings.catch_warnings():
-        # Partitioned checks are a preview feature in Dagster 1.13; warn once in the docs, not per load.
+        # Partitioned check specs are a preview feature in Dagster 1.13 and would warn on every
+        # definitions load; what we rely on (evaluations stored per partition) is under test.
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [
             dg.AssetCheckSpec(name, asset=dg.AssetKey([domain.name, stage]), description=DESCRIPTIONS[name],
                               blocking=True, partitions_def=partitions)
             for name in check_names(domain, stage)
         ]
-
-
-def blocking_failures(results) -> list[str]:
-    """Names of the failed checks that stop downstream stages (ERROR severity)."""
-    return [r.check_name for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
 
 
 def _result(domain: Domain, name: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
