@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -20,7 +21,8 @@ class Terminated(BaseException):
 
 def run_tags(domain: str, stage: str, partition: str, process_date) -> dict[str, str]:
     tags = {"domain": domain, "stage": stage, "process_date": str(process_date or partition),
-            "er/trigger": "autosys" if os.environ.get("AUTO_JOB_NAME") else "cli"}
+            "er/trigger": "autosys" if os.environ.get("AUTO_JOB_NAME") else "cli",
+            "er/host": socket.gethostname(), "er/pid": str(os.getpid())}
     if os.environ.get("AUTO_JOB_NAME"):
         tags["autosys/job_name"] = os.environ["AUTO_JOB_NAME"]
     if os.environ.get("AUTORUN"):
@@ -60,6 +62,39 @@ def exit_code_for(result) -> tuple[int, str]:
     return exit_codes.STAGE_FAILED, error.message.strip().splitlines()[0]
 
 
+def _reclaim_dead_runs(instance) -> None:
+    """Close the runs of bridge processes on this host that died without ending their run
+    (kill -9, a crashed host agent). Such a run still holds its slot in the matching pool,
+    and every later matching step would wait for it forever."""
+    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+    from er_assets.history import HistoryStore, Status
+
+    open_runs = instance.get_runs(RunsFilter(
+        statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={"er/host": socket.gethostname()}))
+    for run in open_runs:
+        pid = int(run.tags.get("er/pid", "0"))
+        if pid and _alive(pid):
+            continue
+        message = f"the bridge process {pid} that ran it died; closed by a later bridge run"
+        _log(f"run {run.run_id}: {message}")
+        instance.report_run_failed(run, message=message)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        with HistoryStore.from_env() as store:
+            for row in store.rows(run_id=run.run_id, status=Status.RUNNING):
+                store.record_end(run.run_id, row.stage, Status.FAILED, error_message=message)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def _interrupted(result) -> bool:
     # During execution Dagster maps SIGTERM to its own interrupt, which fails the running step
     # with DagsterExecutionInterruptedError.
@@ -93,6 +128,7 @@ def run_stage(config, domain, stage: str, assets: list[str], partition: str, run
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         with dg.DagsterInstance.get() as instance:
+            _reclaim_dead_runs(instance)
             try:
                 result = job.execute_in_process(
                     run_config=run_config or None, instance=instance, partition_key=partition,

@@ -103,7 +103,10 @@ def run_matching_job(
             log(f"reusing matching job {job_id}, which already SUCCEEDED for this extract")
     if job_id is None:
         job_id = _start(er, workflow_name, log, deadline, sleep, clock, check_interval)
+        # Recorded before anything else is said or done, so a crash after this point leaves
+        # the id for the re-run to find.
         record_job_id(job_id)
+        log(f"started matching job {job_id} of workflow {workflow_name}")
     return _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sleep, clock, attached, reused)
 
 
@@ -113,9 +116,7 @@ def _start(er, workflow_name, log, deadline, sleep, clock, check_interval) -> st
     delay = FIRST_POLL_SECONDS
     while True:
         try:
-            job_id = er.start_matching_job(workflowName=workflow_name)["jobId"]
-            log(f"started matching job {job_id} of workflow {workflow_name}")
-            return job_id
+            return er.start_matching_job(workflowName=workflow_name)["jobId"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code not in BUSY_CODES:

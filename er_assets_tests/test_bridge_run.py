@@ -117,3 +117,28 @@ def test_help_is_fast_and_imports_nothing_heavy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "Exit codes:" in done.stdout
+
+
+def test_killed_bridge_then_rerun_gives_one_job_and_a_correct_result(config, local_env):
+    """kill -9 while matching: the job runs on (the service has no cancel); the re-run of the
+    stage re-attaches to it or reuses it, frees the dead run's matching slot, and loads once."""
+    seed(config.domain("customers"), "2026-11-28", 150_000, local_env)
+    proc = subprocess.Popen([*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "started matching job" in line:
+            proc.kill()
+            break
+    proc.wait(timeout=30)
+    rerun = bridge("run", "customers", "process", "--date", "2026-11-28", timeout=180)
+    assert rerun.returncode == exit_codes.OK, rerun.stderr[-2000:]
+    assert "died; closed by a later bridge run" in rerun.stderr
+    assert ("re-attaching to matching job" in rerun.stderr) or ("reusing matching job" in rerun.stderr), rerun.stderr[-3000:]
+    assert len(list((local_env / "emulator" / "jobs").glob("*.json"))) == 1
+    assert bridge("run", "customers", "load", "--date", "2026-11-28").returncode == exit_codes.OK
+    import duckdb
+
+    con = duckdb.connect(str(local_env / "warehouse.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customers_resolved").fetchone() == (150_000, 150_000)
+    statuses = sorted(status for status, _ in runs(local_env))
+    assert statuses == ["FAILURE", "SUCCESS", "SUCCESS"]
