@@ -149,6 +149,22 @@ def cmd_validate(args) -> int:
     return exit_codes.OK
 
 
+def cmd_report(args) -> int:
+    from er_assets.history import HistoryError, HistoryStore
+    from er_assets.report import render_report
+
+    try:
+        with HistoryStore.from_url(args.url) if args.url else HistoryStore.from_env() as store:
+            html = render_report(store, days=args.days)
+    except HistoryError as exc:
+        print(f"autosys-bridge: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return exit_codes.SERVICE_UNAVAILABLE
+    with open(args.output, "w", encoding="utf-8") as out:
+        out.write(html)
+    print(f"wrote {args.output} ({args.days} days of job history)")
+    return exit_codes.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autosys-bridge",
@@ -182,9 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--config", help="configuration file")
     validate.set_defaults(func=cmd_validate)
 
+    report = sub.add_parser("report", help="Render the job-history dashboard as one offline HTML file.")
+    report.add_argument("--days", type=_positive, default=30, help="days of history to show (default 30)")
+    report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
+    report.add_argument("--url", help="history database URL (default: $ER_HISTORY_URL, else the local history.db)")
+    report.set_defaults(func=cmd_report)
+
     from autosys_bridge import jil_cli
+    from er_assets import doctor
 
     jil_cli.add_parsers(sub)
+    doctor.add_parser(sub)
     return parser
 
 

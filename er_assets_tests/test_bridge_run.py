@@ -142,3 +142,22 @@ def test_killed_bridge_then_rerun_gives_one_job_and_a_correct_result(config, loc
     assert con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customers_resolved").fetchone() == (150_000, 150_000)
     statuses = sorted(status for status, _ in runs(local_env))
     assert statuses == ["FAILURE", "SUCCESS", "SUCCESS"]
+
+
+def test_report_renders_the_history_and_says_when_the_database_is_down(tmp_path):
+    from er_assets.history import HistoryStore
+    from er_assets.history.seed import seed_history
+
+    url = f"sqlite:///{tmp_path}/history.db"
+    with HistoryStore.from_url(url) as store:
+        seed_history(store, days=90)
+    out = tmp_path / "report.html"
+    done = bridge("report", "--url", url, "--days", "90", "-o", str(out))
+    assert done.returncode == exit_codes.OK, done.stderr
+    html = out.read_text()
+    assert "<svg" in html and 'id="sla"' in html and "customers" in html
+    assert 'src="http' not in html and "<link" not in html  # readable offline: nothing fetched
+    down = bridge("report", "--url", "postgresql://nobody@127.0.0.1:1/history", "-o", str(tmp_path / "x.html"))
+    assert down.returncode == exit_codes.SERVICE_UNAVAILABLE
+    assert down.stderr.count("\n") == 1 and "cannot connect to the job history database" in down.stderr
+    assert not (tmp_path / "x.html").exists()

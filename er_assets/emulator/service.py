@@ -98,7 +98,7 @@ class Emulator:
 
         for domain in self.config.domains.values():
             if domain.schema.schemaName == name:
-                return schema_mapping_response(domain)
+                return schema_mapping_response(domain, self.config.settings)
         raise ServiceError("ResourceNotFoundException", f"The schema mapping with name {name} does not exist.", 404)
 
     # --- jobs ----------------------------------------------------------------------------

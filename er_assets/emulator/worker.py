@@ -23,10 +23,8 @@ def run(state_root: str, objects_root: str, config_path: str, job_id: str) -> in
         schema = emulator.schema_mapping(workflow["inputSourceConfig"][0]["schemaName"])
         metrics = dict(job["metrics"])
 
-        def progress(done: int, total: int | None = None) -> None:
+        def progress(done: int) -> None:
             metrics["totalRecordsProcessed"] = done
-            if total is not None:
-                metrics["inputRecords"] = total
             emulator.update_job(job_id, metrics=dict(metrics))
 
         result = run_matching(
