@@ -187,6 +187,7 @@ class Schedule(_Model):
     day_of_week: str | None = None  # weekly only
     day_of_month: int | None = Field(default=None, ge=1, le=28)  # monthly only
     start_date: dt.date = dt.date(2024, 1, 1)
+    sla_minutes: int = Field(default=180, gt=0, description="minutes from a partition's first stage start to its load")
 
     @field_validator("time")
     @classmethod

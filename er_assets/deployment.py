@@ -73,21 +73,23 @@ def production_resources(config: Configuration) -> dict:
     return build(config)
 
 
-def history_resource():
+def history_resource(config: Configuration):
     """The job history: ER_HISTORY_URL; locally a SQLite file in the data folder by default.
     Production must name its database: a silent local file would lose the history."""
     import dagster as dg
 
     from er_assets.run_history import HistoryResource
 
+    sla = {name: domain.schedule.sla_minutes for name, domain in config.domains.items()}
     if deployment() == "production":
-        return HistoryResource(url=dg.EnvVar(HISTORY_URL_ENV))
-    return HistoryResource(url=os.environ.get(HISTORY_URL_ENV) or f"sqlite:///{local_paths()['history']}")
+        return HistoryResource(url=dg.EnvVar(HISTORY_URL_ENV), sla_minutes=sla)
+    url = os.environ.get(HISTORY_URL_ENV) or f"sqlite:///{local_paths()['history']}"
+    return HistoryResource(url=url, sla_minutes=sla)
 
 
 def resources(config: Configuration) -> dict:
     chosen = local_resources(config) if deployment() == "local" else production_resources(config)
-    return {**chosen, "history": history_resource()}
+    return {**chosen, "history": history_resource(config)}
 
 
 LOCAL_DAGSTER_YAML = """\

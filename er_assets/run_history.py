@@ -21,9 +21,14 @@ class HistoryResource(dg.ConfigurableResource):
     """Where the job history lives: `sqlite:///file.db` locally, `postgresql://...` in production."""
 
     url: str
+    sla_minutes: dict[str, int] = {}
 
     def store(self) -> HistoryStore:
-        return HistoryStore.from_url(self.url)
+        store = HistoryStore.from_url(self.url)
+        # The configuration is the SLA's source of truth; the history's er_sla table follows it.
+        if self.sla_minutes:
+            store.sync_sla(self.sla_minutes)
+        return store
 
 
 def trigger(tags: dict) -> tuple[str, str | None]:

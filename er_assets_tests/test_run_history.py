@@ -46,6 +46,10 @@ def test_in_process_run_and_its_rerun_each_count_once_per_stage(config, local_en
     with HistoryStore.from_url(history_url) as store:
         extract = store.get(first.run_id, "extract")
     assert extract.partition_key == "2026-10-01" and extract.metadata["rows"] == 300
+    # The configuration's SLAs reach the history, where the SLA view reads them.
+    with HistoryStore.from_url(history_url) as store:
+        sla = {r["domain"]: r["sla_minutes"] for r in store.query("SELECT domain, sla_minutes FROM er_sla")}
+    assert sla == {"customers": 60, "products": 90, "vendors": 120}
     assert extract.duration_seconds >= 0 and extract.end_time >= extract.start_time
 
 

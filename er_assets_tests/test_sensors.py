@@ -36,7 +36,7 @@ def test_final_success_mails_the_team_once(config, local_env, inbox):
     seed(config.domain("vendors"), "2026-10-01", 300, local_env)
     result, run = run_pipeline(config, local_env, "vendors", "2026-10-01")
     assert result.success
-    history = history_resource()
+    history = history_resource(config)
     assert notify(config, history, run, failed=False) == [("loaded", "SUCCEEDED")]
     assert notify(config, history, run, failed=False) == []  # the sensor re-evaluated: nothing new
     [(to, message)] = inbox.messages()
@@ -54,7 +54,7 @@ def test_a_failed_gate_mails_the_failure_with_its_reason(config, local_env, inbo
     seed(config.domain("products"), "2026-11-22", 200, local_env)
     result, run = run_pipeline(config, local_env, "products", "2026-11-22")
     assert not result.success
-    assert notify(config, history_resource(), run, failed=True) == [("extract", "DQ_FAILED")]
+    assert notify(config, history_resource(config), run, failed=True) == [("extract", "DQ_FAILED")]
     [(to, message)] = inbox.messages()
     assert to == sorted(["product-team@example.com", "er-admin@example.com"])
     assert "min_records" in message.get_content()
@@ -63,7 +63,7 @@ def test_a_failed_gate_mails_the_failure_with_its_reason(config, local_env, inbo
 def test_autosys_runs_are_left_to_autosys(config, local_env, inbox):
     seed(config.domain("vendors"), "2026-10-01", 300, local_env)
     _, run = run_pipeline(config, local_env, "vendors", "2026-10-01", tags={"autosys/job_name": "ER_VENDOR_BOX"})
-    assert notify(config, history_resource(), run, failed=False) == []
+    assert notify(config, history_resource(config), run, failed=False) == []
     assert inbox.messages() == []
 
 
