@@ -15,23 +15,6 @@ import time
 DEFAULT_RECORDS = {"customers": 10_000, "products": 2_000, "vendors": 1_000}
 
 
-def seed(config, domain, partition: str, records: int) -> None:
-    import duckdb
-
-    from er_assets.deployment import local_paths
-    from er_assets.partitions import business_dates
-    from er_assets.sample_data import seed_source
-
-    path = local_paths()["warehouse"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    start, end = business_dates(domain, partition)
-    con = duckdb.connect(str(path))
-    try:
-        seed_source(con, domain, start, end, records)
-    finally:
-        con.close()
-
-
 def summary(domain, partition: str) -> dict:
     import duckdb
 
@@ -63,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from er_assets.config import load_config
     from er_assets.deployment import deployment, ensure_dagster_home, local_paths
     from er_assets.partitions import latest_complete_partition
+    from er_assets.sample_data import seed_partition
 
     if deployment() != "local":
         print("the demo runs on the local deployment only (unset ER_DEPLOYMENT)", file=sys.stderr)
@@ -76,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         partition = latest_complete_partition(domain)
         records = args.records or DEFAULT_RECORDS.get(name, 1_000)
         started = time.monotonic()
-        seed(config, domain, partition, records)
+        seed_partition(domain, partition, records, local_paths()["warehouse"])
         assets = [f"{name}/{stage}" for stage in ("extract", "matched", "loaded")]
         code = run_stage(config, domain, "all", assets, partition, {}, None)
         worst = worst or code

@@ -12,6 +12,7 @@ Everything is one INSERT ... SELECT over `range(n)`: a million customers take se
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from er_assets.config import Domain
 
@@ -162,3 +163,18 @@ def seed_source(con, domain: Domain, start: dt.date, end: dt.date, records: int,
         con.execute("ROLLBACK")
         raise
     return records
+
+
+def seed_partition(domain: Domain, partition: str, records: int, warehouse: Path) -> None:
+    """Seed one partition's period of the domain's source table in a DuckDB file."""
+    import duckdb
+
+    from er_assets.partitions import business_dates
+
+    start, end = business_dates(domain, partition)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse))
+    try:
+        seed_source(con, domain, start, end, records)
+    finally:
+        con.close()

@@ -3,13 +3,13 @@ and Dagster instance, so tests never see a developer's .local/ or each other's s
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 import yaml
 
 from er_assets.config import DEFAULT_CONFIG_PATH, load_config
+from er_assets.sample_data import seed_partition
 
 
 @pytest.fixture
@@ -43,18 +43,5 @@ def write_config(tmp_path: Path, mutate) -> Path:
 
 
 def seed(domain, partition: str, records: int, data_dir: Path) -> None:
-    import duckdb
+    seed_partition(domain, partition, records, data_dir / "warehouse.duckdb")
 
-    from er_assets.partitions import business_dates
-    from er_assets.sample_data import seed_source
-
-    start, end = business_dates(domain, partition)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
-    try:
-        seed_source(con, domain, start, end, records)
-    finally:
-        con.close()
-
-
-TODAY = dt.date(2026, 11, 30)
