@@ -6,7 +6,6 @@ and adds its own. Behaviour differs between deployments only through the resourc
 asset body knows which warehouse, object store or Entity Resolution endpoint it has.
 """
 
-
 import time
 
 import dagster as dg
@@ -22,9 +21,6 @@ from er_assets.object_store import ObjectStore
 from er_assets.partitions import business_dates, partitions_def
 from er_assets.run_history import HistoryResource, recording
 from er_assets.warehouses.base import Warehouse
-
-STAGES = ("extract", "matched", "loaded")
-
 
 class MatchingConfig(gate.GateConfig):
     """Per-run overrides of the configured EXECUTION_TIMEOUT and CHECK_INTERVAL (seconds), and

@@ -25,7 +25,7 @@ from contextlib import contextmanager, suppress
 
 from pydantic import Field
 
-from er_assets.config import Domain
+from er_assets.config import IDENTIFIER, Domain
 from er_assets.object_store import ObjectStore, S3ObjectStore, split_uri
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
@@ -38,7 +38,6 @@ from er_assets.warehouses.base import (
     target_figures,
 )
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 # Stage paths appear unquoted after `@stage/`: letters, digits and the few punctuation marks
 # our layout uses (`partition=2024-01-01`, workflow names with dashes). No quotes, spaces, `;`.
 STAGE_PATH = re.compile(r"^[A-Za-z0-9_./=-]*$")
