@@ -122,7 +122,8 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             seen = _metadata(previous)
             if seen.get("extract_run_id") == extract_run:
                 previous_job = seen.get("job_id")
-        if previous_job is None:
+
+        def point_input_at_extract() -> None:
             point_glue_table(glue, settings.glue_database, domain.glue_table, upstream["uri"])
 
         def record_job_id(job_id: str) -> None:
@@ -132,7 +133,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             ))
 
         outcome = run_matching_job(
-            er, domain.workflow_name, previous_job, record_job_id, context.log.info,
+            er, domain.workflow_name, previous_job, point_input_at_extract, record_job_id, context.log.info,
             timeout=config.execution_timeout or settings.execution_timeout,
             check_interval=config.check_interval or settings.check_interval,
         )

@@ -216,6 +216,14 @@ class Schedule(_Model):
             raise ValueError(f"{value!r} is not a day of the week")
         return value.lower() if value else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _monthly_default_day(cls, data):
+        # A monthly schedule without a day runs on the 1st, in partitions and JIL alike.
+        if isinstance(data, dict) and data.get("cadence") == "monthly" and data.get("day_of_month") is None:
+            return {**data, "day_of_month": 1}
+        return data
+
     @model_validator(mode="after")
     def _cadence_fields(self) -> "Schedule":
         if self.cadence == "weekly" and self.day_of_week is None:

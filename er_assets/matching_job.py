@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from er_assets.errors import MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable
 
@@ -28,8 +28,6 @@ class JobOutcome:
     output_uri: str
     reused: bool = False
     attached: bool = False
-    polls: int = 0
-    timeline: list = field(default_factory=list)
 
 
 def _explain(exc: Exception, what: str) -> Exception:
@@ -75,6 +73,7 @@ def run_matching_job(
     er,
     workflow_name: str,
     previous_job_id: str | None,
+    before_start: Callable[[], None],
     record_job_id: Callable[[str], None],
     log: Callable[[str], None],
     timeout: float,
@@ -85,7 +84,8 @@ def run_matching_job(
     """Start (or re-attach to, or reuse) the matching job and wait for it to end.
 
     `previous_job_id` is the job recorded for this same extract by an earlier attempt.
-    `record_job_id` must persist a new job id before this function polls it.
+    `before_start` runs just before a new job is started (it points the input at this
+    partition's extract); `record_job_id` must persist a new job id before it is polled.
     """
     deadline = clock() + timeout
     attached = reused = False
@@ -102,12 +102,21 @@ def run_matching_job(
             job_id, reused = previous_job_id, True
             log(f"reusing matching job {job_id}, which already SUCCEEDED for this extract")
     if job_id is None:
+        before_start()
         job_id = _start(er, workflow_name, log, deadline, sleep, clock, check_interval)
         # Recorded before anything else is said or done, so a crash after this point leaves
         # the id for the re-run to find.
         record_job_id(job_id)
         log(f"started matching job {job_id} of workflow {workflow_name}")
     return _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sleep, clock, attached, reused)
+
+
+def _pause(delay: float, deadline: float, clock) -> float | None:
+    """How long to sleep before the next try: the back-off delay, cut short at the deadline
+    so the last try happens at EXECUTION_TIMEOUT, not up to CHECK_INTERVAL before it; None
+    once the deadline has passed."""
+    left = deadline - clock()
+    return None if left <= 0 else min(delay, left)
 
 
 def _start(er, workflow_name, log, deadline, sleep, clock, check_interval) -> str:
@@ -121,13 +130,14 @@ def _start(er, workflow_name, log, deadline, sleep, clock, check_interval) -> st
             code = exc.response.get("Error", {}).get("Code")
             if code not in BUSY_CODES:
                 raise _explain(exc, f"matching workflow {workflow_name}") from exc
-            if clock() + delay > deadline:
+            pause = _pause(delay, deadline, clock)
+            if pause is None:
                 raise MatchingJobTimeout(
                     f"could not start a matching job of {workflow_name} before EXECUTION_TIMEOUT: "
                     f"{exc.response['Error'].get('Message', code)}"
                 ) from exc
-            log(f"the region's matching slot is busy ({code}); retrying in {delay:.0f}s")
-            sleep(delay)
+            log(f"the region's matching slot is busy ({code}); retrying in {pause:.0f}s")
+            sleep(pause)
             delay = min(delay * 2, check_interval)
         except Exception as exc:
             raise _explain(exc, f"matching workflow {workflow_name}") from exc
@@ -135,14 +145,12 @@ def _start(er, workflow_name, log, deadline, sleep, clock, check_interval) -> st
 
 def _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sleep, clock, attached, reused) -> JobOutcome:
     delay = FIRST_POLL_SECONDS
-    polls = 0
     last_progress = None
     while True:
         try:
             job = er.get_matching_job(workflowName=workflow_name, jobId=job_id)
         except Exception as exc:
             raise _explain(exc, f"matching job {job_id}") from exc
-        polls += 1
         status, metrics = job["status"], job.get("metrics", {})
         progress = (status, metrics.get("totalRecordsProcessed"), metrics.get("inputRecords"))
         if progress != last_progress:
@@ -150,14 +158,15 @@ def _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sle
                 f"{metrics.get('inputRecords', 0)} records processed")
             last_progress = progress
         if status == "SUCCEEDED":
-            return JobOutcome(job_id, status, metrics, output_uri(job, workflow_name), reused, attached, polls)
+            return JobOutcome(job_id, status, metrics, output_uri(job, workflow_name), reused, attached)
         if status == "FAILED":
             message = job.get("errorDetails", {}).get("errorMessage", "no error message")
             raise MatchingJobFailed(f"matching job {job_id} of {workflow_name} FAILED: {message}")
-        if clock() + delay > deadline:
+        pause = _pause(delay, deadline, clock)
+        if pause is None:
             raise MatchingJobTimeout(
                 f"matching job {job_id} of {workflow_name} still {status} after EXECUTION_TIMEOUT={timeout:.0f}s; "
                 "it keeps running at AWS and a re-run re-attaches to it"
             )
-        sleep(delay)
+        sleep(pause)
         delay = min(delay * 2, check_interval)

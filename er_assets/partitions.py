@@ -38,21 +38,25 @@ def partitions_def(domain: Domain) -> "dg.TimeWindowPartitionsDefinition":
     return dg.MonthlyPartitionsDefinition(day_offset=s.day_of_month, **common)
 
 
-def partition_for_date(domain: Domain, day: dt.date) -> str:
-    """The key of the partition whose period contains the calendar day `day`."""
+def _period_start(domain: Domain, day: dt.date) -> dt.date:
+    """The first day of the cadence period that contains `day`."""
     s = domain.schedule
     if s.cadence == "daily":
-        start = day
-    elif s.cadence == "weekly":
+        return day
+    if s.cadence == "weekly":
         # Python's weekday() has Monday=0; WEEKDAYS starts on Sunday.
         back = (day.weekday() + 1 - WEEKDAYS.index(s.day_of_week)) % 7
-        start = day - dt.timedelta(days=back)
-    else:
-        start = day.replace(day=s.day_of_month)
-        if day.day < s.day_of_month:
-            start = _add_months(start, -1)
-    if start < s.start_date:
-        raise ValueError(f"{day.isoformat()} is before the first partition of domain '{domain.name}' ({s.start_date})")
+        return day - dt.timedelta(days=back)
+    start = day.replace(day=s.day_of_month)
+    return _add_months(start, -1) if day.day < s.day_of_month else start
+
+
+def partition_for_date(domain: Domain, day: dt.date) -> str:
+    """The key of the partition whose period contains the calendar day `day`."""
+    start = _period_start(domain, day)
+    if start < domain.schedule.start_date:
+        raise ValueError(f"{day.isoformat()} is before the first partition of domain '{domain.name}' "
+                         f"({domain.schedule.start_date})")
     return start.isoformat()
 
 
@@ -100,7 +104,11 @@ def previous_partitions(domain: Domain, partition_key: str, count: int) -> list[
     """Up to `count` keys of the partitions just before `partition_key`, newest first."""
     keys: list[str] = []
     start, _ = business_dates(domain, partition_key)
-    while len(keys) < count and start - dt.timedelta(days=1) >= domain.schedule.start_date:
-        keys.append(partition_for_date(domain, start - dt.timedelta(days=1)))
-        start = dt.date.fromisoformat(keys[-1])
+    while len(keys) < count:
+        # A period that starts before start_date is not a partition (weekly ones begin on the
+        # first configured weekday on or after it).
+        start = _period_start(domain, start - dt.timedelta(days=1))
+        if start < domain.schedule.start_date:
+            break
+        keys.append(start.isoformat())
     return keys

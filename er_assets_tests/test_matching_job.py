@@ -44,7 +44,8 @@ def job(status, processed=0, **extra):
 
 def drive(client, clock, previous=None, timeout=3600, check_interval=5):
     recorded, logs = [], []
-    outcome = run_matching_job(client, WF, previous, recorded.append, logs.append, timeout=timeout,
+    outcome = run_matching_job(client, WF, previous, lambda: logs.append("glue re-pointed"), recorded.append,
+                               logs.append, timeout=timeout,
                                check_interval=check_interval, sleep=clock.sleep, clock=clock)
     return outcome, recorded, logs
 
@@ -90,10 +91,13 @@ def test_missing_workflow_names_it(stubbed):
 def test_timeout_names_the_still_running_job(stubbed):
     client, stub = stubbed
     stub.add_response("start_matching_job", {"jobId": JOB})
-    for _ in range(4):
+    for _ in range(5):
         stub.add_response("get_matching_job", job("RUNNING"))
+    clock = Clock()
     with pytest.raises(MatchingJobTimeout, match=f"matching job {JOB} of {WF} still RUNNING after EXECUTION_TIMEOUT=5s"):
-        drive(client, Clock(), timeout=5, check_interval=2)
+        drive(client, clock, timeout=5, check_interval=2)
+    # The last poll happens at the deadline itself, not a back-off step before it.
+    assert clock.sleeps == [0.5, 1.0, 2, 1.5] and clock.now == 5
 
 
 def test_rerun_reattaches_to_a_running_job_instead_of_starting_another(stubbed):
@@ -104,6 +108,7 @@ def test_rerun_reattaches_to_a_running_job_instead_of_starting_another(stubbed):
     outcome, recorded, logs = drive(client, Clock(), previous=JOB)
     assert outcome.attached and not outcome.reused and recorded == []
     assert "re-attaching" in logs[0]
+    assert "glue re-pointed" not in logs  # the running job keeps reading what it was started on
 
 
 def test_rerun_after_a_failed_job_starts_a_new_one(stubbed):
@@ -111,8 +116,9 @@ def test_rerun_after_a_failed_job_starts_a_new_one(stubbed):
     stub.add_response("get_matching_job", job("FAILED", errorDetails={"errorMessage": "boom"}))
     stub.add_response("start_matching_job", {"jobId": "b" * 32})
     stub.add_response("get_matching_job", {**job("SUCCEEDED", 100), "jobId": "b" * 32})
-    outcome, recorded, _ = drive(client, Clock(), previous=JOB)
+    outcome, recorded, logs = drive(client, Clock(), previous=JOB)
     assert recorded == ["b" * 32] and outcome.job_id == "b" * 32
+    assert logs[0] == "glue re-pointed"  # the new job reads this partition, whatever ran since
 
 
 def test_missing_credentials_message():

@@ -70,3 +70,24 @@ def test_daily_schedule_fires_at_three_local_time_through_the_dst_week(config):
     context = dg.build_schedule_context(scheduled_execution_time=fired[3])
     request = next(iter(schedule.evaluate_tick(context).run_requests))
     assert request.partition_key == "2026-10-31"
+
+
+def test_previous_partitions_stop_at_the_first_partition(config):
+    from er_assets.partitions import previous_partitions
+
+    products = config.domain("products")  # start_date 2024-01-01 is a Monday: weeks start 2024-01-07
+    first = partitions_def(products).get_first_partition_key()
+    assert first == "2024-01-07"
+    assert previous_partitions(products, first, 5) == []
+    assert previous_partitions(products, "2024-01-21", 5) == ["2024-01-14", "2024-01-07"]
+    assert previous_partitions(config.domain("vendors"), "2024-03-01", 5) == ["2024-02-01", "2024-01-01"]
+
+
+def test_a_monthly_schedule_without_a_day_runs_on_the_first(tmp_path):
+    from er_assets.config import load_config
+    from er_assets_tests.conftest import write_config
+
+    path = write_config(tmp_path, lambda raw: raw["domains"]["vendors"]["schedule"].pop("day_of_month"))
+    vendors = load_config(path).domain("vendors")
+    assert vendors.schedule.day_of_month == 1
+    assert partition_for_date(vendors, dt.date(2026, 5, 17)) == "2026-05-01"
