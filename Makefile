@@ -35,6 +35,7 @@ test: install system-deps
 	$(BIN)/python -m pytest -q
 
 dev: install
+	$(BIN)/python -c 'from er_assets.deployment import ensure_dagster_home; ensure_dagster_home()'
 	$(BIN)/dagster dev -m er_assets.definitions
 
 bench: install

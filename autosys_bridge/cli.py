@@ -1,7 +1,8 @@
 """`autosys-bridge`: what AutoSys command jobs call.
 
-This module imports only the standard library at start-up, so `--help` and `--dry-run`
-answer in a fraction of a second; Dagster is imported only when a stage really runs.
+At start-up only the standard library and the configuration model (pydantic) are imported,
+so `--help` and `--dry-run` answer in a fraction of a second; Dagster, DuckDB and boto3 are
+imported only when a stage really runs.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def cmd_run(args) -> int:
     assets = [f"{domain.name}/{stage}" for stage in STAGES[args.stage]]
     if args.dry_run:
         run_config = _run_config(args)
-        command = ["dagster", "asset", "materialize", "-m", "er_assets.definitions",
+        # The plain Dagster CLI reads the configuration from the environment.
+        command = [f"ER_CONFIG={config.path}", "dagster", "asset", "materialize", "-m", "er_assets.definitions",
                    "--select", ",".join(assets), "--partition", partition]
         if run_config:
             command += ["--config-json", json.dumps(run_config)]

@@ -16,7 +16,7 @@ from autosys_bridge import exit_codes
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived (AutoSys KILLJOB or term_run_time)."""
+    """SIGTERM or SIGINT arrived (AutoSys KILLJOB or term_run_time)."""
 
 
 def run_tags(domain: str, stage: str, partition: str, process_date) -> dict[str, str]:
@@ -34,9 +34,19 @@ def _log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} autosys-bridge: {message}", file=sys.stderr, flush=True)
 
 
+# Errors raised by clients rather than by our stages that still mean "a service is unreachable
+# or the credentials are wrong": botocore's, the job history's, Snowflake's connection errors.
+SERVICE_ERRORS = frozenset({
+    "NoCredentialsError", "PartialCredentialsError", "EndpointConnectionError", "ConnectTimeoutError",
+    "TokenRetrievalError", "HistoryError", "OperationalError", "ForbiddenError",
+})
+
+
 def exit_code_for(result) -> tuple[int, str]:
     """The most specific exit code a finished run deserves, and a one-line reason."""
     from er_assets.errors import EXIT_CODES
+
+    codes = {**dict.fromkeys(SERVICE_ERRORS, exit_codes.SERVICE_UNAVAILABLE), **EXIT_CODES}
 
     if result.success:
         return exit_codes.OK, "success"
@@ -47,8 +57,8 @@ def exit_code_for(result) -> tuple[int, str]:
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         while error is not None:
-            if error.cls_name in EXIT_CODES:
-                return EXIT_CODES[error.cls_name], error.message.strip().splitlines()[0]
+            if error.cls_name in codes:
+                return codes[error.cls_name], error.message.strip().splitlines()[0]
             error = error.cause
     if failed_checks:
         names = ", ".join(f"{e.asset_key.to_user_string()}:{e.check_name}" for e in failed_checks)
@@ -73,8 +83,11 @@ def _reclaim_dead_runs(instance) -> None:
     open_runs = instance.get_runs(RunsFilter(
         statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={"er/host": socket.gethostname()}))
     for run in open_runs:
+        # A re-execution from the UI inherits its parent's tags: it is not a bridge run.
+        if run.tags.get("dagster/parent_run_id"):
+            continue
         pid = int(run.tags.get("er/pid", "0"))
-        if pid and _alive(pid):
+        if pid and _bridge_alive(pid):
             continue
         message = f"the bridge process {pid} that ran it died; closed by a later bridge run"
         _log(f"run {run.run_id}: {message}")
@@ -85,14 +98,20 @@ def _reclaim_dead_runs(instance) -> None:
                 store.record_end(run.run_id, row.stage, Status.FAILED, error_message=message)
 
 
-def _alive(pid: int) -> bool:
+def _bridge_alive(pid: int) -> bool:
+    """Is `pid` still a running bridge? A pid reused by another program does not count."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            command = cmdline.read()
+        return b"autosys" in command or b"er_assets" in command
+    except FileNotFoundError:
         return False
-    except PermissionError:  # someone else's process: alive
+    except OSError:  # no /proc here: fall back to "is the pid taken at all"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
         return True
-    return True
 
 
 def _interrupted(result) -> bool:
@@ -108,45 +127,55 @@ def _interrupted(result) -> bool:
 
 
 def run_stage(config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date) -> int:
-    from er_assets.deployment import ensure_dagster_home
+    def on_signal(signum, frame):
+        raise Terminated()
 
+    # Background processes may inherit ignored signals, and AutoSys's KILLJOB sends SIGINT or
+    # SIGTERM depending on the agent's settings: handle both, for the whole run.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run(config, domain, stage, assets, partition, run_config, process_date)
+    except Terminated:
+        _log("terminated before the run started; nothing ran")
+        return exit_codes.TERMINATED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(config, domain, stage, assets, partition, run_config, process_date) -> int:
+    from er_assets.deployment import deployment, ensure_dagster_home
+
+    try:
+        deployment()
+    except ValueError as exc:
+        _log(f"error: {exc}")
+        return exit_codes.USAGE
     ensure_dagster_home()
     import dagster as dg
 
     from er_assets.definitions import build_definitions
+    from er_assets.history.redact import redact_text
 
-    defs = build_definitions(config)
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = build_definitions(config).resolve_implicit_global_asset_job_def()
     keys = [dg.AssetKey.from_user_string(a) for a in assets]
     tags = run_tags(domain.name, stage, partition, process_date)
     _log(f"materialising {', '.join(assets)} for partition {partition} into {os.environ['DAGSTER_HOME']}")
-
-    def on_term(signum, frame):
-        raise Terminated()
-
-    # Background processes may inherit an ignored SIGTERM; install our own handler.
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            _reclaim_dead_runs(instance)
-            try:
-                result = job.execute_in_process(
-                    run_config=run_config or None, instance=instance, partition_key=partition,
-                    asset_selection=keys, tags=tags, raise_on_error=False,
-                )
-            except (Terminated, KeyboardInterrupt):
-                _log("terminated before the run started; nothing ran")
-                return exit_codes.TERMINATED
-            code, reason = exit_code_for(result)
-            if code == exit_codes.TERMINATED:
-                # The interrupted step rolled back (loads are one transaction); record the run
-                # as cancelled, as a terminate from the UI would, not as a data failure.
-                instance.report_run_canceled(
-                    instance.get_run_by_id(result.run_id),
-                    message="Terminated by SIGTERM (AutoSys KILLJOB or term_run_time); "
-                    "a matching job already started keeps running at AWS and a re-run re-attaches to it",
-                )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    _log(f"run {result.run_id}: {exit_codes.DESCRIPTIONS[code]} (exit {code}): {reason}")
+    with dg.DagsterInstance.get() as instance:
+        _reclaim_dead_runs(instance)
+        result = job.execute_in_process(
+            run_config=run_config or None, instance=instance, partition_key=partition,
+            asset_selection=keys, tags=tags, raise_on_error=False,
+        )
+        code, reason = exit_code_for(result)
+        if code == exit_codes.TERMINATED:
+            # The interrupted step rolled back (loads are one transaction); record the run
+            # as cancelled, as a terminate from the UI would, not as a data failure.
+            instance.report_run_canceled(
+                instance.get_run_by_id(result.run_id),
+                message="Terminated by SIGTERM (AutoSys KILLJOB or term_run_time); "
+                "a matching job already started keeps running at AWS and a re-run re-attaches to it",
+            )
+    # stderr lands in AutoSys's std_err_file: keep credentials out of it, as out of the history.
+    _log(f"run {result.run_id}: {exit_codes.DESCRIPTIONS[code]} (exit {code}): {redact_text(reason)}")
     return code

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import zoneinfo
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,6 +117,9 @@ class SchemaMapping(_Model):
         names = [f.fieldName for f in self.mappedInputFields]
         if len(set(names)) != len(names):
             raise ValueError("field names must be unique")
+        reserved = sorted(set(names) & RESERVED_OUTPUT_NAMES)
+        if reserved:
+            raise ValueError(f"field names {reserved} are reserved for the service's own output columns")
         return self
 
     @property
@@ -414,12 +416,6 @@ class Configuration(_Model):
             return self.domains[name]
         except KeyError:
             raise ConfigError(f"Domain '{name}' not found in configuration ({self.path})") from None
-
-    @cached_property
-    def digest(self) -> str:
-        import hashlib
-
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:

@@ -42,4 +42,9 @@ def build_definitions(config: Configuration) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_config())
+@dg.definitions
+def defs() -> dg.Definitions:
+    # Built when Dagster loads the location, not at import: the bridge imports
+    # build_definitions with the configuration it was given, and a broken ER_CONFIG must not
+    # stop it.
+    return build_definitions(load_config())

@@ -73,17 +73,26 @@ def production_resources(config: Configuration) -> dict:
     return build(config)
 
 
+def history_url(env=os.environ) -> str:
+    """The job history's database: ER_HISTORY_URL; locally a SQLite file in the data folder by
+    default. Production must name its database: a silent local file would lose the history."""
+    url = env.get(HISTORY_URL_ENV)
+    if url:
+        return url
+    if env.get(DEPLOYMENT_ENV, "local") == "production":
+        raise ValueError(f"{HISTORY_URL_ENV} must name the job history database in production")
+    return f"sqlite:///{local_paths()['history']}"
+
+
 def history_resource(config: Configuration):
-    """The job history: ER_HISTORY_URL; locally a SQLite file in the data folder by default.
-    Production must name its database: a silent local file would lose the history."""
     import dagster as dg
 
     from er_assets.run_history import HistoryResource
 
     sla = {name: domain.schedule.sla_minutes for name, domain in config.domains.items()}
-    if deployment() == "production":
-        return HistoryResource(url=dg.EnvVar(HISTORY_URL_ENV), sla_minutes=sla)
-    url = os.environ.get(HISTORY_URL_ENV) or f"sqlite:///{local_paths()['history']}"
+    # In production the URL stays an EnvVar, resolved when a run starts, so loading the
+    # definitions needs no secret.
+    url = dg.EnvVar(HISTORY_URL_ENV) if deployment() == "production" else history_url()
     return HistoryResource(url=url, sla_minutes=sla)
 
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from er_assets.errors import EXIT_CODES, MatchingJobTimeout
+from er_assets.errors import EXIT_CODES, GateClosed, MatchingJobTimeout
 from er_assets.history import HistoryStore, Status
 
 
@@ -66,6 +66,8 @@ def _status_for(exc: BaseException) -> tuple[Status, int]:
 
     if isinstance(exc, MatchingJobTimeout):
         return Status.TIMEOUT, exit_codes.TIMEOUT
+    if isinstance(exc, GateClosed):
+        return Status.DQ_FAILED, exit_codes.DQ_GATE_FAILED
     if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
         return Status.CANCELLED, exit_codes.TERMINATED
     return Status.FAILED, EXIT_CODES.get(type(exc).__name__, exit_codes.STAGE_FAILED)
@@ -78,22 +80,24 @@ def recording(context, history: HistoryResource, domain: str, stage: str) -> Ite
     tags = context.run.tags
     started_by, autosys_job = trigger(tags)
     record = StageRecord()
+    attempt = context.retry_number + 1  # a retried step reopens its row instead of adding one
     with history.store() as store:
         store.record_start(
             context.run_id, stage, domain, context.partition_key,
             tags.get("process_date") or context.partition_key, started_by,
-            job_name=context.job_name, autosys_job_name=autosys_job,
+            job_name=context.job_name, autosys_job_name=autosys_job, attempt=attempt,
         )
         try:
             yield record
         except BaseException as exc:
             status, code = _status_for(exc)
             store.record_end(context.run_id, stage, status, exit_code=code,
-                             error_message=f"{type(exc).__name__}: {exc}")
+                             error_message=f"{type(exc).__name__}: {exc}", attempt=attempt)
             raise
         if record.failed_checks:
             store.record_end(context.run_id, stage, Status.DQ_FAILED, record.record_count, exit_codes.DQ_GATE_FAILED,
-                             f"data-quality checks failed: {', '.join(record.failed_checks)}", record.metadata)
+                             f"data-quality checks failed: {', '.join(record.failed_checks)}", record.metadata,
+                             attempt=attempt)
         else:
             store.record_end(context.run_id, stage, Status.SUCCEEDED, record.record_count, exit_codes.OK,
-                             metadata=record.metadata)
+                             metadata=record.metadata, attempt=attempt)

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from autosys_bridge import exit_codes
+from er_assets.config import DEFAULT_CONFIG_PATH
 from er_assets_tests.conftest import seed, write_config
 
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli"]
@@ -61,8 +62,8 @@ def test_dry_run_prints_the_dagster_command_and_does_nothing(local_env):
     done = bridge("run", "products", "process", "--date", "2026-11-25", "--timeout", "600", "--dry-run")
     assert done.returncode == exit_codes.OK
     command, _, rest = done.stdout.partition("\n")
-    assert command.startswith("dagster asset materialize -m er_assets.definitions --select products/matched "
-                              "--partition 2026-11-22 --config-json")
+    assert command.startswith(f"ER_CONFIG={DEFAULT_CONFIG_PATH} dagster asset materialize -m er_assets.definitions "
+                              "--select products/matched --partition 2026-11-22 --config-json")
     assert json.loads(rest)["run_config"] == {"ops": {"products__matched": {"config": {"execution_timeout": 600}}}}
     assert runs(local_env) == []
 
@@ -82,7 +83,8 @@ def test_failed_stage_is_exit_one(local_env):
 
 
 def test_timeout_is_exit_four_and_names_the_job(config, local_env):
-    seed(config.domain("customers"), "2026-11-28", 60_000, local_env)
+    # Large enough that matching outlives a one-second EXECUTION_TIMEOUT even on a fast machine.
+    seed(config.domain("customers"), "2026-11-28", 400_000, local_env)
     assert bridge("run", "customers", "extract", "--date", "2026-11-28").returncode == 0
     done = bridge("run", "customers", "process", "--date", "2026-11-28", "--timeout", "1", "--check-interval", "1")
     assert done.returncode == exit_codes.TIMEOUT, done.stderr[-2000:]
@@ -161,3 +163,16 @@ def test_report_renders_the_history_and_says_when_the_database_is_down(tmp_path)
     assert down.returncode == exit_codes.SERVICE_UNAVAILABLE
     assert down.stderr.count("\n") == 1 and "cannot connect to the job history database" in down.stderr
     assert not (tmp_path / "x.html").exists()
+
+
+def test_bad_deployment_setting_is_a_usage_error(local_env):
+    done = bridge("run", "customers", "extract", "--date", "2026-11-28", env={"ER_DEPLOYMENT": "staging"})
+    assert done.returncode == exit_codes.USAGE
+    assert "ER_DEPLOYMENT='staging': expected one of local, production" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_production_without_a_history_database_says_so(local_env):
+    done = bridge("report", "-o", "/dev/null", env={"ER_DEPLOYMENT": "production", "ER_HISTORY_URL": ""})
+    assert done.returncode == exit_codes.SERVICE_UNAVAILABLE
+    assert "ER_HISTORY_URL must name the job history database in production" in done.stderr

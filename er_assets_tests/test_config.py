@@ -61,6 +61,8 @@ BROKEN = [
     (_set(["domains", "customers", "resolution", "ruleBasedProperties", "attributeMatchingModel"], "SOME"),
      "attributeMatchingModel"),
     (_set(["domains", "customers", "source", "partition_column"], "email"), "partition_column must not be a schema field"),
+    (_set(["domains", "customers", "schema", "mappedInputFields", 1, "fieldName"], "MatchID"),
+     "field names ['MatchID'] are reserved"),
     (_set(["domains"], {}), "non-empty 'domains'"),
 ]
 

@@ -85,7 +85,9 @@ def test_loading_production_definitions_imports_no_snowflake_and_connects_nowher
     env.update({"ER_DEPLOYMENT": "production", "DAGSTER_HOME": str(tmp_path)})
     code = (
         "import json, sys\n"
-        "from er_assets.definitions import defs\n"
+        "from er_assets.config import load_config\n"
+        "from er_assets.definitions import build_definitions\n"
+        "defs = build_definitions(load_config())\n"
         "defs.get_repository_def().get_all_jobs()\n"
         "print(json.dumps({'resources': sorted(defs.resources),"
         " 'imported': sorted(m for m in sys.modules if m.startswith(('dagster_snowflake', 'snowflake.')))}))\n"

@@ -292,7 +292,7 @@ def _when(domain: Domain) -> str:
     if schedule.cadence == "weekly":
         day = f"{schedule.day_of_week.capitalize()}s "
     elif schedule.cadence == "monthly":
-        day = f"day {schedule.day_of_month or 1} of each month "
+        day = f"day {schedule.day_of_month} of each month "
     else:
         day = "daily "
     return f"{day}at {schedule.time} {schedule.timezone}"
@@ -300,7 +300,7 @@ def _when(domain: Domain) -> str:
 
 def _monthly_dates(domain: Domain) -> list[str]:
     start = domain.schedule.start_date
-    day = domain.schedule.day_of_month or 1
+    day = domain.schedule.day_of_month
     dates = []
     for year in range(start.year, start.year + CALENDAR_YEARS):
         for month in range(1, 13):

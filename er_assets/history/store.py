@@ -62,12 +62,12 @@ class HistoryStore:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "HistoryStore":
         """The store named by ER_HISTORY_URL; without it, the local deployment's SQLite
         file (ER_DATA_DIR/history.db), so local runs keep their history with no setup."""
-        url = env.get(URL_ENV_VAR)
-        if not url:
-            from er_assets.deployment import local_paths  # the one place the local layout is defined
+        from er_assets.deployment import history_url  # the one place that default is decided
 
-            url = f"sqlite:///{local_paths()['history']}"
-        return cls.from_url(url)
+        try:
+            return cls.from_url(history_url(env))
+        except ValueError as exc:
+            raise HistoryError(str(exc)) from None
 
     # -- connection and schema -------------------------------------------------------
 

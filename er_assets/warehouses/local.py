@@ -201,5 +201,5 @@ class DuckDBWarehouse(Warehouse):
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:
             if not self._table_exists(con, domain.source.table):
-                return [f"source table {domain.source.table} does not exist in {self.path} (run `make seed`)"]
+                return [f"source table {domain.source.table} does not exist in {self.path} (`make demo` seeds sample data)"]
         return []
