@@ -62,7 +62,7 @@ def cmd_params(args) -> int:
         "end_date": end.isoformat(),
         "source_table": domain.source.table,
         "target_table": domain.target.table,
-        "extract_uri": domain.extract_uri(partition),
+        "extract_prefix": domain.partition_prefix(partition),
         "output_prefix": domain.output_prefix,
         "workflow_name": domain.workflow_name,
         "glue_table": f"{config.settings.glue_database}.{domain.glue_table}",

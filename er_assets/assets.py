@@ -74,7 +74,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         with recording(context, history, name, "extract") as record:
             started = time.monotonic()
             start, end = business_dates(domain, context.partition_key)
-            uri = domain.extract_uri(context.partition_key)
+            uri = domain.extract_uri(context.partition_key, context.run_id)
             metadata = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
             drift = warehouse.source_schema_problems(domain)
             if drift:

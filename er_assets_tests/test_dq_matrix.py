@@ -196,9 +196,11 @@ def test_offending_ids_observed_value_and_threshold_are_in_the_metadata(config, 
 
 def test_records_lost_between_stages(config, local_env, instance):
     seeded(config, local_env)
-    assert run(config, instance, ["extract"]).success
+    extract = run(config, instance, ["extract"])
+    assert extract.success
     # The extract's files lose records after it was checked (a partial rewrite, a lifecycle rule).
-    part = local_paths()["objects"] / f"er-data-lake/entity-resolution/{DOMAIN}/extract/partition={PARTITION}"
+    part = (local_paths()["objects"] / f"er-data-lake/entity-resolution/{DOMAIN}/extract/partition={PARTITION}"
+            / f"run={extract.run_id}")
     con = duckdb.connect()
     con.execute(f"COPY (SELECT * FROM read_parquet('{part}/data_0.parquet') LIMIT 250) TO '{part}/short.parquet'")
     con.close()

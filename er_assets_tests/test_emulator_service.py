@@ -70,12 +70,12 @@ def test_job_runs_asynchronously_and_writes_the_service_layout(clients, config, 
 
     paths = local_paths()
     DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=str(paths["objects"])).unload_extract(
-        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), domain.extract_uri("2026-10-01"))
+        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), domain.extract_uri("2026-10-01", "r1"))
     from er_assets.matching_job import point_glue_table
 
-    point_glue_table(glue, "entity_resolution", "vendors_input", domain.extract_uri("2026-10-01"))
+    point_glue_table(glue, "entity_resolution", "vendors_input", domain.extract_uri("2026-10-01", "r1"))
     assert glue.get_table(DatabaseName="entity_resolution", Name="vendors_input")["Table"]["StorageDescriptor"][
-        "Location"] == domain.extract_uri("2026-10-01")
+        "Location"] == domain.extract_uri("2026-10-01", "r1")
 
     job_id = er.start_matching_job(workflowName="vendor-matching-workflow")["jobId"]
     first = er.get_matching_job(workflowName="vendor-matching-workflow", jobId=job_id)

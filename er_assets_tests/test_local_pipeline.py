@@ -42,8 +42,9 @@ def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instanc
     assert extract.success
     meta = extract.asset_materializations_for_node("customers__extract")[0].metadata
     assert meta["rows"].value == 3000
-    assert meta["uri"].value == "s3://er-data-lake/entity-resolution/customers/extract/partition=2026-11-28/"
-    parquet = local_paths()["objects"] / "er-data-lake/entity-resolution/customers/extract/partition=2026-11-28"
+    assert meta["uri"].value == (f"s3://er-data-lake/entity-resolution/customers/extract/partition=2026-11-28/"
+                                 f"run={extract.run_id}/")
+    parquet = local_paths()["objects"] / f"er-data-lake/entity-resolution/customers/extract/partition=2026-11-28/run={extract.run_id}"
     assert [p.name for p in parquet.iterdir()] == ["data_0.parquet"]
 
     matched = materialize(config, instance, "customers", ["matched"])

@@ -128,7 +128,7 @@ def rows_of(conn, table: str, partition: str) -> list[tuple]:
 
 
 UNLOAD_SNAPSHOT = (
-    'COPY INTO @ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/ FROM ('
+    'COPY INTO @ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/run=r1/ FROM ('
     'SELECT TO_VARCHAR("CUSTOMER_ID") AS "customer_id", TO_VARCHAR("FIRST_NAME") AS "first_name", '
     'TO_VARCHAR("LAST_NAME") AS "last_name", TO_VARCHAR("EMAIL") AS "email", TO_VARCHAR("PHONE") AS "phone", '
     'TO_VARCHAR("ADDRESS") AS "address", TO_VARCHAR("CITY") AS "city", TO_VARCHAR("STATE") AS "state", '
@@ -139,7 +139,7 @@ UNLOAD_SNAPSHOT = (
 
 
 def test_unload_statement_snapshot_and_parse(domain):
-    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", domain.extract_uri(PARTITION))
+    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", domain.extract_uri(PARTITION, "r1"))
     sql = sf.unload_sql(location, sf.extract_select(domain))
     assert sql == UNLOAD_SNAPSHOT
 
@@ -147,7 +147,7 @@ def test_unload_statement_snapshot_and_parse(domain):
     bound = sql % {"start": "'2024-03-05'", "end": "'2024-03-06'"}
     tree = sqlglot.parse_one(bound, read="snowflake")
     assert isinstance(tree, exp.Copy)
-    assert tree.this.sql(dialect="snowflake") == "@ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/"
+    assert tree.this.sql(dialect="snowflake") == "@ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/run=r1/"
     query = tree.args["files"][0].this
     assert isinstance(query, exp.Select)
     assert [e.alias for e in query.expressions] == domain.schema.columns
@@ -281,12 +281,13 @@ def test_extract_profile_and_files(domain, objects):
         {**base, "customer_id": "C6", "load_date": dt.date(2024, 3, 6)},  # next partition
         {**base, "customer_id": "C7", "email": "ann at example", "phone": None, "load_date": day},
     ]
-    stale = objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/data_9_9_9.snappy.parquet"
+    # Left by an earlier attempt of the same run (a retried step) with more parts than this one.
+    stale = objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/run=r1/data_9_9_9.snappy.parquet"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left by a larger earlier run")
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
-        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION))
+        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1"))
     assert result.profile == {
         "rows": 6, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
         "null_counts": {"customer_id": 1, "last_name": 1},
@@ -301,8 +302,9 @@ def test_extract_profile_and_files(domain, objects):
         },
     }
     assert result.rows == 6
-    assert result.files == [domain.extract_uri(PARTITION) + "data_0_0_0.snappy.parquet"]
-    written = pq.read_table(objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05")
+    assert result.files == [domain.extract_uri(PARTITION, "r1") + "data_0_0_0.snappy.parquet"]
+    written = pq.read_table(objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/run=r1"
+                            / "data_0_0_0.snappy.parquet")
     assert written.column_names == domain.schema.columns
 
 
@@ -358,10 +360,10 @@ def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
     con.close()
 
     local = DuckDBWarehouse(path=str(path), objects_root=str(tmp_path / "local"))
-    expected = local.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION)).profile
+    expected = local.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1")).profile
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
         profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
-                                                    domain.extract_uri(PARTITION)).profile
+                                                    domain.extract_uri(PARTITION, "r1")).profile
     assert profile == expected
     assert profile["formats"]["email"]["invalid"] == 7 and profile["duplicate_ids"] == 2
