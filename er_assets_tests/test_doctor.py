@@ -40,7 +40,7 @@ def test_local_names_missing_source_tables_then_passes(config, local_env, capsys
     checks = by_name(doctor.run_doctor(config, "local"))
     assert checks["customers: warehouse"] == (
         False, f"RuntimeError: source table customers_source does not exist in {local_env / 'warehouse.duckdb'} "
-               "(run `make seed`)")
+               "(`make demo` seeds sample data)")
     assert checks["customers: glue table"][0] and checks["customers: matching workflow"][0]
     assert cli(["doctor", "--deployment", "local"]) == exit_codes.SERVICE_UNAVAILABLE
     assert "FAIL  customers: warehouse" in capsys.readouterr().out
