@@ -13,7 +13,7 @@ from autosys_bridge.jil.diff import DRIFT
 from autosys_bridge.jil.graph import build_graph, to_dot
 from autosys_bridge.jil.parser import parse_jil
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "jil-corpus"
+CORPUS = Path(__file__).with_name("jil") / "corpus"
 DATA = Path(__file__).with_name("data")
 
 
@@ -47,18 +47,18 @@ def test_jil_bad_configuration_is_a_usage_error_in_one_line(tmp_path, capsys):
 
 def test_parse_json_and_strict(capsys):
     assert (
-        run("parse", str(CORPUS / "astronomer__jilutil__tests_sample.jil"), "--json")
+        run("parse", str(CORPUS / "autorep_q_export.jil"), "--json")
         == exit_codes.OK
     )
     body = json.loads(capsys.readouterr().out)
     job = body["statements"][2]
     assert (job["name"], job["job_type"], job["box_name"], job["line"]) == (
-        "SAMPLE_CMD_JOB_2",
+        "LEDGER_POST",
         "CMD",
-        "SAMPLE_BOX_JOB",
-        35,
+        "LEDGER_NIGHTLY",
+        32,
     )
-    assert job["conditions"]["condition"]["job"] == "SAMPLE_CMD_JOB_1"
+    assert job["conditions"]["condition"]["job"] == "LEDGER_EXTRACT"
     assert body["problems"] == []
 
     broken = str(DATA / "broken.jil")
@@ -113,7 +113,7 @@ def test_graph_png_of_a_corpus_file(tmp_path):
     assert (
         run(
             "graph",
-            str(CORPUS / "astronomer__jilutil__tests_sample.jil"),
+            str(CORPUS / "autorep_q_export.jil"),
             "-f",
             "png",
             "-o",

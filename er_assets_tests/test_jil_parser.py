@@ -1,5 +1,5 @@
-"""The JIL parser on the public corpus (hand-checked expectations), on broken JIL, and on the
-syntax corners: header form, quoting, escapes, comments, continuations, blobs, CRLF, non-ASCII."""
+"""The JIL parser on the project's JIL corpus (hand-checked expectations), on broken JIL, and on
+the syntax corners: header form, quoting, escapes, comments, continuations, blobs, CRLF, non-ASCII."""
 
 from pathlib import Path
 
@@ -7,67 +7,77 @@ import pytest
 
 from autosys_bridge.jil.parser import parse_jil, read_jil, JilReadError
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "jil-corpus"
+CORPUS = Path(__file__).with_name("jil") / "corpus"
 DATA = Path(__file__).with_name("data")
 
 # file -> [(subcommand, name, job_type, box_name, {attribute: canonical condition})]
 EXPECTED = {
-    "astronomer__jilutil__tests_four.jil": [
-        ("insert_job", "EOD_post", "CMD", None, {"condition": "s(EOD_watch)"}),
+    "autorep_q_export.jil": [
+        ("insert_job", "LEDGER_NIGHTLY", "BOX", None, {}),
+        ("insert_job", "LEDGER_EXTRACT", "CMD", "LEDGER_NIGHTLY", {}),
+        ("insert_job", "LEDGER_POST", "CMD", "LEDGER_NIGHTLY", {"condition": "s(LEDGER_EXTRACT)"}),
+    ],
+    "block_comments.jil": [("insert_job", "SWEEP_TMP", "CMD", None, {})],
+    "calendars_export.jil": [
+        ("calendar", "hol_settlement", None, None, {}),
+        ("cycle", "cyc_month_end", None, None, {}),
+        ("extended_calendar", "ext_last_business_day", None, None, {}),
+        ("ext_calendar", "ext_first_and_last", None, None, {}),
+    ],
+    "colons_torture.jil": [
         (
             "insert_job",
-            "test_sample_04",
+            "colon_maze",
             "CMD",
             None,
-            {"condition": "s(test_sample_01,12.00) & f(test_sample_02,24.00) & s(test_sample_03)"},
+            {"condition": "s(FEED:EU:DAILY) & d(MASTER_JOB^PR1)"},
         ),
+        ("insert_job", "copy_glob", "CMD", None, {}),
     ],
-    "astronomer__jilutil__tests_one.jil": [
-        ("insert_job", "TEST.ECHO", "CMD", None, {}),
-        ("insert_job", "ft_job", "FT", None, {}),
-        ("insert_job", "ft_job", "FT", None, {}),
-        ("insert_job", "fw_job", "FW", None, {}),
-        ("insert_job", "TEST.ECHO.UNX.CD", "CMD", None, {}),
+    "every_subcommand.jil": [
+        ("insert_machine", "agent01", None, None, {}),
+        ("update_machine", "agent01", None, None, {}),
+        ("insert_resource", "DB_SLOTS", None, None, {}),
+        ("update_resource", "DB_SLOTS", None, None, {}),
+        ("insert_job", "EXTRACT_A", "CMD", None, {}),
+        ("update_job", "EXTRACT_A", None, None, {}),
+        ("override_job", "EXTRACT_A", None, None, {}),
+        ("insert_job", "OLD_NAME", "CMD", None, {}),
+        ("rename_job", "OLD_NAME", None, None, {}),
+        ("insert_job", "GONE_BOX", "BOX", None, {}),
+        ("insert_job", "GONE_CHILD", "CMD", "GONE_BOX", {}),
+        ("delete_box", "GONE_BOX", None, None, {}),
+        ("delete_job", "NEVER_INSERTED", None, None, {}),
+        ("delete_resource", "OLD_SLOTS", None, None, {}),
+        ("delete_machine", "agent99", None, None, {}),
     ],
-    "astronomer__jilutil__tests_sample.jil": [
-        ("insert_job", "SAMPLE_BOX_JOB", "BOX", None, {}),
-        ("insert_job", "SAMPLE_CMD_JOB_1", "CMD", "SAMPLE_BOX_JOB", {}),
+    "kitchen_sink.jil": [
+        ("insert_job", "risk_batch", "CMD", None, {}),
+        ("insert_job", "risk_inbox", "FW", None, {}),
+        ("insert_job", "risk_box", "BOX", None, {}),
+        ("insert_job", "risk_cleanup", "CMD", "risk_box", {}),
+    ],
+    "long_conditions.jil": [
+        ("insert_job", "RECONCILE", "CMD", None, {"condition": "s(FEED_ARRIVED)"}),
         (
             "insert_job",
-            "SAMPLE_CMD_JOB_2",
-            "CMD",
-            "SAMPLE_BOX_JOB",
-            {"condition": "s(SAMPLE_CMD_JOB_1)"},
-        ),
-    ],
-    "astronomer__jilutil__tests_three.jil": [
-        ("insert_job", "WATCH_DONE_FILE", "CMD", None, {}),
-    ],
-    "astronomer__jilutil__tests_two.jil": [
-        ("insert_job", "prodbackup", "CMD", None, {}),
-        ("insert_job", "prodbackup", "CMD", None, {}),
-    ],
-    "mrbald__dsl41__tests_corpus_calendars_autocal.jil": [
-        ("calendar", "cal_exchange_holidays", None, None, {}),
-        ("cycle", "cyc_quarter_close", None, None, {}),
-        ("extended_calendar", "cal_last_workday", None, None, {}),
-        ("ext_calendar", "cal_month_edges", None, None, {}),
-    ],
-    "mrbald__dsl41__tests_corpus_kitchen_sink.jil": [
-        ("insert_job", "sink_cmd", "CMD", None, {}),
-        ("insert_job", "sink_fw", "FW", None, {}),
-        ("insert_job", "sink_box", "BOX", None, {}),
-        ("insert_job", "sink_boxed", "CMD", "sink_box", {}),
-    ],
-    "mrbald__dsl41__tests_corpus_torture_colon.jil": [
-        (
-            "insert_job",
-            "colon_torture",
+            "PUBLISH_REPORT",
             "CMD",
             None,
-            {"condition": "s(JOB:WITH:COLONS) & s(DB_BACKUP^PRD)"},
+            {"condition": "s(RECONCILE,06.30) & f(RECONCILE_ALT,48.00) & n(ARCHIVE)"},
         ),
-        ("insert_job", "glob_shell", "CMD", None, {}),
+    ],
+    "multi_line_values.jil": [("insert_job", "SPREAD_OUT", "CMD", None, {})],
+    "no_space_after_colon.jil": [
+        ("insert_job", "archive_db", "CMD", None, {}),
+        ("update_job", "archive_db", None, None, {}),
+    ],
+    "watchers_and_dotted_names.jil": [
+        ("insert_job", "PAY.RUN.START", "CMD", None, {}),
+        ("insert_job", "pay_ft", "FT", None, {}),
+        ("insert_job", "pay_ft", "FT", None, {}),
+        ("insert_job", "pay_fw", "FW", None, {}),
+        ("insert_job", "PAY.RUN.LOG", "CMD", None, {}),
     ],
 }
 
@@ -93,55 +103,84 @@ def test_corpus_file(name):
     assert parsed.problems == []
 
 
-def test_corpus_statement_lines_and_values():
-    sample = read_jil(CORPUS / "astronomer__jilutil__tests_sample.jil")
-    box = sample.statements[0]
-    assert (box.line, box.end_line) == (3, 11)  # the `/* --- */` banner above is a comment
-    assert box.get("start_times") == "20:00" and box.get("description") == "Sample box job"
-    assert sample.statements[2].attributes[0].line == 35
+def test_autorep_q_header_form_lines_and_quoted_values():
+    box, extract, post = read_jil(CORPUS / "autorep_q_export.jil").statements
+    assert (box.line, box.end_line) == (3, 12)  # the `/* --- */` banner above is a comment
+    assert box.get("start_times") == "21:15" and box.get("description") == "Nightly ledger close"
+    assert box.get("job_type") == "BOX"  # the trailing blank after the header is not value
+    assert extract.get("command") == "D:\\ledger\\bin\\extract.cmd"  # backslashes kept
+    assert extract.get("description") == "Pull the day's postings"
+    assert post.attributes[7].line == 39 and post.attributes[7].name == "condition"
 
-    one = read_jil(CORPUS / "astronomer__jilutil__tests_one.jil")
-    assert (
-        one.statements[0].get("command") == 'echo "Hello World"'
-    )  # inner quotes are the command's
-    assert one.statements[2].get("watch_file") == "c:\\data\\monthly.log"
 
-    three = read_jil(CORPUS / "astronomer__jilutil__tests_three.jil").statements[0]
-    assert three.line == 6 and three.get("max_run_alarm") == "600"  # trailing comment dropped
+def test_values_quotes_comments_and_attr_without_space():
+    pay_start, _, pay_ft, _, pay_log = read_jil(CORPUS / "watchers_and_dotted_names.jil").statements
+    assert pay_start.get("command") == 'echo "Payroll window open"'  # inner quotes are the command's
+    assert pay_ft.get("watch_file") == "e:\\payroll\\in\\month.csv"
+    assert pay_log.get("std_out_file") == "/var/log/pay/$AUTO_JOB_NAME.out"
 
-    two = read_jil(CORPUS / "astronomer__jilutil__tests_two.jil").statements
-    assert two[0].get("machine") == "prod1"  # `attr:value` without a space
-    assert two[1].get("command") == "/root/backup.sh && curl -sm 30 k.wdt.io/123abc/backupdb"
+    sweep = read_jil(CORPUS / "block_comments.jil").statements[0]
+    assert sweep.line == 6 and sweep.get("max_run_alarm") == "45"  # trailing comment dropped
+    assert sweep.get("term_run_time") == "90"  # after a `#` comment line
+
+    insert, update = read_jil(CORPUS / "no_space_after_colon.jil").statements
+    assert insert.get("machine") == "db1"  # `attr:value` without a space
+    assert insert.get("start_times") == "23:40"
+    assert update.get("command") == "/opt/db/archive.sh --full && logger -t archive done"
 
 
 def test_corpus_torture_colons_and_comment_lookalikes():
-    colon, glob = read_jil(CORPUS / "mrbald__dsl41__tests_corpus_torture_colon.jil").statements
-    assert colon.get("machine") == "m:01"
-    assert colon.get("command") == 'echo "a : b" C:\\\\TEMP'
-    assert colon.get("std_out_file") == "/tmp/out:file.err"
-    assert colon.get("description") == "hash # and /* markers inside quotes stay value"
-    assert glob.get("command") == "cp /tmp/in/* /tmp/out/"
-    assert glob.get("std_err_file") == "/tmp/log /*unclosed-glob-lookalike"
-    assert glob.get("description") == "results #1 and #2 stay value"
+    colon, glob = read_jil(CORPUS / "colons_torture.jil").statements
+    assert colon.get("machine") == "host:7"
+    assert colon.get("command") == 'printf "x : y" D:\\\\OUT'
+    assert colon.get("std_out_file") == "/var/tmp/run:1.log"
+    assert colon.get("description") == "a # sign and a /* marker in quotes are value"
+    assert glob.get("command") == "mv /data/in/* /data/done/"
+    assert glob.get("std_err_file") == "/var/tmp/err /*never-closed-glob"
+    assert glob.get("description") == "steps #3 and #4 stay value"
 
 
 def test_corpus_calendars_keep_date_rows_and_repeated_attributes():
-    holidays, cycle, extended, edges = read_jil(
-        CORPUS / "mrbald__dsl41__tests_corpus_calendars_autocal.jil"
-    ).statements
-    assert holidays.dates == ["01/01/2026 00:00", "07/03/2026 00:00", "12/25/2026 00:00"]
-    assert cycle.values("start_date") == ["03/28/2026", "06/27/2026"]
+    holidays, cycle, extended, edges = read_jil(CORPUS / "calendars_export.jil").statements
+    assert holidays.dates == [
+        "01/01/2027 00:00",
+        "05/01/2027 00:00",
+        "12/25/2027 00:00",
+        "12/26/2027 00:00",
+    ]
+    assert cycle.values("start_date") == ["01/28/2027", "02/25/2027", "03/29/2027"]
+    assert cycle.values("end_date") == ["02/01/2027", "03/01/2027", "04/01/2027"]
     assert extended.get("condition") == "CWRK#L" and extended.conditions == {}
+    assert extended.get("holcal") == "hol_settlement"
     assert edges.values("condition") == ["FOMWORK", "EOMWORK"]
 
 
 def test_corpus_kitchen_sink_values():
-    sink = read_jil(CORPUS / "mrbald__dsl41__tests_corpus_kitchen_sink.jil").statements[0]
-    assert sink.get("start_times") == "03:30, 15:30"
-    assert sink.get("must_complete_times") == "04:40, 16:40"
-    assert sink.get("run_window") == "02:00-06:00"
-    assert sink.get("envvars") == "REGION=EU,MODE=full"
+    sink = read_jil(CORPUS / "kitchen_sink.jil").statements[0]
+    assert sink.get("start_times") == "04:10, 16:10"
+    assert sink.get("must_complete_times") == "05:30, 17:30"
+    assert sink.get("run_window") == "03:00-07:00"
+    assert sink.get("envvars") == "DESK=RATES,HORIZON=10D"
+    assert sink.get("fail_codes") == "8, 10-13"
     assert len(sink.attributes) == 27
+
+
+def test_corpus_multi_line_values_join_as_lists():
+    job = read_jil(CORPUS / "multi_line_values.jil").statements[0]
+    assert job.get("start_times") == "02:00, 08:00, 14:00"  # open quote continues
+    assert job.get("days_of_week") == "mo,tu,we, th,fr"  # trailing comma continues
+    assert job.get("must_start_times") == "05, 35"
+    assert job.get("description") == "one line" and job.end_line == 12
+
+
+def test_corpus_every_subcommand_applies_to_the_effective_jobs():
+    parsed = read_jil(CORPUS / "every_subcommand.jil")
+    jobs = parsed.effective_jobs()
+    assert sorted(jobs) == ["EXTRACT_A", "NEW_NAME"]  # GONE_BOX deleted with its child
+    assert jobs["EXTRACT_A"].get("n_retrys") == "1"
+    assert jobs["EXTRACT_A"].get("resources") == "(DB_SLOTS,QUANTITY=1,FREE=A)"
+    machine = parsed.statements[0]
+    assert machine.get("node_name") == "agent01.bank.example"
 
 
 def test_broken_jil_problems_are_reported_by_line_and_the_rest_is_read():
