@@ -36,7 +36,7 @@ test: install system-deps
 
 dev: install
 	$(BIN)/python -c 'from er_assets.deployment import ensure_dagster_home; ensure_dagster_home()'
-	$(BIN)/dagster dev -m er_assets.definitions
+	$(BIN)/dagster dev -w workspace.yaml
 
 bench: install
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

@@ -19,9 +19,9 @@ class Terminated(BaseException):
     """SIGTERM or SIGINT arrived (AutoSys KILLJOB or term_run_time)."""
 
 
-def run_tags(domain: str, stage: str, partition: str, process_date) -> dict[str, str]:
+def run_tags(domain: str, stage: str, partition: str, process_date, trigger: str = "cli") -> dict[str, str]:
     tags = {"domain": domain, "stage": stage, "process_date": str(process_date or partition),
-            "er/trigger": "autosys" if os.environ.get("AUTO_JOB_NAME") else "cli",
+            "er/trigger": "autosys" if os.environ.get("AUTO_JOB_NAME") else trigger,
             "er/host": socket.gethostname(), "er/pid": str(os.getpid())}
     if os.environ.get("AUTO_JOB_NAME"):
         tags["autosys/job_name"] = os.environ["AUTO_JOB_NAME"]
@@ -126,7 +126,8 @@ def _interrupted(result) -> bool:
     return False
 
 
-def run_stage(config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date) -> int:
+def run_stage(config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date,
+              trigger: str = "cli") -> int:
     def on_signal(signum, frame):
         raise Terminated()
 
@@ -134,7 +135,7 @@ def run_stage(config, domain, stage: str, assets: list[str], partition: str, run
     # SIGTERM depending on the agent's settings: handle both, for the whole run.
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _run(config, domain, stage, assets, partition, run_config, process_date)
+        return _run(config, domain, stage, assets, partition, run_config, process_date, trigger)
     except Terminated:
         _log("terminated before the run started; nothing ran")
         return exit_codes.TERMINATED
@@ -143,7 +144,7 @@ def run_stage(config, domain, stage: str, assets: list[str], partition: str, run
             signal.signal(sig, handler)
 
 
-def _run(config, domain, stage, assets, partition, run_config, process_date) -> int:
+def _run(config, domain, stage, assets, partition, run_config, process_date, trigger) -> int:
     from er_assets.deployment import deployment, ensure_dagster_home
 
     try:
@@ -154,12 +155,13 @@ def _run(config, domain, stage, assets, partition, run_config, process_date) -> 
     ensure_dagster_home()
     import dagster as dg
 
-    from er_assets.definitions import build_definitions
+    from er_assets.definitions import build_definitions, job_name
     from er_assets.history.redact import redact_text
 
-    job = build_definitions(config).resolve_implicit_global_asset_job_def()
+    # The domain's own job, not the implicit asset job: the run shows on the job's page.
+    job = build_definitions(config).resolve_job_def(job_name(domain.name))
     keys = [dg.AssetKey.from_user_string(a) for a in assets]
-    tags = run_tags(domain.name, stage, partition, process_date)
+    tags = run_tags(domain.name, stage, partition, process_date, trigger)
     _log(f"materialising {', '.join(assets)} for partition {partition} into {os.environ['DAGSTER_HOME']}")
     with dg.DagsterInstance.get() as instance:
         _reclaim_dead_runs(instance)

@@ -15,7 +15,15 @@ from er_assets.sensors import build_sensors
 
 
 def job_name(domain_name: str) -> str:
-    return f"{domain_name}_pipeline"
+    """`ER_<domain>`: every run of the domain's stages belongs to this job, whoever starts it.
+
+    The bridge and the demo run it by name. The UI materialises selected assets in the first
+    job, in the asset's sorted job names, that holds them all (`getCommonJob` in ui-core's
+    LaunchAssetExecutionButton.tsx; `AssetNodeSnap.job_names` is sorted in dagster's
+    external_data.py). The implicit `__ASSET_JOB` holds every asset; an upper-case first letter
+    sorts before its underscore, so the UI, and its backfills, pick the domain's job.
+    """
+    return f"ER_{domain_name}"
 
 
 def build_definitions(config: Configuration) -> dg.Definitions:

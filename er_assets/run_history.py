@@ -40,9 +40,37 @@ def trigger(tags: dict) -> tuple[str, str | None]:
         return f"schedule:{tags['dagster/schedule_name']}", None
     if tags.get("dagster/backfill"):
         return f"backfill:{tags['dagster/backfill']}", None
-    if tags.get("er/trigger") == "cli":
-        return "cli", None
+    if tags.get("er/trigger") in ("cli", "demo"):
+        return tags["er/trigger"], None
     return "ui", None
+
+
+def stage_tag(stages: set[str]) -> str:
+    """The bridge's name for a set of stages: `extract`, `process`, `load`, `all`, or a
+    `+`-joined subset such as `process+load` (a UI selection of two assets)."""
+    from autosys_bridge.cli import STAGES
+
+    if stages >= set(STAGES["all"]):
+        return "all"
+    single = {members[0]: name for name, members in STAGES.items() if len(members) == 1}
+    return "+".join(single[stage] for stage in STAGES["all"] if stage in stages)
+
+
+def complete_run_tags(context, domain: str) -> None:
+    """Give a run the tags the bridge sets (domain, stage, process_date, er/trigger), whatever
+    started it: the UI, a schedule, a backfill. Tags already set are kept, so a bridge run
+    keeps its own. Added by the run's first step, as Dagster lets a run's tags grow
+    (`DagsterInstance.add_run_tags`); the job's static `domain` tag is there from the start."""
+    from er_assets.history import STAGES
+
+    tags = context.run.tags
+    selection = context.run.asset_selection  # None: the whole job
+    stages = {key.path[-1] for key in selection if key.path[0] == domain} if selection else set(STAGES)
+    wanted = {"domain": domain, "stage": stage_tag(stages), "process_date": context.partition_key,
+              "er/trigger": trigger(tags)[0].split(":")[0]}
+    missing = {key: value for key, value in wanted.items() if key not in tags}
+    if missing:
+        context.instance.add_run_tags(context.run_id, missing)
 
 
 class StageRecord:
@@ -78,6 +106,7 @@ def recording(context, history: HistoryResource, domain: str, stage: str) -> Ite
     from autosys_bridge import exit_codes
 
     tags = context.run.tags
+    complete_run_tags(context, domain)
     started_by, autosys_job = trigger(tags)
     record = StageRecord()
     attempt = context.retry_number + 1  # a retried step reopens its row instead of adding one

@@ -22,9 +22,10 @@ def bridge(*args, env=None, timeout=120):
                           timeout=timeout)
 
 
-def runs(local_env):
+def runs(local_env, with_job=False):
     with dg.DagsterInstance.from_config(str(local_env / "dagster_home")) as instance:
-        return [(r.status.value, r.tags) for r in instance.get_runs()]
+        return [(r.status.value, r.tags, r.job_name) if with_job else (r.status.value, r.tags)
+                for r in instance.get_runs()]
 
 
 def test_success_is_exit_zero_and_the_run_is_in_the_instance_with_its_tags(config, local_env):
@@ -33,8 +34,8 @@ def test_success_is_exit_zero_and_the_run_is_in_the_instance_with_its_tags(confi
                   env={"AUTO_JOB_NAME": "ER_CUSTOMER_BOX", "AUTORUN": "4242"})
     assert done.returncode == exit_codes.OK, done.stderr[-2000:]
     assert "success (exit 0)" in done.stderr
-    [(status, tags)] = runs(local_env)
-    assert status == "SUCCESS"
+    [(status, tags, job)] = runs(local_env, with_job=True)
+    assert status == "SUCCESS" and job == "ER_customers"  # the domain's job, not __ASSET_JOB
     assert tags["autosys/job_name"] == "ER_CUSTOMER_BOX" and tags["autosys/run_number"] == "4242"
     assert (tags["domain"], tags["stage"], tags["dagster/partition"], tags["er/trigger"]) == (
         "customers", "all", "2026-11-28", "autosys")

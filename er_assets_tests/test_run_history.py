@@ -53,6 +53,30 @@ def test_in_process_run_and_its_rerun_each_count_once_per_stage(config, local_en
     assert extract.duration_seconds >= 0 and extract.end_time >= extract.start_time
 
 
+def test_runs_started_anywhere_get_the_bridge_tags(config, local_env):
+    """A UI materialisation of two assets, a schedule's run of the job and a backfill run carry
+    domain, stage, process_date and er/trigger like a bridge run; tags already set are kept."""
+    seed(config.domain("vendors"), "2026-10-01", 200, local_env)
+    defs = build_definitions(config)
+    implicit, job = defs.resolve_implicit_global_asset_job_def(), defs.resolve_job_def("ER_vendors")
+    keys = [dg.AssetKey(["vendors", s]) for s in ("extract", "matched", "loaded")]
+    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
+        implicit.execute_in_process(instance=instance, partition_key="2026-10-01", asset_selection=keys[:1])
+        ui = implicit.execute_in_process(instance=instance, partition_key="2026-10-01", asset_selection=keys[1:])
+        scheduled = job.execute_in_process(instance=instance, partition_key="2026-10-01",
+                                           tags={"dagster/schedule_name": "vendors_schedule"})
+        backfill = job.execute_in_process(instance=instance, partition_key="2026-10-01", asset_selection=keys[2:],
+                                          tags={"dagster/backfill": "abc", "process_date": "2026-10-15"})
+        tags = {name: instance.get_run_by_id(result.run_id).tags
+                for name, result in (("ui", ui), ("schedule", scheduled), ("backfill", backfill))}
+    wanted = ("domain", "stage", "process_date", "er/trigger")
+    assert {name: tuple(t[k] for k in wanted) for name, t in tags.items()} == {
+        "ui": ("vendors", "process+load", "2026-10-01", "ui"),
+        "schedule": ("vendors", "all", "2026-10-01", "schedule"),
+        "backfill": ("vendors", "load", "2026-10-15", "backfill"),
+    }
+
+
 def test_bridge_run_with_a_failed_gate(config, local_env, history_url, tmp_path):
     path = write_config(tmp_path, lambda raw: raw["domains"]["vendors"]["dq"].update(min_records=1000))
     seed(config.domain("vendors"), "2026-10-01", 300, local_env)
