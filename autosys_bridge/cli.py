@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 
 from autosys_bridge import exit_codes
@@ -42,7 +43,16 @@ def _resolve(args):
     try:
         config = load_config(args.config)
         domain = config.domain(args.domain)
-        partition = partition_for_date(domain, args.date) if args.date else latest_complete_partition(domain)
+        if args.date:
+            partition = partition_for_date(domain, args.date)
+        else:
+            # Under AutoSys every job of a box run works on the partition its first job chose,
+            # however late it is restarted (box_run).
+            from autosys_bridge import box_run
+
+            partition = box_run.pinned(
+                domain.name, lambda: {"partition": latest_complete_partition(domain)},
+                record=not getattr(args, "dry_run", False))["partition"]
     except (ConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     return config, domain, partition
@@ -94,6 +104,47 @@ def cmd_run(args) -> int:
     from autosys_bridge.runner import run_stage
 
     return run_stage(config, domain, args.stage, assets, partition, _run_config(args), args.date)
+
+
+_DOMAIN_SHAPE = r"[a-z][a-z0-9_]{0,30}"
+_DATE_SHAPE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+
+def cmd_on_demand(args) -> int:
+    """ER_ON_DEMAND's jobs: the domain and date come from the environment (the AutoSys globals
+    handed over by `envvars`), are validated here before anything uses them, and are pinned
+    for the box run, so a global set again mid-run cannot change what its later stages do."""
+    from autosys_bridge import box_run
+    from autosys_bridge.jil.emitter import ON_DEMAND_JOB
+
+    chosen = box_run.pinned(ON_DEMAND_JOB, lambda: _on_demand_request(args), record=not args.dry_run)
+    args.domain, args.date = chosen["domain"], dt.date.fromisoformat(chosen["date"])
+    return cmd_run(args)
+
+
+def _on_demand_request(args) -> dict:
+    import re
+
+    from autosys_bridge.jil.emitter import DATE_GLOBAL, DOMAIN_GLOBAL, ON_DEMAND_JOB
+    from er_assets.config import ConfigError, load_config
+
+    values = {}
+    for name, shape, what in ((DOMAIN_GLOBAL, _DOMAIN_SHAPE, "domain name"),
+                              (DATE_GLOBAL, _DATE_SHAPE, "date YYYY-MM-DD")):
+        value = os.environ.get(name)
+        # AutoSys leaves `$$NAME` as it is when the global does not exist.
+        if value is None or value.startswith("$$"):
+            raise UsageError(f'{name} is not set: sendevent -E SET_GLOBAL -G "{name}=..." before starting '
+                             f"{ON_DEMAND_JOB} (docs/on-demand.md)")
+        if not re.fullmatch(shape, value):
+            raise UsageError(f"{name} {value[:80]!r} is not a {what}; nothing ran")
+        values[name] = value
+    try:
+        _date(values[DATE_GLOBAL])
+        load_config(args.config).domain(values[DOMAIN_GLOBAL])
+    except (argparse.ArgumentTypeError, ConfigError) as exc:
+        raise UsageError(f"{DOMAIN_GLOBAL}/{DATE_GLOBAL}: {exc}") from None
+    return {"domain": values[DOMAIN_GLOBAL], "date": values[DATE_GLOBAL]}
 
 
 def _run_config(args) -> dict:
@@ -193,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")
     run.set_defaults(func=cmd_run)
 
+    on_demand = sub.add_parser(
+        "on-demand", help="Run a stage of ER_ON_DEMAND: the domain and date in $ER_DOMAIN and $ER_PROCESS_DATE.")
+    on_demand.add_argument("stage", choices=["extract", "process", "load"], help="the stage to run")
+    on_demand.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")
+    on_demand.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")
+    on_demand.set_defaults(func=cmd_on_demand, timeout=None, check_interval=None, override_gate=False, reason=None)
+
     params = domain_command("params", "Print the resolved parameters of a domain and date as JSON.")
     params.set_defaults(func=cmd_params)
 
@@ -217,11 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from autosys_bridge.box_run import BoxRunError
+
     try:
         return args.func(args)
     except UsageError as exc:
         print(f"autosys-bridge: error: {exc}", file=sys.stderr)
         return exit_codes.USAGE
+    except BoxRunError as exc:
+        print(f"autosys-bridge: error: {exc}", file=sys.stderr)
+        return exit_codes.SERVICE_UNAVAILABLE
 
 
 if __name__ == "__main__":

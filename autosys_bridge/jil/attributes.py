@@ -454,7 +454,10 @@ LIST_VALUED = frozenset(
 # Job attributes whose value is a condition expression (parsed into a tree).
 CONDITION_ATTRIBUTES = ("condition", "box_success", "box_failure")
 
-JOB_NAME = re.compile(r"^[A-Za-z0-9._#-]{1,64}$")
+# AE 12: 1-64 characters of A-Z a-z 0-9 . _ - : # (the colon is legal, and is escaped or
+# quoted wherever it appears in a value).
+JOB_NAME = re.compile(r"^[A-Za-z0-9._:#-]{1,64}$")
+JOB_NAME_RULE = "1-64 of A-Za-z0-9 . _ - : #"
 MAX_NOTIFICATION_MSG = 255
 
 
@@ -470,6 +473,7 @@ _BOOLEAN = {"0", "1", "y", "n", "yes", "no"}
 _WEEKDAYS = ("su", "mo", "tu", "we", "th", "fr", "sa")
 _PERMISSIONS = {"gx", "ge", "wx", "we", "mx", "me", "ex", "ee"}
 _EMAIL = re.compile(r"^[^@\s,;\"]+@[^@\s,;\"]+\.[^@\s,;\"]+$")
+_ENVVAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S.*$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _RESOURCE_CLAIM = re.compile(
     r"^\((?P<name>[A-Za-z0-9._#-]{1,64}),\s*QUANTITY=(?P<qty>\d+)(,\s*FREE=(?P<free>[YNA]))?\)$"
@@ -477,7 +481,7 @@ _RESOURCE_CLAIM = re.compile(
 
 
 def _valid_job_name(value: str) -> str | None:
-    return None if JOB_NAME.match(value) else "not a job name (1-64 of A-Za-z0-9 . _ - #)"
+    return None if JOB_NAME.match(value) else f"not a job name ({JOB_NAME_RULE})"
 
 
 def _non_empty(value: str) -> str | None:
@@ -544,6 +548,10 @@ def _absolute_path(value: str) -> str | None:
     return None if value.startswith("/") else "expected an absolute path"
 
 
+def _envvar(value: str) -> str | None:
+    return None if _ENVVAR.match(value) else "expected NAME=value"
+
+
 def _condition(value: str) -> str | None:
     try:
         parse_condition(value)
@@ -580,6 +588,7 @@ VALIDATORS: dict[str, Validator] = {
     "notification_emailaddress_on_terminated": _email,
     "notification_emailaddress_on_alarm": _email,
     "resources": _resource_claim,
+    "envvars": _envvar,
     "res_type": _one_of("d", "r", "t"),
     "amount": _integer(0, 2_147_483_647),
 }

@@ -1,10 +1,13 @@
 """The AutoSys 12 JIL that runs the configured domains, derived from the domain configuration.
 
 Per domain: a BOX on the domain's schedule holding EXTRACT -> PROCESS -> LOAD command jobs
-that call the bridge. PROCESS jobs of all domains claim one unit of a renewable resource of
-amount 1, so AWS's one-matching-job-per-region quota is never exceeded, and ER_ON_DEMAND runs
-any domain and date handed to it through AutoSys global variables. Monthly domains run on a
-calendar, written separately in `autocal_asc` import format (`emit_calendars`).
+that call the bridge. The PROCESS jobs of all domains claim one unit of a renewable resource
+of amount 1 with `FREE=A`, so AWS's one-matching-job-per-region quota is never exceeded and a
+failed or killed PROCESS gives the unit back. ER_ON_DEMAND is an unscheduled BOX of the same
+three stages for any domain and date handed over in AutoSys globals; only its PROCESS claims
+the unit, and the globals reach the bridge as environment variables (`envvars`), never as
+command-line text. Monthly domains run on a calendar, written separately in `autocal_asc`
+import format (`emit_calendars`). docs/jil.md lists every attribute written here and why.
 
 Output is deterministic (same configuration, same bytes) and every attribute is checked
 against `attributes.VALIDATORS`: a configuration that would produce JIL AutoSys rejects is
@@ -20,13 +23,24 @@ import posixpath
 
 from er_assets.config import Configuration, Domain
 
-from autosys_bridge.jil.attributes import CONDITION_ATTRIBUTES, JOB_NAME, VALIDATORS
+from autosys_bridge.jil.attributes import (
+    CONDITION_ATTRIBUTES,
+    JOB_NAME,
+    JOB_NAME_RULE,
+    VALIDATORS,
+)
 from autosys_bridge.jil.conditions import parse_condition
 from autosys_bridge.jil.model import Statement
 
 ON_DEMAND_JOB = "ER_ON_DEMAND"
 DOMAIN_GLOBAL, DATE_GLOBAL = "ER_DOMAIN", "ER_PROCESS_DATE"
 STAGES = ("extract", "process", "load")
+# AutoSys sets AUTORUN (the run number, shared by every job of one box run) in each job's
+# environment and expands it in std_out_file/std_err_file: one log pair per box run.
+RUN_LOG_SUFFIX = ".$AUTORUN"
+# Permissions that let any user of the instance edit a job, and so change the command it runs
+# as its owner: never emitted.
+WORLD_EDIT = frozenset({"we"})
 # Minutes AutoSys lets EXTRACT and LOAD run before it kills them (KILLJOB, exit 143).
 EXTRACT_LOAD_MINUTES = 120
 # PROCESS gets EXECUTION_TIMEOUT plus this grace: the bridge must reach its own timeout and
@@ -81,7 +95,7 @@ def build_statements(config: Configuration, domains: list[str] | None = None) ->
     for domain in chosen:
         statements += _domain_jobs(config, domain)
     # ER_ON_DEMAND serves every domain, whichever ones this emission selects.
-    statements.append(_on_demand(config, list(config.domains.values())))
+    statements += _on_demand(config, list(config.domains.values()))
     _validate(config, statements)
     return statements
 
@@ -158,17 +172,16 @@ def _resource(config: Configuration) -> Statement:
 
 
 def _claim(config: Configuration) -> str:
-    # FREE=Y gives the unit back however the job ends; a failed PROCESS must not block others.
-    return f"({config.settings.autosys_resource},QUANTITY=1,FREE=Y)"
+    # For a renewable resource FREE=Y returns the unit only when the job succeeds and N never;
+    # A returns it however the job ends (failure, KILLJOB, term_run_time). One failed PROCESS
+    # holding the unit would stop every domain's matching.
+    return f"({config.settings.autosys_resource},QUANTITY=1,FREE=A)"
 
 
 def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
     names = job_names(domain)
     schedule = domain.schedule
-    box = Statement("insert_job", names["box"])
-    box.add("job_type", "BOX")
-    box.add("owner", domain.autosys.owner)
-    box.add("permission", domain.autosys.permission)
+    box = _box(names["box"], domain.autosys)
     box.add("date_conditions", "1")
     if schedule.cadence == "monthly":
         box.add("run_calendar", calendar_name(config, domain))
@@ -183,79 +196,111 @@ def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
         f"Entity resolution for {domain.name}: extract, match, load ({_when(domain)})",
     )
     box.add("alarm_if_fail", "1")
+    notifications = domain.notifications
+    failure = _unique(notifications.on_failure + config.settings.admin_emails)
     jobs = [box]
-    previous = None
     for stage in STAGES:
-        jobs.append(_command_job(config, domain, stage, names, previous))
-        previous = names[stage]
+        job = _stage_job(
+            config,
+            domain.autosys,
+            names,
+            stage,
+            f"{domain.autosys.command} run {domain.name} {stage}",
+            domain.autosys.log_dir,
+        )
+        job.add("description", f"Entity resolution {domain.name}: {stage} stage")
+        # Only LOAD reports success (the pipeline is done); every stage reports failure.
+        success = notifications.on_success if stage == "load" else []
+        message = (
+            f"Entity resolution {domain.name} {stage} ({job.name}); "
+            f"logs in {domain.autosys.log_dir}"
+        )
+        _notify(
+            job, "y" if stage == "load" else "f", message, notifications.emails, failure, success
+        )
+        jobs.append(job)
     return jobs
 
 
-def _command_job(
-    config: Configuration, domain: Domain, stage: str, names: dict[str, str], after: str | None
+def _box(name: str, autosys) -> Statement:
+    box = Statement("insert_job", name)
+    box.add("job_type", "BOX")
+    box.add("owner", autosys.owner)
+    box.add("permission", autosys.permission)
+    return box
+
+
+def _stage_job(
+    config: Configuration,
+    autosys,
+    names: dict[str, str],
+    stage: str,
+    command: str,
+    log_dir: str,
 ) -> Statement:
-    settings, autosys = config.settings, domain.autosys
+    """One command job of a box: the attributes every stage job shares, in canonical order."""
     job = Statement("insert_job", names[stage])
     job.add("job_type", "CMD")
     job.add("box_name", names["box"])
-    job.add("command", f"{autosys.command} run {domain.name} {stage}")
+    job.add("command", command)
     job.add("machine", autosys.machine)
     job.add("owner", autosys.owner)
     job.add("permission", autosys.permission)
     job.add("profile", autosys.profile)
-    if after is not None:
+    previous = STAGES.index(stage) - 1
+    if previous >= 0:
+        after = names[STAGES[previous]]
         job.add("condition", f"s({after})")
         job.conditions["condition"] = parse_condition(f"s({after})")
     if stage == "process":
         job.add("resources", _claim(config))
-    job.add("std_out_file", posixpath.join(autosys.log_dir, f"{job.name}.out"))
-    job.add("std_err_file", posixpath.join(autosys.log_dir, f"{job.name}.err"))
+    job.add("std_out_file", posixpath.join(log_dir, f"{job.name}{RUN_LOG_SUFFIX}.out"))
+    job.add("std_err_file", posixpath.join(log_dir, f"{job.name}{RUN_LOG_SUFFIX}.err"))
     minutes = _process_minutes(config) if stage == "process" else EXTRACT_LOAD_MINUTES
     job.add("term_run_time", str(minutes))
     job.add("alarm_if_fail", "1")
     job.add("alarm_if_terminated", "1")
-    job.add("description", f"Entity resolution {domain.name}: {stage} stage")
-    notifications = domain.notifications
-    failure = _unique(notifications.on_failure + settings.admin_emails)
-    success = notifications.on_success if stage == "load" else []
-    # Only LOAD reports success (the pipeline is done); every stage reports failure.
-    message = f"Entity resolution {domain.name} {stage} ({job.name}); logs in {autosys.log_dir}"
-    _notify(job, "y" if stage == "load" else "f", message, notifications.emails, failure, success)
     return job
 
 
-def _on_demand(config: Configuration, domains: list[Domain]) -> Statement:
-    """One unscheduled job that runs all stages of the domain and date set in two globals."""
+def on_demand_names() -> dict[str, str]:
+    return {"box": ON_DEMAND_JOB, **{s: f"{ON_DEMAND_JOB}_{s.upper()}" for s in STAGES}}
+
+
+def _on_demand(config: Configuration, domains: list[Domain]) -> list[Statement]:
+    """An unscheduled BOX running the stages of the domain and date set in two globals.
+
+    Three jobs, so only PROCESS holds the matching slot. The globals are handed to the bridge
+    as environment variables (`envvars`): AutoSys substitutes `$$NAME` there as in a command,
+    but the value never becomes shell syntax, and `autosys-bridge on-demand` validates it
+    before use (docs/on-demand.md).
+    """
     first = domains[0].autosys
     log_dir = posixpath.commonpath([d.autosys.log_dir for d in domains])
-    job = Statement("insert_job", ON_DEMAND_JOB)
-    job.add("job_type", "CMD")
-    # `run DOMAIN all` runs extract, process and load in order and stops at the first failure.
-    job.add("command", f"{first.command} run $${DOMAIN_GLOBAL} all --date $${DATE_GLOBAL}")
-    job.add("machine", first.machine)
-    job.add("owner", first.owner)
-    job.add("permission", first.permission)
-    job.add("profile", first.profile)
-    job.add("resources", _claim(config))
-    job.add("date_conditions", "0")
-    job.add("std_out_file", posixpath.join(log_dir, f"{ON_DEMAND_JOB}.out"))
-    job.add("std_err_file", posixpath.join(log_dir, f"{ON_DEMAND_JOB}.err"))
-    job.add("term_run_time", str(2 * EXTRACT_LOAD_MINUTES + _process_minutes(config)))
-    job.add("alarm_if_fail", "1")
-    job.add("alarm_if_terminated", "1")
-    job.add(
-        "description",
-        f"Entity resolution on demand: domain $${DOMAIN_GLOBAL}, date $${DATE_GLOBAL}",
-    )
-    _notify(
-        job,
-        "y",
-        f"Entity resolution on demand ({ON_DEMAND_JOB}); logs in {log_dir}",
-        config.settings.admin_emails,
-        [],
-        [],
-    )
-    return job
+    names = on_demand_names()
+    box = _box(ON_DEMAND_JOB, first)
+    box.add("date_conditions", "0")
+    box.add("description", "Entity resolution on demand: any domain and date (docs/on-demand.md)")
+    box.add("alarm_if_fail", "1")
+    jobs = [box]
+    for stage in STAGES:
+        job = _stage_job(
+            config, first, names, stage, f"{first.command} on-demand {stage}", log_dir
+        )
+        for variable in (DOMAIN_GLOBAL, DATE_GLOBAL):
+            job.add("envvars", f"{variable}=$${variable}")
+        job.add("description", f"Entity resolution on demand: {stage} stage")
+        # The requester hears when the run is done (LOAD) and when any stage fails.
+        _notify(
+            job,
+            "y" if stage == "load" else "f",
+            f"Entity resolution on demand {stage} ({job.name}); logs in {log_dir}",
+            config.settings.admin_emails,
+            [],
+            [],
+        )
+        jobs.append(job)
+    return jobs
 
 
 def _notify(
@@ -321,6 +366,7 @@ def _banner(config: Configuration, statement: Statement) -> str | None:
     if statement.subcommand == "insert_resource":
         return "/* ---- serialises matching jobs across all domains ---- */"
     if statement.name == ON_DEMAND_JOB:
+        # Read by the bridge from the environment and validated: never shell syntax.
         return (
             "/* ---- on demand, any domain and date:\n"
             f'   sendevent -E SET_GLOBAL -G "{DOMAIN_GLOBAL}=products"\n'
@@ -333,8 +379,15 @@ def _banner(config: Configuration, statement: Statement) -> str | None:
 def _validate(config: Configuration, statements: list[Statement]) -> None:
     for statement in statements:
         where = f"{config.path}: {statement.subcommand} '{statement.name}'"
+        permission = {p.strip().lower() for p in (statement.get("permission") or "").split(",")}
+        if permission & WORLD_EDIT:
+            raise JilEmitError(
+                f"{where}: permission {statement.get('permission')!r} lets every user of the "
+                "AutoSys instance edit the job (and the command it runs as its owner); "
+                "drop 'we' from autosys.permission"
+            )
         if not JOB_NAME.match(statement.name):
-            raise JilEmitError(f"{where}: name is not valid AutoSys (1-64 of A-Za-z0-9 . _ - #)")
+            raise JilEmitError(f"{where}: name is not valid AutoSys ({JOB_NAME_RULE})")
         for attribute in statement.attributes:
             check = VALIDATORS.get(attribute.name)
             if check is None:

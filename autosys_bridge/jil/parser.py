@@ -27,6 +27,7 @@ from pathlib import Path
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
     JOB_NAME,
+    JOB_NAME_RULE,
     JOB_SUBCOMMANDS,
     KNOWN_ATTRIBUTES,
     LIST_VALUED,
@@ -211,7 +212,7 @@ class _Reader:
         if not name:
             self.problem(number, f"'{key}:' needs a name")
         elif key in JOB_SUBCOMMANDS and not JOB_NAME.match(name):
-            self.problem(number, f"job name '{name}' is not valid (1-64 of A-Za-z0-9 . _ - #)")
+            self.problem(number, f"job name '{name}' is not valid ({JOB_NAME_RULE})")
         self.current = Statement(key, name, number, number)
         self.file.statements.append(self.current)
         self.last_raw = None
