@@ -35,8 +35,9 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _resolve(args):
-    """(configuration, domain, partition key) for a domain and optional business date."""
+def _resolve(args, record: bool = False):
+    """(configuration, domain, partition key) for a domain and optional business date; with
+    `record`, the first job of an AutoSys box run records the partition for the rest of it."""
     from er_assets.config import ConfigError, load_config
     from er_assets.partitions import latest_complete_partition, partition_for_date
 
@@ -51,8 +52,8 @@ def _resolve(args):
             from autosys_bridge import box_run
 
             partition = box_run.pinned(
-                domain.name, lambda: {"partition": latest_complete_partition(domain)},
-                record=not getattr(args, "dry_run", False))["partition"]
+                domain.name, lambda: {"partition": latest_complete_partition(domain)}, record=record
+            )["partition"]
     except (ConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     return config, domain, partition
@@ -88,7 +89,7 @@ def cmd_params(args) -> int:
 
 def cmd_run(args) -> int:
     _check_override(args)
-    config, domain, partition = _resolve(args)
+    config, domain, partition = _resolve(args, record=not args.dry_run)
     assets = [f"{domain.name}/{stage}" for stage in STAGES[args.stage]]
     if args.dry_run:
         run_config = _run_config(args)

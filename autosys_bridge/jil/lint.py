@@ -142,8 +142,11 @@ def _structure(files: list[JilFile], options: Options) -> list[Problem]:
                     )
                 )
             inserted[statement.name] = statement.line
-            found += _command_rule(jil_file.path, statement)
         effective = jil_file.effective_jobs()
+        # Judged on the job the file leaves behind: an update_job may add the command.
+        for statement in effective.values():
+            if statement.subcommand == "insert_job":
+                found += _command_rule(jil_file.path, statement)
         # A job this file deletes is gone for the files after it too.
         for statement in jil_file.statements:
             if statement.subcommand in ("delete_job", "delete_box") and statement.name not in effective:
@@ -282,26 +285,23 @@ def _job_reference(
         atom, ExitCodeAtom
     )
     if (
-        attribute == "condition"
-        and top is not None
-        and other_top != top
-        and stale
-        and getattr(atom, "lookback", None) is None
+        attribute != "condition"
+        or top is None
+        or other_top == top
+        or not stale
+        or getattr(atom, "lookback", None) is not None
     ):
-        return [
-            _problem(
-                job.path,
-                line,
-                WARNING,
-                f"{atom.to_jil()} in {name}: {target} is outside box {top}; its last "
-                f"completion from any earlier day satisfies this: add a look-back "
-                f"({atom.code}({target},24))"
-                if isinstance(atom, StatusAtom)
-                else f"{atom.to_jil()} in {name}: {target} is outside box {top}; its last "
-                "exit code from any earlier day satisfies this",
-            )
-        ]
-    return []
+        return []
+    fix = (
+        f"add a look-back: {atom.code}({target},24)"
+        if isinstance(atom, StatusAtom)
+        else f"a run of {target} from any earlier day sets it"
+    )
+    message = (
+        f"{atom.to_jil()} in {name}: {target} is outside box {top}, so its last completion, "
+        f"however old, satisfies this; {fix}"
+    )
+    return [_problem(job.path, line, WARNING, message)]
 
 
 def _cycles(jobs: dict[str, _Job], edges: dict[str, list[str]]) -> list[Problem]:
