@@ -74,22 +74,13 @@ def add_parsers(subparsers) -> None:
     )
     lint.add_argument("files", nargs="+", metavar="FILE", help="JIL files, linted together")
     lint.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    lint.add_argument(
-        "--global",
-        dest="globals",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a global set with sendevent -E SET_GLOBAL, not defined in the files (repeatable)",
-    )
-    lint.add_argument(
-        "--timezone",
-        dest="timezones",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="an entry of the site's own AE timezone table (repeatable)",
-    )
+    for flag, dest, what in (
+        ("--global", "globals", "a global set with sendevent -E SET_GLOBAL, in no file"),
+        ("--timezone", "timezones", "an entry of the site's own AE timezone table"),
+    ):
+        lint.add_argument(
+            flag, dest=dest, action="append", default=[], metavar="NAME", help=f"{what} (repeatable)"
+        )
     lint.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too, not only on errors"
     )
