@@ -634,8 +634,6 @@ def _condition(value: str) -> str | None:
 JIL_RULES: dict[str, Validator] = {
     "job_type": lambda v: None if normalise_job_type(v) in KNOWN_JOB_TYPES else "unknown job type",
     "box_name": _valid_job_name,
-    "run_calendar": _valid_job_name,
-    "exclude_calendar": _valid_job_name,
     "permission": _permission,
     "timezone": _timezone,
     "date_conditions": _boolean,
@@ -669,6 +667,7 @@ TIME_ATTRIBUTES = frozenset(
 # (absolute paths, one address per attribute, a parsable condition).
 VALIDATORS: dict[str, Validator] = {
     **JIL_RULES,
+    "run_calendar": _valid_job_name,  # the emitter's calendar names follow job-name rules
     "owner": _non_empty,
     "machine": _non_empty,
     "description": lambda v: None if len(v) <= 500 else "at most 500 characters",
