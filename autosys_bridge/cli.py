@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 
 from autosys_bridge import exit_codes
@@ -107,45 +106,20 @@ def cmd_run(args) -> int:
     return run_stage(config, domain, args.stage, assets, partition, _run_config(args), args.date)
 
 
-_DOMAIN_SHAPE = r"[a-z][a-z0-9_]{0,30}"
-_DATE_SHAPE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-
-
 def cmd_on_demand(args) -> int:
-    """ER_ON_DEMAND's jobs: the domain and date come from the environment (the AutoSys globals
-    handed over by `envvars`), are validated here before anything uses them, and are pinned
-    for the box run, so a global set again mid-run cannot change what its later stages do."""
+    """ER_ON_DEMAND's jobs: the domain and date of the AutoSys globals, validated before
+    anything uses them (on_demand) and pinned for the box run, so a global set again mid-run
+    cannot change what its later stages do."""
     from autosys_bridge import box_run
     from autosys_bridge.jil.emitter import ON_DEMAND_JOB
+    from autosys_bridge.on_demand import RequestError, read_request
 
-    chosen = box_run.pinned(ON_DEMAND_JOB, lambda: _on_demand_request(args), record=not args.dry_run)
+    try:
+        chosen = box_run.pinned(ON_DEMAND_JOB, lambda: read_request(args.config), record=not args.dry_run)
+    except RequestError as exc:
+        raise UsageError(str(exc)) from None
     args.domain, args.date = chosen["domain"], dt.date.fromisoformat(chosen["date"])
     return cmd_run(args)
-
-
-def _on_demand_request(args) -> dict:
-    import re
-
-    from autosys_bridge.jil.emitter import DATE_GLOBAL, DOMAIN_GLOBAL, ON_DEMAND_JOB
-    from er_assets.config import ConfigError, load_config
-
-    values = {}
-    for name, shape, what in ((DOMAIN_GLOBAL, _DOMAIN_SHAPE, "domain name"),
-                              (DATE_GLOBAL, _DATE_SHAPE, "date YYYY-MM-DD")):
-        value = os.environ.get(name)
-        # AutoSys leaves `$$NAME` as it is when the global does not exist.
-        if value is None or value.startswith("$$"):
-            raise UsageError(f'{name} is not set: sendevent -E SET_GLOBAL -G "{name}=..." before starting '
-                             f"{ON_DEMAND_JOB} (docs/on-demand.md)")
-        if not re.fullmatch(shape, value):
-            raise UsageError(f"{name} {value[:80]!r} is not a {what}; nothing ran")
-        values[name] = value
-    try:
-        _date(values[DATE_GLOBAL])
-        load_config(args.config).domain(values[DOMAIN_GLOBAL])
-    except (argparse.ArgumentTypeError, ConfigError) as exc:
-        raise UsageError(f"{DOMAIN_GLOBAL}/{DATE_GLOBAL}: {exc}") from None
-    return {"domain": values[DOMAIN_GLOBAL], "date": values[DATE_GLOBAL]}
 
 
 def _run_config(args) -> dict:

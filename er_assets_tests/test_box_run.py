@@ -152,3 +152,27 @@ def test_on_demand_stages_keep_the_domain_their_box_run_started_with(local_env):
     assert later.returncode == 0, later.stderr
     assert '"domain": "products"' in later.stdout and '"partition_key": "2026-11-22"' in later.stdout
     assert "recorded by its first job" in later.stderr
+
+
+def fake_autostatus(folder, answers: dict[str, str]):
+    """An `autostatus` on PATH answering `-G NAME` as AutoSys's client does."""
+    script = folder / "autostatus"
+    cases = "".join(f'  {name}) printf "%s\\n" {value!r};;\n' for name, value in answers.items())
+    script.write_text(f'#!/bin/sh\n[ "$1" = -G ] || exit 2\ncase "$2" in\n{cases}  *) exit 1;;\nesac\n')
+    script.chmod(0o755)
+    return f"{folder}:{os.environ['PATH']}"
+
+
+def test_unsubstituted_globals_are_asked_of_autostatus_and_validated_too(local_env, tmp_path):
+    path = fake_autostatus(tmp_path, {"ER_DOMAIN": "vendors", "ER_PROCESS_DATE": "2026-10-15"})
+    done = on_demand(
+        local_env, "extract", ER_DOMAIN="$$ER_DOMAIN", ER_PROCESS_DATE="$$ER_PROCESS_DATE", PATH=path
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"domain": "vendors"' in done.stdout and '"partition_key": "2026-10-01"' in done.stdout
+
+    canary = tmp_path / "pwned"
+    path = fake_autostatus(tmp_path, {"ER_DOMAIN": f"vendors;touch {canary}"})
+    done = on_demand(local_env, "extract", ER_PROCESS_DATE="2026-10-15", PATH=path)
+    assert done.returncode == exit_codes.USAGE and "is not a domain name" in done.stderr
+    assert not canary.exists()
