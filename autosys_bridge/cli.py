@@ -34,15 +34,25 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _resolve(args):
-    """(configuration, domain, partition key) for a domain and optional business date."""
+def _resolve(args, record: bool = False):
+    """(configuration, domain, partition key) for a domain and optional business date; with
+    `record`, the first job of an AutoSys box run records the partition for the rest of it."""
     from er_assets.config import ConfigError, load_config
     from er_assets.partitions import latest_complete_partition, partition_for_date
 
     try:
         config = load_config(args.config)
         domain = config.domain(args.domain)
-        partition = partition_for_date(domain, args.date) if args.date else latest_complete_partition(domain)
+        if args.date:
+            partition = partition_for_date(domain, args.date)
+        else:
+            # Under AutoSys every job of a box run works on the partition its first job chose,
+            # however late it is restarted (box_run).
+            from autosys_bridge import box_run
+
+            partition = box_run.pinned(
+                domain.name, lambda: {"partition": latest_complete_partition(domain)}, record=record
+            )["partition"]
     except (ConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     return config, domain, partition
@@ -78,7 +88,7 @@ def cmd_params(args) -> int:
 
 def cmd_run(args) -> int:
     _check_override(args)
-    config, domain, partition = _resolve(args)
+    config, domain, partition = _resolve(args, record=not args.dry_run)
     assets = [f"{domain.name}/{stage}" for stage in STAGES[args.stage]]
     if args.dry_run:
         run_config = _run_config(args)
@@ -94,6 +104,22 @@ def cmd_run(args) -> int:
     from autosys_bridge.runner import run_stage
 
     return run_stage(config, domain, args.stage, assets, partition, _run_config(args), args.date)
+
+
+def cmd_on_demand(args) -> int:
+    """ER_ON_DEMAND's jobs: the domain and date of the AutoSys globals, validated before
+    anything uses them (on_demand) and pinned for the box run, so a global set again mid-run
+    cannot change what its later stages do."""
+    from autosys_bridge import box_run
+    from autosys_bridge.jil.emitter import ON_DEMAND_JOB
+    from autosys_bridge.on_demand import RequestError, read_request
+
+    try:
+        chosen = box_run.pinned(ON_DEMAND_JOB, lambda: read_request(args.config), record=not args.dry_run)
+    except RequestError as exc:
+        raise UsageError(str(exc)) from None
+    args.domain, args.date = chosen["domain"], dt.date.fromisoformat(chosen["date"])
+    return cmd_run(args)
 
 
 def _run_config(args) -> dict:
@@ -193,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")
     run.set_defaults(func=cmd_run)
 
+    on_demand = sub.add_parser(
+        "on-demand", help="Run a stage of ER_ON_DEMAND: the domain and date in $ER_DOMAIN and $ER_PROCESS_DATE.")
+    on_demand.add_argument("stage", choices=["extract", "process", "load"], help="the stage to run")
+    on_demand.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")
+    on_demand.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")
+    on_demand.set_defaults(func=cmd_on_demand, timeout=None, check_interval=None, override_gate=False, reason=None)
+
     params = domain_command("params", "Print the resolved parameters of a domain and date as JSON.")
     params.set_defaults(func=cmd_params)
 
@@ -217,11 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from autosys_bridge.box_run import BoxRunError
+
     try:
         return args.func(args)
     except UsageError as exc:
         print(f"autosys-bridge: error: {exc}", file=sys.stderr)
         return exit_codes.USAGE
+    except BoxRunError as exc:
+        print(f"autosys-bridge: error: {exc}", file=sys.stderr)
+        return exit_codes.SERVICE_UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `jil`, `parse`, `graph` and `diff` subcommands of `autosys-bridge`.
+"""The `jil`, `parse`, `lint`, `graph` and `diff` subcommands of `autosys-bridge`.
 
 The main CLI calls `add_parsers(subparsers)` and then `args.func(args)`, which returns an exit
 code from `exit_codes`: bad input (unreadable file, bad configuration, --strict problems)
@@ -25,10 +25,13 @@ from autosys_bridge.jil.emitter import (
     selected_domains,
 )
 from autosys_bridge.jil.graph import FORMATS, GraphRenderError, build_graph, render, to_dot
+from autosys_bridge.jil.lint import ERROR, Options, lint
 from autosys_bridge.jil.model import JilFile
 from autosys_bridge.jil.parser import JilReadError, read_jil
 
 _INPUT_ERRORS = (ConfigError, JilEmitError, JilReadError, GraphRenderError, OSError)
+# `autosys-bridge lint` exits with this when it finds errors (2 means a file is unreadable).
+LINT_PROBLEMS = exit_codes.STAGE_FAILED
 
 
 def add_parsers(subparsers) -> None:
@@ -46,7 +49,9 @@ def add_parsers(subparsers) -> None:
     parse.add_argument("file", help="JIL file (jil input, autorep -q output, autocal_asc export)")
     parse.add_argument("--json", action="store_true", help="print the jobs and problems as JSON")
     parse.add_argument(
-        "--strict", action="store_true", help="exit non-zero if any line could not be read"
+        "--strict",
+        action="store_true",
+        help="exit non-zero on any error `autosys-bridge lint` reports (unreadable lines included)",
     )
     parse.set_defaults(func=_guarded(run_parse, "parse"))
 
@@ -63,6 +68,23 @@ def add_parsers(subparsers) -> None:
     )
     graph.add_argument("-o", "--output", help="write to this file instead of stdout")
     graph.set_defaults(func=_guarded(run_graph, "graph"))
+
+    lint = subparsers.add_parser(
+        "lint", help="check JIL files for what `jil` would reject, and what bites in production"
+    )
+    lint.add_argument("files", nargs="+", metavar="FILE", help="JIL files, linted together")
+    lint.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    for flag, dest, what in (
+        ("--global", "globals", "a global set with sendevent -E SET_GLOBAL, in no file"),
+        ("--timezone", "timezones", "an entry of the site's own AE timezone table"),
+    ):
+        lint.add_argument(
+            flag, dest=dest, action="append", default=[], metavar="NAME", help=f"{what} (repeatable)"
+        )
+    lint.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too, not only on errors"
+    )
+    lint.set_defaults(func=_guarded(run_lint, "lint"))
 
     diff = subparsers.add_parser(
         "diff", help="compare a production JIL export with the configuration"
@@ -132,22 +154,53 @@ def run_jil(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def _read_and_lint(path: str) -> JilFile:
+    """A parsed file whose problems are everything the linter finds in it."""
+    parsed = read_jil(path)
+    parsed.problems = lint([parsed])
+    return parsed
+
+
 def run_parse(args: argparse.Namespace) -> int:
     """Print the statements of a JIL file; problems go to stderr (or into the JSON)."""
-    parsed = read_jil(args.file)
+    parsed = _read_and_lint(args.file)
     if args.json:
         _write(args, json.dumps(parsed.to_json(), indent=2, ensure_ascii=False) + "\n")
     else:
         _write(args, _summary(parsed))
         for problem in parsed.problems:
             print(problem, file=sys.stderr)
-    if args.strict and parsed.problems:
+    errors = [p for p in parsed.problems if p.severity == ERROR]
+    if args.strict and errors:
         print(
-            f"autosys-bridge parse: {len(parsed.problems)} problem(s) in {args.file} (--strict)",
+            f"autosys-bridge parse: {len(errors)} error(s) in {args.file} (--strict)",
             file=sys.stderr,
         )
         return exit_codes.USAGE
     return exit_codes.OK
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    """Lint JIL files together: 0 clean (or warnings only), 1 errors (--strict: or warnings),
+    2 a file cannot be read."""
+    files = [read_jil(path) for path in args.files]
+    problems = lint(files, Options(frozenset(args.globals), frozenset(t.lower() for t in args.timezones)))
+    errors = sum(p.severity == ERROR for p in problems)
+    warnings = len(problems) - errors
+    if args.format == "json":
+        body = {
+            "files": [f.path for f in files],
+            "errors": errors,
+            "warnings": warnings,
+            "problems": [{"file": p.path, **p.to_json()} for p in problems],
+        }
+        _write(args, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+    else:
+        lines = [str(p) for p in problems]
+        lines.append(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
+        _write(args, "\n".join(lines) + "\n")
+    failed = errors or (args.strict and warnings)
+    return LINT_PROBLEMS if failed else exit_codes.OK
 
 
 def _summary(parsed: JilFile) -> str:
@@ -176,7 +229,7 @@ def run_graph(args: argparse.Namespace) -> int:
         jobs = {s.name: s for s in build_statements(config, domains) if s.is_job}
         title = "entity resolution (configuration)"
     else:
-        parsed = read_jil(args.file)
+        parsed = _read_and_lint(args.file)
         for problem in parsed.problems:
             print(problem, file=sys.stderr)
         jobs, title = parsed.effective_jobs(), Path(args.file).name
@@ -188,7 +241,7 @@ def run_diff(args: argparse.Namespace) -> int:
     """Compare a production export with today's emitted JIL; exit DRIFT (1) on any difference."""
     config, domains = _config_and_domains(args)
     expected = build_statements(config, domains)
-    production = read_jil(args.file)
+    production = _read_and_lint(args.file)
     for problem in production.problems:
         print(problem, file=sys.stderr)
     prefixes = [d.autosys.job_prefix for d in selected_domains(config, domains)]

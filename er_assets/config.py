@@ -319,7 +319,9 @@ class AutosysJob(_Model):
     job_prefix: str = Field(pattern=r"^[A-Za-z0-9._#-]{1,50}$")
     machine: str
     owner: str
-    permission: str = "gx,ge,wx,we"
+    # Least privilege: the owner may do everything, its group may start and stop the jobs
+    # (sendevent, for recovery); nobody else may edit or run them (docs/jil.md).
+    permission: str = "gx"
     log_dir: str
     profile: str
     command: str = "autosys-bridge"

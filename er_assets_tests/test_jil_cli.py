@@ -139,7 +139,7 @@ def test_graph_needs_a_file_or_from_config(capsys):
 
 def test_diff_without_drift(capsys):
     assert run("diff", str(DATA / "seed_domains.jil")) == exit_codes.OK
-    assert capsys.readouterr().out.startswith("no drift: 14 objects")
+    assert capsys.readouterr().out.startswith("no drift: 17 objects")
 
 
 def test_diff_reports_missing_extra_and_changed_but_ignores_spelling_and_strangers(

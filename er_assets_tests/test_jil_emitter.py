@@ -92,11 +92,11 @@ def test_domain_boxes_schedules_and_chain(config):
     assert jobs["ER_CUSTOMER_LOAD"].box_name == "ER_CUSTOMER_BOX"
     assert jobs["ER_CUSTOMER_EXTRACT"].get("command") == "autosys-bridge run customers extract"
     assert jobs["ER_CUSTOMER_EXTRACT"].get("std_err_file") == (
-        "/var/log/autosys/entity-resolution/customers/ER_CUSTOMER_EXTRACT.err"
+        "/var/log/autosys/entity-resolution/customers/ER_CUSTOMER_EXTRACT.$AUTORUN.err"
     )
 
 
-def test_process_jobs_share_the_matching_resource(config):
+def test_process_jobs_share_the_matching_resource_and_free_it_however_they_end(config):
     jobs = _jobs(config)
     resource = jobs["ER_MATCHING_SLOT"]
     assert (resource.subcommand, resource.get("res_type"), resource.get("amount")) == (
@@ -104,14 +104,88 @@ def test_process_jobs_share_the_matching_resource(config):
         "R",
         "1",
     )
-    claims = {name for name, job in jobs.items() if job.get("resources")}
+    claims = {name: job.values("resources") for name, job in jobs.items() if job.get("resources")}
+    # FREE=A: returned on failure and KILLJOB too (FREE=Y would only return it on success).
     assert claims == {
-        "ER_CUSTOMER_PROCESS",
-        "ER_PRODUCT_PROCESS",
-        "ER_VENDOR_PROCESS",
-        "ER_ON_DEMAND",
+        name: ["(ER_MATCHING_SLOT,QUANTITY=1,FREE=A)"]
+        for name in (
+            "ER_CUSTOMER_PROCESS",
+            "ER_PRODUCT_PROCESS",
+            "ER_VENDOR_PROCESS",
+            "ER_ON_DEMAND_PROCESS",
+        )
     }
-    assert jobs["ER_VENDOR_PROCESS"].get("resources") == "(ER_MATCHING_SLOT,QUANTITY=1,FREE=Y)"
+
+
+def test_on_demand_holds_the_slot_only_while_it_matches(config):
+    jobs = _jobs(config)
+    box, extract, process, load = (
+        jobs[name]
+        for name in (
+            "ER_ON_DEMAND",
+            "ER_ON_DEMAND_EXTRACT",
+            "ER_ON_DEMAND_PROCESS",
+            "ER_ON_DEMAND_LOAD",
+        )
+    )
+    assert box.job_type == "BOX" and box.get("date_conditions") == "0"
+    assert box.get("resources") is None and box.box_name is None
+    assert [j.box_name for j in (extract, process, load)] == ["ER_ON_DEMAND"] * 3
+    assert extract.get("resources") is None and load.get("resources") is None
+    assert process.get("resources") == "(ER_MATCHING_SLOT,QUANTITY=1,FREE=A)"
+    assert (process.get("condition"), load.get("condition")) == (
+        "s(ER_ON_DEMAND_EXTRACT)",
+        "s(ER_ON_DEMAND_PROCESS)",
+    )
+    # The slot is held for the matching time limit, not extract + match + load.
+    assert process.get("term_run_time") == jobs["ER_CUSTOMER_PROCESS"].get("term_run_time")
+
+
+def test_on_demand_globals_never_reach_shell_syntax(config):
+    text = emit_jil(config)
+    for name, job in _jobs(config).items():
+        if name.startswith("ER_ON_DEMAND_"):
+            assert "$$" not in job.get("command")
+            assert job.get("command") == f"autosys-bridge on-demand {name.rsplit('_', 1)[1].lower()}"
+            assert job.values("envvars") == [
+                "ER_DOMAIN=$$ER_DOMAIN",
+                "ER_PROCESS_DATE=$$ER_PROCESS_DATE",
+            ]
+    assert "command: autosys-bridge run $$" not in text
+
+
+def test_default_permission_is_least_privilege(config):
+    for statement in build_statements(config):
+        if statement.is_job:
+            assert statement.get("permission") == "gx", statement.name
+
+
+def test_permission_is_configurable_but_world_edit_is_refused(tmp_path):
+    config = load_config(
+        write_config(
+            tmp_path, lambda raw: raw["domains"]["customers"]["autosys"].update(permission="gx,ge")
+        )
+    )
+    assert _jobs(config)["ER_CUSTOMER_LOAD"].get("permission") == "gx,ge"
+    config = load_config(
+        write_config(
+            tmp_path,
+            lambda raw: raw["domains"]["customers"]["autosys"].update(permission="gx,ge,wx,we"),
+        )
+    )
+    with pytest.raises(JilEmitError, match="lets every user of the AutoSys instance edit"):
+        emit_jil(config)
+
+
+def test_every_run_keeps_its_own_log_files(config):
+    for name, job in _jobs(config).items():
+        if job.job_type != "CMD":
+            continue
+        out, err = job.get("std_out_file"), job.get("std_err_file")
+        # $AUTORUN (the box run's number, expanded by AutoSys) makes one log pair per run.
+        assert out.endswith(f"/{name}.$AUTORUN.out") and err.endswith(f"/{name}.$AUTORUN.err")
+    names = [j.get("std_out_file") for j in _jobs(config).values() if j.job_type == "CMD"]
+    assert len(names) == len(set(names))
 
 
 def test_term_run_time_from_execution_timeout(config):
@@ -149,13 +223,6 @@ def test_notification_lists_repeat_the_attribute(tmp_path):
     assert jobs["ER_CUSTOMER_PROCESS"].values("notification_emailaddress_on_success") == []
 
 
-def test_on_demand_job_reads_globals(config):
-    job = _jobs(config)["ER_ON_DEMAND"]
-    assert job.box_name is None and job.get("date_conditions") == "0"
-    assert job.get("command") == "autosys-bridge run $$ER_DOMAIN all --date $$ER_PROCESS_DATE"
-    assert job.get("std_out_file") == "/var/log/autosys/entity-resolution/ER_ON_DEMAND.out"
-
-
 def test_domain_selection(config):
     names = set(_jobs(config, domains=["products"]))
     assert names == {
@@ -165,6 +232,9 @@ def test_domain_selection(config):
         "ER_PRODUCT_PROCESS",
         "ER_PRODUCT_LOAD",
         "ER_ON_DEMAND",
+        "ER_ON_DEMAND_EXTRACT",
+        "ER_ON_DEMAND_PROCESS",
+        "ER_ON_DEMAND_LOAD",
     }
     with pytest.raises(ConfigError, match="Domain 'nope' not found"):
         build_statements(config, domains=["nope"])

@@ -2,8 +2,9 @@
 
 The parser uses the names to split `autorep -q` header lines (`insert_job: X   job_type: CMD`)
 and to flag words that are not JIL (the old guide's `notification:` and `define_variable:`).
-The emitter validates every attribute it writes against `VALIDATORS`, so a configuration can
-never produce JIL that `jil` would reject.
+The linter (`lint.py`) applies `JIL_RULES`, what `jil` itself rejects, to any JIL; the
+emitter validates every attribute it writes against `VALIDATORS` (those rules and its own
+policies), so a configuration can never produce JIL that `jil` would reject.
 
 Sources checked (Broadcom TechDocs "AutoSys Workload Automation 12.0.01/12.1", JIL job
 definitions, as quoted by public material found with the project's search tool):
@@ -14,7 +15,8 @@ definitions, as quoted by public material found with the project's search tool):
 - `alarm_if_fail` / `alarm_if_terminated`: y|n or 1|0;
 - `insert_resource` with `res_type` D (depletable), R (renewable) or T (threshold) and
   `amount`; jobs claim units with `resources: (NAME,QUANTITY=n,FREE=Y|N|A)`, where FREE
-  applies to renewable resources. There is no `V` resource type: a "virtual resource" in
+  applies to renewable resources: Y frees the unit when the job succeeds, N never (an operator
+  frees it), A always, however the job ends. There is no `V` resource type: a "virtual resource" in
   AutoSys terms is any of these (they are not tied to a machine), and a renewable one of
   amount 1 is the mutex that serialises jobs;
 - the subcommand inventory of the JIL reference, plus the `autocal_asc` export statements
@@ -454,7 +456,10 @@ LIST_VALUED = frozenset(
 # Job attributes whose value is a condition expression (parsed into a tree).
 CONDITION_ATTRIBUTES = ("condition", "box_success", "box_failure")
 
-JOB_NAME = re.compile(r"^[A-Za-z0-9._#-]{1,64}$")
+# AE 12: 1-64 characters of A-Z a-z 0-9 . _ - : # (the colon is legal, and is escaped or
+# quoted wherever it appears in a value).
+JOB_NAME = re.compile(r"^[A-Za-z0-9._:#-]{1,64}$")
+JOB_NAME_RULE = "1-64 of A-Za-z0-9 . _ - : #"
 MAX_NOTIFICATION_MSG = 255
 
 
@@ -466,18 +471,43 @@ def normalise_job_type(value: str) -> str:
 
 Validator = Callable[[str], "str | None"]
 
-_BOOLEAN = {"0", "1", "y", "n", "yes", "no"}
+_BOOLEAN = {"0", "1", "y", "n", "yes", "no", "true", "false"}
 _WEEKDAYS = ("su", "mo", "tu", "we", "th", "fr", "sa")
 _PERMISSIONS = {"gx", "ge", "wx", "we", "mx", "me", "ex", "ee"}
 _EMAIL = re.compile(r"^[^@\s,;\"]+@[^@\s,;\"]+\.[^@\s,;\"]+$")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_ENVVAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S.*$")
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
+_RUN_WINDOW = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d\s*-\s*([01]?\d|2[0-3]):[0-5]\d$")
 _RESOURCE_CLAIM = re.compile(
     r"^\((?P<name>[A-Za-z0-9._#-]{1,64}),\s*QUANTITY=(?P<qty>\d+)(,\s*FREE=(?P<free>[YNA]))?\)$"
+)
+# Several claims are joined with AND (or a comma): (A,QUANTITY=1) AND (B,QUANTITY=2,FREE=A).
+_CLAIM = re.compile(r"\([^()]*\)")
+_CLAIMS_RULE = "expected (NAME,QUANTITY=n[,FREE=Y|N|A]) [AND (...)]"
+# POSIX TZ strings (`EST5EDT`, `CST6CDT,M3.2.0,M11.1.0`, `<+0530>-5:30`), which AE accepts
+# besides the names in its timezone table.
+_POSIX_TZ = re.compile(
+    r"^(?:[A-Za-z]{3,}|<[+-]?[A-Za-z0-9]+>)[+-]?\d{1,2}(?::\d{2}){0,2}"
+    r"(?:(?:[A-Za-z]{3,}|<[+-]?[A-Za-z0-9]+>)(?:[+-]?\d{1,2}(?::\d{2}){0,2})?"
+    r"(?:,[JM]?[\d.]+(?:/[+-]?\d{1,3}(?::\d{2}){0,2})?,[JM]?[\d.]+(?:/[+-]?\d{1,3}(?::\d{2}){0,2})?)?)?$"
+)
+# Names of AE's shipped timezone table that are not IANA names (the US/Canadian zone words
+# and common abbreviations); IANA names (`America/New_York`, `US/Eastern`) are accepted too,
+# in any case. A site's own entries (added with `autotimezone`) are declared to the linter
+# with `--timezone NAME`.
+AE_TIMEZONE_NAMES = frozenset(
+    name.lower()
+    for name in (
+        "Eastern", "Central", "Mountain", "Pacific", "Alaska", "Hawaii", "Atlantic",
+        "Newfoundland", "Arizona", "Aleutian", "EST", "EDT", "CST", "CDT", "MST", "MDT",
+        "PST", "PDT", "AKST", "HST", "AST", "NST", "GMT", "UTC", "UCT", "WET", "CET", "MET",
+        "EET", "BST", "IST", "JST", "KST", "HKT", "SGT", "AEST", "ACST", "AWST", "NZST",
+    )
 )
 
 
 def _valid_job_name(value: str) -> str | None:
-    return None if JOB_NAME.match(value) else "not a job name (1-64 of A-Za-z0-9 . _ - #)"
+    return None if JOB_NAME.match(value) else f"not a job name ({JOB_NAME_RULE})"
 
 
 def _non_empty(value: str) -> str | None:
@@ -515,15 +545,62 @@ def _start_times(value: str) -> str | None:
     return None if all(_HHMM.match(t) for t in times) else "expected HH:MM[, HH:MM...]"
 
 
+def _iana_names() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def timezone_problem(value: str, extra: frozenset[str] = frozenset()) -> str | None:
+    """None if AE accepts `value` as a timezone: an IANA name, a name of AE's table (or of
+    the site's, `extra`), or a POSIX TZ string."""
+    name = value.strip()
+    if name.lower() in AE_TIMEZONE_NAMES or name.lower() in extra or _POSIX_TZ.match(name):
+        return None
+    if name.lower() in _IANA:
+        return None
+    return "unknown time zone (not an IANA name, an AE timezone table name or a POSIX TZ string)"
+
+
 def _timezone(value: str) -> str | None:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return "unknown time zone"
-    return None
+    return timezone_problem(value)
+
+
+_IANA = _iana_names()
+
+
+def _deadline_times(value: str) -> str | None:
+    # must_start_times / must_complete_times: clock times, or +minutes after the start time.
+    if re.fullmatch(r"\+\d{1,4}", value.strip()):
+        return None
+    return None if _start_times(value) is None else "expected HH:MM[, HH:MM...] or +minutes"
+
+
+def _start_mins(value: str) -> str | None:
+    minutes = [m.strip() for m in value.split(",")]
+    ok = all(m.isdigit() and int(m) <= 59 for m in minutes)
+    return None if ok else "expected minutes 0-59[, ...]"
+
+
+def _run_window(value: str) -> str | None:
+    return None if _RUN_WINDOW.match(value.strip()) else 'expected "hh:mm-hh:mm"'
+
+
+def _resource_claims(value: str) -> str | None:
+    text, position, claims = value.strip(), 0, 0
+    for claim in _CLAIM.finditer(text):
+        # Nothing before the first claim; AND or a comma between two.
+        between = text[position : claim.start()].strip().lower()
+        if between not in (("",) if claims == 0 else (",", "and")):
+            return _CLAIMS_RULE
+        match = _RESOURCE_CLAIM.match(claim.group(0).replace(" ", ""))
+        if match is None or int(match["qty"]) < 1:
+            return _CLAIMS_RULE
+        position, claims = claim.end(), claims + 1
+    return None if claims and not text[position:].strip() else _CLAIMS_RULE
 
 
 def _permission(value: str) -> str | None:
+    if not value.strip():
+        return None  # `permission:` with no value: owner only (seen in production exports)
     parts = [p.strip().lower() for p in value.split(",")]
     return None if all(p in _PERMISSIONS for p in parts) else "expected gx,ge,wx,we,mx,me"
 
@@ -536,12 +613,12 @@ def _message(value: str) -> str | None:
     return None if 0 < len(value) <= MAX_NOTIFICATION_MSG else "1-255 characters"
 
 
-def _resource_claim(value: str) -> str | None:
-    return None if _RESOURCE_CLAIM.match(value) else "expected (NAME,QUANTITY=n[,FREE=Y|N|A])"
-
-
 def _absolute_path(value: str) -> str | None:
     return None if value.startswith("/") else "expected an absolute path"
+
+
+def _envvar(value: str) -> str | None:
+    return None if _ENVVAR.match(value) else "expected NAME=value"
 
 
 def _condition(value: str) -> str | None:
@@ -552,34 +629,57 @@ def _condition(value: str) -> str | None:
     return None
 
 
-VALIDATORS: dict[str, Validator] = {
+# What AE's `jil` itself rejects, attribute by attribute: the linter applies these to any
+# JIL; the emitter applies them plus its own policies (VALIDATORS).
+JIL_RULES: dict[str, Validator] = {
     "job_type": lambda v: None if normalise_job_type(v) in KNOWN_JOB_TYPES else "unknown job type",
     "box_name": _valid_job_name,
-    "owner": _non_empty,
     "permission": _permission,
-    "machine": _non_empty,
-    "description": lambda v: None if len(v) <= 500 else "at most 500 characters",
+    "timezone": _timezone,
     "date_conditions": _boolean,
+    "alarm_if_fail": _boolean,
+    "alarm_if_terminated": _boolean,
+    "box_terminator": _boolean,
+    "job_terminator": _boolean,
+    "auto_hold": _boolean,
     "days_of_week": _days_of_week,
     "start_times": _start_times,
-    "run_calendar": _valid_job_name,
-    "timezone": _timezone,
+    "must_start_times": _deadline_times,
+    "must_complete_times": _deadline_times,
+    "start_mins": _start_mins,
+    "run_window": _run_window,
+    "n_retrys": _integer(0, 20),
+    "term_run_time": _integer(0, 527040),
+    "max_run_alarm": _integer(0, 527040),
+    "min_run_alarm": _integer(0, 527040),
+    "send_notification": _one_of("y", "n", "f"),
+    "notification_msg": _message,
+    "resources": _resource_claims,
+    "res_type": _one_of("d", "r", "t"),
+    "amount": _integer(0, 2_147_483_647),
+}
+# Times must be quoted (or their colons escaped): `jil` rejects `start_times: 10:30`.
+TIME_ATTRIBUTES = frozenset(
+    {"start_times", "must_start_times", "must_complete_times", "run_window"}
+)
+
+# The emitter's rules: everything `jil` rejects, and what the bridge's own JIL must be
+# (absolute paths, one address per attribute, a parsable condition).
+VALIDATORS: dict[str, Validator] = {
+    **JIL_RULES,
+    "run_calendar": _valid_job_name,  # the emitter's calendar names follow job-name rules
+    "owner": _non_empty,
+    "machine": _non_empty,
+    "description": lambda v: None if len(v) <= 500 else "at most 500 characters",
     "condition": _condition,
     "command": _non_empty,
     "profile": _absolute_path,
     "std_out_file": _absolute_path,
     "std_err_file": _absolute_path,
-    "alarm_if_fail": _boolean,
-    "alarm_if_terminated": _boolean,
-    "term_run_time": _integer(0, 527040),
-    "send_notification": _one_of("y", "n", "f"),
-    "notification_msg": _message,
     "notification_emailaddress": _email,
     "notification_emailaddress_on_failure": _email,
     "notification_emailaddress_on_success": _email,
     "notification_emailaddress_on_terminated": _email,
     "notification_emailaddress_on_alarm": _email,
-    "resources": _resource_claim,
-    "res_type": _one_of("d", "r", "t"),
-    "amount": _integer(0, 2_147_483_647),
+    "envvars": _envvar,
 }

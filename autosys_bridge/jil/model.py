@@ -16,8 +16,9 @@ from autosys_bridge.jil.conditions import Condition
 @dataclass(frozen=True)
 class Attribute:
     name: str  # lower case
-    value: str  # unquoted, `\:` unescaped
+    value: str  # unquoted, `\:` unescaped (a command keeps its quotes: the shell sees them)
     line: int = 0  # 0 when the attribute was built, not read
+    raw: str = field(default="", compare=False)  # as written in the file, for the linter
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,13 @@ class Problem:
     path: str
     line: int
     message: str
+    severity: str = "error"  # error: `jil` would reject it; warning: it loads, and may bite
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        return f"{self.path}:{self.line}: {self.severity}: {self.message}"
 
     def to_json(self) -> dict:
-        return {"line": self.line, "message": self.message}
+        return {"line": self.line, "severity": self.severity, "message": self.message}
 
 
 @dataclass
@@ -76,8 +78,8 @@ class Statement:
     def box_name(self) -> str | None:
         return self.get("box_name") or None
 
-    def add(self, name: str, value: str, line: int = 0) -> None:
-        self.attributes.append(Attribute(name, value, line))
+    def add(self, name: str, value: str, line: int = 0, raw: str = "") -> None:
+        self.attributes.append(Attribute(name, value, line, raw))
 
     def to_json(self) -> dict:
         body = {

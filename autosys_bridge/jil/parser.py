@@ -27,6 +27,7 @@ from pathlib import Path
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
     JOB_NAME,
+    JOB_NAME_RULE,
     JOB_SUBCOMMANDS,
     KNOWN_ATTRIBUTES,
     LIST_VALUED,
@@ -39,6 +40,9 @@ from autosys_bridge.jil.model import Attribute, JilFile, Problem, Statement
 
 _KEY_AT_START = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)[ \t]*:")
 _KEY_INLINE = re.compile(r"(?<=\s)([A-Za-z_][A-Za-z0-9_]*)[ \t]*:")
+# A line that can only be more items of a list (`15:00`, `we, th`, `, 20`), never prose.
+_LIST_FRAGMENT = re.compile(r',?\s*[^\s,"]+(\s*,\s*[^\s,"]+)*\s*,?')
+SHELL_ATTRIBUTES = frozenset({"command"})
 BLOB_OPEN, BLOB_CLOSE = "<auto_blobt>", "</auto_blobt>"
 
 
@@ -58,7 +62,7 @@ def read_jil(path: str | Path) -> JilFile:
         # Exports from old Windows estates are often cp1252/Latin-1: read on, but say so.
         parsed = parse_jil(data.decode("latin-1"), str(path))
         line = data[: exc.start].count(b"\n") + 1
-        parsed.problems.insert(0, Problem(str(path), line, "not UTF-8; read as Latin-1"))
+        parsed.problems.insert(0, Problem(str(path), line, "not UTF-8; read as Latin-1", "warning"))
         return parsed
 
 
@@ -72,9 +76,22 @@ def parse_jil(text: str, path: str = "<jil>") -> JilFile:
 def unquote(raw: str) -> str:
     """The logical value of a raw JIL value: outer double quotes removed, `\\:` unescaped."""
     value = raw.strip()
-    if len(value) >= 2 and value[0] == '"' and value[-1] == '"' and '"' not in value[1:-1]:
+    if _closed_quotes(value):
         value = value[1:-1]
     return value.replace("\\:", ":")
+
+
+def value_of(key: str, raw: str) -> str:
+    """The value of attribute `key`. A command keeps its quotes: the agent hands the command
+    text to the shell as written, so `"/apps/my script.sh"` (one word) is not
+    `/apps/my script.sh` (a program and an argument)."""
+    if key in SHELL_ATTRIBUTES:
+        return raw.strip().replace("\\:", ":")
+    return unquote(raw)
+
+
+def _closed_quotes(value: str) -> bool:
+    return len(value) >= 2 and value[0] == '"' and value[-1] == '"' and '"' not in value[1:-1]
 
 
 def _quote_positions(text: str) -> list[int]:
@@ -132,6 +149,19 @@ def _split_pairs(content: str) -> list[tuple[str, str]]:
         key, value_start = cut.group(1), cut.end()
     pairs.append((key, content[value_start:]))
     return pairs
+
+
+def _continues(name: str, raw: str, text: str) -> bool:
+    """Does `text`, a line without `key:`, continue the value `raw` of attribute `name`?
+
+    Only an open quote, a trailing comma, or -- for a list-valued attribute whose value is
+    not closed by quotes -- a line that can only be list items. A closed value such as
+    `start_times: "5:00"` never swallows the prose that follows it.
+    """
+    raw = raw.rstrip()
+    if _open_quote(raw) or raw.endswith(","):
+        return True
+    return name in LIST_VALUED and not _closed_quotes(raw) and bool(_LIST_FRAGMENT.fullmatch(text))
 
 
 def _join_continuation(raw: str, more: str) -> str:
@@ -200,7 +230,7 @@ class _Reader:
             raw = raw[raw.index(BLOB_OPEN) + len(BLOB_OPEN) : raw.index(BLOB_CLOSE)]
             statement.add(key, raw, number)
         else:
-            statement.add(key, unquote(raw), number)
+            statement.add(key, value_of(key, raw), number, raw)
         statement.end_line = number
         self.last_raw = raw
 
@@ -211,7 +241,7 @@ class _Reader:
         if not name:
             self.problem(number, f"'{key}:' needs a name")
         elif key in JOB_SUBCOMMANDS and not JOB_NAME.match(name):
-            self.problem(number, f"job name '{name}' is not valid (1-64 of A-Za-z0-9 . _ - #)")
+            self.problem(number, f"job name '{name}' is not valid ({JOB_NAME_RULE})")
         self.current = Statement(key, name, number, number)
         self.file.statements.append(self.current)
         self.last_raw = None
@@ -224,13 +254,11 @@ class _Reader:
             return
         if statement is not None and self.last_raw is not None and statement.attributes:
             last = statement.attributes[-1]
-            if (
-                last.name in LIST_VALUED
-                or self.last_raw.rstrip().endswith(",")
-                or _open_quote(self.last_raw)
-            ):
+            if _continues(last.name, self.last_raw, text):
                 self.last_raw = _join_continuation(self.last_raw, text)
-                statement.attributes[-1] = Attribute(last.name, unquote(self.last_raw), last.line)
+                statement.attributes[-1] = Attribute(
+                    last.name, value_of(last.name, self.last_raw), last.line, self.last_raw
+                )
                 statement.end_line = number
                 return
         self.problem(number, f"cannot read {text[:60]!r}: expected 'attribute: value'")
