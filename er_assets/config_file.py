@@ -80,6 +80,9 @@ def read_document(path: Path, text: str) -> Document:
         line = f":{mark.line + 1}" if mark else ""
         column = f" (column {mark.column + 1})" if mark else ""
         problem = " ".join(part for part in (exc.context, exc.problem) if part)
+        source = text.splitlines()
+        if mark and mark.line < len(source) and "\t" in source[mark.line][:mark.column + 1]:
+            problem += "; YAML indents with spaces, never tabs"
         raise SyntaxProblem(f"{path}{line}: not valid {kind}: {problem}{column}") from None
     except yaml.YAMLError as exc:
         raise SyntaxProblem(f"{path}: not valid {kind}: {str(exc).splitlines()[0]}") from None
