@@ -176,7 +176,8 @@ def cmd_doctor(args) -> int:
         if selected not in DEPLOYMENTS:
             raise ValueError(f"--deployment {selected!r}: expected one of {', '.join(DEPLOYMENTS)}")
     except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return exit_codes.USAGE
     checks = run_doctor(config, selected)
     print(f"deployment: {selected}")
