@@ -37,7 +37,9 @@ def _attempt(name: str, probe: Callable[[], str]) -> Check:
     try:
         return name, True, probe()
     except Exception as exc:  # a doctor reports every failure rather than stopping at the first
-        return name, False, _first_line(exc)
+        from er_assets.history.redact import redact_text
+
+        return name, False, redact_text(_first_line(exc))  # drivers echo connection strings
 
 
 def credential_checks() -> list[Check]:
