@@ -255,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UsageError as exc:
-        print(f"autosys-bridge: error: {exc}", file=sys.stderr)
+        # A configuration may have several problems: each gets its own line.
+        for line in str(exc).splitlines() or [""]:
+            print(f"autosys-bridge: error: {line}", file=sys.stderr)
         return exit_codes.USAGE
     except BoxRunError as exc:
         print(f"autosys-bridge: error: {exc}", file=sys.stderr)

@@ -121,7 +121,9 @@ def _guarded(command, name: str):
                 if isinstance(exc, OSError) and exc.filename
                 else str(exc)
             )
-            print(f"autosys-bridge {name}: {message}".splitlines()[0], file=sys.stderr)
+            # A configuration may have several problems: each gets its own line.
+            for line in message.splitlines() or [""]:
+                print(f"autosys-bridge {name}: {line}", file=sys.stderr)
             return exit_codes.USAGE
 
     run.__doc__ = command.__doc__

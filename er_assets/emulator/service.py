@@ -235,10 +235,9 @@ class Emulator:
         return {}
 
     def local_path(self, uri: str) -> Path:
-        from er_assets.object_store import split_uri
+        from er_assets.object_store import local_path
 
-        bucket, key = split_uri(uri)
-        return self.objects_root / bucket / key
+        return local_path(self.objects_root, uri)
 
 
 # --- the botocore side: HTTP requests in, HTTP responses out ------------------------------

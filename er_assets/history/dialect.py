@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
-from er_assets.history.redact import redact_text
+from er_assets.history.redact import Redacting
 
 UTC = dt.timezone.utc
 
 
-class HistoryError(Exception):
-    """The history store cannot be used as configured."""
+class HistoryError(Redacting):
+    """The history store cannot be used as configured; the message never shows a password."""
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -174,9 +174,9 @@ class Postgres(Dialect):
         try:
             return psycopg.connect(autocommit=True, row_factory=dict_row, **params)
         except psycopg.OperationalError as exc:
-            # libpq names host and user, which the operator needs; redact in case a
-            # password was echoed back from the URL.
-            raise HistoryError(redact_text(f"cannot connect to the job history database: {exc}".strip())) from None
+            # libpq names host and user, which the operator needs; HistoryError masks a
+            # password echoed back from the URL.
+            raise HistoryError(f"cannot connect to the job history database: {exc}".strip()) from None
 
     @contextmanager
     def transaction(self, conn: Any) -> Iterator[Any]:
