@@ -25,6 +25,21 @@ class ServiceUnavailable(PipelineError):
     exit_code = exit_codes.SERVICE_UNAVAILABLE
 
 
+class QuotaExceeded(PipelineError):
+    """An AWS quota other than the one-job-per-region slot was exceeded; waiting will not help."""
+
+
+class ConfigurationRejected(PipelineError):
+    """The service rejected the workflow or request as invalid (ValidationException) before
+    anything ran: the configuration or the deployed workflow must be fixed."""
+
+    exit_code = exit_codes.USAGE
+
+
+class MatchOutputMissing(PipelineError):
+    """A SUCCEEDED job whose output folder holds no data file."""
+
+
 class GateClosed(PipelineError):
     """An upstream blocking data-quality check failed for this partition."""
 
@@ -36,4 +51,5 @@ class MissingUpstream(PipelineError):
 
 
 EXIT_CODES = {cls.__name__: cls.exit_code for cls in
-              (PipelineError, MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable, GateClosed, MissingUpstream)}
+              (PipelineError, MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable, QuotaExceeded,
+               ConfigurationRejected, MatchOutputMissing, GateClosed, MissingUpstream)}
