@@ -39,6 +39,8 @@ def _log(message: str) -> None:
 SERVICE_ERRORS = frozenset({
     "NoCredentialsError", "PartialCredentialsError", "EndpointConnectionError", "ConnectTimeoutError",
     "TokenRetrievalError", "HistoryError", "OperationalError", "ForbiddenError",
+    "UnauthorizedSSOTokenError", "SSOTokenLoadError", "CredentialRetrievalError", "ReadTimeoutError",
+    "ConnectionClosedError",
 })
 
 
