@@ -69,7 +69,9 @@ def matching_workflow_response(domain: Domain, settings: Settings | None = None)
             {
                 "outputS3Path": domain.output_prefix,
                 "output": [{"name": name} for name in domain.schema.columns],
-                "applyNormalization": True,
+                # Matching normalises the input; the output keeps the values as extracted, so
+                # the target table gets names in every script exactly as the source had them.
+                "applyNormalization": False,
             }
         ],
         "resolutionTechniques": domain.resolution.model_dump(exclude_none=True),
