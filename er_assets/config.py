@@ -36,6 +36,8 @@ RESERVED_OUTPUT_NAMES = frozenset(
 )
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 ER_NAME = re.compile(r"^[a-zA-Z_0-9-]{1,255}$")  # workflow and schema names, as the service allows
+# botocore's AttributeName and rule-name patterns: group names, match keys, rule names.
+ER_ATTRIBUTE = r"^[a-zA-Z_0-9- ]*$"
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 
@@ -81,8 +83,8 @@ class SchemaField(_Model):
 
     fieldName: str
     type: str
-    groupName: str | None = None
-    matchKey: str | None = None
+    groupName: str | None = Field(default=None, max_length=255, pattern=ER_ATTRIBUTE)
+    matchKey: str | None = Field(default=None, max_length=255, pattern=ER_ATTRIBUTE)
     subType: str | None = None
     hashed: bool = False
 
@@ -100,7 +102,8 @@ class SchemaMapping(_Model):
     """The AWS `get_schema_mapping` shape, minus the service-managed fields."""
 
     schemaName: str
-    mappedInputFields: list[SchemaField] = Field(min_length=2, max_length=35)
+    # SchemaInputAttributes in botocore's model: 2 to 60 fields.
+    mappedInputFields: list[SchemaField] = Field(min_length=2, max_length=60)
 
     @field_validator("schemaName")
     @classmethod
@@ -136,7 +139,7 @@ class SchemaMapping(_Model):
 
 
 class Rule(_Model):
-    ruleName: str = Field(min_length=1, max_length=255)
+    ruleName: str = Field(min_length=1, max_length=255, pattern=ER_ATTRIBUTE)
     matchingKeys: list[str] = Field(min_length=1, max_length=15)
 
 
@@ -147,8 +150,8 @@ class RuleBasedProperties(_Model):
 
 
 class RuleCondition(_Model):
-    ruleName: str = Field(min_length=1, max_length=255)
-    condition: str = Field(min_length=1, max_length=4096)
+    ruleName: str = Field(min_length=1, max_length=255, pattern=ER_ATTRIBUTE)
+    condition: str = Field(min_length=1, max_length=2048)  # RuleConditionConditionString
 
 
 class RuleConditionProperties(_Model):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import functools
 import json
 import os
 import re
@@ -303,39 +302,13 @@ def _json_value(value):
     return value.timestamp() if isinstance(value, dt.datetime) else str(value)
 
 
-@functools.lru_cache(maxsize=None)
-def _pattern(text: str | None):
-    """The model's pattern as a Python regex; None where it has none or uses Java-only syntax
-    (some Glue patterns), which the emulator then does not enforce."""
-    if text is None:
-        return None
-    try:
-        return re.compile(text)
-    except re.error:
-        return None
-
-
-def _validate(shape, value, where: str) -> None:
+def _validate(shape, value) -> None:
     """Enforce the model constraints that botocore's client-side validation skips."""
-    meta = shape.metadata
-    if shape.type_name == "structure" and isinstance(value, dict):
-        for name, member in shape.members.items():
-            if name in value:
-                _validate(member, value[name], f"{where}.{name}" if where else name)
-    elif shape.type_name == "list" and isinstance(value, list):
-        for i, item in enumerate(value):
-            _validate(shape.member, item, f"{where}[{i}]")
-    elif shape.type_name == "string" and isinstance(value, str):
-        pattern = _pattern(meta.get("pattern"))
-        if pattern is not None and not pattern.fullmatch(value):
-            raise ServiceError("ValidationException", f"{where} '{value}' does not match pattern {meta['pattern']}")
-        if len(value) > meta.get("max", len(value)) or len(value) < meta.get("min", 0):
-            raise ServiceError("ValidationException", f"{where} length must be between {meta.get('min', 0)} and {meta.get('max')}")
-        if shape.enum and value not in shape.enum:
-            raise ServiceError("ValidationException", f"{where} '{value}' is not one of {shape.enum}")
-    elif shape.type_name in ("integer", "long") and isinstance(value, int):
-        if value > meta.get("max", value) or value < meta.get("min", value):
-            raise ServiceError("ValidationException", f"{where} must be between {meta.get('min')} and {meta.get('max')}")
+    from er_assets.emulator.model import problems
+
+    found = problems(shape, value)
+    if found:
+        raise ServiceError("ValidationException", found[0])
 
 
 def _request_params(operation, request) -> dict:
@@ -397,7 +370,7 @@ def attach(client, emulator: Emulator) -> None:
                 raise ServiceError("ValidationException", f"The local emulator does not implement {operation_name}.")
             params = _request_params(operation, request)
             if operation.input_shape is not None:
-                _validate(operation.input_shape, params, "")
+                _validate(operation.input_shape, params)
             body = handler(params)
         except (ServiceError, InjectedServiceError) as exc:
             payload = {"message": exc.message, **exc.extra}
