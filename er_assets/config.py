@@ -337,6 +337,9 @@ class Settings(_Model):
     concurrency_pool: str = "entity_resolution"
     admin_emails: list[str] = Field(default_factory=list)
     role_arn: str = "arn:aws:iam::000000000000:role/entity-resolution"
+    # Customer-managed key of the bucket, if any: the workflow encrypts its output with it
+    # (OutputSource.KMSArn) and its role may use it (`autosys-bridge aws export`).
+    kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
     glue_database: str = "entity_resolution"
     autosys_resource: str = "ER_MATCHING_SLOT"
     autosys_calendar_prefix: str = "ER_"
