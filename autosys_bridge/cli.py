@@ -239,11 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--url", help="history database URL (default: $ER_HISTORY_URL, else the local history.db)")
     report.set_defaults(func=cmd_report)
 
-    from autosys_bridge import jil_cli
+    from autosys_bridge import aws_cli, jil_cli
     from er_assets import doctor
 
     jil_cli.add_parsers(sub)
     doctor.add_parser(sub)
+    aws_cli.add_parser(sub)
     return parser
 
 

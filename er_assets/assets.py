@@ -15,7 +15,7 @@ from er_assets.baselines import earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream
-from er_assets.match_output import error_records, summarize
+from er_assets.match_output import error_records, find_output, summarize
 from er_assets.matching_job import point_glue_table, run_matching_job
 from er_assets.object_store import ObjectStore
 from er_assets.partitions import business_dates, partitions_def
@@ -137,16 +137,17 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             timeout=config.execution_timeout or settings.execution_timeout,
             check_interval=config.check_interval or settings.check_interval,
         )
-        with object_store.local_copy(outcome.output_uri) as folder:
+        output = find_output(object_store.list_files, outcome.output_path, domain.workflow_name, outcome.job_id,
+                             outcome.metrics.get("totalRecordsProcessed", 0))
+        with object_store.local_copy(output.success_uri) as folder:
             summary = summarize(folder)
-        error_uri = outcome.output_uri.replace("/success/", "/error/")
-        with object_store.local_copy(error_uri) as folder:
+        with object_store.local_copy(output.error_uri) as folder:
             rejected = error_records(folder)
         context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
                          f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
         metadata = {
             "job_id": outcome.job_id,
-            "output_uri": outcome.output_uri,
+            "output_uri": output.success_uri,
             "extract_run_id": extract_run,
             "input_records": outcome.metrics.get("inputRecords", 0),
             "records_processed": outcome.metrics.get("totalRecordsProcessed", 0),

@@ -163,8 +163,8 @@ class SchemaField(_Model):
 
     fieldName: str
     type: str
-    groupName: str | None = None
-    matchKey: str | None = None
+    groupName: str | None = Field(default=None, max_length=255)
+    matchKey: str | None = Field(default=None, max_length=255)
     subType: str | None = None
     hashed: bool = False
 
@@ -183,7 +183,8 @@ class SchemaMapping(_Model):
     """The AWS `get_schema_mapping` shape, minus the service-managed fields."""
 
     schemaName: str
-    mappedInputFields: list[SchemaField] = Field(min_length=2, max_length=35)
+    # SchemaInputAttributes in botocore's model: 2 to 60 fields.
+    mappedInputFields: list[SchemaField] = Field(min_length=2, max_length=60)
 
     _check_name = field_validator("schemaName")(_rule("er_name"))
 
@@ -228,7 +229,7 @@ class RuleBasedProperties(_Model):
 
 class RuleCondition(_Model):
     ruleName: str = Field(min_length=1, max_length=255)
-    condition: str = Field(min_length=1, max_length=4096)
+    condition: str = Field(min_length=1, max_length=2048)  # RuleConditionConditionString
 
     _check_name = field_validator("ruleName")(_rule("aws_name"))
     _check_condition = field_validator("condition")(_rule("condition"))
@@ -434,6 +435,9 @@ class Settings(_Model):
     concurrency_pool: str = "entity_resolution"
     admin_emails: list[str] = Field(default_factory=list)
     role_arn: str = "arn:aws:iam::000000000000:role/entity-resolution"
+    # Customer-managed key of the bucket, if any: the workflow encrypts its output with it
+    # (OutputSource.KMSArn) and its role may use it (`autosys-bridge aws export`).
+    kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
     glue_database: str = "entity_resolution"
     autosys_resource: str = "ER_MATCHING_SLOT"
     autosys_calendar_prefix: str = "ER_"

@@ -38,6 +38,10 @@ class LocalEntityResolution(EntityResolutionResource):
     state_root: str
     objects_root: str
     config_path: str
+    # botocore's retries per call (after the first attempt); tests of the driver's own retries
+    # set 0, so an injected fault (ER_EMULATOR_FAULTS) reaches the driver without botocore's
+    # back-off sleeps.
+    max_attempts: int = RETRY_CONFIG["max_attempts"]
 
     def clients(self):
         import boto3
@@ -46,12 +50,12 @@ class LocalEntityResolution(EntityResolutionResource):
         from er_assets.config import load_config
         from er_assets.emulator.service import Emulator, attach
 
-        emulator = Emulator(self.state_root, self.objects_root, load_config(self.config_path))
+        emulator = Emulator(self.state_root, self.objects_root, load_config(self.config_path), self.region_name)
         # Static dummy credentials: requests are signed as usual but never leave the process.
         session = boto3.session.Session(
             aws_access_key_id="local", aws_secret_access_key="local", region_name=self.region_name
         )
-        config = Config(retries=RETRY_CONFIG)
+        config = Config(retries={**RETRY_CONFIG, "max_attempts": self.max_attempts})
         er, glue = session.client("entityresolution", config=config), session.client("glue", config=config)
         attach(er, emulator)
         attach(glue, emulator)

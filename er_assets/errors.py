@@ -28,6 +28,21 @@ class ServiceUnavailable(PipelineError):
     exit_code = exit_codes.SERVICE_UNAVAILABLE
 
 
+class QuotaExceeded(PipelineError):
+    """An AWS quota other than the one-job-per-region slot was exceeded; waiting will not help."""
+
+
+class ConfigurationRejected(PipelineError):
+    """The service rejected the workflow or request as invalid (ValidationException) before
+    anything ran: the configuration or the deployed workflow must be fixed."""
+
+    exit_code = exit_codes.USAGE
+
+
+class MatchOutputMissing(PipelineError):
+    """A SUCCEEDED job whose output folder holds no data file."""
+
+
 class GateClosed(PipelineError):
     """An upstream blocking data-quality check failed for this partition."""
 
@@ -43,13 +58,16 @@ class MissingUpstream(PipelineError):
 SERVICE_ERRORS = frozenset({
     "NoCredentialsError", "PartialCredentialsError", "EndpointConnectionError", "ConnectTimeoutError",
     "TokenRetrievalError", "HistoryError", "OperationalError", "ForbiddenError",
+    "UnauthorizedSSOTokenError", "SSOTokenLoadError", "CredentialRetrievalError", "ReadTimeoutError",
+    "ConnectionClosedError",
 })
 # Exit code by exception class name: the bridge reads names back from the Dagster event log,
 # the job history from the exception itself, and both walk the chain of causes the same way.
 EXIT_CODES = {
     **dict.fromkeys(SERVICE_ERRORS, exit_codes.SERVICE_UNAVAILABLE),
     **{cls.__name__: cls.exit_code for cls in
-       (PipelineError, MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable, GateClosed, MissingUpstream)},
+       (PipelineError, MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable, QuotaExceeded,
+        ConfigurationRejected, MatchOutputMissing, GateClosed, MissingUpstream)},
 }
 
 

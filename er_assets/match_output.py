@@ -1,19 +1,90 @@
-"""Figures about a matching job's output, read in bulk with DuckDB from its CSV files."""
+"""Where a matching job's output is, and figures about it, read in bulk with DuckDB.
+
+AWS documents the output only as "a folder named after the job id" holding `success/`
+(and `error/`) under the workflow's outputS3Path (user guide, "Viewing the output of a
+matching workflow"); today's service puts it at `<outputS3Path>/<workflowName>/<jobId>/`,
+but nothing promises that. So the folder is found by listing, and every data file in it is
+read, whatever its name: the service writes CSV with a header, in as many parts as it likes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+from er_assets.errors import MatchOutputMissing
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    success_uri: str  # the job's success/ folder, ending in "/"
+    error_uri: str
+    files: tuple[str, ...]  # the data files in success/
+
+
+def is_data_file(key: str) -> bool:
+    """A data file, not a folder placeholder or a marker such as `_SUCCESS` or `.part.crc`."""
+    name = key.rsplit("/", 1)[-1]
+    return bool(name) and not name.startswith(("_", "."))
+
+
+def _job_folder(uri: str, base: str, job_id: str, folder: str) -> str | None:
+    """The `.../<job_id>/<folder>/` prefix a listed object lies under, if it does."""
+    parts = uri[len(base):].split("/")
+    for i in range(len(parts) - 2):
+        if parts[i] == job_id and parts[i + 1] == folder:
+            return base + "/".join(parts[: i + 2]) + "/"
+    return None
+
+
+def find_output(list_files: Callable[[str], list[str]], output_path: str, workflow_name: str, job_id: str,
+                records_processed: int) -> JobOutput:
+    """Find the job's success/ folder under `output_path` by listing.
+
+    The usual place is listed first (one cheap listing); only if it holds nothing is the whole
+    output path listed. Raises MatchOutputMissing when a job that processed records left no
+    data file: loading nothing would silently empty the partition.
+    """
+    base = output_path.rstrip("/") + "/"
+    for prefix in (f"{base}{workflow_name}/{job_id}/", base):
+        listed = list_files(prefix)
+        found = {}
+        for uri in listed:
+            folder = _job_folder(uri, base, job_id, "success")
+            if folder and is_data_file(uri):
+                found.setdefault(folder, []).append(uri)
+        if found:
+            break
+    if len(found) > 1:
+        raise MatchOutputMissing(f"matching job {job_id}: several success/ folders under {base}: {sorted(found)}")
+    if not found:
+        if records_processed:
+            raise MatchOutputMissing(
+                f"matching job {job_id} SUCCEEDED with {records_processed} records processed, but no data file is in "
+                f"a {job_id}/success/ folder under {base}; check the workflow's outputS3Path and that its role may "
+                "write there")
+        success = f"{base}{workflow_name}/{job_id}/success/"
+        return JobOutput(success, success.replace("/success/", "/error/"), ())
+    success, files = found.popitem()
+    return JobOutput(success, success[: -len("success/")] + "error/", tuple(sorted(files)))
+
+
+def data_files(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_data_file(p.name))
 
 
 def summarize(folder: Path) -> dict:
-    """Records, MatchIDs and match rate of the CSV files in `folder` (a job's success/).
+    """Records, MatchIDs and match rate of the data files in `folder` (a job's success/).
 
     The match rate is the percentage of records that share their MatchID with at least one
     other record: the share of records the job resolved to a duplicate.
     """
     import duckdb
 
-    files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    files = data_files(folder)
     if not files:
         return {"records": 0, "match_ids": 0, "matched_records": 0, "match_rate": 0.0}
     con = duckdb.connect()
@@ -24,7 +95,7 @@ def summarize(folder: Path) -> dict:
                  sizes AS (SELECT "MatchID", count(*) AS n FROM out GROUP BY ALL)
             SELECT coalesce(sum(n), 0), count(*), coalesce(sum(n) FILTER (WHERE n > 1), 0) FROM sizes
             """,
-            {"files": [str(f) for f in files]},
+            {"files": files},
         ).fetchone()
     finally:
         con.close()
@@ -36,12 +107,12 @@ def error_records(folder: Path) -> int:
     """Rows the service rejected (a job's error/ folder)."""
     import duckdb
 
-    files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    files = data_files(folder)
     if not files:
         return 0
     con = duckdb.connect()
     try:
         return int(con.execute("SELECT count(*) FROM read_csv($f, header = true, all_varchar = true)",
-                               {"f": [str(f) for f in files]}).fetchone()[0])
+                               {"f": files}).fetchone()[0])
     finally:
         con.close()

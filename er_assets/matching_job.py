@@ -4,19 +4,53 @@ The job can run for hours, so its id is recorded durably before the first poll, 
 re-attaches to a job that is still QUEUED or RUNNING (the service has no cancel, and a
 second job would be refused by the one-job-per-region quota anyway), and a SUCCEEDED job
 for the same extract is reused rather than paid for twice.
+
+Errors, after botocore's own retries (its "standard" mode retries throttling and 5xx
+answers), are handled as the API reference documents them (StartMatchingJob and
+GetMatchingJob: ThrottlingException, InternalServerException, ResourceNotFoundException,
+AccessDeniedException, ExceedsLimitException, ConflictException, ValidationException):
+
+- while polling, transient errors (throttling, 5xx, timeouts, lost connections) are retried
+  with the polling back-off until EXECUTION_TIMEOUT: a running job is never abandoned
+  because one status call failed;
+- a busy region (ConflictException, throttling, or ExceedsLimitException for the
+  "Concurrent matching jobs" quota) is waited out before starting;
+- ExceedsLimitException for any other quota fails at once, naming the quota (QuotaExceeded);
+- expired or missing credentials (incl. SSO sessions and assume-role failures), access
+  denied and unreachable endpoints exit 5 (ServiceUnavailable) with what to fix;
+- ValidationException fails with the service's message: exit 2 (ConfigurationRejected)
+  when starting, so nothing ran, exit 1 once a job exists.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from er_assets.errors import MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable
+from er_assets.errors import (
+    ConfigurationRejected,
+    MatchingJobFailed,
+    MatchingJobTimeout,
+    PipelineError,
+    QuotaExceeded,
+    ServiceUnavailable,
+)
 
 ACTIVE = ("QUEUED", "RUNNING")
-# Start/conflict answers worth waiting out: another job holds the region's only slot.
-BUSY_CODES = ("ConflictException", "ExceedsLimitException", "ThrottlingException")
+# Start answers worth waiting out: another job holds the region's only slot, or the service
+# asks callers to slow down. ExceedsLimitException counts only for CONCURRENT_JOBS_QUOTA.
+BUSY_CODES = ("ConflictException", "ThrottlingException")
+# The quota's name in the user guide ("Quotas for AWS Entity Resolution"): 1, not adjustable.
+CONCURRENT_JOBS_QUOTA = "Concurrent matching jobs"
+# Answers that say nothing about the job, only that the service could not answer now.
+TRANSIENT_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailable",
+                             "InternalFailure", "RequestTimeout", "RequestTimeoutException"})
+CREDENTIAL_CODES = frozenset({"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException",
+                              "InvalidSignatureException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+                              "IncompleteSignature"})
+ACCESS_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 FIRST_POLL_SECONDS = 0.5
 
 
@@ -25,28 +59,79 @@ class JobOutcome:
     job_id: str
     status: str
     metrics: dict
-    output_uri: str
+    output_path: str  # the job's outputS3Path; its files are found by listing (match_output)
     reused: bool = False
     attached: bool = False
 
 
-def _explain(exc: Exception, what: str) -> Exception:
-    """Turn botocore errors a user must fix into one clear line."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+def _error(exc: Exception) -> tuple[str, str]:
+    """(code, message) of a ClientError; ("", "") for anything else."""
+    error = getattr(exc, "response", None) or {}
+    return error.get("Error", {}).get("Code", ""), error.get("Error", {}).get("Message", "")
 
-    if isinstance(exc, NoCredentialsError):
-        return ServiceUnavailable(f"{what}: no AWS credentials found (set AWS_PROFILE or refresh the profile)")
-    if isinstance(exc, EndpointConnectionError):
-        return ServiceUnavailable(f"{what}: cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}")
+
+def is_transient(exc: Exception) -> bool:
+    """Did the call fail for a reason that says nothing about the job (worth asking again)?"""
+    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+
+    if isinstance(exc, (HTTPClientError, BotoConnectionError)):  # read/connect timeouts, dropped connections
+        return True
     if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        message = exc.response.get("Error", {}).get("Message", "")
-        if code in ("ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "InvalidSignatureException"):
-            return ServiceUnavailable(f"{what}: AWS credentials expired or invalid ({code}); refresh them")
-        if code in ("AccessDeniedException", "AccessDenied"):
-            return ServiceUnavailable(f"{what}: access denied ({message}); grant the role this permission")
-        if code in ("ResourceNotFoundException", "EntityNotFoundException"):
-            return ServiceUnavailable(f"{what}: {message}")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return _error(exc)[0] in TRANSIENT_CODES or status >= 500
+    return False
+
+
+def _busy(exc: Exception) -> bool:
+    """Is the region's one job slot taken (or the service throttling starts)?"""
+    code, message = _error(exc)
+    if code == "ExceedsLimitException":
+        quota = exc.response.get("quotaName")
+        return quota == CONCURRENT_JOBS_QUOTA if quota else "concurrent" in message.lower()
+    return code in BUSY_CODES
+
+
+def _explain(exc: Exception, what: str, started: bool = False) -> Exception:
+    """Turn an error the caller cannot wait out into one line that says what to fix.
+
+    `started`: a job exists already, so a ValidationException is a stage failure (exit 1)
+    rather than a configuration the service refused before anything ran (exit 2).
+    """
+    from botocore import exceptions as boto
+
+    profile = f" --profile {os.environ['AWS_PROFILE']}" if os.environ.get("AWS_PROFILE") else ""
+    if isinstance(exc, (boto.NoCredentialsError, boto.PartialCredentialsError)):
+        return ServiceUnavailable(f"{what}: no AWS credentials found (set AWS_PROFILE or refresh the profile)")
+    if isinstance(exc, (boto.UnauthorizedSSOTokenError, boto.SSOTokenLoadError)):
+        return ServiceUnavailable(f"{what}: the AWS SSO session has expired or is invalid; run `aws sso login{profile}`")
+    if isinstance(exc, (boto.CredentialRetrievalError, boto.TokenRetrievalError)):
+        return ServiceUnavailable(f"{what}: could not get AWS credentials ({exc}); check the profile's role, "
+                                  "credential_process and source credentials")
+    if isinstance(exc, (boto.HTTPClientError, boto.ConnectionError)):
+        return ServiceUnavailable(f"{what}: cannot reach AWS ({exc}); check the network path and proxy to the endpoint")
+    code, message = _error(exc)
+    if not code:
+        return exc
+    if code in CREDENTIAL_CODES:
+        return ServiceUnavailable(f"{what}: AWS credentials expired or invalid ({code}: {message}); refresh them "
+                                  f"(`aws sso login{profile}` or new keys)")
+    if code in ACCESS_CODES:
+        return ServiceUnavailable(f"{what}: access denied ({message}); grant the role this permission")
+    if code in ("ResourceNotFoundException", "EntityNotFoundException"):
+        return ServiceUnavailable(f"{what}: {message}")
+    if code == "ExceedsLimitException":
+        quota = exc.response.get("quotaName", "unnamed quota")
+        value = exc.response.get("quotaValue")
+        limit = f" (limit {value})" if value is not None else ""
+        return QuotaExceeded(f"{what}: AWS Entity Resolution quota '{quota}'{limit} exceeded: {message}; "
+                             "request an increase in Service Quotas or reduce the job")
+    if code == "ValidationException":
+        if started:
+            return PipelineError(f"{what}: the service rejected the request: {message}")
+        return ConfigurationRejected(f"{what}: the service rejected the request: {message}; fix the configuration "
+                                     "or the deployed workflow (autosys-bridge doctor compares them)")
+    if is_transient(exc):
+        return ServiceUnavailable(f"{what}: the service is unavailable ({code}: {message}) after botocore's retries")
     return exc
 
 
@@ -62,11 +147,6 @@ def point_glue_table(glue, database: str, table: str, location: str) -> None:
         glue.update_table(DatabaseName=database, TableInput=table_input)
     except Exception as exc:
         raise _explain(exc, f"Glue table {database}.{table}") from exc
-
-
-def output_uri(job: dict, workflow_name: str) -> str:
-    base = job["outputSourceConfig"][0]["outputS3Path"].rstrip("/")
-    return f"{base}/{workflow_name}/{job['jobId']}/success/"
 
 
 def run_matching_job(
@@ -127,8 +207,8 @@ def _start(er, workflow_name, log, deadline, sleep, clock, check_interval) -> st
         try:
             return er.start_matching_job(workflowName=workflow_name)["jobId"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code not in BUSY_CODES:
+            code = _error(exc)[0]
+            if not _busy(exc):
                 raise _explain(exc, f"matching workflow {workflow_name}") from exc
             pause = _pause(delay, deadline, clock)
             if pause is None:
@@ -150,7 +230,19 @@ def _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sle
         try:
             job = er.get_matching_job(workflowName=workflow_name, jobId=job_id)
         except Exception as exc:
-            raise _explain(exc, f"matching job {job_id}") from exc
+            if not is_transient(exc):
+                raise _explain(exc, f"matching job {job_id}", started=True) from exc
+            pause = _pause(delay, deadline, clock)
+            reason = f"{_error(exc)[0] or type(exc).__name__}: {_error(exc)[1] or exc}"
+            if pause is None:
+                raise ServiceUnavailable(
+                    f"matching job {job_id} of {workflow_name}: status calls still fail at EXECUTION_TIMEOUT="
+                    f"{timeout:.0f}s ({reason}); the job may still be running at AWS and a re-run re-attaches to it"
+                ) from exc
+            log(f"matching job {job_id}: status call failed ({reason}); the job keeps running, asking again in {pause:.0f}s")
+            sleep(pause)
+            delay = min(delay * 2, check_interval)
+            continue
         status, metrics = job["status"], job.get("metrics", {})
         progress = (status, metrics.get("totalRecordsProcessed"), metrics.get("inputRecords"))
         if progress != last_progress:
@@ -158,7 +250,7 @@ def _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sle
                 f"{metrics.get('inputRecords', 0)} records processed")
             last_progress = progress
         if status == "SUCCEEDED":
-            return JobOutcome(job_id, status, metrics, output_uri(job, workflow_name), reused, attached)
+            return JobOutcome(job_id, status, metrics, job["outputSourceConfig"][0]["outputS3Path"], reused, attached)
         if status == "FAILED":
             message = job.get("errorDetails", {}).get("errorMessage", "no error message")
             raise MatchingJobFailed(f"matching job {job_id} of {workflow_name} FAILED: {message}")

@@ -90,3 +90,20 @@ def test_invalid_documents_are_reported_without_traceback(tmp_path, customers_cs
     (tmp_path / "schema.json").write_text(json.dumps({"schemaName": "s", "mappedInputFields": []}))
     assert main(["--workflow", str(tmp_path / "wf.json"), "--schema", str(tmp_path / "schema.json"),
                  "--input", str(customers_csv), "--output", str(tmp_path)]) == 2
+
+
+def test_a_workflow_the_service_model_rejects_is_refused(tmp_path, customers_csv, capsys, config):
+    domain = config.domain("customers")
+    workflow = matching_workflow_response(domain, config.settings)
+    rules = workflow["resolutionTechniques"]["ruleBasedProperties"]
+    rules["rules"] = rules["rules"] * 9  # 27 rules: the model allows 25
+    paths = {}
+    for name, doc in (("workflow", workflow), ("schema", schema_mapping_response(domain, config.settings))):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(doc, default=str))
+    code = main(["--workflow", str(paths["workflow"]), "--schema", str(paths["schema"]),
+                 "--input", str(customers_csv), "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert ("er-match: error: workflow.resolutionTechniques.ruleBasedProperties.rules: the number of items must be "
+            "between 1 and 25, not 27") in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

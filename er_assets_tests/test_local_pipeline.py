@@ -111,3 +111,34 @@ def test_failing_extract_gate_stops_matching_in_the_same_run(config, local_env, 
     assert failed == {"min_records"}
     assert "products__matched" not in {e.step_key for e in result.get_step_success_events()}
     assert not (local_paths()["emulator"] / "jobs").exists() or not list((local_paths()["emulator"] / "jobs").iterdir())
+
+
+NAMES = [("محمد", "عبد الله"), ("דוד", "לוי"), ("小明", "王"), ("José", "García-Márquez"), ("Zoë", "Ångström"),
+         ("Łukasz", "Żółć")]
+
+
+def test_names_in_every_script_survive_extract_matched_loaded_unchanged(config, local_env, instance):
+    domain = config.domain("customers")
+    seed(domain, PARTITION, 300, local_env)
+    con = duckdb.connect(str(local_paths()["warehouse"]))
+    try:
+        ids = [r[0] for r in con.execute(
+            "SELECT customer_id FROM customers_source WHERE load_date = ? ORDER BY customer_id LIMIT ?",
+            [PARTITION, 2 * len(NAMES)]).fetchall()]
+        # Each name twice, with the same phone and different emails: only name_phone_match can
+        # pair them, so the pair matches only if normalisation kept the name's letters.
+        for i, (first, last) in enumerate(NAMES * 2):
+            con.execute("UPDATE customers_source SET first_name = ?, last_name = ?, email = ?, phone = ? "
+                        "WHERE customer_id = ?",
+                        [first, last, f"p{i}@example.org", f"(555) 010-{i % len(NAMES):04d}", ids[i]])
+    finally:
+        con.close()
+    result = materialize(config, instance, "customers", ["extract", "matched", "loaded"])
+    assert result.success
+    loaded = query('SELECT customer_id, first_name, last_name, "MatchID" FROM customers_resolved '
+                   "WHERE partition_key = ? AND customer_id IN (SELECT unnest(?))", PARTITION, ids)
+    by_id = {row[0]: row[1:] for row in loaded}
+    for i, (first, last) in enumerate(NAMES * 2):
+        assert by_id[ids[i]][:2] == (first, last)
+    for i in range(len(NAMES)):
+        assert by_id[ids[i]][2] == by_id[ids[i + len(NAMES)]][2], NAMES[i]  # matched with its twin

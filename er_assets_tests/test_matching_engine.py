@@ -167,7 +167,7 @@ NAME_CONTACT = schema(
     field("first", "NAME_FIRST", "name", "full_name"),
     field("last", "NAME_LAST", "name", "full_name"),
     field("email", "EMAIL_ADDRESS", "email"),
-    field("phone", "PHONE_NUMBER", "phone"),
+    field("phone", "PHONE_NUMBER", "phone", "phone_number"),  # grouped, so normalised
 )
 NAME_CONTACT_ROWS = [
     ("a", "John", "Smith", " A@X.COM", "(555) 123-4567"),

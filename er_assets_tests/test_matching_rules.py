@@ -22,7 +22,7 @@ SCHEMA = {
 def workflow(techniques: dict) -> dict:
     return {
         "workflowName": "wf",
-        "inputSourceConfig": [{"inputSourceARN": "arn", "schemaName": "s"}],
+        "inputSourceConfig": [{"inputSourceARN": "arn:aws:glue:us-east-1:123456789012:table/db/t", "schemaName": "s"}],
         "outputSourceConfig": [{"output": [{"name": "id"}]}],
         "resolutionTechniques": {"resolutionType": "RULE_MATCHING", **techniques},
     }
@@ -90,6 +90,16 @@ def test_transitive_matching_is_read_from_matching_config():
          "'ghost' is not a schema field"),
         ({**conditions("Exact(name)"), "inputSourceConfig": [{"inputSourceARN": "arn", "schemaName": "other"}]},
          "is not the schema given"),
+        (conditions("Exact(name) AND Cosine(name, 0.8)"),
+         r"Cosine threshold 0.8 looks like a 0-1 similarity; the scale is 0-100 \(write Cosine\(name, 80\)\)"),
+        (conditions("Exact(name) AND Cosine(name, 150)"), "Cosine threshold 150 is outside 0-100"),
+        # What botocore's model forbids, though the engine could run it:
+        (conditions(*["Exact(name)"] * 26), "rules: the number of items must be between 1 and 25, not 26"),
+        (workflow({"ruleBasedProperties": {"rules": [{"ruleName": "x", "matchingKeys": ["name"]}]}}),
+         "ruleBasedProperties.attributeMatchingModel: missing required member"),
+        (conditions("Exact(name) OR " * 170 + "Exact(name)"), "condition: the length must be between 0 and 2048"),
+        (conditions("Exact(name)") | {"inputSourceConfig": [{"inputSourceARN": "arn:aws:s3:::bucket", "schemaName": "s"}]},
+         "inputSourceARN 'arn:aws:s3:::bucket' does not match pattern"),
     ],
 )
 def test_invalid_workflows_are_refused_naming_the_problem(doc, message):

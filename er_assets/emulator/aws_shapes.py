@@ -1,9 +1,11 @@
-"""GetSchemaMapping / GetMatchingWorkflow responses built from the domain configuration.
+"""The domain configuration as AWS Entity Resolution documents.
 
-The dicts have exactly the members botocore's `entityresolution` model gives those
-operations' outputs (`GetSchemaMappingOutput`, `GetMatchingWorkflowOutput`), so the emulator
-can return them through the real client and `run_matching` can read them like documents
-exported from an AWS account.
+Create requests (`CreateSchemaMappingInput`, `CreateMatchingWorkflowInput`), which
+`autosys-bridge aws export` writes for the AWS CLI, and the GetSchemaMapping /
+GetMatchingWorkflow responses the emulator returns through the real client, which
+`run_matching` reads like documents exported from an AWS account. A response is its
+request plus the service-managed members, so what is deployed and what is emulated can
+never differ.
 """
 
 from __future__ import annotations
@@ -38,13 +40,20 @@ def glue_table_arn(domain: Domain, settings: Settings) -> str:
     return f"arn:aws:glue:{settings.region}:{account_id(settings)}:table/{settings.glue_database}/{domain.glue_table}"
 
 
+def schema_mapping_request(domain: Domain, settings: Settings) -> dict[str, Any]:
+    """The CreateSchemaMapping input for the domain (`--cli-input-json`)."""
+    return {
+        "schemaName": domain.schema.schemaName,
+        "description": f"{domain.project_name} schema",
+        "mappedInputFields": [f.model_dump(exclude_none=True) for f in domain.schema.mappedInputFields],
+    }
+
+
 def schema_mapping_response(domain: Domain, settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or Settings()
     return {
-        "schemaName": domain.schema.schemaName,
+        **schema_mapping_request(domain, settings),
         "schemaArn": schema_mapping_arn(domain, settings),
-        "description": f"{domain.project_name} schema",
-        "mappedInputFields": [f.model_dump(exclude_none=True) for f in domain.schema.mappedInputFields],
         "createdAt": CREATED_AT,
         "updatedAt": UPDATED_AT,
         "tags": {},
@@ -52,11 +61,20 @@ def schema_mapping_response(domain: Domain, settings: Settings | None = None) ->
     }
 
 
-def matching_workflow_response(domain: Domain, settings: Settings | None = None) -> dict[str, Any]:
-    settings = settings or Settings()
+def matching_workflow_request(domain: Domain, settings: Settings) -> dict[str, Any]:
+    """The CreateMatchingWorkflow input for the domain (`--cli-input-json`). No
+    incrementalRunConfig: jobs start only when the pipeline starts them."""
+    output = {
+        "outputS3Path": domain.output_prefix,
+        "output": [{"name": name} for name in domain.schema.columns],
+        # Matching normalises the input; the output keeps the values as extracted, so the
+        # target table gets names in every script exactly as the source had them.
+        "applyNormalization": False,
+    }
+    if settings.kms_key_arn:
+        output["KMSArn"] = settings.kms_key_arn
     return {
         "workflowName": domain.workflow_name,
-        "workflowArn": matching_workflow_arn(domain, settings),
         "description": f"{domain.project_name} matching workflow",
         "inputSourceConfig": [
             {
@@ -65,16 +83,18 @@ def matching_workflow_response(domain: Domain, settings: Settings | None = None)
                 "applyNormalization": True,
             }
         ],
-        "outputSourceConfig": [
-            {
-                "outputS3Path": domain.output_prefix,
-                "output": [{"name": name} for name in domain.schema.columns],
-                "applyNormalization": True,
-            }
-        ],
+        "outputSourceConfig": [output],
         "resolutionTechniques": domain.resolution.model_dump(exclude_none=True),
+        "roleArn": settings.role_arn,
+    }
+
+
+def matching_workflow_response(domain: Domain, settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or Settings()
+    return {
+        **matching_workflow_request(domain, settings),
+        "workflowArn": matching_workflow_arn(domain, settings),
         "createdAt": CREATED_AT,
         "updatedAt": UPDATED_AT,
-        "roleArn": settings.role_arn,
         "tags": {},
     }

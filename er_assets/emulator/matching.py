@@ -178,7 +178,7 @@ def _slot_sql(plan: Plan, slot_index: int) -> str:
     if plan.apply_normalization:
         parts = [_normalized_ref(index[f.name]) for f in slot.fields]
     else:
-        parts = [normalized(quote_ident(f.name), f.type, False) for f in slot.fields]
+        parts = [normalized(quote_ident(f.name), f.type, f.group is not None, False) for f in slot.fields]
     if len(parts) == 1:
         return parts[0]
     return f"NULLIF(concat_ws(' ', {', '.join(parts)}), '')"
@@ -190,7 +190,7 @@ def _output_sql(plan: Plan, name: str, hashed: bool, normalize: bool) -> str:
     attr_type = plan.fields[i].type
     column = quote_ident(name)
     if normalize and attr_type != "UNIQUE_ID":
-        column = output_value(_normalized_ref(i), attr_type)
+        column = output_value(_normalized_ref(i), attr_type, plan.fields[i].group is not None)
     return f"sha256({column})" if hashed else column
 
 
@@ -201,9 +201,13 @@ def _normalized_ref(field_index: int) -> str:
 
 def _normalized_columns(plan: Plan) -> str:
     return "".join(
-        f", {normalized('src.' + quote_ident(plan.fields[i].name), plan.fields[i].type, True)} AS {_normalized_ref(i)}"
+        f", {_normalized_sql(plan.fields[i])} AS {_normalized_ref(i)}"
         for i in _needs_normalized(plan)
     )
+
+
+def _normalized_sql(field) -> str:
+    return normalized("src." + quote_ident(field.name), field.type, field.group is not None, True)
 
 
 def _copy_csv(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:

@@ -1,11 +1,29 @@
-"""Per-attribute-type normalisation, as DuckDB SQL expressions.
+"""Per-attribute-type normalisation, as DuckDB SQL expressions: exactly what AWS documents.
 
-AWS documents *that* inputs are normalised per attribute type when `applyNormalization` is
-true (and that names, addresses and phones are normalised as groups), but not the exact
-rules. The rules below are the conservative reading of what it describes: case, accents,
-punctuation and spacing never distinguish two names or addresses; an email compares
-case-insensitively after trimming; a phone number is its digits. Other types are trimmed
-only, because a STRING or DATE may be case- or punctuation-sensitive.
+What AWS says, and nothing more:
+
+- Which types: "Normalization is only supported for NAME, ADDRESS, PHONE, and
+  EMAIL_ADDRESS. If you want to normalize NAME_FIRST, NAME_MIDDLE, and NAME_LAST, you must
+  group them by assigning them to the NAME groupName. [...] ADDRESS_STREET1 [...]
+  ADDRESS_POSTALCODE [...] to the ADDRESS groupName. [...] PHONE_NUMBER and
+  PHONE_COUNTRYCODE [...] to the PHONE groupName." (botocore model, SchemaInputAttribute
+  `type`). A sub-type is normalised only when its field has a `groupName` (the console and
+  the glossary name groups freely, e.g. `full_name`); an ungrouped sub-type, a STRING, DATE,
+  UNIQUE_ID or any other type is compared exactly as it is, not even trimmed.
+- What it does: "Normalization standardizes the input data, such as removing extra spaces
+  or special characters and standardizing to lowercase format. For example, if an input
+  field has an input type of PHONE_NUMBER, and the values in the input are formatted as
+  (123) 456-7890, AWS Entity Resolution will normalize the values to 1234567890." (AWS
+  Solutions Library, "Guidance for Customizing Normalization Library for AWS Entity
+  Resolution", describing the service's standard rules.)
+
+So: names and addresses are lowercased, special characters (Unicode punctuation and
+symbols) removed, runs of spaces made one and the ends trimmed: "Mary  O'Brien-Smith" ->
+"mary obriensmith". Letters and digits of every script are kept as they are, accents
+included: AWS says nothing about accents or other scripts, so "José" stays "josé" and
+"محمد" stays "محمد" (never a letter outside a-z mapped to nothing). Phones keep their digits
+(of any script). Emails are lowercased and trimmed: "removing extra spaces" and
+"lowercase" are all AWS says of them.
 
 Every expression maps "" to NULL: an empty value is a missing value and never matches
 (unless a rule condition asks for `EmptyValues=Process`).
@@ -13,8 +31,8 @@ Every expression maps "" to NULL: an empty value is a missing value and never ma
 
 from __future__ import annotations
 
-_TEXT_TYPES = ("NAME", "ADDRESS")  # prefixes: NAME, NAME_FIRST, ..., ADDRESS_POSTALCODE
-_PHONE_TYPES = ("PHONE",)
+_TEXT_TYPES = ("NAME", "ADDRESS")  # the group types; their sub-types start with NAME_ / ADDRESS_
+_PHONE_SUBTYPES = ("PHONE_NUMBER", "PHONE_COUNTRYCODE")
 
 
 def quote_ident(name: str) -> str:
@@ -26,26 +44,41 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def normalized(column_sql: str, attribute_type: str, apply: bool) -> str:
-    """SQL for the comparable value of one input column of the given AWS attribute type."""
-    if not apply:
-        return f"NULLIF({column_sql}, '')"
-    if attribute_type.startswith(_TEXT_TYPES):
-        # Letters and digits only: "O'Brien" = "obrien", "12 Main St." = "12mainst".
-        return f"NULLIF(regexp_replace(lower(strip_accents({column_sql})), '[^a-z0-9]', '', 'g'), '')"
-    if attribute_type.startswith(_PHONE_TYPES):
-        return f"NULLIF(regexp_replace({column_sql}, '[^0-9]', '', 'g'), '')"
+def normalization(attribute_type: str, grouped: bool) -> str | None:
+    """How AWS normalises a field of this type: "text", "phone", "email" or None (not at all)."""
+    if attribute_type in _TEXT_TYPES or (grouped and attribute_type.startswith(tuple(t + "_" for t in _TEXT_TYPES))):
+        return "text"
+    if attribute_type == "PHONE" or (grouped and attribute_type in _PHONE_SUBTYPES):
+        return "phone"
     if attribute_type == "EMAIL_ADDRESS":
+        return "email"
+    return None
+
+
+def normalized(column_sql: str, attribute_type: str, grouped: bool, apply: bool) -> str:
+    """SQL for the comparable value of one input column of the given AWS attribute type."""
+    kind = normalization(attribute_type, grouped) if apply else None
+    if kind == "text":
+        # \pP punctuation and \pS symbols are the special characters; letters (\pL), marks
+        # (\pM, e.g. Arabic vowel signs, Devanagari matras) and digits (\pN) stay.
+        cleaned = f"regexp_replace(lower({column_sql}), '[\\pP\\pS]', '', 'g')"
+        return f"NULLIF(trim(regexp_replace({cleaned}, '\\s+', ' ', 'g')), '')"
+    if kind == "phone":
+        return f"NULLIF(regexp_replace({column_sql}, '[^\\p{{Nd}}]', '', 'g'), '')"
+    if kind == "email":
         return f"NULLIF(lower(trim({column_sql})), '')"
-    return f"NULLIF(trim({column_sql}), '')"
+    return f"NULLIF({column_sql}, '')"
 
 
-def output_value(normalized_sql: str, attribute_type: str) -> str:
+def output_value(normalized_sql: str, attribute_type: str, grouped: bool) -> str:
     """How a normalised value is written when the output asks for normalised data.
 
-    The one output format AWS documents is the phone number: 1234567890 -> (123)-456-7890.
+    The one output format AWS documents is the phone number: "if an attribute has an
+    AttributeType of PHONE_NUMBER, and the data in the input table is in a format of
+    1234567890, AWS Entity Resolution will normalize this field in the output to
+    (123)-456-7890" (CloudFormation, MatchingWorkflow InputSource ApplyNormalization).
     """
-    if attribute_type == "PHONE_NUMBER":
+    if attribute_type == "PHONE_NUMBER" and normalization(attribute_type, grouped) == "phone":
         v = normalized_sql
         return (
             f"CASE WHEN length({v}) = 10 THEN '(' || {v}[1:3] || ')-' || {v}[4:6] || '-' || {v}[7:10] "

@@ -318,10 +318,17 @@ def _term(call: _Call, by_key: dict[str, list[Slot]], where: str) -> Term:
     if call.function == "Levenshtein":
         threshold = _number(args[0], where) if args else DEFAULT_LEVENSHTEIN
         return Term("Levenshtein", (slot,), threshold=threshold, empty=empty)
-    # Cosine: AWS documents no default threshold, so one is required (percent similarity).
+    # Cosine: AWS documents no default threshold, so one is required. Its scale is 0-100, as
+    # the API reference's example `Cosine(a, 10)` shows: 0.8 would match nearly everything.
     if not args:
         raise MatchingError(f"{where}: Cosine needs a threshold, e.g. Cosine(name, 80)")
-    return Term("Cosine", (slot,), threshold=_number(args[0], where), empty=empty)
+    threshold = _number(args[0], where)
+    if 0 < threshold < 1:
+        raise MatchingError(f"{where}: Cosine threshold {args[0]} looks like a 0-1 similarity; the scale is 0-100 "
+                            f"(write Cosine({call.args[0]}, {threshold * 100:g}))")
+    if not 0 <= threshold <= 100:
+        raise MatchingError(f"{where}: Cosine threshold {args[0]} is outside 0-100")
+    return Term("Cosine", (slot,), threshold=threshold, empty=empty)
 
 
 def _condition_rules(props: Mapping[str, Any], by_key: dict[str, list[Slot]]) -> tuple[Rule, ...]:
@@ -345,6 +352,20 @@ def _condition_rules(props: Mapping[str, Any], by_key: dict[str, list[Slot]]) ->
             conjunctions.append(terms)
         rules.append(Rule(name, tuple(conjunctions)))
     return tuple(rules)
+
+
+def _check_model(schema: Mapping[str, Any], workflow: Mapping[str, Any]) -> None:
+    """Refuse what botocore's model forbids (26 rules, a missing attributeMatchingModel, a
+    2049-character condition...): the service would refuse the workflow, so must we."""
+    from er_assets.emulator.model import problems, service_model
+
+    model = service_model("entityresolution")
+    for what, document, shape in (("schema", schema, "GetSchemaMappingOutput"),
+                                  ("workflow", workflow, "GetMatchingWorkflowOutput")):
+        # Top-level members are checked above with the engine's own messages.
+        found = problems(model.shape_for(shape), document, required=False)
+        if found:
+            raise MatchingError(f"{what}.{found[0]} (botocore's entityresolution model)")
 
 
 def build_plan(schema: Mapping[str, Any], workflow: Mapping[str, Any]) -> Plan:
@@ -391,6 +412,8 @@ def build_plan(schema: Mapping[str, Any], workflow: Mapping[str, Any]) -> Plan:
         if transitive and any(t.empty == "Ignore" for r in rules for c in r.conjunctions for t in c):
             raise MatchingError("EmptyValues=Ignore is not supported when transitive matching is enabled")
 
+    # Last, so the engine's own messages above explain what they can.
+    _check_model(schema, workflow)
     reserved = next((f.name for f in fields if f.name in RESERVED_NAMES), None)
     return Plan(
         workflow_name=str(_get(workflow, "workflowName", "workflow")),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import functools
 import json
 import os
 import re
@@ -30,12 +29,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from er_assets.config import Configuration
 
 ACTIVE = ("QUEUED", "RUNNING")
+# The service's name for its one-job-per-region quota (user guide, "Quotas").
+CONCURRENT_JOBS_QUOTA = "Concurrent matching jobs"
 
 
 class ServiceError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400):
+    def __init__(self, code: str, message: str, status: int = 400, extra: dict | None = None):
         super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+        self.code, self.message, self.status, self.extra = code, message, status, extra or {}
 
 
 def _now() -> float:
@@ -71,7 +72,9 @@ class Emulator:
     `objects_root` is the local object store's folder: s3://bucket/key is objects_root/bucket/key.
     """
 
-    def __init__(self, state_root: str | os.PathLike, objects_root: str | os.PathLike, config: Configuration):
+    def __init__(self, state_root: str | os.PathLike, objects_root: str | os.PathLike, config: Configuration,
+                 region: str = "us-east-1"):
+        self.region = region
         self.root = Path(state_root)
         self.objects_root = Path(objects_root)
         self.config = config
@@ -117,7 +120,7 @@ class Emulator:
             job = json.loads(self._job_path(job_id).read_text())
         except FileNotFoundError:
             raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404) from None
-        if job["status"] in ACTIVE and not _pid_alive(job.get("pid")):
+        if job["status"] in ACTIVE and not _holds_slot(job):
             # The worker died without reporting: the service would report the job as failed.
             job = self.update_job(job_id, status="FAILED", endTime=_now(),
                                   errorDetails={"errorMessage": "The matching job stopped unexpectedly."})
@@ -140,16 +143,19 @@ class Emulator:
                 continue
         return sorted(jobs, key=lambda j: j["startTime"], reverse=True)
 
-    def start_matching_job(self, workflow_name: str) -> dict:
+    def start_matching_job(self, workflow_name: str, fault: dict | None = None) -> dict:
+        """Queue a job and start its worker; `fault` (see `faults`) makes it misbehave."""
         workflow = self.workflow(workflow_name)
         with self._locked():
             for job in self._jobs():
-                if job["status"] in ACTIVE and _pid_alive(job.get("pid")):
+                # The quota is per region: a job of another region does not hold this one's slot.
+                if job["status"] in ACTIVE and job.get("region", self.region) == self.region and _holds_slot(job):
                     raise ServiceError(
                         "ExceedsLimitException",
                         f"Only one matching job can run at a time in this Region; job {job['jobId']} of workflow "
                         f"{job['workflowName']} is {job['status']}.",
                         402,
+                        {"quotaName": CONCURRENT_JOBS_QUOTA, "quotaValue": 1},
                     )
             job_id = uuid.uuid4().hex
             location = self._input_location(workflow)
@@ -163,8 +169,12 @@ class Emulator:
                 "input": location,
                 "outputSourceConfig": [{"roleArn": workflow["roleArn"], "outputS3Path": output}],
                 "outputDir": f"{output}/{workflow_name}/{job_id}/",
+                "region": self.region,
+                "fault": fault or {},
             }
             _write_json(self._job_path(job_id), job)
+            if _workerless(job):
+                return {"jobId": job_id}
             log = open(self.root / f"{job_id}.log", "ab")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "er_assets.emulator.worker", str(self.root), str(self.objects_root),
@@ -189,17 +199,25 @@ class Emulator:
         job = self.read_job(job_id)
         if job["workflowName"] != workflow_name:
             raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404)
+        fail_after = job["fault"].get("fail_after_polls") if job.get("fault") else None
+        if fail_after is not None and job["status"] in ACTIVE:
+            polls = job.get("polls", 0) + 1
+            changes = {"polls": polls, "status": "RUNNING"}
+            if polls >= int(fail_after):
+                message = job["fault"].get("errorMessage", "The matching job failed.")
+                changes.update(status="FAILED", endTime=_now(), errorDetails={"errorMessage": message})
+            job = self.update_job(job_id, **changes)
         keys = ("jobId", "status", "startTime", "endTime", "metrics", "errorDetails", "outputSourceConfig")
         return {k: job[k] for k in keys if job.get(k) is not None}
 
     def list_matching_jobs(self, workflow_name: str, max_results: int = 25, next_token: str | None = None) -> dict:
         self._domain_by_workflow(workflow_name)
         jobs = [j for j in self._jobs() if j["workflowName"] == workflow_name]
-        start = int(next_token) if next_token else 0
+        start = _token_offset(workflow_name, next_token) if next_token else 0
         page = jobs[start : start + max_results]
         out = {"jobs": [{k: j[k] for k in ("jobId", "status", "startTime", "endTime") if j.get(k)} for j in page]}
         if start + max_results < len(jobs):
-            out["nextToken"] = str(start + max_results)
+            out["nextToken"] = _token(workflow_name, start + max_results)
         return out
 
     # --- Glue: just the input tables of the configured workflows --------------------------
@@ -240,6 +258,33 @@ class Emulator:
         return local_path(self.objects_root, uri)
 
 
+def _workerless(job: dict) -> bool:
+    """Jobs whose fault makes them never match anything run no worker process."""
+    fault = job.get("fault") or {}
+    return bool(fault.get("stays_queued")) or fault.get("fail_after_polls") is not None
+
+
+def _holds_slot(job: dict) -> bool:
+    """An active job whose worker lives (or that needs none) holds the region's job slot."""
+    return _workerless(job) or _pid_alive(job.get("pid"))
+
+
+def _token(workflow_name: str, offset: int) -> str:
+    """A ListMatchingJobs nextToken: the offset, signed so only tokens issued here are taken."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{workflow_name}:{offset}".encode()).hexdigest()[:16]
+    return f"{offset}-{digest}"
+
+
+def _token_offset(workflow_name: str, token: str) -> int:
+    offset, _, _ = token.partition("-")
+    if not offset.isdigit() or _token(workflow_name, int(offset)) != token:
+        # What the service answers for a token it did not issue.
+        raise ServiceError("ValidationException", f"Invalid nextToken: {token}")
+    return int(offset)
+
+
 # --- the botocore side: HTTP requests in, HTTP responses out ------------------------------
 
 
@@ -256,39 +301,13 @@ def _json_value(value):
     return value.timestamp() if isinstance(value, dt.datetime) else str(value)
 
 
-@functools.lru_cache(maxsize=None)
-def _pattern(text: str | None):
-    """The model's pattern as a Python regex; None where it has none or uses Java-only syntax
-    (some Glue patterns), which the emulator then does not enforce."""
-    if text is None:
-        return None
-    try:
-        return re.compile(text)
-    except re.error:
-        return None
-
-
-def _validate(shape, value, where: str) -> None:
+def _validate(shape, value) -> None:
     """Enforce the model constraints that botocore's client-side validation skips."""
-    meta = shape.metadata
-    if shape.type_name == "structure" and isinstance(value, dict):
-        for name, member in shape.members.items():
-            if name in value:
-                _validate(member, value[name], f"{where}.{name}" if where else name)
-    elif shape.type_name == "list" and isinstance(value, list):
-        for i, item in enumerate(value):
-            _validate(shape.member, item, f"{where}[{i}]")
-    elif shape.type_name == "string" and isinstance(value, str):
-        pattern = _pattern(meta.get("pattern"))
-        if pattern is not None and not pattern.fullmatch(value):
-            raise ServiceError("ValidationException", f"{where} '{value}' does not match pattern {meta['pattern']}")
-        if len(value) > meta.get("max", len(value)) or len(value) < meta.get("min", 0):
-            raise ServiceError("ValidationException", f"{where} length must be between {meta.get('min', 0)} and {meta.get('max')}")
-        if shape.enum and value not in shape.enum:
-            raise ServiceError("ValidationException", f"{where} '{value}' is not one of {shape.enum}")
-    elif shape.type_name in ("integer", "long") and isinstance(value, int):
-        if value > meta.get("max", value) or value < meta.get("min", value):
-            raise ServiceError("ValidationException", f"{where} must be between {meta.get('min')} and {meta.get('max')}")
+    from er_assets.emulator.model import problems
+
+    found = problems(shape, value)
+    if found:
+        raise ServiceError("ValidationException", found[0])
 
 
 def _request_params(operation, request) -> dict:
@@ -311,11 +330,11 @@ def _request_params(operation, request) -> dict:
     return params
 
 
-def _handlers(emulator: Emulator) -> dict[str, Callable[[dict], dict]]:
+def _handlers(emulator: Emulator, faults) -> dict[str, Callable[[dict], dict]]:
     return {
         "GetMatchingWorkflow": lambda p: emulator.workflow(p["workflowName"]),
         "GetSchemaMapping": lambda p: emulator.schema_mapping(p["schemaName"]),
-        "StartMatchingJob": lambda p: emulator.start_matching_job(p["workflowName"]),
+        "StartMatchingJob": lambda p: emulator.start_matching_job(p["workflowName"], faults.job()),
         "GetMatchingJob": lambda p: emulator.get_matching_job(p["workflowName"], p["jobId"]),
         "ListMatchingJobs": lambda p: emulator.list_matching_jobs(p["workflowName"], p.get("maxResults", 25), p.get("nextToken")),
         "GetTable": lambda p: emulator.get_table(p["DatabaseName"], p["Name"]),
@@ -324,10 +343,14 @@ def _handlers(emulator: Emulator) -> dict[str, Callable[[dict], dict]]:
 
 
 def attach(client, emulator: Emulator) -> None:
-    """Serve every call of a boto3 `entityresolution` or `glue` client from the emulator."""
+    """Serve every call of a boto3 `entityresolution` or `glue` client from the emulator,
+    failing where ER_EMULATOR_FAULTS asks (see `er_assets.emulator.faults`)."""
     from botocore.awsrequest import AWSResponse
 
-    handlers = _handlers(emulator)
+    from er_assets.emulator.faults import Faults, InjectedServiceError, load
+
+    faults = Faults(load())
+    handlers = _handlers(emulator, faults)
     service_model = client.meta.service_model
     json_protocol = service_model.protocol == "json"
 
@@ -340,17 +363,19 @@ def attach(client, emulator: Emulator) -> None:
         operation = service_model.operation_model(operation_name)
         request_id = uuid.uuid4().hex
         try:
+            faults.check(operation_name, request.url)
             handler = handlers.get(operation_name)
             if handler is None:
                 raise ServiceError("ValidationException", f"The local emulator does not implement {operation_name}.")
             params = _request_params(operation, request)
             if operation.input_shape is not None:
-                _validate(operation.input_shape, params, "")
+                _validate(operation.input_shape, params)
             body = handler(params)
-        except ServiceError as exc:
+        except (ServiceError, InjectedServiceError) as exc:
+            payload = {"message": exc.message, **exc.extra}
             if json_protocol:
-                return respond(exc.status, {"__type": exc.code, "message": exc.message}, {"x-amzn-requestid": request_id})
-            return respond(exc.status, {"message": exc.message}, {"x-amzn-errortype": exc.code, "x-amzn-requestid": request_id})
+                return respond(exc.status, {"__type": exc.code, **payload}, {"x-amzn-requestid": request_id})
+            return respond(exc.status, payload, {"x-amzn-errortype": exc.code, "x-amzn-requestid": request_id})
         return respond(200, body, {"x-amzn-requestid": request_id})
 
     service_id = service_model.service_id.hyphenize()

@@ -19,6 +19,8 @@ def run(state_root: str, objects_root: str, config_path: str, job_id: str) -> in
     emulator = Emulator(state_root, objects_root, load_config(config_path))
     job = emulator.update_job(job_id, status="RUNNING")
     try:
+        # A slow job (ER_EMULATOR_FAULTS job.running_seconds) stays RUNNING that long first.
+        time.sleep(float((job.get("fault") or {}).get("running_seconds", 0)))
         workflow = emulator.workflow(job["workflowName"])
         schema = emulator.schema_mapping(workflow["inputSourceConfig"][0]["schemaName"])
         metrics = dict(job["metrics"])

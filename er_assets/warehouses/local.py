@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from er_assets.config import Domain
+from er_assets.match_output import data_files
 from er_assets.object_store import LocalObjectStore
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
@@ -150,13 +151,14 @@ class DuckDBWarehouse(Warehouse):
 
     def load_matches(self, domain: Domain, partition_key: str, src_uri: str) -> LoadResult:
         folder = self._store().path(src_uri)
-        files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+        files = data_files(folder)
         table = quote(domain.target.table)
         with self.connect() as con:
             con.execute("BEGIN")
             try:
                 if files:
-                    source = f"read_csv({literal(folder / '*.csv')}, header = true, all_varchar = true)"
+                    # Every data file of the job's success/ folder, whatever the service named it.
+                    source = f"read_csv([{', '.join(literal(f) for f in files)}], header = true, all_varchar = true)"
                     con.execute(
                         f"CREATE TABLE IF NOT EXISTS {table} AS "
                         f"SELECT *, CAST(NULL AS VARCHAR) AS partition_key, CAST(NULL AS TIMESTAMP) AS loaded_at "

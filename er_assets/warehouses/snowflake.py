@@ -26,6 +26,7 @@ from contextlib import contextmanager, suppress
 from pydantic import Field
 
 from er_assets.config import IDENTIFIER, Domain
+from er_assets.match_output import is_data_file
 from er_assets.object_store import ObjectStore, S3ObjectStore, split_uri
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
@@ -409,7 +410,7 @@ class SnowflakeWarehouse(Warehouse):
         if not PARTITION_KEY.match(partition_key):
             raise ValueError(f"{partition_key!r} is not a partition key (YYYY-MM-DD)")
         table = domain.target.table
-        files = [f for f in self.object_store.list_files(src_uri) if f.endswith(".csv")]
+        files = [f for f in self.object_store.list_files(src_uri) if is_data_file(f)]
         with self.connect() as conn:
             cursor = conn.cursor()
             if not files:
