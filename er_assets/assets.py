@@ -179,18 +179,28 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             override = gate.enforce(context, domain, "matched", config)
             upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
             extracted, _ = _upstream(context, domain, "extract", context.partition_key)
-            result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"])
-            stats = warehouse.target_stats(domain, context.partition_key)
-            context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
+            results = []
+
+            def accept(staged: dict) -> bool:
+                results[:] = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], staged,
+                                                   upstream.get("match_ids"))
+                return not checks.blocking_failures(results)
+
+            result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"], accept)
+            if result.replaced:
+                context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
+            else:
+                context.log.error(f"refused the match output: the load's checks failed on its staged rows; partition "
+                                  f"{context.partition_key} of {result.table} left untouched")
             metadata = {
                 "rows": result.rows,
                 "table": result.table,
+                "replaced": result.replaced,
                 "job_id": upstream["job_id"],
                 "matched_run_id": matched_run,
                 "seconds": round(time.monotonic() - started, 3),
                 **override,
             }
-            results = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], stats)
             record.finish(result.rows, metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 

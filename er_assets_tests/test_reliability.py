@@ -1,0 +1,119 @@
+"""What a second run, a damaged file or two stages at once must never do: replace a good
+partition with a worse one, load a stale output, or start a second matching job.
+
+(Kills of the real bridge at every point are in test_fault_injection.py.)
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import duckdb
+import pytest
+
+from autosys_bridge import exit_codes
+from autosys_bridge.runner import exit_code_for
+from er_assets.definitions import build_definitions
+from er_assets.deployment import local_paths
+from er_assets_tests.conftest import seed
+
+DOMAIN = "customers"
+PARTITION = "2026-11-28"
+RECORDS = 300
+FAST_POLLING = {"ops": {f"{DOMAIN}__matched": {"config": {"check_interval": 1}}}}
+
+
+@pytest.fixture
+def instance(local_env):
+    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as inst:
+        yield inst
+
+
+def run(config, instance, stages, run_config=None):
+    job = build_definitions(config).resolve_implicit_global_asset_job_def()
+    if run_config is None and "matched" in stages:
+        run_config = FAST_POLLING
+    return job.execute_in_process(
+        instance=instance, partition_key=PARTITION, raise_on_error=False, run_config=run_config,
+        asset_selection=[dg.AssetKey([DOMAIN, s]) for s in stages],
+    )
+
+
+def target() -> list[tuple]:
+    con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
+    try:
+        return con.execute('SELECT customer_id, "MatchID", loaded_at FROM customers_resolved '
+                           "WHERE partition_key = ? ORDER BY 1", [PARTITION]).fetchall()
+    finally:
+        con.close()
+
+
+def latest(instance, stage: str) -> dict:
+    record = instance.fetch_materializations(dg.AssetKey([DOMAIN, stage]), limit=1).records[0]
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def output_folder(instance):
+    return local_paths()["objects"] / latest(instance, "matched")["output_uri"][len("s3://"):]
+
+
+def damage_deleted(folder):
+    shutil.rmtree(folder)
+
+
+def damage_emptied(folder):
+    for f in folder.iterdir():
+        f.unlink()
+
+
+def damage_header_only(folder):
+    for f in folder.glob("*.csv"):
+        f.write_text(f.read_text().splitlines()[0] + "\n")
+
+
+def damage_cut_mid_record(folder):
+    for f in folder.glob("*.csv"):
+        text = f.read_text()
+        f.write_text(text[: len(text) // 2])  # a partial upload: the last line is cut short
+
+
+def damage_lines_lost(folder):
+    for f in folder.glob("*.csv"):
+        lines = f.read_text().splitlines(keepends=True)
+        f.write_text("".join(lines[:-10]))  # cut at a line end: readable, but 10 records short
+
+
+@pytest.mark.parametrize("damage, why", [
+    (damage_deleted, "has no CSV files"),
+    (damage_emptied, "has no CSV files"),
+    (damage_header_only, "has no rows"),
+    (damage_cut_mid_record, "cannot be read"),
+])
+def test_a_damaged_match_output_is_refused_and_the_good_partition_stays(config, local_env, instance, damage, why):
+    seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
+    assert run(config, instance, ["extract", "matched", "loaded"]).success
+    good = target()
+    assert len(good) == RECORDS
+    damage(output_folder(instance))
+    code, reason = exit_code_for(run(config, instance, ["loaded"]))
+    assert code == exit_codes.DQ_GATE_FAILED
+    assert "UpstreamRefused: match output s3://" in reason and why in reason
+    assert reason.endswith(f"refused, partition {PARTITION} of customers_resolved left untouched. "
+                           "Re-run the matching stage (autosys-bridge run ... process)")
+    assert target() == good  # same rows, same load time: not even rewritten
+
+
+def test_an_output_shorter_than_matched_recorded_fails_its_check_before_the_swap(config, local_env, instance):
+    seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
+    assert run(config, instance, ["extract", "matched", "loaded"]).success
+    good = target()
+    damage_lines_lost(output_folder(instance))
+    result = run(config, instance, ["loaded"])
+    assert exit_code_for(result)[0] == exit_codes.DQ_GATE_FAILED
+    failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    assert set(failed) >= {"row_count"}
+    assert failed["row_count"].description.startswith(f"{RECORDS - 10} rows with ")
+    assert f"for the {RECORDS} rows with " in failed["row_count"].description
+    assert latest(instance, "loaded")["replaced"] is False
+    assert target() == good
