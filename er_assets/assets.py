@@ -14,7 +14,7 @@ from er_assets import checks, gate
 from er_assets.baselines import earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
-from er_assets.errors import MissingUpstream
+from er_assets.errors import MissingUpstream, UpstreamRefused
 from er_assets.match_output import error_records, summarize
 from er_assets.matching_job import point_glue_table, run_matching_job
 from er_assets.object_store import ObjectStore
@@ -48,6 +48,12 @@ def _upstream(context, domain: Domain, stage: str, partition: str) -> tuple[dict
     if record is None:
         raise MissingUpstream(f"{domain.name}/{stage} has not been materialised for partition {partition}; run it first")
     return _metadata(record), record.run_id
+
+
+def _extract_id(metadata: dict, run_id: str) -> str:
+    """Which extract a materialisation of `extract` stands for: the run that wrote its files
+    (an unchanged re-extract reuses an earlier run's files and says so)."""
+    return metadata.get("extract_run_id") or run_id
 
 
 def domain_assets(domain: Domain, settings: Settings) -> list:
@@ -114,6 +120,10 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         partition = context.partition_key
         override = gate.enforce(context, domain, "extract", config)
         upstream, extract_run = _upstream(context, domain, "extract", partition)
+        extract_run = _extract_id(upstream, extract_run)
+        if not object_store.list_files(upstream["uri"]):
+            raise UpstreamRefused(f"{domain.name}/extract partition {partition}: the files of its latest extract "
+                                  f"(run {extract_run}) are gone from {upstream['uri']}; re-run extract")
         er, glue = entity_resolution.clients()
         # A job recorded for this very extract by an earlier attempt may still be running.
         previous = latest_event(context, matched.key, partition, observation=True)
@@ -178,7 +188,9 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             started = time.monotonic()
             override = gate.enforce(context, domain, "matched", config)
             upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
-            extracted, _ = _upstream(context, domain, "extract", context.partition_key)
+            extracted, extract_run = _upstream(context, domain, "extract", context.partition_key)
+            override.update(gate.enforce_lineage(context, domain, "matched", upstream["extract_run_id"],
+                                                 _extract_id(extracted, extract_run), config))
             results = []
 
             def accept(staged: dict) -> bool:

@@ -117,3 +117,51 @@ def test_an_output_shorter_than_matched_recorded_fails_its_check_before_the_swap
     assert f"for the {RECORDS} rows with " in failed["row_count"].description
     assert latest(instance, "loaded")["replaced"] is False
     assert target() == good
+
+
+def sql(statement: str) -> None:
+    con = duckdb.connect(str(local_paths()["warehouse"]))
+    try:
+        con.execute(statement)
+    finally:
+        con.close()
+
+
+def test_a_match_output_of_an_older_extract_is_refused_unless_overridden(config, local_env, instance):
+    seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
+    assert run(config, instance, ["extract", "matched", "loaded"]).success
+    good = target()
+    stale_job = latest(instance, "matched")["job_id"]
+    # The source is corrected and re-extracted; the matching stage has not run on it yet.
+    sql("UPDATE customers_source SET email = 'fixed.' || email WHERE customer_id IN "
+        "(SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 5)")
+    assert run(config, instance, ["extract"]).success
+    new_extract = instance.fetch_materializations(dg.AssetKey([DOMAIN, "extract"]), limit=1).records[0].run_id
+
+    code, reason = exit_code_for(run(config, instance, ["loaded"]))
+    assert code == exit_codes.DQ_GATE_FAILED
+    assert reason.startswith(f"er_assets.errors.UpstreamRefused: stale upstream: {DOMAIN}/matched partition {PARTITION} was made from "
+                             f"extract run {latest(instance, 'matched')['extract_run_id']}, but the latest extract is "
+                             f"run {new_extract}. Re-run matched on the latest extract")
+    assert target() == good
+
+    overridden = run(config, instance, ["loaded"], run_config={"ops": {f"{DOMAIN}__loaded": {"config": {
+        "override_gate": True, "override_reason": "INC-7: yesterday's matches, reviewed", "override_by": "ops"}}}})
+    assert overridden.success
+    record = latest(instance, "loaded")
+    assert record["lineage_override"]["reason"] == "INC-7: yesterday's matches, reviewed"
+    assert record["lineage_override"]["latest_extract"] == new_extract and record["job_id"] == stale_job
+
+    # Matching the latest extract reopens the gate.
+    assert run(config, instance, ["matched", "loaded"]).success
+    assert "lineage_override" not in latest(instance, "loaded")
+
+
+def test_matching_refuses_an_extract_whose_files_are_gone(config, local_env, instance):
+    seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
+    assert run(config, instance, ["extract"]).success
+    shutil.rmtree(local_paths()["objects"] / latest(instance, "extract")["uri"][len("s3://"):])
+    code, reason = exit_code_for(run(config, instance, ["matched"]))
+    assert code == exit_codes.DQ_GATE_FAILED
+    assert "the files of its latest extract" in reason and "are gone from s3://" in reason
+    assert not list((local_paths()["emulator"] / "jobs").glob("*.json"))  # no job started
