@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -30,6 +31,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from er_assets.config import Configuration
 
 ACTIVE = ("QUEUED", "RUNNING")
+# Knobs for tests that must act at a precise moment (fault injection): seconds StartMatchingJob
+# waits after accepting a job before it answers, and seconds a job stays RUNNING before it
+# matches. Read from the environment of the caller, which the worker inherits.
+START_DELAY_ENV = "ER_EMULATOR_START_DELAY"
+RUN_DELAY_ENV = "ER_EMULATOR_RUN_DELAY"
+
+
+def knob(name: str) -> float:
+    return float(os.environ.get(name) or 0)
 
 
 class ServiceError(Exception):
@@ -174,6 +184,7 @@ class Emulator:
             log.close()
             job["pid"] = proc.pid
             _write_json(self._job_path(job_id), job)
+        time.sleep(knob(START_DELAY_ENV))
         return {"jobId": job_id}
 
     def _input_location(self, workflow: dict) -> str:

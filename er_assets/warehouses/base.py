@@ -78,9 +78,12 @@ def target_figures(counts, samples) -> dict:
 
 @dataclass(frozen=True)
 class ExtractResult:
+    """`fingerprint`: `slice_fingerprint` of the rows written, read in the same pass."""
+
     rows: int
     files: list[str]
     profile: dict = field(default_factory=dict)
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,12 @@ class Warehouse(dg.ConfigurableResource):
     def unload_extract(self, domain: Domain, start: dt.date, end: dt.date, dest_uri: str) -> ExtractResult:
         """Write the schema columns of source rows with start <= partition date < end to
         parquet under dest_uri (replacing what was there) and profile them for the DQ checks."""
+        raise NotImplementedError
+
+    def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
+        """(rows, fingerprint) of the source slice `unload_extract` would write, computed in the
+        warehouse: an order-independent sum of row hashes over the configured columns, so an
+        unchanged slice can reuse its earlier extract (and that extract's matching job)."""
         raise NotImplementedError
 
     def load_matches(self, domain: Domain, partition_key: str, src_uri: str,

@@ -60,6 +60,25 @@ def _problems(domain: Domain, uid: str) -> dict[str, str]:
     return problems
 
 
+def _remove_dead_staging(partition_folder: Path) -> None:
+    """Remove the staging folders (`.run=<id>.<pid>.<hex>`) of extracts of this partition whose
+    process is gone (killed mid-extract); a live one belongs to a concurrent extract."""
+    for folder in partition_folder.glob(".run=*"):
+        pid = folder.name.rsplit(".", 2)[-2] if folder.name.count(".") >= 3 else ""
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 class DuckDBWarehouse(Warehouse):
     """`path` is the DuckDB file; `objects_root` the local object store's folder."""
 
@@ -85,25 +104,47 @@ class DuckDBWarehouse(Warehouse):
     def unload_extract(self, domain: Domain, start: dt.date, end: dt.date, dest_uri: str) -> ExtractResult:
         store = self._store()
         final = store.path(dest_uri)
-        staging = final.parent / f".{final.name}.{uuid.uuid4().hex}"
+        _remove_dead_staging(final.parent)
+        # Hidden, named after this process: a killed extract's folder is found and removed.
+        staging = final.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
-        columns = ", ".join(quote(c) for c in domain.schema.columns)
-        # Dates are formatted from date objects, never from user text: views take no parameters.
-        part = quote(domain.source.partition_column)
-        where = f"{part} >= DATE '{start.isoformat()}' AND {part} < DATE '{end.isoformat()}'"
-        select = f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}"
         try:
             with self.connect() as con:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW extract_slice AS {select}")
+                self._slice_view(con, domain, start, end)
+                # One transaction: the files, the profile and the fingerprint see the same rows.
+                con.execute("BEGIN")
                 con.execute(f"COPY extract_slice TO {literal(staging / 'data_0.parquet')} (FORMAT parquet)")
                 profile = self._profile(con, domain)
+                _, fingerprint = self._fingerprint(con, domain)
+                con.execute("COMMIT")
             # Swap the new files in whole: a reader never sees a half-written extract.
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return ExtractResult(rows=profile["rows"], files=store.list_files(dest_uri), profile=profile)
+        return ExtractResult(rows=profile["rows"], files=store.list_files(dest_uri), profile=profile,
+                             fingerprint=fingerprint)
+
+    @staticmethod
+    def _slice_view(con, domain: Domain, start: dt.date, end: dt.date) -> None:
+        columns = ", ".join(quote(c) for c in domain.schema.columns)
+        # Dates are formatted from date objects, never from user text: views take no parameters.
+        part = quote(domain.source.partition_column)
+        where = f"{part} >= DATE '{start.isoformat()}' AND {part} < DATE '{end.isoformat()}'"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW extract_slice AS "
+                    f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}")
+
+    @staticmethod
+    def _fingerprint(con, domain: Domain) -> tuple[int, str]:
+        texts = ", ".join(_text(c) for c in domain.schema.columns)
+        rows, total = con.execute(f"SELECT count(*), coalesce(sum(hash({texts})), 0) FROM extract_slice").fetchone()
+        return int(rows), str(total)
+
+    def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
+        with self.connect() as con:
+            self._slice_view(con, domain, start, end)
+            return self._fingerprint(con, domain)
 
     def _profile(self, con, domain: Domain) -> dict:
         """Counts in one pass over the slice, then a few sample ids per problem."""

@@ -163,6 +163,13 @@ def profile_sql(domain: Domain) -> str:
     return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({_slice(domain)})"
 
 
+def fingerprint_sql(domain: Domain) -> str:
+    """Rows and an order-independent content fingerprint of the slice. SUM of HASH is exact in
+    NUMBER(38) for any slice size; HASH_AGG would do the same, but fakesnow lacks it."""
+    texts = ", ".join(_text(c) for c in domain.schema.columns)
+    return f"SELECT COUNT(*), TO_VARCHAR(COALESCE(SUM(HASH({texts})), 0)) FROM ({_slice(domain)})"
+
+
 def profile_samples_sql(domain: Domain) -> str:
     """A few record ids per problem of the slice, as (label, id) rows."""
     uid = _text(domain.schema.unique_id)
@@ -369,6 +376,8 @@ class SnowflakeWarehouse(Warehouse):
             cursor = conn.cursor()
             unloaded = self._unload(cursor, location, extract_select(domain), params)
             profile = self._profile(cursor, domain, params)
+            cursor.execute(fingerprint_sql(domain), params)
+            _, fingerprint = cursor.fetchone()
         if unloaded != profile["rows"]:
             # Partitions are closed periods, so this means a late write to the source: the
             # files and the checks would disagree. Fail rather than match a moving target.
@@ -376,7 +385,15 @@ class SnowflakeWarehouse(Warehouse):
                 f"{domain.source.table}: unloaded {unloaded} rows but the slice now has {profile['rows']}; "
                 "the source changed during the extract, run it again"
             )
-        return ExtractResult(rows=unloaded, files=self.object_store.list_files(dest_uri), profile=profile)
+        return ExtractResult(rows=unloaded, files=self.object_store.list_files(dest_uri), profile=profile,
+                             fingerprint=str(fingerprint))
+
+    def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            cursor.execute(fingerprint_sql(domain), {"start": start, "end": end})
+            rows, fingerprint = cursor.fetchone()
+        return int(rows), str(fingerprint)
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(unload_sql(location, select, self.max_file_size), params)
