@@ -165,3 +165,37 @@ def test_matching_refuses_an_extract_whose_files_are_gone(config, local_env, ins
     assert code == exit_codes.DQ_GATE_FAILED
     assert "the files of its latest extract" in reason and "are gone from s3://" in reason
     assert not list((local_paths()["emulator"] / "jobs").glob("*.json"))  # no job started
+
+
+def test_an_unchanged_re_extract_reuses_the_extract_and_so_its_job(config, local_env, instance):
+    seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
+    first = run(config, instance, ["extract", "matched"])
+    assert first.success
+    job = latest(instance, "matched")["job_id"]
+    again = run(config, instance, ["extract", "matched"])
+    assert again.success
+    extract = latest(instance, "extract")
+    assert extract["reused_extract"] is True and extract["extract_run_id"] == first.run_id
+    assert extract["uri"].endswith(f"/run={first.run_id}/")
+    assert latest(instance, "matched")["job_id"] == job and latest(instance, "matched")["reused_job"] is True
+    # One changed value is a new slice: a new extract, and a new job for it.
+    sql("UPDATE customers_source SET city = city || 'x' WHERE customer_id = (SELECT min(customer_id) FROM customers_source)")
+    assert run(config, instance, ["extract", "matched"]).success
+    assert "reused_extract" not in latest(instance, "extract")
+    assert latest(instance, "matched")["job_id"] != job
+    assert len(list((local_paths()["emulator"] / "jobs").glob("*.json"))) == 2
+
+
+def test_the_intent_identifies_the_job_started_after_it(config, local_env):
+    from er_assets.deployment import local_resources
+    from er_assets.matching_job import adoptable_job, start_intent
+
+    seed(config.domain(DOMAIN), PARTITION, 50, local_env)
+    er, _ = local_resources(config)["entity_resolution"].clients()
+    workflow = config.domain(DOMAIN).workflow_name
+    intent = start_intent(er, workflow)
+    assert adoptable_job(er, workflow, intent, set()) is None  # the start never reached the service
+    job = er.start_matching_job(workflowName=workflow)["jobId"]
+    assert adoptable_job(er, workflow, intent, set()) == job
+    assert adoptable_job(er, workflow, intent, {job}) is None  # another partition recorded it as its own
+    assert adoptable_job(er, workflow, start_intent(er, workflow), set()) is None  # known before the intent
