@@ -14,9 +14,9 @@ from er_assets import checks, gate
 from er_assets.baselines import earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
-from er_assets.errors import MissingUpstream
+from er_assets.errors import MissingUpstream, UpstreamRefused
 from er_assets.match_output import error_records, find_output, summarize
-from er_assets.matching_job import point_glue_table, run_matching_job
+from er_assets.matching_job import adoptable_job, point_glue_table, run_matching_job, start_intent
 from er_assets.object_store import ObjectStore
 from er_assets.partitions import business_dates, partitions_def
 from er_assets.run_history import HistoryResource, recording
@@ -50,6 +50,12 @@ def _upstream(context, domain: Domain, stage: str, partition: str) -> tuple[dict
     return _metadata(record), record.run_id
 
 
+def _extract_id(metadata: dict, run_id: str) -> str:
+    """Which extract a materialisation of `extract` stands for: the run that wrote its files
+    (an unchanged re-extract reuses an earlier run's files and says so)."""
+    return metadata.get("extract_run_id") or run_id
+
+
 def domain_assets(domain: Domain, settings: Settings) -> list:
     name = domain.name
     parts = partitions_def(domain)
@@ -70,7 +76,8 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         description=f"The partition's slice of {domain.source.table}, unloaded as parquet to the object store.",
         kinds={"parquet"},
     )
-    def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, history: HistoryResource):
+    def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore,
+                history: HistoryResource):
         with recording(context, history, name, "extract") as record:
             started = time.monotonic()
             start, end = business_dates(domain, context.partition_key)
@@ -83,14 +90,38 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 metadata.update(rows=0, files=0, schema_problems=drift)
                 results = checks.schema_drift_results(domain, drift)
             else:
-                result = warehouse.unload_extract(domain, start, end, uri)
-                context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
-                metadata.update(rows=result.rows, files=len(result.files), profile=result.profile)
+                earlier = _unchanged_extract(context, warehouse, object_store, start, end)
+                if earlier:
+                    metadata.update(earlier, reused_extract=True)
+                    context.log.info(f"the slice is unchanged since extract run {earlier['extract_run_id']} "
+                                     f"({earlier['rows']} records): reusing its files {earlier['uri']}")
+                else:
+                    result = warehouse.unload_extract(domain, start, end, uri)
+                    context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
+                    metadata.update(rows=result.rows, files=len(result.files), profile=result.profile,
+                                    fingerprint=result.fingerprint, extract_run_id=context.run_id)
                 counts = earlier_values(context.instance, extract.key, domain, context.partition_key, "rows")
-                results = checks.extract_results(domain, result.profile, counts)
+                results = checks.extract_results(domain, metadata["profile"], counts)
             metadata["seconds"] = round(time.monotonic() - started, 3)
             record.finish(metadata["rows"], metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
+
+    def _unchanged_extract(context, warehouse: Warehouse, object_store: ObjectStore, start, end) -> dict | None:
+        """The metadata of the partition's latest extract when the source slice still has the
+        same rows (count and fingerprint) and its files are still there, else None. Reusing it
+        keeps the extract's identity, so a re-run of the whole pipeline re-attaches to the
+        matching job already running (or done) for it instead of starting another."""
+        previous = latest_event(context, extract.key, context.partition_key)
+        if previous is None:
+            return None
+        seen = _metadata(previous)
+        if "fingerprint" not in seen:
+            return None
+        rows, fingerprint = warehouse.slice_fingerprint(domain, start, end)
+        if (rows, fingerprint) != (seen["rows"], seen["fingerprint"]) or not object_store.list_files(seen["uri"]):
+            return None
+        keep = ("uri", "rows", "files", "profile", "fingerprint")
+        return {**{k: seen[k] for k in keep}, "extract_run_id": _extract_id(seen, previous.run_id)}
 
     @dg.asset(
         key=[name, "matched"],
@@ -114,23 +145,27 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         partition = context.partition_key
         override = gate.enforce(context, domain, "extract", config)
         upstream, extract_run = _upstream(context, domain, "extract", partition)
+        extract_run = _extract_id(upstream, extract_run)
+        if not object_store.list_files(upstream["uri"]):
+            raise UpstreamRefused(f"{domain.name}/extract partition {partition}: the files of its latest extract "
+                                  f"(run {extract_run}) are gone from {upstream['uri']}; re-run extract")
         er, glue = entity_resolution.clients()
-        # A job recorded for this very extract by an earlier attempt may still be running.
-        previous = latest_event(context, matched.key, partition, observation=True)
-        previous_job = None
-        if previous is not None:
-            seen = _metadata(previous)
-            if seen.get("extract_run_id") == extract_run:
-                previous_job = seen.get("job_id")
+
+        def observe(**metadata) -> None:
+            # Written to the instance's event log before the call returns: durable.
+            context.log_event(dg.AssetObservation(
+                asset_key=matched.key, partition=partition,
+                metadata={"extract_run_id": extract_run, "input_uri": upstream["uri"], **metadata},
+            ))
 
         def point_input_at_extract() -> None:
             point_glue_table(glue, settings.glue_database, domain.glue_table, upstream["uri"])
+            observe(**start_intent(er, domain.workflow_name))
 
         def record_job_id(job_id: str) -> None:
-            context.log_event(dg.AssetObservation(
-                asset_key=matched.key, partition=partition,
-                metadata={"job_id": job_id, "extract_run_id": extract_run, "input_uri": upstream["uri"]},
-            ))
+            observe(job_id=job_id)
+
+        previous_job = _earlier_job(context, er, extract_run, record_job_id)
 
         outcome = run_matching_job(
             er, domain.workflow_name, previous_job, point_input_at_extract, record_job_id, context.log.info,
@@ -164,6 +199,30 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         rates = earlier_values(context.instance, matched.key, domain, partition, "match_rate")
         return metadata, checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates)
 
+    def _earlier_job(context, er, extract_run: str, record_job_id) -> str | None:
+        """The job an earlier attempt started for this very extract (it may still be running):
+        the one it recorded, or, when it died between StartMatchingJob and recording the id,
+        the job its recorded intent identifies in the service's own list."""
+        previous = latest_event(context, matched.key, context.partition_key, observation=True)
+        seen = _metadata(previous) if previous is not None else {}
+        if seen.get("extract_run_id") != extract_run:
+            return None
+        if seen.get("job_id") or "intent_since" not in seen:
+            return seen.get("job_id")
+        since = float(seen["intent_since"])
+        claimed = {
+            str(value) for record in context.instance.fetch_observations(
+                dg.AssetRecordsFilter(asset_key=matched.key, after_timestamp=since), limit=1000).records
+            if record.partition_key != context.partition_key
+            and (value := _metadata(record).get("job_id"))
+        }
+        job_id = adoptable_job(er, domain.workflow_name, seen, claimed)
+        if job_id:
+            context.log.info(f"adopting matching job {job_id}: an earlier attempt started it for this extract "
+                             "but stopped before recording its id")
+            record_job_id(job_id)
+        return job_id
+
     @dg.asset(
         key=[name, "loaded"],
         deps=[matched.key],
@@ -179,19 +238,31 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             started = time.monotonic()
             override = gate.enforce(context, domain, "matched", config)
             upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
-            extracted, _ = _upstream(context, domain, "extract", context.partition_key)
-            result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"])
-            stats = warehouse.target_stats(domain, context.partition_key)
-            context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
+            extracted, extract_run = _upstream(context, domain, "extract", context.partition_key)
+            override.update(gate.enforce_lineage(context, domain, "matched", upstream["extract_run_id"],
+                                                 _extract_id(extracted, extract_run), config))
+            results = []
+
+            def accept(staged: dict) -> bool:
+                results[:] = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], staged,
+                                                   upstream.get("match_ids"))
+                return not checks.blocking_failures(results)
+
+            result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"], accept)
+            if result.replaced:
+                context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
+            else:
+                context.log.error(f"refused the match output: the load's checks failed on its staged rows; partition "
+                                  f"{context.partition_key} of {result.table} left untouched")
             metadata = {
                 "rows": result.rows,
                 "table": result.table,
+                "replaced": result.replaced,
                 "job_id": upstream["job_id"],
                 "matched_run_id": matched_run,
                 "seconds": round(time.monotonic() - started, 3),
                 **override,
             }
-            results = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], stats)
             record.finish(result.rows, metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 

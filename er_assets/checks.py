@@ -29,7 +29,8 @@ DESCRIPTIONS = {
     "match_rate": "Match rate inside [dq.min_match_rate, dq.max_match_rate] percent",
     "no_data_loss": "Every extracted record was processed and none was rejected",
     "match_rate_baseline": "Match rate within dq.anomaly.max_deviation of the trailing median of earlier partitions",
-    "row_count": "Rows in the target table for the partition equal rows in the match output",
+    "row_count": "Rows (and MatchIDs) of the match output equal those the matched stage recorded; the "
+                 "partition is replaced only when every load check passes",
     "no_duplicate_ids": "No record id appears twice in the partition",
     "match_ids_assigned": "Every extracted record is in the target table with a MatchID",
 }
@@ -53,6 +54,11 @@ def specs(domain: Domain, stage: str, partitions: dg.PartitionsDefinition) -> li
                               blocking=True, partitions_def=partitions)
             for name in check_names(domain, stage)
         ]
+
+
+def blocking_failures(results) -> list[str]:
+    """Names of the failed checks that block: ERROR severity (a failed WARN blocks nothing)."""
+    return [r.check_name for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
 
 
 def _result(domain: Domain, name: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
@@ -203,13 +209,20 @@ def _no_data_loss(domain: Domain, extracted: int, metrics: dict, summary: dict, 
 # --- loaded -----------------------------------------------------------------------------------
 
 
-def loaded_results(domain: Domain, output_rows: int, extracted: int, stats: dict) -> list[dg.AssetCheckResult]:
+def loaded_results(domain: Domain, output_rows: int, extracted: int, stats: dict,
+                   match_ids: int | None = None) -> list[dg.AssetCheckResult]:
+    """Judged on the staged rows, before they replace the partition: `output_rows` and
+    `match_ids` are what the matched stage recorded of the same output, so a truncated or
+    swapped output is refused rather than loaded."""
     samples = stats["sample_ids"]
     with_match_id = stats["rows"] - stats["missing_match_ids"]
+    agree = stats["rows"] == output_rows and match_ids in (None, stats["match_ids"])
     return [
-        _result(domain, "row_count", stats["rows"] == output_rows,
-                f"{stats['rows']} rows loaded for {output_rows} match output rows",
-                observed=stats["rows"], expected=output_rows),
+        _result(domain, "row_count", agree,
+                f"{stats['rows']} rows with {stats['match_ids']} MatchIDs for the {output_rows} rows"
+                + ("" if match_ids is None else f" with {match_ids} MatchIDs") + " the matched stage recorded",
+                observed=stats["rows"], expected=output_rows, match_ids=stats["match_ids"],
+                expected_match_ids=match_ids),
         _result(domain, "no_duplicate_ids", stats["duplicate_ids"] == 0,
                 f"{stats['duplicate_ids']} duplicate record ids", observed=stats["duplicate_ids"], threshold=0,
                 sample_ids=samples["duplicate_ids"]),

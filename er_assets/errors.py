@@ -49,6 +49,11 @@ class GateClosed(PipelineError):
     exit_code = exit_codes.DQ_GATE_FAILED
 
 
+class UpstreamRefused(GateClosed):
+    """The upstream stage's output is missing, unreadable, stale (not made from the latest
+    upstream) or disagrees with the upstream's own record of it; nothing was written."""
+
+
 class MissingUpstream(PipelineError):
     """The stage needs an upstream materialisation of this partition that does not exist."""
 
@@ -67,7 +72,7 @@ EXIT_CODES = {
     **dict.fromkeys(SERVICE_ERRORS, exit_codes.SERVICE_UNAVAILABLE),
     **{cls.__name__: cls.exit_code for cls in
        (PipelineError, MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable, QuotaExceeded,
-        ConfigurationRejected, MatchOutputMissing, GateClosed, MissingUpstream)},
+        ConfigurationRejected, MatchOutputMissing, GateClosed, UpstreamRefused, MissingUpstream)},
 }
 
 

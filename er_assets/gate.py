@@ -19,7 +19,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from er_assets.checks import check_names
 from er_assets.config import Domain
-from er_assets.errors import GateClosed
+from er_assets.errors import GateClosed, UpstreamRefused
 
 EVALUATED = frozenset({AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED})
 
@@ -58,16 +58,40 @@ def enforce(context, domain: Domain, upstream: str, config: GateConfig) -> dict:
         return {}
     listed = "; ".join(f"{name}: {text}" for name, text in failing.items())
     where = f"{domain.name}/{upstream} partition {partition}"
+    refusal = GateClosed(
+        f"gate closed: {where} failed data-quality checks ({listed}). Fix the data and re-run "
+        f"{upstream}, or, having reviewed it, re-run with override_gate and a reason "
+        "(autosys-bridge run ... --override-gate --reason TEXT)"
+    )
+    return {"gate_override": _override(context, config, refusal, where, f"failed: {listed}",
+                                       {"upstream": f"{domain.name}/{upstream}", "failed_checks": failing})}
+
+
+def enforce_lineage(context, domain: Domain, upstream: str, made_from: str, latest: str, config: GateConfig) -> dict:
+    """Refuse (UpstreamRefused) an `upstream` materialisation made from extract `made_from`
+    when the partition's latest extract is `latest`: loading it would put an older slice of
+    the source into the target. Overridable like the check gate; returns the override record."""
+    if made_from == latest:
+        return {}
+    where = f"{domain.name}/{upstream} partition {context.partition_key}"
+    problem = f"was made from extract run {made_from}, but the latest extract is run {latest}"
+    refusal = UpstreamRefused(
+        f"stale upstream: {where} {problem}. Re-run {upstream} on the latest extract, or, having reviewed it, "
+        "re-run with override_gate and a reason (autosys-bridge run ... --override-gate --reason TEXT)"
+    )
+    return {"lineage_override": _override(context, config, refusal, where, problem,
+                                          {"upstream": f"{domain.name}/{upstream}", "made_from": made_from,
+                                           "latest_extract": latest})}
+
+
+def _override(context, config: GateConfig, refusal: Exception, where: str, problem: str, record: dict) -> dict:
+    """Raise `refusal` unless the operator overrides the gate with a reason; log and return the
+    override's record (who, why, and what was overridden)."""
     if not config.override_gate:
-        raise GateClosed(
-            f"gate closed: {where} failed data-quality checks ({listed}). Fix the data and re-run "
-            f"{upstream}, or, having reviewed it, re-run with override_gate and a reason "
-            "(autosys-bridge run ... --override-gate --reason TEXT)"
-        )
+        raise refusal
     if not config.override_reason.strip():
-        raise GateClosed(f"gate closed: {where} failed {sorted(failing)}; override_gate needs override_reason")
+        raise type(refusal)(f"gate closed: {where} {problem}; override_gate needs override_reason")
     who = config.override_by.strip() or "unnamed operator"
     context.log.warning(f"GATE OVERRIDDEN by {who}: {config.override_reason.strip()!r}; "
-                        f"proceeding although {where} failed: {listed}")
-    return {"gate_override": {"by": who, "reason": config.override_reason.strip(), "upstream": f"{domain.name}/{upstream}",
-                              "failed_checks": failing}}
+                        f"proceeding although {where} {problem}")
+    return {"by": who, "reason": config.override_reason.strip(), **record}

@@ -262,3 +262,41 @@ def _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sle
             )
         sleep(pause)
         delay = min(delay * 2, check_interval)
+
+
+# --- exactly one job per extract: the intent recorded before StartMatchingJob -----------------
+
+# How far the service's clock may lag ours: a job started just after the intent must not look
+# older than it. Jobs already in that window when the intent is taken are listed in it.
+CLOCK_SKEW_SECONDS = 300
+
+
+def _started_since(er, workflow_name: str, since: float) -> list[dict]:
+    """The workflow's jobs started at or after `since` (epoch seconds), oldest first. AWS
+    documents no order for ListMatchingJobs, so every page is read and sorted here."""
+    try:
+        pages = er.get_paginator("list_matching_jobs").paginate(workflowName=workflow_name)
+        jobs = [job for page in pages for job in page.get("jobs", []) if job["startTime"].timestamp() >= since]
+    except Exception as exc:
+        raise _explain(exc, f"matching workflow {workflow_name}") from exc
+    return sorted(jobs, key=lambda job: job["startTime"])
+
+
+def start_intent(er, workflow_name: str, now: Callable[[], float] = time.time) -> dict:
+    """What to record durably just before StartMatchingJob: when, and which jobs of the
+    workflow already existed around then. A crash between the start and recording the job id
+    leaves only this behind; `adoptable_job` finds the job from it."""
+    since = now() - CLOCK_SKEW_SECONDS
+    return {"intent_since": since, "intent_known_jobs": [j["jobId"] for j in _started_since(er, workflow_name, since)]}
+
+
+def adoptable_job(er, workflow_name: str, intent: dict, claimed: set[str]) -> str | None:
+    """The job an attempt that recorded `intent` started but died before recording: the oldest
+    job of the workflow started since the intent that was not known at intent time and that
+    no other partition has recorded as its own (`claimed`). None when the start never reached
+    the service, so a new job may be started."""
+    known = set(intent.get("intent_known_jobs", ())) | claimed
+    for job in _started_since(er, workflow_name, float(intent["intent_since"])):
+        if job["jobId"] not in known:
+            return job["jobId"]
+    return None

@@ -20,12 +20,18 @@ import sqlglot
 from sqlglot import exp
 
 from er_assets.config import load_config
+from er_assets.errors import UpstreamRefused
 from er_assets.object_store import LocalObjectStore
 from er_assets.warehouses import snowflake as sf
 
 BUCKET = "er-data-lake"
 STAGE = "ER_STAGE"
 PARTITION = "2024-03-05"
+
+
+def accept_all(figures: dict) -> bool:
+    """The load's checks, all passing."""
+    return True
 
 
 class FakesnowWarehouse(sf.SnowflakeWarehouse):
@@ -174,7 +180,7 @@ def test_identifiers_with_quotes_or_semicolons_are_rejected(domain, objects):
     path.write_text(text)
     with fake_snowflake(objects) as conn:
         with pytest.raises(sf.UnsafeIdentifier):
-            warehouse(objects).load_matches(domain, PARTITION, uri)
+            warehouse(objects).load_matches(domain, PARTITION, uri, accept_all)
         cursor = conn.cursor()
         cursor.execute(sf.TABLE_EXISTS_SQL, {"name": "CUSTOMERS_RESOLVED"})
         assert cursor.fetchone()[0] == 0
@@ -188,22 +194,22 @@ def test_load_twice_leaves_one_copy_of_the_partition(domain, objects):
     other = write_output(objects, domain, "job0", [("C9", "m9")])
     with fake_snowflake(objects) as conn:
         wh = warehouse(objects)
-        assert wh.load_matches(domain, "2024-03-04", other).rows == 1
-        result = wh.load_matches(domain, PARTITION, first)
+        assert wh.load_matches(domain, "2024-03-04", other, accept_all).rows == 1
+        result = wh.load_matches(domain, PARTITION, first, accept_all)
         assert (result.rows, result.table) == (3, "customers_resolved")
         expected = [("C1", "m1", "O'Brien, Jr."), ("C2", "m1", "O'Brien, Jr."), ("C3", "m3", "O'Brien, Jr.")]
         assert rows_of(conn, "customers_resolved", PARTITION) == expected
 
-        again = wh.load_matches(domain, PARTITION, first)
+        again = wh.load_matches(domain, PARTITION, first, accept_all)
         assert again.rows == 3
         assert rows_of(conn, "customers_resolved", PARTITION) == expected
         assert counts(wh.target_stats(domain, PARTITION)) == (3, 0, 0)
         assert counts(wh.target_stats(domain, "2024-03-04")) == (1, 0, 0)  # untouched
 
-        # The staging table is gone; the target has the output's columns plus the load's two.
+        # The staging tables are gone; the target has the output's columns plus the load's two.
         cursor = conn.cursor()
-        cursor.execute(sf.TABLE_EXISTS_SQL, {"name": sf.staging_table("CUSTOMERS_RESOLVED", PARTITION)})
-        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'PUBLIC'")
+        assert sorted(r[0].upper() for r in cursor.fetchall()) == ["CUSTOMERS_RESOLVED"]
         cursor.execute(sf.COLUMNS_SQL, {"name": "CUSTOMERS_RESOLVED"})
         columns = {r[0].upper() for r in cursor.fetchall()}
         assert {"INPUTSOURCEARN", "RECORDID", "MATCHID", "MATCHRULE", "CUSTOMER_ID", "PARTITION_KEY", "LOADED_AT"} <= columns
@@ -213,7 +219,7 @@ def test_load_in_several_files_counts_rows_from_copy(domain, objects):
     uri = write_output(objects, domain, "job2", [("C1", "m1"), ("C2", "m1")], name="part-00000.csv")
     write_output(objects, domain, "job2", [("C3", "m3")], name="part-00001.csv")
     with fake_snowflake(objects):
-        assert warehouse(objects).load_matches(domain, PARTITION, uri).rows == 3
+        assert warehouse(objects).load_matches(domain, PARTITION, uri, accept_all).rows == 3
 
 
 def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
@@ -221,7 +227,7 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
     newer = write_output(objects, domain, "job2", [("C1", "m1"), ("C2", "m1"), ("C3", "m1")])
     with fake_snowflake(objects) as conn:
         wh = warehouse(objects)
-        wh.load_matches(domain, PARTITION, good)
+        wh.load_matches(domain, PARTITION, good, accept_all)
         before = rows_of(conn, "customers_resolved", PARTITION)
 
         # The INSERT fails after the DELETE has run inside the transaction.
@@ -231,7 +237,7 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
         real_delete = sf.delete_partition_sql
         monkeypatch.setattr(sf, "delete_partition_sql", lambda *a: executed.append("delete") or real_delete(*a))
         with pytest.raises(Exception, match="(?i)no_such_column"):
-            wh.load_matches(domain, PARTITION, newer)
+            wh.load_matches(domain, PARTITION, newer, accept_all)
         assert executed == ["delete", "insert"]
         assert rows_of(conn, "customers_resolved", PARTITION) == before
 
@@ -241,23 +247,46 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
         with open(objects / broken[len("s3://"):] / "part-00000.csv", "a") as handle:
             handle.write("too,few,fields\n")
         with pytest.raises(Exception, match="(?i)csv"):
-            wh.load_matches(domain, PARTITION, broken)
+            wh.load_matches(domain, PARTITION, broken, accept_all)
         assert rows_of(conn, "customers_resolved", PARTITION) == before
-        assert wh.load_matches(domain, PARTITION, newer).rows == 3
+        assert wh.load_matches(domain, PARTITION, newer, accept_all).rows == 3
 
 
-def test_empty_output_empties_the_partition(domain, objects):
-    uri = write_output(objects, domain, "job1", [("C1", "m1")])
-    empty = f"{domain.output_prefix}/{domain.workflow_name}/job2/success/"
-    with fake_snowflake(objects):
+def test_missing_empty_or_unreadable_output_is_refused_and_the_partition_untouched(domain, objects):
+    good = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1")])
+    missing = f"{domain.output_prefix}/{domain.workflow_name}/gone/success/"
+    header_only = write_output(objects, domain, "job2", [])
+    truncated = write_output(objects, domain, "job3", [("C1", "m1"), ("C2", "m2")])
+    path = objects / truncated[len("s3://"):] / "part-00000.csv"
+    path.write_text(path.read_text()[:-40])  # cut inside the last record
+    with fake_snowflake(objects) as conn:
         wh = warehouse(objects)
-        assert wh.load_matches(domain, PARTITION, empty).rows == 0  # no table yet: nothing to do
-        wh.load_matches(domain, PARTITION, uri)
-        assert wh.load_matches(domain, PARTITION, empty).rows == 0
-        assert wh.target_stats(domain, PARTITION) == {
-            "rows": 0, "duplicate_ids": 0, "missing_match_ids": 0,
-            "sample_ids": {"duplicate_ids": [], "missing_match_ids": []},
-        }
+        wh.load_matches(domain, PARTITION, good, accept_all)
+        before = rows_of(conn, "customers_resolved", PARTITION)
+        # Snowflake copies 0 rows from a header-only file; fakesnow fails that COPY instead.
+        for uri, why in [(missing, "has no CSV files"), (header_only, "(has no rows|cannot be read)"),
+                         (truncated, "cannot be read")]:
+            with pytest.raises(UpstreamRefused, match=f"{why}.*partition {PARTITION} of customers_resolved left untouched"):
+                wh.load_matches(domain, PARTITION, uri, accept_all)
+            assert rows_of(conn, "customers_resolved", PARTITION) == before
+
+
+def test_output_the_checks_reject_is_staged_measured_and_never_swapped_in(domain, objects):
+    good = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1")])
+    worse = write_output(objects, domain, "job2", [("C1", "m1"), ("C1", "m1"), ("C3", "")])
+    seen = []
+    with fake_snowflake(objects) as conn:
+        wh = warehouse(objects)
+        wh.load_matches(domain, PARTITION, good, accept_all)
+        before = rows_of(conn, "customers_resolved", PARTITION)
+        result = wh.load_matches(domain, PARTITION, worse, lambda figures: seen.append(figures) or False)
+        assert not result.replaced
+        assert counts(seen[0]) == (3, 1, 1) and seen[0]["match_ids"] == 1  # an empty MatchID is none
+        assert seen[0]["sample_ids"] == {"duplicate_ids": ["C1"], "missing_match_ids": ["C3"]}
+        assert rows_of(conn, "customers_resolved", PARTITION) == before
+        cursor = conn.cursor()
+        cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%\\_\\_LOAD\\_%'")
+        assert cursor.fetchone()[0] == 0  # no staging table left behind
 
 
 def test_target_missing_an_output_column_is_explained(domain, objects):
@@ -265,7 +294,7 @@ def test_target_missing_an_output_column_is_explained(domain, objects):
     with fake_snowflake(objects) as conn:
         conn.cursor().execute('CREATE TABLE "CUSTOMERS_RESOLVED" ("RECORDID" VARCHAR, "PARTITION_KEY" VARCHAR)')
         with pytest.raises(ValueError, match="lacks match output columns .*MatchID"):
-            warehouse(objects).load_matches(domain, PARTITION, uri)
+            warehouse(objects).load_matches(domain, PARTITION, uri, accept_all)
 
 
 def test_extract_profile_and_files(domain, objects):

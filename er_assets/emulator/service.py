@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -31,6 +32,15 @@ from er_assets.config import Configuration
 ACTIVE = ("QUEUED", "RUNNING")
 # The service's name for its one-job-per-region quota (user guide, "Quotas").
 CONCURRENT_JOBS_QUOTA = "Concurrent matching jobs"
+# Knobs for tests that must act at a precise moment (fault injection): seconds StartMatchingJob
+# waits after accepting a job before it answers, and seconds a job stays RUNNING before it
+# matches. Read from the environment of the caller, which the worker inherits.
+START_DELAY_ENV = "ER_EMULATOR_START_DELAY"
+RUN_DELAY_ENV = "ER_EMULATOR_RUN_DELAY"
+
+
+def knob(name: str) -> float:
+    return float(os.environ.get(name) or 0)
 
 
 class ServiceError(Exception):
@@ -184,6 +194,7 @@ class Emulator:
             log.close()
             job["pid"] = proc.pid
             _write_json(self._job_path(job_id), job)
+        time.sleep(knob(START_DELAY_ENV))
         return {"jobId": job_id}
 
     def _input_location(self, workflow: dict) -> str:

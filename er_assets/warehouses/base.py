@@ -7,6 +7,7 @@ warehouse (unload to files, load from files); no rows pass through the Dagster w
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -63,27 +64,45 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
 
 
 def target_figures(counts, samples) -> dict:
-    """Rows, duplicate record ids and rows without a MatchID of a partition in the target, with
-    sample ids; `samples` are (label, record id) rows, labels duplicate_ids and missing_match_ids."""
-    rows, duplicates, missing = (int(v or 0) for v in counts)
+    """Rows, duplicate record ids, rows without a MatchID and distinct MatchIDs of a partition's
+    rows (staged or in the target), with sample ids; `samples` are (label, record id) rows,
+    labels duplicate_ids and missing_match_ids."""
+    rows, duplicates, missing, match_ids = (int(v or 0) for v in counts)
     by_label: dict[str, list[str]] = {"duplicate_ids": [], "missing_match_ids": []}
     for label, record_id in samples:
         by_label[label].append(str(record_id))
-    return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing, "sample_ids": by_label}
+    return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing, "match_ids": match_ids,
+            "sample_ids": by_label}
 
 
 
 @dataclass(frozen=True)
 class ExtractResult:
+    """`fingerprint`: `slice_fingerprint` of the rows written, read in the same pass."""
+
     rows: int
     files: list[str]
     profile: dict = field(default_factory=dict)
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
 class LoadResult:
+    """`figures`: `target_figures` of the staged match output; `replaced`: whether the
+    partition's rows were swapped for it (only when the load's checks accepted them)."""
+
     rows: int
     table: str
+    figures: dict
+    replaced: bool
+
+
+def refuse_output(src_uri: str, table: str, partition_key: str, why: str):
+    """The error for a match output the load will not use: it says the target is untouched."""
+    from er_assets.errors import UpstreamRefused
+
+    return UpstreamRefused(f"match output {src_uri} {why}; refused, partition {partition_key} of {table} left "
+                           "untouched. Re-run the matching stage (autosys-bridge run ... process)")
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -94,9 +113,20 @@ class Warehouse(dg.ConfigurableResource):
         parquet under dest_uri (replacing what was there) and profile them for the DQ checks."""
         raise NotImplementedError
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str) -> LoadResult:
-        """Replace the partition's rows in the target table with the match output CSV under
-        src_uri, in one transaction."""
+    def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
+        """(rows, fingerprint) of the source slice `unload_extract` would write, computed in the
+        warehouse: an order-independent sum of row hashes over the configured columns, so an
+        unchanged slice can reuse its earlier extract (and that extract's matching job)."""
+        raise NotImplementedError
+
+    def load_matches(self, domain: Domain, partition_key: str, src_uri: str,
+                     accept: Callable[[dict], bool]) -> LoadResult:
+        """Validate, then swap: stage the match output CSV under src_uri in a staging table,
+        measure the staged rows (`target_figures`), and only when `accept(figures)` is true
+        replace the partition's rows in the target with them, in one transaction.
+
+        An output that is missing, has no rows or cannot be read is refused (UpstreamRefused)
+        before the target is touched; so is every output `accept` rejects."""
         raise NotImplementedError
 
     def target_stats(self, domain: Domain, partition_key: str) -> dict:

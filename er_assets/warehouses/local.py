@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import shutil
 import uuid
@@ -20,6 +21,7 @@ from er_assets.warehouses.base import (
     LoadResult,
     Warehouse,
     assemble_profile,
+    refuse_output,
     sample_labels,
     target_figures,
 )
@@ -59,6 +61,25 @@ def _problems(domain: Domain, uid: str) -> dict[str, str]:
     return problems
 
 
+def _remove_dead_staging(partition_folder: Path) -> None:
+    """Remove the staging folders (`.run=<id>.<pid>.<hex>`) of extracts of this partition whose
+    process is gone (killed mid-extract); a live one belongs to a concurrent extract."""
+    for folder in partition_folder.glob(".run=*"):
+        pid = folder.name.rsplit(".", 2)[-2] if folder.name.count(".") >= 3 else ""
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 class DuckDBWarehouse(Warehouse):
     """`path` is the DuckDB file; `objects_root` the local object store's folder."""
 
@@ -84,25 +105,47 @@ class DuckDBWarehouse(Warehouse):
     def unload_extract(self, domain: Domain, start: dt.date, end: dt.date, dest_uri: str) -> ExtractResult:
         store = self._store()
         final = store.path(dest_uri)
-        staging = final.parent / f".{final.name}.{uuid.uuid4().hex}"
+        _remove_dead_staging(final.parent)
+        # Hidden, named after this process: a killed extract's folder is found and removed.
+        staging = final.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
-        columns = ", ".join(quote(c) for c in domain.schema.columns)
-        # Dates are formatted from date objects, never from user text: views take no parameters.
-        part = quote(domain.source.partition_column)
-        where = f"{part} >= DATE '{start.isoformat()}' AND {part} < DATE '{end.isoformat()}'"
-        select = f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}"
         try:
             with self.connect() as con:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW extract_slice AS {select}")
+                self._slice_view(con, domain, start, end)
+                # One transaction: the files, the profile and the fingerprint see the same rows.
+                con.execute("BEGIN")
                 con.execute(f"COPY extract_slice TO {literal(staging / 'data_0.parquet')} (FORMAT parquet)")
                 profile = self._profile(con, domain)
+                _, fingerprint = self._fingerprint(con, domain)
+                con.execute("COMMIT")
             # Swap the new files in whole: a reader never sees a half-written extract.
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return ExtractResult(rows=profile["rows"], files=store.list_files(dest_uri), profile=profile)
+        return ExtractResult(rows=profile["rows"], files=store.list_files(dest_uri), profile=profile,
+                             fingerprint=fingerprint)
+
+    @staticmethod
+    def _slice_view(con, domain: Domain, start: dt.date, end: dt.date) -> None:
+        columns = ", ".join(quote(c) for c in domain.schema.columns)
+        # Dates are formatted from date objects, never from user text: views take no parameters.
+        part = quote(domain.source.partition_column)
+        where = f"{part} >= DATE '{start.isoformat()}' AND {part} < DATE '{end.isoformat()}'"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW extract_slice AS "
+                    f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}")
+
+    @staticmethod
+    def _fingerprint(con, domain: Domain) -> tuple[int, str]:
+        texts = ", ".join(_text(c) for c in domain.schema.columns)
+        rows, total = con.execute(f"SELECT count(*), coalesce(sum(hash({texts})), 0) FROM extract_slice").fetchone()
+        return int(rows), str(total)
+
+    def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
+        with self.connect() as con:
+            self._slice_view(con, domain, start, end)
+            return self._fingerprint(con, domain)
 
     def _profile(self, con, domain: Domain) -> dict:
         """Counts in one pass over the slice, then a few sample ids per problem."""
@@ -149,56 +192,75 @@ class DuckDBWarehouse(Warehouse):
             problems[domain.source.partition_column] = f"type {date_kind} is not a DATE or TIMESTAMP"
         return problems
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str) -> LoadResult:
+    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept) -> LoadResult:
+        import duckdb
+
         folder = self._store().path(src_uri)
         files = data_files(folder)
+        refuse = functools.partial(refuse_output, src_uri, domain.target.table, partition_key)
+        if not files:
+            raise refuse("has no CSV files (missing or emptied)")
         table = quote(domain.target.table)
         with self.connect() as con:
+            try:
+                # A connection's own temp table: concurrent loads never see each other's rows.
+                # The service's CSV dialect spelled out: a damaged file fails here instead of
+                # being sniffed into some other shape.
+                con.execute("CREATE TEMP TABLE staged AS SELECT * FROM read_csv("
+                            f"[{', '.join(literal(f) for f in files)}], header = true, all_varchar = true, "
+                            """delim = ',', quote = '"', escape = '"')""")
+            except duckdb.Error as exc:
+                raise refuse(f"cannot be read ({str(exc).splitlines()[0]})") from None
+            names = {row[0] for row in con.execute("DESCRIBE staged").fetchall()}
+            missing = [c for c in (domain.schema.unique_id, "MatchID") if c not in names]
+            if missing:
+                raise refuse(f"lacks the columns {missing}")
+            figures = self._figures(con, domain, "staged", {})
+            if not figures["rows"]:
+                raise refuse("has no rows")
+            if not accept(figures):
+                return LoadResult(rows=0, table=domain.target.table, figures=figures, replaced=False)
             con.execute("BEGIN")
             try:
-                if files:
-                    # Every data file of the job's success/ folder, whatever the service named it.
-                    source = f"read_csv([{', '.join(literal(f) for f in files)}], header = true, all_varchar = true)"
-                    con.execute(
-                        f"CREATE TABLE IF NOT EXISTS {table} AS "
-                        f"SELECT *, CAST(NULL AS VARCHAR) AS partition_key, CAST(NULL AS TIMESTAMP) AS loaded_at "
-                        f"FROM {source} LIMIT 0"
-                    )
-                    con.execute(f"DELETE FROM {table} WHERE partition_key = ?", [partition_key])
-                    con.execute(
-                        f"INSERT INTO {table} BY NAME SELECT *, $key AS partition_key, now() AS loaded_at FROM {source}",
-                        {"key": partition_key},
-                    )
-                elif self._table_exists(con, domain.target.table):
-                    con.execute(f"DELETE FROM {table} WHERE partition_key = ?", [partition_key])
+                con.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, CAST(NULL AS VARCHAR) AS partition_key, "
+                    "CAST(NULL AS TIMESTAMP) AS loaded_at FROM staged LIMIT 0"
+                )
+                con.execute(f"DELETE FROM {table} WHERE partition_key = ?", [partition_key])
+                con.execute(f"INSERT INTO {table} BY NAME SELECT *, $key AS partition_key, now() AS loaded_at FROM staged",
+                            {"key": partition_key})
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return LoadResult(rows=self.target_stats(domain, partition_key)["rows"], table=domain.target.table)
+        return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True)
 
     @staticmethod
     def _table_exists(con, table: str) -> bool:
         return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0])
 
+    @staticmethod
+    def _figures(con, domain: Domain, relation: str, params: dict) -> dict:
+        """`target_figures` of the rows of `relation` (a table or a parenthesised query)."""
+        uid = quote(domain.schema.unique_id)
+        no_match_id = _empty('"MatchID"')
+        counts = con.execute(
+            f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), count(DISTINCT \"MatchID\") "
+            f"FROM {relation}", params,
+        ).fetchone()
+        samples = con.execute(
+            f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM {relation} GROUP BY {uid} HAVING count(*) > 1 "
+            f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} "
+            f"FROM {relation} WHERE {no_match_id} ORDER BY 2 LIMIT {SAMPLE_IDS})", params,
+        ).fetchall()
+        return target_figures(counts, samples)
+
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
         with self.connect() as con:
             if not self._table_exists(con, domain.target.table):
-                return target_figures((0, 0, 0), ())
-            uid, table = quote(domain.schema.unique_id), quote(domain.target.table)
-            rows = f"(SELECT * FROM {table} WHERE partition_key = $key)"
-            no_match_id = _empty('"MatchID"')
-            counts = con.execute(
-                f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}) FROM {rows}",
-                {"key": partition_key},
-            ).fetchone()
-            samples = con.execute(
-                f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM {rows} GROUP BY {uid} HAVING count(*) > 1 "
-                f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} "
-                f"FROM {rows} WHERE {no_match_id} ORDER BY 2 LIMIT {SAMPLE_IDS})",
-                {"key": partition_key},
-            ).fetchall()
-        return target_figures(counts, samples)
+                return target_figures((0, 0, 0, 0), ())
+            relation = f"(SELECT * FROM {quote(domain.target.table)} WHERE partition_key = $key)"
+            return self._figures(con, domain, relation, {"key": partition_key})
 
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -35,6 +37,7 @@ from er_assets.warehouses.base import (
     LoadResult,
     Warehouse,
     assemble_profile,
+    refuse_output,
     sample_labels,
     target_figures,
 )
@@ -161,6 +164,13 @@ def profile_sql(domain: Domain) -> str:
     return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({_slice(domain)})"
 
 
+def fingerprint_sql(domain: Domain) -> str:
+    """Rows and an order-independent content fingerprint of the slice. SUM of HASH is exact in
+    NUMBER(38) for any slice size; HASH_AGG would do the same, but fakesnow lacks it."""
+    texts = ", ".join(_text(c) for c in domain.schema.columns)
+    return f"SELECT COUNT(*), TO_VARCHAR(COALESCE(SUM(HASH({texts})), 0)) FROM ({_slice(domain)})"
+
+
 def profile_samples_sql(domain: Domain) -> str:
     """A few record ids per problem of the slice, as (label, id) rows."""
     uid = _text(domain.schema.unique_id)
@@ -185,8 +195,8 @@ def create_target_sql(table: str, columns: list[str]) -> str:
 
 
 def staging_table(table: str, partition_key: str) -> str:
-    """One staging table per target and partition: loads of different partitions never share one."""
-    return f"{table}__LOAD_{partition_key.replace('-', '')}"
+    """One staging table per load: two loads of the same partition at once never share one."""
+    return f"{table}__LOAD_{partition_key.replace('-', '')}_{uuid.uuid4().hex[:8]}"
 
 
 def create_staging_sql(staging: str, columns: list[str]) -> str:
@@ -198,7 +208,7 @@ def create_staging_sql(staging: str, columns: list[str]) -> str:
 
 def copy_staging_sql(staging: str, location: str) -> str:
     # FORCE: a re-run must load the same files again (Snowflake skips files it loaded in the
-    # last 64 days); the DELETE that follows makes that safe. Positional CSV columns land in
+    # last 64 days); the staging table is new for every load, so that is safe. Positional CSV columns land in
     # staging columns created in the header's order.
     return (
         f"COPY INTO {ident(staging)} FROM {location} FILE_FORMAT = ({CSV_FORMAT}) "
@@ -222,18 +232,19 @@ def _target_rows(domain: Domain) -> str:
     return f"SELECT * FROM {ident(domain.target.table)} WHERE {ident(PARTITION_COLUMN)} = %(partition_key)s"
 
 
-def target_stats_sql(domain: Domain) -> str:
+def figures_sql(domain: Domain, rows: str) -> str:
+    """Counts of `target_figures` over the rows selected by `rows` (staged or in the target)."""
     uid = ident(domain.schema.unique_id)
     return (
-        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(ident('MatchID'))}) "
-        f"FROM ({_target_rows(domain)})"
+        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(ident('MatchID'))}), "
+        f"COUNT(DISTINCT {ident('MatchID')}) FROM ({rows})"
     )
 
 
-def target_samples_sql(domain: Domain) -> str:
+def figures_samples_sql(domain: Domain, rows: str) -> str:
     uid = ident(domain.schema.unique_id)
     return (
-        f"WITH target AS ({_target_rows(domain)}) "
+        f"WITH target AS ({rows}) "
         f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM target GROUP BY {uid} HAVING COUNT(*) > 1 "
         f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} FROM target "
         f"WHERE {_empty(ident('MatchID'))} ORDER BY 2 LIMIT {SAMPLE_IDS})"
@@ -366,6 +377,8 @@ class SnowflakeWarehouse(Warehouse):
             cursor = conn.cursor()
             unloaded = self._unload(cursor, location, extract_select(domain), params)
             profile = self._profile(cursor, domain, params)
+            cursor.execute(fingerprint_sql(domain), params)
+            _, fingerprint = cursor.fetchone()
         if unloaded != profile["rows"]:
             # Partitions are closed periods, so this means a late write to the source: the
             # files and the checks would disagree. Fail rather than match a moving target.
@@ -373,7 +386,15 @@ class SnowflakeWarehouse(Warehouse):
                 f"{domain.source.table}: unloaded {unloaded} rows but the slice now has {profile['rows']}; "
                 "the source changed during the extract, run it again"
             )
-        return ExtractResult(rows=unloaded, files=self.object_store.list_files(dest_uri), profile=profile)
+        return ExtractResult(rows=unloaded, files=self.object_store.list_files(dest_uri), profile=profile,
+                             fingerprint=str(fingerprint))
+
+    def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            cursor.execute(fingerprint_sql(domain), {"start": start, "end": end})
+            rows, fingerprint = cursor.fetchone()
+        return int(rows), str(fingerprint)
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(unload_sql(location, select, self.max_file_size), params)
@@ -406,40 +427,47 @@ class SnowflakeWarehouse(Warehouse):
 
     # --- load ----------------------------------------------------------------------------------
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str) -> LoadResult:
+    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept) -> LoadResult:
         if not PARTITION_KEY.match(partition_key):
             raise ValueError(f"{partition_key!r} is not a partition key (YYYY-MM-DD)")
         table = domain.target.table
+        refuse = functools.partial(refuse_output, src_uri, table, partition_key)
         files = [f for f in self.object_store.list_files(src_uri) if is_data_file(f)]
+        if not files:
+            raise refuse("has no CSV files (missing or emptied)")
+        columns = self._output_columns(domain, files[0], refuse)
         with self.connect() as conn:
             cursor = conn.cursor()
-            if not files:
-                # An empty output still replaces the partition: it now has no rows.
-                if self._table_exists(cursor, table):
-                    self._in_transaction(cursor, [(delete_partition_sql(table), {"partition_key": partition_key})])
-                return LoadResult(rows=0, table=table)
-            columns = self._output_columns(files[0])
             # DDL commits any open transaction in Snowflake, so it all happens before BEGIN.
             cursor.execute(create_target_sql(table, columns))
             self._check_target_columns(cursor, table, columns)
             staging = staging_table(table, partition_key)
             cursor.execute(create_staging_sql(staging, columns))
-            drop = f"DROP TABLE IF EXISTS {ident(staging)}"
             try:
-                rows = self._replace_partition(cursor, table, staging, columns, partition_key, self.location(src_uri))
-            except BaseException:
-                # The load's own error is the one to report; a staging table left behind is
-                # replaced by the next attempt's CREATE OR REPLACE.
+                try:
+                    cursor.execute(copy_staging_sql(staging, self.location(src_uri)))
+                except Exception as exc:
+                    raise refuse(f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
+                copied = result_total(cursor, "rows_loaded")
+                figures = self._figures(cursor, domain, f"SELECT * FROM {ident(staging)}", {})
+                if not figures["rows"]:
+                    raise refuse("has no rows")
+                if not accept(figures):
+                    return LoadResult(rows=0, table=table, figures=figures, replaced=False)
+                self._replace_partition(cursor, table, staging, columns, partition_key, copied)
+            finally:
+                # A staging table left behind by a killed load is TRANSIENT and holds one output.
                 with suppress(Exception):
-                    cursor.execute(drop)
-                raise
-            cursor.execute(drop)
-        return LoadResult(rows=rows, table=table)
+                    cursor.execute(f"DROP TABLE IF EXISTS {ident(staging)}")
+        return LoadResult(rows=copied, table=table, figures=figures, replaced=True)
 
-    def _output_columns(self, file_uri: str) -> list[str]:
+    def _output_columns(self, domain: Domain, file_uri: str, refuse) -> list[str]:
         columns = csv_header(self.object_store, file_uri)
         if not columns:
-            raise ValueError(f"{file_uri} has no header line")
+            raise refuse(f"has no header line in {file_uri}")
+        missing = [c for c in (domain.schema.unique_id, "MatchID") if c.upper() not in {h.upper() for h in columns}]
+        if missing:
+            raise refuse(f"lacks the columns {missing}")
         reserved = {PARTITION_COLUMN, LOADED_AT_COLUMN} & {c.upper() for c in columns}
         if reserved:
             raise ValueError(f"{file_uri}: match output columns {sorted(reserved)} clash with the load's own columns")
@@ -457,29 +485,15 @@ class SnowflakeWarehouse(Warehouse):
                 "add them (ALTER TABLE ... ADD COLUMN ... VARCHAR) or drop the table to have it recreated"
             )
 
-    def _replace_partition(self, cursor, table, staging, columns, partition_key, location) -> int:
-        """COPY the files into staging, then swap the partition's rows, all in one transaction."""
+    def _replace_partition(self, cursor, table, staging, columns, partition_key, copied: int) -> None:
+        """Swap the partition's rows for the staged ones, in one transaction."""
         key = {"partition_key": partition_key}
         cursor.execute("BEGIN")
         try:
-            cursor.execute(copy_staging_sql(staging, location))
-            copied = result_total(cursor, "rows_loaded")
             cursor.execute(delete_partition_sql(table), key)
             cursor.execute(insert_sql(table, staging, columns), key)
             if cursor.rowcount != copied:
-                raise RuntimeError(f"copied {copied} rows from {location} but inserted {cursor.rowcount}")
-            cursor.execute("COMMIT")
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        return copied
-
-    @staticmethod
-    def _in_transaction(cursor, statements: list[tuple[str, dict]]) -> None:
-        cursor.execute("BEGIN")
-        try:
-            for sql, params in statements:
-                cursor.execute(sql, params)
+                raise RuntimeError(f"staged {copied} rows in {staging} but inserted {cursor.rowcount}")
             cursor.execute("COMMIT")
         except BaseException:
             cursor.execute("ROLLBACK")
@@ -500,12 +514,15 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             cursor = conn.cursor()
             if not self._table_exists(cursor, domain.target.table):
-                return target_figures((0, 0, 0), ())
-            key = {"partition_key": partition_key}
-            cursor.execute(target_stats_sql(domain), key)
-            counts = cursor.fetchone()
-            cursor.execute(target_samples_sql(domain), key)
-            return target_figures(counts, cursor.fetchall())
+                return target_figures((0, 0, 0, 0), ())
+            return self._figures(cursor, domain, _target_rows(domain), {"partition_key": partition_key})
+
+    @staticmethod
+    def _figures(cursor, domain: Domain, rows: str, params: dict) -> dict:
+        cursor.execute(figures_sql(domain, rows), params)
+        counts = cursor.fetchone()
+        cursor.execute(figures_samples_sql(domain, rows), params)
+        return target_figures(counts, cursor.fetchall())
 
     def stage_problems(self, cursor) -> list[str]:
         sql, name = show_stage_sql(self.stage)
