@@ -11,7 +11,7 @@ import time
 import dagster as dg
 
 from er_assets import checks, gate
-from er_assets.baselines import earlier_values
+from er_assets.baselines import CHECKS_PASSED, earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream
@@ -89,6 +89,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 counts = earlier_values(context.instance, extract.key, domain, context.partition_key, "rows")
                 results = checks.extract_results(domain, result.profile, counts)
             metadata["seconds"] = round(time.monotonic() - started, 3)
+            metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
             record.finish(metadata["rows"], metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
@@ -161,7 +162,9 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             **override,
         }
         rates = earlier_values(context.instance, matched.key, domain, partition, "match_rate")
-        return metadata, checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates)
+        results = checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates)
+        metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
+        return metadata, results
 
     @dg.asset(
         key=[name, "loaded"],
@@ -191,6 +194,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 **override,
             }
             results = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], stats)
+            metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
             record.finish(result.rows, metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 

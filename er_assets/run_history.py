@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from er_assets.checks import blocking_failures
 from er_assets.errors import EXIT_CODES, GateClosed, MatchingJobTimeout
 from er_assets.history import HistoryStore, Status
 
@@ -85,8 +86,7 @@ class StageRecord:
         self.record_count = record_count
         self.metadata = metadata
         # A failed WARN check is shown in Dagster but does not stop the pipeline, so it is no DQ failure.
-        self.failed_checks = [r.check_name for r in check_results
-                              if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
+        self.failed_checks = blocking_failures(check_results)
 
 
 def _status_for(exc: BaseException) -> tuple[Status, int]:
