@@ -34,9 +34,13 @@ system-deps:
 test: install system-deps
 	$(BIN)/python -m pytest -q
 
+# The UI's port; the mail sensors (run by the daemon `dagster dev` starts) link to the same
+# address, unless ER_DAGSTER_URL says otherwise (a proxy in front of it).
+DAGSTER_PORT ?= 3000
+dev: export ER_DAGSTER_URL ?= http://localhost:$(DAGSTER_PORT)
 dev: install
 	$(BIN)/python -c 'from er_assets.deployment import ensure_dagster_home; ensure_dagster_home()'
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
 
 bench: install
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

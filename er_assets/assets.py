@@ -11,7 +11,7 @@ import time
 import dagster as dg
 
 from er_assets import checks, gate
-from er_assets.baselines import earlier_values
+from er_assets.baselines import CHECKS_PASSED, earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream, UpstreamRefused
@@ -103,6 +103,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 counts = earlier_values(context.instance, extract.key, domain, context.partition_key, "rows")
                 results = checks.extract_results(domain, metadata["profile"], counts)
             metadata["seconds"] = round(time.monotonic() - started, 3)
+            metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
             record.finish(metadata["rows"], metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
@@ -197,7 +198,9 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             **override,
         }
         rates = earlier_values(context.instance, matched.key, domain, partition, "match_rate")
-        return metadata, checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates)
+        results = checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates)
+        metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
+        return metadata, results
 
     def _earlier_job(context, er, extract_run: str, record_job_id) -> str | None:
         """The job an earlier attempt started for this very extract (it may still be running):
@@ -263,6 +266,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 "seconds": round(time.monotonic() - started, 3),
                 **override,
             }
+            metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
             record.finish(result.rows, metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 

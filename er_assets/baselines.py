@@ -2,7 +2,9 @@
 
 The history is the stage's own materialisation metadata in the Dagster instance (the same
 record downstream stages read), so it covers every run whatever started it, and a re-run of
-an earlier partition replaces that partition's value instead of adding a second one.
+an earlier partition replaces that partition's value instead of adding a second one. A
+partition whose latest materialisation failed a blocking check (`checks_passed: false`, e.g.
+an empty extract) is left out: a bad day must not drag the median towards itself.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import dagster as dg
 from er_assets.config import Domain
 from er_assets.partitions import previous_partitions
 
+# Materialisation metadata: did the stage's blocking checks pass on this materialisation?
+CHECKS_PASSED = "checks_passed"
 # Records per event-log query: a partition materialised a few times still fits in one page.
 PAGE = 100
 
@@ -19,7 +23,7 @@ PAGE = 100
 def earlier_values(instance: dg.DagsterInstance, key: dg.AssetKey, domain: Domain, partition: str,
                    field: str) -> dict[str, float]:
     """Metadata `field` of the latest materialisation of each of the dq.anomaly.window
-    partitions before `partition` that has one, oldest first."""
+    partitions before `partition` that has one and passed its blocking checks, oldest first."""
     keys = previous_partitions(domain, partition, domain.dq.anomaly.window)
     if not keys:
         return {}
@@ -36,7 +40,8 @@ def earlier_values(instance: dg.DagsterInstance, key: dg.AssetKey, domain: Domai
         cursor = page.cursor
     values = {}
     for partition_key in reversed(keys):
-        value = latest[partition_key].metadata.get(field) if partition_key in latest else None
-        if value is not None:
+        metadata = latest[partition_key].metadata if partition_key in latest else {}
+        value, passed = metadata.get(field), metadata.get(CHECKS_PASSED)
+        if value is not None and (passed is None or passed.value):  # None: recorded before the flag
             values[partition_key] = value.value
     return values

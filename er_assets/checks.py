@@ -56,19 +56,21 @@ def specs(domain: Domain, stage: str, partitions: dg.PartitionsDefinition) -> li
         ]
 
 
-def blocking_failures(results) -> list[str]:
-    """Names of the failed checks that block: ERROR severity (a failed WARN blocks nothing)."""
-    return [r.check_name for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
-
-
-def _result(domain: Domain, name: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
+def _result(domain: Domain, name: str, passed: bool, description: str, severity: str | None = None,
+            **metadata) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
         passed=bool(passed),
-        severity=dg.AssetCheckSeverity(domain.dq.severity.get(name, "ERROR")),
+        severity=dg.AssetCheckSeverity(severity or domain.dq.severity.get(name, "ERROR")),
         description=description,
         metadata=metadata,
     )
+
+
+def blocking_failures(results) -> list[str]:
+    """The checks that failed with ERROR severity: the ones that block. A failed WARN check
+    (a warning, or a history check that could not judge yet) is shown but blocks nothing."""
+    return [r.check_name for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
 
 
 def _percent(part: int, whole: int) -> float:
@@ -157,19 +159,26 @@ def _value_formats(domain: Domain, profile: dict) -> dg.AssetCheckResult:
 
 def _against_history(domain: Domain, name: str, what: str, observed: float,
                      history: dict[str, float]) -> dg.AssetCheckResult:
-    """`observed` against the trailing median of `history` (earlier partition -> value)."""
+    """`observed` against the trailing median of `history` (earlier partitions that passed
+    their own checks -> value).
+
+    Too little history is no pass: Dagster has no "inconclusive" result, so the check fails
+    as a warning (yellow in the UI, blocking nothing) and says it did not judge.
+    """
     anomaly: Anomaly = domain.dq.anomaly
     base = {"observed": observed, "history": history, "min_history": anomaly.min_history,
             "max_deviation": anomaly.max_deviation}
     if len(history) < anomaly.min_history:
-        return _result(domain, name, True, f"not judged yet: {len(history)} earlier partitions of history, "
-                       f"{anomaly.min_history} needed (dq.anomaly.min_history)", **base)
+        return _result(domain, name, False, f"not judged: {len(history)} of {anomaly.min_history} partitions of "
+                       f"history (dq.anomaly.min_history); only earlier partitions whose checks passed count",
+                       severity="WARN", judged=False, **base)
     median = statistics.median(history.values())
     low, high = median * (1 - anomaly.max_deviation), median * (1 + anomaly.max_deviation)
     passed = low <= observed <= high
     text = (f"{what} {observed} {'inside' if passed else 'outside'} [{low:g}, {high:g}], the trailing median "
             f"{median:g} of {len(history)} earlier partitions +/- {anomaly.max_deviation:.0%} (dq.anomaly.max_deviation)")
-    return _result(domain, name, passed, text, **base, median=median, band=[round(low, 2), round(high, 2)])
+    return _result(domain, name, passed, text, judged=True, **base, median=median,
+                   band=[round(low, 2), round(high, 2)])
 
 
 # --- matched ----------------------------------------------------------------------------------

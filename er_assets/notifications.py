@@ -11,7 +11,8 @@ Environment:
     ER_SMTP_SECURITY   none | starttls | ssl (default starttls when a user is set, else none)
     ER_SMTP_USER, ER_SMTP_PASSWORD   log in when a user is set
     ER_SMTP_FROM       sender (default er-pipelines@localhost)
-    ER_DAGSTER_URL     Dagster UI base URL for run links (default http://localhost:3000)
+    ER_DAGSTER_URL     Dagster UI base URL for run links (default http://localhost:3000, where
+                       `dagster dev` serves it; `make dev DAGSTER_PORT=N` sets it to port N)
 """
 
 from __future__ import annotations

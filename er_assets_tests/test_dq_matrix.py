@@ -75,8 +75,13 @@ def target(partition: str = PARTITION) -> list[tuple]:
         con.close()
 
 
+def judged(evaluation: dg.AssetCheckEvaluation) -> bool:
+    """False for a history check that had too little history to judge (a WARN, not a pass)."""
+    return evaluation.metadata.get("judged", dg.MetadataValue.bool(True)).value
+
+
 def failures(result) -> dict[str, dg.AssetCheckEvaluation]:
-    return {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed and judged(e)}
 
 
 def seeded(config, local_env, records=RECORDS, partition=PARTITION):
@@ -176,6 +181,11 @@ def test_defect_fails_its_check_and_loads_nothing(defect, check, message, config
     assert check in failed, {n: e.description for n, e in failed.items()}
     assert message in failed[check].description
     assert failed[check].severity == dg.AssetCheckSeverity.ERROR
+    # The stage says so in its materialisation, and the anomaly medians leave it out.
+    stage = failed[check].asset_key.path[-1]
+    [materialization] = [m.materialization for m in result.get_asset_materialization_events()
+                         if m.asset_key.path[-1] == stage]
+    assert materialization.metadata["checks_passed"].value is False
     assert target() == []
     assert not result.success
     assert exit_code_for(result)[0] == exit_codes.DQ_GATE_FAILED
@@ -220,7 +230,13 @@ def test_clean_data_passes_every_check(config, local_env, instance):
     assert result.success
     evaluated = {(e.asset_key.path[-1], e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     expected = {(stage, name) for stage in STAGES for name in checks.check_names(config.domain(DOMAIN), stage)}
-    assert evaluated == {key: True for key in expected}
+    # The first partition has no history: the history checks say they did not judge, as warnings.
+    unjudged = {("extract", "record_count_anomaly"), ("matched", "match_rate_baseline")}
+    assert evaluated == {key: key not in unjudged for key in expected}
+    for evaluation in result.get_asset_check_evaluations():
+        if (evaluation.asset_key.path[-1], evaluation.check_name) in unjudged:
+            assert evaluation.severity == dg.AssetCheckSeverity.WARN and not judged(evaluation)
+            assert evaluation.description.startswith("not judged: 0 of 5 partitions of history")
     assert len(target()) == RECORDS and all(match_id for _, match_id in target())
 
 
@@ -334,7 +350,31 @@ def test_match_rate_against_its_baseline(config):
     assert not drop.passed
     assert drop.description.startswith("match rate 12.0 outside [15, 45], the trailing median 30 of 7 earlier partitions")
     young = baseline(12.0, dict(list(history.items())[:2]))
-    assert young.passed and young.description.startswith("not judged yet: 2 earlier partitions of history, 5 needed")
+    assert not young.passed and young.severity == dg.AssetCheckSeverity.WARN  # shown as a warning, blocks nothing
+    assert young.description.startswith("not judged: 2 of 5 partitions of history (dq.anomaly.min_history)")
+    assert young.metadata["judged"].value is False and baseline(38.0, history).metadata["judged"].value is True
+    assert checks.blocking_failures([young, drop]) == ["match_rate_baseline"] and drop.severity.value == "ERROR"
+
+
+def test_medians_use_only_earlier_partitions_that_passed_their_checks(config, instance):
+    """Two blocked empty extracts would drag the median of [200, 0, 0, 200] to 100; left out,
+    the median of the passing days is 200, and a day that only passed before the flag existed
+    still counts."""
+    from er_assets.baselines import earlier_values
+
+    key = dg.AssetKey([DOMAIN, "extract"])
+    days = {"2026-11-23": (200, None), "2026-11-24": (200, True), "2026-11-25": (0, False),
+            "2026-11-26": (0, False), "2026-11-27": (210, True)}
+    for day, (rows, passed) in days.items():
+        metadata = {"rows": rows} if passed is None else {"rows": rows, "checks_passed": passed}
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day, metadata=metadata))
+    # A re-run of 2026-11-24 that failed its checks replaces the day's good value: it no longer counts.
+    history = earlier_values(instance, key, config.domain(DOMAIN), PARTITION, "rows")
+    assert history == {"2026-11-23": 200, "2026-11-24": 200, "2026-11-27": 210}
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(key, partition="2026-11-24", metadata={"rows": 5, "checks_passed": False}))
+    assert earlier_values(instance, key, config.domain(DOMAIN), PARTITION, "rows") == {
+        "2026-11-23": 200, "2026-11-27": 210}
 
 
 @pytest.mark.parametrize("dq, message", [

@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from er_assets import checks
 from er_assets.assets import domain_assets
 from er_assets.config import load_config
 from er_assets.entity_resolution import LocalEntityResolution
@@ -73,8 +74,7 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance):
 
         result = run()
         assert result.success
-        failed = [(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations() if not e.passed]
-        assert failed == []
+        assert checks.blocking_failures(result.get_asset_check_evaluations()) == []
 
         extract = result.asset_materializations_for_node("customers__extract")[0].metadata
         matched = result.asset_materializations_for_node("customers__matched")[0].metadata

@@ -67,6 +67,37 @@ def test_autosys_runs_are_left_to_autosys(config, local_env, inbox):
     assert inbox.messages() == []
 
 
+@pytest.mark.parametrize("domain, partition, min_records, sensor_name, stage", [
+    ("vendors", "2026-10-01", 1, "er_success_mail", "loaded"),
+    ("products", "2026-11-22", 5000, "er_failure_mail", "extract"),
+])
+def test_the_sensors_mail_with_a_link_to_the_configured_ui(domain, partition, min_records, sensor_name, stage,
+                                                          local_env, inbox, tmp_path, monkeypatch):
+    """The sensors' own bodies, invoked as the daemon does, with the UI somewhere else than
+    localhost:3000: the link in the mail follows ER_DAGSTER_URL."""
+    from er_assets.config import load_config
+
+    monkeypatch.setenv("ER_DAGSTER_URL", "https://dagster.bank.example:8443/er/")
+    config = load_config(write_config(tmp_path, lambda raw: raw["domains"][domain]["dq"].update(min_records=min_records)))
+    seed(config.domain(domain), partition, 300, local_env)
+    defs = build_definitions(config)
+    sensor = defs.resolve_sensor_def(sensor_name)
+    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
+        result = defs.resolve_job_def(f"ER_{domain}").execute_in_process(
+            instance=instance, partition_key=partition, raise_on_error=False)
+        event = result.get_run_failure_event() if sensor_name == "er_failure_mail" else result.get_run_success_event()
+        context = dg.build_run_status_sensor_context(
+            sensor_name=sensor_name, dagster_event=event, dagster_instance=instance, dagster_run=result.dagster_run,
+            resources={"history": history_resource(config)})
+        if sensor_name == "er_failure_mail":
+            context = context.for_run_failure()
+        sensor(context)
+        sensor(context)  # a re-evaluation sends nothing new
+    [(_, message)] = inbox.messages()
+    assert f"{domain}/{stage}" in message["Subject"]
+    assert f"Run:        https://dagster.bank.example:8443/er/runs/{result.run_id}" in message.get_content().splitlines()
+
+
 def test_sensors_are_in_the_code_location(config, local_env):
     sensors = {s.name: s for s in build_definitions(config).sensors}
     assert set(sensors) == {"er_failure_mail", "er_success_mail"}
