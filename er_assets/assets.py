@@ -15,7 +15,7 @@ from er_assets.baselines import earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream
-from er_assets.match_output import error_records, summarize
+from er_assets.match_output import confidence_summary, error_records, summarize
 from er_assets.matching_job import point_glue_table, run_matching_job
 from er_assets.object_store import ObjectStore
 from er_assets.partitions import business_dates, partitions_def
@@ -139,6 +139,8 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         )
         with object_store.local_copy(outcome.output_uri) as folder:
             summary = summarize(folder)
+            # ML_MATCHING output carries a ConfidenceLevel per matched record instead of a MatchRule.
+            confidence = confidence_summary(folder, domain.dq.min_confidence.threshold) if domain.ml_matching else None
         error_uri = outcome.output_uri.replace("/success/", "/error/")
         with object_store.local_copy(error_uri) as folder:
             rejected = error_records(folder)
@@ -161,7 +163,14 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             **override,
         }
         rates = earlier_values(context.instance, matched.key, domain, partition, "match_rate")
-        return metadata, checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates)
+        confidences = None
+        if confidence is not None:
+            metadata["low_confidence_records"] = confidence["below_threshold"]
+            if confidence["mean"] is not None:  # the baseline's figure: absent when nothing matched
+                metadata["mean_confidence"] = confidence["mean"]
+            confidences = earlier_values(context.instance, matched.key, domain, partition, "mean_confidence")
+        return metadata, checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates,
+                                                confidence, confidences)
 
     @dg.asset(
         key=[name, "loaded"],
