@@ -7,7 +7,7 @@ match when their entity numbers agree. For each dataset the same records run thr
 
 - `ML_MATCHING`: no rules, the model of er_assets/emulator/ml.py;
 - rule-based, exact: ssn; name + date of birth; name + street + postcode (a waterfall);
-- rule-based, fuzzy: advanced conditions (Levenshtein, Soundex) inside exact blocks.
+- rule-based, fuzzy: advanced conditions (Levenshtein inside exact blocks), transitive.
 
 Pairwise precision, recall and F1 count pairs of records put in one match group against the
 true pairs. FEBRL 1-3 are deduplication sets; 4a+4b is a linkage set, run here as one
@@ -57,11 +57,12 @@ TECHNIQUES = {
             {"ruleName": "ssn", "matchingKeys": ["ssn"]},
             {"ruleName": "name_dob", "matchingKeys": ["name", "dob"]},
             {"ruleName": "name_address", "matchingKeys": ["name", "street", "postcode"]}]}},
-    "rules, fuzzy": {"resolutionType": "RULE_MATCHING", "ruleConditionProperties": {"rules": [
-        {"ruleName": "ssn_name", "condition": "Exact(ssn) AND Levenshtein(name, 3)"},
-        {"ruleName": "dob_name", "condition": "Exact(dob) AND Levenshtein(name, 3)"},
-        {"ruleName": "postcode_street_name",
-         "condition": "Exact(postcode) AND Levenshtein(street, 3) AND Soundex(name)"}]}},
+    "rules, fuzzy": {"resolutionType": "RULE_MATCHING", "ruleConditionProperties": {
+        "matchingConfig": {"enableTransitiveMatching": True}, "rules": [
+            {"ruleName": "ssn", "condition": "Exact(ssn)"},
+            {"ruleName": "dob_name", "condition": "Exact(dob) AND Levenshtein(name, 3)"},
+            {"ruleName": "postcode_name_street",
+             "condition": "Exact(postcode) AND Levenshtein(name, 3) AND Levenshtein(street, 3)"}]}},
 }
 
 

@@ -21,7 +21,7 @@ from er_assets.match_output import confidence_summary
 from er_assets.sample_data import generate_sql
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "er_assets" / "domains.ml-example.yaml"
-RECORDS = 1500
+RECORDS = 1000
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +199,36 @@ def test_confidence_baseline_uses_the_history(example):
 
 def test_rule_based_domains_have_no_confidence_checks(config):
     assert "min_confidence" not in checks.check_names(config.domain("customers"), "matched")
+
+
+def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
+    """extract -> matched -> loaded through the emulator's job lifecycle (QUEUED, RUNNING,
+    SUCCEEDED in a worker process) with every check of every stage passing."""
+    import dagster as dg
+
+    from er_assets.definitions import build_definitions
+    from er_assets.deployment import local_paths
+    from er_assets_tests.conftest import seed
+
+    monkeypatch.setenv("ER_CONFIG", str(EXAMPLE))
+    config = load_config(EXAMPLE)
+    seed(config.domain("customers_ml"), "2026-11-28", RECORDS, local_env)
+    job = build_definitions(config).resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
+        result = job.execute_in_process(
+            instance=instance, partition_key="2026-11-28", raise_on_error=False,
+            asset_selection=[dg.AssetKey(["customers_ml", s]) for s in ("extract", "matched", "loaded")],
+        )
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {"min_confidence", "confidence_baseline", "match_rate"} <= set(evaluations)
+    assert all(e.passed for e in evaluations.values())
+    meta = result.asset_materializations_for_node("customers_ml__matched")[0].metadata
+    assert 0.5 <= meta["mean_confidence"].value <= 1.0 and meta["output_rows"].value == RECORDS
+    con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
+    columns = [c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers_ml_resolved'").fetchall()]
+    loaded = con.execute('SELECT count(*), count("MatchID") FROM customers_ml_resolved').fetchone()
+    con.close()
+    assert "ConfidenceLevel" in columns and "MatchRule" not in columns
+    assert loaded == (RECORDS, RECORDS)
