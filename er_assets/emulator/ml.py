@@ -191,6 +191,19 @@ def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[n
     return root, confidence
 
 
+def _expectation_maximisation(linker, rule) -> None:
+    """One EM session. Splink 5 refuses an m probability that underflows to 0.0 during EM
+    (its issue #2333, PR #2851), which happens when a level is seen only among non-matches
+    of the blocked pairs; that session is then dropped and the comparisons it was estimating
+    keep their values from the other sessions (or Splink's defaults)."""
+    try:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=EM_MAX_PAIRS)
+    except ValueError as exc:
+        if "below the minimum allowed" not in str(exc):
+            raise
+        logging.getLogger(__name__).warning("ML_MATCHING: EM session dropped: %s", str(exc).splitlines()[0])
+
+
 def _predict(con, fields: list[InputField], columns: list[str], rules: list[tuple[str, ...]]):
     """Train the model on the job's records and return the linked pairs (u, v, probability)."""
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
@@ -217,7 +230,7 @@ def _predict(con, fields: list[InputField], columns: list[str], rules: list[tupl
             [block_on(*rule) for rule in _deterministic_rules(rules)], recall=DETERMINISTIC_RECALL
         )
         for rule in _training_rules(rules, columns):
-            linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule), max_pairs=EM_MAX_PAIRS)
+            _expectation_maximisation(linker, block_on(*rule))
         con.execute(f"SET threads = {int(threads)}")
         predictions = linker.inference.predict(threshold_match_probability=MATCH_PROBABILITY)
         found = con.execute(
