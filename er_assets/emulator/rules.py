@@ -90,6 +90,7 @@ class Plan:
     outputs: tuple[tuple[str, bool], ...]  # (field name, hashed)
     output_normalized: bool
     reserved_field: str | None  # AWS sends every record to error/ when one is present
+    resolution_type: str = "RULE_MATCHING"  # or ML_MATCHING: no rules, see ml.py
 
 
 def _get(doc: Mapping[str, Any], key: str, where: str) -> Any:
@@ -396,15 +397,21 @@ def build_plan(schema: Mapping[str, Any], workflow: Mapping[str, Any]) -> Plan:
         outputs.append((name, bool(attr.get("hashed", False))))
 
     techniques = _get(workflow, "resolutionTechniques", "workflow")
-    if techniques.get("resolutionType") != "RULE_MATCHING":
+    resolution_type = techniques.get("resolutionType")
+    if resolution_type not in ("RULE_MATCHING", "ML_MATCHING"):
         raise MatchingError(
-            f"resolutionTechniques.resolutionType {techniques.get('resolutionType')!r}: only RULE_MATCHING is emulated"
+            f"resolutionTechniques.resolutionType {resolution_type!r}: only RULE_MATCHING and ML_MATCHING are emulated"
         )
     simple, advanced = techniques.get("ruleBasedProperties"), techniques.get("ruleConditionProperties")
-    if (simple is None) == (advanced is None):
-        raise MatchingError("resolutionTechniques: give exactly one of ruleBasedProperties or ruleConditionProperties")
     transitive = False
-    if simple is not None:
+    if resolution_type == "ML_MATCHING":
+        given = [k for k in ("ruleBasedProperties", "ruleConditionProperties", "providerProperties") if techniques.get(k)]
+        if given:
+            raise MatchingError(f"resolutionTechniques: an ML_MATCHING workflow takes no {' or '.join(given)}")
+        rules: tuple[Rule, ...] = ()
+    elif (simple is None) == (advanced is None):
+        raise MatchingError("resolutionTechniques: give exactly one of ruleBasedProperties or ruleConditionProperties")
+    elif simple is not None:
         rules = _simple_rules(simple, by_key)
     else:
         rules = _condition_rules(advanced, by_key)
@@ -427,4 +434,5 @@ def build_plan(schema: Mapping[str, Any], workflow: Mapping[str, Any]) -> Plan:
         outputs=tuple(outputs),
         output_normalized=bool(output_cfg.get("applyNormalization", False)),
         reserved_field=reserved,
+        resolution_type=resolution_type,
     )

@@ -1,0 +1,119 @@
+"""Benchmark: speed, CPU and memory of the emulator's ML_MATCHING model at scale, next to
+the rule-based engine on the same records.
+
+Customers come from the project's sample-data generator (20% noisy duplicates, true entity
+kept aside): the example ML domain (er_assets/domains.ml-example.yaml) and the shipped
+rule-based `customers` domain share one schema, so both read the same parquet file. Each
+job runs in its own child process, so peak RSS (ru_maxrss) is that job's alone; CPU seconds
+(user + sys) are shown because wall time on a shared machine is inflated by other load.
+Pairwise precision and recall are scored against the generator's entities.
+
+    .venv/bin/python bench/bench_ml_scale.py                  # 100k and 1M records
+    .venv/bin/python bench/bench_ml_scale.py --sizes 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+EXAMPLE = ROOT / "er_assets" / "domains.ml-example.yaml"
+WORKFLOWS = {"ML_MATCHING": (EXAMPLE, "customers_ml"), "rule-based": (None, "customers")}
+
+
+def _documents(kind: str) -> tuple[dict, dict]:
+    from er_assets.config import load_config
+    from er_assets.emulator.aws_shapes import matching_workflow_response, schema_mapping_response
+
+    path, name = WORKFLOWS[kind]
+    config = load_config(path)
+    domain = config.domain(name)
+    return schema_mapping_response(domain, config.settings), matching_workflow_response(domain, config.settings)
+
+
+def generate(path: Path, n: int) -> None:
+    import duckdb
+
+    from er_assets.config import load_config
+    from er_assets.sample_data import DUPLICATE_SHARE, generate_sql
+
+    domain = load_config(EXAMPLE).domain("customers_ml")
+    params = {"n": n, "entities": max(1, round(n * (1 - DUPLICATE_SHARE))), "seed": 7,
+              "start": dt.date(2024, 1, 1), "days": 1, "id_offset": 0}
+    con = duckdb.connect()
+    con.execute(f"COPY ({generate_sql(domain)}) TO '{path}' (FORMAT parquet)", params)
+    con.close()
+
+
+def child(kind: str, source: Path, out: Path) -> None:
+    from er_assets.emulator.matching import run_matching
+
+    schema, workflow = _documents(kind)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    metrics = run_matching(source, schema, workflow, out, "bench")
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": after.ru_maxrss / 1024, "metrics": metrics}))
+
+
+def quality(source: Path, out: Path) -> tuple[float, float]:
+    import duckdb
+
+    con = duckdb.connect()
+    correct, found, truth = con.execute(
+        """
+        WITH j AS (SELECT entity_id, MatchID FROM read_parquet($source) s
+                   JOIN read_csv($out, all_varchar = true) o ON o.RecordId = s.customer_id)
+        SELECT (SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM j GROUP BY MatchID, entity_id)),
+               (SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM j GROUP BY MatchID)),
+               (SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM j GROUP BY entity_id))
+        """,
+        {"source": str(source), "out": str(out / "success" / "*.csv")},
+    ).fetchone()
+    con.close()
+    return correct / found if found else 1.0, correct / truth if truth else 1.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--child", choices=list(WORKFLOWS), help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.source, args.out)
+        return
+    print(f"{'records':>9}  {'workflow':<12} {'wall s':>7} {'cpu s':>7} {'peak MB':>8} {'matchIDs':>9} "
+          f"{'precision':>9} {'recall':>7}")
+    with tempfile.TemporaryDirectory(prefix="bench-ml-scale-") as tmp:
+        for n in args.sizes:
+            source = Path(tmp) / f"customers-{n}.parquet"
+            generate(source, n)
+            for kind in WORKFLOWS:
+                out = Path(tmp) / f"{kind}-{n}"
+                proc = subprocess.run([sys.executable, __file__, "--child", kind, "--source", str(source),
+                                       "--out", str(out)], capture_output=True, text=True, check=False)
+                if proc.returncode:
+                    raise SystemExit(f"{kind} at {n} records failed:\n{proc.stderr}")
+                run = json.loads(proc.stdout.strip().splitlines()[-1])
+                precision, recall = quality(source, out)
+                print(f"{n:>9}  {kind:<12} {run['wall']:>7.2f} {run['cpu']:>7.2f} {run['peak_mb']:>8.0f} "
+                      f"{run['metrics']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

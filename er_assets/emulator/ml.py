@@ -1,0 +1,244 @@
+"""ML_MATCHING for the local emulator: a Fellegi–Sunter model fitted to each job's input.
+
+AWS does not publish its matching model, so this is a stand-in that behaves like one: it
+is probabilistic, needs no labels and no rules, and produces the documented output.
+
+What AWS documents (user guide, "Creating a machine learning-based matching workflow",
+"How AWS Entity Resolution works" and the glossary):
+- the model uses the input fields of the name, email address, phone number, address and
+  date of birth types; a field without a matchKey "can't be used in matching";
+- normalisation (when asked) applies to names, phones and emails only;
+- every record gets a MatchID; a record that matches others also gets the group's
+  `ConfidenceLevel`, "a confidence score of 0.0–1.0, which indicates the precision of the
+  match" (the ML page calls it a percentage; the 0.0–1.0 range is the one given in figures);
+- no MatchRule (that is rule-based metadata).
+
+The model (Splink on DuckDB, https://moj-analytical-services.github.io/splink/):
+- one comparison per schema field that has a matchKey, chosen by attribute type (names:
+  Jaro-Winkler levels; emails: Splink's email comparison; phones, dates and ids: edit
+  distance on their digits/characters; street lines: Jaro-Winkler; postcodes: edit distance 1;
+  city/state/country: exact or near);
+- blocking rules derived from the data: each field whose exact-equality blocks yield at most
+  BLOCK_PAIRS_PER_RECORD candidate pairs per record, then pairs of the fields that are too
+  common alone (first + last name, postcode + street...), so a job stays near-linear;
+- parameters estimated without labels: u by random sampling of record pairs (fixed seed),
+  m and the prior match probability by expectation maximisation, blocked on the most
+  selective rules until every comparison has been estimated;
+- pairs with match probability >= MATCH_PROBABILITY are linked, and linked records form
+  a match group (connected components, as rule-based groups are formed);
+- ConfidenceLevel of a group: the smallest, over its records, of each record's best match
+  probability with another record of the group (every record of the group matches one of
+  the others at least that well), rounded to 4 decimals.
+
+The same input gives the same output, whatever the order of its files: records are numbered
+by unique id, sampling is seeded, and training runs on one DuckDB thread (see _predict).
+Splink is an optional dependency (`pip install 'er-pipelines[ml]'`); without it an
+ML_MATCHING job fails with one line saying so.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from itertools import combinations
+
+import duckdb
+import numpy as np
+
+from er_assets.emulator.components import connected_components
+from er_assets.emulator.normalize import normalized, quote_ident
+from er_assets.emulator.rules import InputField, MatchingError, Plan
+
+ML_MATCHING = "ML_MATCHING"
+INSTALL_HINT = "pip install 'er-pipelines[ml]'"
+MATCH_PROBABILITY = 0.5  # a pair is a match when the model finds it more likely than not
+BLOCK_PAIRS_PER_RECORD = 5  # candidate pairs a blocking rule may generate, per input record
+MIN_BLOCK_PAIRS = 10_000  # ... and at least this many, so small jobs are compared thoroughly
+MAX_BLOCKING_RULES = 8
+U_SAMPLE_PAIRS = 1e6  # random pairs for estimating u (Splink suggests 1e7+; 1e6 kept FEBRL F1 > 0.99)
+EM_MAX_PAIRS = 1e6  # blocked pairs per EM session (hash-sampled beyond that)
+MAX_EM_SESSIONS = 3
+SEED = 42
+# Share of the true matches that the deterministic rules find, for the prior (Splink's own
+# examples assume 0.7 for rules of this kind; the prior only shifts match weights a little).
+DETERMINISTIC_RECALL = 0.7
+# Types the model compares; fields of other types (e.g. IPV4) are carried to the output only.
+_NORMALISED_BY_ML = ("NAME", "PHONE", "EMAIL_ADDRESS")
+
+
+def require() -> None:
+    """Refuse early, in one line, when the optional model library is not installed."""
+    if importlib.util.find_spec("splink") is None:
+        raise MatchingError(f"resolutionType ML_MATCHING needs the optional dependency splink: {INSTALL_HINT}")
+
+
+def compared_fields(plan: Plan) -> list[InputField]:
+    """The schema fields the model compares: every field with a matchKey but the unique id."""
+    fields = [f for f in plan.fields if f.match_key and f.type != "UNIQUE_ID"]
+    if not fields:
+        raise MatchingError(
+            "ML_MATCHING: no schema field has a matchKey (besides the UNIQUE_ID); the model has nothing to compare"
+        )
+    return fields
+
+
+def _feature_sql(field: InputField, apply_normalization: bool) -> str:
+    """The value the model compares for one field (NULL when empty)."""
+    column = f"src.{quote_ident(field.name)}"
+    if field.type == "DATE" or field.type.startswith("PHONE"):
+        return f"NULLIF(regexp_replace({column}, '[^0-9]', '', 'g'), '')"  # 1956-04-09 = 19560409
+    if field.type.startswith(_NORMALISED_BY_ML):
+        return normalized(column, field.type, apply_normalization)
+    return f"NULLIF(lower(trim({column})), '')"
+
+
+def _comparison(column: str, attr_type: str):
+    import splink.comparison_library as cl
+
+    if attr_type.startswith("NAME"):
+        return cl.NameComparison(column)
+    if attr_type == "EMAIL_ADDRESS":
+        return cl.EmailComparison(column)
+    if attr_type == "ADDRESS_POSTALCODE":
+        return cl.LevenshteinAtThresholds(column, [1])
+    if attr_type in ("ADDRESS_CITY", "ADDRESS_STATE", "ADDRESS_COUNTRY"):
+        return cl.JaroWinklerAtThresholds(column, [0.9])
+    if attr_type.startswith("ADDRESS"):
+        return cl.JaroWinklerAtThresholds(column, [0.9, 0.8])
+    # Phones, dates and identifiers (STRING, PROVIDER_ID, MAID, IPs): typos are edits.
+    return cl.LevenshteinAtThresholds(column, [1, 2])
+
+
+def _pairs(con: duckdb.DuckDBPyConnection, columns: tuple[str, ...]) -> int:
+    """Candidate pairs that exact equality on all `columns` generates (empty never blocks)."""
+    keys = ", ".join(columns)
+    present = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+    return int(con.execute(
+        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM mlrec WHERE {present} "
+        f"GROUP BY {keys})"
+    ).fetchone()[0])
+
+
+def blocking_rules(con: duckdb.DuckDBPyConnection, columns: list[str], records: int) -> list[tuple[tuple[str, ...], int]]:
+    """(columns, candidate pairs) of the blocking rules, most selective first.
+
+    Single fields that stay within the budget, then pairs of the fields too common alone.
+    When nothing fits (every field has few distinct values), the cheapest pair is used so
+    the job still compares something.
+    """
+    budget = max(BLOCK_PAIRS_PER_RECORD * records, MIN_BLOCK_PAIRS)
+    costs = {(c,): _pairs(con, (c,)) for c in columns}
+    common = [c for c in columns if costs[(c,)] > budget]
+    for pair in combinations(common, 2):
+        costs[pair] = _pairs(con, pair)
+    fitting = sorted(((k, v) for k, v in costs.items() if 0 < v <= budget), key=lambda kv: (kv[1], kv[0]))
+    if not fitting:
+        nonzero = sorted(((k, v) for k, v in costs.items() if v), key=lambda kv: (kv[1], kv[0]))
+        fitting = nonzero[:1]
+    return fitting[:MAX_BLOCKING_RULES]
+
+
+def _deterministic_rules(rules: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Near-certain matches for estimating the prior: exact agreement on two of the three
+    most selective blocking rules at once."""
+    top = rules[:3]
+    if len(top) < 2:
+        return top
+    return [tuple(dict.fromkeys(a + b)) for a, b in combinations(top, 2)]
+
+
+def _training_rules(rules: list[tuple[str, ...]], columns: list[str]) -> list[tuple[str, ...]]:
+    """Blocking rules for EM: a comparison is estimated in every session not blocked on it,
+    so take the most selective rules until each column has been left free at least once."""
+    chosen, unestimated = [], set(columns)
+    for rule in rules:
+        if unestimated - set(rule):
+            chosen.append(rule)
+            unestimated &= set(rule)
+        if not unestimated or len(chosen) == MAX_EM_SESSIONS:
+            break
+    return chosen
+
+
+def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each accepted record's group anchor (smallest rid of its group) and its group's
+    ConfidenceLevel (NaN for a record that matched no other).
+
+    Reads the job's `src` and `ids` relations (see matching.py); leaves its tables in `con`.
+    """
+    fields = compared_fields(plan)
+    columns = [f"f{i}" for i in range(len(fields))]
+    features = ", ".join(f"{_feature_sql(f, plan.apply_normalization)} AS {c}" for f, c in zip(fields, columns))
+    con.execute(
+        f"CREATE TABLE mlrec AS SELECT ids.rid AS unique_id, {features} FROM src JOIN ids "
+        f"ON ids.uid = src.{quote_ident(plan.unique_id)} ORDER BY ids.rid"
+    )
+    root = np.arange(records, dtype=np.int64)
+    confidence = np.full(records, np.nan)
+    rules = blocking_rules(con, columns, records) if records > 1 else []
+    if not rules:
+        return root, confidence
+    u, v, p = _predict(con, fields, columns, [r for r, _ in rules])
+    if u.size:
+        root = connected_components(records, u, v)
+        best = np.zeros(records)
+        np.maximum.at(best, u, p)
+        np.maximum.at(best, v, p)
+        group = np.full(records, np.inf)
+        linked = np.flatnonzero(best > 0)
+        np.minimum.at(group, root[linked], best[linked])
+        confidence[linked] = np.round(group[root[linked]], 4)
+    return root, confidence
+
+
+def _expectation_maximisation(linker, rule) -> None:
+    """One EM session. Splink 5 refuses an m probability that underflows to 0.0 during EM
+    (its issue #2333, PR #2851), which happens when a level is seen only among non-matches
+    of the blocked pairs; that session is then dropped and the comparisons it was estimating
+    keep their values from the other sessions (or Splink's defaults)."""
+    try:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=EM_MAX_PAIRS)
+    except ValueError as exc:
+        if "below the minimum allowed" not in str(exc):
+            raise
+        logging.getLogger(__name__).warning("ML_MATCHING: EM session dropped: %s", str(exc).splitlines()[0])
+
+
+def _predict(con, fields: list[InputField], columns: list[str], rules: list[tuple[str, ...]]):
+    """Train the model on the job's records and return the linked pairs (u, v, probability)."""
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[_comparison(c, f.type) for f, c in zip(fields, columns)],
+        blocking_rules_to_generate_predictions=[block_on(*rule) for rule in rules],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+    )
+    # Training runs on one thread: DuckDB's seeded sampling is repeatable only then, and its
+    # parallel float sums vary in their last bits, which EM would carry into the model.
+    # Scoring pairs has no such sums, so it gets the connection's threads back.
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    splink_logger = logging.getLogger("splink")
+    level = splink_logger.level
+    try:
+        con.execute("SET threads = 1")
+        db_api = DuckDBAPI(connection=con)
+        linker = Linker(db_api.register("mlrec"), settings, log_level=logging.ERROR)
+        linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=SEED)
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on(*rule) for rule in _deterministic_rules(rules)], recall=DETERMINISTIC_RECALL
+        )
+        for rule in _training_rules(rules, columns):
+            _expectation_maximisation(linker, block_on(*rule))
+        con.execute(f"SET threads = {int(threads)}")
+        predictions = linker.inference.predict(threshold_match_probability=MATCH_PROBABILITY)
+        found = con.execute(
+            f"SELECT unique_id_l, unique_id_r, match_probability FROM {predictions.physical_name} "
+            "ORDER BY unique_id_l, unique_id_r"
+        ).fetchnumpy()
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+        splink_logger.setLevel(level)
+    return (np.asarray(found["unique_id_l"], dtype=np.int64), np.asarray(found["unique_id_r"], dtype=np.int64),
+            np.asarray(found["match_probability"], dtype=np.float64))
