@@ -15,9 +15,8 @@ from er_assets.baselines import earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream
-from er_assets.match_output import error_records, summarize
 from er_assets.matching_job import point_glue_table, run_matching_job
-from er_assets.object_store import ObjectStore
+from er_assets.object_store import bytes_read
 from er_assets.partitions import business_dates, partitions_def
 from er_assets.run_history import HistoryResource, recording
 from er_assets.warehouses.base import Warehouse
@@ -103,14 +102,14 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         kinds={"aws"},
     )
     def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
-                object_store: ObjectStore, history: HistoryResource):
+                warehouse: Warehouse, history: HistoryResource):
         with recording(context, history, name, "matched") as record:
-            metadata, results = _match(context, config, entity_resolution, object_store)
+            metadata, results = _match(context, config, entity_resolution, warehouse)
             record.finish(metadata["output_rows"], metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
-    def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, object_store: ObjectStore):
-        started = time.monotonic()
+    def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, warehouse: Warehouse):
+        started, read_before = time.monotonic(), bytes_read()
         partition = context.partition_key
         override = gate.enforce(context, domain, "extract", config)
         upstream, extract_run = _upstream(context, domain, "extract", partition)
@@ -137,11 +136,10 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             timeout=config.execution_timeout or settings.execution_timeout,
             check_interval=config.check_interval or settings.check_interval,
         )
-        with object_store.local_copy(outcome.output_uri) as folder:
-            summary = summarize(folder)
-        error_uri = outcome.output_uri.replace("/success/", "/error/")
-        with object_store.local_copy(error_uri) as folder:
-            rejected = error_records(folder)
+        # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
+        summary = warehouse.match_output_figures(domain, outcome.output_uri,
+                                                 outcome.output_uri.replace("/success/", "/error/"))
+        rejected = summary["rejected_rows"]
         context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
                          f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
         metadata = {
@@ -155,6 +153,9 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             "output_rows": summary["records"],
             "rejected_rows": rejected,
             "match_rate": summary["match_rate"],
+            "service_match_ids": outcome.metrics.get("matchIDs", 0),
+            # Record data read by this process for the stage: 0 in production.
+            "orchestrator_bytes_read": bytes_read() - read_before,
             "reused_job": outcome.reused,
             "reattached_job": outcome.attached,
             "seconds": round(time.monotonic() - started, 3),

@@ -72,6 +72,17 @@ def target_figures(counts, samples) -> dict:
     return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing, "sample_ids": by_label}
 
 
+def match_figures(records, match_ids, matched_records, rejected_rows) -> dict:
+    """The matched stage's figures of a job's output, the same dict from every warehouse.
+
+    The match rate is the percentage of records that share their MatchID with at least one
+    other record: the share of records the job resolved to a duplicate.
+    """
+    records, match_ids, matched, rejected = (int(v or 0) for v in (records, match_ids, matched_records, rejected_rows))
+    rate = round(100.0 * matched / records, 2) if records else 0.0
+    return {"records": records, "match_ids": match_ids, "matched_records": matched, "match_rate": rate,
+            "rejected_rows": rejected}
+
 
 @dataclass(frozen=True)
 class ExtractResult:
@@ -97,6 +108,12 @@ class Warehouse(dg.ConfigurableResource):
     def load_matches(self, domain: Domain, partition_key: str, src_uri: str) -> LoadResult:
         """Replace the partition's rows in the target table with the match output CSV under
         src_uri, in one transaction."""
+        raise NotImplementedError
+
+    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
+        """`match_figures` of a job's output: the CSV files under output_uri (success/) and the
+        rejected rows under error_uri, counted where the files are, never copied to this process
+        in production."""
         raise NotImplementedError
 
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
