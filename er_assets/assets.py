@@ -15,9 +15,9 @@ from er_assets.baselines import CHECKS_PASSED, earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream, UpstreamRefused
-from er_assets.match_output import confidence_summary, error_records, find_output, summarize
+from er_assets.match_output import confidence_summary, find_output
 from er_assets.matching_job import adoptable_job, point_glue_table, run_matching_job, start_intent
-from er_assets.object_store import ObjectStore
+from er_assets.object_store import ObjectStore, bytes_read
 from er_assets.partitions import business_dates, partitions_def
 from er_assets.run_history import HistoryResource, recording
 from er_assets.warehouses.base import Warehouse
@@ -135,14 +135,14 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         kinds={"aws"},
     )
     def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
-                object_store: ObjectStore, history: HistoryResource):
+                warehouse: Warehouse, history: HistoryResource):
         with recording(context, history, name, "matched") as record:
-            metadata, results = _match(context, config, entity_resolution, object_store)
+            metadata, results = _match(context, config, entity_resolution, warehouse)
             record.finish(metadata["output_rows"], metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
-    def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, object_store: ObjectStore):
-        started = time.monotonic()
+    def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, warehouse: Warehouse):
+        started, read_before = time.monotonic(), bytes_read()
         partition = context.partition_key
         override = gate.enforce(context, domain, "extract", config)
         upstream, extract_run = _upstream(context, domain, "extract", partition)
@@ -175,12 +175,14 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         )
         output = find_output(object_store.list_files, outcome.output_path, domain.workflow_name, outcome.job_id,
                              outcome.metrics.get("totalRecordsProcessed", 0))
-        with object_store.local_copy(output.success_uri) as folder:
-            summary = summarize(folder)
+        # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
+        summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri)
+        rejected = summary["rejected_rows"]
+        confidence = None
+        if domain.ml_matching:
             # ML_MATCHING output carries a ConfidenceLevel per matched record instead of a MatchRule.
-            confidence = confidence_summary(folder, domain.dq.min_confidence.threshold) if domain.ml_matching else None
-        with object_store.local_copy(output.error_uri) as folder:
-            rejected = error_records(folder)
+            with object_store.local_copy(output.success_uri) as folder:
+                confidence = confidence_summary(folder, domain.dq.min_confidence.threshold)
         context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
                          f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
         metadata = {
@@ -194,6 +196,9 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             "output_rows": summary["records"],
             "rejected_rows": rejected,
             "match_rate": summary["match_rate"],
+            "service_match_ids": outcome.metrics.get("matchIDs", 0),
+            # Record data read by this process for the stage: 0 in production.
+            "orchestrator_bytes_read": bytes_read() - read_before,
             "reused_job": outcome.reused,
             "reattached_job": outcome.attached,
             "seconds": round(time.monotonic() - started, 3),

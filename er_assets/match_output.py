@@ -5,6 +5,9 @@ AWS documents the output only as "a folder named after the job id" holding `succ
 matching workflow"); today's service puts it at `<outputS3Path>/<workflowName>/<jobId>/`,
 but nothing promises that. So the folder is found by listing, and every data file in it is
 read, whatever its name: the service writes CSV with a header, in as many parts as it likes.
+
+The figures are the local warehouse's half of `Warehouse.match_output_figures`; in production
+Snowflake computes the same figures over the stage (er_assets/warehouses/snowflake.py).
 """
 
 from __future__ import annotations
@@ -76,20 +79,19 @@ def data_files(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_data_file(p.name))
 
 
-def summarize(folder: Path) -> dict:
-    """Records, MatchIDs and match rate of the data files in `folder` (a job's success/).
 
-    The match rate is the percentage of records that share their MatchID with at least one
-    other record: the share of records the job resolved to a duplicate.
-    """
+
+def match_counts(folder: Path) -> tuple[int, int, int]:
+    """(records, MatchIDs, records sharing their MatchID with another) of the CSV files in
+    `folder` (a job's success/)."""
     import duckdb
 
     files = data_files(folder)
     if not files:
-        return {"records": 0, "match_ids": 0, "matched_records": 0, "match_rate": 0.0}
+        return 0, 0, 0
     con = duckdb.connect()
     try:
-        records, match_ids, matched = con.execute(
+        return con.execute(
             """
             WITH out AS (SELECT "MatchID" FROM read_csv($files, header = true, all_varchar = true)),
                  sizes AS (SELECT "MatchID", count(*) AS n FROM out GROUP BY ALL)
@@ -99,8 +101,6 @@ def summarize(folder: Path) -> dict:
         ).fetchone()
     finally:
         con.close()
-    rate = round(100.0 * matched / records, 2) if records else 0.0
-    return {"records": int(records), "match_ids": int(match_ids), "matched_records": int(matched), "match_rate": rate}
 
 
 def error_records(folder: Path) -> int:

@@ -7,12 +7,25 @@ run reads exactly like one from production; only the resource maps it to bytes.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+
+# Bytes of objects this process has read: what S3 sent for GetObject (downloads and ranged
+# reads alike) and what local copies handed out to be read here. Stages record the difference
+# over their run, so the metadata shows how much record data came through the orchestrator.
+_bytes_read = 0
+
+
+def bytes_read() -> int:
+    return _bytes_read
+
+
+def _count_read(size: int) -> None:
+    global _bytes_read
+    _bytes_read += int(size or 0)
 
 
 class UnsafeKey(ValueError):
@@ -60,7 +73,9 @@ class ObjectStore(dg.ConfigurableResource):
 
     @contextmanager
     def local_copy(self, prefix_uri: str) -> Iterator[Path]:
-        """A local folder holding the objects under the prefix, for bulk reads with DuckDB."""
+        """A local folder holding the objects under the prefix, for bulk reads with DuckDB in this
+        process (counted in `bytes_read`). The local store only: S3 has none on purpose, since
+        record data is read where it lies (Snowflake over the stage), never downloaded here."""
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -89,7 +104,14 @@ class LocalObjectStore(ObjectStore):
 
     @contextmanager
     def local_copy(self, prefix_uri: str) -> Iterator[Path]:
-        yield self.path(prefix_uri)
+        base = self.path(prefix_uri)
+        if base.is_dir():
+            _count_read(sum(p.stat().st_size for p in base.rglob("*") if p.is_file()))
+        yield base
+
+
+def _count_get_object(parsed: dict, **_) -> None:
+    _count_read(parsed.get("ContentLength", 0))
 
 
 class S3ObjectStore(ObjectStore):
@@ -103,7 +125,9 @@ class S3ObjectStore(ObjectStore):
         import boto3
 
         session = boto3.session.Session(profile_name=self.profile_name, region_name=self.region_name)
-        return session.client("s3", endpoint_url=self.endpoint_url)
+        client = session.client("s3", endpoint_url=self.endpoint_url)
+        client.meta.events.register("after-call.s3.GetObject", _count_get_object)
+        return client
 
     def _keys(self, client, prefix_uri: str) -> list[str]:
         bucket, prefix = split_uri(prefix_uri)
@@ -124,14 +148,3 @@ class S3ObjectStore(ObjectStore):
             batch = [{"Key": k} for k in keys[start : start + 1000]]
             client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
         return len(keys)
-
-    @contextmanager
-    def local_copy(self, prefix_uri: str) -> Iterator[Path]:
-        client = self._client()
-        bucket, prefix = split_uri(prefix_uri)
-        with tempfile.TemporaryDirectory(prefix="er-s3-") as tmp:
-            for key in self._keys(client, prefix_uri):
-                target = Path(tmp) / key[len(prefix) :].lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(bucket, key, str(target))
-            yield Path(tmp)

@@ -3,7 +3,7 @@
 import pytest
 
 from er_assets.errors import MatchOutputMissing
-from er_assets.match_output import find_output, summarize
+from er_assets.match_output import find_output, match_counts
 from er_assets.object_store import LocalObjectStore
 
 JOB = "0123456789abcdef0123456789abcdef"
@@ -36,8 +36,7 @@ def test_the_success_folder_is_found_wherever_it_is_and_every_data_file_is_read(
     found = find_output(store.list_files, OUT, "wf", JOB, records_processed=3)
     assert found.success_uri == folder and found.error_uri == folder.replace("/success/", "/error/")
     assert [f.rsplit("/", 1)[-1] for f in found.files] == ["part-00001.csv", "part-00000"]
-    summary = summarize(store.path(found.success_uri))
-    assert (summary["records"], summary["match_ids"], summary["matched_records"]) == (3, 2, 2)
+    assert match_counts(store.path(found.success_uri)) == (3, 2, 2)
 
 
 def test_no_output_for_a_job_that_processed_records_is_a_clear_error(store):

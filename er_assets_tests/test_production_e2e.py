@@ -82,6 +82,9 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance):
         assert extract["rows"].value == matched["input_records"].value == matched["output_rows"].value == RECORDS
         assert loaded["rows"].value == RECORDS
         assert 0 < matched["match_ids"].value < RECORDS
+        assert matched["service_match_ids"].value == matched["match_ids"].value
+        # The figures were counted in the warehouse: no record data came through this process.
+        assert matched["orchestrator_bytes_read"].value == 0
 
         cursor = conn.cursor()
         cursor.execute('SELECT COUNT(*), COUNT(DISTINCT "CUSTOMER_ID"), COUNT("MATCHID") FROM "CUSTOMERS_RESOLVED" '

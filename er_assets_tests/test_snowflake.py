@@ -35,20 +35,32 @@ def accept_all(figures: dict) -> bool:
 
 
 class FakesnowWarehouse(sf.SnowflakeWarehouse):
-    """Test only: the Snowflake warehouse with the one statement fakesnow cannot run replaced.
+    """Test only: the Snowflake warehouse with the statements fakesnow cannot run replaced.
 
     fakesnow has no COPY INTO @stage (unload), so `_unload` runs the very same SELECT through
     fakesnow and writes its rows as parquet where Snowflake would, under the folder the stage
-    points at. Every other statement, the profile query included, is the production one.
+    points at. Nor can it query staged files, so `_output_counts` counts the stage folder with
+    DuckDB, as Snowflake would count it: straight from the folder, not through the object store,
+    so nothing of it counts as read by the orchestrator. Every other statement, the profile
+    query and the load included, is the production one; the replaced ones are pinned below.
     """
 
     stage_root: str
+
+    def _folder(self, location: str) -> Path:
+        return Path(self.stage_root) / location.split("/", 1)[1]
+
+    def _output_counts(self, cursor, domain, output: str, errors: str) -> tuple[int, int, int, int]:
+        from er_assets.match_output import error_records, match_counts
+
+        cursor.execute(sf.output_format_sql())  # this one fakesnow runs
+        return (*match_counts(self._folder(output)), error_records(self._folder(errors)))
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(select, params)
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
-        folder = Path(self.stage_root) / location.split("/", 1)[1]
+        folder = self._folder(location)
         folder.mkdir(parents=True, exist_ok=True)
         table = pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
         pq.write_table(table, folder / "data_0_0_0.snappy.parquet")  # Snowflake's part naming
@@ -159,6 +171,42 @@ def test_unload_statement_snapshot_and_parse(domain):
     assert [e.alias for e in query.expressions] == domain.schema.columns
     assert query.args["from_"].this.name == "CUSTOMERS_SOURCE"
     assert {p.this.name.upper() for p in tree.args["params"]} == {"FILE_FORMAT", "HEADER", "MAX_FILE_SIZE"}
+
+
+OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
+FIGURES_SNAPSHOT = (
+    "WITH sizes AS (SELECT $3 AS match_id, COUNT(*) AS n FROM " + OUTPUT
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '.*[.]csv') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
+    "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(IFF(n > 1, n, 0)), 0) FROM sizes"
+)
+
+
+def test_match_figures_statements_snapshot_and_parse(domain):
+    """The matched stage's counts run in Snowflake over the stage (fakesnow cannot query staged
+    files): pinned, and parsed as Snowflake SQL reading the stage with the named format."""
+    assert sf.output_figures_sql(OUTPUT, 3) == FIGURES_SNAPSHOT
+    header = sf.output_header_sql(OUTPUT, 4)
+    assert header == ("SELECT $1, $2, $3, $4 FROM " + OUTPUT + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', "
+                      "PATTERN => '.*[.]csv') WHERE METADATA$FILE_ROW_NUMBER = 1 LIMIT 1")
+    for sql in (FIGURES_SNAPSHOT, header, sf.output_rows_sql(OUTPUT.replace("/success/", "/error/"))):
+        tree = sqlglot.parse_one(sql, read="snowflake")
+        assert isinstance(tree, exp.Select)
+        assert OUTPUT.split("/success/")[0] in tree.sql(dialect="snowflake")
+    create = sqlglot.parse_one(sf.output_format_sql(), read="snowflake")
+    assert isinstance(create, exp.Create) and create.args["kind"] == "FILE FORMAT"
+
+
+def test_match_figures_come_from_the_stage_not_through_the_object_store(domain, objects):
+    from er_assets.object_store import bytes_read
+
+    uri = write_output(objects, domain, "j1", [("C1", "m1"), ("C2", "m1"), ("C3", "m2")])
+    write_output(objects, domain, "j1", [("C4", "m3"), ("C5", "m3")], name="part-00001.csv")
+    error_uri = uri.replace("/success/", "/error/")
+    with fake_snowflake(objects):
+        before = bytes_read()
+        figures = warehouse(objects).match_output_figures(domain, uri, error_uri)
+        assert bytes_read() == before
+    assert figures == {"records": 5, "match_ids": 3, "matched_records": 4, "match_rate": 80.0, "rejected_rows": 0}
 
 
 def test_identifiers_with_quotes_or_semicolons_are_rejected(domain, objects):

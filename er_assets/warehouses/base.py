@@ -75,6 +75,17 @@ def target_figures(counts, samples) -> dict:
             "sample_ids": by_label}
 
 
+def match_figures(records, match_ids, matched_records, rejected_rows) -> dict:
+    """The matched stage's figures of a job's output, the same dict from every warehouse.
+
+    The match rate is the percentage of records that share their MatchID with at least one
+    other record: the share of records the job resolved to a duplicate.
+    """
+    records, match_ids, matched, rejected = (int(v or 0) for v in (records, match_ids, matched_records, rejected_rows))
+    rate = round(100.0 * matched / records, 2) if records else 0.0
+    return {"records": records, "match_ids": match_ids, "matched_records": matched, "match_rate": rate,
+            "rejected_rows": rejected}
+
 
 @dataclass(frozen=True)
 class ExtractResult:
@@ -127,6 +138,12 @@ class Warehouse(dg.ConfigurableResource):
 
         An output that is missing, has no rows or cannot be read is refused (UpstreamRefused)
         before the target is touched; so is every output `accept` rejects."""
+        raise NotImplementedError
+
+    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
+        """`match_figures` of a job's output: the CSV files under output_uri (success/) and the
+        rejected rows under error_uri, counted where the files are, never copied to this process
+        in production."""
         raise NotImplementedError
 
     def target_stats(self, domain: Domain, partition_key: str) -> dict:

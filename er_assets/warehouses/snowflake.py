@@ -38,6 +38,7 @@ from er_assets.warehouses.base import (
     Warehouse,
     assemble_profile,
     refuse_output,
+    match_figures,
     sample_labels,
     target_figures,
 )
@@ -249,6 +250,49 @@ def figures_samples_sql(domain: Domain, rows: str) -> str:
         f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} FROM target "
         f"WHERE {_empty(ident('MatchID'))} ORDER BY 2 LIMIT {SAMPLE_IDS})"
     )
+
+
+# --- the matched stage's figures, computed over the stage ---------------------------------------
+#
+# Staged-file queries ("Querying data in staged files": `SELECT $n FROM @stage/path
+# (FILE_FORMAT => 'name', PATTERN => 'regex')`) take a named file format only, and address
+# columns by position. The header row of each part is row 1 (`METADATA$FILE_ROW_NUMBER`): the
+# header query finds the MatchID column's position from it, the counts skip it. No row of the
+# output leaves Snowflake: the orchestrator receives column names and counts.
+
+OUTPUT_FORMAT = "ER_MATCH_OUTPUT_CSV"
+# Only the CSV parts: a service or a person may leave other objects next to them.
+CSV_PATTERN = ".*[.]csv"
+# Columns the service may add to the schema's fields (RecordId, MatchID, MatchRule,
+# ConfidenceLevel, InputSourceARN, Source, HashingProtocol...), with room to spare.
+SERVICE_COLUMNS = 12
+
+
+def output_format_sql() -> str:
+    # TEMPORARY: it lives as long as the session, so nothing is left behind to drift.
+    return f"CREATE TEMPORARY FILE FORMAT IF NOT EXISTS {OUTPUT_FORMAT} TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
+
+
+def _staged(location: str) -> str:
+    return f"{location} (FILE_FORMAT => '{OUTPUT_FORMAT}', PATTERN => '{CSV_PATTERN}')"
+
+
+def output_header_sql(location: str, width: int) -> str:
+    columns = ", ".join(f"${i}" for i in range(1, width + 1))
+    return f"SELECT {columns} FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER = 1 LIMIT 1"
+
+
+def output_figures_sql(location: str, match_id_position: int) -> str:
+    """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`."""
+    return (
+        f"WITH sizes AS (SELECT ${int(match_id_position)} AS match_id, COUNT(*) AS n FROM {_staged(location)} "
+        "WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
+        "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(IFF(n > 1, n, 0)), 0) FROM sizes"
+    )
+
+
+def output_rows_sql(location: str) -> str:
+    return f"SELECT COUNT(*) FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1"
 
 
 TABLE_EXISTS_SQL = (
@@ -498,6 +542,29 @@ class SnowflakeWarehouse(Warehouse):
         except BaseException:
             cursor.execute("ROLLBACK")
             raise
+
+    # --- the matched stage's figures -------------------------------------------------------------
+
+    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
+        output, errors = self.location(output_uri), self.location(error_uri)
+        with self.connect() as conn:
+            return match_figures(*self._output_counts(conn.cursor(), domain, output, errors))
+
+    def _output_counts(self, cursor, domain: Domain, output: str, errors: str) -> tuple[int, int, int, int]:
+        """(records, MatchIDs, matched records, rejected rows), counted by Snowflake over the stage."""
+        cursor.execute(output_format_sql())
+        width = len(domain.schema.columns) + SERVICE_COLUMNS
+        cursor.execute(output_header_sql(output, width))
+        header = cursor.fetchone()
+        if header is None:  # no CSV part: the job wrote no record
+            counts = (0, 0, 0)
+        elif "MatchID" not in header:
+            raise ValueError(f"{output}: no MatchID among the first {width} columns of the output header {header}")
+        else:
+            cursor.execute(output_figures_sql(output, header.index("MatchID") + 1))
+            counts = cursor.fetchone()
+        cursor.execute(output_rows_sql(errors))
+        return (*counts, cursor.fetchone()[0])
 
     # --- inspection ----------------------------------------------------------------------------
 
