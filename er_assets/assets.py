@@ -135,13 +135,14 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         kinds={"aws"},
     )
     def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
-                warehouse: Warehouse, history: HistoryResource):
+                warehouse: Warehouse, object_store: ObjectStore, history: HistoryResource):
         with recording(context, history, name, "matched") as record:
-            metadata, results = _match(context, config, entity_resolution, warehouse)
+            metadata, results = _match(context, config, entity_resolution, warehouse, object_store)
             record.finish(metadata["output_rows"], metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
-    def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, warehouse: Warehouse):
+    def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, warehouse: Warehouse,
+               object_store: ObjectStore):
         started, read_before = time.monotonic(), bytes_read()
         partition = context.partition_key
         override = gate.enforce(context, domain, "extract", config)

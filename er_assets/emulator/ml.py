@@ -88,7 +88,7 @@ def _feature_sql(field: InputField, apply_normalization: bool) -> str:
     if field.type == "DATE" or field.type.startswith("PHONE"):
         return f"NULLIF(regexp_replace({column}, '[^0-9]', '', 'g'), '')"  # 1956-04-09 = 19560409
     if field.type.startswith(_NORMALISED_BY_ML):
-        return normalized(column, field.type, apply_normalization)
+        return normalized(column, field.type, field.group is not None, apply_normalization)
     return f"NULLIF(lower(trim({column})), '')"
 
 
