@@ -127,7 +127,7 @@ RULES = {
     "role_arn": (r"^(?!.*(\.\.|//))arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$",
                  "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
     # The tokens of AWS's condition language (names, numbers, "quoted" names, ( ) , =).
-    "condition": (r'^(?!.*\.\.)[A-Za-z0-9_ (),=."-]{1,4096}$',
+    "condition": (r'^(?!.*\.\.)[A-Za-z0-9_ (),=."-]{1,2048}$',
                   "an AWS rule condition (names, numbers, \"quoted\" names, ( ) , =)"),
 }
 

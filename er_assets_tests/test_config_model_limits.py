@@ -32,12 +32,17 @@ def test_maximum_sizes_are_the_model_s(model, field, shape):
     assert _bounds(model, field)[1] == _shape(shape)["max"]
 
 
-@pytest.mark.parametrize("model, field, shape", [
-    (cfg.Rule, "ruleName", "RuleRuleNameString"),
-    (cfg.RuleCondition, "ruleName", "RuleConditionRuleNameString"),
-])
-def test_rule_names_follow_the_model_s_pattern(model, field, shape):
-    assert _bounds(model, field)[2].strip("^$") == _shape(shape)["pattern"]
+@pytest.mark.parametrize("shape", ["RuleRuleNameString", "RuleConditionRuleNameString", "AttributeName"])
+def test_rule_and_attribute_names_follow_the_model_s_pattern(shape):
+    # config.RULES["aws_name"] is the model's pattern and maximum; an empty name, which the
+    # model's minimum of 0 would allow, names nothing and is refused.
+    metadata = _shape(shape)
+    assert metadata["pattern"] == "[a-zA-Z_0-9- ]*"
+    assert cfg.RULES["aws_name"][0] == f"^[a-zA-Z_0-9- ]{{1,{metadata['max']}}}$"
+
+
+def test_the_condition_rule_has_the_model_s_length():
+    assert cfg.RULES["condition"][0].endswith(f"{{1,{_shape('RuleConditionConditionString')['max']}}}$")
 
 
 def _customers(raw):
@@ -47,14 +52,14 @@ def _customers(raw):
 @pytest.mark.parametrize("mutate, message", [
     (lambda raw: _customers(raw)["resolution"].update(ruleBasedProperties=None, ruleConditionProperties={
         "rules": [{"ruleName": "r", "condition": "Exact(email) OR " * 128 + "Exact(email)"}]}),
-     "resolution.ruleConditionProperties.rules.0.condition: String should have at most 2048 characters"),
+     "resolution.ruleConditionProperties.rules[r].condition: 'Exact(email) OR "),
     (lambda raw: _customers(raw)["resolution"]["ruleBasedProperties"]["rules"][0].update(ruleName="email!"),
-     "ruleName: String should match pattern"),
+     "rules[email!].ruleName: 'email!' is not an AWS attribute name"),
     (lambda raw: _customers(raw)["schema"]["mappedInputFields"][1].update(groupName="full/name"),
-     "groupName: String should match pattern"),
+     "mappedInputFields[first_name].groupName: 'full/name' is not an AWS attribute name"),
     (lambda raw: _customers(raw)["schema"]["mappedInputFields"].extend(
         {"fieldName": f"extra_{i}", "type": "STRING"} for i in range(52)),
-     "mappedInputFields: List should have at most 60 items"),
+     "schema.mappedInputFields: must have at most 60 items"),
 ])
 def test_values_past_the_model_s_limits_are_refused(tmp_path, mutate, message):
     with pytest.raises(ConfigError) as info:

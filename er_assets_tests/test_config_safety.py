@@ -85,8 +85,8 @@ def test_the_base_configuration_is_valid_and_emits_the_statements_it_defines(tmp
     path.write_text(_dump(_base()))
     assert _run(capsys, "validate", "--config", str(path))[0] == exit_codes.OK
     code, out, _ = _run(capsys, "jil", "--config", str(path))
-    # the resource, a box and three jobs per domain, ER_ON_DEMAND
-    assert code == exit_codes.OK and out.count("insert_job:") == 2 * 4 + 1 and out.count("insert_resource:") == 1
+    # the resource, a box and three jobs per domain, the ER_ON_DEMAND box and its three jobs
+    assert code == exit_codes.OK and out.count("insert_job:") == 2 * 4 + 4 and out.count("insert_resource:") == 1
     assert len(FIELDS) > 35
 
 
