@@ -222,7 +222,10 @@ def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
     assert result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert {"min_confidence", "confidence_baseline", "match_rate"} <= set(evaluations)
-    assert all(e.passed for e in evaluations.values())
+    # Every check passes, but the history checks, which cannot judge a first partition yet.
+    history_checks = {"record_count_anomaly", "match_rate_baseline", "confidence_baseline"}
+    assert {name for name, e in evaluations.items() if not e.passed} == history_checks
+    assert all(evaluations[name].metadata["judged"].value is False for name in history_checks)
     meta = result.asset_materializations_for_node("customers_ml__matched")[0].metadata
     assert 0.5 <= meta["mean_confidence"].value <= 1.0 and meta["output_rows"].value == RECORDS
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
