@@ -21,7 +21,7 @@ import datetime as dt
 import math
 import posixpath
 
-from er_assets.config import Configuration, Domain
+from er_assets.config import AutosysJob, Configuration, Domain
 
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
@@ -230,7 +230,7 @@ def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
     return jobs
 
 
-def _box(name: str, autosys) -> Statement:
+def _box(name: str, autosys: AutosysJob) -> Statement:
     box = Statement("insert_job", name)
     box.add("job_type", "BOX")
     box.add("owner", autosys.owner)
@@ -240,7 +240,7 @@ def _box(name: str, autosys) -> Statement:
 
 def _stage_job(
     config: Configuration,
-    autosys,
+    autosys: AutosysJob,
     names: dict[str, str],
     stage: str,
     command: str,
