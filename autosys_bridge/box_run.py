@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Callable
 
 KEY_PREFIX = "er/autosys-box-run"
@@ -84,4 +85,5 @@ def _show(value: dict) -> str:
 
 
 def _log(message: str) -> None:
-    print(f"autosys-bridge: {message}", file=sys.stderr, flush=True)
+    # The runner's log format: these lines land in the same std_err_file.
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} autosys-bridge: {message}", file=sys.stderr, flush=True)

@@ -139,10 +139,11 @@ def test_on_demand_stages_keep_the_domain_their_box_run_started_with(local_env):
     )
     assert first.returncode == 0, first.stderr
     assert '"partition_key": "2026-11-22"' in first.stdout  # the week containing the 25th
-    # A dry run records nothing, so a real EXTRACT is simulated by recording the pin directly.
+    # A dry run records nothing, so the EXTRACT of run 55 is simulated by recording its pin
+    # directly, for another week than the dry run saw: a dry run that recorded would win.
     os.environ["AUTORUN"] = "55"
     try:
-        box_run.pinned("ER_ON_DEMAND", lambda: {"domain": "products", "date": "2026-11-25"})
+        box_run.pinned("ER_ON_DEMAND", lambda: {"domain": "products", "date": "2026-11-18"})
     finally:
         del os.environ["AUTORUN"]
     # Someone sets the globals for another request while run 55 is still matching.
@@ -150,7 +151,7 @@ def test_on_demand_stages_keep_the_domain_their_box_run_started_with(local_env):
         local_env, "load", ER_DOMAIN="customers", ER_PROCESS_DATE="2026-11-01", AUTORUN="55"
     )
     assert later.returncode == 0, later.stderr
-    assert '"domain": "products"' in later.stdout and '"partition_key": "2026-11-22"' in later.stdout
+    assert '"domain": "products"' in later.stdout and '"partition_key": "2026-11-15"' in later.stdout
     assert "recorded by its first job" in later.stderr
 
 

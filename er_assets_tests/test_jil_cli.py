@@ -59,16 +59,17 @@ def test_parse_json_and_strict(capsys):
         32,
     )
     assert job["conditions"]["condition"]["job"] == "LEDGER_EXTRACT"
-    assert body["problems"] == []
+    # the export's permissions (we, wx) are world-wide: warnings, not errors
+    assert {p["severity"] for p in body["problems"]} == {"warning"}
 
     broken = str(DATA / "broken.jil")
     assert run("parse", broken) == exit_codes.OK
     captured = capsys.readouterr()
-    assert f"{broken}:10: bad condition" in captured.err
+    assert f"{broken}:10: error: bad condition" in captured.err
     assert run("parse", broken, "--strict") == exit_codes.USAGE
-    assert "10 problem(s)" in capsys.readouterr().err
+    assert "12 error(s)" in capsys.readouterr().err
     assert run("parse", broken, "--json") == exit_codes.OK
-    assert [p["line"] for p in json.loads(capsys.readouterr().out)["problems"]][:3] == [3, 10, 11]
+    assert [p["line"] for p in json.loads(capsys.readouterr().out)["problems"]][:3] == [3, 4, 10]
 
 
 def test_parse_missing_file_is_one_line_usage_error(tmp_path, capsys):

@@ -22,7 +22,7 @@ import math
 import posixpath
 import re
 
-from er_assets.config import Configuration, Domain, unsafe_characters
+from er_assets.config import AutosysJob, Configuration, Domain, unsafe_characters
 
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
@@ -252,7 +252,7 @@ def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
     return jobs
 
 
-def _box(name: str, autosys) -> Statement:
+def _box(name: str, autosys: AutosysJob) -> Statement:
     box = Statement("insert_job", name)
     box.add("job_type", "BOX")
     box.add("owner", autosys.owner)
@@ -262,7 +262,7 @@ def _box(name: str, autosys) -> Statement:
 
 def _stage_job(
     config: Configuration,
-    autosys,
+    autosys: AutosysJob,
     names: dict[str, str],
     stage: str,
     command: str,
@@ -301,9 +301,9 @@ def _on_demand(config: Configuration, domains: list[Domain]) -> list[Statement]:
     """An unscheduled BOX running the stages of the domain and date set in two globals.
 
     Three jobs, so only PROCESS holds the matching slot. The globals are handed to the bridge
-    as environment variables (`envvars`): AutoSys substitutes `$$NAME` there as in a command,
-    but the value never becomes shell syntax, and `autosys-bridge on-demand` validates it
-    before use (docs/on-demand.md).
+    as environment variables (`envvars`), where their values never become shell syntax;
+    `autosys-bridge on-demand` validates them before use, and asks `autostatus -G` if an
+    agent left `$$NAME` unsubstituted (autosys_bridge/on_demand.py, docs/on-demand.md).
     """
     first = domains[0].autosys
     log_dir = posixpath.commonpath([d.autosys.log_dir for d in domains])
