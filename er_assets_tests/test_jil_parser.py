@@ -108,7 +108,8 @@ def test_autorep_q_header_form_lines_and_quoted_values():
     assert (box.line, box.end_line) == (3, 12)  # the `/* --- */` banner above is a comment
     assert box.get("start_times") == "21:15" and box.get("description") == "Nightly ledger close"
     assert box.get("job_type") == "BOX"  # the trailing blank after the header is not value
-    assert extract.get("command") == "D:\\ledger\\bin\\extract.cmd"  # backslashes kept
+    # backslashes kept, and the quotes too: a command is what the shell will see
+    assert extract.get("command") == "\"D:\\ledger\\bin\\extract.cmd\""
     assert extract.get("description") == "Pull the day's postings"
     assert post.attributes[7].line == 39 and post.attributes[7].name == "condition"
 
