@@ -15,6 +15,24 @@ from er_assets.config import Domain
 
 # Unique ids longer than this are rejected by rule-based matching (AWS Entity Resolution).
 MAX_UNIQUE_ID_LENGTH = 38
+# Blank means blank in every script: a value of only these characters counts as empty in
+# required_fields and unique_ids. Every Unicode white-space character (tab, newline, no-break
+# space, ideographic space...) and the invisible format characters pasted with ids: zero-width
+# space, non-joiner and joiner, word joiner, byte-order mark, soft hyphen, Mongolian vowel
+# separator.
+BLANK_CHARACTERS = "".join(sorted(
+    {c for c in map(chr, range(0x3001)) if c.isspace()} | set("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")))
+
+
+def blank_sql(text: str) -> str:
+    """SQL that is true when `text` is NULL or only blank characters, in DuckDB and Snowflake
+    alike: TRANSLATE deletes the characters its target has no counterpart for (both engines
+    document it so), and CHR spells them without control characters in the statement."""
+    others = [c for c in BLANK_CHARACTERS if c != " "]
+    alphabet = " || ".join(f"CHR({ord(c)})" for c in [" ", *others])
+    return f"({text} IS NULL OR TRIM(TRANSLATE({text}, {alphabet}, ' ')) = '')"
+
+
 # Offending record ids a check shows per problem: enough to start looking, and ids only,
 # never values, so no personal data reaches the event log.
 SAMPLE_IDS = 5

@@ -15,6 +15,7 @@ from er_assets.object_store import LocalObjectStore
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
+    blank_sql as _empty,
     ExtractResult,
     LoadResult,
     Warehouse,
@@ -39,10 +40,6 @@ NOT_TEXT_TYPES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT")
 
 def _text(column: str) -> str:
     return f"CAST({quote(column)} AS VARCHAR)"
-
-
-def _empty(text: str) -> str:
-    return f"({text} IS NULL OR trim({text}) = '')"
 
 
 def _problems(domain: Domain, uid: str) -> dict[str, str]:

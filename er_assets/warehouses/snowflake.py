@@ -30,6 +30,7 @@ from er_assets.object_store import ObjectStore, S3ObjectStore, split_uri
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
+    blank_sql as _empty,
     ExtractResult,
     LoadResult,
     Warehouse,
@@ -115,10 +116,6 @@ def unload_sql(location: str, select: str, max_file_size: int = DEFAULT_MAX_FILE
 
 def _text(column: str) -> str:
     return f"TO_VARCHAR({ident(column)})"
-
-
-def _empty(text: str) -> str:
-    return f"({text} IS NULL OR TRIM({text}) = '')"
 
 
 def _slice(domain: Domain) -> str:
