@@ -190,7 +190,8 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 "seconds": round(time.monotonic() - started, 3),
                 **override,
             }
-            results = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], stats)
+            results = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], stats,
+                                            (extracted.get("profile") or {}).get("non_empty"))
             record.finish(result.rows, metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 

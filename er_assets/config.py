@@ -52,7 +52,7 @@ CHECK_NAMES = {
     "extract": ("source_schema", "min_records", "required_fields", "unique_ids", "value_formats",
                 "record_count_anomaly"),
     "matched": ("match_rate", "no_data_loss", "match_rate_baseline"),
-    "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned"),
+    "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned", "no_value_loss"),
 }
 # Without the configured columns nothing can be extracted, so this check always blocks.
 ALWAYS_BLOCKING = frozenset({"source_schema"})

@@ -255,7 +255,7 @@ def test_empty_output_empties_the_partition(domain, objects):
         wh.load_matches(domain, PARTITION, uri)
         assert wh.load_matches(domain, PARTITION, empty).rows == 0
         assert wh.target_stats(domain, PARTITION) == {
-            "rows": 0, "duplicate_ids": 0, "missing_match_ids": 0,
+            "rows": 0, "duplicate_ids": 0, "missing_match_ids": 0, "non_empty": dict.fromkeys(domain.schema.columns, 0),
             "sample_ids": {"duplicate_ids": [], "missing_match_ids": []},
         }
 
@@ -291,6 +291,7 @@ def test_extract_profile_and_files(domain, objects):
     assert result.profile == {
         "rows": 6, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
         "null_counts": {"customer_id": 1, "last_name": 1},
+        "non_empty": {**dict.fromkeys(domain.schema.columns, 6), "customer_id": 5, "last_name": 5, "phone": 5},
         "formats": {
             "email": {"type": "EMAIL_ADDRESS", "values": 6, "invalid": 1, "sample_ids": ["C7"]},
             "phone": {"type": "PHONE_NUMBER", "values": 5, "invalid": 0, "sample_ids": []},

@@ -51,13 +51,15 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
     """The extract profile, the same dict from every warehouse.
 
     `counts`: rows, empty ids, duplicate ids, long ids, each required field's empty values,
-    then per format field its non-empty values and those not of the expected shape.
+    then per format field its non-empty values and those not of the expected shape, then
+    each schema column's non-empty values (`non_empty_counts`).
     `samples`: (label, record id) rows, labels as `sample_labels` names them; at most
     SAMPLE_IDS per label, so this loops over a handful of ids, never over records.
     """
     rows, empty_ids, duplicate_ids, long_ids, *rest = (int(v or 0) for v in counts)
     required = domain.dq.required_fields
     null_counts, rest = dict(zip(required, rest[: len(required)])), rest[len(required):]
+    rest, non_empty = rest[: 2 * len(domain.format_fields)], rest[2 * len(domain.format_fields):]
     by_label: dict[str, list[str]] = {label: [] for label in sample_labels(domain)}
     for label, record_id in samples:
         by_label[label].append(str(record_id))
@@ -67,6 +69,7 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
         "duplicate_ids": duplicate_ids,
         "long_ids": long_ids,
         "null_counts": null_counts,
+        "non_empty": dict(zip(domain.schema.columns, non_empty)),
         "formats": {
             name: {"type": attr_type, "values": rest[2 * i], "invalid": rest[2 * i + 1],
                    "sample_ids": by_label[f"format:{name}"]}
@@ -80,14 +83,22 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
     }
 
 
-def target_figures(counts, samples) -> dict:
-    """Rows, duplicate record ids and rows without a MatchID of a partition in the target, with
-    sample ids; `samples` are (label, record id) rows, labels duplicate_ids and missing_match_ids."""
-    rows, duplicates, missing = (int(v or 0) for v in counts)
+def non_empty_counts(domain: Domain, text) -> list[str]:
+    """Per schema column, the SQL counting its non-empty values (`text(column)` reads it as
+    text): the extract and the target are counted alike, so a value lost on the way shows."""
+    return [f"COUNT_IF(NOT {blank_sql(text(column))})" for column in domain.schema.columns]
+
+
+def target_figures(domain: Domain, counts, samples) -> dict:
+    """Rows, duplicate record ids, rows without a MatchID and each schema column's non-empty
+    values of a partition in the target, with sample ids; `samples` are (label, record id)
+    rows, labels duplicate_ids and missing_match_ids. No `counts`: the table does not exist."""
+    rows, duplicates, missing, *non_empty = (int(v or 0) for v in counts) if counts else (0, 0, 0)
     by_label: dict[str, list[str]] = {"duplicate_ids": [], "missing_match_ids": []}
     for label, record_id in samples:
         by_label[label].append(str(record_id))
-    return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing, "sample_ids": by_label}
+    return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing,
+            "non_empty": dict(zip(domain.schema.columns, non_empty)), "sample_ids": by_label}
 
 
 

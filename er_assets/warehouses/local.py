@@ -20,6 +20,7 @@ from er_assets.warehouses.base import (
     LoadResult,
     Warehouse,
     assemble_profile,
+    non_empty_counts,
     sample_labels,
     target_figures,
 )
@@ -109,6 +110,7 @@ class DuckDBWarehouse(Warehouse):
         counts += [f"count_if({problems[f'null:{f}']})" for f in domain.dq.required_fields]
         for name, _, _ in domain.format_fields:
             counts += [f"count_if(NOT {_empty(_text(name))})", f"count_if({problems[f'format:{name}']})"]
+        counts += non_empty_counts(domain, _text)
         row = con.execute(
             f"SELECT count(*), count_if({_empty(uid)}), count(*) - count(DISTINCT {uid}), {', '.join(counts)} "
             "FROM extract_slice",
@@ -179,12 +181,13 @@ class DuckDBWarehouse(Warehouse):
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
         with self.connect() as con:
             if not self._table_exists(con, domain.target.table):
-                return target_figures((0, 0, 0), ())
+                return target_figures(domain, (), ())
             uid, table = quote(domain.schema.unique_id), quote(domain.target.table)
             rows = f"(SELECT * FROM {table} WHERE partition_key = $key)"
             no_match_id = _empty('"MatchID"')
             counts = con.execute(
-                f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}) FROM {rows}",
+                f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), "
+                f"{', '.join(non_empty_counts(domain, _text))} FROM {rows}",
                 {"key": partition_key},
             ).fetchone()
             samples = con.execute(
@@ -193,7 +196,7 @@ class DuckDBWarehouse(Warehouse):
                 f"FROM {rows} WHERE {no_match_id} ORDER BY 2 LIMIT {SAMPLE_IDS})",
                 {"key": partition_key},
             ).fetchall()
-        return target_figures(counts, samples)
+        return target_figures(domain, counts, samples)
 
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:

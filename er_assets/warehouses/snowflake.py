@@ -35,6 +35,7 @@ from er_assets.warehouses.base import (
     LoadResult,
     Warehouse,
     assemble_profile,
+    non_empty_counts,
     sample_labels,
     target_figures,
 )
@@ -151,7 +152,8 @@ def profile_sql(domain: Domain) -> str:
     counts += [f"COUNT_IF({problems[f'null:{f}']})" for f in domain.dq.required_fields]
     for name, _, _ in domain.format_fields:
         counts += [f"COUNT_IF(NOT {_empty(_text(name))})", f"COUNT_IF({problems[f'format:{name}']})"]
-    counts = ["COUNT(*)", f"COUNT_IF({_empty(uid)})", f"COUNT(*) - COUNT(DISTINCT {uid})", *counts]
+    counts = ["COUNT(*)", f"COUNT_IF({_empty(uid)})", f"COUNT(*) - COUNT(DISTINCT {uid})", *counts,
+              *non_empty_counts(domain, _text)]
     # Aliased: a required unique id repeats the empty-id count, and a result column name twice
     # makes some drivers drop one.
     return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({_slice(domain)})"
@@ -220,10 +222,10 @@ def _target_rows(domain: Domain) -> str:
 
 def target_stats_sql(domain: Domain) -> str:
     uid = ident(domain.schema.unique_id)
-    return (
-        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(ident('MatchID'))}) "
-        f"FROM ({_target_rows(domain)})"
-    )
+    counts = ["COUNT(*)", f"COUNT(*) - COUNT(DISTINCT {uid})", f"COUNT_IF({_empty(ident('MatchID'))})",
+              *non_empty_counts(domain, _text)]
+    # Aliased, as in profile_sql: a column name twice makes some drivers drop one.
+    return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({_target_rows(domain)})"
 
 
 def target_samples_sql(domain: Domain) -> str:
@@ -496,12 +498,12 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             cursor = conn.cursor()
             if not self._table_exists(cursor, domain.target.table):
-                return target_figures((0, 0, 0), ())
+                return target_figures(domain, (), ())
             key = {"partition_key": partition_key}
             cursor.execute(target_stats_sql(domain), key)
             counts = cursor.fetchone()
             cursor.execute(target_samples_sql(domain), key)
-            return target_figures(counts, cursor.fetchall())
+            return target_figures(domain, counts, cursor.fetchall())
 
     def stage_problems(self, cursor) -> list[str]:
         sql, name = show_stage_sql(self.stage)
