@@ -101,3 +101,19 @@ def test_history_errors_mask_themselves_and_scrubbing_reaches_every_cause(monkey
         outer = exc
     outer.__context__ = KeyError(f"password={DSN_SECRET}")
     assert scrub_exception(outer) and DSN_SECRET not in repr(outer.__context__)
+
+
+def test_an_exception_that_cannot_be_masked_in_place_is_replaced_keeping_its_exit_code(monkeypatch):
+    from er_assets.errors import ServiceUnavailable, masked_error
+
+    class Stubborn(Exception):
+        def __str__(self):
+            return f"password={DSN_SECRET}"
+
+    class OperationalError(Stubborn):
+        pass
+
+    assert not scrub_exception(OperationalError())
+    replacement = masked_error(OperationalError())
+    assert isinstance(replacement, ServiceUnavailable) and DSN_SECRET not in str(replacement)
+    assert str(replacement) == "OperationalError: password=***"
