@@ -579,6 +579,10 @@ def load_config(path: str | os.PathLike | None = None) -> Configuration:
         if not isinstance(body, dict):
             errors.append(document.error(("domains", name), f"domain '{name}': expected a mapping of keys to values"))
             continue
+        if "name" in body:  # it would silently rename the domain
+            errors.append(document.error(("domains", name, "name"),
+                                         f"domain '{name}': name: unknown key 'name'; a domain is named by its key"))
+            continue
         domain = _validated(document, Domain, ("domains", name), {"name": str(name), **body}, f"domain '{name}': ",
                             errors, unsafe)
         if domain is not None:

@@ -64,6 +64,7 @@ BROKEN = [
     (_set(["domains", "customers", "schema", "mappedInputFields", 1, "fieldName"], "MatchID"),
      "field names ['MatchID'] are reserved"),
     (_set(["domains"], {}), "domains: required: a non-empty mapping"),
+    (_set(["domains", "customers", "name"], "clients"), "domain 'customers': name: unknown key 'name'; a domain is named by its key"),
 ]
 
 
@@ -85,6 +86,10 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text("domains: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+    broken_json = tmp_path / "bad.json"
+    broken_json.write_text('{"domains": {\n  "customers": [1,\n')
+    with pytest.raises(ConfigError, match=rf"^{broken_json}:3: not valid JSON"):
+        load_config(broken_json)
 
 
 def test_environment_variable_selects_the_file(tmp_path, monkeypatch):
