@@ -340,8 +340,9 @@ def test_source_schema_problems_name_missing_and_unusable_columns(domain, object
         }
 
 
-def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
-    """The same slice, defects included, profiles identically in both warehouses' SQL."""
+def profiles_in_both_warehouses(domain, objects, tmp_path, records: int, edit) -> tuple[dict, dict]:
+    """The extract profile of one seeded slice, changed by `edit(duckdb_connection)`, from the
+    DuckDB warehouse and from the Snowflake warehouse's SQL (through fakesnow)."""
     import duckdb
 
     from er_assets.sample_data import seed_source
@@ -350,22 +351,32 @@ def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
     day = dt.date(2024, 3, 5)
     path = tmp_path / "warehouse.duckdb"
     con = duckdb.connect(str(path))
-    seed_source(con, domain, day, day + dt.timedelta(days=1), 200)
-    con.execute("UPDATE customers_source SET email = 'nope', phone = 'call me', postal_code = '1' "
-                "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 7)")
-    con.execute("UPDATE customers_source SET last_name = NULL, customer_id = 'C1' "
-                "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 DESC LIMIT 3)")
+    seed_source(con, domain, day, day + dt.timedelta(days=1), records)
+    edit(con)
     cursor = con.execute("SELECT * FROM customers_source")
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     con.close()
 
     local = DuckDBWarehouse(path=str(path), objects_root=str(tmp_path / "local"))
-    expected = local.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1")).profile
+    duckdb_profile = local.unload_extract(domain, day, day + dt.timedelta(days=1),
+                                          domain.extract_uri(PARTITION, "r1")).profile
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
-        profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
-                                                    domain.extract_uri(PARTITION, "r1")).profile
+        snowflake_profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
+                                                              domain.extract_uri(PARTITION, "r1")).profile
+    return duckdb_profile, snowflake_profile
+
+
+def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
+    """The same slice, defects included, profiles identically in both warehouses' SQL."""
+    def defects(con):
+        con.execute("UPDATE customers_source SET email = 'nope', phone = 'call me', postal_code = '1' "
+                    "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 7)")
+        con.execute("UPDATE customers_source SET last_name = NULL, customer_id = 'C1' "
+                    "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 DESC LIMIT 3)")
+
+    expected, profile = profiles_in_both_warehouses(domain, objects, tmp_path, 200, defects)
     assert profile == expected
     assert profile["formats"]["email"]["invalid"] == 7 and profile["duplicate_ids"] == 2
 
@@ -377,33 +388,17 @@ def test_blank_means_blank_in_every_script_in_both_warehouses(domain, objects, t
     """Ids and required values of only Unicode white space or zero-width characters are empty
     to required_fields and unique_ids, in the DuckDB and the Snowflake SQL alike; a name in
     any script, even with a zero-width joiner inside, is not."""
-    import duckdb
-
-    from er_assets.sample_data import seed_source
-    from er_assets.warehouses.local import DuckDBWarehouse
-
-    day = dt.date(2024, 3, 5)
-    path = tmp_path / "warehouse.duckdb"
-    con = duckdb.connect(str(path))
-    seed_source(con, domain, day, day + dt.timedelta(days=1), 40)
-    ids = [r[0] for r in con.execute("SELECT customer_id FROM customers_source ORDER BY 1").fetchall()]
-    for blank, record_id in zip(BLANKS, ids):
-        con.execute("UPDATE customers_source SET customer_id = ?, last_name = ? WHERE customer_id = ?",
-                    [blank, blank, record_id])
     names = ["سارة", "כהן", "Ngô", "میر\u200cزاده", "王"]  # Arabic, Hebrew, Vietnamese, Persian with ZWNJ, Chinese
-    for name, record_id in zip(names, ids[len(BLANKS):]):
-        con.execute("UPDATE customers_source SET last_name = ? WHERE customer_id = ?", [name, record_id])
-    cursor = con.execute("SELECT * FROM customers_source")
-    columns = [d[0] for d in cursor.description]
-    rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
-    con.close()
 
-    local = DuckDBWarehouse(path=str(path), objects_root=str(tmp_path / "local"))
-    expected = local.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1")).profile
-    with fake_snowflake(objects) as conn:
-        create_source(conn, domain, rows)
-        profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
-                                                    domain.extract_uri(PARTITION, "r1")).profile
+    def blanks_and_names(con):
+        ids = [r[0] for r in con.execute("SELECT customer_id FROM customers_source ORDER BY 1").fetchall()]
+        for blank, record_id in zip(BLANKS, ids):
+            con.execute("UPDATE customers_source SET customer_id = ?, last_name = ? WHERE customer_id = ?",
+                        [blank, blank, record_id])
+        for name, record_id in zip(names, ids[len(BLANKS):]):
+            con.execute("UPDATE customers_source SET last_name = ? WHERE customer_id = ?", [name, record_id])
+
+    expected, profile = profiles_in_both_warehouses(domain, objects, tmp_path, 40, blanks_and_names)
     for found in (expected, profile):
         assert found["empty_ids"] == len(BLANKS), found
         assert found["null_counts"] == {"customer_id": len(BLANKS), "last_name": len(BLANKS)}, found
