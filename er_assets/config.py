@@ -147,11 +147,23 @@ _PATH_KINDS = frozenset({"prefix", "abs_path", "command"})
 def _rule(kind: str):
     """A field validator applying `check_rule(kind, ...)` to a string or each string of a list."""
     def check(cls, value):
-        for item in value if isinstance(value, list) else [value]:
-            if item is not None:
-                check_rule(kind, item)
-        return value
+        if isinstance(value, list):
+            return _each(value, lambda item: check_rule(kind, item))
+        return value if value is None else check_rule(kind, value)
     return classmethod(check)
+
+
+def _each(values: list[str], check) -> list[str]:
+    """Apply `check` to every item, reporting each bad one at its own position (and line)."""
+    problems = []
+    for index, item in enumerate(values):
+        try:
+            check(item)
+        except ValueError as exc:
+            problems.append(((index,), str(exc)))
+    if problems:
+        raise Problems(problems)
+    return values
 
 
 def _identifier(value: str) -> str:
@@ -381,11 +393,14 @@ class DataQuality(_Model):
         return self.value_formats.get(attr_type, DEFAULT_VALUE_FORMATS.get(attr_type))
 
 
+def _email(value: str) -> str:
+    if not EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')")
+    return value
+
+
 def _emails(values: list[str]) -> list[str]:
-    for value in values:
-        if not EMAIL.fullmatch(value):
-            raise ValueError(f"{value!r} is not an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')")
-    return values
+    return _each(values, _email)
 
 
 class Notifications(_Model):

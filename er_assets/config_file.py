@@ -177,7 +177,9 @@ def _message(error: dict, model: type[BaseModel], loc: Location) -> str:
         return f"{shown}expected a mapping of keys to values"
     if kind == "list_type":
         return f"{shown}expected a list"
-    message = error["msg"].replace("Input should be", "must be").replace("List should", "must")
+    message = (error["msg"].replace("Input should be", "must be").replace("List should", "must")
+               .replace(" after validation", "").replace(", unable to interpret input", " (true or false)")
+               .replace(", unable to parse string as an integer", ""))
     return f"{shown}{message[0].lower()}{message[1:]}"
 
 
