@@ -190,8 +190,9 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 "seconds": round(time.monotonic() - started, 3),
                 **override,
             }
-            results = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], stats,
-                                            (extracted.get("profile") or {}).get("non_empty"))
+            results = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], stats)
+            results.append(checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"),
+                                                warehouse.field_counts(domain, context.partition_key)))
             record.finish(result.rows, metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 

@@ -205,8 +205,7 @@ def _no_data_loss(domain: Domain, extracted: int, metrics: dict, summary: dict, 
 # --- loaded -----------------------------------------------------------------------------------
 
 
-def loaded_results(domain: Domain, output_rows: int, extracted: int, stats: dict,
-                   extracted_non_empty: dict[str, int] | None) -> list[dg.AssetCheckResult]:
+def loaded_results(domain: Domain, output_rows: int, extracted: int, stats: dict) -> list[dg.AssetCheckResult]:
     samples = stats["sample_ids"]
     with_match_id = stats["rows"] - stats["missing_match_ids"]
     return [
@@ -221,11 +220,10 @@ def loaded_results(domain: Domain, output_rows: int, extracted: int, stats: dict
                 f"{stats['missing_match_ids']} loaded rows lack one",
                 observed=with_match_id, expected=extracted, missing_match_ids=stats["missing_match_ids"],
                 sample_ids=samples["missing_match_ids"]),
-        _no_value_loss(domain, extracted_non_empty, stats["non_empty"]),
     ]
 
 
-def _no_value_loss(domain: Domain, extracted: dict[str, int] | None, loaded: dict[str, int]) -> dg.AssetCheckResult:
+def no_value_loss(domain: Domain, extracted: dict[str, int] | None, loaded: dict[str, int]) -> dg.AssetCheckResult:
     """Normalisation may change a value, never erase it: a field with fewer non-empty values in
     the target than in the extract lost some on the way (a name in a script the matching step
     mapped to nothing, a column the load dropped)."""

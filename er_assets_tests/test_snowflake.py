@@ -255,9 +255,10 @@ def test_empty_output_empties_the_partition(domain, objects):
         wh.load_matches(domain, PARTITION, uri)
         assert wh.load_matches(domain, PARTITION, empty).rows == 0
         assert wh.target_stats(domain, PARTITION) == {
-            "rows": 0, "duplicate_ids": 0, "missing_match_ids": 0, "non_empty": dict.fromkeys(domain.schema.columns, 0),
+            "rows": 0, "duplicate_ids": 0, "missing_match_ids": 0,
             "sample_ids": {"duplicate_ids": [], "missing_match_ids": []},
         }
+        assert wh.field_counts(domain, PARTITION) == dict.fromkeys(domain.schema.columns, 0)
 
 
 def test_target_missing_an_output_column_is_explained(domain, objects):
@@ -403,3 +404,26 @@ def test_blank_means_blank_in_every_script_in_both_warehouses(domain, objects, t
         assert found["empty_ids"] == len(BLANKS), found
         assert found["null_counts"] == {"customer_id": len(BLANKS), "last_name": len(BLANKS)}, found
     assert profile == expected
+
+
+def test_field_counts_of_the_target_agree_in_both_warehouses(domain, objects, tmp_path):
+    """What no_value_loss compares with the extract: non-empty values per field of the target
+    partition, a zero-width space counting as empty, in the Snowflake and the DuckDB SQL."""
+    import duckdb
+
+    from er_assets.warehouses.local import DuckDBWarehouse
+
+    uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", "m3")])
+    expected = {**dict.fromkeys(domain.schema.columns, 3), "last_name": 2}
+    with fake_snowflake(objects) as conn:
+        wh = warehouse(objects)
+        wh.load_matches(domain, PARTITION, uri)
+        conn.cursor().execute("UPDATE CUSTOMERS_RESOLVED SET LAST_NAME = %(v)s WHERE RECORDID = 'C2'", {"v": "\u200b"})
+        assert wh.field_counts(domain, PARTITION) == expected
+        assert wh.field_counts(domain, "2024-03-04") == dict.fromkeys(domain.schema.columns, 0)
+    local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
+    local.load_matches(domain, PARTITION, uri)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("UPDATE customers_resolved SET last_name = ? WHERE customer_id = 'C2'", ["\u200b"])
+    con.close()
+    assert local.field_counts(domain, PARTITION) == expected

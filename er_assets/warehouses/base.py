@@ -89,16 +89,14 @@ def non_empty_counts(domain: Domain, text) -> list[str]:
     return [f"COUNT_IF(NOT {blank_sql(text(column))})" for column in domain.schema.columns]
 
 
-def target_figures(domain: Domain, counts, samples) -> dict:
-    """Rows, duplicate record ids, rows without a MatchID and each schema column's non-empty
-    values of a partition in the target, with sample ids; `samples` are (label, record id)
-    rows, labels duplicate_ids and missing_match_ids. No `counts`: the table does not exist."""
-    rows, duplicates, missing, *non_empty = (int(v or 0) for v in counts) if counts else (0, 0, 0)
+def target_figures(counts, samples) -> dict:
+    """Rows, duplicate record ids and rows without a MatchID of a partition in the target, with
+    sample ids; `samples` are (label, record id) rows, labels duplicate_ids and missing_match_ids."""
+    rows, duplicates, missing = (int(v or 0) for v in counts)
     by_label: dict[str, list[str]] = {"duplicate_ids": [], "missing_match_ids": []}
     for label, record_id in samples:
         by_label[label].append(str(record_id))
-    return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing,
-            "non_empty": dict(zip(domain.schema.columns, non_empty)), "sample_ids": by_label}
+    return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing, "sample_ids": by_label}
 
 
 
@@ -130,6 +128,11 @@ class Warehouse(dg.ConfigurableResource):
 
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
         """`target_figures` of the partition in the target table."""
+        raise NotImplementedError
+
+    def field_counts(self, domain: Domain, partition_key: str) -> dict[str, int]:
+        """Non-empty values per schema column of the partition in the target table, counted
+        as the extract profile counts them (`non_empty_counts`); zeros without a table."""
         raise NotImplementedError
 
     def source_schema_problems(self, domain: Domain) -> dict[str, str]:

@@ -16,11 +16,11 @@ from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
     blank_sql as _empty,
+    non_empty_counts,
     ExtractResult,
     LoadResult,
     Warehouse,
     assemble_profile,
-    non_empty_counts,
     sample_labels,
     target_figures,
 )
@@ -181,13 +181,12 @@ class DuckDBWarehouse(Warehouse):
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
         with self.connect() as con:
             if not self._table_exists(con, domain.target.table):
-                return target_figures(domain, (), ())
+                return target_figures((0, 0, 0), ())
             uid, table = quote(domain.schema.unique_id), quote(domain.target.table)
             rows = f"(SELECT * FROM {table} WHERE partition_key = $key)"
             no_match_id = _empty('"MatchID"')
             counts = con.execute(
-                f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), "
-                f"{', '.join(non_empty_counts(domain, _text))} FROM {rows}",
+                f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}) FROM {rows}",
                 {"key": partition_key},
             ).fetchone()
             samples = con.execute(
@@ -196,7 +195,18 @@ class DuckDBWarehouse(Warehouse):
                 f"FROM {rows} WHERE {no_match_id} ORDER BY 2 LIMIT {SAMPLE_IDS})",
                 {"key": partition_key},
             ).fetchall()
-        return target_figures(domain, counts, samples)
+        return target_figures(counts, samples)
+
+    def field_counts(self, domain: Domain, partition_key: str) -> dict[str, int]:
+        with self.connect() as con:
+            if not self._table_exists(con, domain.target.table):
+                return dict.fromkeys(domain.schema.columns, 0)
+            counts = con.execute(
+                f"SELECT {', '.join(non_empty_counts(domain, _text))} FROM {quote(domain.target.table)} "
+                "WHERE partition_key = $key",
+                {"key": partition_key},
+            ).fetchone()
+        return dict(zip(domain.schema.columns, (int(n or 0) for n in counts)))
 
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:

@@ -31,11 +31,11 @@ from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
     blank_sql as _empty,
+    non_empty_counts,
     ExtractResult,
     LoadResult,
     Warehouse,
     assemble_profile,
-    non_empty_counts,
     sample_labels,
     target_figures,
 )
@@ -222,9 +222,16 @@ def _target_rows(domain: Domain) -> str:
 
 def target_stats_sql(domain: Domain) -> str:
     uid = ident(domain.schema.unique_id)
-    counts = ["COUNT(*)", f"COUNT(*) - COUNT(DISTINCT {uid})", f"COUNT_IF({_empty(ident('MatchID'))})",
-              *non_empty_counts(domain, _text)]
-    # Aliased, as in profile_sql: a column name twice makes some drivers drop one.
+    return (
+        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(ident('MatchID'))}) "
+        f"FROM ({_target_rows(domain)})"
+    )
+
+
+def field_counts_sql(domain: Domain) -> str:
+    """Non-empty values per schema column of the target partition, counted as `profile_sql`
+    counts them in the extract (aliased: a column name twice makes some drivers drop one)."""
+    counts = non_empty_counts(domain, _text)
     return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({_target_rows(domain)})"
 
 
@@ -498,12 +505,21 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             cursor = conn.cursor()
             if not self._table_exists(cursor, domain.target.table):
-                return target_figures(domain, (), ())
+                return target_figures((0, 0, 0), ())
             key = {"partition_key": partition_key}
             cursor.execute(target_stats_sql(domain), key)
             counts = cursor.fetchone()
             cursor.execute(target_samples_sql(domain), key)
-            return target_figures(domain, counts, cursor.fetchall())
+            return target_figures(counts, cursor.fetchall())
+
+    def field_counts(self, domain: Domain, partition_key: str) -> dict[str, int]:
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            if not self._table_exists(cursor, domain.target.table):
+                return dict.fromkeys(domain.schema.columns, 0)
+            cursor.execute(field_counts_sql(domain), {"partition_key": partition_key})
+            counts = cursor.fetchone()
+        return dict(zip(domain.schema.columns, (int(n or 0) for n in counts)))
 
     def stage_problems(self, cursor) -> list[str]:
         sql, name = show_stage_sql(self.stage)
