@@ -117,3 +117,18 @@ def test_an_exception_that_cannot_be_masked_in_place_is_replaced_keeping_its_exi
     replacement = masked_error(OperationalError())
     assert isinstance(replacement, ServiceUnavailable) and DSN_SECRET not in str(replacement)
     assert str(replacement) == "OperationalError: password=***"
+
+
+def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_logs_it(config, tmp_path, monkeypatch):
+    from er_assets.notifications import notify_run
+
+    monkeypatch.setenv("ER_SMTP_PASSWORD", SECRETS["ER_SMTP_PASSWORD"])
+
+    class EchoingServer:
+        def send(self, message):
+            raise OSError(f"535 authentication failed for er:{SECRETS['ER_SMTP_PASSWORD']}")
+
+    with HistoryStore.from_url(f"sqlite:///{tmp_path / 'h.db'}") as store, pytest.raises(OSError) as info:
+        notify_run(config, "customers", "extract", "2026-11-28", "run-1", "FAILURE", "x", store=store,
+                   mailer=EchoingServer())
+    assert SECRETS["ER_SMTP_PASSWORD"] not in str(info.value) and "***" in str(info.value)
