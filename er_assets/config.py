@@ -110,8 +110,9 @@ RULES = {
                "an object-store prefix of plain segments (letters, digits, '.', '_', '-', '+'; no empty, '.' or '..' segment, no leading or trailing '/')"),
     "abs_path": (rf"^(/{_SEGMENT})+$",
                  "an absolute path of plain segments (letters, digits, '.', '_', '-', '+'; no '..')"),
-    "machine": (rf"^(?=.{{1,80}}$){_HOST}$", "a machine name (up to 80 letters, digits, '-', '_', dot-separated)"),
-    "owner": (rf"^[A-Za-z0-9_][A-Za-z0-9._-]{{0,79}}(@{_HOST})?$", "an AutoSys owner (user or user@host)"),
+    # A host or AutoSys machine name: DNS's shape and length (253), underscores allowed.
+    "machine": (rf"^(?=.{{1,253}}$){_HOST}$", "a machine name (letters, digits, '-', '_', dot-separated)"),
+    "owner": (rf"^[A-Za-z0-9_][A-Za-z0-9._-]*(@{_HOST})?$", "an AutoSys owner (user or user@host)"),
     "command": (rf"^/?{_SEGMENT}(/{_SEGMENT})*( {_ARG})*$",
                 "a program path followed by plain arguments separated by single spaces "
                 "(letters, digits and _ + , @ % = . / -; no shell syntax such as ; $ ` | & < > quotes)"),
