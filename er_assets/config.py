@@ -574,7 +574,7 @@ def load_config(path: str | os.PathLike | None = None) -> Configuration:
         document = read_document(path, text)
     except SyntaxProblem as exc:
         raise ConfigError(str(exc)) from None
-    unsafe = _unsafe_strings(document, document.data, ())
+    unsafe = _unsafe_strings(document, document.data, (), set())
     errors = list(unsafe.values())
     if document.duplicates:
         # Which of two definitions was meant is the operator's call: judge neither.
@@ -618,10 +618,14 @@ def _validated(document: Document, model, base: tuple, data: dict, label: str, e
         return None
 
 
-def _unsafe_strings(document: Document, node: Any, location: tuple) -> dict[tuple, str]:
+def _unsafe_strings(document: Document, node: Any, location: tuple, seen: set[int]) -> dict[tuple, str]:
     """The one rule every string of the file obeys, keys included, wherever it goes:
-    {location: error line}."""
+    {location: error line}. A container met again through a YAML alias is judged once."""
     found = {}
+    if isinstance(node, (dict, list)):
+        if id(node) in seen:
+            return found
+        seen.add(id(node))
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
         here = location + (key,)
@@ -629,7 +633,7 @@ def _unsafe_strings(document: Document, node: Any, location: tuple) -> dict[tupl
             reason = unsafe_characters(text) if isinstance(text, str) else None
             if reason:
                 found[here] = document.error(here, f"{_where(here)}: {reason}")
-        found.update(_unsafe_strings(document, value, here))
+        found.update(_unsafe_strings(document, value, here, seen))
     return found
 
 

@@ -224,3 +224,12 @@ def test_the_validate_command_prints_each_error_on_its_own_line(tmp_path, capsys
     assert main(["validate", "--config", str(path)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 and all(line.startswith(f"autosys-bridge: error: {path}:") for line in lines), lines
+
+
+def test_anchors_and_merge_keys_work_and_a_cyclic_alias_is_refused_plainly(tmp_path):
+    path, _ = _edit(tmp_path, ("    autosys:\n      job_prefix: ER_CUSTOMER", "    autosys: &autosys\n      job_prefix: ER_CUSTOMER"),
+                    ("    autosys:\n      job_prefix: ER_PRODUCT", "    autosys:\n      <<: *autosys\n      job_prefix: ER_PRODUCT"))
+    assert load_config(path).domain("products").autosys.machine == "autosys-er-host"
+    path.write_text("settings: &s [*s]\ndomains: {}\n")
+    errors = _errors(path)
+    assert errors and all(line.startswith(f"{path}:") for line in errors)
