@@ -15,7 +15,6 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from er_assets.config_file import Document, Problems, SyntaxProblem, describe_errors, read_document, unknown_key
