@@ -1,8 +1,9 @@
 """The domain configuration: one validated file from which everything else is derived.
 
 Partitions, schedules, asset checks, JIL and notifications all come from the models here.
-Errors name the file, the domain and the field, so an operator can fix them without a
-traceback. This module imports only pydantic and PyYAML: the CLI start-up path reads it.
+Errors name the file and line, the domain and the field, all of a file's at once, so an
+operator can fix them without a traceback (reading and wording: `config_file`). This module
+imports only pydantic and PyYAML: the CLI start-up path reads it.
 """
 
 from __future__ import annotations
