@@ -264,6 +264,8 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             def accept(staged: dict) -> bool:
                 results[:] = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], staged,
                                                    upstream.get("match_ids"))
+                results.append(checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"),
+                                                    staged["non_empty"]))
                 return not checks.blocking_failures(results)
 
             result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"], accept)

@@ -37,6 +37,8 @@ DESCRIPTIONS = {
                  "partition is replaced only when every load check passes",
     "no_duplicate_ids": "No record id appears twice in the partition",
     "match_ids_assigned": "Every extracted record is in the target table with a MatchID",
+    "no_value_loss": "No field has fewer non-empty values in the target table than in the extract "
+                     "(a value in any script must not arrive empty)",
 }
 # Judged against earlier partitions: not defined at all when dq.anomaly is disabled.
 HISTORY_CHECKS = frozenset({"record_count_anomaly", "match_rate_baseline", "confidence_baseline"})
@@ -289,3 +291,19 @@ def loaded_results(domain: Domain, output_rows: int, extracted: int, stats: dict
                 observed=with_match_id, expected=extracted, missing_match_ids=stats["missing_match_ids"],
                 sample_ids=samples["missing_match_ids"]),
     ]
+
+
+def no_value_loss(domain: Domain, extracted: dict[str, int] | None, loaded: dict[str, int]) -> dg.AssetCheckResult:
+    """Normalisation may change a value, never erase it: a field with fewer non-empty values in
+    the target than in the extract lost some on the way (a name in a script the matching step
+    mapped to nothing, a column the load dropped)."""
+    if extracted is None:
+        return _result(domain, "no_value_loss", True, "not judged: the extract of this partition predates "
+                       "per-field counts; re-run extract to have them", observed={})
+    lost = {field: n - loaded.get(field, 0) for field, n in extracted.items() if loaded.get(field, 0) < n}
+    text = ("; ".join(f"{field}: {n} non-empty values extracted, {loaded.get(field, 0)} in the target"
+                      for field, n in extracted.items() if field in lost)
+            + "; values arrived empty in the target" if lost else
+            f"every non-empty value of {len(extracted)} fields arrived non-empty in the target")
+    return _result(domain, "no_value_loss", not lost, text, lost_values=lost, extracted_non_empty=extracted,
+                   loaded_non_empty=loaded, threshold=0)

@@ -1,8 +1,9 @@
 """The domain configuration: one validated file from which everything else is derived.
 
 Partitions, schedules, asset checks, JIL and notifications all come from the models here.
-Errors name the file, the domain and the field, so an operator can fix them without a
-traceback. This module imports only pydantic and PyYAML: the CLI start-up path reads it.
+Errors name the file and line, the domain and the field, all of a file's at once, so an
+operator can fix them without a traceback (reading and wording: `config_file`). This module
+imports only pydantic and PyYAML: the CLI start-up path reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from er_assets.config_file import Document, Problems, SyntaxProblem, describe_errors, read_document, unknown_key
@@ -52,7 +52,7 @@ CHECK_NAMES = {
     "extract": ("source_schema", "min_records", "required_fields", "unique_ids", "value_formats",
                 "record_count_anomaly"),
     "matched": ("match_rate", "no_data_loss", "match_rate_baseline", "min_confidence", "confidence_baseline"),
-    "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned"),
+    "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned", "no_value_loss"),
 }
 # Without the configured columns nothing can be extracted, so this check always blocks.
 ALWAYS_BLOCKING = frozenset({"source_schema"})
@@ -110,8 +110,9 @@ RULES = {
                "an object-store prefix of plain segments (letters, digits, '.', '_', '-', '+'; no empty, '.' or '..' segment, no leading or trailing '/')"),
     "abs_path": (rf"^(/{_SEGMENT})+$",
                  "an absolute path of plain segments (letters, digits, '.', '_', '-', '+'; no '..')"),
-    "machine": (rf"^(?=.{{1,80}}$){_HOST}$", "a machine name (up to 80 letters, digits, '-', '_', dot-separated)"),
-    "owner": (rf"^[A-Za-z0-9_][A-Za-z0-9._-]{{0,79}}(@{_HOST})?$", "an AutoSys owner (user or user@host)"),
+    # A host or AutoSys machine name: DNS's shape and length (253), underscores allowed.
+    "machine": (rf"^(?=.{{1,253}}$){_HOST}$", "a machine name (letters, digits, '-', '_', dot-separated)"),
+    "owner": (rf"^[A-Za-z0-9_][A-Za-z0-9._-]*(@{_HOST})?$", "an AutoSys owner (user or user@host)"),
     "command": (rf"^/?{_SEGMENT}(/{_SEGMENT})*( {_ARG})*$",
                 "a program path followed by plain arguments separated by single spaces "
                 "(letters, digits and _ + , @ % = . / -; no shell syntax such as ; $ ` | & < > quotes)"),
@@ -147,11 +148,23 @@ _PATH_KINDS = frozenset({"prefix", "abs_path", "command"})
 def _rule(kind: str):
     """A field validator applying `check_rule(kind, ...)` to a string or each string of a list."""
     def check(cls, value):
-        for item in value if isinstance(value, list) else [value]:
-            if item is not None:
-                check_rule(kind, item)
-        return value
+        if isinstance(value, list):
+            return _each(value, lambda item: check_rule(kind, item))
+        return value if value is None else check_rule(kind, value)
     return classmethod(check)
+
+
+def _each(values: list[str], check) -> list[str]:
+    """Apply `check` to every item, reporting each bad one at its own position (and line)."""
+    problems = []
+    for index, item in enumerate(values):
+        try:
+            check(item)
+        except ValueError as exc:
+            problems.append(((index,), str(exc)))
+    if problems:
+        raise Problems(problems)
+    return values
 
 
 def _identifier(value: str) -> str:
@@ -396,11 +409,14 @@ class DataQuality(_Model):
         return self.value_formats.get(attr_type, DEFAULT_VALUE_FORMATS.get(attr_type))
 
 
+def _email(value: str) -> str:
+    if not EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')")
+    return value
+
+
 def _emails(values: list[str]) -> list[str]:
-    for value in values:
-        if not EMAIL.fullmatch(value):
-            raise ValueError(f"{value!r} is not an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')")
-    return values
+    return _each(values, _email)
 
 
 class Notifications(_Model):
@@ -582,7 +598,7 @@ def load_config(path: str | os.PathLike | None = None) -> Configuration:
         document = read_document(path, text)
     except SyntaxProblem as exc:
         raise ConfigError(str(exc)) from None
-    unsafe = _unsafe_strings(document, document.data, ())
+    unsafe = _unsafe_strings(document, document.data, (), set())
     errors = list(unsafe.values())
     if document.duplicates:
         # Which of two definitions was meant is the operator's call: judge neither.
@@ -603,6 +619,10 @@ def load_config(path: str | os.PathLike | None = None) -> Configuration:
         if not isinstance(body, dict):
             errors.append(document.error(("domains", name), f"domain '{name}': expected a mapping of keys to values"))
             continue
+        if "name" in body:  # it would silently rename the domain
+            errors.append(document.error(("domains", name, "name"),
+                                         f"domain '{name}': name: unknown key 'name'; a domain is named by its key"))
+            continue
         domain = _validated(document, Domain, ("domains", name), {"name": str(name), **body}, f"domain '{name}': ",
                             errors, unsafe)
         if domain is not None:
@@ -622,10 +642,14 @@ def _validated(document: Document, model, base: tuple, data: dict, label: str, e
         return None
 
 
-def _unsafe_strings(document: Document, node: Any, location: tuple) -> dict[tuple, str]:
+def _unsafe_strings(document: Document, node: Any, location: tuple, seen: set[int]) -> dict[tuple, str]:
     """The one rule every string of the file obeys, keys included, wherever it goes:
-    {location: error line}."""
+    {location: error line}. A container met again through a YAML alias is judged once."""
     found = {}
+    if isinstance(node, (dict, list)):
+        if id(node) in seen:
+            return found
+        seen.add(id(node))
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
         here = location + (key,)
@@ -633,7 +657,7 @@ def _unsafe_strings(document: Document, node: Any, location: tuple) -> dict[tupl
             reason = unsafe_characters(text) if isinstance(text, str) else None
             if reason:
                 found[here] = document.error(here, f"{_where(here)}: {reason}")
-        found.update(_unsafe_strings(document, value, here))
+        found.update(_unsafe_strings(document, value, here, seen))
     return found
 
 

@@ -73,7 +73,7 @@ def read_document(path: Path, text: str) -> Document:
         lines: dict[Location, int] = {}
         duplicates: list[str] = []
         if node is not None:
-            _walk(node, (), lines, duplicates, path)
+            _walk(node, (), lines, duplicates, path, set())
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -91,7 +91,10 @@ def read_document(path: Path, text: str) -> Document:
     return Document(path, data, lines, duplicates)
 
 
-def _walk(node, location: Location, lines: dict, duplicates: list, path: Path) -> None:
+def _walk(node, location: Location, lines: dict, duplicates: list, path: Path, seen: set[int]) -> None:
+    if id(node) in seen:
+        return  # an alias (`*anchor`) of a node already walked: once is enough, and ends cycles
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first: dict[Any, int] = {}
         for key_node, value_node in node.value:
@@ -105,11 +108,11 @@ def _walk(node, location: Location, lines: dict, duplicates: list, path: Path) -
                                   f"(first defined on line {first[key]}); each key may appear once")
             first.setdefault(key, line)
             lines[location + (key,)] = line
-            _walk(value_node, location + (key,), lines, duplicates, path)
+            _walk(value_node, location + (key,), lines, duplicates, path, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[location + (index,)] = item.start_mark.line + 1
-            _walk(item, location + (index,), lines, duplicates, path)
+            _walk(item, location + (index,), lines, duplicates, path, seen)
 
 
 # ---- validation errors in plain words ----------------------------------------------------
@@ -177,7 +180,9 @@ def _message(error: dict, model: type[BaseModel], loc: Location) -> str:
         return f"{shown}expected a mapping of keys to values"
     if kind == "list_type":
         return f"{shown}expected a list"
-    message = error["msg"].replace("Input should be", "must be").replace("List should", "must")
+    message = (error["msg"].replace("Input should be", "must be").replace("List should", "must")
+               .replace(" after validation", "").replace(", unable to interpret input", " (true or false)")
+               .replace(", unable to parse string as an integer", ""))
     return f"{shown}{message[0].lower()}{message[1:]}"
 
 

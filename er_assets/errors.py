@@ -76,6 +76,13 @@ EXIT_CODES = {
 }
 
 
+def masked_error(exc: BaseException) -> PipelineError:
+    """One of ours in place of `exc`, with its text masked and the same exit code."""
+    code = exit_code_of(exc)
+    cls = next((c for c in (ServiceUnavailable, MatchingJobTimeout, GateClosed) if c.exit_code == code), PipelineError)
+    return cls(f"{type(exc).__name__}: {exc}")
+
+
 def exit_code_of(exc: BaseException) -> int:
     """The exit code the bridge gives a stage that raised `exc`: that of the first exception
     in the chain (the exception, then what it was raised from) whose class has one."""

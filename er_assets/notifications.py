@@ -29,8 +29,9 @@ from typing import Literal, Protocol, TextIO
 from urllib.parse import quote
 
 from er_assets.config import Configuration
+from er_assets.errors import masked_error
 from er_assets.history import FINAL_STAGE, HistoryStore, JobRun, Status
-from er_assets.history.redact import redact_text
+from er_assets.history.redact import redact_text, scrub_exception
 
 DEFAULT_DAGSTER_URL = "http://localhost:3000"
 DEFAULT_SENDER = "er-pipelines@localhost"
@@ -237,8 +238,11 @@ def notify_run(
             return False
         try:
             (mailer or mailer_from_env(env)).send(message)
-        except BaseException:
+        except BaseException as exc:
             store.release_notification(run_id, status)
+            # A sensor's error is logged and stored with its tick: mask what the server echoed.
+            if not scrub_exception(exc):
+                raise masked_error(exc) from None
             raise
         return True
     finally:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import dagster as dg
 
 from er_assets.checks import blocking_failures
-from er_assets.errors import GateClosed, MatchingJobTimeout, PipelineError, exit_code_of
+from er_assets.errors import GateClosed, MatchingJobTimeout, PipelineError, exit_code_of, masked_error
 from er_assets.history import HistoryStore, Status
 from er_assets.history.redact import scrub_exception
 
@@ -111,7 +111,9 @@ def recording(context, history: HistoryResource, domain: str, stage: str) -> Ite
             yield record
     except BaseException as exc:
         if not scrub_exception(exc):
-            raise PipelineError(f"{type(exc).__name__}: {exc}") from None  # masks itself
+            # Its text cannot be masked in place: raise one of ours that masks itself and
+            # keeps the exit code, so the bridge and the history still agree.
+            raise masked_error(exc) from None
         raise
 
 

@@ -1,5 +1,7 @@
 """Configuration validation: every broken file is refused with a message naming file, domain and field."""
 
+import re
+
 import pytest
 
 from er_assets.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
@@ -64,6 +66,7 @@ BROKEN = [
     (_set(["domains", "customers", "schema", "mappedInputFields", 1, "fieldName"], "MatchID"),
      "field names ['MatchID'] are reserved"),
     (_set(["domains"], {}), "domains: required: a non-empty mapping"),
+    (_set(["domains", "customers", "name"], "clients"), "domain 'customers': name: unknown key 'name'; a domain is named by its key"),
 ]
 
 
@@ -73,9 +76,10 @@ def test_broken_configuration_is_refused_with_a_precise_message(tmp_path, mutate
     with pytest.raises(ConfigError) as info:
         load_config(path)
     text = str(info.value)
-    assert text.startswith(str(path)), text
+    assert re.match(rf"{re.escape(str(path))}:[0-9]+: ", text), text  # file:line first
     assert message in text
     assert "\n" not in text
+    assert not any(word in text for word in JARGON), text
 
 
 def test_unreadable_and_malformed_files(tmp_path):
@@ -85,6 +89,10 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text("domains: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+    broken_json = tmp_path / "bad.json"
+    broken_json.write_text('{"domains": {\n  "customers": [1,\n')
+    with pytest.raises(ConfigError, match=rf"^{broken_json}:3: not valid JSON"):
+        load_config(broken_json)
 
 
 def test_environment_variable_selects_the_file(tmp_path, monkeypatch):
@@ -96,7 +104,7 @@ def test_environment_variable_selects_the_file(tmp_path, monkeypatch):
 # ---- messages a person can act on: file:line, domain, field, the rule ------------------------
 
 SHIPPED = DEFAULT_CONFIG_PATH.read_text()
-JARGON = ("Value error", "Input should", "validation error", "String should match", "^", "loc", "pydantic")
+JARGON = ("Value error", "Input should", "validation error", "String should match", "^[", "[type=", "pydantic")
 
 
 def _edit(tmp_path, *replacements):
@@ -216,3 +224,12 @@ def test_the_validate_command_prints_each_error_on_its_own_line(tmp_path, capsys
     assert main(["validate", "--config", str(path)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 and all(line.startswith(f"autosys-bridge: error: {path}:") for line in lines), lines
+
+
+def test_anchors_and_merge_keys_work_and_a_cyclic_alias_is_refused_plainly(tmp_path):
+    path, _ = _edit(tmp_path, ("    autosys:\n      job_prefix: ER_CUSTOMER", "    autosys: &autosys\n      job_prefix: ER_CUSTOMER"),
+                    ("    autosys:\n      job_prefix: ER_PRODUCT", "    autosys:\n      <<: *autosys\n      job_prefix: ER_PRODUCT"))
+    assert load_config(path).domain("products").autosys.machine == "autosys-er-host"
+    path.write_text("settings: &s [*s]\ndomains: {}\n")
+    errors = _errors(path)
+    assert errors and all(line.startswith(f"{path}:") for line in errors)

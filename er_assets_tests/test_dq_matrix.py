@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -221,6 +222,27 @@ def test_records_lost_between_stages(config, local_env, instance):
     assert "records lost between stages: {'input_vs_extracted': -50, 'output_vs_extracted': -50}" in lost.description
     assert lost.metadata["extracted"].value == 300
     assert target() == []
+    assert exit_code_for(result)[0] == exit_codes.DQ_GATE_FAILED
+
+
+def test_values_that_arrive_empty_in_the_target_fail_no_value_loss(config, local_env, instance):
+    """Arabic and Hebrew last names that the matching step hands back empty (a normaliser that
+    maps letters outside a-z to nothing) are noticed, though every record arrives."""
+    seeded(config, local_env)
+    sql("UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN 'כהן' ELSE 'الحسيني' END "
+        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 10)")
+    assert run(config, instance, ["extract", "matched"]).success
+    (output,) = (local_paths()["objects"] / "er-data-lake").rglob("success/*.csv")
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * REPLACE (CASE WHEN regexp_matches(last_name, '[^ -~]') THEN NULL ELSE last_name END "
+                f"AS last_name) FROM read_csv('{output}', header = true, all_varchar = true)) TO '{output}.new' (HEADER)")
+    con.close()
+    Path(f"{output}.new").replace(output)
+
+    result = run(config, instance, ["loaded"])
+    lost = failures(result)["no_value_loss"]
+    assert lost.description.startswith(f"last_name: {RECORDS} non-empty values extracted, {RECORDS - 10} in the target")
+    assert lost.metadata["lost_values"].value == {"last_name": 10}
     assert exit_code_for(result)[0] == exit_codes.DQ_GATE_FAILED
 
 

@@ -101,3 +101,34 @@ def test_history_errors_mask_themselves_and_scrubbing_reaches_every_cause(monkey
         outer = exc
     outer.__context__ = KeyError(f"password={DSN_SECRET}")
     assert scrub_exception(outer) and DSN_SECRET not in repr(outer.__context__)
+
+
+def test_an_exception_that_cannot_be_masked_in_place_is_replaced_keeping_its_exit_code(monkeypatch):
+    from er_assets.errors import ServiceUnavailable, masked_error
+
+    class Stubborn(Exception):
+        def __str__(self):
+            return f"password={DSN_SECRET}"
+
+    class OperationalError(Stubborn):
+        pass
+
+    assert not scrub_exception(OperationalError())
+    replacement = masked_error(OperationalError())
+    assert isinstance(replacement, ServiceUnavailable) and DSN_SECRET not in str(replacement)
+    assert str(replacement) == "OperationalError: password=***"
+
+
+def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_logs_it(config, tmp_path, monkeypatch):
+    from er_assets.notifications import notify_run
+
+    monkeypatch.setenv("ER_SMTP_PASSWORD", SECRETS["ER_SMTP_PASSWORD"])
+
+    class EchoingServer:
+        def send(self, message):
+            raise OSError(f"535 authentication failed for er:{SECRETS['ER_SMTP_PASSWORD']}")
+
+    with HistoryStore.from_url(f"sqlite:///{tmp_path / 'h.db'}") as store, pytest.raises(OSError) as info:
+        notify_run(config, "customers", "extract", "2026-11-28", "run-1", "FAILURE", "x", store=store,
+                   mailer=EchoingServer())
+    assert SECRETS["ER_SMTP_PASSWORD"] not in str(info.value) and "***" in str(info.value)

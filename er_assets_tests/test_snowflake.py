@@ -368,6 +368,7 @@ def test_extract_profile_and_files(domain, objects):
     assert result.profile == {
         "rows": 6, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
         "null_counts": {"customer_id": 1, "last_name": 1},
+        "non_empty": {**dict.fromkeys(domain.schema.columns, 6), "customer_id": 5, "last_name": 5, "phone": 5},
         "formats": {
             "email": {"type": "EMAIL_ADDRESS", "values": 6, "invalid": 1, "sample_ids": ["C7"]},
             "phone": {"type": "PHONE_NUMBER", "values": 5, "invalid": 0, "sample_ids": []},
@@ -416,8 +417,9 @@ def test_source_schema_problems_name_missing_and_unusable_columns(domain, object
         }
 
 
-def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
-    """The same slice, defects included, profiles identically in both warehouses' SQL."""
+def profiles_in_both_warehouses(domain, objects, tmp_path, records: int, edit) -> tuple[dict, dict]:
+    """The extract profile of one seeded slice, changed by `edit(duckdb_connection)`, from the
+    DuckDB warehouse and from the Snowflake warehouse's SQL (through fakesnow)."""
     import duckdb
 
     from er_assets.sample_data import seed_source
@@ -426,21 +428,76 @@ def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
     day = dt.date(2024, 3, 5)
     path = tmp_path / "warehouse.duckdb"
     con = duckdb.connect(str(path))
-    seed_source(con, domain, day, day + dt.timedelta(days=1), 200)
-    con.execute("UPDATE customers_source SET email = 'nope', phone = 'call me', postal_code = '1' "
-                "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 7)")
-    con.execute("UPDATE customers_source SET last_name = NULL, customer_id = 'C1' "
-                "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 DESC LIMIT 3)")
+    seed_source(con, domain, day, day + dt.timedelta(days=1), records)
+    edit(con)
     cursor = con.execute("SELECT * FROM customers_source")
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     con.close()
 
     local = DuckDBWarehouse(path=str(path), objects_root=str(tmp_path / "local"))
-    expected = local.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1")).profile
+    duckdb_profile = local.unload_extract(domain, day, day + dt.timedelta(days=1),
+                                          domain.extract_uri(PARTITION, "r1")).profile
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
-        profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
-                                                    domain.extract_uri(PARTITION, "r1")).profile
+        snowflake_profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
+                                                              domain.extract_uri(PARTITION, "r1")).profile
+    return duckdb_profile, snowflake_profile
+
+
+def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
+    """The same slice, defects included, profiles identically in both warehouses' SQL."""
+    def defects(con):
+        con.execute("UPDATE customers_source SET email = 'nope', phone = 'call me', postal_code = '1' "
+                    "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 7)")
+        con.execute("UPDATE customers_source SET last_name = NULL, customer_id = 'C1' "
+                    "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 DESC LIMIT 3)")
+
+    expected, profile = profiles_in_both_warehouses(domain, objects, tmp_path, 200, defects)
     assert profile == expected
     assert profile["formats"]["email"]["invalid"] == 7 and profile["duplicate_ids"] == 2
+
+
+BLANKS = ["\t", "\n", "\r\n", "\u00a0", "\u200b", "\u3000", " \u2007\ufeff ", "\u2028"]
+
+
+def test_blank_means_blank_in_every_script_in_both_warehouses(domain, objects, tmp_path):
+    """Ids and required values of only Unicode white space or zero-width characters are empty
+    to required_fields and unique_ids, in the DuckDB and the Snowflake SQL alike; a name in
+    any script, even with a zero-width joiner inside, is not."""
+    names = ["سارة", "כהן", "Ngô", "میر\u200cزاده", "王"]  # Arabic, Hebrew, Vietnamese, Persian with ZWNJ, Chinese
+
+    def blanks_and_names(con):
+        ids = [r[0] for r in con.execute("SELECT customer_id FROM customers_source ORDER BY 1").fetchall()]
+        for blank, record_id in zip(BLANKS, ids):
+            con.execute("UPDATE customers_source SET customer_id = ?, last_name = ? WHERE customer_id = ?",
+                        [blank, blank, record_id])
+        for name, record_id in zip(names, ids[len(BLANKS):]):
+            con.execute("UPDATE customers_source SET last_name = ? WHERE customer_id = ?", [name, record_id])
+
+    expected, profile = profiles_in_both_warehouses(domain, objects, tmp_path, 40, blanks_and_names)
+    for found in (expected, profile):
+        assert found["empty_ids"] == len(BLANKS), found
+        assert found["null_counts"] == {"customer_id": len(BLANKS), "last_name": len(BLANKS)}, found
+    assert profile == expected
+
+
+def test_non_empty_counts_of_the_staged_rows_agree_in_both_warehouses(domain, objects, tmp_path):
+    """What no_value_loss compares with the extract, before the swap: non-empty values per
+    field of the staged match output, a zero-width space counting as empty, in the Snowflake
+    and the DuckDB SQL."""
+    from er_assets.warehouses.local import DuckDBWarehouse
+
+    uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", "m3")])
+    file = objects / uri.removeprefix("s3://") / "part-00000.csv"
+    rows = list(csv.reader(file.open(newline="")))
+    rows[2][rows[0].index("last_name")] = "\u200b"  # C2's last name: blank in any script
+    with file.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    expected = {**dict.fromkeys(domain.schema.columns, 3), "last_name": 2}
+    seen = []
+    with fake_snowflake(objects):
+        warehouse(objects).load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or True)
+    local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
+    local.load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or True)
+    assert [figures["non_empty"] for figures in seen] == [expected, expected]

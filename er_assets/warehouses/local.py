@@ -17,6 +17,8 @@ from er_assets.object_store import LocalObjectStore
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
+    blank_sql as _empty,
+    non_empty_counts,
     ExtractResult,
     LoadResult,
     Warehouse,
@@ -43,10 +45,6 @@ NOT_TEXT_TYPES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT")
 
 def _text(column: str) -> str:
     return f"CAST({quote(column)} AS VARCHAR)"
-
-
-def _empty(text: str) -> str:
-    return f"({text} IS NULL OR trim({text}) = '')"
 
 
 def _problems(domain: Domain, uid: str) -> dict[str, str]:
@@ -157,6 +155,7 @@ class DuckDBWarehouse(Warehouse):
         counts += [f"count_if({problems[f'null:{f}']})" for f in domain.dq.required_fields]
         for name, _, _ in domain.format_fields:
             counts += [f"count_if(NOT {_empty(_text(name))})", f"count_if({problems[f'format:{name}']})"]
+        counts += non_empty_counts(domain, _text)
         row = con.execute(
             f"SELECT count(*), count_if({_empty(uid)}), count(*) - count(DISTINCT {uid}), {', '.join(counts)} "
             "FROM extract_slice",
@@ -263,7 +262,8 @@ class DuckDBWarehouse(Warehouse):
             f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} "
             f"FROM {relation} WHERE {no_match_id} ORDER BY 2 LIMIT {SAMPLE_IDS})", params,
         ).fetchall()
-        return target_figures(counts, samples)
+        non_empty = con.execute(f"SELECT {', '.join(non_empty_counts(domain, _text))} FROM {relation}", params).fetchone()
+        return {**target_figures(counts, samples), "non_empty": dict(zip(domain.schema.columns, map(int, non_empty)))}
 
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
         with self.connect() as con:

@@ -33,6 +33,8 @@ from er_assets.object_store import ObjectStore, S3ObjectStore, split_uri
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
+    blank_sql as _empty,
+    non_empty_counts,
     ExtractResult,
     LoadResult,
     Warehouse,
@@ -122,10 +124,6 @@ def _text(column: str) -> str:
     return f"TO_VARCHAR({ident(column)})"
 
 
-def _empty(text: str) -> str:
-    return f"({text} IS NULL OR TRIM({text}) = '')"
-
-
 def _slice(domain: Domain) -> str:
     part = ident(domain.source.partition_column)
     return f"SELECT * FROM {ident(domain.source.table)} WHERE {part} >= %(start)s AND {part} < %(end)s"
@@ -159,7 +157,8 @@ def profile_sql(domain: Domain) -> str:
     counts += [f"COUNT_IF({problems[f'null:{f}']})" for f in domain.dq.required_fields]
     for name, _, _ in domain.format_fields:
         counts += [f"COUNT_IF(NOT {_empty(_text(name))})", f"COUNT_IF({problems[f'format:{name}']})"]
-    counts = ["COUNT(*)", f"COUNT_IF({_empty(uid)})", f"COUNT(*) - COUNT(DISTINCT {uid})", *counts]
+    counts = ["COUNT(*)", f"COUNT_IF({_empty(uid)})", f"COUNT(*) - COUNT(DISTINCT {uid})", *counts,
+              *non_empty_counts(domain, _text)]
     # Aliased: a required unique id repeats the empty-id count, and a result column name twice
     # makes some drivers drop one.
     return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({_slice(domain)})"
@@ -240,6 +239,13 @@ def figures_sql(domain: Domain, rows: str) -> str:
         f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(ident('MatchID'))}), "
         f"COUNT(DISTINCT {ident('MatchID')}) FROM ({rows})"
     )
+
+
+def non_empty_sql(domain: Domain, rows: str) -> str:
+    """Non-empty values per schema column of `rows`, counted as `profile_sql` counts them in
+    the extract (aliased: a column name twice makes some drivers drop one)."""
+    counts = non_empty_counts(domain, _text)
+    return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({rows})"
 
 
 def figures_samples_sql(domain: Domain, rows: str) -> str:
@@ -589,7 +595,9 @@ class SnowflakeWarehouse(Warehouse):
         cursor.execute(figures_sql(domain, rows), params)
         counts = cursor.fetchone()
         cursor.execute(figures_samples_sql(domain, rows), params)
-        return target_figures(counts, cursor.fetchall())
+        figures = target_figures(counts, cursor.fetchall())
+        cursor.execute(non_empty_sql(domain, rows), params)
+        return {**figures, "non_empty": dict(zip(domain.schema.columns, (int(n or 0) for n in cursor.fetchone())))}
 
     def stage_problems(self, cursor) -> list[str]:
         sql, name = show_stage_sql(self.stage)
