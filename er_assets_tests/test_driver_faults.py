@@ -192,6 +192,13 @@ def test_faults_on_any_operation_with_a_rate(faults):
     assert 8 <= outcomes.count("ok") <= 32
 
 
+def test_fault_settings_can_come_from_a_file(tmp_path):
+    spec = tmp_path / "faults.json"
+    spec.write_text('{"*": {"error": "InternalServerException", "times": 1}}')
+    assert load({FAULTS_ENV: f"@{spec}"}) == {"*": {"error": "InternalServerException", "times": 1}}
+    assert load({}) == {}
+
+
 @pytest.mark.parametrize("value, message", [
     ("not json", "cannot read fault settings"),
     ('{"GetMatchingJob": {"error": "Boom"}}', "error 'Boom' is not one of"),
