@@ -150,8 +150,8 @@ def test_another_quota_fails_at_once_naming_it(faults):
                                                       "er-runner/autosys is not authorized to perform: "
                                                       "entityresolution:StartMatchingJob"),
         ("GetMatchingJob", "AccessDeniedException", "grant the role this permission"),
-        ("StartMatchingJob", "ExpiredTokenException", "AWS credentials expired or invalid (ExpiredTokenException: "
-                                                      "The security token included in the request is expired)"),
+        ("StartMatchingJob", "ExpiredTokenException", "AWS credentials expired or invalid: The security token "
+                                                      "included in the request is expired (ExpiredTokenException)"),
         ("GetMatchingJob", "UnrecognizedClientException", "AWS credentials expired or invalid"),
         ("StartMatchingJob", "UnauthorizedSSOTokenError", "the AWS SSO session has expired or is invalid; run `aws sso login"),
         ("GetMatchingJob", "CredentialRetrievalError", "could not get AWS credentials (Error when retrieving credentials "
