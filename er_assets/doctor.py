@@ -109,27 +109,85 @@ def bucket_checks(config, object_store) -> list[Check]:
     return checks
 
 
+# Members the service manages, or that do not change what a job does.
+UNCOMPARED = frozenset({"createdAt", "updatedAt", "workflowArn", "schemaArn", "tags", "hasWorkflows", "description",
+                        "ResponseMetadata"})
+# Lists whose items have a name: compared by name, so a reordered or missing item reads plainly.
+LIST_KEYS = {"mappedInputFields": "fieldName", "rules": "ruleName", "output": "name"}
+# What an absent member means to the service.
+DEFAULTS = {"matchPurpose": "IDENTIFIER_GENERATION"}
+
+
+def _absent(value) -> bool:
+    return value is None or value is False or value == [] or value == {}
+
+
+def differences(configured, live, path: str = "") -> list[str]:
+    """Field by field, where the deployed definition `live` differs from `configured`."""
+    if isinstance(configured, dict) and isinstance(live, dict):
+        found = []
+        for key in sorted(set(configured) | set(live), key=lambda k: (k not in configured, k)):
+            if key in UNCOMPARED:
+                continue
+            mine, theirs = configured.get(key, DEFAULTS.get(key)), live.get(key, DEFAULTS.get(key))
+            if _absent(mine) and _absent(theirs):
+                continue
+            found += differences(mine, theirs, f"{path}.{key}" if path else key)
+        return found
+    name = LIST_KEYS.get(path.rsplit(".", 1)[-1])
+    if name and isinstance(configured, list) and isinstance(live, list):
+        mine = {item.get(name): item for item in configured}
+        theirs = {item.get(name): item for item in live}
+        found = [f"{path}[{key}]: configured, not deployed" for key in mine if key not in theirs]
+        found += [f"{path}[{key}]: deployed, not configured" for key in theirs if key not in mine]
+        for key in (k for k in mine if k in theirs):
+            found += differences(mine[key], theirs[key], f"{path}[{key}]")
+        if not found and list(mine) != list(theirs) and name == "ruleName":
+            found.append(f"{path}: deployed in the order {list(theirs)}, configured {list(mine)}")  # a waterfall
+        return found
+    if isinstance(configured, list) and isinstance(live, list) and len(configured) == len(live):
+        return [d for i, (a, b) in enumerate(zip(configured, live)) for d in differences(a, b, f"{path}[{i}]")]
+    if configured == live:
+        return []
+    if configured is None:
+        return [f"{path}: deployed {live!r}, not configured"]
+    if live is None:
+        return [f"{path}: configured {configured!r}, not deployed"]
+    return [f"{path}: deployed {live!r}, configured {configured!r}"]
+
+
 def service_checks(config, entity_resolution) -> list[Check]:
+    """Glue tables, schema mappings and matching workflows, compared with the configuration."""
+    from er_assets.emulator.aws_shapes import matching_workflow_request, schema_mapping_request
+
     er, glue = entity_resolution.clients()
     database = config.settings.glue_database
     checks = []
     for domain in config.domains.values():
         def glue_table(domain=domain) -> str:
             table = glue.get_table(DatabaseName=database, Name=domain.glue_table)["Table"]
+            columns = {c["Name"].lower() for c in table.get("StorageDescriptor", {}).get("Columns", [])}
+            missing = [c for c in domain.schema.columns if c.lower() not in columns]
+            if missing:
+                raise RuntimeError(f"{database}.{domain.glue_table} lacks columns {missing} of the schema")
             return f"{database}.{domain.glue_table} at {table.get('StorageDescriptor', {}).get('Location', '?')}"
 
+        def compare(what: str, configured: dict, live: dict) -> str:
+            found = differences(configured, live)
+            if found:
+                raise RuntimeError(f"{what} differs from the configuration: " + "; ".join(found))
+            return f"{what} matches the configuration"
+
+        def schema(domain=domain) -> str:
+            live = er.get_schema_mapping(schemaName=domain.schema.schemaName)
+            return compare(f"schema mapping {domain.schema.schemaName}", schema_mapping_request(domain, config.settings), live)
+
         def workflow(domain=domain) -> str:
-            found = er.get_matching_workflow(workflowName=domain.workflow_name)
-            source = found["inputSourceConfig"][0]["inputSourceARN"]
-            if not source.endswith(f":table/{database}/{domain.glue_table}"):
-                raise RuntimeError(f"workflow {domain.workflow_name} reads {source}, not Glue table "
-                                   f"{database}/{domain.glue_table}")
-            output = found["outputSourceConfig"][0]["outputS3Path"].rstrip("/")
-            if output != domain.output_prefix:
-                raise RuntimeError(f"workflow {domain.workflow_name} writes to {output}, not {domain.output_prefix}")
-            return f"workflow {domain.workflow_name} reads {database}/{domain.glue_table}, writes {output}"
+            live = er.get_matching_workflow(workflowName=domain.workflow_name)
+            return compare(f"workflow {domain.workflow_name}", matching_workflow_request(domain, config.settings), live)
 
         checks.append(_attempt(f"{domain.name}: glue table", glue_table))
+        checks.append(_attempt(f"{domain.name}: schema mapping", schema))
         checks.append(_attempt(f"{domain.name}: matching workflow", workflow))
     return checks
 

@@ -113,7 +113,9 @@ def _explain(exc: Exception, what: str, started: bool = False) -> Exception:
     if not code:
         return exc
     if code in CREDENTIAL_CODES:
-        return ServiceUnavailable(f"{what}: AWS credentials expired or invalid ({code}: {message}); refresh them "
+        # "<code>: <message>" would read as "name: value" to secret redaction (the code
+        # contains "Token"), which would mask the message's first word.
+        return ServiceUnavailable(f"{what}: AWS credentials expired or invalid: {message} ({code}); refresh them "
                                   f"(`aws sso login{profile}` or new keys)")
     if code in ACCESS_CODES:
         return ServiceUnavailable(f"{what}: access denied ({message}); grant the role this permission")

@@ -150,8 +150,8 @@ def test_another_quota_fails_at_once_naming_it(faults):
                                                       "er-runner/autosys is not authorized to perform: "
                                                       "entityresolution:StartMatchingJob"),
         ("GetMatchingJob", "AccessDeniedException", "grant the role this permission"),
-        ("StartMatchingJob", "ExpiredTokenException", "AWS credentials expired or invalid (ExpiredTokenException: "
-                                                      "The security token included in the request is expired)"),
+        ("StartMatchingJob", "ExpiredTokenException", "AWS credentials expired or invalid: The security token "
+                                                      "included in the request is expired (ExpiredTokenException)"),
         ("GetMatchingJob", "UnrecognizedClientException", "AWS credentials expired or invalid"),
         ("StartMatchingJob", "UnauthorizedSSOTokenError", "the AWS SSO session has expired or is invalid; run `aws sso login"),
         ("GetMatchingJob", "CredentialRetrievalError", "could not get AWS credentials (Error when retrieving credentials "
@@ -190,6 +190,13 @@ def test_faults_on_any_operation_with_a_rate(faults):
             outcomes.append(exc.response["Error"]["Code"])
     assert set(outcomes) == {"ok", "ThrottlingException"}
     assert 8 <= outcomes.count("ok") <= 32
+
+
+def test_fault_settings_can_come_from_a_file(tmp_path):
+    spec = tmp_path / "faults.json"
+    spec.write_text('{"*": {"error": "InternalServerException", "times": 1}}')
+    assert load({FAULTS_ENV: f"@{spec}"}) == {"*": {"error": "InternalServerException", "times": 1}}
+    assert load({}) == {}
 
 
 @pytest.mark.parametrize("value, message", [

@@ -72,3 +72,23 @@ def test_the_local_load_reads_files_whatever_their_names(tmp_path, config):
     put(store, folder + "_SUCCESS", "")
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), objects_root=str(objects))
     assert warehouse.load_matches(domain, "2026-10-01", folder, accept=lambda figures: True).rows == 3
+
+
+def test_listing_s3_finds_the_folder_and_skips_folder_placeholders(monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    from er_assets.object_store import S3ObjectStore
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bucket")
+        for key, body in ((f"er/output/{JOB}/success/", b""),  # a console-made folder object
+                          (f"er/output/{JOB}/success/part-0.csv.gz", b"x"),
+                          (f"er/output/{JOB}/success/_SUCCESS", b"")):
+            s3.put_object(Bucket="bucket", Key=key, Body=body)
+        found = find_output(S3ObjectStore(region_name="us-east-1").list_files, OUT, "wf", JOB, records_processed=1)
+    assert found.success_uri == f"{OUT}/{JOB}/success/" and found.files == (f"{OUT}/{JOB}/success/part-0.csv.gz",)

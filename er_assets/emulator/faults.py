@@ -29,7 +29,8 @@ throttling and 5xx itself before the caller sees them). `error` is one of:
 
 - `{"fail_after_polls": N, "errorMessage": "..."}`: RUNNING for N-1 GetMatchingJob polls,
   then FAILED with that errorDetails.errorMessage (nothing is matched);
-- `{"stays_queued": true}`: QUEUED for ever (it still holds the region's job slot);
+- `{"stays_queued": true}`: QUEUED for ever (it still holds the region's job slot; delete
+  its file under `<ER_DATA_DIR>/emulator/jobs/` to free it);
 - `{"running_seconds": S}`: a slow job, RUNNING for at least S seconds before it matches.
 """
 

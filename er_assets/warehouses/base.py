@@ -84,10 +84,11 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
     }
 
 
-def non_empty_counts(domain: Domain, text) -> list[str]:
-    """Per schema column, the SQL counting its non-empty values (`text(column)` reads it as
-    text): the extract and the target are counted alike, so a value lost on the way shows."""
-    return [f"COUNT_IF(NOT {blank_sql(text(column))})" for column in domain.schema.columns]
+def non_empty_counts(domain: Domain, text, columns: list[str] | None = None) -> list[str]:
+    """Per schema column (or per one of `columns`), the SQL counting its non-empty values
+    (`text(column)` reads it as text): the extract and the match output are counted alike,
+    so a value lost on the way shows."""
+    return [f"COUNT_IF(NOT {blank_sql(text(column))})" for column in columns or domain.schema.columns]
 
 
 def target_figures(counts, samples) -> dict:

@@ -262,8 +262,13 @@ class DuckDBWarehouse(Warehouse):
             f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} "
             f"FROM {relation} WHERE {no_match_id} ORDER BY 2 LIMIT {SAMPLE_IDS})", params,
         ).fetchall()
-        non_empty = con.execute(f"SELECT {', '.join(non_empty_counts(domain, _text))} FROM {relation}", params).fetchone()
-        return {**target_figures(counts, samples), "non_empty": dict(zip(domain.schema.columns, map(int, non_empty)))}
+        # A schema column the rows lack has no value left at all: it counts 0, and no_value_loss says so.
+        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}", params).fetchall()}
+        columns = [c for c in domain.schema.columns if c in present]
+        counts_sql = non_empty_counts(domain, _text, columns)
+        found = con.execute(f"SELECT {', '.join(counts_sql)} FROM {relation}", params).fetchone() if columns else ()
+        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **dict(zip(columns, map(int, found)))}
+        return {**target_figures(counts, samples), "non_empty": non_empty}
 
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
         with self.connect() as con:
