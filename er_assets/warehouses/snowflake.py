@@ -52,6 +52,8 @@ DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
 # The header of a match output CSV is one short line; never read more of a file than this.
 HEADER_BYTES = 64 * 1024
 CSV_FORMAT = "TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
+# Only the CSV parts of a job's output: a service or a person may leave other objects next to them.
+CSV_PATTERN = ".*[.]csv"
 
 
 class UnsafeIdentifier(ValueError):
@@ -107,10 +109,19 @@ def extract_select(domain: Domain) -> str:
     )
 
 
+def copy_location(location: str) -> str:
+    """A stage location as COPY takes it: in single quotes, as Snowflake's COPY INTO documentation
+    requires for paths with special characters (ours have `=` in `partition=<key>/run=<id>/`).
+    `stage_location` admits no quote, so the literal cannot be ended early."""
+    return f"'{location}'"
+
+
 def unload_sql(location: str, select: str, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
+    # INCLUDE_QUERY_ID: every file name carries the unload's query id, so the parts of a retried
+    # unload can never be mistaken for (or overwrite parts of) an earlier attempt's.
     return (
-        f"COPY INTO {location} FROM ({select}) "
-        f"FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = {int(max_file_size)}"
+        f"COPY INTO {copy_location(location)} FROM ({select}) "
+        f"FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = {int(max_file_size)} INCLUDE_QUERY_ID = TRUE"
     )
 
 
@@ -199,10 +210,11 @@ def create_staging_sql(staging: str, columns: list[str]) -> str:
 def copy_staging_sql(staging: str, location: str) -> str:
     # FORCE: a re-run must load the same files again (Snowflake skips files it loaded in the
     # last 64 days); the DELETE that follows makes that safe. Positional CSV columns land in
-    # staging columns created in the header's order.
+    # staging columns created in the header's order. PATTERN: only the CSV parts, the files whose
+    # presence and header the load checked.
     return (
-        f"COPY INTO {ident(staging)} FROM {location} FILE_FORMAT = ({CSV_FORMAT}) "
-        "FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+        f"COPY INTO {ident(staging)} FROM {copy_location(location)} FILE_FORMAT = ({CSV_FORMAT}) "
+        f"PATTERN = '{CSV_PATTERN}' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
     )
 
 
@@ -249,8 +261,6 @@ def target_samples_sql(domain: Domain) -> str:
 # output leaves Snowflake: the orchestrator receives column names and counts.
 
 OUTPUT_FORMAT = "ER_MATCH_OUTPUT_CSV"
-# Only the CSV parts: a service or a person may leave other objects next to them.
-CSV_PATTERN = ".*[.]csv"
 # Columns the service may add to the schema's fields (RecordId, MatchID, MatchRule,
 # ConfidenceLevel, InputSourceARN, Source, HashingProtocol...), with room to spare.
 SERVICE_COLUMNS = 12
