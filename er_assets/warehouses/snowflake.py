@@ -355,6 +355,20 @@ class SourceChanged(RuntimeError):
     """The source slice changed between the unload and its profile."""
 
 
+def private_key_text(value: str) -> str:
+    """SNOWFLAKE_PRIVATE_KEY as dagster-snowflake's loader takes it (PEM text, or base64 of it,
+    its own fallback).
+
+    PEM kept in an environment variable often arrives with its line breaks flattened to the
+    two characters `\\n` (.env files, JSON secrets, CI variables); PEM then fails to parse and
+    dagster-snowflake's base64 fallback fails too. Those escapes are turned back into newlines.
+    """
+    text = value.strip()
+    if text.startswith("-----BEGIN") and "\\n" in text:
+        text = text.replace("\\r", "").replace("\\n", "\n")
+    return text
+
+
 class SnowflakeWarehouse(Warehouse):
     """Snowflake through `dagster_snowflake.SnowflakeResource`, staging files on the bucket.
 
@@ -384,9 +398,10 @@ class SnowflakeWarehouse(Warehouse):
     def _resource(self):
         from dagster_snowflake import SnowflakeResource
 
+        key = private_key_text(self.private_key) if self.private_key else None
         auth = {
             k: v
-            for k, v in (("password", self.password), ("private_key", self.private_key),
+            for k, v in (("password", self.password), ("private_key", key),
                          ("private_key_path", self.private_key_path),
                          ("private_key_password", self.private_key_password))
             if v
