@@ -101,8 +101,8 @@ def fake_snowflake(objects_root: Path, stage_url: str | None = None):
         conn.close()
 
 
-def warehouse(objects_root: Path) -> FakesnowWarehouse:
-    return FakesnowWarehouse(
+def warehouse(objects_root: Path, cls: type = FakesnowWarehouse) -> FakesnowWarehouse:
+    return cls(
         account="test", user="tester", password="not-a-secret", warehouse="WH", database="ER",
         schema_name="PUBLIC", stage=STAGE, stage_url=f"s3://{BUCKET}/",
         object_store=LocalObjectStore(root=str(objects_root)), stage_root=str(objects_root / BUCKET),

@@ -369,6 +369,23 @@ def private_key_text(value: str) -> str:
     return text
 
 
+PROBE_SELECT = "SELECT 'er-pipelines doctor' AS PROBE"
+
+
+def stage_write_problem(exc: BaseException, location: str) -> str:
+    """One line for an unload that failed: the error, and the permission that usually lacks.
+
+    Snowflake writes with the storage integration's IAM role; an SSE-KMS bucket also needs
+    kms:GenerateDataKey on its key, which S3 reports as a KMS access error."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    if "kms" in str(exc).lower():
+        need = "kms:GenerateDataKey on the bucket's KMS key (and kms:Decrypt, for loading)"
+    else:
+        need = "s3:PutObject on this prefix (and, on an SSE-KMS bucket, kms:GenerateDataKey on its key)"
+    return f"cannot unload to {location}: {first}; the stage's storage integration role needs {need}"
+
+
 class SnowflakeWarehouse(Warehouse):
     """Snowflake through `dagster_snowflake.SnowflakeResource`, staging files on the bucket.
 
@@ -609,6 +626,22 @@ class SnowflakeWarehouse(Warehouse):
         if url.rstrip("/") != self.stage_url.rstrip("/"):
             return [f"stage {self.stage} points at {url}, not at SNOWFLAKE_STAGE_URL={self.stage_url}"]
         return []
+
+    def probe_stage_write(self, domain: Domain) -> str:
+        """Prove the stage takes an unload where extracts go: one row to a scratch prefix under the
+        domain's extract prefix, then removed through the object store as stale extracts are."""
+        import uuid
+
+        scratch = f"{domain.extract_prefix}/_doctor/{uuid.uuid4().hex}/"
+        location = self.location(scratch)
+        try:
+            with self.connect() as conn:
+                self._unload(conn.cursor(), location, PROBE_SELECT, {})
+        except Exception as exc:
+            raise RuntimeError(stage_write_problem(exc, location)) from exc
+        finally:
+            removed = self.object_store.delete_prefix(scratch)
+        return f"unloaded a probe row to {location} and removed it ({removed} object(s))"
 
     def check_ready(self, domain: Domain) -> list[str]:
         problems = []
