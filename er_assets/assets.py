@@ -71,7 +71,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     )
     def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, history: HistoryResource):
         with recording(context, history, name, "extract") as record:
-            started = time.monotonic()
+            started, read_before = time.monotonic(), bytes_read()
             start, end = business_dates(domain, context.partition_key)
             uri = domain.extract_uri(context.partition_key, context.run_id)
             metadata = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
@@ -87,6 +87,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 metadata.update(rows=result.rows, files=len(result.files), profile=result.profile)
                 counts = earlier_values(context.instance, extract.key, domain, context.partition_key, "rows")
                 results = checks.extract_results(domain, result.profile, counts)
+            metadata["orchestrator_bytes_read"] = bytes_read() - read_before
             metadata["seconds"] = round(time.monotonic() - started, 3)
             record.finish(metadata["rows"], metadata, results)
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
@@ -176,7 +177,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     def loaded(context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse,
                history: HistoryResource):
         with recording(context, history, name, "loaded") as record:
-            started = time.monotonic()
+            started, read_before = time.monotonic(), bytes_read()
             override = gate.enforce(context, domain, "matched", config)
             upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
             extracted, _ = _upstream(context, domain, "extract", context.partition_key)
@@ -188,6 +189,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 "table": result.table,
                 "job_id": upstream["job_id"],
                 "matched_run_id": matched_run,
+                "orchestrator_bytes_read": bytes_read() - read_before,
                 "seconds": round(time.monotonic() - started, 3),
                 **override,
             }

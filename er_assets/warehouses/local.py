@@ -150,10 +150,10 @@ class DuckDBWarehouse(Warehouse):
         return problems
 
     def load_matches(self, domain: Domain, partition_key: str, src_uri: str) -> LoadResult:
-        folder = self._store().path(src_uri)
-        files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
         table = quote(domain.target.table)
-        with self.connect() as con:
+        # DuckDB reads the output in this process: through local_copy, so it counts as read here.
+        with self._store().local_copy(src_uri) as folder, self.connect() as con:
+            files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
             con.execute("BEGIN")
             try:
                 if files:

@@ -26,7 +26,7 @@ from contextlib import contextmanager, suppress
 from pydantic import Field
 
 from er_assets.config import IDENTIFIER, Domain
-from er_assets.object_store import ObjectStore, S3ObjectStore, split_uri
+from er_assets.object_store import ObjectStore, S3ObjectStore, count_read, split_uri
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
@@ -328,8 +328,9 @@ def csv_header(store: ObjectStore, file_uri: str) -> list[str]:
         head = response["Body"].read()
     else:
         folder_uri, _, name = file_uri.rpartition("/")
-        with store.local_copy(folder_uri + "/") as folder, open(folder / name, "rb") as handle:
+        with open(store.path(folder_uri + "/") / name, "rb") as handle:
             head = handle.read(HEADER_BYTES)
+        count_read(len(head))
     line = head.decode("utf-8-sig").splitlines()[0] if head else ""
     return next(csv.reader(io.StringIO(line)), [])
 
