@@ -79,7 +79,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore,
                 history: HistoryResource):
         with recording(context, history, name, "extract") as record:
-            started = time.monotonic()
+            started, read_before = time.monotonic(), bytes_read()
             start, end = business_dates(domain, context.partition_key)
             uri = domain.extract_uri(context.partition_key, context.run_id)
             metadata = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
@@ -102,6 +102,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                                     fingerprint=result.fingerprint, extract_run_id=context.run_id)
                 counts = earlier_values(context.instance, extract.key, domain, context.partition_key, "rows")
                 results = checks.extract_results(domain, metadata["profile"], counts)
+            metadata["orchestrator_bytes_read"] = bytes_read() - read_before
             metadata["seconds"] = round(time.monotonic() - started, 3)
             metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
             record.finish(metadata["rows"], metadata, results)
@@ -253,7 +254,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     def loaded(context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse,
                history: HistoryResource):
         with recording(context, history, name, "loaded") as record:
-            started = time.monotonic()
+            started, read_before = time.monotonic(), bytes_read()
             override = gate.enforce(context, domain, "matched", config)
             upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
             extracted, extract_run = _upstream(context, domain, "extract", context.partition_key)
@@ -280,6 +281,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                 "replaced": result.replaced,
                 "job_id": upstream["job_id"],
                 "matched_run_id": matched_run,
+                "orchestrator_bytes_read": bytes_read() - read_before,
                 "seconds": round(time.monotonic() - started, 3),
                 **override,
             }

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 
 from autosys_bridge import exit_codes
 
@@ -95,6 +96,7 @@ def warehouse_checks(config, warehouse) -> list[Check]:
                 return f"target table {domain.target.table.upper()} does not exist yet; the first load creates it"
 
             checks.append(_attempt(f"{domain.name}: target table", target))
+            checks.append(_attempt(f"{domain.name}: stage writable", partial(warehouse.probe_stage_write, domain)))
     return checks
 
 

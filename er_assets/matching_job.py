@@ -146,7 +146,10 @@ def point_glue_table(glue, database: str, table: str, location: str) -> None:
                 "TableType", "Parameters")
         table_input = {k: current[k] for k in keep if k in current}
         table_input["StorageDescriptor"] = {**current.get("StorageDescriptor", {}), "Location": location}
-        glue.update_table(DatabaseName=database, TableInput=table_input)
+        # SkipArchive: "By default, UpdateTable always creates an archived version of the table
+        # before updating it" (botocore's Glue model): one version per matching job, until the
+        # account's table-version quota stops the updates.
+        glue.update_table(DatabaseName=database, TableInput=table_input, SkipArchive=True)
     except Exception as exc:
         raise _explain(exc, f"Glue table {database}.{table}") from exc
 

@@ -23,7 +23,7 @@ def bytes_read() -> int:
     return _bytes_read
 
 
-def _count_read(size: int) -> None:
+def count_read(size: int) -> None:
     global _bytes_read
     _bytes_read += int(size or 0)
 
@@ -106,12 +106,12 @@ class LocalObjectStore(ObjectStore):
     def local_copy(self, prefix_uri: str) -> Iterator[Path]:
         base = self.path(prefix_uri)
         if base.is_dir():
-            _count_read(sum(p.stat().st_size for p in base.rglob("*") if p.is_file()))
+            count_read(sum(p.stat().st_size for p in base.rglob("*") if p.is_file()))
         yield base
 
 
 def _count_get_object(parsed: dict, **_) -> None:
-    _count_read(parsed.get("ContentLength", 0))
+    count_read(parsed.get("ContentLength", 0))
 
 
 class S3ObjectStore(ObjectStore):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from pathlib import Path
 
 import boto3
 import pytest
@@ -15,7 +16,7 @@ from er_assets.entity_resolution import LocalEntityResolution
 from er_assets.partitions import partition_for_date
 from er_assets.production import production_resources
 from er_assets_tests.conftest import seed
-from er_assets_tests.test_snowflake import create_source, fake_snowflake
+from er_assets_tests.test_snowflake import FakesnowWarehouse, create_source, fake_snowflake, warehouse
 
 SECRET = "pa55-w0rd-never-printed"
 SNOWFLAKE_ENV = {
@@ -96,6 +97,10 @@ def test_production_against_fakes(config, tmp_path, monkeypatch, capsys):
     assert found["products: warehouse"] == (
         False, "RuntimeError: source table PRODUCTS_SOURCE does not exist in ER.PUBLIC or is not visible to the role")
     assert found["vendors: bucket"][0] and found["vendors: glue table"][0] and found["vendors: matching workflow"][0]
+    # fakesnow cannot unload: the probe's failure says where it could not write, and what to grant.
+    ok, message = found["customers: stage writable"]
+    assert not ok and "cannot unload to @ER_STAGE/entity-resolution/customers/extract/_doctor/" in message
+    assert "needs s3:PutObject on this prefix" in message
     assert doctor.exit_code(checks) == exit_codes.SERVICE_UNAVAILABLE
     assert SECRET not in doctor.render(checks)
 
@@ -107,3 +112,38 @@ def test_production_names_a_missing_bucket(config, monkeypatch):
     with mock_aws():
         checks = doctor.bucket_checks(config, production_resources(config)["object_store"])
     assert checks[0] == ("customers: bucket", False, "NoSuchBucket: The specified bucket does not exist")
+
+
+def test_stage_writable_probe_unloads_one_row_and_removes_it(config, tmp_path):
+    objects = tmp_path / "objects"
+    domain = config.domain("customers")
+    with fake_snowflake(objects):
+        checks = by_name(doctor.warehouse_checks(config, warehouse(objects)))
+    ok, message = checks["customers: stage writable"]
+    assert ok, message
+    assert message.startswith("unloaded a probe row to @ER_STAGE/entity-resolution/customers/extract/_doctor/")
+    assert message.endswith("and removed it (1 object(s))")
+    scratch = objects / "er-data-lake" / "entity-resolution" / domain.name / "extract" / "_doctor"
+    assert not any(p.is_file() for p in scratch.rglob("*"))
+
+
+class _KmsDenied(FakesnowWarehouse):
+    """The unload fails as S3 answers a role without the bucket key's KMS permission."""
+
+    def _unload(self, cursor, location, select, params):
+        (Path(self.stage_root) / location.split("/", 1)[1]).mkdir(parents=True, exist_ok=True)
+        (Path(self.stage_root) / location.split("/", 1)[1] / "data_0_0_0.snappy.parquet").write_bytes(b"half")
+        raise RuntimeError("Failed to access remote file: access denied. KMS.AccessDeniedException: "
+                           "not authorized to perform kms:GenerateDataKey\nsecond line")
+
+
+def test_stage_writable_probe_names_the_kms_permission_and_cleans_up(config, tmp_path):
+    objects = tmp_path / "objects"
+    with fake_snowflake(objects):
+        denied = warehouse(objects, _KmsDenied)
+        checks = by_name(doctor.warehouse_checks(config, denied))
+    ok, message = checks["customers: stage writable"]
+    assert not ok
+    assert "cannot unload to @ER_STAGE/entity-resolution/customers/extract/_doctor/" in message
+    assert "needs kms:GenerateDataKey on the bucket's KMS key" in message and "second line" not in message
+    assert not any(p.is_file() for p in (objects / "er-data-lake").rglob("_doctor/**/*"))

@@ -385,3 +385,45 @@ def test_unusable_input_is_a_matching_error(tmp_path):
     source = write_csv(tmp_path / "in.csv", ["id", "email"], [("a", "e")])
     with pytest.raises(MatchingError, match=r"lacks schema fields \['phone'\]"):
         run_matching(source, EMAIL_PHONE, wf, tmp_path / "job", "job")
+
+
+@pytest.mark.parametrize("configured", [None, "3GB"])
+def test_duckdb_gets_a_memory_limit_sized_from_the_machine_or_configured(tmp_path, monkeypatch, configured):
+    import os
+
+    import duckdb
+
+    from er_assets.emulator import matching
+
+    seen = []
+    real_connect = duckdb.connect
+
+    def connect(*args, config=None, **kwargs):
+        seen.append(dict(config or {}))
+        return real_connect(*args, config=config, **kwargs)
+
+    monkeypatch.setattr(matching.duckdb, "connect", connect)
+    if configured:
+        monkeypatch.setenv(matching.MEMORY_LIMIT_ENV, configured)
+    else:
+        monkeypatch.delenv(matching.MEMORY_LIMIT_ENV, raising=False)
+    sch = EMAIL_PHONE
+    run(tmp_path, sch, workflow(sch, rules=[("email", ["email"])]), ["id", "email", "phone"], EMAIL_PHONE_ROWS)
+    [config] = seen
+    if configured:
+        assert config["memory_limit"] == "3GB"
+    else:
+        physical_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+        limit_mb = int(config["memory_limit"].removesuffix("MB"))
+        assert 0 < limit_mb <= physical_mb * matching.MEMORY_SHARE
+        assert limit_mb > 1024 or physical_mb < 4096  # not the old fixed 1 GB on any real machine
+    assert config["temp_directory"]  # beyond the limit it spills, into the job's own folder
+
+
+def test_a_bad_memory_limit_setting_is_one_clear_error(tmp_path, monkeypatch):
+    from er_assets.emulator import matching
+
+    monkeypatch.setenv(matching.MEMORY_LIMIT_ENV, "lots")
+    sch = EMAIL_PHONE
+    with pytest.raises(MatchingError, match="ER_MATCH_MEMORY_LIMIT='lots': expected a size such as 8GB"):
+        run(tmp_path, sch, workflow(sch, rules=[("email", ["email"])]), ["id", "email", "phone"], EMAIL_PHONE_ROWS)

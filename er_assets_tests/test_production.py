@@ -96,3 +96,61 @@ def test_loading_production_definitions_imports_no_snowflake_and_connects_nowher
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"entity_resolution", "object_store", "warehouse"} <= set(report["resources"])
     assert report["imported"] == []
+
+
+class _Connected(Exception):
+    """Raised by the stand-in connect: the arguments were captured, no network is touched."""
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.BestAvailableEncryption(b"passphrase")).decode()
+    return der, pem, encrypted
+
+
+@pytest.mark.parametrize("form", ["pem", "pem with escaped newlines", "base64", "file", "encrypted pem"])
+def test_private_key_as_pem_text_base64_or_file_reaches_the_connector(env, rsa_key, form, tmp_path, monkeypatch):
+    """Every documented form of SNOWFLAKE_PRIVATE_KEY(_PATH) is loaded by dagster-snowflake into
+    the key the connector is given."""
+    import base64
+
+    import snowflake.connector
+
+    der, pem, encrypted = rsa_key
+    if form == "file":
+        (tmp_path / "rsa_key.p8").write_text(pem)
+        env.setenv("SNOWFLAKE_PRIVATE_KEY_PATH", str(tmp_path / "rsa_key.p8"))
+    else:
+        value = {"pem": pem, "pem with escaped newlines": pem.replace("\n", "\\n"),
+                 "base64": base64.b64encode(pem.encode()).decode(), "encrypted pem": encrypted}[form]
+        env.setenv("SNOWFLAKE_PRIVATE_KEY", value)
+        if form == "encrypted pem":
+            env.setenv("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "passphrase")
+    captured = {}
+
+    def connect(**kwargs):
+        captured.update(kwargs)
+        raise _Connected()
+
+    monkeypatch.setattr(snowflake.connector, "connect", connect)
+    warehouse = resolved(production_resources(load_config())["warehouse"])
+    with pytest.raises(_Connected), warehouse.connect():
+        pass
+    assert captured["private_key"] == der and "password" not in captured
+
+
+def test_a_key_that_is_no_key_fails_without_showing_it(env):
+    env.setenv("SNOWFLAKE_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----\\nnot-a-key-s3cret\\n-----END PRIVATE KEY-----")
+    warehouse = resolved(production_resources(load_config())["warehouse"])
+    with pytest.raises(ValueError, match="Unable to load private key") as failure, warehouse.connect():
+        pass
+    assert "s3cret" not in str(failure.value)

@@ -91,8 +91,14 @@ def test_point_glue_table_moves_only_the_location(aws):
     glue = boto3.client("glue", region_name=REGION)
     _glue_table(glue, f"s3://{BUCKET}/entity-resolution/customers/extract/")
     target = f"s3://{BUCKET}/{PREFIX}"
+    sent = []
+    glue.meta.events.register("before-call.glue.UpdateTable", lambda params, **_: sent.append(params["body"]))
 
     point_glue_table(glue, "entity_resolution", "customers_input", target)
+
+    # No archived version per job (moto keeps none either way, so the request itself is checked).
+    [body] = sent
+    assert b'"SkipArchive": true' in body
 
     table = glue.get_table(DatabaseName="entity_resolution", Name="customers_input")["Table"]
     assert table["StorageDescriptor"]["Location"] == target

@@ -43,9 +43,16 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
     DuckDB, as Snowflake would count it: straight from the folder, not through the object store,
     so nothing of it counts as read by the orchestrator. Every other statement, the profile
     query and the load included, is the production one; the replaced ones are pinned below.
+    fakesnow also refuses COPY's PATTERN option: the connection drops that one clause (pinned
+    in `test_load_statement_snapshot_and_parse`), everything else reaches fakesnow as written.
     """
 
     stage_root: str
+
+    @contextmanager
+    def connect(self):
+        with super().connect() as conn:
+            yield _WithoutPattern(conn)
 
     def _folder(self, location: str) -> Path:
         return Path(self.stage_root) / location.split("/", 1)[1]
@@ -67,6 +74,25 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
         return len(rows)
 
 
+PATTERN_CLAUSE = f" PATTERN = '{sf.CSV_PATTERN}'"
+
+
+class _WithoutPattern:
+    """A fakesnow connection whose cursors execute COPY without the PATTERN clause."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def cursor(self):
+        cursor = self._inner.cursor()
+        execute = cursor.execute
+        cursor.execute = lambda sql, *args, **kwargs: execute(sql.replace(PATTERN_CLAUSE, ""), *args, **kwargs)
+        return cursor
+
+
 @contextmanager
 def fake_snowflake(objects_root: Path, stage_url: str | None = None):
     """fakesnow patched in, with the external stage created on the local bucket folder."""
@@ -81,8 +107,8 @@ def fake_snowflake(objects_root: Path, stage_url: str | None = None):
         conn.close()
 
 
-def warehouse(objects_root: Path) -> FakesnowWarehouse:
-    return FakesnowWarehouse(
+def warehouse(objects_root: Path, cls: type = FakesnowWarehouse) -> FakesnowWarehouse:
+    return cls(
         account="test", user="tester", password="not-a-secret", warehouse="WH", database="ER",
         schema_name="PUBLIC", stage=STAGE, stage_url=f"s3://{BUCKET}/",
         object_store=LocalObjectStore(root=str(objects_root)), stage_root=str(objects_root / BUCKET),
@@ -146,13 +172,13 @@ def rows_of(conn, table: str, partition: str) -> list[tuple]:
 
 
 UNLOAD_SNAPSHOT = (
-    'COPY INTO @ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/run=r1/ FROM ('
+    "COPY INTO '@ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/run=r1/' FROM ("
     'SELECT TO_VARCHAR("CUSTOMER_ID") AS "customer_id", TO_VARCHAR("FIRST_NAME") AS "first_name", '
     'TO_VARCHAR("LAST_NAME") AS "last_name", TO_VARCHAR("EMAIL") AS "email", TO_VARCHAR("PHONE") AS "phone", '
     'TO_VARCHAR("ADDRESS") AS "address", TO_VARCHAR("CITY") AS "city", TO_VARCHAR("STATE") AS "state", '
     'TO_VARCHAR("POSTAL_CODE") AS "postal_code" FROM "CUSTOMERS_SOURCE" '
     'WHERE "LOAD_DATE" >= %(start)s AND "LOAD_DATE" < %(end)s) '
-    'FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = 268435456'
+    'FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = 268435456 INCLUDE_QUERY_ID = TRUE'
 )
 
 
@@ -165,14 +191,31 @@ def test_unload_statement_snapshot_and_parse(domain):
     bound = sql % {"start": "'2024-03-05'", "end": "'2024-03-06'"}
     tree = sqlglot.parse_one(bound, read="snowflake")
     assert isinstance(tree, exp.Copy)
-    assert tree.this.sql(dialect="snowflake") == "@ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/run=r1/"
+    assert tree.this.name == "@ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/run=r1/"
     query = tree.args["files"][0].this
     assert isinstance(query, exp.Select)
     assert [e.alias for e in query.expressions] == domain.schema.columns
     assert query.args["from_"].this.name == "CUSTOMERS_SOURCE"
-    assert {p.this.name.upper() for p in tree.args["params"]} == {"FILE_FORMAT", "HEADER", "MAX_FILE_SIZE"}
+    assert {p.this.name.upper() for p in tree.args["params"]} == {"FILE_FORMAT", "HEADER", "MAX_FILE_SIZE",
+                                                                  "INCLUDE_QUERY_ID"}
 
 
+def test_load_statement_snapshot_and_parse():
+    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", OUTPUT_URI)
+    sql = sf.copy_staging_sql("CUSTOMERS_RESOLVED__LOAD_20240305", location)
+    assert sql == (
+        "COPY INTO \"CUSTOMERS_RESOLVED__LOAD_20240305\" FROM '" + OUTPUT + "' "
+        "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"') "
+        "PATTERN = '.*[.]csv' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+    )
+    tree = sqlglot.parse_one(sql, read="snowflake")
+    assert isinstance(tree, exp.Copy)
+    assert {p.this.name.upper() for p in tree.args["params"]} == {"FILE_FORMAT", "PATTERN", "FORCE", "ON_ERROR"}
+    assert PATTERN_CLAUSE in sql  # the clause the fakesnow connection drops, exactly once
+    assert sql.count("PATTERN") == 1
+
+
+OUTPUT_URI = f"s3://{BUCKET}/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 FIGURES_SNAPSHOT = (
     "WITH sizes AS (SELECT $3 AS match_id, COUNT(*) AS n FROM " + OUTPUT

@@ -33,6 +33,8 @@ All record work happens in DuckDB SQL; connected components are numpy-vectorised
 from __future__ import annotations
 
 import glob
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -55,7 +57,13 @@ from er_assets.emulator.normalize import (
 from er_assets.emulator.rules import MatchingError, Plan, Term, build_plan
 
 MAX_UNIQUE_ID_LENGTH = 38  # rule-based workflows only
-MEMORY_LIMIT = "1GB"  # DuckDB spills beyond this, keeping 1M-record jobs well under 1.5 GB RSS
+# DuckDB's memory limit for a job: ER_MATCH_MEMORY_LIMIT (DuckDB's own syntax, e.g. `8GB`), else
+# this share of the machine's memory (or of the container's cgroup limit, when lower). DuckDB
+# spills to disk only beyond it; a fixed small limit made jobs past 1M records spill, and run
+# superlinear. The share leaves room for the orchestrator and DuckDB's untracked allocations.
+MEMORY_LIMIT_ENV = "ER_MATCH_MEMORY_LIMIT"
+MEMORY_SHARE = 0.5
+_MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 PART_SIZE = "256MB"  # the service splits its output into several files; so do we
 _SEP = "\x1f"  # joins a ONE_TO_ONE tag to its value; cannot occur in normalised text
 
@@ -90,9 +98,10 @@ def run_matching(
         shutil.rmtree(output_dir / sub, ignore_errors=True)
     (output_dir / "error").mkdir(parents=True, exist_ok=True)
 
+    limit = memory_limit()
     spill = tempfile.mkdtemp(prefix=f"er-match-{job_id}-")
     con = duckdb.connect(
-        config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill, "preserve_insertion_order": False}
+        config={"memory_limit": limit, "temp_directory": spill, "preserve_insertion_order": False}
     )
     try:
         input_records = _load(con, plan, input_path)
@@ -122,6 +131,26 @@ def run_matching(
         "recordsNotProcessed": not_processed,
         "matchIDs": match_ids,
     }
+
+
+def memory_limit(env: Mapping[str, str] = os.environ) -> str:
+    """The DuckDB memory limit of a job (see MEMORY_LIMIT_ENV)."""
+    configured = env.get(MEMORY_LIMIT_ENV, "").strip()
+    if configured:
+        if not _MEMORY_LIMIT.match(configured):
+            raise MatchingError(f"{MEMORY_LIMIT_ENV}={configured!r}: expected a size such as 8GB or 512MB")
+        return configured
+    return f"{int(_machine_memory() * MEMORY_SHARE) // 2**20}MB"
+
+
+def _machine_memory() -> int:
+    """Physical memory in bytes, or the cgroup v2 limit of this process's container if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(cgroup)) if cgroup.isdigit() else total
 
 
 # --- input ----------------------------------------------------------------------------------

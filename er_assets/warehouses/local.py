@@ -195,8 +195,9 @@ class DuckDBWarehouse(Warehouse):
     def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept) -> LoadResult:
         import duckdb
 
-        folder = self._store().path(src_uri)
-        files = data_files(folder)
+        # DuckDB reads the output in this process: through local_copy, so it counts as read here.
+        with self._store().local_copy(src_uri) as folder:
+            files = data_files(folder)
         refuse = functools.partial(refuse_output, src_uri, domain.target.table, partition_key)
         if not files:
             raise refuse("has no CSV files (missing or emptied)")

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from er_assets.config import IDENTIFIER, Domain
 from er_assets.match_output import is_data_file
-from er_assets.object_store import ObjectStore, S3ObjectStore, split_uri
+from er_assets.object_store import ObjectStore, S3ObjectStore, count_read, split_uri
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
@@ -58,6 +58,8 @@ DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
 # The header of a match output CSV is one short line; never read more of a file than this.
 HEADER_BYTES = 64 * 1024
 CSV_FORMAT = "TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
+# Only the CSV parts of a job's output: a service or a person may leave other objects next to them.
+CSV_PATTERN = ".*[.]csv"
 
 
 class UnsafeIdentifier(ValueError):
@@ -113,10 +115,19 @@ def extract_select(domain: Domain) -> str:
     )
 
 
+def copy_location(location: str) -> str:
+    """A stage location as COPY takes it: in single quotes, as Snowflake's COPY INTO documentation
+    requires for paths with special characters (ours have `=` in `partition=<key>/run=<id>/`).
+    `stage_location` admits no quote, so the literal cannot be ended early."""
+    return f"'{location}'"
+
+
 def unload_sql(location: str, select: str, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
+    # INCLUDE_QUERY_ID: every file name carries the unload's query id, so the parts of a retried
+    # unload can never be mistaken for (or overwrite parts of) an earlier attempt's.
     return (
-        f"COPY INTO {location} FROM ({select}) "
-        f"FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = {int(max_file_size)}"
+        f"COPY INTO {copy_location(location)} FROM ({select}) "
+        f"FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = {int(max_file_size)} INCLUDE_QUERY_ID = TRUE"
     )
 
 
@@ -209,10 +220,11 @@ def create_staging_sql(staging: str, columns: list[str]) -> str:
 def copy_staging_sql(staging: str, location: str) -> str:
     # FORCE: a re-run must load the same files again (Snowflake skips files it loaded in the
     # last 64 days); the staging table is new for every load, so that is safe. Positional CSV columns land in
-    # staging columns created in the header's order.
+    # staging columns created in the header's order. PATTERN: only the CSV parts, the files whose
+    # presence and header the load checked.
     return (
-        f"COPY INTO {ident(staging)} FROM {location} FILE_FORMAT = ({CSV_FORMAT}) "
-        "FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+        f"COPY INTO {ident(staging)} FROM {copy_location(location)} FILE_FORMAT = ({CSV_FORMAT}) "
+        f"PATTERN = '{CSV_PATTERN}' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
     )
 
 
@@ -267,8 +279,6 @@ def figures_samples_sql(domain: Domain, rows: str) -> str:
 # output leaves Snowflake: the orchestrator receives column names and counts.
 
 OUTPUT_FORMAT = "ER_MATCH_OUTPUT_CSV"
-# Only the CSV parts: a service or a person may leave other objects next to them.
-CSV_PATTERN = ".*[.]csv"
 # Columns the service may add to the schema's fields (RecordId, MatchID, MatchRule,
 # ConfidenceLevel, InputSourceARN, Source, HashingProtocol...), with room to spare.
 SERVICE_COLUMNS = 12
@@ -336,8 +346,9 @@ def csv_header(store: ObjectStore, file_uri: str) -> list[str]:
         head = response["Body"].read()
     else:
         folder_uri, _, name = file_uri.rpartition("/")
-        with store.local_copy(folder_uri + "/") as folder, open(folder / name, "rb") as handle:
+        with open(store.path(folder_uri + "/") / name, "rb") as handle:
             head = handle.read(HEADER_BYTES)
+        count_read(len(head))
     line = head.decode("utf-8-sig").splitlines()[0] if head else ""
     return next(csv.reader(io.StringIO(line)), [])
 
@@ -361,6 +372,37 @@ def result_total(cursor, column: str) -> int:
 
 class SourceChanged(RuntimeError):
     """The source slice changed between the unload and its profile."""
+
+
+def private_key_text(value: str) -> str:
+    """SNOWFLAKE_PRIVATE_KEY as dagster-snowflake's loader takes it (PEM text, or base64 of it,
+    its own fallback).
+
+    PEM kept in an environment variable often arrives with its line breaks flattened to the
+    two characters `\\n` (.env files, JSON secrets, CI variables); PEM then fails to parse and
+    dagster-snowflake's base64 fallback fails too. Those escapes are turned back into newlines.
+    """
+    text = value.strip()
+    if text.startswith("-----BEGIN") and "\\n" in text:
+        text = text.replace("\\r", "").replace("\\n", "\n")
+    return text
+
+
+PROBE_SELECT = "SELECT 'er-pipelines doctor' AS PROBE"
+
+
+def stage_write_problem(exc: BaseException, location: str) -> str:
+    """One line for an unload that failed: the error, and the permission that usually lacks.
+
+    Snowflake writes with the storage integration's IAM role; an SSE-KMS bucket also needs
+    kms:GenerateDataKey on its key, which S3 reports as a KMS access error."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    if "kms" in str(exc).lower():
+        need = "kms:GenerateDataKey on the bucket's KMS key (and kms:Decrypt, for loading)"
+    else:
+        need = "s3:PutObject on this prefix (and, on an SSE-KMS bucket, kms:GenerateDataKey on its key)"
+    return f"cannot unload to {location}: {first}; the stage's storage integration role needs {need}"
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -392,9 +434,10 @@ class SnowflakeWarehouse(Warehouse):
     def _resource(self):
         from dagster_snowflake import SnowflakeResource
 
+        key = private_key_text(self.private_key) if self.private_key else None
         auth = {
             k: v
-            for k, v in (("password", self.password), ("private_key", self.private_key),
+            for k, v in (("password", self.password), ("private_key", key),
                          ("private_key_path", self.private_key_path),
                          ("private_key_password", self.private_key_password))
             if v
@@ -610,6 +653,22 @@ class SnowflakeWarehouse(Warehouse):
         if url.rstrip("/") != self.stage_url.rstrip("/"):
             return [f"stage {self.stage} points at {url}, not at SNOWFLAKE_STAGE_URL={self.stage_url}"]
         return []
+
+    def probe_stage_write(self, domain: Domain) -> str:
+        """Prove the stage takes an unload where extracts go: one row to a scratch prefix under the
+        domain's extract prefix, then removed through the object store as stale extracts are."""
+        import uuid
+
+        scratch = f"{domain.extract_prefix}/_doctor/{uuid.uuid4().hex}/"
+        location = self.location(scratch)
+        try:
+            with self.connect() as conn:
+                self._unload(conn.cursor(), location, PROBE_SELECT, {})
+        except Exception as exc:
+            raise RuntimeError(stage_write_problem(exc, location)) from exc
+        finally:
+            removed = self.object_store.delete_prefix(scratch)
+        return f"unloaded a probe row to {location} and removed it ({removed} object(s))"
 
     def check_ready(self, domain: Domain) -> list[str]:
         problems = []
