@@ -1,4 +1,7 @@
-"""The rule-based matching engine of the local Entity Resolution emulator.
+"""The matching engine of the local Entity Resolution emulator.
+
+Rule-based workflows are executed here; ML_MATCHING workflows share the input, error and
+output handling and take their match groups and ConfidenceLevel from `ml.py` instead.
 
 `run_matching` reads a job's input (parquet or CSV: one file, a folder, or a glob), applies
 a GetSchemaMapping / GetMatchingWorkflow pair exactly as those documents are shaped, and
@@ -9,7 +12,8 @@ writes the job folder the service writes under `<outputS3Path>/<workflowName>/<j
   record whose unique id is null/empty, repeated, or longer than 38 characters (rule-based),
   and every record when a schema field uses a reserved name.
 
-Output columns. AWS documents that it adds `MatchID` and `MatchRule` (rule-based) and the
+Output columns. AWS documents that it adds `MatchID` and `MatchRule` (rule-based) or
+`ConfidenceLevel` (ML, where it takes the MatchRule's place here), and the
 configured output attributes, and reserves `InputSourceARN`; it publishes no header, so the
 order here is ours: InputSourceARN, RecordId (the unique id value), MatchID, MatchRule,
 then every `outputSourceConfig[0].output` attribute under its own name (hashed ones as
@@ -101,15 +105,17 @@ def run_matching(
         valid = _prepare(con, plan)
         if plan.resolution_type == "ML_MATCHING":
             root, confidence = ml.resolve(con, plan, valid)
-            # Only records that matched another carry the group's confidence (NaN: none).
-            metadata = {"confidence": confidence}, "CASE WHEN NOT isnan(g.confidence) THEN g.confidence END AS ConfidenceLevel"
+            per_record = {"confidence": confidence}
+            # Only records that matched another carry their group's confidence (NaN: none).
+            metadata_sql = "CASE WHEN NOT isnan(g.confidence) THEN g.confidence END AS ConfidenceLevel"
         else:
             root, level = _resolve(con, plan, valid, report)
-            metadata = {"level": level}, "CASE g.level " + "".join(
+            per_record = {"level": level}
+            metadata_sql = "CASE g.level " + "".join(
                 f"WHEN {i} THEN {quote_literal(rule.name)} " for i, rule in enumerate(plan.rules)
             ) + "END AS MatchRule"
         match_ids = int(np.count_nonzero(root == np.arange(valid)))  # one anchor per group
-        _write_success(con, plan, root, *metadata, output_dir / "success")
+        _write_success(con, plan, root, per_record, metadata_sql, output_dir / "success")
         report(valid)
     except duckdb.Error as exc:
         raise MatchingError(f"job {job_id}: {str(exc).splitlines()[0]}") from None

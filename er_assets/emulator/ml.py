@@ -147,19 +147,6 @@ def _deterministic_rules(rules: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     return [tuple(dict.fromkeys(a + b)) for a, b in combinations(top, 2)]
 
 
-def _training_rules(rules: list[tuple[str, ...]], columns: list[str]) -> list[tuple[str, ...]]:
-    """Blocking rules for EM: a comparison is estimated in every session not blocked on it,
-    so take the most selective rules until each column has been left free at least once."""
-    chosen, unestimated = [], set(columns)
-    for rule in rules:
-        if unestimated - set(rule):
-            chosen.append(rule)
-            unestimated &= set(rule)
-        if not unestimated or len(chosen) == MAX_EM_SESSIONS:
-            break
-    return chosen
-
-
 def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[np.ndarray, np.ndarray]:
     """Each accepted record's group anchor (smallest rid of its group) and its group's
     ConfidenceLevel (NaN for a record that matched no other).
@@ -169,10 +156,14 @@ def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[n
     fields = compared_fields(plan)
     columns = [f"f{i}" for i in range(len(fields))]
     features = ", ".join(f"{_feature_sql(f, plan.apply_normalization)} AS {c}" for f, c in zip(fields, columns))
+    # Stored in rid order (the job's connection does not preserve order by default): seeded
+    # sampling draws rows by position, so the same records must sit in the same places.
+    con.execute("SET preserve_insertion_order = true")
     con.execute(
         f"CREATE TABLE mlrec AS SELECT ids.rid AS unique_id, {features} FROM src JOIN ids "
         f"ON ids.uid = src.{quote_ident(plan.unique_id)} ORDER BY ids.rid"
     )
+    con.execute("SET preserve_insertion_order = false")
     root = np.arange(records, dtype=np.int64)
     confidence = np.full(records, np.nan)
     rules = blocking_rules(con, columns, records) if records > 1 else []
@@ -191,17 +182,36 @@ def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[n
     return root, confidence
 
 
-def _expectation_maximisation(linker, rule) -> None:
-    """One EM session. Splink 5 refuses an m probability that underflows to 0.0 during EM
-    (its issue #2333, PR #2851), which happens when a level is seen only among non-matches
-    of the blocked pairs; that session is then dropped and the comparisons it was estimating
-    keep their values from the other sessions (or Splink's defaults)."""
-    try:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=EM_MAX_PAIRS)
-    except ValueError as exc:
-        if "below the minimum allowed" not in str(exc):
-            raise
-        logging.getLogger(__name__).warning("ML_MATCHING: EM session dropped: %s", str(exc).splitlines()[0])
+def _train_m(linker, rules: list[tuple[str, ...]], columns: list[str]) -> None:
+    """EM sessions, most selective rule first, until every comparison has been estimated in
+    a session not blocked on it (at most MAX_EM_SESSIONS).
+
+    Splink 5 refuses an m probability that underflows to 0.0 during EM (its issue #2333,
+    PR #2851): a level seen only among non-matches of the blocked pairs, e.g. a state that
+    never differs between true duplicates. Such a session is dropped and the next rule tried.
+    A failing session has already narrowed the model's comparisons in place, so the model
+    is put back as it was before it (Splink's settings object has no public API for this).
+    """
+    from splink import block_on
+
+    unestimated, sessions = set(columns), 0
+    for rule in rules:
+        if not unestimated - set(rule):
+            continue
+        before = linker._settings_obj.core_model_settings.copy()
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule), max_pairs=EM_MAX_PAIRS)
+        except ValueError as exc:
+            if "below the minimum allowed" not in str(exc):
+                raise
+            linker._settings_obj.core_model_settings = before
+            logging.getLogger(__name__).warning("ML_MATCHING: EM session blocked on %s dropped: %s", rule,
+                                                str(exc).splitlines()[0])
+            continue
+        unestimated &= set(rule)
+        sessions += 1
+        if not unestimated or sessions == MAX_EM_SESSIONS:
+            break
 
 
 def _predict(con, fields: list[InputField], columns: list[str], rules: list[tuple[str, ...]]):
@@ -229,8 +239,7 @@ def _predict(con, fields: list[InputField], columns: list[str], rules: list[tupl
         linker.training.estimate_probability_two_random_records_match(
             [block_on(*rule) for rule in _deterministic_rules(rules)], recall=DETERMINISTIC_RECALL
         )
-        for rule in _training_rules(rules, columns):
-            _expectation_maximisation(linker, block_on(*rule))
+        _train_m(linker, rules, columns)
         con.execute(f"SET threads = {int(threads)}")
         predictions = linker.inference.predict(threshold_match_probability=MATCH_PROBABILITY)
         found = con.execute(
