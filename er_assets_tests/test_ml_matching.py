@@ -155,13 +155,23 @@ def test_er_match_without_the_model_library_exits_2_in_one_line(monkeypatch, cus
     assert not (tmp_path / "out").exists()
 
 
-def test_er_match_runs_an_ml_domain(customers, tmp_path, capsys):
-    code = er_match(["--domain", "customers_ml", "--config", str(EXAMPLE), "--input", str(customers),
+def test_er_match_runs_an_ml_domain_and_rejects_bad_ids_as_rule_based_jobs_do(customers, tmp_path, capsys):
+    """Same metrics and error folder as a rule-based job: an empty id and a repeated one."""
+    bad = tmp_path / "with-bad-ids.parquet"
+    duckdb.connect().execute(
+        f"COPY (SELECT * FROM '{customers}' UNION ALL (SELECT * REPLACE ('' AS customer_id) FROM '{customers}' "
+        f"LIMIT 1) UNION ALL (SELECT * FROM '{customers}' ORDER BY customer_id LIMIT 1)) TO '{bad}'")
+    code = er_match(["--domain", "customers_ml", "--config", str(EXAMPLE), "--input", str(bad),
                      "--output", str(tmp_path / "out"), "--job-id", "a" * 32])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["inputRecords"] == RECORDS and 0 < summary["matchIDs"] < RECORDS
-    assert read_output(Path(summary["output"]))[0][3] == "ConfidenceLevel"
+    assert (summary["inputRecords"], summary["recordsNotProcessed"]) == (RECORDS + 2, 3)
+    assert summary["totalRecordsProcessed"] == RECORDS - 1 and 0 < summary["matchIDs"] < RECORDS
+    job = Path(summary["output"])
+    assert read_output(job)[0][3] == "ConfidenceLevel"
+    with next((job / "error").glob("*.csv")).open(newline="") as fh:
+        errors = sorted(r["ErrorMessage"] for r in csv.DictReader(fh))
+    assert errors == ["Unique ID is missing", "Unique ID is not unique", "Unique ID is not unique"]
 
 
 def test_min_confidence_judges_the_matched_records(job, example):
