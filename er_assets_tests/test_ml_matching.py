@@ -160,15 +160,18 @@ def test_er_match_runs_an_ml_domain_and_rejects_bad_ids_as_rule_based_jobs_do(cu
     bad = tmp_path / "with-bad-ids.parquet"
     duckdb.connect().execute(
         f"COPY (SELECT * FROM '{customers}' UNION ALL (SELECT * REPLACE ('' AS customer_id) FROM '{customers}' "
-        f"LIMIT 1) UNION ALL (SELECT * FROM '{customers}' ORDER BY customer_id LIMIT 1)) TO '{bad}'")
+        f"LIMIT 1) UNION ALL (SELECT * FROM '{customers}' ORDER BY customer_id LIMIT 1) "
+        # Over 38 characters: rejected by rule-based workflows only.
+        f"UNION ALL (SELECT * REPLACE (repeat('L', 45) AS customer_id) FROM '{customers}' LIMIT 1)) TO '{bad}'")
     code = er_match(["--domain", "customers_ml", "--config", str(EXAMPLE), "--input", str(bad),
                      "--output", str(tmp_path / "out"), "--job-id", "a" * 32])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    assert (summary["inputRecords"], summary["recordsNotProcessed"]) == (RECORDS + 2, 3)
-    assert summary["totalRecordsProcessed"] == RECORDS - 1 and 0 < summary["matchIDs"] < RECORDS
+    assert (summary["inputRecords"], summary["recordsNotProcessed"]) == (RECORDS + 3, 3)
+    assert summary["totalRecordsProcessed"] == RECORDS and 0 < summary["matchIDs"] < RECORDS
     job = Path(summary["output"])
-    assert read_output(job)[0][3] == "ConfidenceLevel"
+    header, rows = read_output(job)
+    assert header[3] == "ConfidenceLevel" and "L" * 45 in {r["RecordId"] for r in rows}
     with next((job / "error").glob("*.csv")).open(newline="") as fh:
         errors = sorted(r["ErrorMessage"] for r in csv.DictReader(fh))
     assert errors == ["Unique ID is missing", "Unique ID is not unique", "Unique ID is not unique"]
@@ -242,3 +245,11 @@ def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
     con.close()
     assert "ConfidenceLevel" in columns and "MatchRule" not in columns
     assert loaded == (RECORDS, RECORDS)
+
+
+def test_long_ids_do_not_fail_the_extract_of_an_ml_domain(example, config):
+    """The service rejects ids over 38 characters in rule-based workflows only."""
+    profile = {"empty_ids": 0, "duplicate_ids": 0, "long_ids": 2,
+               "sample_ids": {"duplicate_ids": [], "long_ids": ["x" * 40]}}
+    assert checks._unique_ids(example[1], profile).passed
+    assert not checks._unique_ids(config.domain("customers"), profile).passed

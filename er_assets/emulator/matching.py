@@ -58,7 +58,8 @@ from er_assets.emulator.normalize import (
 )
 from er_assets.emulator.rules import MatchingError, Plan, Term, build_plan
 
-MAX_UNIQUE_ID_LENGTH = 38  # rule-based workflows only
+# "exceeds 38 characters (rule-based matching workflow only)" (user guide, Troubleshooting).
+MAX_UNIQUE_ID_LENGTH = 38
 MEMORY_LIMIT = "1GB"  # DuckDB spills beyond this, keeping 1M-record jobs well under 1.5 GB RSS
 PART_SIZE = "256MB"  # the service splits its output into several files; so do we
 _SEP = "\x1f"  # joins a ONE_TO_ONE tag to its value; cannot occur in normalised text
@@ -239,9 +240,9 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
     MatchIDs) independent of input file order.
     """
     uid = quote_ident(plan.unique_id)
-    valid = "FALSE" if plan.reserved_field else (
-        f"{uid} IS NOT NULL AND trim({uid}) <> '' AND length({uid}) <= {MAX_UNIQUE_ID_LENGTH}"
-    )
+    rule_based = plan.resolution_type == "RULE_MATCHING"
+    length_ok = f" AND length({uid}) <= {MAX_UNIQUE_ID_LENGTH}" if rule_based else ""
+    valid = "FALSE" if plan.reserved_field else f"{uid} IS NOT NULL AND trim({uid}) <> ''{length_ok}"
     con.execute(
         f"CREATE TABLE ids AS SELECT {uid} AS uid, (row_number() OVER (ORDER BY {uid}) - 1)::BIGINT AS rid "
         f"FROM src WHERE {valid} GROUP BY {uid} HAVING count(*) = 1"
@@ -251,7 +252,8 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
     if rejected:
         reason = quote_literal(f"Schema field name {plan.reserved_field} is reserved") if plan.reserved_field else (
             f"CASE WHEN {uid} IS NULL OR trim({uid}) = '' THEN 'Unique ID is missing' "
-            f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
+            + (f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
+               if rule_based else "") +
             "ELSE 'Unique ID is not unique' END"
         )
         # Rejected records are written as read (nothing was normalised), hashed where asked.
