@@ -253,3 +253,21 @@ def test_long_ids_do_not_fail_the_extract_of_an_ml_domain(example, config):
                "sample_ids": {"duplicate_ids": [], "long_ids": ["x" * 40]}}
     assert checks._unique_ids(example[1], profile).passed
     assert not checks._unique_ids(config.domain("customers"), profile).passed
+
+
+@pytest.mark.parametrize("records", [1, 2, 5])
+def test_tiny_jobs_run(documents, tmp_path, records):
+    """Too few pairs to estimate anything from: the model still runs and writes valid output."""
+    schema, workflow = documents
+    rows = [("C1", "Ann", "Lee", "ann@x.com", "555 111 2222"), ("C2", "Anne", "Lee", "ann@x.com", ""),
+            ("C3", "Bo", "Kim", "bo@y.com", "555-999-0000"), ("C4", "Bob", "Kim", "", "(555) 999-0000"),
+            ("C5", "Cy", "Ng", "cy@z.com", "")][:records]
+    path = tmp_path / "tiny.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([f["fieldName"] for f in schema["mappedInputFields"]])
+        writer.writerows(row + ("", "", "", "") for row in rows)
+    metrics = run_matching(path, schema, workflow, tmp_path / "out", "tiny")
+    _, out = read_output(tmp_path / "out")
+    assert metrics["totalRecordsProcessed"] == len(out) == records
+    assert all(r["ConfidenceLevel"] == "" or 0.0 <= float(r["ConfidenceLevel"]) <= 1.0 for r in out)
