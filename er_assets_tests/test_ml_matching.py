@@ -271,3 +271,18 @@ def test_tiny_jobs_run(documents, tmp_path, records):
     _, out = read_output(tmp_path / "out")
     assert metrics["totalRecordsProcessed"] == len(out) == records
     assert all(r["ConfidenceLevel"] == "" or 0.0 <= float(r["ConfidenceLevel"]) <= 1.0 for r in out)
+
+
+@pytest.mark.parametrize("operation", ["GetSchemaMapping", "GetMatchingWorkflow"])
+def test_the_ml_domain_documents_have_the_model_shape(example, operation):
+    from botocore.validate import ParamValidator
+
+    from er_assets_tests.test_matching_aws_shapes import MODEL, _check_patterns
+
+    config, domain = example
+    build = schema_mapping_response if operation == "GetSchemaMapping" else matching_workflow_response
+    shape = MODEL.operation_model(operation).output_shape
+    response = build(domain, config.settings)
+    report = ParamValidator().validate(response, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert _check_patterns(response, shape) == []
