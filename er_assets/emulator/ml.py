@@ -14,6 +14,7 @@ What AWS documents (user guide, "Creating a machine learning-based matching work
 - no MatchRule (that is rule-based metadata).
 
 The model (Splink on DuckDB, https://moj-analytical-services.github.io/splink/):
+- features: each compared value lowercased, punctuation removed, spaces collapsed (_feature_sql);
 - one comparison per schema field that has a matchKey (identifiers such as STRING ids too,
   which AWS does not say it uses), chosen by attribute type (names:
   Jaro-Winkler levels; emails: Splink's email comparison; phones, dates and ids: edit
@@ -49,7 +50,7 @@ import duckdb
 import numpy as np
 
 from er_assets.emulator.components import connected_components
-from er_assets.emulator.normalize import normalized, quote_ident
+from er_assets.emulator.normalize import quote_ident
 from er_assets.emulator.rules import InputField, MatchingError, Plan
 
 INSTALL_HINT = "pip install 'er-pipelines[ml]'"
@@ -64,8 +65,6 @@ SEED = 42
 # Share of the true matches that the deterministic rules find, for the prior (Splink's own
 # examples assume 0.7 for rules of this kind; the prior only shifts match weights a little).
 DETERMINISTIC_RECALL = 0.7
-# What ML matching normalises when applyNormalization is true: "only Name, Phone, and Email".
-_NORMALISED_BY_ML = ("NAME", "PHONE", "EMAIL_ADDRESS")
 
 
 def require() -> None:
@@ -84,14 +83,22 @@ def compared_fields(plan: Plan) -> list[InputField]:
     return fields
 
 
-def _feature_sql(field: InputField, apply_normalization: bool) -> str:
-    """The value the model compares for one field (NULL when empty)."""
+def _feature_sql(field: InputField) -> str:
+    """The value the model compares for one field (NULL when empty).
+
+    These are the model's own features, whatever applyNormalization says (normalisation
+    shapes what the output shows, matching.py): case, punctuation, symbols and runs of
+    spaces never tell two names, addresses or ids apart; letters and digits of every script
+    are kept.
+    Phones and dates compare their digits (1956-04-09 = 19560409), emails lowercased.
+    """
     column = f"src.{quote_ident(field.name)}"
     if field.type == "DATE" or field.type.startswith("PHONE"):
-        return f"NULLIF(regexp_replace({column}, '[^0-9]', '', 'g'), '')"  # 1956-04-09 = 19560409
-    if field.type.startswith(_NORMALISED_BY_ML):
-        return normalized(column, field.type, apply_normalization)
-    return f"NULLIF(lower(trim({column})), '')"
+        return f"NULLIF(regexp_replace({column}, '[^\\p{{Nd}}]', '', 'g'), '')"
+    if field.type == "EMAIL_ADDRESS":
+        return f"NULLIF(lower(trim({column})), '')"
+    cleaned = f"regexp_replace(lower({column}), '[\\pP\\pS]', '', 'g')"
+    return f"NULLIF(trim(regexp_replace({cleaned}, '\\s+', ' ', 'g')), '')"
 
 
 def _comparison(column: str, attr_type: str):
@@ -172,7 +179,7 @@ def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[n
     """
     fields = compared_fields(plan)
     columns = [f"f{i}" for i in range(len(fields))]
-    features = ", ".join(f"{_feature_sql(f, plan.apply_normalization)} AS {c}" for f, c in zip(fields, columns))
+    features = ", ".join(f"{_feature_sql(f)} AS {c}" for f, c in zip(fields, columns))
     # Stored in rid order (the job's connection does not preserve order by default): seeded
     # sampling draws rows by position, so the same records must sit in the same places.
     con.execute("SET preserve_insertion_order = true")
