@@ -286,3 +286,15 @@ def test_the_ml_domain_documents_have_the_model_shape(example, operation):
     report = ParamValidator().validate(response, shape)
     assert not report.has_errors(), report.generate_report()
     assert _check_patterns(response, shape) == []
+
+
+def test_a_job_nothing_narrows_is_refused_naming_why(tmp_path):
+    """Only a state to compare: scoring every pair of the job would never finish."""
+    schema = {"schemaName": "s", "mappedInputFields": [
+        {"fieldName": "id", "type": "UNIQUE_ID"}, {"fieldName": "state", "type": "ADDRESS_STATE", "matchKey": "state"}]}
+    workflow = {"workflowName": "w", "inputSourceConfig": [{"inputSourceARN": "arn", "schemaName": "s"}],
+                "outputSourceConfig": [{"output": [{"name": "id"}]}], "resolutionTechniques": {"resolutionType": "ML_MATCHING"}}
+    path = tmp_path / "states.csv"
+    path.write_text("id,state\n" + "".join(f"R{i},{'NY' if i % 2 else 'MA'}\n" for i in range(400)))
+    with pytest.raises(MatchingError, match="narrows the 400 records to at most 10000 candidate pairs"):
+        run_matching(path, schema, workflow, tmp_path / "out", "j")
