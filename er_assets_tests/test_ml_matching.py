@@ -298,3 +298,15 @@ def test_a_job_nothing_narrows_is_refused_naming_why(tmp_path):
     path.write_text("id,state\n" + "".join(f"R{i},{'NY' if i % 2 else 'MA'}\n" for i in range(400)))
     with pytest.raises(MatchingError, match="narrows the 400 records to at most 10000 candidate pairs"):
         run_matching(path, schema, workflow, tmp_path / "out", "j")
+
+
+def test_doctor_says_when_the_local_model_is_missing(example, monkeypatch):
+    from er_assets.doctor import model_checks
+
+    config, _ = example
+    assert [(n, ok) for n, ok, _ in model_checks(config)] == [("customers_ml: ML model", True)]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "splink" else real(name, *a))
+    ((name, ok, message),) = model_checks(config)
+    assert not ok and "pip install 'er-pipelines[ml]'" in message
+    assert model_checks(load_config()) == []  # rule-based domains need no model
