@@ -136,10 +136,13 @@ def _required_fields(domain: Domain, profile: dict) -> dg.AssetCheckResult:
 
 def _unique_ids(domain: Domain, profile: dict) -> dg.AssetCheckResult:
     uid = domain.schema.unique_id
-    counts = {k: profile[k] for k in ("empty_ids", "duplicate_ids", "long_ids")}
+    # AWS rejects ids over the length limit in rule-based workflows only (user guide, Troubleshooting).
+    kinds = ("empty_ids", "duplicate_ids") if domain.ml_matching else ("empty_ids", "duplicate_ids", "long_ids")
+    counts = {k: profile[k] for k in kinds}
     found = [f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n]
-    text = (f"{uid}: {', '.join(found)}; ids must be non-empty, unique and at most {MAX_UNIQUE_ID_LENGTH} "
-            "characters, or the service rejects the records" if found else f"all {uid} values valid")
+    limit = "" if domain.ml_matching else f" and at most {MAX_UNIQUE_ID_LENGTH} characters"
+    text = (f"{uid}: {', '.join(found)}; ids must be non-empty, unique{limit}, or the service rejects the records"
+            if found else f"all {uid} values valid")
     samples = {k: profile["sample_ids"][k] for k in ("duplicate_ids", "long_ids")}
     return _result(domain, "unique_ids", not found, text, **counts, max_length=MAX_UNIQUE_ID_LENGTH,
                    sample_ids=samples)

@@ -360,8 +360,8 @@ class MinConfidence(_Model):
     """ML_MATCHING only: matched records whose group's ConfidenceLevel is below `threshold`
     may be at most `max_rate` percent of the matched records."""
 
-    threshold: float = Field(default=0.9, ge=0, le=1, description="ConfidenceLevel, 0.0-1.0 as the service writes it")
-    max_rate: float = Field(default=5.0, ge=0, le=100, description="percent of matched records")
+    threshold: float = Field(default=0.7, ge=0, le=1, description="ConfidenceLevel, 0.0-1.0 as the service writes it")
+    max_rate: float = Field(default=10.0, ge=0, le=100, description="percent of matched records")
 
 
 class DataQuality(_Model):

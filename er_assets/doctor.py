@@ -194,6 +194,17 @@ def service_checks(config, entity_resolution) -> list[Check]:
     return checks
 
 
+def model_checks(config) -> list[Check]:
+    """Local only: the emulator runs ML_MATCHING domains with a model from the `ml` extra."""
+    def model() -> str:
+        from er_assets.emulator.ml import require
+
+        require()
+        return "the local ML_MATCHING model (splink) is installed"
+
+    return [_attempt(f"{d.name}: ML model", model) for d in config.domains.values() if d.ml_matching]
+
+
 def run_doctor(config, deployment: str, resources: dict | None = None) -> list[Check]:
     """Every check for `deployment` ("local" or "production"); `resources` overrides the
     deployment's own (tests)."""
@@ -205,6 +216,8 @@ def run_doctor(config, deployment: str, resources: dict | None = None) -> list[C
         if not all(ok for _, ok, _ in checks):
             # Without credentials every check below would fail for the same reason.
             return checks
+    else:
+        checks += model_checks(config)
     if resources is None:
         resources = production_resources(config) if deployment == "production" else local_resources(config)
     with initialised(resources) as ready:

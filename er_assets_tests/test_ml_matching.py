@@ -155,13 +155,26 @@ def test_er_match_without_the_model_library_exits_2_in_one_line(monkeypatch, cus
     assert not (tmp_path / "out").exists()
 
 
-def test_er_match_runs_an_ml_domain(customers, tmp_path, capsys):
-    code = er_match(["--domain", "customers_ml", "--config", str(EXAMPLE), "--input", str(customers),
+def test_er_match_runs_an_ml_domain_and_rejects_bad_ids_as_rule_based_jobs_do(customers, tmp_path, capsys):
+    """Same metrics and error folder as a rule-based job: an empty id and a repeated one."""
+    bad = tmp_path / "with-bad-ids.parquet"
+    duckdb.connect().execute(
+        f"COPY (SELECT * FROM '{customers}' UNION ALL (SELECT * REPLACE ('' AS customer_id) FROM '{customers}' "
+        f"LIMIT 1) UNION ALL (SELECT * FROM '{customers}' ORDER BY customer_id LIMIT 1) "
+        # Over 38 characters: rejected by rule-based workflows only.
+        f"UNION ALL (SELECT * REPLACE (repeat('L', 45) AS customer_id) FROM '{customers}' LIMIT 1)) TO '{bad}'")
+    code = er_match(["--domain", "customers_ml", "--config", str(EXAMPLE), "--input", str(bad),
                      "--output", str(tmp_path / "out"), "--job-id", "a" * 32])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["inputRecords"] == RECORDS and 0 < summary["matchIDs"] < RECORDS
-    assert read_output(Path(summary["output"]))[0][3] == "ConfidenceLevel"
+    assert (summary["inputRecords"], summary["recordsNotProcessed"]) == (RECORDS + 3, 3)
+    assert summary["totalRecordsProcessed"] == RECORDS and 0 < summary["matchIDs"] < RECORDS
+    job = Path(summary["output"])
+    header, rows = read_output(job)
+    assert header[3] == "ConfidenceLevel" and "L" * 45 in {r["RecordId"] for r in rows}
+    with next((job / "error").glob("*.csv")).open(newline="") as fh:
+        errors = sorted(r["ErrorMessage"] for r in csv.DictReader(fh))
+    assert errors == ["Unique ID is missing", "Unique ID is not unique", "Unique ID is not unique"]
 
 
 def test_min_confidence_judges_the_matched_records(job, example):
@@ -235,3 +248,68 @@ def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
     con.close()
     assert "ConfidenceLevel" in columns and "MatchRule" not in columns
     assert loaded == (RECORDS, RECORDS)
+
+
+def test_long_ids_do_not_fail_the_extract_of_an_ml_domain(example, config):
+    """The service rejects ids over 38 characters in rule-based workflows only."""
+    profile = {"empty_ids": 0, "duplicate_ids": 0, "long_ids": 2,
+               "sample_ids": {"duplicate_ids": [], "long_ids": ["x" * 40]}}
+    assert checks._unique_ids(example[1], profile).passed
+    assert not checks._unique_ids(config.domain("customers"), profile).passed
+
+
+@pytest.mark.parametrize("records", [1, 2, 5])
+def test_tiny_jobs_run(documents, tmp_path, records):
+    """Too few pairs to estimate anything from: the model still runs and writes valid output."""
+    schema, workflow = documents
+    rows = [("C1", "Ann", "Lee", "ann@x.com", "555 111 2222"), ("C2", "Anne", "Lee", "ann@x.com", ""),
+            ("C3", "Bo", "Kim", "bo@y.com", "555-999-0000"), ("C4", "Bob", "Kim", "", "(555) 999-0000"),
+            ("C5", "Cy", "Ng", "cy@z.com", "")][:records]
+    path = tmp_path / "tiny.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([f["fieldName"] for f in schema["mappedInputFields"]])
+        writer.writerows(row + ("", "", "", "") for row in rows)
+    metrics = run_matching(path, schema, workflow, tmp_path / "out", "tiny")
+    _, out = read_output(tmp_path / "out")
+    assert metrics["totalRecordsProcessed"] == len(out) == records
+    assert all(r["ConfidenceLevel"] == "" or 0.0 <= float(r["ConfidenceLevel"]) <= 1.0 for r in out)
+
+
+@pytest.mark.parametrize("operation", ["GetSchemaMapping", "GetMatchingWorkflow"])
+def test_the_ml_domain_documents_have_the_model_shape(example, operation):
+    from botocore.validate import ParamValidator
+
+    from er_assets_tests.test_matching_aws_shapes import MODEL, _check_patterns
+
+    config, domain = example
+    build = schema_mapping_response if operation == "GetSchemaMapping" else matching_workflow_response
+    shape = MODEL.operation_model(operation).output_shape
+    response = build(domain, config.settings)
+    report = ParamValidator().validate(response, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert _check_patterns(response, shape) == []
+
+
+def test_a_job_nothing_narrows_is_refused_naming_why(tmp_path):
+    """Only a state to compare: scoring every pair of the job would never finish."""
+    schema = {"schemaName": "s", "mappedInputFields": [
+        {"fieldName": "id", "type": "UNIQUE_ID"}, {"fieldName": "state", "type": "ADDRESS_STATE", "matchKey": "state"}]}
+    workflow = {"workflowName": "w", "inputSourceConfig": [{"inputSourceARN": "arn", "schemaName": "s"}],
+                "outputSourceConfig": [{"output": [{"name": "id"}]}], "resolutionTechniques": {"resolutionType": "ML_MATCHING"}}
+    path = tmp_path / "states.csv"
+    path.write_text("id,state\n" + "".join(f"R{i},{'NY' if i % 2 else 'MA'}\n" for i in range(400)))
+    with pytest.raises(MatchingError, match="narrows the 400 records to at most 10000 candidate pairs"):
+        run_matching(path, schema, workflow, tmp_path / "out", "j")
+
+
+def test_doctor_says_when_the_local_model_is_missing(example, monkeypatch):
+    from er_assets.doctor import model_checks
+
+    config, _ = example
+    assert [(n, ok) for n, ok, _ in model_checks(config)] == [("customers_ml: ML model", True)]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "splink" else real(name, *a))
+    ((name, ok, message),) = model_checks(config)
+    assert not ok and "pip install 'er-pipelines[ml]'" in message
+    assert model_checks(load_config()) == []  # rule-based domains need no model

@@ -1,4 +1,4 @@
-"""`er-match`: run one rule-based matching job locally, as AWS Entity Resolution would.
+"""`er-match`: run one matching job locally (rule-based or ML), as AWS Entity Resolution would.
 
     er-match --workflow WORKFLOW.json --schema SCHEMA.json --input DATA --output DIR
     er-match --domain customers [--config domains.yaml] --input DATA --output DIR
@@ -7,7 +7,8 @@ WORKFLOW.json and SCHEMA.json are GetMatchingWorkflow / GetSchemaMapping respons
 `aws entityresolution get-matching-workflow --workflow-name X > WORKFLOW.json`, so a real
 account's definitions run unchanged. DATA is a .csv or .parquet file, a folder of them or a
 glob. The job folder DIR/<workflowName>/<jobId>/ gets success/ and error/ like the
-service's output; a JSON summary goes to stdout. Bad input: one line on stderr, exit 2.
+service's output; a JSON summary goes to stdout. Bad input: one line on stderr, exit 2 (an
+ML_MATCHING workflow without the `ml` extra installed included).
 """
 
 from __future__ import annotations

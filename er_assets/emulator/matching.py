@@ -1,4 +1,7 @@
-"""The rule-based matching engine of the local Entity Resolution emulator.
+"""The matching engine of the local Entity Resolution emulator.
+
+Rule-based workflows are executed here; ML_MATCHING workflows share the input, error and
+output handling and take their match groups and ConfidenceLevel from `ml.py` instead.
 
 `run_matching` reads a job's input (parquet or CSV: one file, a folder, or a glob), applies
 a GetSchemaMapping / GetMatchingWorkflow pair exactly as those documents are shaped, and
@@ -9,7 +12,8 @@ writes the job folder the service writes under `<outputS3Path>/<workflowName>/<j
   record whose unique id is null/empty, repeated, or longer than 38 characters (rule-based),
   and every record when a schema field uses a reserved name.
 
-Output columns. AWS documents that it adds `MatchID` and `MatchRule` (rule-based) and the
+Output columns. AWS documents that it adds `MatchID` and `MatchRule` (rule-based) or
+`ConfidenceLevel` (ML, where it takes the MatchRule's place here), and the
 configured output attributes, and reserves `InputSourceARN`; it publishes no header, so the
 order here is ours: InputSourceARN, RecordId (the unique id value), MatchID, MatchRule,
 then every `outputSourceConfig[0].output` attribute under its own name (hashed ones as
@@ -56,7 +60,8 @@ from er_assets.emulator.normalize import (
 )
 from er_assets.emulator.rules import MatchingError, Plan, Term, build_plan
 
-MAX_UNIQUE_ID_LENGTH = 38  # rule-based workflows only
+# "exceeds 38 characters (rule-based matching workflow only)" (user guide, Troubleshooting).
+MAX_UNIQUE_ID_LENGTH = 38
 # DuckDB's memory limit for a job: ER_MATCH_MEMORY_LIMIT (DuckDB's own syntax, e.g. `8GB`), else
 # this share of the machine's memory (or of the container's cgroup limit, when lower). DuckDB
 # spills to disk only beyond it; a fixed small limit made jobs past 1M records spill, and run
@@ -110,15 +115,17 @@ def run_matching(
         valid = _prepare(con, plan)
         if plan.resolution_type == "ML_MATCHING":
             root, confidence = ml.resolve(con, plan, valid)
-            # Only records that matched another carry the group's confidence (NaN: none).
-            metadata = {"confidence": confidence}, "CASE WHEN NOT isnan(g.confidence) THEN g.confidence END AS ConfidenceLevel"
+            per_record = {"confidence": confidence}
+            # Only records that matched another carry their group's confidence (NaN: none).
+            metadata_sql = "CASE WHEN NOT isnan(g.confidence) THEN g.confidence END AS ConfidenceLevel"
         else:
             root, level = _resolve(con, plan, valid, report)
-            metadata = {"level": level}, "CASE g.level " + "".join(
+            per_record = {"level": level}
+            metadata_sql = "CASE g.level " + "".join(
                 f"WHEN {i} THEN {quote_literal(rule.name)} " for i, rule in enumerate(plan.rules)
             ) + "END AS MatchRule"
         match_ids = int(np.count_nonzero(root == np.arange(valid)))  # one anchor per group
-        _write_success(con, plan, root, *metadata, output_dir / "success")
+        _write_success(con, plan, root, per_record, metadata_sql, output_dir / "success")
         report(valid)
     except duckdb.Error as exc:
         raise MatchingError(f"job {job_id}: {str(exc).splitlines()[0]}") from None
@@ -266,9 +273,9 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
     MatchIDs) independent of input file order.
     """
     uid = quote_ident(plan.unique_id)
-    valid = "FALSE" if plan.reserved_field else (
-        f"{uid} IS NOT NULL AND trim({uid}) <> '' AND length({uid}) <= {MAX_UNIQUE_ID_LENGTH}"
-    )
+    rule_based = plan.resolution_type == "RULE_MATCHING"
+    length_ok = f" AND length({uid}) <= {MAX_UNIQUE_ID_LENGTH}" if rule_based else ""
+    valid = "FALSE" if plan.reserved_field else f"{uid} IS NOT NULL AND trim({uid}) <> ''{length_ok}"
     con.execute(
         f"CREATE TABLE ids AS SELECT {uid} AS uid, (row_number() OVER (ORDER BY {uid}) - 1)::BIGINT AS rid "
         f"FROM src WHERE {valid} GROUP BY {uid} HAVING count(*) = 1"
@@ -278,7 +285,8 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
     if rejected:
         reason = quote_literal(f"Schema field name {plan.reserved_field} is reserved") if plan.reserved_field else (
             f"CASE WHEN {uid} IS NULL OR trim({uid}) = '' THEN 'Unique ID is missing' "
-            f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
+            + (f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
+               if rule_based else "") +
             "ELSE 'Unique ID is not unique' END"
         )
         # Rejected records are written as read (nothing was normalised), hashed where asked.

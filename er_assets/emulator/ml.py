@@ -14,16 +14,20 @@ What AWS documents (user guide, "Creating a machine learning-based matching work
 - no MatchRule (that is rule-based metadata).
 
 The model (Splink on DuckDB, https://moj-analytical-services.github.io/splink/):
-- one comparison per schema field that has a matchKey, chosen by attribute type (names:
+- features: each compared value lowercased, punctuation removed, spaces collapsed (_feature_sql);
+- one comparison per schema field that has a matchKey (identifiers such as STRING ids too,
+  which AWS does not say it uses), chosen by attribute type (names:
   Jaro-Winkler levels; emails: Splink's email comparison; phones, dates and ids: edit
   distance on their digits/characters; street lines: Jaro-Winkler; postcodes: edit distance 1;
   city/state/country: exact or near);
 - blocking rules derived from the data: each field whose exact-equality blocks yield at most
   BLOCK_PAIRS_PER_RECORD candidate pairs per record, then pairs of the fields that are too
-  common alone (first + last name, postcode + street...), so a job stays near-linear;
-- parameters estimated without labels: u by random sampling of record pairs (fixed seed),
-  m and the prior match probability by expectation maximisation, blocked on the most
-  selective rules until every comparison has been estimated;
+  common alone (first + last name, postcode + street...), so a job stays near-linear; a
+  job where nothing narrows the pairs that far is refused with a message saying so;
+- parameters estimated without labels: the prior (probability that two random records
+  match) from near-certain pairs (see _prior); u by random sampling of record pairs (fixed
+  seed); m by expectation maximisation, blocked on the most selective rules until every
+  comparison has been estimated;
 - pairs with match probability >= MATCH_PROBABILITY are linked, and linked records form
   a match group (connected components, as rule-based groups are formed);
 - ConfidenceLevel of a group: the smallest, over its records, of each record's best match
@@ -46,10 +50,9 @@ import duckdb
 import numpy as np
 
 from er_assets.emulator.components import connected_components
-from er_assets.emulator.normalize import normalized, quote_ident
+from er_assets.emulator.normalize import quote_ident
 from er_assets.emulator.rules import InputField, MatchingError, Plan
 
-ML_MATCHING = "ML_MATCHING"
 INSTALL_HINT = "pip install 'er-pipelines[ml]'"
 MATCH_PROBABILITY = 0.5  # a pair is a match when the model finds it more likely than not
 BLOCK_PAIRS_PER_RECORD = 5  # candidate pairs a blocking rule may generate, per input record
@@ -62,8 +65,6 @@ SEED = 42
 # Share of the true matches that the deterministic rules find, for the prior (Splink's own
 # examples assume 0.7 for rules of this kind; the prior only shifts match weights a little).
 DETERMINISTIC_RECALL = 0.7
-# Types the model compares; fields of other types (e.g. IPV4) are carried to the output only.
-_NORMALISED_BY_ML = ("NAME", "PHONE", "EMAIL_ADDRESS")
 
 
 def require() -> None:
@@ -82,14 +83,22 @@ def compared_fields(plan: Plan) -> list[InputField]:
     return fields
 
 
-def _feature_sql(field: InputField, apply_normalization: bool) -> str:
-    """The value the model compares for one field (NULL when empty)."""
+def _feature_sql(field: InputField) -> str:
+    """The value the model compares for one field (NULL when empty).
+
+    These are the model's own features, whatever applyNormalization says (normalisation
+    shapes what the output shows, matching.py): case, punctuation, symbols and runs of
+    spaces never tell two names, addresses or ids apart; letters and digits of every script
+    are kept.
+    Phones and dates compare their digits (1956-04-09 = 19560409), emails lowercased.
+    """
     column = f"src.{quote_ident(field.name)}"
     if field.type == "DATE" or field.type.startswith("PHONE"):
-        return f"NULLIF(regexp_replace({column}, '[^0-9]', '', 'g'), '')"  # 1956-04-09 = 19560409
-    if field.type.startswith(_NORMALISED_BY_ML):
-        return normalized(column, field.type, field.group is not None, apply_normalization)
-    return f"NULLIF(lower(trim({column})), '')"
+        return f"NULLIF(regexp_replace({column}, '[^\\p{{Nd}}]', '', 'g'), '')"
+    if field.type == "EMAIL_ADDRESS":
+        return f"NULLIF(lower(trim({column})), '')"
+    cleaned = f"regexp_replace(lower({column}), '[\\pP\\pS]', '', 'g')"
+    return f"NULLIF(trim(regexp_replace({cleaned}, '\\s+', ' ', 'g')), '')"
 
 
 def _comparison(column: str, attr_type: str):
@@ -123,8 +132,9 @@ def blocking_rules(con: duckdb.DuckDBPyConnection, columns: list[str], records: 
     """(columns, candidate pairs) of the blocking rules, most selective first.
 
     Single fields that stay within the budget, then pairs of the fields too common alone.
-    When nothing fits (every field has few distinct values), the cheapest pair is used so
-    the job still compares something.
+    No rule at all when no two records share any value (nothing can match). A job whose
+    fields are all too common even in pairs (say, only city and state) is refused: scoring
+    every pair of it would not finish.
     """
     budget = max(BLOCK_PAIRS_PER_RECORD * records, MIN_BLOCK_PAIRS)
     costs = {(c,): _pairs(con, (c,)) for c in columns}
@@ -132,32 +142,33 @@ def blocking_rules(con: duckdb.DuckDBPyConnection, columns: list[str], records: 
     for pair in combinations(common, 2):
         costs[pair] = _pairs(con, pair)
     fitting = sorted(((k, v) for k, v in costs.items() if 0 < v <= budget), key=lambda kv: (kv[1], kv[0]))
-    if not fitting:
-        nonzero = sorted(((k, v) for k, v in costs.items() if v), key=lambda kv: (kv[1], kv[0]))
-        fitting = nonzero[:1]
+    if not fitting and any(costs.values()):
+        raise MatchingError(
+            f"ML_MATCHING: no matchKey field, alone or paired with another, narrows the {records} records to at most "
+            f"{budget} candidate pairs; give a more identifying field (email, phone, date of birth, id) a matchKey"
+        )
     return fitting[:MAX_BLOCKING_RULES]
 
 
-def _deterministic_rules(rules: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Near-certain matches for estimating the prior: exact agreement on two of the three
-    most selective blocking rules at once."""
+def _prior(con: duckdb.DuckDBPyConnection, rules: list[tuple[str, ...]], records: int) -> float:
+    """Probability that two random records match, from near-certain matches: pairs agreeing
+    exactly on two of the three most selective blocking rules at once (on the one rule when
+    there is only one), taken as DETERMINISTIC_RECALL of all matches.
+
+    Splink's estimate_probability_two_random_records_match does the same but refuses the
+    boundaries a small job reaches (every pair or no pair found), so the count is made here
+    and kept inside [1 / pairs, 0.5]: at least one match expected, never a match by default.
+    """
     top = rules[:3]
-    if len(top) < 2:
-        return top
-    return [tuple(dict.fromkeys(a + b)) for a, b in combinations(top, 2)]
-
-
-def _training_rules(rules: list[tuple[str, ...]], columns: list[str]) -> list[tuple[str, ...]]:
-    """Blocking rules for EM: a comparison is estimated in every session not blocked on it,
-    so take the most selective rules until each column has been left free at least once."""
-    chosen, unestimated = [], set(columns)
-    for rule in rules:
-        if unestimated - set(rule):
-            chosen.append(rule)
-            unestimated &= set(rule)
-        if not unestimated or len(chosen) == MAX_EM_SESSIONS:
-            break
-    return chosen
+    agreeing = [tuple(dict.fromkeys(a + b)) for a, b in combinations(top, 2)] or top
+    pairs = " UNION ".join(
+        "SELECT l.unique_id, r.unique_id FROM mlrec l JOIN mlrec r ON l.unique_id < r.unique_id AND "
+        + " AND ".join(f"l.{c} = r.{c}" for c in rule)
+        for rule in agreeing
+    )
+    found = con.execute(f"SELECT count(*) FROM ({pairs})").fetchone()[0]
+    total = records * (records - 1) / 2
+    return min(max(found / DETERMINISTIC_RECALL / total, 1 / total), 0.5)
 
 
 def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,17 +179,21 @@ def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[n
     """
     fields = compared_fields(plan)
     columns = [f"f{i}" for i in range(len(fields))]
-    features = ", ".join(f"{_feature_sql(f, plan.apply_normalization)} AS {c}" for f, c in zip(fields, columns))
+    features = ", ".join(f"{_feature_sql(f)} AS {c}" for f, c in zip(fields, columns))
+    # Stored in rid order (the job's connection does not preserve order by default): seeded
+    # sampling draws rows by position, so the same records must sit in the same places.
+    con.execute("SET preserve_insertion_order = true")
     con.execute(
         f"CREATE TABLE mlrec AS SELECT ids.rid AS unique_id, {features} FROM src JOIN ids "
         f"ON ids.uid = src.{quote_ident(plan.unique_id)} ORDER BY ids.rid"
     )
+    con.execute("SET preserve_insertion_order = false")
     root = np.arange(records, dtype=np.int64)
     confidence = np.full(records, np.nan)
     rules = blocking_rules(con, columns, records) if records > 1 else []
     if not rules:
         return root, confidence
-    u, v, p = _predict(con, fields, columns, [r for r, _ in rules])
+    u, v, p = _predict(con, fields, columns, [r for r, _ in rules], records)
     if u.size:
         root = connected_components(records, u, v)
         best = np.zeros(records)
@@ -191,20 +206,39 @@ def resolve(con: duckdb.DuckDBPyConnection, plan: Plan, records: int) -> tuple[n
     return root, confidence
 
 
-def _expectation_maximisation(linker, rule) -> None:
-    """One EM session. Splink 5 refuses an m probability that underflows to 0.0 during EM
-    (its issue #2333, PR #2851), which happens when a level is seen only among non-matches
-    of the blocked pairs; that session is then dropped and the comparisons it was estimating
-    keep their values from the other sessions (or Splink's defaults)."""
-    try:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=EM_MAX_PAIRS)
-    except ValueError as exc:
-        if "below the minimum allowed" not in str(exc):
-            raise
-        logging.getLogger(__name__).warning("ML_MATCHING: EM session dropped: %s", str(exc).splitlines()[0])
+def _train_m(linker, rules: list[tuple[str, ...]], columns: list[str]) -> None:
+    """EM sessions, most selective rule first, until every comparison has been estimated in
+    a session not blocked on it (at most MAX_EM_SESSIONS).
+
+    Splink 5 refuses an m probability that underflows to 0.0 during EM (its issue #2333,
+    PR #2851): a level seen only among non-matches of the blocked pairs, e.g. a state that
+    never differs between true duplicates. Such a session is dropped and the next rule tried.
+    A failing session has already narrowed the model's comparisons in place, so the model
+    is put back as it was before it (Splink's settings object has no public API for this).
+    """
+    from splink import block_on
+
+    unestimated, sessions = set(columns), 0
+    for rule in rules:
+        if not unestimated - set(rule):
+            continue
+        before = linker._settings_obj.core_model_settings.copy()
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule), max_pairs=EM_MAX_PAIRS)
+        except ValueError as exc:
+            if "below the minimum allowed" not in str(exc):
+                raise
+            linker._settings_obj.core_model_settings = before
+            logging.getLogger(__name__).warning("ML_MATCHING: EM session blocked on %s dropped: %s", rule,
+                                                str(exc).splitlines()[0])
+            continue
+        unestimated &= set(rule)
+        sessions += 1
+        if not unestimated or sessions == MAX_EM_SESSIONS:
+            break
 
 
-def _predict(con, fields: list[InputField], columns: list[str], rules: list[tuple[str, ...]]):
+def _predict(con, fields: list[InputField], columns: list[str], rules: list[tuple[str, ...]], records: int):
     """Train the model on the job's records and return the linked pairs (u, v, probability)."""
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
@@ -212,6 +246,7 @@ def _predict(con, fields: list[InputField], columns: list[str], rules: list[tupl
         link_type="dedupe_only",
         comparisons=[_comparison(c, f.type) for f, c in zip(fields, columns)],
         blocking_rules_to_generate_predictions=[block_on(*rule) for rule in rules],
+        probability_two_random_records_match=_prior(con, rules, records),
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
     )
@@ -226,11 +261,7 @@ def _predict(con, fields: list[InputField], columns: list[str], rules: list[tupl
         db_api = DuckDBAPI(connection=con)
         linker = Linker(db_api.register("mlrec"), settings, log_level=logging.ERROR)
         linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=SEED)
-        linker.training.estimate_probability_two_random_records_match(
-            [block_on(*rule) for rule in _deterministic_rules(rules)], recall=DETERMINISTIC_RECALL
-        )
-        for rule in _training_rules(rules, columns):
-            _expectation_maximisation(linker, block_on(*rule))
+        _train_m(linker, rules, columns)
         con.execute(f"SET threads = {int(threads)}")
         predictions = linker.inference.predict(threshold_match_probability=MATCH_PROBABILITY)
         found = con.execute(
