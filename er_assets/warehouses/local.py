@@ -115,15 +115,15 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.IOException as exc:
                 if "Could not set lock" not in str(exc):
                     raise
-                holder = re.search(r"Conflicting lock is held in (.*?) by", str(exc))
+                holder = re.search(r"Conflicting lock is held in (.*?\(PID \d+\))", str(exc))
                 who = holder.group(1) if holder else "another process"
                 if time.monotonic() + delay > deadline:
                     raise ServiceUnavailable(
                         f"the local warehouse {self.path} stayed locked by {who} for more than "
-                        f"{self.lock_timeout:.0f}s; is a stage or a DuckDB session stuck?"
+                        f"{self.lock_timeout:g}s; is a stage or a DuckDB session stuck?"
                     ) from None
                 if not said:
-                    get_dagster_logger().info(f"waiting up to {self.lock_timeout:.0f}s for the local warehouse "
+                    get_dagster_logger().info(f"waiting up to {self.lock_timeout:g}s for the local warehouse "
                                               f"{self.path}, in use by {who}")
                     said = True
                 time.sleep(delay)
