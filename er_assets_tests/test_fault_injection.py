@@ -206,3 +206,27 @@ def after_kill(data: Path, sig: int, code: int, log: str) -> None:
     assert "terminated by SIGTERM; run cancelled (exit 143)" in log
     with HistoryStore.from_env() as store:
         assert {row.status for row in store.rows(run_id=run_id)} - {Status.SUCCEEDED} == {Status.CANCELLED}, log[-3000:]
+
+
+def test_sigterm_inside_a_warehouse_query_cancels_the_run(config, local_env):
+    """DuckDB answers a signal that lands mid-query with "Query interrupted": still a cancel."""
+    seed(config.domain(DOMAIN), PARTITION, 300_000, local_env)  # queries long enough to land in
+    partition = local_env / f"s3/er-data-lake/entity-resolution/{DOMAIN}/extract/partition={PARTITION}"
+    log = local_env / "bridge.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "autosys_bridge.cli", *[a.format(stage="extract") for a in RUN]],
+                                stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not list(partition.glob(".run=*")):  # the extract's staging folder: its queries run now
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert proc.returncode == exit_codes.TERMINATED, text[-3000:]
+    with HistoryStore.from_env() as store:
+        [row] = store.rows()
+    assert row.status is Status.CANCELLED
+    assert row.error_message == "DagsterExecutionInterruptedError: interrupted by a signal during a warehouse query"
+    assert not list(partition.glob(".run=*")) and not list(partition.glob("run=*"))  # nothing half-written
