@@ -133,31 +133,42 @@ def kill_at(data: Path, stage: str, knobs: dict, reached, sig: int, known_jobs: 
     return proc.returncode, "".join(seen) + rest
 
 
-@pytest.fixture
-def clean_results(config, tmp_path, monkeypatch):
-    """The target after a clean run of state A, and of state B, in a data folder of their own."""
-    data = tmp_path / "clean"
-    monkeypatch.setenv("ER_DATA_DIR", str(data))
-    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))
-    seed(config.domain(DOMAIN), PARTITION, RECORDS, data)
-    shutil.copy(data / "warehouse.duckdb", tmp_path / "source.duckdb")  # the seeded source, state A
-    results = {}
-    for state in ("A", "B"):
-        if state == "B":
-            to_state(data, "B")
-        assert bridge_in_process("all") == exit_codes.OK
-        results[state] = target(data)
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """The seeded source (state A), and the target after a clean run of state A and of state
+    B, from a data folder of their own; computed once for both signals."""
+    from er_assets.config import load_config
+
+    root = tmp_path_factory.mktemp("clean")
+    data = root / "data"
+    with pytest.MonkeyPatch.context() as env:
+        use(env, data)
+        seed(load_config().domain(DOMAIN), PARTITION, RECORDS, data)
+        shutil.copy(data / "warehouse.duckdb", root / "source.duckdb")
+        results = {}
+        for state in ("A", "B"):
+            if state == "B":
+                to_state(data, "B")
+            assert bridge_in_process("all") == exit_codes.OK
+            results[state] = target(data)
     assert results["A"] != results["B"] and len(results["A"]) == RECORDS
-    return results
+    return root / "source.duckdb", results
+
+
+def use(env, data: Path) -> None:
+    for name in ("ER_DEPLOYMENT", "ER_CONFIG", "AUTO_JOB_NAME", "AUTORUN", "ER_HISTORY_URL"):
+        env.delenv(name, raising=False)
+    env.setenv("ER_DATA_DIR", str(data))
+    env.setenv("DAGSTER_HOME", str(data / "dagster_home"))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_a_kill_at_any_point_then_a_rerun_gives_the_clean_result(config, tmp_path, monkeypatch, clean_results, sig):
+def test_a_kill_at_any_point_then_a_rerun_gives_the_clean_result(tmp_path, monkeypatch, clean, sig):
+    source, clean_results = clean
     data = tmp_path / "data"
     data.mkdir()
-    shutil.copy(tmp_path / "source.duckdb", data / "warehouse.duckdb")
-    monkeypatch.setenv("ER_DATA_DIR", str(data))
-    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))
+    shutil.copy(source, data / "warehouse.duckdb")
+    use(monkeypatch, data)
 
     # The first load of the partition is killed: nothing may be half there.
     match_first()

@@ -396,3 +396,17 @@ def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
                                                     domain.extract_uri(PARTITION, "r1")).profile
     assert profile == expected
     assert profile["formats"]["email"]["invalid"] == 7 and profile["duplicate_ids"] == 2
+
+
+def test_the_slice_fingerprint_matches_the_extract_and_follows_the_data(domain, objects):
+    day = dt.date(2024, 3, 5)
+    base = {c: "x" for c in domain.schema.columns}
+    rows = [{**base, "customer_id": f"C{i}", "load_date": day} for i in range(5)]
+    with fake_snowflake(objects) as conn:
+        create_source(conn, domain, rows)
+        wh = warehouse(objects)
+        result = wh.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1"))
+        assert wh.slice_fingerprint(domain, day, day + dt.timedelta(days=1)) == (5, result.fingerprint)
+        conn.cursor().execute("UPDATE CUSTOMERS_SOURCE SET CITY = 'y' WHERE CUSTOMER_ID = 'C3'")
+        rows_now, changed = wh.slice_fingerprint(domain, day, day + dt.timedelta(days=1))
+    assert rows_now == 5 and changed != result.fingerprint
