@@ -134,20 +134,19 @@ def _interrupted(result) -> bool:
 
 def _record_cancelled(result, domain: str, partition: str, tags: dict) -> None:
     """A signal that lands before a stage has written its history row (right after its step
-    started) still leaves one row: CANCELLED."""
+    started), or while it writes it, still leaves one row, CANCELLED. Both writes are
+    idempotent: a row the stage already ended keeps its outcome."""
     from er_assets.history import HistoryStore, Status
     from er_assets.run_history import trigger
 
     started_by, autosys_job = trigger(tags)
     with HistoryStore.from_env() as store:
-        recorded = {row.stage for row in store.rows(run_id=result.run_id)}
         for step in _interrupted_steps(result):
             stage = step.rsplit("__", 1)[-1]
-            if stage not in recorded:
-                store.record_start(result.run_id, stage, domain, partition, tags["process_date"], started_by,
-                                   job_name=result.job_def.name, autosys_job_name=autosys_job)
-                store.record_end(result.run_id, stage, Status.CANCELLED, exit_code=exit_codes.TERMINATED,
-                                 error_message="Terminated by a signal before the stage recorded its start")
+            store.record_start(result.run_id, stage, domain, partition, tags["process_date"], started_by,
+                               job_name=result.job_def.name, autosys_job_name=autosys_job)
+            store.record_end(result.run_id, stage, Status.CANCELLED, exit_code=exit_codes.TERMINATED,
+                             error_message="Terminated by a signal before the stage recorded its outcome")
 
 
 def run_stage(config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date) -> int:

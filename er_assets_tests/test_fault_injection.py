@@ -191,7 +191,7 @@ def test_a_kill_at_any_point_then_a_rerun_gives_the_clean_result(tmp_path, monke
         assert target(data) in (before, clean_results[state]), f"{point}:\n{log[-3000:]}"
         if point != "right after the load":
             assert target(data) == before, point
-        after_kill(data, sig, code, log)
+        after_kill(data, sig, code, log, stage_done=point == "right after the load")
 
         assert bridge_in_process("all") == exit_codes.OK, point
         assert target(data) == clean_results[state], point
@@ -202,8 +202,10 @@ def test_a_kill_at_any_point_then_a_rerun_gives_the_clean_result(tmp_path, monke
         assert not [r for r in instance.get_runs() if not r.is_finished]
 
 
-def after_kill(data: Path, sig: int, code: int, log: str) -> None:
-    """What the killed run left: SIGKILL, nothing to say; SIGTERM, a cancelled run, exit 143."""
+def after_kill(data: Path, sig: int, code: int, log: str, stage_done: bool = False) -> None:
+    """What the killed run left: SIGKILL, nothing to say; SIGTERM, a cancelled run, exit 143,
+    and the interrupted stage's history row CANCELLED, unless (`stage_done`) the signal came
+    after that stage's last write: then its row says SUCCEEDED, which it did."""
     if sig == signal.SIGKILL:
         assert code == -signal.SIGKILL
         return
@@ -216,7 +218,9 @@ def after_kill(data: Path, sig: int, code: int, log: str) -> None:
     assert (code, status) == (exit_codes.TERMINATED, "CANCELED"), log[-3000:]
     assert "terminated by SIGTERM; run cancelled (exit 143)" in log
     with HistoryStore.from_env() as store:
-        assert {row.status for row in store.rows(run_id=run_id)} - {Status.SUCCEEDED} == {Status.CANCELLED}, log[-3000:]
+        statuses = {row.status for row in store.rows(run_id=run_id)}
+    assert statuses - {Status.SUCCEEDED} == {Status.CANCELLED} or (stage_done and statuses == {Status.SUCCEEDED}), \
+        log[-3000:]
 
 
 def test_sigterm_inside_a_warehouse_query_cancels_the_run(config, local_env):
