@@ -104,16 +104,39 @@ def _bridge_alive(pid: int) -> bool:
         return True
 
 
-def _interrupted(result) -> bool:
+def _interrupted_steps(result) -> list[str]:
     # During execution Dagster maps SIGTERM to its own interrupt, which fails the running step
     # with DagsterExecutionInterruptedError.
+    steps = []
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         while error is not None:
             if error.cls_name == "DagsterExecutionInterruptedError":
-                return True
+                steps.append(event.step_key)
+                break
             error = error.cause
-    return False
+    return steps
+
+
+def _interrupted(result) -> bool:
+    return bool(_interrupted_steps(result))
+
+
+def _record_cancelled(result, domain: str, partition: str, tags: dict) -> None:
+    """A signal that lands before a stage has written its history row (right after its step
+    started), or while it writes it, still leaves one row, CANCELLED. Both writes are
+    idempotent: a row the stage already ended keeps its outcome."""
+    from er_assets.history import HistoryStore, Status
+    from er_assets.run_history import trigger
+
+    started_by, autosys_job = trigger(tags)
+    with HistoryStore.from_env() as store:
+        for step in _interrupted_steps(result):
+            stage = step.rsplit("__", 1)[-1]
+            store.record_start(result.run_id, stage, domain, partition, tags["process_date"], started_by,
+                               job_name=result.job_def.name, autosys_job_name=autosys_job)
+            store.record_end(result.run_id, stage, Status.CANCELLED, exit_code=exit_codes.TERMINATED,
+                             error_message="Terminated by a signal before the stage recorded its outcome")
 
 
 def run_stage(config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date,
@@ -135,14 +158,14 @@ def run_stage(config, domain, stage: str, assets: list[str], partition: str, run
 
 
 def _run(config, domain, stage, assets, partition, run_config, process_date, trigger) -> int:
-    from er_assets.deployment import deployment, ensure_dagster_home
+    from er_assets.deployment import deployment, ensure_dagster_home, initialise_instance
 
     try:
         deployment()
     except ValueError as exc:
         _log(f"error: {exc}")
         return exit_codes.USAGE
-    ensure_dagster_home()
+    initialise_instance(ensure_dagster_home())
     import dagster as dg
 
     from er_assets.definitions import build_definitions, job_name
@@ -159,8 +182,12 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
             run_config=run_config or None, instance=instance, partition_key=partition,
             asset_selection=keys, tags=tags, raise_on_error=False,
         )
+        # The run has ended and says how: a signal now would only cut its bookkeeping short.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         code, reason = exit_code_for(result)
         if code == exit_codes.TERMINATED:
+            _record_cancelled(result, domain.name, partition, tags)
             # The interrupted step rolled back (loads are one transaction); record the run
             # as cancelled, as a terminate from the UI would, not as a data failure.
             instance.report_run_canceled(

@@ -120,5 +120,29 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text(LOCAL_DAGSTER_YAML)
+        # Whole or not at all: a bridge starting at the same moment must never read half of it.
+        partial = home / f".dagster.yaml.{os.getpid()}"
+        partial.write_text(LOCAL_DAGSTER_YAML)
+        os.replace(partial, settings)
     return home
+
+
+def initialise_instance(home: Path) -> None:
+    """Create the Dagster instance's storage in `home` once, before any run uses it.
+
+    Two bridges starting on a fresh DAGSTER_HOME at once would both create its tables, and
+    one fails ("table runs already exists"): the first use is serialised by a lock file in
+    the folder; later ones see the marker file and skip it."""
+    ready = home / ".er-initialised"
+    if ready.exists():
+        return
+    import fcntl
+
+    import dagster as dg
+
+    with open(home / ".er-init.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists():
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                instance.get_runs(limit=1)  # builds the run, event-log and schedule storage
+            ready.touch()

@@ -4,7 +4,8 @@ latest blocking check result failed.
 Within one run Dagster's blocking checks already stop downstream steps; a later run of the
 downstream stage on its own is not stopped by Dagster (see DESIGN, verified facts), so each
 stage asks the instance for the latest evaluation of every check of its upstream asset for
-the same partition before doing any work. An operator who has reviewed the data may pass
+the same partition before doing any work. The lineage gate refuses an upstream made from
+an older extract than the partition's latest. An operator who has reviewed the data may pass
 `override_gate` with a reason; the override is logged and recorded in the materialisation.
 """
 

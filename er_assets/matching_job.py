@@ -3,7 +3,9 @@
 The job can run for hours, so its id is recorded durably before the first poll, a re-run
 re-attaches to a job that is still QUEUED or RUNNING (the service has no cancel, and a
 second job would be refused by the one-job-per-region quota anyway), and a SUCCEEDED job
-for the same extract is reused rather than paid for twice.
+for the same extract is reused rather than paid for twice. A kill between StartMatchingJob
+and recording the id is covered by the intent recorded before the start (`start_intent`,
+`adoptable_job`): only the service's own list can tell afterwards which job was started.
 
 Errors, after botocore's own retries (its "standard" mode retries throttling and 5xx
 answers), are handled as the API reference documents them (StartMatchingJob and

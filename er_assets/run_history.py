@@ -133,7 +133,14 @@ def _recording(context, history: HistoryResource, domain: str, stage: str) -> It
             job_name=context.job_name, autosys_job_name=autosys_job, attempt=attempt,
         )
         try:
-            yield record
+            try:
+                yield record
+            except RuntimeError as exc:
+                # DuckDB swallows the interrupt a signal handler raises mid-query and raises
+                # this instead: it is the SIGTERM/SIGINT, not a failure of the stage.
+                if str(exc) != "Query interrupted":
+                    raise
+                raise dg.DagsterExecutionInterruptedError("interrupted by a signal during a warehouse query") from exc
         except BaseException as exc:
             status, code = _status_for(exc)
             store.record_end(context.run_id, stage, status, exit_code=code,

@@ -6,6 +6,7 @@ partition with a worse one, load a stale output, or start a second matching job.
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import dagster as dg
@@ -199,3 +200,46 @@ def test_the_intent_identifies_the_job_started_after_it(config, local_env):
     assert adoptable_job(er, workflow, intent, set()) == job
     assert adoptable_job(er, workflow, intent, {job}) is None  # another partition recorded it as its own
     assert adoptable_job(er, workflow, start_intent(er, workflow), set()) is None  # known before the intent
+
+
+def test_a_corrupt_job_state_file_is_named_and_a_rerun_recovers(config, local_env):
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    seed(config.domain("vendors"), "2026-10-01", 200, local_env)
+    bridge = [sys.executable, "-m", "autosys_bridge.cli", "run", "vendors", "process", "--date", "2026-10-15",
+              "--check-interval", "1"]
+    assert subprocess.run([*bridge[:4], "vendors", "extract", "--date", "2026-10-15"], capture_output=True).returncode == 0
+    proc = subprocess.Popen(bridge, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "ER_EMULATOR_RUN_DELAY": "3"})
+    for line in proc.stderr:
+        if "started matching job" in line:
+            break
+    [state] = (local_paths()["emulator"] / "jobs").glob("*.json")
+    job_id = state.stem
+    os.kill(json.loads(state.read_text())["pid"], signal.SIGKILL)  # the job is provably not running
+    state.write_text('{"jobId": "' + job_id + '", "status": "RUNN')  # and its state is cut short
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == exit_codes.STAGE_FAILED
+    last = err.strip().splitlines()[-1]
+    assert f"matching job {job_id} of vendor-matching-workflow FAILED: job {job_id}: state file {state} is corrupt" in last
+    assert "Traceback" not in err
+
+    again = subprocess.run(bridge, capture_output=True, text=True, timeout=120)
+    assert again.returncode == exit_codes.OK, again.stderr[-2000:]
+    assert len(list((local_paths()["emulator"] / "jobs").glob("*.json"))) == 2
+    assert (state.parent / f"{job_id}.json.corrupt").exists()
+
+
+def test_the_staging_folders_of_killed_extracts_are_removed_by_the_next_extract(config, local_env, instance):
+    seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
+    partition = local_paths()["objects"] / f"er-data-lake/entity-resolution/{DOMAIN}/extract/partition={PARTITION}"
+    dead = partition / ".run=0b1c.99999999.5f0e"  # its process is gone
+    live = partition / f".run=7d2a.{os.getpid()}.9c3b"  # a concurrent extract, still running
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "data_0.parquet").write_bytes(b"half written")
+    assert run(config, instance, ["extract"]).success
+    assert not dead.exists() and live.exists()

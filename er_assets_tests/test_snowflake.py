@@ -544,3 +544,17 @@ def test_non_empty_counts_of_the_staged_rows_agree_in_both_warehouses(domain, ob
     local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
     local.load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or True)
     assert [figures["non_empty"] for figures in seen] == [expected, expected]
+
+
+def test_the_slice_fingerprint_matches_the_extract_and_follows_the_data(domain, objects):
+    day = dt.date(2024, 3, 5)
+    base = {c: "x" for c in domain.schema.columns}
+    rows = [{**base, "customer_id": f"C{i}", "load_date": day} for i in range(5)]
+    with fake_snowflake(objects) as conn:
+        create_source(conn, domain, rows)
+        wh = warehouse(objects)
+        result = wh.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1"))
+        assert wh.slice_fingerprint(domain, day, day + dt.timedelta(days=1)) == (5, result.fingerprint)
+        conn.cursor().execute("UPDATE CUSTOMERS_SOURCE SET CITY = 'y' WHERE CUSTOMER_ID = 'C3'")
+        rows_now, changed = wh.slice_fingerprint(domain, day, day + dt.timedelta(days=1))
+    assert rows_now == 5 and changed != result.fingerprint

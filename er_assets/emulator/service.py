@@ -76,6 +76,19 @@ def _pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _worker_running(job_id: str) -> bool:
+    """Is a worker process for this job alive? (Its pid is in the state file, which may be
+    the very thing that is damaged, so look at the processes themselves.)"""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:  # the process ended while we looked
+            continue
+        if b"er_assets.emulator.worker" in words and job_id.encode() in words:
+            return True
+    return False
+
+
 class Emulator:
     """One region's Entity Resolution and Glue, for the domains of a configuration.
 
@@ -125,15 +138,36 @@ class Emulator:
     def _job_path(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.json"
 
-    def read_job(self, job_id: str) -> dict:
+    def read_job(self, job_id: str, workflow_name: str | None = None) -> dict:
+        path = self._job_path(job_id)
         try:
-            job = json.loads(self._job_path(job_id).read_text())
+            job = json.loads(path.read_text())
         except FileNotFoundError:
             raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404) from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: damaged on disk
+            return self._lost_job(job_id, workflow_name, path, exc)
         if job["status"] in ACTIVE and not _holds_slot(job):
             # The worker died without reporting: the service would report the job as failed.
             job = self.update_job(job_id, status="FAILED", endTime=_now(),
                                   errorDetails={"errorMessage": "The matching job stopped unexpectedly."})
+        return job
+
+    def _lost_job(self, job_id: str, workflow_name: str | None, path: Path, exc: Exception) -> dict:
+        """A job whose state file is damaged. While its worker runs it may still finish, so the
+        call fails; once no worker runs it provably never will: the file is set aside and the
+        job reported FAILED with a message naming it, so a re-run starts a new job."""
+        what = f"job {job_id}: state file {path} is corrupt ({str(exc).splitlines()[0]})"
+        if _worker_running(job_id) or workflow_name is None:
+            raise ServiceError("InternalServerException", f"{what}; its worker is still running", 500)
+        with self._locked():
+            aside = path.with_name(path.name + ".corrupt")
+            if path.exists():
+                os.replace(path, aside)
+            job = {"jobId": job_id, "workflowName": workflow_name, "status": "FAILED",
+                   "startTime": aside.stat().st_mtime, "endTime": _now(),
+                   "metrics": {"inputRecords": 0, "totalRecordsProcessed": 0, "recordsNotProcessed": 0, "matchIDs": 0},
+                   "errorDetails": {"errorMessage": f"{what}; the job is lost (file kept as {aside.name})"}}
+            _write_json(path, job)
         return job
 
     def update_job(self, job_id: str, **changes) -> dict:
@@ -207,7 +241,7 @@ class Emulator:
 
     def get_matching_job(self, workflow_name: str, job_id: str) -> dict:
         self._domain_by_workflow(workflow_name)
-        job = self.read_job(job_id)
+        job = self.read_job(job_id, workflow_name)
         if job["workflowName"] != workflow_name:
             raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404)
         fail_after = job["fault"].get("fail_after_polls") if job.get("fault") else None

@@ -5,13 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dagster import get_dagster_logger
+
 from er_assets.config import Domain
+from er_assets.errors import ServiceUnavailable
 from er_assets.match_output import data_files
 from er_assets.object_store import LocalObjectStore
 from er_assets.warehouses.base import (
@@ -80,23 +85,49 @@ def _alive(pid: int) -> bool:
 
 
 class DuckDBWarehouse(Warehouse):
-    """`path` is the DuckDB file; `objects_root` the local object store's folder."""
+    """`path` is the DuckDB file; `objects_root` the local object store's folder.
+
+    DuckDB lets one process at a time open the file (see DESIGN, verified facts), and stages of
+    different domains, or the runs of a backfill, run at once: each operation holds the file
+    only for its own statements and waits up to `lock_timeout` seconds for another holder."""
 
     path: str
     objects_root: str
+    lock_timeout: float = 600.0
 
     @contextmanager
     def connect(self) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
-        import duckdb
-
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # Short-lived connections: the CLI and `dagster dev` share the file, and DuckDB
-        # allows one writing process at a time.
-        con = duckdb.connect(self.path)
+        con = self._open()
         try:
             yield con
         finally:
             con.close()
+
+    def _open(self):
+        import duckdb
+
+        deadline = time.monotonic() + self.lock_timeout
+        delay, said = 0.05, False
+        while True:
+            try:
+                return duckdb.connect(self.path)
+            except duckdb.IOException as exc:
+                if "Could not set lock" not in str(exc):
+                    raise
+                holder = re.search(r"Conflicting lock is held in (.*?\(PID \d+\))", str(exc))
+                who = holder.group(1) if holder else "another process"
+                if time.monotonic() + delay > deadline:
+                    raise ServiceUnavailable(
+                        f"the local warehouse {self.path} stayed locked by {who} for more than "
+                        f"{self.lock_timeout:g}s; is a stage or a DuckDB session stuck?"
+                    ) from None
+                if not said:
+                    get_dagster_logger().info(f"waiting up to {self.lock_timeout:g}s for the local warehouse "
+                                              f"{self.path}, in use by {who}")
+                    said = True
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def _store(self) -> LocalObjectStore:
         return LocalObjectStore(root=self.objects_root)
