@@ -1,10 +1,11 @@
 """The Dagster UI in a real browser: headless Chromium, driven by Selenium, against the real
-webserver serving this code location on an instance the demo filled.
+webserver serving this code location.
 
-What a new user checks in the first hour: the asset graph shows one group per domain, a
-partition's checks are listed (a check that could not judge is a warning, not a pass),
-launching one partition from the UI succeeds as a run of the domain's job with its tags, and a
-run the bridge started for AutoSys is on the job's page.
+What a new user checks in the first hour, on an instance filled as the demo fills it (seeded
+data, a run through the bridge): the asset graph shows one group per domain, a partition's
+checks are listed (a check that could not judge is a warning, not a pass), launching one
+partition from the UI succeeds as a run of the domain's job with its tags, and a run the
+bridge started for AutoSys is on the job's page.
 
 The webserver launches runs itself: its instance uses DefaultRunCoordinator (no daemon; see
 DESIGN, verified facts). Chromium and chromedriver are Debian's (`make system-deps`); without
@@ -71,9 +72,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def site():
-    """The webserver on a demo-like instance: one customers partition run by the demo, one
-    vendors partition run by the bridge as AutoSys would, one more customers partition seeded
-    for the UI to launch."""
+    """The webserver on a demo-like instance: the latest customers partition seeded and run
+    by the bridge as AutoSys would, the one before seeded for the UI to launch."""
     from er_assets.config import load_config
     from er_assets.demo import recent_partitions
     from er_assets.sample_data import seed_partition
@@ -84,7 +84,7 @@ def site():
         env.pop(name, None)
     (data / "dagster_home").mkdir(parents=True)
     (data / "dagster_home" / "dagster.yaml").write_text(DAGSTER_YAML)
-    # Create the instance's storages once, before three processes open them at the same time.
+    # Create the instance's storages once, before two processes open them at the same time.
     dg.DagsterInstance.from_config(str(data / "dagster_home")).dispose()
     port = free_port()
     server = subprocess.Popen(
@@ -93,15 +93,12 @@ def site():
         start_new_session=True)
     try:
         # Fill the instance while the webserver starts.
-        demo = [sys.executable, "-m", "er_assets.demo", "--domain", "customers", "--partitions", "1", "--records", "300"]
-        subprocess.run(demo, env=env, check=True, capture_output=True, timeout=300)
         customers = load_config().domain("customers")
-        to_launch = recent_partitions(customers, 2)[0]
-        seed_partition(customers, to_launch, 250, data / "warehouse.duckdb")
-        vendors = load_config().domain("vendors")
-        seed_partition(vendors, recent_partitions(vendors, 1)[0], 200, data / "warehouse.duckdb")
-        bridge = subprocess.run([sys.executable, "-m", "autosys_bridge.cli", "run", "vendors", "all", "--check-interval",
-                                 "1"], env={**env, "AUTO_JOB_NAME": "ER_VENDOR_BOX", "AUTORUN": "11"},
+        to_launch, latest = recent_partitions(customers, 2)
+        for partition in (to_launch, latest):
+            seed_partition(customers, partition, 300, data / "warehouse.duckdb")
+        bridge = subprocess.run([sys.executable, "-m", "autosys_bridge.cli", "run", "customers", "all", "--date", latest,
+                                 "--check-interval", "1"], env={**env, "AUTO_JOB_NAME": "ER_CUSTOMER_BOX", "AUTORUN": "11"},
                                 capture_output=True, text=True, timeout=300)
         assert bridge.returncode == 0, bridge.stderr[-2000:]
         url = f"http://127.0.0.1:{port}"
@@ -115,9 +112,8 @@ def site():
                     raise RuntimeError(f"the webserver did not come up: {(data / 'webserver.log').read_text()[-2000:]}")
                 time.sleep(0.5)
         with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
-            [bridge_run] = [r for r in instance.get_runs() if r.tags.get("autosys/job_name") == "ER_VENDOR_BOX"]
-        yield {"url": url, "data": data, "to_launch": to_launch, "bridge_run": bridge_run.run_id,
-               "latest": recent_partitions(customers, 1)[0]}
+            [bridge_run] = instance.get_runs()
+        yield {"url": url, "data": data, "to_launch": to_launch, "latest": latest, "bridge_run": bridge_run.run_id}
     finally:
         _stop(server)
         shutil.rmtree(data, ignore_errors=True)
@@ -225,5 +221,5 @@ def test_launching_one_partition_from_the_ui_runs_the_domains_job(browser, site)
 
 
 def test_a_bridge_run_is_on_the_job_page(browser, site):
-    text = open_page(browser, site, "/locations/er_assets/jobs/ER_vendors/runs", site["bridge_run"][:8])
+    text = open_page(browser, site, "/locations/er_assets/jobs/ER_customers/runs", site["bridge_run"][:8])
     assert "No runs found" not in text
