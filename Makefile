@@ -21,11 +21,14 @@ demo: install
 	$(BIN)/python -m er_assets.demo
 
 # Debian packages the tests use for real: Graphviz renders JIL graphs, PostgreSQL serves the
-# job-history tests. Installed only when missing (needs root, as on CI).
+# job-history tests, Chromium and its driver drive the Dagster UI. Installed only when missing
+# (needs root, as on CI).
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 2; fi; \

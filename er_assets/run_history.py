@@ -60,16 +60,18 @@ def stage_tag(stages: set[str]) -> str:
 
 def complete_run_tags(context, domain: str) -> None:
     """Give a run the tags the bridge sets (domain, stage, process_date, er/trigger), whatever
-    started it: the UI, a schedule, a backfill. Tags already set are kept, so a bridge run
-    keeps its own. Added by the run's first step, as Dagster lets a run's tags grow
+    started it: the UI, a schedule, a backfill; and give an in-process run (bridge, demo) the
+    code location's tag, which the job page filters by. Tags already set are kept, so a bridge
+    run keeps its own. Added by the run's first step, as Dagster lets a run's tags grow
     (`DagsterInstance.add_run_tags`); the job's static `domain` tag is there from the start."""
+    from er_assets.definitions import location_tags
     from er_assets.history import STAGES
 
     tags = context.run.tags
     selection = context.run.asset_selection  # None: the whole job
     stages = {key.path[-1] for key in selection if key.path[0] == domain} if selection else set(STAGES)
     wanted = {"domain": domain, "stage": stage_tag(stages), "process_date": context.partition_key,
-              "er/trigger": trigger(tags)[0].split(":")[0]}
+              "er/trigger": trigger(tags)[0].split(":")[0], **location_tags()}
     missing = {key: value for key, value in wanted.items() if key not in tags}
     if missing:
         context.instance.add_run_tags(context.run_id, missing)

@@ -165,16 +165,42 @@ def seed_source(con, domain: Domain, start: dt.date, end: dt.date, records: int,
     return records
 
 
-def seed_partition(domain: Domain, partition: str, records: int, warehouse: Path) -> None:
-    """Seed one partition's period of the domain's source table in a DuckDB file."""
+# Defects the demo plants in a seeded period, each caught by one check: the number of records
+# is scaled (0 = the feed never arrived), or a bulk UPDATE spoils the period's rows.
+VOLUME_DEFECTS = {"missing_feed": 0.0, "volume_spike": 4.0, "volume_drop": 0.2}
+SQL_DEFECTS = ("null_required", "duplicate_ids")
+
+
+def _spoil(con, domain: Domain, start: dt.date, end: dt.date, defect: str) -> None:
+    table, part, uid = f'"{domain.source.table}"', f'"{domain.source.partition_column}"', f'"{domain.schema.unique_id}"'
+    period = f"{part} >= $start AND {part} < $end"
+    if defect == "null_required":  # one record in 20 loses a required value
+        field = next(f for f in domain.dq.required_fields if f != domain.schema.unique_id)
+        con.execute(f'UPDATE {table} SET "{field}" = NULL WHERE {period} AND hash({uid}) % 20 = 0',
+                    {"start": start, "end": end})
+    elif defect == "duplicate_ids":  # three records re-use the period's first id
+        con.execute(f"""UPDATE {table} SET {uid} = (SELECT min({uid}) FROM {table} WHERE {period})
+                        WHERE {uid} IN (SELECT {uid} FROM {table} WHERE {period} ORDER BY {uid} LIMIT 3 OFFSET 1)""",
+                    {"start": start, "end": end})
+    else:
+        raise ValueError(f"unknown defect {defect!r}")
+
+
+def seed_partition(domain: Domain, partition: str, records: int, warehouse: Path, defect: str | None = None) -> int:
+    """Seed one partition's period of the domain's source table in a DuckDB file, with an
+    optional planted defect (VOLUME_DEFECTS, SQL_DEFECTS); the number of records seeded."""
     import duckdb
 
     from er_assets.partitions import business_dates
 
     start, end = business_dates(domain, partition)
+    records = round(records * VOLUME_DEFECTS.get(defect, 1.0))
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(warehouse))
     try:
         seed_source(con, domain, start, end, records)
+        if defect in SQL_DEFECTS:
+            _spoil(con, domain, start, end, defect)
     finally:
         con.close()
+    return records

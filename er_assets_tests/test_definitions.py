@@ -31,6 +31,25 @@ def test_assets_checks_jobs_and_schedules(config, local_env):
     assert defs.resolve_schedule_def("vendors_schedule").cron_schedule == "0 2 1 * *"
 
 
+def test_one_code_location_name_everywhere():
+    """make dev, dagster dev's pyproject loader and the tag in-process runs carry agree, so the
+    UI's /locations/er_assets/ pages show the assets and every run."""
+    import tomllib
+    from pathlib import Path
+
+    import yaml
+
+    from er_assets.definitions import CODE_LOCATION, location_tags
+
+    repo = Path(__file__).resolve().parents[1]
+    [entry] = yaml.safe_load((repo / "workspace.yaml").read_text())["load_from"]
+    assert entry["python_module"] == {"module_name": "er_assets.definitions", "location_name": CODE_LOCATION}
+    tool = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert tool == {"module_name": "er_assets.definitions", "code_location_name": CODE_LOCATION}
+    assert "dagster dev -w workspace.yaml" in (repo / "Makefile").read_text()
+    assert location_tags() == {".dagster/repository": "__repository__@er_assets"}
+
+
 def test_matching_is_serialised_in_one_pool(config, local_env):
     defs = build_definitions(config)
     pools = {defs.resolve_assets_def(dg.AssetKey([d, "matched"])).op.pool for d in config.domains}

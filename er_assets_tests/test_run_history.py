@@ -75,6 +75,7 @@ def test_runs_started_anywhere_get_the_bridge_tags(config, local_env):
         "schedule": ("vendors", "all", "2026-10-01", "schedule"),
         "backfill": ("vendors", "load", "2026-10-15", "backfill"),
     }
+    assert all(t[".dagster/repository"] == "__repository__@er_assets" for t in tags.values())  # the job page's filter
 
 
 def test_bridge_run_with_a_failed_gate(config, local_env, history_url, tmp_path):
