@@ -132,3 +132,13 @@ def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_lo
         notify_run(config, "customers", "extract", "2026-11-28", "run-1", "FAILURE", "x", store=store,
                    mailer=EchoingServer())
     assert SECRETS["ER_SMTP_PASSWORD"] not in str(info.value) and "***" in str(info.value)
+
+
+def test_an_error_named_after_a_token_keeps_its_message_and_a_token_value_is_still_masked():
+    from er_assets.history.redact import redact_text
+
+    assert redact_text("ExpiredTokenException: The security token included in the request is expired") == (
+        "ExpiredTokenException: The security token included in the request is expired")
+    assert redact_text("CredentialRetrievalError: Error when retrieving credentials") == (
+        "CredentialRetrievalError: Error when retrieving credentials")
+    assert redact_text("session_token=abcdef123456 password: hunter22x") == "session_token=*** password: ***"

@@ -21,9 +21,11 @@ _SECRET_NAME = re.compile(r"passw(or)?d|pwd|secret|token|api[_-]?key|access[_-]?
 _PATTERNS = (
     # scheme://user:password@host -> scheme://user:***@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.I), rf"\g<1>{MASK}@"),
-    # password=..., "token": "...", api_key: ...
+    # password=..., "token": "...", api_key: ... but not an error's name such as
+    # "ExpiredTokenException: The security token ...", whose message would lose its first word
     (
-        re.compile(rf"((?:{_SECRET_NAME.pattern})[\w-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}}]+", re.I),
+        re.compile(rf"((?:{_SECRET_NAME.pattern})(?![\w-]*(?:Exception|Error)\b)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
+                   rf"[^\s\"',;&}}]+", re.I),
         rf"\g<1>{MASK}",
     ),
     # AWS access key ids
