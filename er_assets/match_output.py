@@ -12,6 +12,7 @@ Snowflake computes the same figures over the stage (er_assets/warehouses/snowfla
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,14 @@ class JobOutput:
     files: tuple[str, ...]  # the data files in success/
 
 
+# A data file is any object of success/ (or error/) that is not a folder placeholder or a
+# marker such as `_SUCCESS` or `.part.crc`: the rule the loaders list by, and, as Snowflake's
+# PATTERN (matched against the file's path), the files Snowflake counts and copies.
+DATA_FILE_PATTERN = "(.*/)?[^/_.][^/]*"
+
+
 def is_data_file(key: str) -> bool:
-    """A data file, not a folder placeholder or a marker such as `_SUCCESS` or `.part.crc`."""
-    name = key.rsplit("/", 1)[-1]
-    return bool(name) and not name.startswith(("_", "."))
+    return re.fullmatch(DATA_FILE_PATTERN, key) is not None
 
 
 def _job_folder(uri: str, base: str, job_id: str, folder: str) -> str | None:

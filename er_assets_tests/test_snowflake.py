@@ -74,7 +74,7 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
         return len(rows)
 
 
-PATTERN_CLAUSE = f" PATTERN = '{sf.CSV_PATTERN}'"
+PATTERN_CLAUSE = f" PATTERN = '{sf.DATA_FILE_PATTERN}'"
 
 
 class _WithoutPattern:
@@ -206,7 +206,7 @@ def test_load_statement_snapshot_and_parse():
     assert sql == (
         "COPY INTO \"CUSTOMERS_RESOLVED__LOAD_20240305\" FROM '" + OUTPUT + "' "
         "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"') "
-        "PATTERN = '.*[.]csv' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+        "PATTERN = '(.*/)?[^/_.][^/]*' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
     )
     tree = sqlglot.parse_one(sql, read="snowflake")
     assert isinstance(tree, exp.Copy)
@@ -219,7 +219,7 @@ OUTPUT_URI = f"s3://{BUCKET}/entity-resolution/customers/output/customers-matchi
 OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 FIGURES_SNAPSHOT = (
     "WITH sizes AS (SELECT $3 AS match_id, COUNT(*) AS n FROM " + OUTPUT
-    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '.*[.]csv') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
     "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(IFF(n > 1, n, 0)), 0) FROM sizes"
 )
 
@@ -230,7 +230,7 @@ def test_match_figures_statements_snapshot_and_parse(domain):
     assert sf.output_figures_sql(OUTPUT, 3) == FIGURES_SNAPSHOT
     header = sf.output_header_sql(OUTPUT, 4)
     assert header == ("SELECT $1, $2, $3, $4 FROM " + OUTPUT + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', "
-                      "PATTERN => '.*[.]csv') WHERE METADATA$FILE_ROW_NUMBER = 1 LIMIT 1")
+                      "PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER = 1 LIMIT 1")
     for sql in (FIGURES_SNAPSHOT, header, sf.output_rows_sql(OUTPUT.replace("/success/", "/error/"))):
         tree = sqlglot.parse_one(sql, read="snowflake")
         assert isinstance(tree, exp.Select)

@@ -28,7 +28,7 @@ from contextlib import contextmanager, suppress
 from pydantic import Field
 
 from er_assets.config import IDENTIFIER, Domain
-from er_assets.match_output import is_data_file
+from er_assets.match_output import DATA_FILE_PATTERN, is_data_file
 from er_assets.object_store import ObjectStore, S3ObjectStore, count_read, split_uri
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
@@ -59,7 +59,6 @@ DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
 HEADER_BYTES = 64 * 1024
 CSV_FORMAT = "TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
 # Only the CSV parts of a job's output: a service or a person may leave other objects next to them.
-CSV_PATTERN = ".*[.]csv"
 
 
 class UnsafeIdentifier(ValueError):
@@ -220,11 +219,11 @@ def create_staging_sql(staging: str, columns: list[str]) -> str:
 def copy_staging_sql(staging: str, location: str) -> str:
     # FORCE: a re-run must load the same files again (Snowflake skips files it loaded in the
     # last 64 days); the staging table is new for every load, so that is safe. Positional CSV columns land in
-    # staging columns created in the header's order. PATTERN: only the CSV parts, the files whose
+    # staging columns created in the header's order. PATTERN: only the data files, those whose
     # presence and header the load checked.
     return (
         f"COPY INTO {ident(staging)} FROM {copy_location(location)} FILE_FORMAT = ({CSV_FORMAT}) "
-        f"PATTERN = '{CSV_PATTERN}' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+        f"PATTERN = '{DATA_FILE_PATTERN}' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
     )
 
 
@@ -290,7 +289,7 @@ def output_format_sql() -> str:
 
 
 def _staged(location: str) -> str:
-    return f"{location} (FILE_FORMAT => '{OUTPUT_FORMAT}', PATTERN => '{CSV_PATTERN}')"
+    return f"{location} (FILE_FORMAT => '{OUTPUT_FORMAT}', PATTERN => '{DATA_FILE_PATTERN}')"
 
 
 def output_header_sql(location: str, width: int) -> str:
