@@ -246,8 +246,9 @@ def _confidence(domain: Domain, summary: dict, history: dict[str, float]) -> lis
                        mean_confidence=summary["mean"], min_confidence=summary["min"],
                        sample_ids=summary["sample_ids"])]
     if domain.dq.anomaly.enabled and summary["mean"] is None:
-        results.append(_result(domain, "confidence_baseline", True, "not judged: no matched record has a "
-                               "ConfidenceLevel", observed=None, history=history))
+        # Nothing to judge is no pass either: a warning that says so, as _against_history gives.
+        results.append(_result(domain, "confidence_baseline", False, "not judged: no matched record has a "
+                               "ConfidenceLevel", severity="WARN", judged=False, observed=None, history=history))
     elif domain.dq.anomaly.enabled:
         results.append(_against_history(domain, "confidence_baseline", "mean ConfidenceLevel", summary["mean"],
                                         history))

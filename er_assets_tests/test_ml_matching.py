@@ -208,6 +208,11 @@ def test_confidence_baseline_uses_the_history(example):
     assert not results["confidence_baseline"].passed
     assert results["confidence_baseline"].metadata["median"].value == 0.97
     assert checks._confidence(domain, {**summary, "mean": 0.95}, history)[1].passed
+    # No matched record, no mean: not judged, which is a warning that says so, never a pass.
+    unjudged = checks._confidence(domain, {**summary, "matched_records": 0, "with_confidence": 0, "mean": None},
+                                  history)[1]
+    assert not unjudged.passed and unjudged.severity.value == "WARN"
+    assert unjudged.description.startswith("not judged") and unjudged.metadata["judged"].value is False
 
 
 def test_rule_based_domains_have_no_confidence_checks(config):
