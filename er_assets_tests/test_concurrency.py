@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from autosys_bridge import exit_codes
+from er_assets.definitions import job_name
 from er_assets.errors import ServiceUnavailable
 from er_assets.warehouses.local import DuckDBWarehouse
 from er_assets_tests.conftest import seed
@@ -156,7 +157,7 @@ def test_a_three_partition_backfill_through_dagster_runs_at_once_and_succeeds(co
     home = local_env / "dagster_home"
     (home / "dagster.yaml").write_text(BACKFILL_YAML)  # runs launch at once, no daemon needed
     subprocess.run([sys.executable, "-m", "dagster", "job", "backfill", "-m", "er_assets.definitions",
-                    "-j", "customers_pipeline", "--partitions", ",".join(days), "--noprompt"],
+                    "-j", job_name("customers"), "--partitions", ",".join(days), "--noprompt"],
                    check=True, capture_output=True, timeout=120)
     deadline = time.monotonic() + 240
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -300,7 +300,8 @@ def test_a_job_nothing_narrows_is_refused_naming_why(tmp_path):
     """Only a state to compare: scoring every pair of the job would never finish."""
     schema = {"schemaName": "s", "mappedInputFields": [
         {"fieldName": "id", "type": "UNIQUE_ID"}, {"fieldName": "state", "type": "ADDRESS_STATE", "matchKey": "state"}]}
-    workflow = {"workflowName": "w", "inputSourceConfig": [{"inputSourceARN": "arn", "schemaName": "s"}],
+    workflow = {"workflowName": "w", "inputSourceConfig": [
+        {"inputSourceARN": "arn:aws:glue:us-east-1:123456789012:table/db/t", "schemaName": "s"}],
                 "outputSourceConfig": [{"output": [{"name": "id"}]}], "resolutionTechniques": {"resolutionType": "ML_MATCHING"}}
     path = tmp_path / "states.csv"
     path.write_text("id,state\n" + "".join(f"R{i},{'NY' if i % 2 else 'MA'}\n" for i in range(400)))

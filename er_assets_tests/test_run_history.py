@@ -1,5 +1,6 @@
 """Exactly one history row per stage execution, whatever started it, on SQLite and PostgreSQL."""
 
+import json
 import os
 import signal
 import subprocess
@@ -91,7 +92,9 @@ def test_bridge_run_with_a_failed_gate(config, local_env, history_url, tmp_path)
 
 def test_cancelled_bridge_run_is_recorded_as_cancelled(config, local_env, history_url):
     seed(config.domain("customers"), "2026-11-28", 60_000, local_env)
-    proc = subprocess.Popen([*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"],
+    # A slow job: the signal lands while the bridge polls, however late this test reads the log.
+    slow = {**os.environ, "ER_EMULATOR_FAULTS": json.dumps({"job": {"running_seconds": 60}})}
+    proc = subprocess.Popen([*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"], env=slow,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     for line in proc.stdout:
         if "started matching job" in line:

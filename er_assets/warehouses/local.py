@@ -299,7 +299,7 @@ class DuckDBWarehouse(Warehouse):
         columns = [c for c in domain.schema.columns if c in present]
         counts_sql = non_empty_counts(domain, _text, columns)
         found = con.execute(f"SELECT {', '.join(counts_sql)} FROM {relation}", params).fetchone() if columns else ()
-        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **dict(zip(columns, map(int, found)))}
+        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}  # COUNT_IF of no rows is NULL
         return {**target_figures(counts, samples), "non_empty": non_empty}
 
     def target_stats(self, domain: Domain, partition_key: str) -> dict:
