@@ -302,8 +302,8 @@ def no_value_loss(domain: Domain, extracted: dict[str, int] | None, loaded: dict
     the target than in the extract lost some on the way (a name in a script the matching step
     mapped to nothing, a column the load dropped)."""
     if extracted is None:
-        return _result(domain, "no_value_loss", True, "not judged: the extract of this partition predates "
-                       "per-field counts; re-run extract to have them", observed={})
+        return _result(domain, "no_value_loss", False, "not judged: the extract of this partition predates "
+                       "per-field counts; re-run extract to have them", severity="WARN", judged=False, observed={})
     lost = {field: n - loaded.get(field, 0) for field, n in extracted.items() if loaded.get(field, 0) < n}
     text = ("; ".join(f"{field}: {n} non-empty values extracted, {loaded.get(field, 0)} in the target"
                       for field, n in extracted.items() if field in lost)

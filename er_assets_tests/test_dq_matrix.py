@@ -410,3 +410,9 @@ def test_check_settings_are_validated(tmp_path, dq, message):
     path = write_config(tmp_path, lambda raw: raw["domains"][DOMAIN]["dq"].update(dq))
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_no_value_loss_without_the_extract_s_counts_is_not_judged_never_a_pass(config):
+    result = checks.no_value_loss(config.domain("customers"), None, {"last_name": 3})
+    assert not result.passed and result.severity.value == "WARN"
+    assert result.description.startswith("not judged") and result.metadata["judged"].value is False
