@@ -99,7 +99,8 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
                     result = warehouse.unload_extract(domain, start, end, uri)
                     context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
                     metadata.update(rows=result.rows, files=len(result.files), profile=result.profile,
-                                    fingerprint=result.fingerprint, extract_run_id=context.run_id)
+                                    fingerprint=result.fingerprint, profile_key=domain.profile_key,
+                                    extract_run_id=context.run_id)
                 counts = earlier_values(context.instance, extract.key, domain, context.partition_key, "rows")
                 results = checks.extract_results(domain, metadata["profile"], counts)
             metadata["orchestrator_bytes_read"] = bytes_read() - read_before
@@ -117,12 +118,12 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         if previous is None:
             return None
         seen = _metadata(previous)
-        if "fingerprint" not in seen:
-            return None
+        if "fingerprint" not in seen or seen.get("profile_key") != domain.profile_key:
+            return None  # an older extract, or one profiled under other DQ settings
         rows, fingerprint = warehouse.slice_fingerprint(domain, start, end)
         if (rows, fingerprint) != (seen["rows"], seen["fingerprint"]) or not object_store.list_files(seen["uri"]):
             return None
-        keep = ("uri", "rows", "files", "profile", "fingerprint")
+        keep = ("uri", "rows", "files", "profile", "fingerprint", "profile_key")
         return {**{k: seen[k] for k in keep}, "extract_run_id": _extract_id(seen, previous.run_id)}
 
     @dg.asset(

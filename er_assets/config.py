@@ -549,6 +549,17 @@ class Domain(_Model):
         return [(name, attr_type, pattern) for name, attr_type, pattern in fields if pattern]
 
     @property
+    def profile_key(self) -> str:
+        """A digest of what the extract profile measures (columns, unique id, required fields,
+        format rules): an unchanged source slice reuses an earlier extract, profile included,
+        only while the profile would still measure the same things."""
+        import hashlib
+        import json
+
+        measured = [self.schema.columns, self.schema.unique_id, self.dq.required_fields, self.format_fields]
+        return hashlib.sha256(json.dumps(measured).encode()).hexdigest()[:16]
+
+    @property
     def extract_prefix(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}/extract"
 

@@ -187,6 +187,22 @@ def test_an_unchanged_re_extract_reuses_the_extract_and_so_its_job(config, local
     assert len(list((local_paths()["emulator"] / "jobs").glob("*.json"))) == 2
 
 
+def test_a_re_extract_under_other_dq_settings_profiles_the_slice_again(config, local_env, instance, tmp_path):
+    """The same rows, but a newly required field: the earlier profile never measured it, so
+    the slice is extracted and profiled again instead of reused."""
+    from er_assets.config import load_config
+    from er_assets_tests.conftest import write_config
+
+    seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
+    first = run(config, instance, ["extract"])
+    assert first.success
+    stricter = load_config(write_config(tmp_path, lambda raw: raw["domains"][DOMAIN]["dq"]["required_fields"].append("city")))
+    assert run(stricter, instance, ["extract"]).success
+    extract = latest(instance, "extract")
+    assert "reused_extract" not in extract and extract["extract_run_id"] != first.run_id
+    assert "city" in extract["profile"]["null_counts"]
+
+
 def test_the_intent_identifies_the_job_started_after_it(config, local_env):
     from er_assets.deployment import local_resources
     from er_assets.matching_job import adoptable_job, start_intent
