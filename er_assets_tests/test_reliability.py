@@ -189,17 +189,18 @@ def test_an_unchanged_re_extract_reuses_the_extract_and_so_its_job(config, local
 
 def test_the_intent_identifies_the_job_started_after_it(config, local_env):
     from er_assets.deployment import local_resources
-    from er_assets.matching_job import adoptable_job, start_intent
+    from er_assets.matching_job import Patience, adoptable_job, start_intent
 
     seed(config.domain(DOMAIN), PARTITION, 50, local_env)
     er, _ = local_resources(config)["entity_resolution"].clients()
     workflow = config.domain(DOMAIN).workflow_name
-    intent = start_intent(er, workflow)
-    assert adoptable_job(er, workflow, intent, set()) is None  # the start never reached the service
+    patience = Patience(60, 1, print)
+    intent = start_intent(er, workflow, patience)
+    assert adoptable_job(er, workflow, intent, set(), patience) is None  # the start never reached the service
     job = er.start_matching_job(workflowName=workflow)["jobId"]
-    assert adoptable_job(er, workflow, intent, set()) == job
-    assert adoptable_job(er, workflow, intent, {job}) is None  # another partition recorded it as its own
-    assert adoptable_job(er, workflow, start_intent(er, workflow), set()) is None  # known before the intent
+    assert adoptable_job(er, workflow, intent, set(), patience) == job
+    assert adoptable_job(er, workflow, intent, {job}, patience) is None  # another partition recorded it as its own
+    assert adoptable_job(er, workflow, start_intent(er, workflow, patience), set(), patience) is None  # known before
 
 
 def test_a_corrupt_job_state_file_is_named_and_a_rerun_recovers(config, local_env):
