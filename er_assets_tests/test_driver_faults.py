@@ -234,6 +234,10 @@ def test_fault_settings_can_come_from_a_file(tmp_path):
     ("not json", "cannot read fault settings"),
     ('{"GetMatchingJob": {"error": "Boom"}}', "error 'Boom' is not one of"),
     ('{"job": {"fail_after": 1}}', "job: unknown keys ['fail_after']"),
+    ('{"job": {"running_seconds": "2s"}}', "job: running_seconds must be a number of seconds >= 0, not '2s'"),
+    ('{"job": {"start_answer_seconds": -1}}', "job: start_answer_seconds must be a number of seconds >= 0, not -1"),
+    ('{"job": {"fail_after_polls": 0}}', "job: fail_after_polls must be a whole number of at least 1, not 0"),
+    ('{"job": {"stays_queued": "yes"}}', "job: stays_queued must be true or false, not 'yes'"),
 ])
 def test_bad_fault_settings_are_refused_clearly(value, message):
     with pytest.raises(FaultSpecError) as info:
@@ -257,6 +261,22 @@ def test_the_bridge_exits_with_the_fault_s_code_and_one_line(config, local_env, 
     assert done.returncode == code, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
     assert message in last and f"(exit {code})" in last, last
+
+
+def test_bad_job_faults_are_refused_before_any_job_is_written(faults):
+    with pytest.raises(FaultSpecError, match="running_seconds must be a number"):
+        faults({"job": {"running_seconds": "slow"}})
+    assert not list((local_paths()["emulator"] / "jobs").glob("*.json"))
+
+
+def test_a_late_start_answer_applies_to_jobs_without_a_worker_too(faults, monkeypatch):
+    from er_assets.emulator import service
+
+    slept = []
+    monkeypatch.setattr(service.time, "sleep", slept.append)
+    er, _ = faults({"job": {"stays_queued": True, "start_answer_seconds": 7}})
+    job_id = er.start_matching_job(workflowName=WF)["jobId"]
+    assert slept == [7] and er.get_matching_job(workflowName=WF, jobId=job_id)["status"] == "QUEUED"
 
 
 def test_a_next_token_the_emulator_did_not_issue_is_a_validation_error(faults):

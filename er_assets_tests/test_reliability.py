@@ -17,6 +17,7 @@ from autosys_bridge import exit_codes
 from autosys_bridge.runner import exit_code_for
 from er_assets.definitions import build_definitions
 from er_assets.deployment import local_paths
+from er_assets.emulator.faults import FAULTS_ENV
 from er_assets_tests.conftest import seed
 
 DOMAIN = "customers"
@@ -214,7 +215,7 @@ def test_a_corrupt_job_state_file_is_named_and_a_rerun_recovers(config, local_en
               "--check-interval", "1"]
     assert subprocess.run([*bridge[:4], "vendors", "extract", "--date", "2026-10-15"], capture_output=True).returncode == 0
     proc = subprocess.Popen(bridge, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "ER_EMULATOR_RUN_DELAY": "3"})
+                            env={**os.environ, FAULTS_ENV: '{"job": {"running_seconds": 3}}'})
     for line in proc.stderr:
         if "started matching job" in line:
             break

@@ -33,17 +33,6 @@ from er_assets.config import Configuration
 ACTIVE = ("QUEUED", "RUNNING")
 # The service's name for its one-job-per-region quota (user guide, "Quotas").
 CONCURRENT_JOBS_QUOTA = "Concurrent matching jobs"
-# Knobs for tests that must act at a precise moment (fault injection): seconds StartMatchingJob
-# waits after accepting a job before it answers, and seconds a job stays RUNNING before it
-# matches. Read from the environment of the caller, which the worker inherits.
-START_DELAY_ENV = "ER_EMULATOR_START_DELAY"
-RUN_DELAY_ENV = "ER_EMULATOR_RUN_DELAY"
-
-
-def knob(name: str) -> float:
-    return float(os.environ.get(name) or 0)
-
-
 class ServiceError(Exception):
     def __init__(self, code: str, message: str, status: int = 400, extra: dict | None = None):
         super().__init__(message)
@@ -245,19 +234,21 @@ class Emulator:
                 "fault": fault or {},
             }
             _write_json(self._job_path(job_id), job)
-            if _workerless(job):
-                return {"jobId": job_id}
-            log = open(self.root / f"{job_id}.log", "ab")
+            if not _workerless(job):
+                self._start_worker(job)
+        # The fault (validated by faults.load) is slept out of the lock, so others may poll.
+        time.sleep(job["fault"].get("start_answer_seconds", 0))
+        return {"jobId": job_id}
+
+    def _start_worker(self, job: dict) -> None:
+        with open(self.root / f"{job['jobId']}.log", "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "er_assets.emulator.worker", str(self.root), str(self.objects_root),
-                 str(self.config.path), job_id],
+                 str(self.config.path), job["jobId"]],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
             )
-            log.close()
-            job["pid"] = proc.pid
-            _write_json(self._job_path(job_id), job)
-        time.sleep(knob(START_DELAY_ENV))
-        return {"jobId": job_id}
+        job["pid"] = proc.pid
+        _write_json(self._job_path(job["jobId"]), job)
 
     def _input_location(self, workflow: dict) -> str:
         arn = workflow["inputSourceConfig"][0]["inputSourceARN"]
