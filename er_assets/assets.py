@@ -16,7 +16,7 @@ from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream, UpstreamRefused
 from er_assets.match_output import confidence_summary, find_output
-from er_assets.matching_job import adoptable_job, point_glue_table, run_matching_job, start_intent
+from er_assets.matching_job import Patience, adoptable_job, point_glue_table, run_matching_job
 from er_assets.object_store import ObjectStore, bytes_read
 from er_assets.partitions import business_dates, partitions_def
 from er_assets.run_history import HistoryResource, recording
@@ -164,18 +164,17 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
 
         def point_input_at_extract() -> None:
             point_glue_table(glue, settings.glue_database, domain.glue_table, upstream["uri"])
-            observe(**start_intent(er, domain.workflow_name))
 
         def record_job_id(job_id: str) -> None:
             observe(job_id=job_id)
 
-        previous_job = _earlier_job(context, er, extract_run, record_job_id)
+        # One EXECUTION_TIMEOUT for the whole stage: adopting, starting and waiting.
+        patience = Patience(config.execution_timeout or settings.execution_timeout,
+                            config.check_interval or settings.check_interval, context.log.info)
+        previous_job = _earlier_job(context, er, extract_run, record_job_id, patience)
 
-        outcome = run_matching_job(
-            er, domain.workflow_name, previous_job, point_input_at_extract, record_job_id, context.log.info,
-            timeout=config.execution_timeout or settings.execution_timeout,
-            check_interval=config.check_interval or settings.check_interval,
-        )
+        outcome = run_matching_job(er, domain.workflow_name, previous_job, point_input_at_extract,
+                                   lambda intent: observe(**intent), record_job_id, patience)
         output = find_output(object_store.list_files, outcome.output_path, domain.workflow_name, outcome.job_id,
                              outcome.metrics.get("totalRecordsProcessed", 0))
         # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
@@ -219,7 +218,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
         return metadata, results
 
-    def _earlier_job(context, er, extract_run: str, record_job_id) -> str | None:
+    def _earlier_job(context, er, extract_run: str, record_job_id, patience) -> str | None:
         """The job an earlier attempt started for this very extract (it may still be running):
         the one it recorded, or, when it died between StartMatchingJob and recording the id,
         the job its recorded intent identifies in the service's own list."""
@@ -236,7 +235,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
             if record.partition_key != context.partition_key
             and (value := _metadata(record).get("job_id"))
         }
-        job_id = adoptable_job(er, domain.workflow_name, seen, claimed)
+        job_id = adoptable_job(er, domain.workflow_name, seen, claimed, patience)
         if job_id:
             context.log.info(f"adopting matching job {job_id}: an earlier attempt started it for this extract "
                              "but stopped before recording its id")

@@ -66,21 +66,24 @@ SERVICE_ERRORS = frozenset({
     "UnauthorizedSSOTokenError", "SSOTokenLoadError", "CredentialRetrievalError", "ReadTimeoutError",
     "ConnectionClosedError",
 })
+# Our classes; for each exit code the most general comes first (it stands in for foreign errors).
+CODED = (PipelineError, ServiceUnavailable, MatchingJobTimeout, ConfigurationRejected, GateClosed,
+         MatchingJobFailed, QuotaExceeded, MatchOutputMissing, UpstreamRefused, MissingUpstream)
 # Exit code by exception class name: the bridge reads names back from the Dagster event log,
 # the job history from the exception itself, and both walk the chain of causes the same way.
 EXIT_CODES = {
     **dict.fromkeys(SERVICE_ERRORS, exit_codes.SERVICE_UNAVAILABLE),
-    **{cls.__name__: cls.exit_code for cls in
-       (PipelineError, MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable, QuotaExceeded,
-        ConfigurationRejected, MatchOutputMissing, GateClosed, UpstreamRefused, MissingUpstream)},
+    **{cls.__name__: cls.exit_code for cls in CODED},
 }
+# The class of ours that replaces an exception of each exit code (`masked_error`): from the
+# same classes as EXIT_CODES, so the bridge reading the replacement's name and the history
+# reading the original's chain give the same code.
+_STAND_IN = {code: next(cls for cls in CODED if cls.exit_code == code) for code in set(EXIT_CODES.values())}
 
 
 def masked_error(exc: BaseException) -> PipelineError:
     """One of ours in place of `exc`, with its text masked and the same exit code."""
-    code = exit_code_of(exc)
-    cls = next((c for c in (ServiceUnavailable, MatchingJobTimeout, GateClosed) if c.exit_code == code), PipelineError)
-    return cls(f"{type(exc).__name__}: {exc}")
+    return _STAND_IN[exit_code_of(exc)](f"{type(exc).__name__}: {exc}")
 
 
 def exit_code_of(exc: BaseException) -> int:

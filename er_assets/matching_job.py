@@ -12,9 +12,10 @@ answers), are handled as the API reference documents them (StartMatchingJob and
 GetMatchingJob: ThrottlingException, InternalServerException, ResourceNotFoundException,
 AccessDeniedException, ExceedsLimitException, ConflictException, ValidationException):
 
-- while polling, transient errors (throttling, 5xx, timeouts, lost connections) are retried
-  with the polling back-off until EXECUTION_TIMEOUT: a running job is never abandoned
-  because one status call failed;
+- in every read (GetMatchingJob while polling or re-attaching, ListMatchingJobs for the
+  intent and for adopting a job), transient errors (throttling, 5xx, timeouts, lost
+  connections) are retried with the polling back-off until EXECUTION_TIMEOUT: a running job
+  is never abandoned, and no start is given up, because one read failed;
 - a busy region (ConflictException, throttling, or ExceedsLimitException for the
   "Concurrent matching jobs" quota) is waited out before starting;
 - ExceedsLimitException for any other quota fails at once, naming the quota (QuotaExceeded);
@@ -64,6 +65,25 @@ class JobOutcome:
     output_path: str  # the job's outputS3Path; its files are found by listing (match_output)
     reused: bool = False
     attached: bool = False
+
+
+class Patience:
+    """One stage's EXECUTION_TIMEOUT deadline and back-off, shared by every call of the stage
+    that may be waited out (reads that failed transiently, a busy region)."""
+
+    def __init__(self, timeout: float, check_interval: float, log: Callable[[str], None],
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+        self.timeout, self.check_interval, self.log, self.sleep, self.clock = timeout, check_interval, log, sleep, clock
+        self.deadline = clock() + timeout
+
+    def pauses(self):
+        """How long to sleep before each next try: FIRST_POLL_SECONDS doubling up to
+        CHECK_INTERVAL, the last cut short at the deadline so the last try happens at
+        EXECUTION_TIMEOUT, not up to CHECK_INTERVAL before it. Ends once the deadline has passed."""
+        delay = FIRST_POLL_SECONDS
+        while (left := self.deadline - self.clock()) > 0:
+            yield min(delay, left)
+            delay = min(delay * 2, self.check_interval)
 
 
 def _error(exc: Exception) -> tuple[str, str]:
@@ -161,55 +181,64 @@ def run_matching_job(
     workflow_name: str,
     previous_job_id: str | None,
     before_start: Callable[[], None],
+    record_intent: Callable[[dict], None],
     record_job_id: Callable[[str], None],
-    log: Callable[[str], None],
-    timeout: float,
-    check_interval: float,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    patience: Patience,
 ) -> JobOutcome:
     """Start (or re-attach to, or reuse) the matching job and wait for it to end.
 
     `previous_job_id` is the job recorded for this same extract by an earlier attempt.
     `before_start` runs just before a new job is started (it points the input at this
-    partition's extract); `record_job_id` must persist a new job id before it is polled.
+    partition's extract); `record_intent` must persist the `start_intent` durably before the
+    start, `record_job_id` a new job id before it is polled.
     """
-    deadline = clock() + timeout
     attached = reused = False
     job_id = None
     if previous_job_id:
-        try:
-            earlier = er.get_matching_job(workflowName=workflow_name, jobId=previous_job_id)
-        except Exception as exc:
-            raise _explain(exc, f"matching workflow {workflow_name}") from exc
+        earlier = _read(lambda: er.get_matching_job(workflowName=workflow_name, jobId=previous_job_id),
+                        f"matching job {previous_job_id} of {workflow_name}", "status call", patience)
         if earlier["status"] in ACTIVE:
             job_id, attached = previous_job_id, True
-            log(f"re-attaching to matching job {job_id} ({earlier['status']}) started by an earlier attempt")
+            patience.log(f"re-attaching to matching job {job_id} ({earlier['status']}) started by an earlier attempt")
         elif earlier["status"] == "SUCCEEDED":
             job_id, reused = previous_job_id, True
-            log(f"reusing matching job {job_id}, which already SUCCEEDED for this extract")
+            patience.log(f"reusing matching job {job_id}, which already SUCCEEDED for this extract")
     if job_id is None:
         before_start()
-        job_id = _start(er, workflow_name, log, deadline, sleep, clock, check_interval)
+        record_intent(start_intent(er, workflow_name, patience))
+        job_id = _start(er, workflow_name, patience)
         # Recorded before anything else is said or done, so a crash after this point leaves
         # the id for the re-run to find.
         record_job_id(job_id)
-        log(f"started matching job {job_id} of workflow {workflow_name}")
-    return _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sleep, clock, attached, reused)
+        patience.log(f"started matching job {job_id} of workflow {workflow_name}")
+    return _wait(er, workflow_name, job_id, patience, attached, reused)
 
 
-def _pause(delay: float, deadline: float, clock) -> float | None:
-    """How long to sleep before the next try: the back-off delay, cut short at the deadline
-    so the last try happens at EXECUTION_TIMEOUT, not up to CHECK_INTERVAL before it; None
-    once the deadline has passed."""
-    left = deadline - clock()
-    return None if left <= 0 else min(delay, left)
+def _read(call: Callable[[], dict], what: str, name: str, patience: Patience, started: bool = False,
+          meanwhile: str = "", hint: str = "") -> dict:
+    """`call()`, a read of the service, with transient errors retried on the back-off until
+    EXECUTION_TIMEOUT. `name` names the call in the messages; `meanwhile` says (in the log)
+    what goes on while it is retried, `hint` (in the error) what to do after the deadline."""
+    pauses = patience.pauses()
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise _explain(exc, what, started) from exc
+            pause = next(pauses, None)
+            reason = f"{_error(exc)[0] or type(exc).__name__}: {_error(exc)[1] or exc}"
+            if pause is None:
+                raise ServiceUnavailable(f"{what}: {name}s still fail at EXECUTION_TIMEOUT={patience.timeout:.0f}s "
+                                         f"({reason}){hint}") from exc
+            patience.log(f"{what}: {name} failed ({reason}); {meanwhile}asking again in {pause:.0f}s")
+            patience.sleep(pause)
 
 
-def _start(er, workflow_name, log, deadline, sleep, clock, check_interval) -> str:
+def _start(er, workflow_name: str, patience: Patience) -> str:
     from botocore.exceptions import ClientError
 
-    delay = FIRST_POLL_SECONDS
+    pauses = patience.pauses()
     while True:
         try:
             return er.start_matching_job(workflowName=workflow_name)["jobId"]
@@ -217,58 +246,44 @@ def _start(er, workflow_name, log, deadline, sleep, clock, check_interval) -> st
             code = _error(exc)[0]
             if not _busy(exc):
                 raise _explain(exc, f"matching workflow {workflow_name}") from exc
-            pause = _pause(delay, deadline, clock)
+            pause = next(pauses, None)
             if pause is None:
                 raise MatchingJobTimeout(
                     f"could not start a matching job of {workflow_name} before EXECUTION_TIMEOUT: "
                     f"{exc.response['Error'].get('Message', code)}"
                 ) from exc
-            log(f"the region's matching slot is busy ({code}); retrying in {pause:.0f}s")
-            sleep(pause)
-            delay = min(delay * 2, check_interval)
+            patience.log(f"the region's matching slot is busy ({code}); retrying in {pause:.0f}s")
+            patience.sleep(pause)
         except Exception as exc:
             raise _explain(exc, f"matching workflow {workflow_name}") from exc
 
 
-def _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sleep, clock, attached, reused) -> JobOutcome:
-    delay = FIRST_POLL_SECONDS
+def _wait(er, workflow_name: str, job_id: str, patience: Patience, attached: bool, reused: bool) -> JobOutcome:
+    pauses = patience.pauses()
     last_progress = None
     while True:
-        try:
-            job = er.get_matching_job(workflowName=workflow_name, jobId=job_id)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise _explain(exc, f"matching job {job_id}", started=True) from exc
-            pause = _pause(delay, deadline, clock)
-            reason = f"{_error(exc)[0] or type(exc).__name__}: {_error(exc)[1] or exc}"
-            if pause is None:
-                raise ServiceUnavailable(
-                    f"matching job {job_id} of {workflow_name}: status calls still fail at EXECUTION_TIMEOUT="
-                    f"{timeout:.0f}s ({reason}); the job may still be running at AWS and a re-run re-attaches to it"
-                ) from exc
-            log(f"matching job {job_id}: status call failed ({reason}); the job keeps running, asking again in {pause:.0f}s")
-            sleep(pause)
-            delay = min(delay * 2, check_interval)
-            continue
+        job = _read(lambda: er.get_matching_job(workflowName=workflow_name, jobId=job_id),
+                    f"matching job {job_id} of {workflow_name}", "status call", patience, started=True,
+                    meanwhile="the job keeps running, ",
+                    hint="; the job may still be running at AWS and a re-run re-attaches to it")
         status, metrics = job["status"], job.get("metrics", {})
         progress = (status, metrics.get("totalRecordsProcessed"), metrics.get("inputRecords"))
         if progress != last_progress:
-            log(f"matching job {job_id}: {status}, {metrics.get('totalRecordsProcessed', 0)} of "
-                f"{metrics.get('inputRecords', 0)} records processed")
+            patience.log(f"matching job {job_id}: {status}, {metrics.get('totalRecordsProcessed', 0)} of "
+                         f"{metrics.get('inputRecords', 0)} records processed")
             last_progress = progress
         if status == "SUCCEEDED":
             return JobOutcome(job_id, status, metrics, job["outputSourceConfig"][0]["outputS3Path"], reused, attached)
         if status == "FAILED":
             message = job.get("errorDetails", {}).get("errorMessage", "no error message")
             raise MatchingJobFailed(f"matching job {job_id} of {workflow_name} FAILED: {message}")
-        pause = _pause(delay, deadline, clock)
+        pause = next(pauses, None)
         if pause is None:
             raise MatchingJobTimeout(
-                f"matching job {job_id} of {workflow_name} still {status} after EXECUTION_TIMEOUT={timeout:.0f}s; "
-                "it keeps running at AWS and a re-run re-attaches to it"
+                f"matching job {job_id} of {workflow_name} still {status} after "
+                f"EXECUTION_TIMEOUT={patience.timeout:.0f}s; it keeps running at AWS and a re-run re-attaches to it"
             )
-        sleep(pause)
-        delay = min(delay * 2, check_interval)
+        patience.sleep(pause)
 
 
 # --- exactly one job per extract: the intent recorded before StartMatchingJob -----------------
@@ -278,32 +293,37 @@ def _wait(er, workflow_name, job_id, log, deadline, timeout, check_interval, sle
 CLOCK_SKEW_SECONDS = 300
 
 
-def _started_since(er, workflow_name: str, since: float) -> list[dict]:
+def _started_since(er, workflow_name: str, since: float, patience: Patience) -> list[dict]:
     """The workflow's jobs started at or after `since` (epoch seconds), oldest first. AWS
-    documents no order for ListMatchingJobs, so every page is read and sorted here."""
-    try:
+    documents no order for ListMatchingJobs, so every page is read and sorted here (all pages
+    again when one fails transiently: a page token may not outlive the wait)."""
+
+    def every_page() -> dict:
         pages = er.get_paginator("list_matching_jobs").paginate(workflowName=workflow_name)
-        jobs = [job for page in pages for job in page.get("jobs", []) if job["startTime"].timestamp() >= since]
-    except Exception as exc:
-        raise _explain(exc, f"matching workflow {workflow_name}") from exc
+        return {"jobs": [job for page in pages for job in page.get("jobs", [])]}
+
+    listed = _read(every_page, f"matching workflow {workflow_name}", "ListMatchingJobs call", patience,
+                   meanwhile="no job is started meanwhile, ")
+    jobs = [job for job in listed["jobs"] if job["startTime"].timestamp() >= since]
     return sorted(jobs, key=lambda job: job["startTime"])
 
 
-def start_intent(er, workflow_name: str, now: Callable[[], float] = time.time) -> dict:
+def start_intent(er, workflow_name: str, patience: Patience, now: Callable[[], float] = time.time) -> dict:
     """What to record durably just before StartMatchingJob: when, and which jobs of the
     workflow already existed around then. A crash between the start and recording the job id
     leaves only this behind; `adoptable_job` finds the job from it."""
     since = now() - CLOCK_SKEW_SECONDS
-    return {"intent_since": since, "intent_known_jobs": [j["jobId"] for j in _started_since(er, workflow_name, since)]}
+    known = _started_since(er, workflow_name, since, patience)
+    return {"intent_since": since, "intent_known_jobs": [j["jobId"] for j in known]}
 
 
-def adoptable_job(er, workflow_name: str, intent: dict, claimed: set[str]) -> str | None:
+def adoptable_job(er, workflow_name: str, intent: dict, claimed: set[str], patience: Patience) -> str | None:
     """The job an attempt that recorded `intent` started but died before recording: the oldest
     job of the workflow started since the intent that was not known at intent time and that
     no other partition has recorded as its own (`claimed`). None when the start never reached
     the service, so a new job may be started."""
     known = set(intent.get("intent_known_jobs", ())) | claimed
-    for job in _started_since(er, workflow_name, float(intent["intent_since"])):
+    for job in _started_since(er, workflow_name, float(intent["intent_since"]), patience):
         if job["jobId"] not in known:
             return job["jobId"]
     return None

@@ -19,6 +19,7 @@ import pytest
 
 from autosys_bridge import exit_codes
 from er_assets.definitions import job_name
+from er_assets.emulator.faults import FAULTS_ENV
 from er_assets.errors import ServiceUnavailable
 from er_assets.warehouses.local import DuckDBWarehouse
 from er_assets_tests.conftest import seed
@@ -106,7 +107,7 @@ def test_two_matching_stages_at_once_start_one_job(config, local_env):
     seed(config.domain("vendors"), "2026-10-01", 300, local_env)
     code, err = finish(start("vendors", "extract", "--date", "2026-10-15"))[0]
     assert code == exit_codes.OK, err[-2000:]
-    slow = {"ER_EMULATOR_RUN_DELAY": "2"}
+    slow = {FAULTS_ENV: '{"job": {"running_seconds": 2}}'}
     outcomes = finish(*(start("vendors", "process", "--date", "2026-10-15", "--check-interval", "1", env=slow)
                         for _ in range(2)))
     assert [code for code, _ in outcomes] == [exit_codes.OK, exit_codes.OK], outcomes

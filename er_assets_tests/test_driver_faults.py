@@ -19,7 +19,7 @@ from er_assets.deployment import local_paths
 from er_assets.emulator.faults import FAULTS_ENV, FaultSpecError, load
 from er_assets.entity_resolution import LocalEntityResolution
 from er_assets.errors import PipelineError
-from er_assets.matching_job import run_matching_job
+from er_assets.matching_job import Patience, run_matching_job
 from er_assets_tests.conftest import seed
 from er_assets_tests.test_matching_job import Clock
 
@@ -63,11 +63,11 @@ def extract(config, local_env):
     return lambda glue: point_glue_table(glue, "entity_resolution", domain.glue_table, uri)
 
 
-def drive(er, clock=None, timeout=3600, before=lambda: None):
+def drive(er, clock=None, timeout=3600, before=lambda: None, intents=None):
     clock = clock or JobClock()
     logs: list[str] = []
-    outcome = run_matching_job(er, WF, None, before, lambda job_id: None, logs.append, timeout=timeout,
-                               check_interval=5, sleep=clock.sleep, clock=clock)
+    outcome = run_matching_job(er, WF, None, before, (intents if intents is not None else []).append,
+                               lambda job_id: None, Patience(timeout, 5, logs.append, clock.sleep, clock))
     return outcome, logs
 
 
@@ -86,6 +86,37 @@ def test_transient_errors_while_polling_never_abandon_the_running_job(faults, ex
     assert outcome.status == "SUCCEEDED" and outcome.metrics["inputRecords"] == 200
     retried = [line for line in logs if "status call failed" in line]
     assert len(retried) == 3 and all("the job keeps running" in line for line in retried)
+
+
+@pytest.mark.parametrize("error", ["ThrottlingException", "InternalServerException", "ReadTimeoutError"])
+def test_transient_errors_listing_jobs_for_the_intent_are_waited_out_before_the_start(faults, extract, error):
+    er, glue = faults({"ListMatchingJobs": {"error": error, "times": 2}})
+    intents: list[dict] = []
+    outcome, logs = drive(er, before=lambda: extract(glue), intents=intents)
+    assert outcome.status == "SUCCEEDED" and len(intents) == 1 and intents[0]["intent_known_jobs"] == []
+    retried = [line for line in logs if "ListMatchingJobs call failed" in line]
+    assert len(retried) == 2 and all("no job is started meanwhile" in line for line in retried)
+
+
+def test_listing_jobs_failing_until_the_deadline_exits_5_and_starts_nothing(faults):
+    er, _ = faults({"ListMatchingJobs": {"error": "ThrottlingException"}})
+    intents: list[dict] = []
+    error = failure(er, timeout=30, intents=intents)
+    assert error.exit_code == exit_codes.SERVICE_UNAVAILABLE and intents == []
+    assert "ListMatchingJobs calls still fail at EXECUTION_TIMEOUT=30s (ThrottlingException: Rate exceeded)" in str(error)
+    assert not list((local_paths()["emulator"] / "jobs").glob("*.json"))  # nothing was started
+
+
+def test_adopting_a_job_waits_out_transient_list_errors(faults):
+    from er_assets.matching_job import adoptable_job, start_intent
+
+    er, _ = faults({"job": {"stays_queued": True}})
+    clock = JobClock()
+    patience = Patience(3600, 5, print, clock.sleep, clock)
+    intent = start_intent(er, WF, patience)
+    job = er.start_matching_job(workflowName=WF)["jobId"]
+    er, _ = faults({"ListMatchingJobs": {"error": "ServiceUnavailable", "times": 2}})
+    assert adoptable_job(er, WF, intent, set(), patience) == job
 
 
 def test_status_calls_failing_until_the_deadline_exit_5_and_say_the_job_may_still_run(faults):
@@ -203,6 +234,10 @@ def test_fault_settings_can_come_from_a_file(tmp_path):
     ("not json", "cannot read fault settings"),
     ('{"GetMatchingJob": {"error": "Boom"}}', "error 'Boom' is not one of"),
     ('{"job": {"fail_after": 1}}', "job: unknown keys ['fail_after']"),
+    ('{"job": {"running_seconds": "2s"}}', "job: running_seconds must be a number of seconds >= 0, not '2s'"),
+    ('{"job": {"start_answer_seconds": -1}}', "job: start_answer_seconds must be a number of seconds >= 0, not -1"),
+    ('{"job": {"fail_after_polls": 0}}', "job: fail_after_polls must be a whole number of at least 1, not 0"),
+    ('{"job": {"stays_queued": "yes"}}', "job: stays_queued must be true or false, not 'yes'"),
 ])
 def test_bad_fault_settings_are_refused_clearly(value, message):
     with pytest.raises(FaultSpecError) as info:
@@ -226,6 +261,22 @@ def test_the_bridge_exits_with_the_fault_s_code_and_one_line(config, local_env, 
     assert done.returncode == code, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
     assert message in last and f"(exit {code})" in last, last
+
+
+def test_bad_job_faults_are_refused_before_any_job_is_written(faults):
+    with pytest.raises(FaultSpecError, match="running_seconds must be a number"):
+        faults({"job": {"running_seconds": "slow"}})
+    assert not list((local_paths()["emulator"] / "jobs").glob("*.json"))
+
+
+def test_a_late_start_answer_applies_to_jobs_without_a_worker_too(faults, monkeypatch):
+    from er_assets.emulator import service
+
+    slept = []
+    monkeypatch.setattr(service.time, "sleep", slept.append)
+    er, _ = faults({"job": {"stays_queued": True, "start_answer_seconds": 7}})
+    job_id = er.start_matching_job(workflowName=WF)["jobId"]
+    assert slept == [7] and er.get_matching_job(workflowName=WF, jobId=job_id)["status"] == "QUEUED"
 
 
 def test_a_next_token_the_emulator_did_not_issue_is_a_validation_error(faults):

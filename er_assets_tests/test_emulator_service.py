@@ -130,3 +130,47 @@ def test_responses_satisfy_the_botocore_output_shapes(clients):
         response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
         report = ParamValidator().validate(response, model.operation_model(operation).output_shape)
         assert not report.has_errors(), f"{operation}: {report.generate_report()}"
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe{garbage", b'{"jobId": "x", "workflowName": "vendor-matching-workflow", "sta'])
+def test_a_damaged_job_file_blocks_no_workflow_and_is_reported_failed(clients, damage):
+    er, _ = clients
+    jobs = local_paths()["emulator"] / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    lost = "f" * 32
+    (jobs / f"{lost}.json").write_bytes(damage)  # no worker runs for it
+    assert er.list_matching_jobs(workflowName="customer-matching-workflow")["jobs"] == []
+    started = er.start_matching_job(workflowName="customer-matching-workflow")["jobId"]
+    assert (jobs / f"{lost}.json.corrupt").read_bytes() == damage  # set aside, not lost
+    job = er.get_matching_job(workflowName="vendor-matching-workflow", jobId=lost)
+    assert job["status"] == "FAILED" and f"job {lost}: state file" in job["errorDetails"]["errorMessage"]
+    assert "is corrupt" in job["errorDetails"]["errorMessage"]
+    assert wait(er, "customer-matching-workflow", started)["status"] in ("SUCCEEDED", "FAILED")
+
+
+def test_a_damaged_job_file_whose_worker_runs_still_holds_the_slot(config, local_env, monkeypatch):
+    import json
+    import os
+    import signal
+
+    from er_assets.emulator.faults import FAULTS_ENV
+    from er_assets.entity_resolution import LocalEntityResolution
+
+    monkeypatch.setenv(FAULTS_ENV, json.dumps({"job": {"running_seconds": 60}}))
+    paths = local_paths()
+    er, _ = LocalEntityResolution(state_root=str(paths["emulator"]), objects_root=str(paths["objects"]),
+                                  config_path=str(config.path), max_attempts=0).clients()
+    job_id = er.start_matching_job(workflowName="vendor-matching-workflow")["jobId"]
+    state = paths["emulator"] / "jobs" / f"{job_id}.json"
+    pid = json.loads(state.read_text())["pid"]
+    state.write_bytes(b"\xff\xfe{garbage")
+    with pytest.raises(ClientError) as info:
+        er.start_matching_job(workflowName="customer-matching-workflow")
+    assert error_code(info) == "ExceedsLimitException" and "its worker is still running" in str(info.value)
+    with pytest.raises(ClientError) as info:  # which workflow it belongs to, no one can tell
+        er.list_matching_jobs(workflowName="customer-matching-workflow")
+    assert error_code(info) == "InternalServerException" and f"job {job_id}: state file" in str(info.value)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert er.list_matching_jobs(workflowName="customer-matching-workflow")["jobs"] == []
+    assert er.get_matching_job(workflowName="vendor-matching-workflow", jobId=job_id)["status"] == "FAILED"

@@ -2,8 +2,8 @@
 then re-run: the target must be identical to a clean run's, exactly one matching job must
 exist per extract, and no history row may stay RUNNING.
 
-The points are found from the bridge's own log, and the emulator's knobs hold a job at the
-moment that matters (StartMatchingJob accepted but not answered; a job RUNNING), so every
+The points are found from the bridge's own log, and the emulator's job faults
+(ER_EMULATOR_FAULTS) hold a job at the moment that matters (StartMatchingJob accepted but not answered; a job RUNNING), so every
 kill lands where it is meant to. Each scenario changes the source slice (state A <-> B), so
 each needs a new extract and a new job; the clean results of A and B come from runs in a
 separate data folder. Re-runs go through the bridge's `main` in this process: the killed runs
@@ -26,6 +26,7 @@ import duckdb
 import pytest
 
 from autosys_bridge import cli, exit_codes
+from er_assets.emulator.faults import FAULTS_ENV
 from er_assets.history import HistoryStore, Status
 from er_assets_tests.conftest import seed
 
@@ -69,7 +70,7 @@ def jobs(data: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (data / "emulator" / "jobs").glob("*.json")]
 
 
-# --- the kill points: (stage the killed bridge runs, emulator knobs, when to kill) -----------
+# --- the kill points: (stage the killed bridge runs, environment, when to kill) -----------
 
 
 def on_line(text: str):
@@ -97,8 +98,8 @@ IN_THE_LOAD = on_line("waiting up to 600s for the local warehouse")
 POINTS = {
     "mid-extract": ("all", {}, on_line(STEP.format("extract", "STEP_START"))),
     "between extract and process": ("all", {}, on_line(STEP.format("extract", "STEP_SUCCESS"))),
-    "just after the job is accepted": ("all", {"ER_EMULATOR_START_DELAY": "5"}, job_accepted),
-    "while the job runs": ("all", {"ER_EMULATOR_RUN_DELAY": "2"}, on_line("started matching job")),
+    "just after the job is accepted": ("all", {FAULTS_ENV: '{"job": {"start_answer_seconds": 5}}'}, job_accepted),
+    "while the job runs": ("all", {FAULTS_ENV: '{"job": {"running_seconds": 2}}'}, on_line("started matching job")),
     "after the job succeeded": ("all", {}, on_line(": SUCCEEDED, ")),
     "mid-re-load over a good load": ("load", {}, IN_THE_LOAD),
     "right after the load": ("load", {}, on_line("loaded 300 rows into")),
@@ -106,7 +107,7 @@ POINTS = {
 HOLD = "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(120)"
 
 
-def kill_at(data: Path, stage: str, knobs: dict, reached, sig: int, known_jobs: int) -> tuple[int, str]:
+def kill_at(data: Path, stage: str, env: dict, reached, sig: int, known_jobs: int) -> tuple[int, str]:
     """Run the real CLI in its own process group; send `sig` to the group at the point."""
     holder = None
     if reached is IN_THE_LOAD:
@@ -115,7 +116,7 @@ def kill_at(data: Path, stage: str, knobs: dict, reached, sig: int, known_jobs: 
         assert holder.stdout.readline().strip() == "locked"
     proc = subprocess.Popen([sys.executable, "-m", "autosys_bridge.cli", *[a.format(stage=stage) for a in RUN]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, **knobs})
+                            env={**os.environ, **env})
     seen = []
     try:
         for line in proc.stderr:
@@ -179,13 +180,13 @@ def test_a_kill_at_any_point_then_a_rerun_gives_the_clean_result(tmp_path, monke
     assert target(data) == clean_results["A"]
 
     state = "A"
-    for point, (stage, knobs, reached) in POINTS.items():
+    for point, (stage, env, reached) in POINTS.items():
         state = "B" if state == "A" else "A"
         to_state(data, state)
         before, job_count = target(data), len(jobs(data))
         if stage == "load":  # the load is a separate AutoSys job: extract and match first
             match_first()
-        code, log = kill_at(data, stage, knobs, reached, sig, job_count)
+        code, log = kill_at(data, stage, env, reached, sig, job_count)
         # Killed anywhere, the target holds one whole clean result: the previous one, or
         # (killed after the load committed) the new one. Never a mixture.
         assert target(data) in (before, clean_results[state]), f"{point}:\n{log[-3000:]}"

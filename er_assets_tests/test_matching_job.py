@@ -8,7 +8,7 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
 from er_assets.errors import MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable
-from er_assets.matching_job import _explain, run_matching_job
+from er_assets.matching_job import Patience, _explain, run_matching_job
 
 WF = "customer-matching-workflow"
 JOB = "a" * 32
@@ -44,14 +44,20 @@ def job(status, processed=0, **extra):
 
 def drive(client, clock, previous=None, timeout=3600, check_interval=5):
     recorded, logs = [], []
-    outcome = run_matching_job(client, WF, previous, lambda: logs.append("glue re-pointed"), recorded.append,
-                               logs.append, timeout=timeout,
-                               check_interval=check_interval, sleep=clock.sleep, clock=clock)
+    outcome = run_matching_job(client, WF, previous, lambda: logs.append("glue re-pointed"),
+                               lambda intent: logs.append("intent recorded"), recorded.append,
+                               Patience(timeout, check_interval, logs.append, clock.sleep, clock))
     return outcome, recorded, logs
+
+
+def no_jobs_yet(stub):
+    """The ListMatchingJobs answer the intent before a start reads."""
+    stub.add_response("list_matching_jobs", {"jobs": []}, {"workflowName": WF})
 
 
 def test_busy_region_is_waited_out_and_polling_backs_off_to_the_cap(stubbed):
     client, stub = stubbed
+    no_jobs_yet(stub)
     stub.add_client_error("start_matching_job", "ConflictException", "Workflow is currently running", 409)
     stub.add_client_error("start_matching_job", "ThrottlingException", "Rate exceeded", 429)
     stub.add_response("start_matching_job", {"jobId": JOB}, {"workflowName": WF})
@@ -68,6 +74,7 @@ def test_busy_region_is_waited_out_and_polling_backs_off_to_the_cap(stubbed):
 
 def test_failed_job_surfaces_the_service_message(stubbed):
     client, stub = stubbed
+    no_jobs_yet(stub)
     stub.add_response("start_matching_job", {"jobId": JOB})
     stub.add_response("get_matching_job", job("FAILED", errorDetails={"errorMessage": "Input table has no rows"}))
     with pytest.raises(MatchingJobFailed, match=f"{JOB} of {WF} FAILED: Input table has no rows"):
@@ -76,6 +83,7 @@ def test_failed_job_surfaces_the_service_message(stubbed):
 
 def test_access_denied_is_one_clear_line(stubbed):
     client, stub = stubbed
+    no_jobs_yet(stub)
     stub.add_client_error("start_matching_job", "AccessDeniedException", "not authorized to perform StartMatchingJob", 403)
     with pytest.raises(ServiceUnavailable, match="access denied .*grant the role"):
         drive(client, Clock())
@@ -83,6 +91,7 @@ def test_access_denied_is_one_clear_line(stubbed):
 
 def test_missing_workflow_names_it(stubbed):
     client, stub = stubbed
+    no_jobs_yet(stub)
     stub.add_client_error("start_matching_job", "ResourceNotFoundException", f"The workflow with name {WF} does not exist.", 404)
     with pytest.raises(ServiceUnavailable, match=f"matching workflow {WF}: The workflow with name {WF} does not exist"):
         drive(client, Clock())
@@ -90,6 +99,7 @@ def test_missing_workflow_names_it(stubbed):
 
 def test_timeout_names_the_still_running_job(stubbed):
     client, stub = stubbed
+    no_jobs_yet(stub)
     stub.add_response("start_matching_job", {"jobId": JOB})
     for _ in range(5):
         stub.add_response("get_matching_job", job("RUNNING"))
@@ -114,6 +124,7 @@ def test_rerun_reattaches_to_a_running_job_instead_of_starting_another(stubbed):
 def test_rerun_after_a_failed_job_starts_a_new_one(stubbed):
     client, stub = stubbed
     stub.add_response("get_matching_job", job("FAILED", errorDetails={"errorMessage": "boom"}))
+    no_jobs_yet(stub)
     stub.add_response("start_matching_job", {"jobId": "b" * 32})
     stub.add_response("get_matching_job", {**job("SUCCEEDED", 100), "jobId": "b" * 32})
     outcome, recorded, logs = drive(client, Clock(), previous=JOB)

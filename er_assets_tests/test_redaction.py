@@ -119,6 +119,23 @@ def test_an_exception_that_cannot_be_masked_in_place_is_replaced_keeping_its_exi
     assert str(replacement) == "OperationalError: password=***"
 
 
+def test_a_replacement_keeps_the_exit_code_of_any_coded_error_in_the_chain():
+    from er_assets.errors import CODED, EXIT_CODES, exit_code_of, masked_error
+
+    for cls in CODED:
+        try:
+            try:
+                raise cls(f"password={DSN_SECRET}")
+            except cls as inner:
+                raise RuntimeError("the client library wrapped it") from inner
+        except RuntimeError as exc:
+            outer = exc
+        replacement = masked_error(outer)
+        # The bridge reads the replacement's class name; the history the original's chain.
+        assert EXIT_CODES[type(replacement).__name__] == exit_code_of(outer) == cls.exit_code, cls
+        assert exit_code_of(replacement) == cls.exit_code
+
+
 def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_logs_it(config, tmp_path, monkeypatch):
     from er_assets.notifications import notify_run
 

@@ -17,6 +17,7 @@ from autosys_bridge import exit_codes
 from autosys_bridge.runner import exit_code_for
 from er_assets.definitions import build_definitions
 from er_assets.deployment import local_paths
+from er_assets.emulator.faults import FAULTS_ENV
 from er_assets_tests.conftest import seed
 
 DOMAIN = "customers"
@@ -205,17 +206,18 @@ def test_a_re_extract_under_other_dq_settings_profiles_the_slice_again(config, l
 
 def test_the_intent_identifies_the_job_started_after_it(config, local_env):
     from er_assets.deployment import local_resources
-    from er_assets.matching_job import adoptable_job, start_intent
+    from er_assets.matching_job import Patience, adoptable_job, start_intent
 
     seed(config.domain(DOMAIN), PARTITION, 50, local_env)
     er, _ = local_resources(config)["entity_resolution"].clients()
     workflow = config.domain(DOMAIN).workflow_name
-    intent = start_intent(er, workflow)
-    assert adoptable_job(er, workflow, intent, set()) is None  # the start never reached the service
+    patience = Patience(60, 1, print)
+    intent = start_intent(er, workflow, patience)
+    assert adoptable_job(er, workflow, intent, set(), patience) is None  # the start never reached the service
     job = er.start_matching_job(workflowName=workflow)["jobId"]
-    assert adoptable_job(er, workflow, intent, set()) == job
-    assert adoptable_job(er, workflow, intent, {job}) is None  # another partition recorded it as its own
-    assert adoptable_job(er, workflow, start_intent(er, workflow), set()) is None  # known before the intent
+    assert adoptable_job(er, workflow, intent, set(), patience) == job
+    assert adoptable_job(er, workflow, intent, {job}, patience) is None  # another partition recorded it as its own
+    assert adoptable_job(er, workflow, start_intent(er, workflow, patience), set(), patience) is None  # known before
 
 
 def test_a_corrupt_job_state_file_is_named_and_a_rerun_recovers(config, local_env):
@@ -229,7 +231,7 @@ def test_a_corrupt_job_state_file_is_named_and_a_rerun_recovers(config, local_en
               "--check-interval", "1"]
     assert subprocess.run([*bridge[:4], "vendors", "extract", "--date", "2026-10-15"], capture_output=True).returncode == 0
     proc = subprocess.Popen(bridge, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "ER_EMULATOR_RUN_DELAY": "3"})
+                            env={**os.environ, FAULTS_ENV: '{"job": {"running_seconds": 3}}'})
     for line in proc.stderr:
         if "started matching job" in line:
             break

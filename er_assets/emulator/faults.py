@@ -31,7 +31,11 @@ throttling and 5xx itself before the caller sees them). `error` is one of:
   then FAILED with that errorDetails.errorMessage (nothing is matched);
 - `{"stays_queued": true}`: QUEUED for ever (it still holds the region's job slot; delete
   its file under `<ER_DATA_DIR>/emulator/jobs/` to free it);
-- `{"running_seconds": S}`: a slow job, RUNNING for at least S seconds before it matches.
+- `{"running_seconds": S}`: a slow job, RUNNING for at least S seconds before it matches;
+- `{"start_answer_seconds": S}`: StartMatchingJob answers S seconds after it accepted the job
+  (the job exists, its id not yet known to the caller: the moment a crash loses the id).
+
+The settings are validated when a client is made, before any job is written.
 """
 
 from __future__ import annotations
@@ -59,7 +63,14 @@ SERVICE_ERRORS = {
 }
 CLIENT_ERRORS = ("ReadTimeoutError", "EndpointConnectionError", "UnauthorizedSSOTokenError",
                  "CredentialRetrievalError", "NoCredentialsError")
-JOB_FAULTS = ("fail_after_polls", "errorMessage", "stays_queued", "running_seconds")
+# Each job fault and the check its value must pass.
+JOB_FAULTS = {
+    "fail_after_polls": ("a whole number of at least 1", lambda v: type(v) is int and v >= 1),
+    "errorMessage": ("a string", lambda v: isinstance(v, str)),
+    "stays_queued": ("true or false", lambda v: isinstance(v, bool)),
+    "running_seconds": ("a number of seconds >= 0", lambda v: type(v) in (int, float) and v >= 0),
+    "start_answer_seconds": ("a number of seconds >= 0", lambda v: type(v) in (int, float) and v >= 0),
+}
 
 
 class FaultSpecError(ValueError):
@@ -91,6 +102,10 @@ def load(env=os.environ) -> dict:
             unknown = set(fault) - set(JOB_FAULTS)
             if unknown:
                 raise FaultSpecError(f"{FAULTS_ENV}: job: unknown keys {sorted(unknown)}; expected {list(JOB_FAULTS)}")
+            for name, value in fault.items():
+                expected, valid = JOB_FAULTS[name]
+                if not valid(value):
+                    raise FaultSpecError(f"{FAULTS_ENV}: job: {name} must be {expected}, not {value!r}")
         elif fault.get("error") not in (*SERVICE_ERRORS, *CLIENT_ERRORS):
             raise FaultSpecError(f"{FAULTS_ENV}: {key}: error {fault.get('error')!r} is not one of "
                                  f"{sorted(SERVICE_ERRORS) + list(CLIENT_ERRORS)}")

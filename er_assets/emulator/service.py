@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -32,21 +33,23 @@ from er_assets.config import Configuration
 ACTIVE = ("QUEUED", "RUNNING")
 # The service's name for its one-job-per-region quota (user guide, "Quotas").
 CONCURRENT_JOBS_QUOTA = "Concurrent matching jobs"
-# Knobs for tests that must act at a precise moment (fault injection): seconds StartMatchingJob
-# waits after accepting a job before it answers, and seconds a job stays RUNNING before it
-# matches. Read from the environment of the caller, which the worker inherits.
-START_DELAY_ENV = "ER_EMULATOR_START_DELAY"
-RUN_DELAY_ENV = "ER_EMULATOR_RUN_DELAY"
-
-
-def knob(name: str) -> float:
-    return float(os.environ.get(name) or 0)
-
-
 class ServiceError(Exception):
     def __init__(self, code: str, message: str, status: int = 400, extra: dict | None = None):
         super().__init__(message)
         self.code, self.message, self.status, self.extra = code, message, status, extra or {}
+
+
+class _LostButRunning(ServiceError):
+    """A job whose state file is damaged while its worker still runs: nothing can be said of
+    it (a 500, which callers retry), but it still holds the region's job slot."""
+
+    def __init__(self, message: str):
+        super().__init__("InternalServerException", message, 500)
+
+
+def _slot_taken(holder: str) -> ServiceError:
+    return ServiceError("ExceedsLimitException", f"Only one matching job can run at a time in this Region; {holder}.",
+                        402, {"quotaName": CONCURRENT_JOBS_QUOTA, "quotaValue": 1})
 
 
 def _now() -> float:
@@ -102,6 +105,7 @@ class Emulator:
         self.objects_root = Path(objects_root)
         self.config = config
         self.jobs_dir = self.root / "jobs"
+        self._held = threading.local()
         self.glue_dir = self.root / "glue"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.glue_dir.mkdir(parents=True, exist_ok=True)
@@ -131,9 +135,18 @@ class Emulator:
 
     @contextmanager
     def _locked(self):
+        """The state folder's lock, across processes; re-entrant within a thread (flock is not:
+        a second open of the lock file would wait for the first)."""
+        if getattr(self._held, "lock", False):
+            yield
+            return
         with open(self.root / "state.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            self._held.lock = True
+            try:
+                yield
+            finally:
+                self._held.lock = False
 
     def _job_path(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.json"
@@ -155,10 +168,12 @@ class Emulator:
     def _lost_job(self, job_id: str, workflow_name: str | None, path: Path, exc: Exception) -> dict:
         """A job whose state file is damaged. While its worker runs it may still finish, so the
         call fails; once no worker runs it provably never will: the file is set aside and the
-        job reported FAILED with a message naming it, so a re-run starts a new job."""
+        job reported FAILED with a message naming it, so a re-run starts a new job.
+        `workflow_name`: the workflow the caller named, None when listing (the damaged file
+        cannot tell; the FAILED job then answers whoever asks for it by id)."""
         what = f"job {job_id}: state file {path} is corrupt ({str(exc).splitlines()[0]})"
-        if _worker_running(job_id) or workflow_name is None:
-            raise ServiceError("InternalServerException", f"{what}; its worker is still running", 500)
+        if _worker_running(job_id):
+            raise _LostButRunning(f"{what}; its worker is still running")
         with self._locked():
             aside = path.with_name(path.name + ".corrupt")
             if path.exists():
@@ -179,28 +194,30 @@ class Emulator:
         return job
 
     def _jobs(self) -> list[dict]:
+        """Every job of every region, newest first; a damaged file goes through `_lost_job`.
+        (Files are replaced atomically, so a file that cannot be read is damaged, not half written.)"""
         jobs = []
         for path in self.jobs_dir.glob("*.json"):
             try:
                 jobs.append(json.loads(path.read_text()))
-            except (json.JSONDecodeError, FileNotFoundError):  # a file being replaced right now
+            except FileNotFoundError:  # removed since the listing
                 continue
+            except (ValueError, OSError) as exc:  # JSONDecodeError, UnicodeDecodeError, unreadable
+                jobs.append(self._lost_job(path.stem, None, path, exc))
         return sorted(jobs, key=lambda j: j["startTime"], reverse=True)
 
     def start_matching_job(self, workflow_name: str, fault: dict | None = None) -> dict:
         """Queue a job and start its worker; `fault` (see `faults`) makes it misbehave."""
         workflow = self.workflow(workflow_name)
         with self._locked():
-            for job in self._jobs():
+            try:
+                jobs = self._jobs()
+            except _LostButRunning as exc:  # its region is unknown: it may hold this region's slot
+                raise _slot_taken(exc.message) from None
+            for job in jobs:
                 # The quota is per region: a job of another region does not hold this one's slot.
                 if job["status"] in ACTIVE and job.get("region", self.region) == self.region and _holds_slot(job):
-                    raise ServiceError(
-                        "ExceedsLimitException",
-                        f"Only one matching job can run at a time in this Region; job {job['jobId']} of workflow "
-                        f"{job['workflowName']} is {job['status']}.",
-                        402,
-                        {"quotaName": CONCURRENT_JOBS_QUOTA, "quotaValue": 1},
-                    )
+                    raise _slot_taken(f"job {job['jobId']} of workflow {job['workflowName']} is {job['status']}")
             job_id = uuid.uuid4().hex
             location = self._input_location(workflow)
             output = workflow["outputSourceConfig"][0]["outputS3Path"].rstrip("/")
@@ -217,19 +234,21 @@ class Emulator:
                 "fault": fault or {},
             }
             _write_json(self._job_path(job_id), job)
-            if _workerless(job):
-                return {"jobId": job_id}
-            log = open(self.root / f"{job_id}.log", "ab")
+            if not _workerless(job):
+                self._start_worker(job)
+        # The fault (validated by faults.load) is slept out of the lock, so others may poll.
+        time.sleep(job["fault"].get("start_answer_seconds", 0))
+        return {"jobId": job_id}
+
+    def _start_worker(self, job: dict) -> None:
+        with open(self.root / f"{job['jobId']}.log", "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "er_assets.emulator.worker", str(self.root), str(self.objects_root),
-                 str(self.config.path), job_id],
+                 str(self.config.path), job["jobId"]],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
             )
-            log.close()
-            job["pid"] = proc.pid
-            _write_json(self._job_path(job_id), job)
-        time.sleep(knob(START_DELAY_ENV))
-        return {"jobId": job_id}
+        job["pid"] = proc.pid
+        _write_json(self._job_path(job["jobId"]), job)
 
     def _input_location(self, workflow: dict) -> str:
         arn = workflow["inputSourceConfig"][0]["inputSourceARN"]
@@ -242,7 +261,7 @@ class Emulator:
     def get_matching_job(self, workflow_name: str, job_id: str) -> dict:
         self._domain_by_workflow(workflow_name)
         job = self.read_job(job_id, workflow_name)
-        if job["workflowName"] != workflow_name:
+        if job["workflowName"] not in (workflow_name, None):  # None: lost, of a workflow no one can tell
             raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404)
         fail_after = job["fault"].get("fail_after_polls") if job.get("fault") else None
         if fail_after is not None and job["status"] in ACTIVE:

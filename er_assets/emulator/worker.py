@@ -14,14 +14,14 @@ import traceback
 def run(state_root: str, objects_root: str, config_path: str, job_id: str) -> int:
     from er_assets.config import load_config
     from er_assets.emulator.matching import run_matching
-    from er_assets.emulator.service import RUN_DELAY_ENV, Emulator, knob
+    from er_assets.emulator.service import Emulator
 
     emulator = Emulator(state_root, objects_root, load_config(config_path))
     job = emulator.update_job(job_id, status="RUNNING")
-    time.sleep(knob(RUN_DELAY_ENV))
     try:
-        # A slow job (ER_EMULATOR_FAULTS job.running_seconds) stays RUNNING that long first.
-        time.sleep(float((job.get("fault") or {}).get("running_seconds", 0)))
+        # A slow job (ER_EMULATOR_FAULTS job.running_seconds, validated when it was started)
+        # stays RUNNING that long first.
+        time.sleep((job.get("fault") or {}).get("running_seconds", 0))
         workflow = emulator.workflow(job["workflowName"])
         schema = emulator.schema_mapping(workflow["inputSourceConfig"][0]["schemaName"])
         metrics = dict(job["metrics"])
