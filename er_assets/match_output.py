@@ -124,26 +124,21 @@ def error_records(folder: Path) -> int:
 
 
 def confidence_summary(folder: Path, threshold: float) -> dict:
-    """ConfidenceLevel of the matched records (those sharing their MatchID) of an ML_MATCHING
-    job's output: how many carry one, how many fall below `threshold`, mean and minimum, and
-    values outside the documented 0.0-1.0 range. `present` is False when the output has no
-    ConfidenceLevel column at all (not an ML matching output)."""
+    """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/)."""
     import duckdb
 
-    from er_assets.warehouses.base import SAMPLE_IDS
+    from er_assets.warehouses.base import SAMPLE_IDS, confidence_figures
 
     files = data_files(folder)
-    empty = {"present": bool(files), "matched_records": 0, "with_confidence": 0, "below_threshold": 0,
-             "out_of_range": 0, "mean": None, "min": None, "sample_ids": []}
     if not files:
-        return empty
+        return confidence_figures(None)
     con = duckdb.connect()
     try:
         header = [row[0] for row in con.execute(
             "SELECT column_name FROM (DESCRIBE SELECT * FROM read_csv($f, header = true, all_varchar = true))",
             {"f": files}).fetchall()]
         if "ConfidenceLevel" not in header:
-            return {**empty, "present": False}
+            return confidence_figures(header)
         row = con.execute(
             f"""
             WITH out AS (SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c
@@ -157,7 +152,4 @@ def confidence_summary(folder: Path, threshold: float) -> dict:
         ).fetchone()
     finally:
         con.close()
-    matched, with_confidence, below, out_of_range, mean, low, samples = row
-    return {"present": True, "matched_records": int(matched), "with_confidence": int(with_confidence),
-            "below_threshold": int(below), "out_of_range": int(out_of_range),
-            "mean": None if mean is None else round(float(mean), 4), "min": low, "sample_ids": list(samples or [])}
+    return confidence_figures(header, row)

@@ -57,11 +57,13 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
     def _folder(self, location: str) -> Path:
         return Path(self.stage_root) / location.split("/", 1)[1]
 
-    def _output_counts(self, cursor, domain, output: str, errors: str) -> tuple[int, int, int, int]:
-        from er_assets.match_output import error_records, match_counts
+    def _output_counts(self, cursor, domain, output: str, errors: str, threshold) -> tuple:
+        from er_assets.match_output import confidence_summary, error_records, match_counts
 
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
-        return (*match_counts(self._folder(output)), error_records(self._folder(errors)))
+        folder = self._folder(output)
+        confidence = None if threshold is None else confidence_summary(folder, threshold)
+        return (*match_counts(folder), error_records(self._folder(errors)), confidence)
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(select, params)
@@ -239,6 +241,59 @@ def test_match_figures_statements_snapshot_and_parse(domain):
     assert isinstance(create, exp.Create) and create.args["kind"] == "FILE FORMAT"
 
 
+CONFIDENCE_SNAPSHOT = (
+    "WITH out AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM " + OUTPUT
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
+    "matched AS (SELECT * FROM out WHERE m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
+    "samples AS (SELECT id FROM matched WHERE c < %(threshold)s OR c IS NULL ORDER BY id LIMIT 5) "
+    "SELECT COUNT(*), COUNT(c), COUNT_IF(c < %(threshold)s), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
+    "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
+)
+
+
+def test_confidence_statement_snapshot_and_parse():
+    """An ML output's ConfidenceLevel figures are counted over the stage too, columns found by
+    the header's positions: pinned, and parsed as Snowflake SQL."""
+    header = ["InputSourceARN", "RecordId", "MatchID", "ConfidenceLevel", "customer_id"]
+    sql = sf.output_confidence_sql(OUTPUT, header)
+    assert sql == CONFIDENCE_SNAPSHOT
+    tree = sqlglot.parse_one(sql % {"threshold": "0.7"}, read="snowflake")
+    assert isinstance(tree, exp.Select)
+    assert [type(e).__name__ for e in tree.expressions] == ["Count", "Count", "CountIf", "CountIf", "Avg", "Min",
+                                                            "Subquery"]
+    ctes = {c.alias: c.this for c in tree.args["with_"].expressions}
+    assert list(ctes) == ["out", "matched", "samples"]
+    assert ctes["samples"].args["limit"].expression.name == str(sf.SAMPLE_IDS)
+
+
+def test_ml_confidence_figures_are_counted_in_the_warehouse(objects):
+    """The matched stage of an ML domain takes ConfidenceLevel from the warehouse's bulk work:
+    nothing of the output is read through the object store (S3 has no local copy)."""
+    from er_assets.object_store import bytes_read
+
+    config = load_config(Path(__file__).resolve().parents[1] / "er_assets" / "domains.ml-example.yaml")
+    ml = config.domain("customers_ml")
+    uri = write_output(objects, ml, "j1", [("C1", "m1"), ("C2", "m1"), ("C3", "m2")])
+    path = objects / uri.removeprefix("s3://") / "part-00000.csv"
+    rows = list(csv.reader(path.open(newline="")))
+    rows[0][rows[0].index("MatchRule")] = "ConfidenceLevel"
+    for row, level in zip(rows[1:], ["0.9", "0.6", ""]):
+        row[3] = level
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    with fake_snowflake(objects):
+        before = bytes_read()
+        figures = warehouse(objects).match_output_figures(ml, uri, uri.replace("/success/", "/error/"))
+        assert bytes_read() == before
+    assert figures["confidence"] == {"present": True, "matched_records": 2, "with_confidence": 2,
+                                     "below_threshold": 1, "out_of_range": 0, "mean": 0.75, "min": 0.6,
+                                     "sample_ids": ["C2"]}
+    with fake_snowflake(objects):
+        rule_based = warehouse(objects).match_output_figures(load_config().domain("customers"), uri,
+                                                            uri.replace("/success/", "/error/"))
+    assert rule_based["confidence"] is None
+
+
 def test_match_figures_come_from_the_stage_not_through_the_object_store(domain, objects):
     from er_assets.object_store import bytes_read
 
@@ -249,7 +304,8 @@ def test_match_figures_come_from_the_stage_not_through_the_object_store(domain, 
         before = bytes_read()
         figures = warehouse(objects).match_output_figures(domain, uri, error_uri)
         assert bytes_read() == before
-    assert figures == {"records": 5, "match_ids": 3, "matched_records": 4, "match_rate": 80.0, "rejected_rows": 0}
+    assert figures == {"records": 5, "match_ids": 3, "matched_records": 4, "match_rate": 80.0, "rejected_rows": 0,
+                       "confidence": None}
 
 
 def test_identifiers_with_quotes_or_semicolons_are_rejected(domain, objects):

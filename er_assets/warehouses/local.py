@@ -268,13 +268,15 @@ class DuckDBWarehouse(Warehouse):
         return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True)
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
-        from er_assets.match_output import error_records, match_counts
+        from er_assets.match_output import confidence_summary, error_records, match_counts
 
         # Locally the folder is the data's home: DuckDB reads it in this process, in memory,
         # without the warehouse file (another stage may be writing it).
         store = self._store()
         with store.local_copy(output_uri) as output, store.local_copy(error_uri) as errors:
-            return match_figures(*match_counts(output), error_records(errors))
+            confidence = (confidence_summary(output, domain.dq.min_confidence.threshold)
+                          if domain.ml_matching else None)
+            return match_figures(*match_counts(output), error_records(errors), confidence)
 
     @staticmethod
     def _table_exists(con, table: str) -> bool:

@@ -20,6 +20,7 @@ import csv
 import datetime as dt
 import functools
 import io
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
     blank_sql as _empty,
+    confidence_figures,
     non_empty_counts,
     ExtractResult,
     LoadResult,
@@ -303,6 +305,23 @@ def output_figures_sql(location: str, match_id_position: int) -> str:
         f"WITH sizes AS (SELECT ${int(match_id_position)} AS match_id, COUNT(*) AS n FROM {_staged(location)} "
         "WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
         "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(IFF(n > 1, n, 0)), 0) FROM sizes"
+    )
+
+
+def output_confidence_sql(location: str, header: list[str]) -> str:
+    """`confidence_figures` counts of the matched records (those sharing their MatchID) of an
+    ML_MATCHING output, mirroring match_output.confidence_summary; the threshold is bound as
+    %(threshold)s. The sample ids are picked by a LIMIT before they are aggregated, so the
+    array stays SAMPLE_IDS long however many records fall below the threshold."""
+    record, match_id, confidence = (header.index(c) + 1 for c in ("RecordId", "MatchID", "ConfidenceLevel"))
+    low = "c < %(threshold)s"
+    return (
+        f"WITH out AS (SELECT ${record} AS id, ${match_id} AS m, TRY_TO_DOUBLE(${confidence}) AS c "
+        f"FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1), "
+        "matched AS (SELECT * FROM out WHERE m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
+        f"samples AS (SELECT id FROM matched WHERE {low} OR c IS NULL ORDER BY id LIMIT {SAMPLE_IDS}) "
+        f"SELECT COUNT(*), COUNT(c), COUNT_IF({low}), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
+        "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
     )
 
 
@@ -595,24 +614,40 @@ class SnowflakeWarehouse(Warehouse):
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
         output, errors = self.location(output_uri), self.location(error_uri)
+        threshold = domain.dq.min_confidence.threshold if domain.ml_matching else None
         with self.connect() as conn:
-            return match_figures(*self._output_counts(conn.cursor(), domain, output, errors))
+            *counts, confidence = self._output_counts(conn.cursor(), domain, output, errors, threshold)
+        return match_figures(*counts, confidence)
 
-    def _output_counts(self, cursor, domain: Domain, output: str, errors: str) -> tuple[int, int, int, int]:
-        """(records, MatchIDs, matched records, rejected rows), counted by Snowflake over the stage."""
+    def _output_counts(self, cursor, domain: Domain, output: str, errors: str,
+                       threshold: float | None) -> tuple:
+        """(records, MatchIDs, matched records, rejected rows, `confidence_figures` when a
+        `threshold` is given, else None), counted by Snowflake over the stage."""
         cursor.execute(output_format_sql())
         width = len(domain.schema.columns) + SERVICE_COLUMNS
         cursor.execute(output_header_sql(output, width))
         header = cursor.fetchone()
-        if header is None:  # no CSV part: the job wrote no record
+        if header is None:  # no data file: the job wrote no record
             counts = (0, 0, 0)
         elif "MatchID" not in header:
             raise ValueError(f"{output}: no MatchID among the first {width} columns of the output header {header}")
         else:
             cursor.execute(output_figures_sql(output, header.index("MatchID") + 1))
             counts = cursor.fetchone()
+        confidence = None
+        if threshold is not None:
+            row = None
+            if header is not None and "ConfidenceLevel" in header:
+                if "RecordId" not in header:
+                    raise ValueError(f"{output}: no RecordId among the first {width} columns of the output header "
+                                     f"{header}")
+                cursor.execute(output_confidence_sql(output, list(header)), {"threshold": threshold})
+                *row, samples = cursor.fetchone()
+                # The connector returns an ARRAY as its JSON text.
+                row = (*row, json.loads(samples) if isinstance(samples, str) else samples)
+            confidence = confidence_figures(header, row)
         cursor.execute(output_rows_sql(errors))
-        return (*counts, cursor.fetchone()[0])
+        return (*counts, cursor.fetchone()[0], confidence)
 
     # --- inspection ----------------------------------------------------------------------------
 
