@@ -350,8 +350,7 @@ def test_load_twice_leaves_one_copy_of_the_partition(domain, objects):
         again = wh.load_matches(domain, PARTITION, first, accept_all)
         assert again.rows == 3
         assert rows_of(conn, "customers_resolved", PARTITION) == expected
-        assert counts(wh.target_stats(domain, PARTITION)) == (3, 0, 0)
-        assert counts(wh.target_stats(domain, "2024-03-04")) == (1, 0, 0)  # untouched
+        assert [r[0] for r in rows_of(conn, "customers_resolved", "2024-03-04")] == ["C9"]  # untouched
 
         # The staging tables are gone; the target has the output's columns plus the load's two.
         cursor = conn.cursor()
@@ -594,12 +593,21 @@ def test_non_empty_counts_of_the_staged_rows_agree_in_both_warehouses(domain, ob
     with file.open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
     expected = {**dict.fromkeys(domain.schema.columns, 3), "last_name": 2}
-    seen = []
-    with fake_snowflake(objects):
-        warehouse(objects).load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or True)
-    local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
-    local.load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or True)
-    assert [figures["non_empty"] for figures in seen] == [expected, expected]
+    # An output without the city column: city counts 0 in both, for no_value_loss to refuse.
+    lacking = write_output(objects, domain, "job2", [("C1", "m1"), ("C2", "m2")])
+    file = objects / lacking.removeprefix("s3://") / "part-00000.csv"
+    rows = list(csv.reader(file.open(newline="")))
+    city = rows[0].index("city")
+    with file.open("w", newline="") as handle:
+        csv.writer(handle).writerows(row[:city] + row[city + 1:] for row in rows)
+    expected_lacking = {**dict.fromkeys(domain.schema.columns, 2), "city": 0}
+    for output, want in ((uri, expected), (lacking, expected_lacking)):
+        seen = []
+        with fake_snowflake(objects):
+            warehouse(objects).load_matches(domain, PARTITION, output, lambda figures: seen.append(figures) or False)
+        local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
+        local.load_matches(domain, PARTITION, output, lambda figures: seen.append(figures) or False)
+        assert [figures["non_empty"] for figures in seen] == [want, want]
 
 
 def test_the_slice_fingerprint_matches_the_extract_and_follows_the_data(domain, objects):

@@ -192,10 +192,6 @@ class Warehouse(dg.ConfigurableResource):
         this process in production."""
         raise NotImplementedError
 
-    def target_stats(self, domain: Domain, partition_key: str) -> dict:
-        """`target_figures` of the partition in the target table."""
-        raise NotImplementedError
-
     def source_schema_problems(self, domain: Domain) -> dict[str, str]:
         """Configured source columns that are missing or of a type that cannot be extracted as
         text (or, for the partition column, compared with dates): column -> problem. A missing

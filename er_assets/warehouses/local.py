@@ -301,15 +301,9 @@ class DuckDBWarehouse(Warehouse):
         columns = [c for c in domain.schema.columns if c in present]
         counts_sql = non_empty_counts(domain, _text, columns)
         found = con.execute(f"SELECT {', '.join(counts_sql)} FROM {relation}", params).fetchone() if columns else ()
-        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **dict(zip(columns, map(int, found)))}
+        # Over no rows COUNT_IF is NULL, not 0.
+        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}
         return {**target_figures(counts, samples), "non_empty": non_empty}
-
-    def target_stats(self, domain: Domain, partition_key: str) -> dict:
-        with self.connect() as con:
-            if not self._table_exists(con, domain.target.table):
-                return target_figures((0, 0, 0, 0), ())
-            relation = f"(SELECT * FROM {quote(domain.target.table)} WHERE partition_key = $key)"
-            return self._figures(con, domain, relation, {"key": partition_key})
 
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:

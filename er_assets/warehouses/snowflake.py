@@ -241,10 +241,6 @@ def insert_sql(table: str, staging: str, columns: list[str]) -> str:
     )
 
 
-def _target_rows(domain: Domain) -> str:
-    return f"SELECT * FROM {ident(domain.target.table)} WHERE {ident(PARTITION_COLUMN)} = %(partition_key)s"
-
-
 def figures_sql(domain: Domain, rows: str) -> str:
     """Counts of `target_figures` over the rows selected by `rows` (staged or in the target)."""
     uid = ident(domain.schema.unique_id)
@@ -254,10 +250,11 @@ def figures_sql(domain: Domain, rows: str) -> str:
     )
 
 
-def non_empty_sql(domain: Domain, rows: str) -> str:
-    """Non-empty values per schema column of `rows`, counted as `profile_sql` counts them in
-    the extract (aliased: a column name twice makes some drivers drop one)."""
-    counts = non_empty_counts(domain, _text)
+def non_empty_sql(domain: Domain, rows: str, columns: list[str]) -> str:
+    """Non-empty values per one of `columns` (schema columns `rows` has), counted as
+    `profile_sql` counts them in the extract (aliased: a column name twice makes some drivers
+    drop one)."""
+    counts = non_empty_counts(domain, _text, columns)
     return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({rows})"
 
 
@@ -560,7 +557,7 @@ class SnowflakeWarehouse(Warehouse):
                 except Exception as exc:
                     raise refuse(f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
                 copied = result_total(cursor, "rows_loaded")
-                figures = self._figures(cursor, domain, f"SELECT * FROM {ident(staging)}", {})
+                figures = self._figures(cursor, domain, f"SELECT * FROM {ident(staging)}", columns)
                 if not figures["rows"]:
                     raise refuse("has no rows")
                 if not accept(figures):
@@ -660,21 +657,23 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             return self._table_exists(conn.cursor(), table)
 
-    def target_stats(self, domain: Domain, partition_key: str) -> dict:
-        with self.connect() as conn:
-            cursor = conn.cursor()
-            if not self._table_exists(cursor, domain.target.table):
-                return target_figures((0, 0, 0, 0), ())
-            return self._figures(cursor, domain, _target_rows(domain), {"partition_key": partition_key})
-
     @staticmethod
-    def _figures(cursor, domain: Domain, rows: str, params: dict) -> dict:
-        cursor.execute(figures_sql(domain, rows), params)
+    def _figures(cursor, domain: Domain, rows: str, header: list[str]) -> dict:
+        """`target_figures` of `rows`, whose columns are the output's `header`."""
+        cursor.execute(figures_sql(domain, rows))
         counts = cursor.fetchone()
-        cursor.execute(figures_samples_sql(domain, rows), params)
+        cursor.execute(figures_samples_sql(domain, rows))
         figures = target_figures(counts, cursor.fetchall())
-        cursor.execute(non_empty_sql(domain, rows), params)
-        return {**figures, "non_empty": dict(zip(domain.schema.columns, (int(n or 0) for n in cursor.fetchone())))}
+        # A schema column the rows lack has no value left at all: it counts 0, and no_value_loss
+        # says so, as in the DuckDB warehouse (counting it would fail: no such column).
+        present = {c.upper() for c in header}
+        columns = [c for c in domain.schema.columns if c.upper() in present]
+        found = ()
+        if columns:
+            cursor.execute(non_empty_sql(domain, rows, columns))
+            found = cursor.fetchone()
+        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}
+        return {**figures, "non_empty": non_empty}
 
     def stage_problems(self, cursor) -> list[str]:
         sql, name = show_stage_sql(self.stage)
