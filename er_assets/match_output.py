@@ -87,9 +87,11 @@ def data_files(folder: Path) -> list[str]:
 
 
 def match_counts(folder: Path) -> tuple[int, int, int]:
-    """(records, MatchIDs, records sharing their MatchID with another) of the CSV files in
-    `folder` (a job's success/)."""
+    """(records, MatchIDs, records sharing their MatchID with another) of the data files in
+    `folder` (a job's success/). A blank MatchID (`blank_sql`) is none, as the load counts it."""
     import duckdb
+
+    from er_assets.warehouses.base import blank_sql
 
     files = data_files(folder)
     if not files:
@@ -97,10 +99,11 @@ def match_counts(folder: Path) -> tuple[int, int, int]:
     con = duckdb.connect()
     try:
         return con.execute(
-            """
-            WITH out AS (SELECT "MatchID" FROM read_csv($files, header = true, all_varchar = true)),
-                 sizes AS (SELECT "MatchID", count(*) AS n FROM out GROUP BY ALL)
-            SELECT coalesce(sum(n), 0), count(*), coalesce(sum(n) FILTER (WHERE n > 1), 0) FROM sizes
+            f"""
+            WITH out AS (SELECT "MatchID" AS m FROM read_csv($files, header = true, all_varchar = true)),
+                 sizes AS (SELECT m, count(*) AS n, NOT {blank_sql('m')} AS assigned FROM out GROUP BY m)
+            SELECT coalesce(sum(n), 0), count_if(assigned), coalesce(sum(n) FILTER (WHERE assigned AND n > 1), 0)
+            FROM sizes
             """,
             {"files": files},
         ).fetchone()
@@ -127,7 +130,7 @@ def confidence_summary(folder: Path, threshold: float) -> dict:
     """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/)."""
     import duckdb
 
-    from er_assets.warehouses.base import SAMPLE_IDS, confidence_figures
+    from er_assets.warehouses.base import SAMPLE_IDS, blank_sql, confidence_figures
 
     files = data_files(folder)
     if not files:
@@ -143,7 +146,8 @@ def confidence_summary(folder: Path, threshold: float) -> dict:
             f"""
             WITH out AS (SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c
                          FROM read_csv($f, header = true, all_varchar = true)),
-                 matched AS (SELECT * FROM out WHERE m IN (SELECT m FROM out GROUP BY m HAVING count(*) > 1))
+                 matched AS (SELECT * FROM out WHERE NOT {blank_sql('m')}
+                             AND m IN (SELECT m FROM out GROUP BY m HAVING count(*) > 1))
             SELECT count(*), count(c), count_if(c < $t), count_if(c < 0 OR c > 1), avg(c), min(c),
                    list(id ORDER BY id) FILTER (WHERE c < $t OR c IS NULL)[1:{SAMPLE_IDS}]
             FROM matched

@@ -23,6 +23,7 @@ from er_assets.config import load_config
 from er_assets.errors import UpstreamRefused
 from er_assets.object_store import LocalObjectStore
 from er_assets.warehouses import snowflake as sf
+from er_assets.warehouses.base import blank_sql
 
 BUCKET = "er-data-lake"
 STAGE = "ER_STAGE"
@@ -221,8 +222,9 @@ OUTPUT_URI = f"s3://{BUCKET}/entity-resolution/customers/output/customers-matchi
 OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 FIGURES_SNAPSHOT = (
     "WITH sizes AS (SELECT $3 AS match_id, COUNT(*) AS n FROM " + OUTPUT
-    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
-    "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(IFF(n > 1, n, 0)), 0) FROM sizes"
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1), "
+    f"assigned AS (SELECT n, NOT {blank_sql('match_id')} AS assigned FROM sizes) "
+    "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(IFF(assigned AND n > 1, n, 0)), 0) FROM assigned"
 )
 
 
@@ -244,7 +246,8 @@ def test_match_figures_statements_snapshot_and_parse(domain):
 CONFIDENCE_SNAPSHOT = (
     "WITH out AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM " + OUTPUT
     + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
-    "matched AS (SELECT * FROM out WHERE m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
+    f"matched AS (SELECT * FROM out WHERE NOT {blank_sql('m')} "
+    "AND m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
     "samples AS (SELECT id FROM matched WHERE c < %(threshold)s OR c IS NULL ORDER BY id LIMIT 5) "
     "SELECT COUNT(*), COUNT(c), COUNT_IF(c < %(threshold)s), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
     "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
@@ -433,6 +436,28 @@ def test_output_the_checks_reject_is_staged_measured_and_never_swapped_in(domain
         cursor = conn.cursor()
         cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%\\_\\_LOAD\\_%'")
         assert cursor.fetchone()[0] == 0  # no staging table left behind
+
+
+def test_blank_match_ids_are_none_in_the_matched_and_the_loaded_figures(domain, objects, tmp_path):
+    """The matched stage and the load count MatchIDs alike, a blank one (empty, white space,
+    zero-width) being none: row_count compares the two and must not fail on such rows."""
+    from er_assets import checks
+    from er_assets.match_output import match_counts
+    from er_assets.warehouses.local import DuckDBWarehouse
+
+    uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", ""), ("C4", " "),
+                                                 ("C5", "\u200b"), ("C6", "")])
+    records, match_ids, matched = match_counts(objects / uri.removeprefix("s3://"))
+    assert (records, match_ids, matched) == (6, 1, 2)
+    seen = []
+    with fake_snowflake(objects):
+        warehouse(objects).load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or False)
+    local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
+    local.load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or False)
+    for figures in seen:
+        assert (figures["match_ids"], figures["missing_match_ids"]) == (1, 4)
+        row_count = checks.loaded_results(domain, records, records, figures, match_ids)[0]
+        assert row_count.passed, row_count.description
 
 
 def test_target_missing_an_output_column_is_explained(domain, objects):

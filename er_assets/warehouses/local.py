@@ -288,8 +288,9 @@ class DuckDBWarehouse(Warehouse):
         uid = quote(domain.schema.unique_id)
         no_match_id = _empty('"MatchID"')
         counts = con.execute(
-            f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), count(DISTINCT \"MatchID\") "
-            f"FROM {relation}", params,
+            # A blank MatchID is none, as the matched stage counts them (match_output.match_counts).
+            f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), "
+            f"count(DISTINCT CASE WHEN NOT {no_match_id} THEN \"MatchID\" END) FROM {relation}", params,
         ).fetchone()
         samples = con.execute(
             f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM {relation} GROUP BY {uid} HAVING count(*) > 1 "

@@ -243,10 +243,10 @@ def insert_sql(table: str, staging: str, columns: list[str]) -> str:
 
 def figures_sql(domain: Domain, rows: str) -> str:
     """Counts of `target_figures` over the rows selected by `rows` (staged or in the target)."""
-    uid = ident(domain.schema.unique_id)
+    uid, match_id = ident(domain.schema.unique_id), ident("MatchID")
     return (
-        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(ident('MatchID'))}), "
-        f"COUNT(DISTINCT {ident('MatchID')}) FROM ({rows})"
+        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(match_id)}), "
+        f"COUNT(DISTINCT IFF({_empty(match_id)}, NULL, {match_id})) FROM ({rows})"
     )
 
 
@@ -297,11 +297,14 @@ def output_header_sql(location: str, width: int) -> str:
 
 
 def output_figures_sql(location: str, match_id_position: int) -> str:
-    """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`."""
+    """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`;
+    a blank MatchID is none, as in match_output.match_counts and the load's figures."""
     return (
         f"WITH sizes AS (SELECT ${int(match_id_position)} AS match_id, COUNT(*) AS n FROM {_staged(location)} "
-        "WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
-        "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(IFF(n > 1, n, 0)), 0) FROM sizes"
+        "WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1), "
+        f"assigned AS (SELECT n, NOT {_empty('match_id')} AS assigned FROM sizes) "
+        "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(IFF(assigned AND n > 1, n, 0)), 0) "
+        "FROM assigned"
     )
 
 
@@ -315,7 +318,8 @@ def output_confidence_sql(location: str, header: list[str]) -> str:
     return (
         f"WITH out AS (SELECT ${record} AS id, ${match_id} AS m, TRY_TO_DOUBLE(${confidence}) AS c "
         f"FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1), "
-        "matched AS (SELECT * FROM out WHERE m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
+        f"matched AS (SELECT * FROM out WHERE NOT {_empty('m')} "
+        "AND m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
         f"samples AS (SELECT id FROM matched WHERE {low} OR c IS NULL ORDER BY id LIMIT {SAMPLE_IDS}) "
         f"SELECT COUNT(*), COUNT(c), COUNT_IF({low}), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
         "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
