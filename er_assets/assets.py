@@ -15,7 +15,7 @@ from er_assets.baselines import CHECKS_PASSED, earlier_values
 from er_assets.config import Domain, Settings
 from er_assets.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream, UpstreamRefused
-from er_assets.match_output import confidence_summary, find_output
+from er_assets.match_output import find_output
 from er_assets.matching_job import Patience, adoptable_job, point_glue_table, run_matching_job
 from er_assets.object_store import ObjectStore, bytes_read
 from er_assets.partitions import business_dates, partitions_def
@@ -180,11 +180,8 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
         summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri)
         rejected = summary["rejected_rows"]
-        confidence = None
-        if domain.ml_matching:
-            # ML_MATCHING output carries a ConfidenceLevel per matched record instead of a MatchRule.
-            with object_store.local_copy(output.success_uri) as folder:
-                confidence = confidence_summary(folder, domain.dq.min_confidence.threshold)
+        # ML_MATCHING output carries a ConfidenceLevel per matched record instead of a MatchRule.
+        confidence = summary["confidence"]
         context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
                          f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
         metadata = {

@@ -199,7 +199,7 @@ def _against_history(domain: Domain, name: str, what: str, observed: float,
 def matched_results(domain: Domain, extracted: int, metrics: dict, summary: dict, rejected: int,
                     history: dict[str, float], confidence: dict | None = None,
                     confidence_history: dict[str, float] | None = None) -> list[dg.AssetCheckResult]:
-    """`confidence` (match_output.confidence_summary) and its history: ML_MATCHING domains only."""
+    """`confidence` (warehouses.base.confidence_figures) and its history: ML_MATCHING domains only."""
     dq = domain.dq
     rate = summary["match_rate"]
     results = [

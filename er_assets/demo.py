@@ -225,7 +225,7 @@ def report(config, results, elapsed: float, cpu: float, home) -> int:
     print(f"\nwarehouse (DuckDB):  {paths['warehouse']}  tables: "
           + ", ".join(config.domain(n).target.table for n in dict.fromkeys(d.name for d, *_ in results)))
     print(f"object store:        {paths['objects']}")
-    print(f"job history:         autosys-bridge report -o report.html")
+    print("job history:         autosys-bridge report -o report.html")
     print(f"Dagster instance:    {home}  (explore with: make dev)")
     return worst
 

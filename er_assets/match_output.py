@@ -87,9 +87,11 @@ def data_files(folder: Path) -> list[str]:
 
 
 def match_counts(folder: Path) -> tuple[int, int, int]:
-    """(records, MatchIDs, records sharing their MatchID with another) of the CSV files in
-    `folder` (a job's success/)."""
+    """(records, MatchIDs, records sharing their MatchID with another) of the data files in
+    `folder` (a job's success/). A blank MatchID (`blank_sql`) is none, as the load counts it."""
     import duckdb
+
+    from er_assets.warehouses.base import blank_sql
 
     files = data_files(folder)
     if not files:
@@ -97,10 +99,11 @@ def match_counts(folder: Path) -> tuple[int, int, int]:
     con = duckdb.connect()
     try:
         return con.execute(
-            """
-            WITH out AS (SELECT "MatchID" FROM read_csv($files, header = true, all_varchar = true)),
-                 sizes AS (SELECT "MatchID", count(*) AS n FROM out GROUP BY ALL)
-            SELECT coalesce(sum(n), 0), count(*), coalesce(sum(n) FILTER (WHERE n > 1), 0) FROM sizes
+            f"""
+            WITH out AS (SELECT "MatchID" AS m FROM read_csv($files, header = true, all_varchar = true)),
+                 sizes AS (SELECT m, count(*) AS n, NOT {blank_sql('m')} AS assigned FROM out GROUP BY m)
+            SELECT coalesce(sum(n), 0), count_if(assigned), coalesce(sum(n) FILTER (WHERE assigned AND n > 1), 0)
+            FROM sizes
             """,
             {"files": files},
         ).fetchone()
@@ -124,31 +127,27 @@ def error_records(folder: Path) -> int:
 
 
 def confidence_summary(folder: Path, threshold: float) -> dict:
-    """ConfidenceLevel of the matched records (those sharing their MatchID) of an ML_MATCHING
-    job's output: how many carry one, how many fall below `threshold`, mean and minimum, and
-    values outside the documented 0.0-1.0 range. `present` is False when the output has no
-    ConfidenceLevel column at all (not an ML matching output)."""
+    """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/)."""
     import duckdb
 
-    from er_assets.warehouses.base import SAMPLE_IDS
+    from er_assets.warehouses.base import SAMPLE_IDS, blank_sql, confidence_figures
 
     files = data_files(folder)
-    empty = {"present": bool(files), "matched_records": 0, "with_confidence": 0, "below_threshold": 0,
-             "out_of_range": 0, "mean": None, "min": None, "sample_ids": []}
     if not files:
-        return empty
+        return confidence_figures(None)
     con = duckdb.connect()
     try:
         header = [row[0] for row in con.execute(
             "SELECT column_name FROM (DESCRIBE SELECT * FROM read_csv($f, header = true, all_varchar = true))",
             {"f": files}).fetchall()]
         if "ConfidenceLevel" not in header:
-            return {**empty, "present": False}
+            return confidence_figures(header)
         row = con.execute(
             f"""
             WITH out AS (SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c
                          FROM read_csv($f, header = true, all_varchar = true)),
-                 matched AS (SELECT * FROM out WHERE m IN (SELECT m FROM out GROUP BY m HAVING count(*) > 1))
+                 matched AS (SELECT * FROM out WHERE NOT {blank_sql('m')}
+                             AND m IN (SELECT m FROM out GROUP BY m HAVING count(*) > 1))
             SELECT count(*), count(c), count_if(c < $t), count_if(c < 0 OR c > 1), avg(c), min(c),
                    list(id ORDER BY id) FILTER (WHERE c < $t OR c IS NULL)[1:{SAMPLE_IDS}]
             FROM matched
@@ -157,7 +156,4 @@ def confidence_summary(folder: Path, threshold: float) -> dict:
         ).fetchone()
     finally:
         con.close()
-    matched, with_confidence, below, out_of_range, mean, low, samples = row
-    return {"present": True, "matched_records": int(matched), "with_confidence": int(with_confidence),
-            "below_threshold": int(below), "out_of_range": int(out_of_range),
-            "mean": None if mean is None else round(float(mean), 4), "min": low, "sample_ids": list(samples or [])}
+    return confidence_figures(header, row)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import dagster as dg
 
 from er_assets.checks import blocking_failures
-from er_assets.errors import GateClosed, MatchingJobTimeout, PipelineError, exit_code_of, masked_error
+from er_assets.errors import GateClosed, MatchingJobTimeout, exit_code_of, masked_error
 from er_assets.history import HistoryStore, Status
 from er_assets.history.redact import scrub_exception
 

@@ -7,7 +7,6 @@ import datetime as dt
 from pathlib import Path
 
 import boto3
-import pytest
 from moto import mock_aws
 
 from autosys_bridge import exit_codes

@@ -9,6 +9,7 @@ Entity Resolution is the local emulator behind the real boto3 client. The wareho
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -22,6 +23,7 @@ from er_assets.object_store import LocalObjectStore
 from er_assets.partitions import business_dates
 from er_assets.run_history import HistoryResource
 from er_assets.sample_data import seed_source
+from er_assets.warehouses import snowflake as sf
 from er_assets.warehouses.snowflake import HEADER_BYTES
 from er_assets_tests.test_snowflake import create_source, fake_snowflake, warehouse
 
@@ -48,20 +50,31 @@ def instance(tmp_path):
         yield inst
 
 
-def test_extract_matched_loaded_on_the_production_path(tmp_path, instance):
-    config = load_config()
-    domain = config.domain("customers")
+class ObjectStoreWithoutLocalCopy(LocalObjectStore):
+    """The local bucket folder with S3's contract: no local copy of record data, ever."""
+
+    def local_copy(self, prefix_uri: str):
+        raise NotImplementedError(f"local_copy({prefix_uri}) on the production path")
+
+
+ML_EXAMPLE = Path(__file__).resolve().parents[1] / "er_assets" / "domains.ml-example.yaml"
+
+
+@pytest.mark.parametrize("config_path, name", [(None, "customers"), (ML_EXAMPLE, "customers_ml")])
+def test_extract_matched_loaded_on_the_production_path(tmp_path, instance, config_path, name):
+    config = load_config(config_path)
+    domain = config.domain(name)
     objects = tmp_path / "objects"
     source = sample_rows(domain, RECORDS)
     neighbour = [{**r, "customer_id": f"N{i}", "load_date": dt.date(2024, 3, 6)} for i, r in enumerate(source[:50])]
     assets = domain_assets(domain, config.settings)
-    stages = [dg.AssetKey(["customers", s]) for s in ("extract", "matched", "loaded")]
+    stages = [dg.AssetKey([name, s]) for s in ("extract", "matched", "loaded")]
 
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, source + neighbour)
         resources = {
             "warehouse": warehouse(objects),
-            "object_store": LocalObjectStore(root=str(objects)),
+            "object_store": ObjectStoreWithoutLocalCopy(root=str(objects)),
             "entity_resolution": LocalEntityResolution(
                 region_name=config.settings.region, state_root=str(tmp_path / "emulator"),
                 objects_root=str(objects), config_path=str(config.path),
@@ -77,9 +90,9 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance):
         assert result.success
         assert checks.blocking_failures(result.get_asset_check_evaluations()) == []
 
-        extract = result.asset_materializations_for_node("customers__extract")[0].metadata
-        matched = result.asset_materializations_for_node("customers__matched")[0].metadata
-        loaded = result.asset_materializations_for_node("customers__loaded")[0].metadata
+        extract = result.asset_materializations_for_node(f"{name}__extract")[0].metadata
+        matched = result.asset_materializations_for_node(f"{name}__matched")[0].metadata
+        loaded = result.asset_materializations_for_node(f"{name}__loaded")[0].metadata
         assert extract["rows"].value == matched["input_records"].value == matched["output_rows"].value == RECORDS
         assert loaded["rows"].value == RECORDS
         assert 0 < matched["match_ids"].value < RECORDS
@@ -90,8 +103,11 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance):
         assert extract["orchestrator_bytes_read"].value == 0
         assert 0 < loaded["orchestrator_bytes_read"].value <= HEADER_BYTES
 
+        if domain.ml_matching:  # ConfidenceLevel judged from the warehouse's figures
+            assert 0.5 <= matched["mean_confidence"].value <= 1.0
+        target = sf.ident(domain.target.table)
         cursor = conn.cursor()
-        cursor.execute('SELECT COUNT(*), COUNT(DISTINCT "CUSTOMER_ID"), COUNT("MATCHID") FROM "CUSTOMERS_RESOLVED" '
+        cursor.execute(f'SELECT COUNT(*), COUNT(DISTINCT "CUSTOMER_ID"), COUNT("MATCHID") FROM {target} '
                        'WHERE "PARTITION_KEY" = %(p)s', {"p": PARTITION})
         assert cursor.fetchone() == (RECORDS, RECORDS, RECORDS)
 
@@ -99,7 +115,7 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance):
         reload = run([stages[-1]])
         again = run()
         assert reload.success and again.success
-        cursor.execute('SELECT COUNT(*) FROM "CUSTOMERS_RESOLVED"')
+        cursor.execute(f"SELECT COUNT(*) FROM {target}")
         assert cursor.fetchone()[0] == RECORDS
 
     # The Snowflake password never reaches the event log.

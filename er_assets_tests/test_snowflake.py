@@ -23,6 +23,7 @@ from er_assets.config import load_config
 from er_assets.errors import UpstreamRefused
 from er_assets.object_store import LocalObjectStore
 from er_assets.warehouses import snowflake as sf
+from er_assets.warehouses.base import blank_sql
 
 BUCKET = "er-data-lake"
 STAGE = "ER_STAGE"
@@ -57,11 +58,13 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
     def _folder(self, location: str) -> Path:
         return Path(self.stage_root) / location.split("/", 1)[1]
 
-    def _output_counts(self, cursor, domain, output: str, errors: str) -> tuple[int, int, int, int]:
-        from er_assets.match_output import error_records, match_counts
+    def _output_counts(self, cursor, domain, output: str, errors: str, threshold) -> tuple:
+        from er_assets.match_output import confidence_summary, error_records, match_counts
 
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
-        return (*match_counts(self._folder(output)), error_records(self._folder(errors)))
+        folder = self._folder(output)
+        confidence = None if threshold is None else confidence_summary(folder, threshold)
+        return (*match_counts(folder), error_records(self._folder(errors)), confidence)
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(select, params)
@@ -219,8 +222,9 @@ OUTPUT_URI = f"s3://{BUCKET}/entity-resolution/customers/output/customers-matchi
 OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 FIGURES_SNAPSHOT = (
     "WITH sizes AS (SELECT $3 AS match_id, COUNT(*) AS n FROM " + OUTPUT
-    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
-    "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(IFF(n > 1, n, 0)), 0) FROM sizes"
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1), "
+    f"assigned AS (SELECT n, NOT {blank_sql('match_id')} AS assigned FROM sizes) "
+    "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(IFF(assigned AND n > 1, n, 0)), 0) FROM assigned"
 )
 
 
@@ -239,6 +243,60 @@ def test_match_figures_statements_snapshot_and_parse(domain):
     assert isinstance(create, exp.Create) and create.args["kind"] == "FILE FORMAT"
 
 
+CONFIDENCE_SNAPSHOT = (
+    "WITH out AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM " + OUTPUT
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
+    f"matched AS (SELECT * FROM out WHERE NOT {blank_sql('m')} "
+    "AND m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
+    "samples AS (SELECT id FROM matched WHERE c < %(threshold)s OR c IS NULL ORDER BY id LIMIT 5) "
+    "SELECT COUNT(*), COUNT(c), COUNT_IF(c < %(threshold)s), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
+    "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
+)
+
+
+def test_confidence_statement_snapshot_and_parse():
+    """An ML output's ConfidenceLevel figures are counted over the stage too, columns found by
+    the header's positions: pinned, and parsed as Snowflake SQL."""
+    header = ["InputSourceARN", "RecordId", "MatchID", "ConfidenceLevel", "customer_id"]
+    sql = sf.output_confidence_sql(OUTPUT, header)
+    assert sql == CONFIDENCE_SNAPSHOT
+    tree = sqlglot.parse_one(sql % {"threshold": "0.7"}, read="snowflake")
+    assert isinstance(tree, exp.Select)
+    assert [type(e).__name__ for e in tree.expressions] == ["Count", "Count", "CountIf", "CountIf", "Avg", "Min",
+                                                            "Subquery"]
+    ctes = {c.alias: c.this for c in tree.args["with_"].expressions}
+    assert list(ctes) == ["out", "matched", "samples"]
+    assert ctes["samples"].args["limit"].expression.name == str(sf.SAMPLE_IDS)
+
+
+def test_ml_confidence_figures_are_counted_in_the_warehouse(objects):
+    """The matched stage of an ML domain takes ConfidenceLevel from the warehouse's bulk work:
+    nothing of the output is read through the object store (S3 has no local copy)."""
+    from er_assets.object_store import bytes_read
+
+    config = load_config(Path(__file__).resolve().parents[1] / "er_assets" / "domains.ml-example.yaml")
+    ml = config.domain("customers_ml")
+    uri = write_output(objects, ml, "j1", [("C1", "m1"), ("C2", "m1"), ("C3", "m2")])
+    path = objects / uri.removeprefix("s3://") / "part-00000.csv"
+    rows = list(csv.reader(path.open(newline="")))
+    rows[0][rows[0].index("MatchRule")] = "ConfidenceLevel"
+    for row, level in zip(rows[1:], ["0.9", "0.6", ""]):
+        row[3] = level
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    with fake_snowflake(objects):
+        before = bytes_read()
+        figures = warehouse(objects).match_output_figures(ml, uri, uri.replace("/success/", "/error/"))
+        assert bytes_read() == before
+    assert figures["confidence"] == {"present": True, "matched_records": 2, "with_confidence": 2,
+                                     "below_threshold": 1, "out_of_range": 0, "mean": 0.75, "min": 0.6,
+                                     "sample_ids": ["C2"]}
+    with fake_snowflake(objects):
+        rule_based = warehouse(objects).match_output_figures(load_config().domain("customers"), uri,
+                                                            uri.replace("/success/", "/error/"))
+    assert rule_based["confidence"] is None
+
+
 def test_match_figures_come_from_the_stage_not_through_the_object_store(domain, objects):
     from er_assets.object_store import bytes_read
 
@@ -249,7 +307,8 @@ def test_match_figures_come_from_the_stage_not_through_the_object_store(domain, 
         before = bytes_read()
         figures = warehouse(objects).match_output_figures(domain, uri, error_uri)
         assert bytes_read() == before
-    assert figures == {"records": 5, "match_ids": 3, "matched_records": 4, "match_rate": 80.0, "rejected_rows": 0}
+    assert figures == {"records": 5, "match_ids": 3, "matched_records": 4, "match_rate": 80.0, "rejected_rows": 0,
+                       "confidence": None}
 
 
 def test_identifiers_with_quotes_or_semicolons_are_rejected(domain, objects):
@@ -294,8 +353,7 @@ def test_load_twice_leaves_one_copy_of_the_partition(domain, objects):
         again = wh.load_matches(domain, PARTITION, first, accept_all)
         assert again.rows == 3
         assert rows_of(conn, "customers_resolved", PARTITION) == expected
-        assert counts(wh.target_stats(domain, PARTITION)) == (3, 0, 0)
-        assert counts(wh.target_stats(domain, "2024-03-04")) == (1, 0, 0)  # untouched
+        assert [r[0] for r in rows_of(conn, "customers_resolved", "2024-03-04")] == ["C9"]  # untouched
 
         # The staging tables are gone; the target has the output's columns plus the load's two.
         cursor = conn.cursor()
@@ -378,6 +436,28 @@ def test_output_the_checks_reject_is_staged_measured_and_never_swapped_in(domain
         cursor = conn.cursor()
         cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%\\_\\_LOAD\\_%'")
         assert cursor.fetchone()[0] == 0  # no staging table left behind
+
+
+def test_blank_match_ids_are_none_in_the_matched_and_the_loaded_figures(domain, objects, tmp_path):
+    """The matched stage and the load count MatchIDs alike, a blank one (empty, white space,
+    zero-width) being none: row_count compares the two and must not fail on such rows."""
+    from er_assets import checks
+    from er_assets.match_output import match_counts
+    from er_assets.warehouses.local import DuckDBWarehouse
+
+    uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", ""), ("C4", " "),
+                                                 ("C5", "\u200b"), ("C6", "")])
+    records, match_ids, matched = match_counts(objects / uri.removeprefix("s3://"))
+    assert (records, match_ids, matched) == (6, 1, 2)
+    seen = []
+    with fake_snowflake(objects):
+        warehouse(objects).load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or False)
+    local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
+    local.load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or False)
+    for figures in seen:
+        assert (figures["match_ids"], figures["missing_match_ids"]) == (1, 4)
+        row_count = checks.loaded_results(domain, records, records, figures, match_ids)[0]
+        assert row_count.passed, row_count.description
 
 
 def test_target_missing_an_output_column_is_explained(domain, objects):
@@ -538,12 +618,21 @@ def test_non_empty_counts_of_the_staged_rows_agree_in_both_warehouses(domain, ob
     with file.open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
     expected = {**dict.fromkeys(domain.schema.columns, 3), "last_name": 2}
-    seen = []
-    with fake_snowflake(objects):
-        warehouse(objects).load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or True)
-    local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
-    local.load_matches(domain, PARTITION, uri, lambda figures: seen.append(figures) or True)
-    assert [figures["non_empty"] for figures in seen] == [expected, expected]
+    # An output without the city column: city counts 0 in both, for no_value_loss to refuse.
+    lacking = write_output(objects, domain, "job2", [("C1", "m1"), ("C2", "m2")])
+    file = objects / lacking.removeprefix("s3://") / "part-00000.csv"
+    rows = list(csv.reader(file.open(newline="")))
+    city = rows[0].index("city")
+    with file.open("w", newline="") as handle:
+        csv.writer(handle).writerows(row[:city] + row[city + 1:] for row in rows)
+    expected_lacking = {**dict.fromkeys(domain.schema.columns, 2), "city": 0}
+    for output, want in ((uri, expected), (lacking, expected_lacking)):
+        seen = []
+        with fake_snowflake(objects):
+            warehouse(objects).load_matches(domain, PARTITION, output, lambda figures: seen.append(figures) or False)
+        local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
+        local.load_matches(domain, PARTITION, output, lambda figures: seen.append(figures) or False)
+        assert [figures["non_empty"] for figures in seen] == [want, want]
 
 
 def test_the_slice_fingerprint_matches_the_extract_and_follows_the_data(domain, objects):

@@ -103,16 +103,33 @@ def target_figures(counts, samples) -> dict:
             "sample_ids": by_label}
 
 
-def match_figures(records, match_ids, matched_records, rejected_rows) -> dict:
+def match_figures(records, match_ids, matched_records, rejected_rows, confidence: dict | None = None) -> dict:
     """The matched stage's figures of a job's output, the same dict from every warehouse.
 
     The match rate is the percentage of records that share their MatchID with at least one
-    other record: the share of records the job resolved to a duplicate.
+    other record: the share of records the job resolved to a duplicate. `confidence`:
+    `confidence_figures` of an ML_MATCHING output, None for a rule-based one.
     """
     records, match_ids, matched, rejected = (int(v or 0) for v in (records, match_ids, matched_records, rejected_rows))
     rate = round(100.0 * matched / records, 2) if records else 0.0
     return {"records": records, "match_ids": match_ids, "matched_records": matched, "match_rate": rate,
-            "rejected_rows": rejected}
+            "rejected_rows": rejected, "confidence": confidence}
+
+
+def confidence_figures(header, row=None) -> dict:
+    """ConfidenceLevel of the matched records (those sharing their MatchID) of an ML_MATCHING
+    job's output, the same dict from every warehouse: how many carry one, how many fall below
+    the threshold, values outside the documented 0.0-1.0 range, mean and minimum, and up to
+    SAMPLE_IDS record ids below the threshold or without a value.
+
+    `header`: the output's columns (none when it has no data file); `row`: (matched, with a
+    value, below, out of range, mean, min, sample ids) as the warehouse counted them.
+    `present` is False when the output has no ConfidenceLevel column (not an ML output)."""
+    matched, with_confidence, below, out_of_range, mean, low, samples = row or (0, 0, 0, 0, None, None, [])
+    return {"present": "ConfidenceLevel" in (header or ()), "matched_records": int(matched or 0), "with_confidence": int(with_confidence or 0),
+            "below_threshold": int(below or 0), "out_of_range": int(out_of_range or 0),
+            "mean": None if mean is None else round(float(mean), 4),
+            "min": None if low is None else float(low), "sample_ids": [str(s) for s in samples or []]}
 
 
 @dataclass(frozen=True)
@@ -169,13 +186,10 @@ class Warehouse(dg.ConfigurableResource):
         raise NotImplementedError
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
-        """`match_figures` of a job's output: the CSV files under output_uri (success/) and the
-        rejected rows under error_uri, counted where the files are, never copied to this process
-        in production."""
-        raise NotImplementedError
-
-    def target_stats(self, domain: Domain, partition_key: str) -> dict:
-        """`target_figures` of the partition in the target table."""
+        """`match_figures` of a job's output: the data files under output_uri (success/) and the
+        rejected rows under error_uri, with `confidence_figures` for an ML_MATCHING domain
+        (threshold dq.min_confidence.threshold), counted where the files are, never copied to
+        this process in production."""
         raise NotImplementedError
 
     def source_schema_problems(self, domain: Domain) -> dict[str, str]:

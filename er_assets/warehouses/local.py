@@ -268,13 +268,15 @@ class DuckDBWarehouse(Warehouse):
         return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True)
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
-        from er_assets.match_output import error_records, match_counts
+        from er_assets.match_output import confidence_summary, error_records, match_counts
 
         # Locally the folder is the data's home: DuckDB reads it in this process, in memory,
         # without the warehouse file (another stage may be writing it).
         store = self._store()
         with store.local_copy(output_uri) as output, store.local_copy(error_uri) as errors:
-            return match_figures(*match_counts(output), error_records(errors))
+            confidence = (confidence_summary(output, domain.dq.min_confidence.threshold)
+                          if domain.ml_matching else None)
+            return match_figures(*match_counts(output), error_records(errors), confidence)
 
     @staticmethod
     def _table_exists(con, table: str) -> bool:
@@ -286,8 +288,9 @@ class DuckDBWarehouse(Warehouse):
         uid = quote(domain.schema.unique_id)
         no_match_id = _empty('"MatchID"')
         counts = con.execute(
-            f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), count(DISTINCT \"MatchID\") "
-            f"FROM {relation}", params,
+            # A blank MatchID is none, as the matched stage counts them (match_output.match_counts).
+            f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), "
+            f"count(DISTINCT CASE WHEN NOT {no_match_id} THEN \"MatchID\" END) FROM {relation}", params,
         ).fetchone()
         samples = con.execute(
             f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM {relation} GROUP BY {uid} HAVING count(*) > 1 "
@@ -299,15 +302,9 @@ class DuckDBWarehouse(Warehouse):
         columns = [c for c in domain.schema.columns if c in present]
         counts_sql = non_empty_counts(domain, _text, columns)
         found = con.execute(f"SELECT {', '.join(counts_sql)} FROM {relation}", params).fetchone() if columns else ()
-        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}  # COUNT_IF of no rows is NULL
+        # Over no rows COUNT_IF is NULL, not 0.
+        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}
         return {**target_figures(counts, samples), "non_empty": non_empty}
-
-    def target_stats(self, domain: Domain, partition_key: str) -> dict:
-        with self.connect() as con:
-            if not self._table_exists(con, domain.target.table):
-                return target_figures((0, 0, 0, 0), ())
-            relation = f"(SELECT * FROM {quote(domain.target.table)} WHERE partition_key = $key)"
-            return self._figures(con, domain, relation, {"key": partition_key})
 
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:

@@ -20,6 +20,7 @@ import csv
 import datetime as dt
 import functools
 import io
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
     blank_sql as _empty,
+    confidence_figures,
     non_empty_counts,
     ExtractResult,
     LoadResult,
@@ -239,23 +241,20 @@ def insert_sql(table: str, staging: str, columns: list[str]) -> str:
     )
 
 
-def _target_rows(domain: Domain) -> str:
-    return f"SELECT * FROM {ident(domain.target.table)} WHERE {ident(PARTITION_COLUMN)} = %(partition_key)s"
-
-
 def figures_sql(domain: Domain, rows: str) -> str:
     """Counts of `target_figures` over the rows selected by `rows` (staged or in the target)."""
-    uid = ident(domain.schema.unique_id)
+    uid, match_id = ident(domain.schema.unique_id), ident("MatchID")
     return (
-        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(ident('MatchID'))}), "
-        f"COUNT(DISTINCT {ident('MatchID')}) FROM ({rows})"
+        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(match_id)}), "
+        f"COUNT(DISTINCT IFF({_empty(match_id)}, NULL, {match_id})) FROM ({rows})"
     )
 
 
-def non_empty_sql(domain: Domain, rows: str) -> str:
-    """Non-empty values per schema column of `rows`, counted as `profile_sql` counts them in
-    the extract (aliased: a column name twice makes some drivers drop one)."""
-    counts = non_empty_counts(domain, _text)
+def non_empty_sql(domain: Domain, rows: str, columns: list[str]) -> str:
+    """Non-empty values per one of `columns` (schema columns `rows` has), counted as
+    `profile_sql` counts them in the extract (aliased: a column name twice makes some drivers
+    drop one)."""
+    counts = non_empty_counts(domain, _text, columns)
     return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({rows})"
 
 
@@ -298,11 +297,32 @@ def output_header_sql(location: str, width: int) -> str:
 
 
 def output_figures_sql(location: str, match_id_position: int) -> str:
-    """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`."""
+    """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`;
+    a blank MatchID is none, as in match_output.match_counts and the load's figures."""
     return (
         f"WITH sizes AS (SELECT ${int(match_id_position)} AS match_id, COUNT(*) AS n FROM {_staged(location)} "
-        "WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1) "
-        "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(IFF(n > 1, n, 0)), 0) FROM sizes"
+        "WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1), "
+        f"assigned AS (SELECT n, NOT {_empty('match_id')} AS assigned FROM sizes) "
+        "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(IFF(assigned AND n > 1, n, 0)), 0) "
+        "FROM assigned"
+    )
+
+
+def output_confidence_sql(location: str, header: list[str]) -> str:
+    """`confidence_figures` counts of the matched records (those sharing their MatchID) of an
+    ML_MATCHING output, mirroring match_output.confidence_summary; the threshold is bound as
+    %(threshold)s. The sample ids are picked by a LIMIT before they are aggregated, so the
+    array stays SAMPLE_IDS long however many records fall below the threshold."""
+    record, match_id, confidence = (header.index(c) + 1 for c in ("RecordId", "MatchID", "ConfidenceLevel"))
+    low = "c < %(threshold)s"
+    return (
+        f"WITH out AS (SELECT ${record} AS id, ${match_id} AS m, TRY_TO_DOUBLE(${confidence}) AS c "
+        f"FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1), "
+        f"matched AS (SELECT * FROM out WHERE NOT {_empty('m')} "
+        "AND m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
+        f"samples AS (SELECT id FROM matched WHERE {low} OR c IS NULL ORDER BY id LIMIT {SAMPLE_IDS}) "
+        f"SELECT COUNT(*), COUNT(c), COUNT_IF({low}), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
+        "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
     )
 
 
@@ -541,7 +561,7 @@ class SnowflakeWarehouse(Warehouse):
                 except Exception as exc:
                     raise refuse(f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
                 copied = result_total(cursor, "rows_loaded")
-                figures = self._figures(cursor, domain, f"SELECT * FROM {ident(staging)}", {})
+                figures = self._figures(cursor, domain, f"SELECT * FROM {ident(staging)}", columns)
                 if not figures["rows"]:
                     raise refuse("has no rows")
                 if not accept(figures):
@@ -595,24 +615,40 @@ class SnowflakeWarehouse(Warehouse):
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
         output, errors = self.location(output_uri), self.location(error_uri)
+        threshold = domain.dq.min_confidence.threshold if domain.ml_matching else None
         with self.connect() as conn:
-            return match_figures(*self._output_counts(conn.cursor(), domain, output, errors))
+            *counts, confidence = self._output_counts(conn.cursor(), domain, output, errors, threshold)
+        return match_figures(*counts, confidence)
 
-    def _output_counts(self, cursor, domain: Domain, output: str, errors: str) -> tuple[int, int, int, int]:
-        """(records, MatchIDs, matched records, rejected rows), counted by Snowflake over the stage."""
+    def _output_counts(self, cursor, domain: Domain, output: str, errors: str,
+                       threshold: float | None) -> tuple:
+        """(records, MatchIDs, matched records, rejected rows, `confidence_figures` when a
+        `threshold` is given, else None), counted by Snowflake over the stage."""
         cursor.execute(output_format_sql())
         width = len(domain.schema.columns) + SERVICE_COLUMNS
         cursor.execute(output_header_sql(output, width))
         header = cursor.fetchone()
-        if header is None:  # no CSV part: the job wrote no record
+        if header is None:  # no data file: the job wrote no record
             counts = (0, 0, 0)
         elif "MatchID" not in header:
             raise ValueError(f"{output}: no MatchID among the first {width} columns of the output header {header}")
         else:
             cursor.execute(output_figures_sql(output, header.index("MatchID") + 1))
             counts = cursor.fetchone()
+        confidence = None
+        if threshold is not None:
+            row = None
+            if header is not None and "ConfidenceLevel" in header:
+                if "RecordId" not in header:
+                    raise ValueError(f"{output}: no RecordId among the first {width} columns of the output header "
+                                     f"{header}")
+                cursor.execute(output_confidence_sql(output, list(header)), {"threshold": threshold})
+                *row, samples = cursor.fetchone()
+                # The connector returns an ARRAY as its JSON text.
+                row = (*row, json.loads(samples) if isinstance(samples, str) else samples)
+            confidence = confidence_figures(header, row)
         cursor.execute(output_rows_sql(errors))
-        return (*counts, cursor.fetchone()[0])
+        return (*counts, cursor.fetchone()[0], confidence)
 
     # --- inspection ----------------------------------------------------------------------------
 
@@ -625,21 +661,23 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             return self._table_exists(conn.cursor(), table)
 
-    def target_stats(self, domain: Domain, partition_key: str) -> dict:
-        with self.connect() as conn:
-            cursor = conn.cursor()
-            if not self._table_exists(cursor, domain.target.table):
-                return target_figures((0, 0, 0, 0), ())
-            return self._figures(cursor, domain, _target_rows(domain), {"partition_key": partition_key})
-
     @staticmethod
-    def _figures(cursor, domain: Domain, rows: str, params: dict) -> dict:
-        cursor.execute(figures_sql(domain, rows), params)
+    def _figures(cursor, domain: Domain, rows: str, header: list[str]) -> dict:
+        """`target_figures` of `rows`, whose columns are the output's `header`."""
+        cursor.execute(figures_sql(domain, rows))
         counts = cursor.fetchone()
-        cursor.execute(figures_samples_sql(domain, rows), params)
+        cursor.execute(figures_samples_sql(domain, rows))
         figures = target_figures(counts, cursor.fetchall())
-        cursor.execute(non_empty_sql(domain, rows), params)
-        return {**figures, "non_empty": dict(zip(domain.schema.columns, (int(n or 0) for n in cursor.fetchone())))}
+        # A schema column the rows lack has no value left at all: it counts 0, and no_value_loss
+        # says so, as in the DuckDB warehouse (counting it would fail: no such column).
+        present = {c.upper() for c in header}
+        columns = [c for c in domain.schema.columns if c.upper() in present]
+        found = ()
+        if columns:
+            cursor.execute(non_empty_sql(domain, rows, columns))
+            found = cursor.fetchone()
+        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}
+        return {**figures, "non_empty": non_empty}
 
     def stage_problems(self, cursor) -> list[str]:
         sql, name = show_stage_sql(self.stage)
