@@ -236,22 +236,23 @@ class Emulator:
                 "region": self.region,
                 "fault": fault or {},
             }
-            _write_json(self._job_path(job_id), job)
             if not _workerless(job):
-                self._start_worker(job)
+                # Started before the job file exists: it waits for this lock to read it. So a
+                # caller killed here leaves no job, or a job with its worker, never a job
+                # without one.
+                job["pid"] = self._start_worker(job_id)
+            _write_json(self._job_path(job_id), job)
         # The fault (validated by faults.load) is slept out of the lock, so others may poll.
         time.sleep(job["fault"].get("start_answer_seconds", 0))
         return {"jobId": job_id}
 
-    def _start_worker(self, job: dict) -> None:
-        with open(self.root / f"{job['jobId']}.log", "ab") as log:
-            proc = subprocess.Popen(
+    def _start_worker(self, job_id: str) -> int:
+        with open(self.root / f"{job_id}.log", "ab") as log:
+            return subprocess.Popen(
                 [sys.executable, "-m", "er_assets.emulator.worker", str(self.root), str(self.objects_root),
-                 str(self.config.path), job["jobId"]],
+                 str(self.config.path), job_id],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
-            )
-        job["pid"] = proc.pid
-        _write_json(self._job_path(job["jobId"]), job)
+            ).pid
 
     def _input_location(self, workflow: dict) -> str:
         arn = workflow["inputSourceConfig"][0]["inputSourceARN"]
