@@ -174,3 +174,21 @@ def test_a_damaged_job_file_whose_worker_runs_still_holds_the_slot(config, local
     os.waitpid(pid, 0)
     assert er.list_matching_jobs(workflowName="customer-matching-workflow")["jobs"] == []
     assert er.get_matching_job(workflowName="vendor-matching-workflow", jobId=job_id)["status"] == "FAILED"
+
+
+def test_a_pid_reused_by_another_process_does_not_keep_a_dead_job_running(clients):
+    import json
+    import os
+
+    er, _ = clients
+    jobs = local_paths()["emulator"] / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    dead = "e" * 32
+    # Its worker is gone and its pid now belongs to a live process that is no worker: this one.
+    (jobs / f"{dead}.json").write_text(json.dumps({
+        "jobId": dead, "workflowName": "customer-matching-workflow", "status": "RUNNING", "startTime": 1.0,
+        "metrics": {}, "region": "us-east-1", "fault": {}, "pid": os.getpid()}))
+    job = er.get_matching_job(workflowName="customer-matching-workflow", jobId=dead)
+    assert job["status"] == "FAILED" and job["errorDetails"]["errorMessage"] == "The matching job stopped unexpectedly."
+    started = er.start_matching_job(workflowName="customer-matching-workflow")["jobId"]  # the slot is free
+    assert wait(er, "customer-matching-workflow", started)["status"] in ("SUCCEEDED", "FAILED")

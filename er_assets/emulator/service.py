@@ -62,27 +62,16 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this very process has exited but still answers kill(0).
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
-
-
-def _worker_running(job_id: str) -> bool:
-    """Is a worker process for this job alive? (Its pid is in the state file, which may be
-    the very thing that is damaged, so look at the processes themselves.)"""
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+def _worker_running(job_id: str, pid: int | None = None) -> bool:
+    """Does the worker process of this job live? Told by its command line (the worker module
+    and the job id): at `pid` when the state file gives one (a pid alone may since have been
+    reused by another process), else among all processes (a damaged state file has no pid).
+    A zombie has an empty command line, so it does not count. Without /proc (not Linux) only
+    a known pid can be asked, and only whether it is taken."""
+    if not Path("/proc").is_dir():
+        return bool(pid) and _pid_taken(pid)
+    lines = [Path(f"/proc/{pid}/cmdline")] if pid else Path("/proc").glob("[0-9]*/cmdline")
+    for cmdline in lines:
         try:
             words = cmdline.read_bytes().split(b"\0")
         except OSError:  # the process ended while we looked
@@ -90,6 +79,20 @@ def _worker_running(job_id: str) -> bool:
         if b"er_assets.emulator.worker" in words and job_id.encode() in words:
             return True
     return False
+
+
+def _pid_taken(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of this very process has exited but still answers kill(0)
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
 
 
 class Emulator:
@@ -233,22 +236,23 @@ class Emulator:
                 "region": self.region,
                 "fault": fault or {},
             }
-            _write_json(self._job_path(job_id), job)
             if not _workerless(job):
-                self._start_worker(job)
+                # Started before the job file exists: it waits for this lock to read it. So a
+                # caller killed here leaves no job, or a job with its worker, never a job
+                # without one.
+                job["pid"] = self._start_worker(job_id)
+            _write_json(self._job_path(job_id), job)
         # The fault (validated by faults.load) is slept out of the lock, so others may poll.
         time.sleep(job["fault"].get("start_answer_seconds", 0))
         return {"jobId": job_id}
 
-    def _start_worker(self, job: dict) -> None:
-        with open(self.root / f"{job['jobId']}.log", "ab") as log:
-            proc = subprocess.Popen(
+    def _start_worker(self, job_id: str) -> int:
+        with open(self.root / f"{job_id}.log", "ab") as log:
+            return subprocess.Popen(
                 [sys.executable, "-m", "er_assets.emulator.worker", str(self.root), str(self.objects_root),
-                 str(self.config.path), job["jobId"]],
+                 str(self.config.path), job_id],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
-            )
-        job["pid"] = proc.pid
-        _write_json(self._job_path(job["jobId"]), job)
+            ).pid
 
     def _input_location(self, workflow: dict) -> str:
         arn = workflow["inputSourceConfig"][0]["inputSourceARN"]
@@ -330,7 +334,7 @@ def _workerless(job: dict) -> bool:
 
 def _holds_slot(job: dict) -> bool:
     """An active job whose worker lives (or that needs none) holds the region's job slot."""
-    return _workerless(job) or _pid_alive(job.get("pid"))
+    return _workerless(job) or _worker_running(job["jobId"], job.get("pid"))
 
 
 def _token(workflow_name: str, offset: int) -> str:
