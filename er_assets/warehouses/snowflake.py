@@ -643,7 +643,8 @@ class SnowflakeWarehouse(Warehouse):
                                      f"{header}")
                 cursor.execute(output_confidence_sql(output, list(header)), {"threshold": threshold})
                 *row, samples = cursor.fetchone()
-                # The connector returns an ARRAY as its JSON text.
+                # The connector returns an ARRAY as its JSON text (snowflake/connector/converter.py:
+                # _ARRAY_to_python converts nothing).
                 row = (*row, json.loads(samples) if isinstance(samples, str) else samples)
             confidence = confidence_figures(header, row)
         cursor.execute(output_rows_sql(errors))
