@@ -24,7 +24,6 @@ from er_assets.errors import MatchOutputMissing
 class JobOutput:
     success_uri: str  # the job's success/ folder, ending in "/"
     error_uri: str
-    files: tuple[str, ...]  # the data files in success/
 
 
 # A data file is any object of success/ (or error/) that is not a folder placeholder or a
@@ -56,12 +55,8 @@ def find_output(list_files: Callable[[str], list[str]], output_path: str, workfl
     """
     base = output_path.rstrip("/") + "/"
     for prefix in (f"{base}{workflow_name}/{job_id}/", base):
-        listed = list_files(prefix)
-        found = {}
-        for uri in listed:
-            folder = _job_folder(uri, base, job_id, "success")
-            if folder and is_data_file(uri):
-                found.setdefault(folder, []).append(uri)
+        found = {folder for uri in list_files(prefix)
+                 if is_data_file(uri) and (folder := _job_folder(uri, base, job_id, "success"))}
         if found:
             break
     if len(found) > 1:
@@ -73,9 +68,9 @@ def find_output(list_files: Callable[[str], list[str]], output_path: str, workfl
                 f"a {job_id}/success/ folder under {base}; check the workflow's outputS3Path and that its role may "
                 "write there")
         success = f"{base}{workflow_name}/{job_id}/success/"
-        return JobOutput(success, success.replace("/success/", "/error/"), ())
-    success, files = found.popitem()
-    return JobOutput(success, success[: -len("success/")] + "error/", tuple(sorted(files)))
+        return JobOutput(success, success.replace("/success/", "/error/"))
+    (success,) = found
+    return JobOutput(success, success[: -len("success/")] + "error/")
 
 
 def data_files(folder: Path) -> list[str]:

@@ -87,8 +87,8 @@ def damage_lines_lost(folder):
 
 
 @pytest.mark.parametrize("damage, why", [
-    (damage_deleted, "has no CSV files"),
-    (damage_emptied, "has no CSV files"),
+    (damage_deleted, "has no data files"),
+    (damage_emptied, "has no data files"),
     (damage_header_only, "has no rows"),
     (damage_cut_mid_record, "cannot be read"),
 ])

@@ -413,7 +413,7 @@ def test_missing_empty_or_unreadable_output_is_refused_and_the_partition_untouch
         wh.load_matches(domain, PARTITION, good, accept_all)
         before = rows_of(conn, "customers_resolved", PARTITION)
         # Snowflake copies 0 rows from a header-only file; fakesnow fails that COPY instead.
-        for uri, why in [(missing, "has no CSV files"), (header_only, "(has no rows|cannot be read)"),
+        for uri, why in [(missing, "has no data files"), (header_only, "(has no rows|cannot be read)"),
                          (truncated, "cannot be read")]:
             with pytest.raises(UpstreamRefused, match=f"{why}.*partition {PARTITION} of customers_resolved left untouched"):
                 wh.load_matches(domain, PARTITION, uri, accept_all)

@@ -231,7 +231,7 @@ class DuckDBWarehouse(Warehouse):
             files = data_files(folder)
         refuse = functools.partial(refuse_output, src_uri, domain.target.table, partition_key)
         if not files:
-            raise refuse("has no CSV files (missing or emptied)")
+            raise refuse("has no data files (missing or emptied)")
         table = quote(domain.target.table)
         with self.connect() as con:
             try:

@@ -60,7 +60,6 @@ DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
 # The header of a match output CSV is one short line; never read more of a file than this.
 HEADER_BYTES = 64 * 1024
 CSV_FORMAT = "TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
-# Only the CSV parts of a job's output: a service or a person may leave other objects next to them.
 
 
 class UnsafeIdentifier(ValueError):
@@ -546,7 +545,7 @@ class SnowflakeWarehouse(Warehouse):
         refuse = functools.partial(refuse_output, src_uri, table, partition_key)
         files = [f for f in self.object_store.list_files(src_uri) if is_data_file(f)]
         if not files:
-            raise refuse("has no CSV files (missing or emptied)")
+            raise refuse("has no data files (missing or emptied)")
         columns = self._output_columns(domain, files[0], refuse)
         with self.connect() as conn:
             cursor = conn.cursor()
@@ -644,7 +643,8 @@ class SnowflakeWarehouse(Warehouse):
                                      f"{header}")
                 cursor.execute(output_confidence_sql(output, list(header)), {"threshold": threshold})
                 *row, samples = cursor.fetchone()
-                # The connector returns an ARRAY as its JSON text.
+                # The connector returns an ARRAY as its JSON text (snowflake/connector/converter.py:
+                # _ARRAY_to_python converts nothing).
                 row = (*row, json.loads(samples) if isinstance(samples, str) else samples)
             confidence = confidence_figures(header, row)
         cursor.execute(output_rows_sql(errors))
