@@ -161,6 +161,11 @@ def test_a_damaged_job_file_whose_worker_runs_still_holds_the_slot(config, local
     er, _ = LocalEntityResolution(state_root=str(paths["emulator"]), objects_root=str(paths["objects"]),
                                   config_path=str(config.path), max_attempts=0).clients()
     job_id = er.start_matching_job(workflowName="vendor-matching-workflow")["jobId"]
+    # The worker reads its job file once it starts: damage the file only after that.
+    deadline = time.monotonic() + 30
+    while er.get_matching_job(workflowName="vendor-matching-workflow", jobId=job_id)["status"] != "RUNNING":
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.05)
     state = paths["emulator"] / "jobs" / f"{job_id}.json"
     pid = json.loads(state.read_text())["pid"]
     state.write_bytes(b"\xff\xfe{garbage")
