@@ -226,7 +226,7 @@ def after_kill(data: Path, sig: int, code: int, log: str, stage_done: bool = Fal
 
 def test_sigterm_inside_a_warehouse_query_cancels_the_run(config, local_env):
     """DuckDB answers a signal that lands mid-query with "Query interrupted": still a cancel."""
-    seed(config.domain(DOMAIN), PARTITION, 300_000, local_env)  # queries long enough to land in
+    seed(config.domain(DOMAIN), PARTITION, 600_000, local_env)  # queries long enough to land in, under load too
     partition = local_env / f"s3/er-data-lake/entity-resolution/{DOMAIN}/extract/partition={PARTITION}"
     log = local_env / "bridge.log"
     with open(log, "w") as out:
@@ -236,7 +236,7 @@ def test_sigterm_inside_a_warehouse_query_cancels_the_run(config, local_env):
         while not list(partition.glob(".run=*")):  # the extract's staging folder: its queries run now
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.01)
-        time.sleep(0.2)
+        time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
     text = log.read_text()
