@@ -4,7 +4,7 @@ Runs extract -> matched -> loaded for one customers partition on the production 
 (Snowflake through fakesnow with its stage on a local folder, the Entity Resolution emulator
 behind boto3; the statements fakesnow cannot run are replaced as in the tests) and prints each
 stage's `orchestrator_bytes_read` metadata next to the size of the data it moved. In
-production the extract and matched stages read nothing and the load one CSV header.
+production no stage reads any of it: Snowflake reads the output, its header included, over the stage.
 
     .venv/bin/python bench/bench_orchestrator_bytes.py [--records 20000]
 """

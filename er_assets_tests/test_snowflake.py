@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from er_assets.config import load_config
 from er_assets.errors import UpstreamRefused
+from er_assets.match_output import is_data_file
 from er_assets.object_store import LocalObjectStore
 from er_assets.warehouses import snowflake as sf
 from er_assets.warehouses.base import blank_sql
@@ -57,6 +58,14 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
 
     def _folder(self, location: str) -> Path:
         return Path(self.stage_root) / location.split("/", 1)[1]
+
+    def _output_header(self, cursor, domain, output: str) -> list[str]:
+        cursor.execute(sf.output_format_sql())  # this one fakesnow runs
+        files = [f for f in sorted(self._folder(output).rglob("*")) if f.is_file() and is_data_file(f.name)]
+        if not files:
+            return []
+        with open(files[0], newline="") as handle:
+            return next(csv.reader(handle), [])
 
     def _output_counts(self, cursor, domain, output: str, errors: str, threshold) -> tuple:
         from er_assets.match_output import confidence_summary, error_records, match_counts

@@ -16,10 +16,8 @@ when a connection is opened, never when the definitions load.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
-import io
 import json
 import re
 import uuid
@@ -30,7 +28,7 @@ from pydantic import Field
 
 from er_assets.config import IDENTIFIER, Domain
 from er_assets.match_output import DATA_FILE_PATTERN, is_data_file
-from er_assets.object_store import ObjectStore, S3ObjectStore, count_read, split_uri
+from er_assets.object_store import ObjectStore
 from er_assets.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
@@ -57,8 +55,6 @@ LOADED_AT_COLUMN = "LOADED_AT"
 # Parquet parts of up to 256 MB: few enough objects for the matching job to list quickly,
 # small enough that Snowflake still writes them in parallel (its default is 16 MB).
 DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
-# The header of a match output CSV is one short line; never read more of a file than this.
-HEADER_BYTES = 64 * 1024
 CSV_FORMAT = "TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
 
 
@@ -351,26 +347,6 @@ def show_stage_sql(stage: str) -> tuple[str, str]:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def csv_header(store: ObjectStore, file_uri: str) -> list[str]:
-    """Column names of a CSV object, reading its first bytes only.
-
-    AWS documents which columns the match output has, not their order, so the load maps them
-    by the header. On S3 a ranged GET avoids downloading a multi-gigabyte part for one line.
-    """
-    if isinstance(store, S3ObjectStore):
-        # The store's own client: same credentials, region and endpoint as every other call.
-        bucket, key = split_uri(file_uri)
-        response = store._client().get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}")
-        head = response["Body"].read()
-    else:
-        folder_uri, _, name = file_uri.rpartition("/")
-        with open(store.path(folder_uri + "/") / name, "rb") as handle:
-            head = handle.read(HEADER_BYTES)
-        count_read(len(head))
-    line = head.decode("utf-8-sig").splitlines()[0] if head else ""
-    return next(csv.reader(io.StringIO(line)), [])
-
-
 def _column(cursor, name: str) -> int | None:
     """Index of a result column by case-insensitive name (Snowflake and fakesnow differ in case)."""
     names = [d[0].lower() for d in cursor.description or ()]
@@ -546,9 +522,9 @@ class SnowflakeWarehouse(Warehouse):
         files = [f for f in self.object_store.list_files(src_uri) if is_data_file(f)]
         if not files:
             raise refuse("has no data files (missing or emptied)")
-        columns = self._output_columns(domain, files[0], refuse)
         with self.connect() as conn:
             cursor = conn.cursor()
+            columns = self._output_columns(cursor, domain, src_uri, refuse)
             # DDL commits any open transaction in Snowflake, so it all happens before BEGIN.
             cursor.execute(create_target_sql(table, columns))
             self._check_target_columns(cursor, table, columns)
@@ -572,16 +548,16 @@ class SnowflakeWarehouse(Warehouse):
                     cursor.execute(f"DROP TABLE IF EXISTS {ident(staging)}")
         return LoadResult(rows=copied, table=table, figures=figures, replaced=True)
 
-    def _output_columns(self, domain: Domain, file_uri: str, refuse) -> list[str]:
-        columns = csv_header(self.object_store, file_uri)
+    def _output_columns(self, cursor, domain: Domain, src_uri: str, refuse) -> list[str]:
+        columns = self._output_header(cursor, domain, self.location(src_uri))
         if not columns:
-            raise refuse(f"has no header line in {file_uri}")
+            raise refuse("has no header line")
         missing = [c for c in (domain.schema.unique_id, "MatchID") if c.upper() not in {h.upper() for h in columns}]
         if missing:
             raise refuse(f"lacks the columns {missing}")
         reserved = {PARTITION_COLUMN, LOADED_AT_COLUMN} & {c.upper() for c in columns}
         if reserved:
-            raise ValueError(f"{file_uri}: match output columns {sorted(reserved)} clash with the load's own columns")
+            raise ValueError(f"{src_uri}: match output columns {sorted(reserved)} clash with the load's own columns")
         for column in columns:
             ident(column)  # refuse a header that is not plain identifiers before any SQL runs
         return columns
@@ -619,14 +595,21 @@ class SnowflakeWarehouse(Warehouse):
             *counts, confidence = self._output_counts(conn.cursor(), domain, output, errors, threshold)
         return match_figures(*counts, confidence)
 
+    def _output_header(self, cursor, domain: Domain, output: str) -> list[str]:
+        """Column names of the output's header row, read by Snowflake over the stage (AWS
+        documents which columns the output has, not their order): no byte of the output
+        reaches this process. The row has at most the schema's columns plus the service's."""
+        cursor.execute(output_format_sql())
+        cursor.execute(output_header_sql(output, len(domain.schema.columns) + SERVICE_COLUMNS))
+        row = cursor.fetchone()
+        return [name for name in row if name is not None] if row else []
+
     def _output_counts(self, cursor, domain: Domain, output: str, errors: str,
                        threshold: float | None) -> tuple:
         """(records, MatchIDs, matched records, rejected rows, `confidence_figures` when a
         `threshold` is given, else None), counted by Snowflake over the stage."""
-        cursor.execute(output_format_sql())
         width = len(domain.schema.columns) + SERVICE_COLUMNS
-        cursor.execute(output_header_sql(output, width))
-        header = cursor.fetchone()
+        header = self._output_header(cursor, domain, output) or None
         if header is None:  # no data file: the job wrote no record
             counts = (0, 0, 0)
         elif "MatchID" not in header:
