@@ -33,6 +33,30 @@ def config():
     return load_config()
 
 
+@pytest.fixture
+def instance(local_env):
+    import dagster as dg
+
+    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as inst:
+        yield inst
+
+
+def run_stages(config, instance, domain: str, stages, partition: str, run_config=None):
+    """Materialise `stages` of `domain` for one partition in this process; a matched stage
+    polls every second (the emulator's jobs take about that)."""
+    import dagster as dg
+
+    from er_assets.definitions import build_definitions
+
+    job = build_definitions(config).resolve_implicit_global_asset_job_def()
+    if run_config is None and "matched" in stages:
+        run_config = {"ops": {f"{domain}__matched": {"config": {"check_interval": 1}}}}
+    return job.execute_in_process(
+        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config,
+        asset_selection=[dg.AssetKey([domain, s]) for s in stages],
+    )
+
+
 def write_config(tmp_path: Path, mutate) -> Path:
     """A copy of the shipped configuration changed by `mutate(raw_dict)`."""
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())

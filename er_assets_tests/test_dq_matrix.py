@@ -20,9 +20,8 @@ from autosys_bridge import exit_codes
 from autosys_bridge.runner import exit_code_for
 from er_assets import checks
 from er_assets.config import ConfigError, load_config
-from er_assets.definitions import build_definitions
 from er_assets.deployment import local_paths
-from er_assets_tests.conftest import seed, write_config
+from er_assets_tests.conftest import run_stages, seed, write_config
 
 DOMAIN = "customers"
 PARTITION = "2026-11-28"
@@ -30,24 +29,11 @@ DATE_ARGS = ["--date", PARTITION]
 RECORDS = 300
 STAGES = ("extract", "matched", "loaded")
 # Poll the emulator every second at most: the default back-off is sized for AWS.
-FAST_POLLING = {"ops": {f"{DOMAIN}__matched": {"config": {"check_interval": 1}}}}
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli", "run", DOMAIN]
 
 
-@pytest.fixture
-def instance(local_env):
-    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as inst:
-        yield inst
-
-
 def run(config, instance, stages=STAGES, partition=PARTITION, run_config=None):
-    job = build_definitions(config).resolve_implicit_global_asset_job_def()
-    if run_config is None and "matched" in stages:
-        run_config = FAST_POLLING
-    return job.execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config,
-        asset_selection=[dg.AssetKey([DOMAIN, s]) for s in stages],
-    )
+    return run_stages(config, instance, DOMAIN, stages, partition, run_config)
 
 
 def bridge(stage: str, *args: str):

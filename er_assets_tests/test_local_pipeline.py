@@ -2,7 +2,6 @@
 
 import duckdb
 import dagster as dg
-import pytest
 
 from er_assets import checks
 from er_assets.definitions import build_definitions
@@ -26,12 +25,6 @@ def query(sql, *params):
         return con.execute(sql, list(params)).fetchall()
     finally:
         con.close()
-
-
-@pytest.fixture
-def instance(local_env):
-    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as inst:
-        yield inst
 
 
 def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instance):

@@ -15,31 +15,15 @@ import pytest
 
 from autosys_bridge import exit_codes
 from autosys_bridge.runner import exit_code_for
-from er_assets.definitions import build_definitions
 from er_assets.deployment import local_paths
 from er_assets.emulator.faults import FAULTS_ENV
-from er_assets_tests.conftest import seed
+from er_assets_tests.conftest import run_stages, seed
 
 DOMAIN = "customers"
 PARTITION = "2026-11-28"
 RECORDS = 300
-FAST_POLLING = {"ops": {f"{DOMAIN}__matched": {"config": {"check_interval": 1}}}}
-
-
-@pytest.fixture
-def instance(local_env):
-    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as inst:
-        yield inst
-
-
 def run(config, instance, stages, run_config=None):
-    job = build_definitions(config).resolve_implicit_global_asset_job_def()
-    if run_config is None and "matched" in stages:
-        run_config = FAST_POLLING
-    return job.execute_in_process(
-        instance=instance, partition_key=PARTITION, raise_on_error=False, run_config=run_config,
-        asset_selection=[dg.AssetKey([DOMAIN, s]) for s in stages],
-    )
+    return run_stages(config, instance, DOMAIN, stages, PARTITION, run_config)
 
 
 def target() -> list[tuple]:
