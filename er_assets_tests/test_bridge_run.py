@@ -93,7 +93,9 @@ def test_timeout_is_exit_four_and_names_the_job(config, local_env):
 
 def test_sigterm_cancels_the_run_cleanly(config, local_env):
     seed(config.domain("customers"), "2026-11-28", 60_000, local_env)
-    proc = subprocess.Popen([*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"],
+    # A slow job: the signal lands while the bridge polls, however late this test reads the log.
+    slow = {**os.environ, "ER_EMULATOR_FAULTS": '{"job": {"running_seconds": 60}}'}
+    proc = subprocess.Popen([*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"], env=slow,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     for line in proc.stdout:  # wait until matching has started, then kill as AutoSys would
