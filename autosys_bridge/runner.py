@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 
 
 class Terminated(BaseException):
@@ -127,7 +127,7 @@ def _record_cancelled(result, domain: str, partition: str, tags: dict) -> None:
     started), or while it writes it, still leaves one row, CANCELLED. Both writes are
     idempotent: a row the stage already ended keeps its outcome."""
     from er_assets.history import HistoryStore, Status
-    from er_assets.run_history import trigger
+    from er_assets.pipeline.recording import trigger
 
     started_by, autosys_job = trigger(tags)
     with HistoryStore.from_env() as store:
@@ -158,7 +158,7 @@ def run_stage(config, domain, stage: str, assets: list[str], partition: str, run
 
 
 def _run(config, domain, stage, assets, partition, run_config, process_date, trigger) -> int:
-    from er_assets.deployment import deployment, ensure_dagster_home, initialise_instance
+    from er_assets.resources.deployment import deployment, ensure_dagster_home, initialise_instance
 
     try:
         deployment()
@@ -168,8 +168,8 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
     initialise_instance(ensure_dagster_home())
     import dagster as dg
 
-    from er_assets.definitions import build_definitions, job_name
-    from er_assets.history.redact import redact_text
+    from er_assets.defs.definitions import build_definitions, job_name
+    from er_assets.redact import redact_text
 
     # The domain's own job, not the implicit asset job: the run shows on the job's page.
     job = build_definitions(config).resolve_job_def(job_name(domain.name))

@@ -41,12 +41,12 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from er_assets.config import load_config
-    from er_assets.sample_data import seed_partition
+    from er_assets.ops.sample_data import seed_partition
 
     with tempfile.TemporaryDirectory(prefix="er-bench-") as tmp:
         env = {**os.environ, "ER_DATA_DIR": tmp, "DAGSTER_HOME": f"{tmp}/dagster_home"}
         os.environ.update(ER_DATA_DIR=tmp, DAGSTER_HOME=f"{tmp}/dagster_home")
-        from er_assets.deployment import ensure_dagster_home
+        from er_assets.resources.deployment import ensure_dagster_home
 
         ensure_dagster_home()
         seed_partition(load_config().domain("customers"), PARTITION, 1_000, Path(tmp) / "warehouse.duckdb")
@@ -54,7 +54,7 @@ def main() -> None:
             "autosys-bridge run customers extract": timed(
                 [str(BIN / "autosys-bridge"), "run", "customers", "extract", "--date", PARTITION], env, args.repeat),
             "dagster asset materialize (same stage)": timed(
-                [str(BIN / "dagster"), "asset", "materialize", "-m", "er_assets.definitions",
+                [str(BIN / "dagster"), "asset", "materialize", "-m", "er_assets.defs.definitions",
                  "--select", "customers/extract", "--partition", PARTITION], env, args.repeat),
             "autosys-bridge --help": timed([str(BIN / "autosys-bridge"), "--help"], env, args.repeat),
             "python -c pass": timed([sys.executable, "-c", "pass"], env, args.repeat),

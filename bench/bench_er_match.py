@@ -48,7 +48,7 @@ def generate(path: Path, n: int) -> None:
     """n customers from the project's sample-data generator, written as one parquet file."""
     import duckdb
 
-    from er_assets.sample_data import DUPLICATE_SHARE, generate_sql
+    from er_assets.ops.sample_data import DUPLICATE_SHARE, generate_sql
 
     _, domain = _domain()
     columns = ", ".join(f'"{c}"' for c in domain.schema.columns)

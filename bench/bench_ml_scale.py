@@ -46,7 +46,7 @@ def generate(path: Path, n: int) -> None:
     import duckdb
 
     from er_assets.config import load_config
-    from er_assets.sample_data import DUPLICATE_SHARE, generate_sql
+    from er_assets.ops.sample_data import DUPLICATE_SHARE, generate_sql
 
     domain = load_config(EXAMPLE).domain("customers_ml")
     params = {"n": n, "entities": max(1, round(n * (1 - DUPLICATE_SHARE))), "seed": 7,

@@ -26,11 +26,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import dagster as dg
 
-    from er_assets.assets import domain_assets
+    from er_assets.defs.assets import domain_assets
     from er_assets.config import load_config
-    from er_assets.entity_resolution import LocalEntityResolution
-    from er_assets.object_store import LocalObjectStore
-    from er_assets.run_history import HistoryResource
+    from er_assets.resources.entity_resolution import LocalEntityResolution
+    from er_assets.resources.object_store import LocalObjectStore
+    from er_assets.pipeline.recording import HistoryResource
     from er_assets_tests.test_production_e2e import PARTITION, sample_rows
     from er_assets_tests.test_snowflake import create_source, fake_snowflake, warehouse
 

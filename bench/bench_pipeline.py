@@ -31,7 +31,7 @@ def main() -> None:
         import dagster as dg
 
         from er_assets.config import load_config
-        from er_assets.sample_data import seed_partition
+        from er_assets.ops.sample_data import seed_partition
 
         started = time.perf_counter()
         seed_partition(load_config().domain("customers"), PARTITION, args.records, Path(tmp) / "warehouse.duckdb")

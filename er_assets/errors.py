@@ -4,8 +4,8 @@ The bridge reads the class name back from the Dagster event log, so AutoSys can 
 timeout from a broken credential without parsing messages.
 """
 
-from autosys_bridge import exit_codes
-from er_assets.history.redact import Redacting
+from er_assets import exit_codes
+from er_assets.redact import Redacting
 
 
 class PipelineError(Redacting):

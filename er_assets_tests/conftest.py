@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from er_assets.config import DEFAULT_CONFIG_PATH, load_config
-from er_assets.sample_data import seed_partition
+from er_assets.ops.sample_data import seed_partition
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def local_env(tmp_path, monkeypatch):
     monkeypatch.delenv("ER_CONFIG", raising=False)
     monkeypatch.delenv("AUTO_JOB_NAME", raising=False)
     monkeypatch.delenv("AUTORUN", raising=False)
-    from er_assets.deployment import ensure_dagster_home
+    from er_assets.resources.deployment import ensure_dagster_home
 
     ensure_dagster_home()
     return data
@@ -46,7 +46,7 @@ def run_stages(config, instance, domain: str, stages, partition: str, run_config
     polls every second (the emulator's jobs take about that)."""
     import dagster as dg
 
-    from er_assets.definitions import build_definitions
+    from er_assets.defs.definitions import build_definitions
 
     job = build_definitions(config).resolve_implicit_global_asset_job_def()
     if run_config is None and "matched" in stages:

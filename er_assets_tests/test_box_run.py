@@ -9,7 +9,8 @@ import sys
 import dagster as dg
 import pytest
 
-from autosys_bridge import box_run, cli, exit_codes
+from autosys_bridge import box_run, cli
+from er_assets import exit_codes
 from er_assets import partitions
 from er_assets_tests.conftest import seed
 

@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 import pytest
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 from er_assets.config import DEFAULT_CONFIG_PATH
 from er_assets_tests.conftest import seed, write_config
 
@@ -62,7 +62,7 @@ def test_dry_run_prints_the_dagster_command_and_does_nothing(local_env):
     done = bridge("run", "products", "process", "--date", "2026-11-25", "--timeout", "600", "--dry-run")
     assert done.returncode == exit_codes.OK
     command, _, rest = done.stdout.partition("\n")
-    assert command.startswith(f"ER_CONFIG={DEFAULT_CONFIG_PATH} dagster asset materialize -m er_assets.definitions "
+    assert command.startswith(f"ER_CONFIG={DEFAULT_CONFIG_PATH} dagster asset materialize -m er_assets.defs.definitions "
                               "--select products/matched --partition 2026-11-22 --config-json")
     assert json.loads(rest)["run_config"] == {"ops": {"products__matched": {"config": {"execution_timeout": 600}}}}
     assert runs(local_env) == []

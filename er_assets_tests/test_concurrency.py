@@ -17,11 +17,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from autosys_bridge import exit_codes
-from er_assets.definitions import job_name
+from er_assets import exit_codes
+from er_assets.defs.definitions import job_name
 from er_assets.emulator.faults import FAULTS_ENV
 from er_assets.errors import ServiceUnavailable
-from er_assets.warehouses.local import DuckDBWarehouse
+from er_assets.resources.warehouses.local import DuckDBWarehouse
 from er_assets_tests.conftest import seed
 
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli", "run"]
@@ -157,7 +157,7 @@ def test_a_three_partition_backfill_through_dagster_runs_at_once_and_succeeds(co
         seed(config.domain("customers"), day, 300, local_env)
     home = local_env / "dagster_home"
     (home / "dagster.yaml").write_text(BACKFILL_YAML)  # runs launch at once, no daemon needed
-    subprocess.run([sys.executable, "-m", "dagster", "job", "backfill", "-m", "er_assets.definitions",
+    subprocess.run([sys.executable, "-m", "dagster", "job", "backfill", "-m", "er_assets.defs.definitions",
                     "-j", job_name("customers"), "--partitions", ",".join(days), "--noprompt"],
                    check=True, capture_output=True, timeout=120)
     deadline = time.monotonic() + 240

@@ -8,7 +8,8 @@ import functools
 import pytest
 import yaml
 
-from autosys_bridge import cli, exit_codes
+from autosys_bridge import cli
+from er_assets import exit_codes
 from er_assets.config import DEFAULT_CONFIG_PATH
 
 HOSTILE = {

@@ -5,7 +5,7 @@ import sys
 
 import dagster as dg
 
-from er_assets.definitions import build_definitions, job_name
+from er_assets.defs.definitions import build_definitions, job_name
 from er_assets.partitions import partitions_def
 
 
@@ -39,13 +39,13 @@ def test_one_code_location_name_everywhere():
 
     import yaml
 
-    from er_assets.definitions import CODE_LOCATION, location_tags
+    from er_assets.defs.definitions import CODE_LOCATION, location_tags
 
     repo = Path(__file__).resolve().parents[1]
     [entry] = yaml.safe_load((repo / "workspace.yaml").read_text())["load_from"]
-    assert entry["python_module"] == {"module_name": "er_assets.definitions", "location_name": CODE_LOCATION}
+    assert entry["python_module"] == {"module_name": "er_assets.defs.definitions", "location_name": CODE_LOCATION}
     tool = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["dagster"]
-    assert tool == {"module_name": "er_assets.definitions", "code_location_name": CODE_LOCATION}
+    assert tool == {"module_name": "er_assets.defs.definitions", "code_location_name": CODE_LOCATION}
     assert "dagster dev -w workspace.yaml" in (repo / "Makefile").read_text()
     assert location_tags() == {".dagster/repository": "__repository__@er_assets"}
 
@@ -58,7 +58,7 @@ def test_matching_is_serialised_in_one_pool(config, local_env):
 
 def test_the_local_path_never_imports_snowflake(local_env):
     # (The bare `snowflake` namespace is pre-imported by snowpark's .pth file; it costs nothing.)
-    code = "import sys, er_assets.definitions; print([m for m in sys.modules if m.startswith(('dagster_snowflake', 'snowflake.'))])"
+    code = "import sys, er_assets.defs.definitions; print([m for m in sys.modules if m.startswith(('dagster_snowflake', 'snowflake.'))])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -71,9 +71,9 @@ def test_dagster_cli_loads_and_materialises_one_stage(config, local_env):
     from er_assets_tests.conftest import seed
 
     dagster = str(Path(sys.executable).with_name("dagster"))
-    subprocess.run([dagster, "definitions", "validate", "-m", "er_assets.definitions"], check=True, capture_output=True)
+    subprocess.run([dagster, "definitions", "validate", "-m", "er_assets.defs.definitions"], check=True, capture_output=True)
     seed(config.domain("customers"), "2026-11-28", 200, local_env)
-    done = subprocess.run([dagster, "asset", "materialize", "-m", "er_assets.definitions",
+    done = subprocess.run([dagster, "asset", "materialize", "-m", "er_assets.defs.definitions",
                            "--select", "customers/extract", "--partition", "2026-11-28"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     with dg.DagsterInstance.from_config(str(local_env / "dagster_home")) as instance:

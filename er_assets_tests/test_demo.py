@@ -1,4 +1,4 @@
-"""`python -m er_assets.demo`: a history of real runs with planted defects the checks block,
+"""`python -m autosys_bridge.demo`: a history of real runs with planted defects the checks block,
 and seeding any date range for a backfill from the UI."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from autosys_bridge import exit_codes
-from er_assets import demo
-from er_assets.deployment import local_paths
+from er_assets import exit_codes
+from autosys_bridge import demo
+from er_assets.resources.deployment import local_paths
 from er_assets_tests.conftest import write_config
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from autosys_bridge import exit_codes
-from er_assets import doctor
-from er_assets.entity_resolution import LocalEntityResolution
+from er_assets import exit_codes
+from er_assets.ops import doctor
+from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.partitions import partition_for_date
-from er_assets.production import production_resources
+from er_assets.resources.production import production_resources
 from er_assets_tests.conftest import seed
 from er_assets_tests.test_snowflake import FakesnowWarehouse, create_source, fake_snowflake, warehouse
 

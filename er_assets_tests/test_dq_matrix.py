@@ -16,11 +16,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 from autosys_bridge.runner import exit_code_for
-from er_assets import checks
+from er_assets.pipeline import checks
 from er_assets.config import ConfigError, load_config
-from er_assets.deployment import local_paths
+from er_assets.resources.deployment import local_paths
 from er_assets_tests.conftest import run_stages, seed, write_config
 
 DOMAIN = "customers"
@@ -368,7 +368,7 @@ def test_medians_use_only_earlier_partitions_that_passed_their_checks(config, in
     """Two blocked empty extracts would drag the median of [200, 0, 0, 200] to 100; left out,
     the median of the passing days is 200, and a day that only passed before the flag existed
     still counts."""
-    from er_assets.baselines import earlier_values
+    from er_assets.pipeline.baselines import earlier_values
 
     key = dg.AssetKey([DOMAIN, "extract"])
     days = {"2026-11-23": (200, None), "2026-11-24": (200, True), "2026-11-25": (0, False),

@@ -14,12 +14,12 @@ import time
 
 import pytest
 
-from autosys_bridge import exit_codes
-from er_assets.deployment import local_paths
+from er_assets import exit_codes
+from er_assets.resources.deployment import local_paths
 from er_assets.emulator.faults import FAULTS_ENV, FaultSpecError, load
-from er_assets.entity_resolution import LocalEntityResolution
+from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.errors import PipelineError
-from er_assets.matching_job import Patience, run_matching_job
+from er_assets.pipeline.matching_job import Patience, run_matching_job
 from er_assets_tests.conftest import seed
 from er_assets_tests.test_matching_job import Clock
 
@@ -51,8 +51,8 @@ def faults(monkeypatch, local_env, config):
 @pytest.fixture
 def extract(config, local_env):
     """A small vendors extract the emulator can really match."""
-    from er_assets.matching_job import point_glue_table
-    from er_assets.warehouses.local import DuckDBWarehouse
+    from er_assets.pipeline.matching_job import point_glue_table
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     domain = config.domain("vendors")
     seed(domain, "2026-10-01", 200, local_env)
@@ -108,7 +108,7 @@ def test_listing_jobs_failing_until_the_deadline_exits_5_and_starts_nothing(faul
 
 
 def test_adopting_a_job_waits_out_transient_list_errors(faults):
-    from er_assets.matching_job import adoptable_job, start_intent
+    from er_assets.pipeline.matching_job import adoptable_job, start_intent
 
     er, _ = faults({"job": {"stays_queued": True}})
     clock = JobClock()

@@ -5,7 +5,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from er_assets.deployment import local_resources, local_paths
+from er_assets.resources.deployment import local_resources, local_paths
 
 
 @pytest.fixture
@@ -65,13 +65,13 @@ def test_job_runs_asynchronously_and_writes_the_service_layout(clients, config, 
     er, glue = clients
     domain = config.domain("vendors")
     seed(domain, "2026-10-01", 300, local_env)
-    from er_assets.warehouses.local import DuckDBWarehouse
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
     import datetime as dt
 
     paths = local_paths()
     DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=str(paths["objects"])).unload_extract(
         domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), domain.extract_uri("2026-10-01", "r1"))
-    from er_assets.matching_job import point_glue_table
+    from er_assets.pipeline.matching_job import point_glue_table
 
     point_glue_table(glue, "entity_resolution", "vendors_input", domain.extract_uri("2026-10-01", "r1"))
     assert glue.get_table(DatabaseName="entity_resolution", Name="vendors_input")["Table"]["StorageDescriptor"][
@@ -154,7 +154,7 @@ def test_a_damaged_job_file_whose_worker_runs_still_holds_the_slot(config, local
     import signal
 
     from er_assets.emulator.faults import FAULTS_ENV
-    from er_assets.entity_resolution import LocalEntityResolution
+    from er_assets.resources.entity_resolution import LocalEntityResolution
 
     monkeypatch.setenv(FAULTS_ENV, json.dumps({"job": {"running_seconds": 60}}))
     paths = local_paths()

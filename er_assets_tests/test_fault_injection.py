@@ -25,7 +25,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from autosys_bridge import cli, exit_codes
+from autosys_bridge import cli
+from er_assets import exit_codes
 from er_assets.emulator.faults import FAULTS_ENV
 from er_assets.history import HistoryStore, Status
 from er_assets_tests.conftest import seed

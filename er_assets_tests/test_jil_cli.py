@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from autosys_bridge import exit_codes, jil_cli
+from autosys_bridge import jil_cli
+from er_assets import exit_codes
 from autosys_bridge.jil.diff import DRIFT
 from autosys_bridge.jil.graph import build_graph, to_dot
 from autosys_bridge.jil.parser import parse_jil

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 from autosys_bridge.jil.emitter import emit_jil
 from autosys_bridge.jil.lint import lint
 from autosys_bridge.jil.parser import parse_jil, read_jil

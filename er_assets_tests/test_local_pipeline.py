@@ -3,9 +3,9 @@
 import duckdb
 import dagster as dg
 
-from er_assets import checks
-from er_assets.definitions import build_definitions
-from er_assets.deployment import local_paths
+from er_assets.pipeline import checks
+from er_assets.defs.definitions import build_definitions
+from er_assets.resources.deployment import local_paths
 from er_assets_tests.conftest import seed
 
 PARTITION = "2026-11-28"

@@ -3,8 +3,8 @@
 import pytest
 
 from er_assets.errors import MatchOutputMissing
-from er_assets.match_output import find_output, match_counts
-from er_assets.object_store import LocalObjectStore
+from er_assets.resources.match_output import find_output, match_counts
+from er_assets.resources.object_store import LocalObjectStore
 
 JOB = "0123456789abcdef0123456789abcdef"
 OUT = "s3://bucket/er/output"
@@ -59,7 +59,7 @@ def test_an_empty_job_has_an_empty_output(store):
 
 
 def test_the_local_load_reads_files_whatever_their_names(tmp_path, config):
-    from er_assets.warehouses.local import DuckDBWarehouse
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     objects = tmp_path / "s3"
     store = LocalObjectStore(root=str(objects))
@@ -77,7 +77,7 @@ def test_listing_s3_finds_the_folder_and_skips_folder_placeholders(monkeypatch):
     import boto3
     from moto import mock_aws
 
-    from er_assets.object_store import S3ObjectStore
+    from er_assets.resources.object_store import S3ObjectStore
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)

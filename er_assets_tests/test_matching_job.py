@@ -8,7 +8,7 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
 from er_assets.errors import MatchingJobFailed, MatchingJobTimeout, ServiceUnavailable
-from er_assets.matching_job import Patience, _explain, run_matching_job
+from er_assets.pipeline.matching_job import Patience, _explain, run_matching_job
 
 WF = "customer-matching-workflow"
 JOB = "a" * 32

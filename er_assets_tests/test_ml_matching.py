@@ -12,13 +12,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from er_assets import checks
+from er_assets.pipeline import checks
 from er_assets.config import ConfigError, load_config
 from er_assets.emulator.aws_shapes import matching_workflow_response, schema_mapping_response
 from er_assets.emulator.cli import main as er_match
 from er_assets.emulator.matching import MatchingError, run_matching
-from er_assets.match_output import confidence_summary
-from er_assets.sample_data import generate_sql
+from er_assets.resources.match_output import confidence_summary
+from er_assets.ops.sample_data import generate_sql
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "er_assets" / "domains.ml-example.yaml"
 RECORDS = 1000
@@ -224,8 +224,8 @@ def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
     SUCCEEDED in a worker process) with every check of every stage passing."""
     import dagster as dg
 
-    from er_assets.definitions import build_definitions
-    from er_assets.deployment import local_paths
+    from er_assets.defs.definitions import build_definitions
+    from er_assets.resources.deployment import local_paths
     from er_assets_tests.conftest import seed
 
     monkeypatch.setenv("ER_CONFIG", str(EXAMPLE))
@@ -310,7 +310,7 @@ def test_a_job_nothing_narrows_is_refused_naming_why(tmp_path):
 
 
 def test_doctor_says_when_the_local_model_is_missing(example, monkeypatch):
-    from er_assets.doctor import model_checks
+    from er_assets.ops.doctor import model_checks
 
     config, _ = example
     assert [(n, ok) for n, ok, _ in model_checks(config)] == [("customers_ml: ML model", True)]

@@ -16,7 +16,7 @@ from aiosmtpd.smtp import AuthResult
 
 from er_assets.config import DEFAULT_CONFIG_PATH, load_config
 from er_assets.history import HistoryStore
-from er_assets.notifications import PrintMailer, SmtpSettings, compose, mailer_from_env, notify_run, recipients
+from er_assets.resources.notifications import PrintMailer, SmtpSettings, compose, mailer_from_env, notify_run, recipients
 
 RUN = "0b9e6f1c-3f5a-4c2e-9d7e-5a1f2b3c4d5e"
 TEAM, ONCALL, BUSINESS, ADMIN = (

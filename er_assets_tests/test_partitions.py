@@ -58,7 +58,7 @@ def test_daily_partition_across_the_dst_change_is_25_hours(config):
 
 
 def test_daily_schedule_fires_at_three_local_time_through_the_dst_week(config):
-    from er_assets.definitions import build_definitions
+    from er_assets.defs.definitions import build_definitions
 
     schedule = build_definitions(config).resolve_schedule_def("customers_schedule")
     start = dt.datetime(2026, 10, 29, tzinfo=zoneinfo.ZoneInfo("US/Eastern"))

@@ -20,7 +20,7 @@ import boto3
 import dagster as dg
 import pytest
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 from er_assets_tests.conftest import seed
 
 pytest_plugins = ["er_assets_tests.postgres"]
@@ -88,7 +88,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def test_two_domains_at_once_on_the_documented_postgres_instance(config, local_env, postgres_home, moto_s3):
-    from er_assets.definitions import build_definitions
+    from er_assets.defs.definitions import build_definitions
     from er_assets.history import HistoryStore
 
     for name, partition in PARTITIONS.items():

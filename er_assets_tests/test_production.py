@@ -11,10 +11,10 @@ import dagster as dg
 import pytest
 
 from er_assets.config import load_config
-from er_assets.entity_resolution import AwsEntityResolution
-from er_assets.object_store import S3ObjectStore
-from er_assets.production import missing_variables, production_resources
-from er_assets.warehouses.snowflake import SnowflakeWarehouse
+from er_assets.resources.entity_resolution import AwsEntityResolution
+from er_assets.resources.object_store import S3ObjectStore
+from er_assets.resources.production import missing_variables, production_resources
+from er_assets.resources.warehouses.snowflake import SnowflakeWarehouse
 
 ENV = {
     "SNOWFLAKE_ACCOUNT": "acme-prod", "SNOWFLAKE_USER": "ER_SERVICE", "SNOWFLAKE_WAREHOUSE": "ER_WH",
@@ -86,7 +86,7 @@ def test_loading_production_definitions_imports_no_snowflake_and_connects_nowher
     code = (
         "import json, sys\n"
         "from er_assets.config import load_config\n"
-        "from er_assets.definitions import build_definitions\n"
+        "from er_assets.defs.definitions import build_definitions\n"
         "defs = build_definitions(load_config())\n"
         "defs.get_repository_def().get_all_jobs()\n"
         "print(json.dumps({'resources': sorted(defs.resources),"

@@ -15,15 +15,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from er_assets import checks
-from er_assets.assets import domain_assets
+from er_assets.pipeline import checks
+from er_assets.defs.assets import domain_assets
 from er_assets.config import load_config
-from er_assets.entity_resolution import LocalEntityResolution
-from er_assets.object_store import LocalObjectStore
+from er_assets.resources.entity_resolution import LocalEntityResolution
+from er_assets.resources.object_store import LocalObjectStore
 from er_assets.partitions import business_dates
-from er_assets.run_history import HistoryResource
-from er_assets.sample_data import seed_source
-from er_assets.warehouses import snowflake as sf
+from er_assets.pipeline.recording import HistoryResource
+from er_assets.ops.sample_data import seed_source
+from er_assets.resources.warehouses import snowflake as sf
 from er_assets_tests.test_snowflake import create_source, fake_snowflake, warehouse
 
 PARTITION = "2024-03-05"

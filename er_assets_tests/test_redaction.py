@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 from er_assets.history import HistoryError, HistoryStore
-from er_assets.history.redact import redact_text, scrub_exception
+from er_assets.redact import redact_text, scrub_exception
 from er_assets_tests.conftest import seed
 
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli"]
@@ -59,7 +59,7 @@ def test_a_stage_whose_driver_echoes_credentials_is_masked_everywhere(config, lo
     from snowflake.connector.errors import OperationalError
 
     from autosys_bridge.cli import main
-    from er_assets.warehouses.local import DuckDBWarehouse
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
@@ -137,7 +137,7 @@ def test_a_replacement_keeps_the_exit_code_of_any_coded_error_in_the_chain():
 
 
 def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_logs_it(config, tmp_path, monkeypatch):
-    from er_assets.notifications import notify_run
+    from er_assets.resources.notifications import notify_run
 
     monkeypatch.setenv("ER_SMTP_PASSWORD", SECRETS["ER_SMTP_PASSWORD"])
 
@@ -152,7 +152,7 @@ def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_lo
 
 
 def test_an_error_named_after_a_token_keeps_its_message_and_a_token_value_is_still_masked():
-    from er_assets.history.redact import redact_text
+    from er_assets.redact import redact_text
 
     assert redact_text("ExpiredTokenException: The security token included in the request is expired") == (
         "ExpiredTokenException: The security token included in the request is expired")

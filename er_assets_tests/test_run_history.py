@@ -9,8 +9,8 @@ import sys
 import dagster as dg
 import pytest
 
-from autosys_bridge import exit_codes
-from er_assets.definitions import build_definitions
+from er_assets import exit_codes
+from er_assets.defs.definitions import build_definitions
 from er_assets.history import HistoryStore
 from er_assets_tests.conftest import seed, write_config
 

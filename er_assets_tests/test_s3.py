@@ -7,8 +7,8 @@ import pytest
 from moto import mock_aws
 
 from er_assets.errors import ServiceUnavailable
-from er_assets.matching_job import point_glue_table
-from er_assets.object_store import S3ObjectStore, bytes_read
+from er_assets.pipeline.matching_job import point_glue_table
+from er_assets.resources.object_store import S3ObjectStore, bytes_read
 
 REGION = "us-east-1"
 BUCKET = "er-data-lake"

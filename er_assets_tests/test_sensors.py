@@ -4,9 +4,9 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from er_assets.definitions import build_definitions
-from er_assets.deployment import history_resource
-from er_assets.sensors import notify
+from er_assets.defs.definitions import build_definitions
+from er_assets.resources.deployment import history_resource
+from er_assets.defs.sensors import notify
 from er_assets_tests.conftest import seed, write_config
 from er_assets_tests.test_notifications import Inbox, free_port
 

@@ -21,10 +21,10 @@ from sqlglot import exp
 
 from er_assets.config import load_config
 from er_assets.errors import UpstreamRefused
-from er_assets.match_output import is_data_file
-from er_assets.object_store import LocalObjectStore
-from er_assets.warehouses import snowflake as sf
-from er_assets.warehouses.base import blank_sql
+from er_assets.resources.match_output import is_data_file
+from er_assets.resources.object_store import LocalObjectStore
+from er_assets.resources.warehouses import snowflake as sf
+from er_assets.resources.warehouses.base import blank_sql
 
 BUCKET = "er-data-lake"
 STAGE = "ER_STAGE"
@@ -68,7 +68,7 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
             return next(csv.reader(handle), [])
 
     def _output_counts(self, cursor, domain, output: str, errors: str, threshold) -> tuple:
-        from er_assets.match_output import confidence_summary, error_records, match_counts
+        from er_assets.resources.match_output import confidence_summary, error_records, match_counts
 
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
         folder = self._folder(output)
@@ -281,7 +281,7 @@ def test_confidence_statement_snapshot_and_parse():
 def test_ml_confidence_figures_are_counted_in_the_warehouse(objects):
     """The matched stage of an ML domain takes ConfidenceLevel from the warehouse's bulk work:
     nothing of the output is read through the object store (S3 has no local copy)."""
-    from er_assets.object_store import bytes_read
+    from er_assets.resources.object_store import bytes_read
 
     config = load_config(Path(__file__).resolve().parents[1] / "er_assets" / "domains.ml-example.yaml")
     ml = config.domain("customers_ml")
@@ -307,7 +307,7 @@ def test_ml_confidence_figures_are_counted_in_the_warehouse(objects):
 
 
 def test_match_figures_come_from_the_stage_not_through_the_object_store(domain, objects):
-    from er_assets.object_store import bytes_read
+    from er_assets.resources.object_store import bytes_read
 
     uri = write_output(objects, domain, "j1", [("C1", "m1"), ("C2", "m1"), ("C3", "m2")])
     write_output(objects, domain, "j1", [("C4", "m3"), ("C5", "m3")], name="part-00001.csv")
@@ -450,9 +450,9 @@ def test_output_the_checks_reject_is_staged_measured_and_never_swapped_in(domain
 def test_blank_match_ids_are_none_in_the_matched_and_the_loaded_figures(domain, objects, tmp_path):
     """The matched stage and the load count MatchIDs alike, a blank one (empty, white space,
     zero-width) being none: row_count compares the two and must not fail on such rows."""
-    from er_assets import checks
-    from er_assets.match_output import match_counts
-    from er_assets.warehouses.local import DuckDBWarehouse
+    from er_assets.pipeline import checks
+    from er_assets.resources.match_output import match_counts
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", ""), ("C4", " "),
                                                  ("C5", "\u200b"), ("C6", "")])
@@ -554,8 +554,8 @@ def profiles_in_both_warehouses(domain, objects, tmp_path, records: int, edit) -
     DuckDB warehouse and from the Snowflake warehouse's SQL (through fakesnow)."""
     import duckdb
 
-    from er_assets.sample_data import seed_source
-    from er_assets.warehouses.local import DuckDBWarehouse
+    from er_assets.ops.sample_data import seed_source
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     day = dt.date(2024, 3, 5)
     path = tmp_path / "warehouse.duckdb"
@@ -618,7 +618,7 @@ def test_non_empty_counts_of_the_staged_rows_agree_in_both_warehouses(domain, ob
     """What no_value_loss compares with the extract, before the swap: non-empty values per
     field of the staged match output, a zero-width space counting as empty, in the Snowflake
     and the DuckDB SQL."""
-    from er_assets.warehouses.local import DuckDBWarehouse
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", "m3")])
     file = objects / uri.removeprefix("s3://") / "part-00000.csv"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 from autosys_bridge.jil.attributes import CONDITION_ATTRIBUTES
 from autosys_bridge.jil.conditions import ConditionError, parse_condition
 from autosys_bridge.jil.model import JilFile, Statement

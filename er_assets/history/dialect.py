@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
-from er_assets.history.redact import Redacting
+from er_assets.redact import Redacting
 
 UTC = dt.timezone.utc
 

@@ -19,7 +19,7 @@ from typing import Any
 from er_assets.history import schema
 from er_assets.history.dialect import UTC, Dialect, HistoryError, dialect_for
 from er_assets.history.model import JobRun, Status, error_key
-from er_assets.history.redact import redact, redact_text
+from er_assets.redact import redact, redact_text
 
 URL_ENV_VAR = "ER_HISTORY_URL"
 _COLUMNS = (
@@ -62,7 +62,7 @@ class HistoryStore:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "HistoryStore":
         """The store named by ER_HISTORY_URL; without it, the local deployment's SQLite
         file (ER_DATA_DIR/history.db), so local runs keep their history with no setup."""
-        from er_assets.deployment import history_url  # the one place that default is decided
+        from er_assets.resources.deployment import history_url  # the one place that default is decided
 
         try:
             return cls.from_url(history_url(env))

@@ -27,9 +27,9 @@ from contextlib import contextmanager, suppress
 from pydantic import Field
 
 from er_assets.config import IDENTIFIER, Domain
-from er_assets.match_output import DATA_FILE_PATTERN, is_data_file
-from er_assets.object_store import ObjectStore
-from er_assets.warehouses.base import (
+from er_assets.resources.match_output import DATA_FILE_PATTERN, is_data_file
+from er_assets.resources.object_store import ObjectStore
+from er_assets.resources.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
     blank_sql as _empty,

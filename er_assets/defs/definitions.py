@@ -1,6 +1,6 @@
 """The Dagster code location: every domain's assets, checks, job and schedule.
 
-Loaded by `dagster dev` / `dagster asset materialize -m er_assets.definitions` and by the
+Loaded by `dagster dev` / `dagster asset materialize -m er_assets.defs.definitions` and by the
 bridge. The configuration file comes from ER_CONFIG (default: the shipped domains.yaml).
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from er_assets.assets import domain_assets
+from er_assets.defs.assets import domain_assets
 from er_assets.config import Configuration, load_config
-from er_assets.deployment import resources
-from er_assets.sensors import build_sensors
+from er_assets.resources.deployment import resources
+from er_assets.defs.sensors import build_sensors
 
 
 # The code location's one name: workspace.yaml (make dev) and pyproject.toml's [tool.dagster] say so too.

@@ -7,7 +7,7 @@ but nothing promises that. So the folder is found by listing, and every data fil
 read, whatever its name: the service writes CSV with a header, in as many parts as it likes.
 
 The figures are the local warehouse's half of `Warehouse.match_output_figures`; in production
-Snowflake computes the same figures over the stage (er_assets/warehouses/snowflake.py).
+Snowflake computes the same figures over the stage (er_assets/resources/warehouses/snowflake.py).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def match_counts(folder: Path) -> tuple[int, int, int]:
     `folder` (a job's success/). A blank MatchID (`blank_sql`) is none, as the load counts it."""
     import duckdb
 
-    from er_assets.warehouses.base import blank_sql
+    from er_assets.resources.warehouses.base import blank_sql
 
     files = data_files(folder)
     if not files:
@@ -125,7 +125,7 @@ def confidence_summary(folder: Path, threshold: float) -> dict:
     """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/)."""
     import duckdb
 
-    from er_assets.warehouses.base import SAMPLE_IDS, blank_sql, confidence_figures
+    from er_assets.resources.warehouses.base import SAMPLE_IDS, blank_sql, confidence_figures
 
     files = data_files(folder)
     if not files:

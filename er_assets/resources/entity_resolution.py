@@ -1,7 +1,7 @@
 """Entity Resolution and Glue clients: AWS in production, the local emulator otherwise.
 
 Both resources hand out real boto3 clients, so the code that drives a matching job
-(`er_assets.matching_job`) is the same everywhere; the local one only attaches the emulator.
+(`er_assets.pipeline.matching_job`) is the same everywhere; the local one only attaches the emulator.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ def local_paths(root: Path | None = None) -> dict[str, Path]:
 
 
 def local_resources(config: Configuration) -> dict:
-    from er_assets.entity_resolution import LocalEntityResolution
-    from er_assets.object_store import LocalObjectStore
-    from er_assets.warehouses.local import DuckDBWarehouse
+    from er_assets.resources.entity_resolution import LocalEntityResolution
+    from er_assets.resources.object_store import LocalObjectStore
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     paths = local_paths()
     objects = str(paths["objects"])
@@ -68,7 +68,7 @@ def local_resources(config: Configuration) -> dict:
 
 
 def production_resources(config: Configuration) -> dict:
-    from er_assets.production import production_resources as build
+    from er_assets.resources.production import production_resources as build
 
     return build(config)
 
@@ -87,7 +87,7 @@ def history_url(env=os.environ) -> str:
 def history_resource(config: Configuration):
     import dagster as dg
 
-    from er_assets.run_history import HistoryResource
+    from er_assets.pipeline.recording import HistoryResource
 
     sla = {name: domain.schedule.sla_minutes for name, domain in config.domains.items()}
     # A URL from the environment stays an EnvVar, resolved when a run starts: loading the

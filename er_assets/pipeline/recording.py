@@ -13,10 +13,10 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from er_assets.checks import blocking_failures
+from er_assets.pipeline.checks import blocking_failures
 from er_assets.errors import GateClosed, MatchingJobTimeout, exit_code_of, masked_error
 from er_assets.history import HistoryStore, Status
-from er_assets.history.redact import scrub_exception
+from er_assets.redact import scrub_exception
 
 
 class HistoryResource(dg.ConfigurableResource):
@@ -64,7 +64,7 @@ def complete_run_tags(context, domain: str) -> None:
     code location's tag, which the job page filters by. Tags already set are kept, so a bridge
     run keeps its own. Added by the run's first step, as Dagster lets a run's tags grow
     (`DagsterInstance.add_run_tags`); the job's static `domain` tag is there from the start."""
-    from er_assets.definitions import location_tags
+    from er_assets.defs.definitions import location_tags
     from er_assets.history import STAGES
 
     tags = context.run.tags
@@ -93,7 +93,7 @@ class StageRecord:
 
 
 def _status_for(exc: BaseException) -> tuple[Status, int]:
-    from autosys_bridge import exit_codes
+    from er_assets import exit_codes
 
     if isinstance(exc, MatchingJobTimeout):
         return Status.TIMEOUT, exit_codes.TIMEOUT
@@ -121,7 +121,7 @@ def recording(context, history: HistoryResource, domain: str, stage: str) -> Ite
 
 @contextmanager
 def _recording(context, history: HistoryResource, domain: str, stage: str) -> Iterator[StageRecord]:
-    from autosys_bridge import exit_codes
+    from er_assets import exit_codes
 
     tags = context.run.tags
     complete_run_tags(context, domain)

@@ -5,8 +5,8 @@ It reads the same views a Grafana dashboard would (see er_assets/history/schema.
 page and the dashboard cannot disagree. Charts are inline SVG drawn here; every chart has a
 table or hover titles with its numbers.
 
-    python -m er_assets.report --out report.html              # history from ER_HISTORY_URL
-    python -m er_assets.report --demo 90 --out report.html    # 90 days of seeded history
+    python -m er_assets.ops.report --out report.html              # history from ER_HISTORY_URL
+    python -m er_assets.ops.report --demo 90 --out report.html    # 90 days of seeded history
 """
 
 from __future__ import annotations
@@ -471,7 +471,7 @@ def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m er_assets.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m er_assets.ops.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="HTML file to write")
     parser.add_argument("--days", type=int, default=30, help="days to report (default 30)")
     source = parser.add_mutually_exclusive_group()

@@ -1,4 +1,4 @@
-"""`python -m er_assets.demo`: a realistic recent history per domain, through real runs.
+"""`python -m autosys_bridge.demo`: a realistic recent history per domain, through real runs.
 
 Per domain, the latest partitions (21 daily, 8 weekly or 6 monthly, by cadence) are seeded
 with generated records (with true duplicates) whose volume varies from one partition to the
@@ -7,8 +7,8 @@ runs for each, oldest first, into the local DAGSTER_HOME, exactly as `autosys-br
 DOMAIN all` would. The checks block the defective partitions; the summary names them and
 why. The exit status is 0 as long as only planted defects were blocked.
 
-    python -m er_assets.demo                                         # the history above
-    python -m er_assets.demo --from 2026-06-01 --to 2026-06-30 --seed-only
+    python -m autosys_bridge.demo                                         # the history above
+    python -m autosys_bridge.demo --from 2026-06-01 --to 2026-06-30 --seed-only
         # seed every partition whose period overlaps June, for a backfill from the UI
 """
 
@@ -69,7 +69,7 @@ def partitions_between(domain, first: dt.date, last: dt.date) -> list[str]:
 def latest_figures(domain, partition: str) -> dict:
     import duckdb
 
-    from er_assets.deployment import local_paths
+    from er_assets.resources.deployment import local_paths
 
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
     try:
@@ -90,7 +90,7 @@ def why_blocked(domain, partition: str) -> str:
     """The failing checks of the first stage that blocked the partition, as their results say."""
     import dagster as dg
 
-    from er_assets.gate import failing_checks
+    from er_assets.pipeline.gate import failing_checks
     from er_assets.history import STAGES
 
     with dg.DagsterInstance.get() as instance:
@@ -115,7 +115,7 @@ def _date(text: str) -> dt.date:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m er_assets.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m autosys_bridge.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--domain", action="append", help="only these domains (repeatable)")
     parser.add_argument("--records", type=int,
                         help="typical records per partition (default: customers 1500, products 3000, vendors 2000)")
@@ -157,11 +157,11 @@ def plan(config, args) -> list[tuple]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    from autosys_bridge import exit_codes
+    from er_assets import exit_codes
     from autosys_bridge.runner import run_stage
     from er_assets.config import ConfigError, load_config
-    from er_assets.deployment import deployment, ensure_dagster_home, local_paths
-    from er_assets.sample_data import seed_partition
+    from er_assets.resources.deployment import deployment, ensure_dagster_home, local_paths
+    from er_assets.ops.sample_data import seed_partition
 
     if deployment() != "local":
         print("the demo runs on the local deployment only (unset ER_DEPLOYMENT)", file=sys.stderr)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config()
         work = plan(config, args)
     except (ConfigError, ValueError) as exc:
-        print(f"python -m er_assets.demo: {exc}", file=sys.stderr)
+        print(f"python -m autosys_bridge.demo: {exc}", file=sys.stderr)
         return exit_codes.USAGE
     home = ensure_dagster_home()
     started, cpu = time.monotonic(), _cpu_seconds()
@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(config, results, elapsed: float, cpu: float, home) -> int:
-    from autosys_bridge import exit_codes
-    from er_assets.deployment import local_paths
+    from er_assets import exit_codes
+    from er_assets.resources.deployment import local_paths
 
     print(f"\n== Entity resolution demo: {len(results)} partitions in {elapsed:.0f} s "
           f"(CPU {cpu:.0f} s, matching workers included) ==")

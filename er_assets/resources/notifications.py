@@ -31,7 +31,7 @@ from urllib.parse import quote
 from er_assets.config import Configuration
 from er_assets.errors import masked_error
 from er_assets.history import FINAL_STAGE, HistoryStore, JobRun, Status
-from er_assets.history.redact import redact_text, scrub_exception
+from er_assets.redact import redact_text, scrub_exception
 
 DEFAULT_DAGSTER_URL = "http://localhost:3000"
 DEFAULT_SENDER = "er-pipelines@localhost"

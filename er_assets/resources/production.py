@@ -59,9 +59,9 @@ def _optional(variable: str) -> dg.EnvVar | None:
 
 
 def production_resources(config: Configuration) -> dict:
-    from er_assets.entity_resolution import AwsEntityResolution
-    from er_assets.object_store import S3ObjectStore
-    from er_assets.warehouses.snowflake import SnowflakeWarehouse
+    from er_assets.resources.entity_resolution import AwsEntityResolution
+    from er_assets.resources.object_store import S3ObjectStore
+    from er_assets.resources.warehouses.snowflake import SnowflakeWarehouse
 
     region = _optional(AWS_REGION_ENV) or config.settings.region
     profile = _optional(AWS_PROFILE_ENV)

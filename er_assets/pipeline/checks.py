@@ -15,7 +15,7 @@ import warnings
 import dagster as dg
 
 from er_assets.config import CHECK_NAMES, Anomaly, Domain
-from er_assets.warehouses.base import MAX_UNIQUE_ID_LENGTH
+from er_assets.resources.warehouses.base import MAX_UNIQUE_ID_LENGTH
 
 DESCRIPTIONS = {
     "source_schema": "Every configured column exists in the source table with a type that can be extracted",

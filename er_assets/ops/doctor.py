@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
 
-from autosys_bridge import exit_codes
+from er_assets import exit_codes
 
 Check = tuple[str, bool, str]
 
@@ -38,7 +38,7 @@ def _attempt(name: str, probe: Callable[[], str]) -> Check:
     try:
         return name, True, probe()
     except Exception as exc:  # a doctor reports every failure rather than stopping at the first
-        from er_assets.history.redact import redact_text
+        from er_assets.redact import redact_text
 
         return name, False, redact_text(_first_line(exc))  # drivers echo connection strings
 
@@ -47,7 +47,7 @@ def credential_checks() -> list[Check]:
     """Production only: the environment holds what the resources resolve at run start."""
     import boto3
 
-    from er_assets.production import AWS_PROFILE_ENV, missing_variables
+    from er_assets.resources.production import AWS_PROFILE_ENV, missing_variables
 
     missing = missing_variables()
     checks = [("snowflake settings", not missing,
@@ -78,7 +78,7 @@ def initialised(resources: dict) -> Iterator[dict]:
 
 
 def warehouse_checks(config, warehouse) -> list[Check]:
-    from er_assets.warehouses.snowflake import SnowflakeWarehouse
+    from er_assets.resources.warehouses.snowflake import SnowflakeWarehouse
 
     checks = []
     for domain in config.domains.values():
@@ -208,7 +208,7 @@ def model_checks(config) -> list[Check]:
 def run_doctor(config, deployment: str, resources: dict | None = None) -> list[Check]:
     """Every check for `deployment` ("local" or "production"); `resources` overrides the
     deployment's own (tests)."""
-    from er_assets.deployment import local_resources, production_resources
+    from er_assets.resources.deployment import local_resources, production_resources
 
     checks: list[Check] = [("configuration", True, f"{config.path}: {len(config.domains)} domains")]
     if deployment == "production":
@@ -243,7 +243,7 @@ def render(checks: list[Check]) -> str:
 
 def cmd_doctor(args) -> int:
     from er_assets.config import ConfigError, load_config
-    from er_assets.deployment import DEPLOYMENTS, deployment
+    from er_assets.resources.deployment import DEPLOYMENTS, deployment
 
     try:
         config = load_config(args.config)
@@ -269,7 +269,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")
-    # Validated when the command runs: importing er_assets.deployment here would slow every
+    # Validated when the command runs: importing er_assets.resources.deployment here would slow every
     # bridge start-up by the configuration's pydantic import.
     parser.add_argument("--deployment", help="local or production (default: $ER_DEPLOYMENT, else local)")
     parser.set_defaults(func=cmd_doctor)

@@ -10,17 +10,17 @@ import time
 
 import dagster as dg
 
-from er_assets import checks, gate
-from er_assets.baselines import CHECKS_PASSED, earlier_values
+from er_assets.pipeline import checks, gate
+from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
 from er_assets.config import Domain, Settings
-from er_assets.entity_resolution import EntityResolutionResource
+from er_assets.resources.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream, UpstreamRefused
-from er_assets.match_output import find_output
-from er_assets.matching_job import Patience, adoptable_job, point_glue_table, run_matching_job
-from er_assets.object_store import ObjectStore, bytes_read
+from er_assets.resources.match_output import find_output
+from er_assets.pipeline.matching_job import Patience, adoptable_job, point_glue_table, run_matching_job
+from er_assets.resources.object_store import ObjectStore, bytes_read
 from er_assets.partitions import business_dates, partitions_def
-from er_assets.run_history import HistoryResource, recording
-from er_assets.warehouses.base import Warehouse
+from er_assets.pipeline.recording import HistoryResource, recording
+from er_assets.resources.warehouses.base import Warehouse
 
 class MatchingConfig(gate.GateConfig):
     """Per-run overrides of the configured EXECUTION_TIMEOUT and CHECK_INTERVAL (seconds), and

@@ -10,8 +10,8 @@ import dagster as dg
 
 from er_assets.config import Configuration
 from er_assets.history import FINAL_STAGE, Status
-from er_assets.notifications import notify_run
-from er_assets.run_history import HistoryResource
+from er_assets.resources.notifications import notify_run
+from er_assets.pipeline.recording import HistoryResource
 
 
 def _stages(history: HistoryResource, run_id: str):

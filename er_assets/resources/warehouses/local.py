@@ -17,9 +17,9 @@ from dagster import get_dagster_logger
 
 from er_assets.config import Domain
 from er_assets.errors import ServiceUnavailable
-from er_assets.match_output import data_files
-from er_assets.object_store import LocalObjectStore
-from er_assets.warehouses.base import (
+from er_assets.resources.match_output import data_files
+from er_assets.resources.object_store import LocalObjectStore
+from er_assets.resources.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
     blank_sql as _empty,
@@ -268,7 +268,7 @@ class DuckDBWarehouse(Warehouse):
         return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True)
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
-        from er_assets.match_output import confidence_summary, error_records, match_counts
+        from er_assets.resources.match_output import confidence_summary, error_records, match_counts
 
         # Locally the folder is the data's home: DuckDB reads it in this process, in memory,
         # without the warehouse file (another stage may be writing it).

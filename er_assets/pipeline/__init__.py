@@ -1,0 +1,2 @@
+"""What each stage does, apart from Dagster's wiring: the data-quality checks and the gate,
+the baselines, driving a matching job, and recording each stage in the job history."""
