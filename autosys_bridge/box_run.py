@@ -72,7 +72,7 @@ def pinned(box: str, decide: Callable[[], dict], record: bool = True) -> dict:
 
 
 def _instance():
-    from er_assets.resources.deployment import ensure_dagster_home
+    from er_assets.defs.instance import ensure_dagster_home
 
     ensure_dagster_home()
     import dagster as dg

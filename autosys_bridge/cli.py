@@ -13,8 +13,8 @@ import json
 import sys
 
 from er_assets import exit_codes
+from er_assets.stages import RUNS
 
-STAGES = {"extract": ("extract",), "process": ("matched",), "load": ("loaded",), "all": ("extract", "matched", "loaded")}
 
 
 class UsageError(Exception):
@@ -89,7 +89,7 @@ def cmd_params(args) -> int:
 def cmd_run(args) -> int:
     _check_override(args)
     config, domain, partition = _resolve(args, record=not args.dry_run)
-    assets = [f"{domain.name}/{stage}" for stage in STAGES[args.stage]]
+    assets = [f"{domain.name}/{stage}" for stage in RUNS[args.stage]]
     if args.dry_run:
         run_config = _run_config(args)
         # The plain Dagster CLI reads the configuration from the environment.
@@ -132,7 +132,7 @@ def _run_config(args) -> dict:
     if overrides and args.stage in ("process", "all"):
         ops["matched"] = overrides
     if args.override_gate:
-        for stage in STAGES[args.stage]:
+        for stage in RUNS[args.stage]:
             if stage != "extract":  # the first stage has no upstream gate
                 ops.setdefault(stage, {}).update(override_gate=True, override_reason=args.reason,
                                                  override_by=_operator())
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     run = domain_command("run", "Materialise one stage of a domain for the partition containing a date.")
-    run.add_argument("stage", choices=list(STAGES), help="extract, process (matching), load, or all three")
+    run.add_argument("stage", choices=list(RUNS), help="extract, process (matching), load, or all three")
     run.add_argument("--timeout", type=_positive, help="EXECUTION_TIMEOUT in seconds for the matching job")
     run.add_argument("--check-interval", type=_positive, help="CHECK_INTERVAL: cap in seconds between status polls")
     run.add_argument("--override-gate", action="store_true",

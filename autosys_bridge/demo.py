@@ -69,7 +69,7 @@ def partitions_between(domain, first: dt.date, last: dt.date) -> list[str]:
 def latest_figures(domain, partition: str) -> dict:
     import duckdb
 
-    from er_assets.resources.deployment import local_paths
+    from er_assets.environment import local_paths
 
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
     try:
@@ -91,10 +91,10 @@ def why_blocked(domain, partition: str) -> str:
     import dagster as dg
 
     from er_assets.pipeline.gate import failing_checks
-    from er_assets.history import STAGES
+    from er_assets import stages
 
     with dg.DagsterInstance.get() as instance:
-        for stage in STAGES:
+        for stage in stages.ASSETS:
             failing = failing_checks(instance, domain, stage, partition)
             if failing:
                 return f"{stage}: " + "; ".join(f"{name}: {text}" for name, text in failing.items())
@@ -157,10 +157,11 @@ def plan(config, args) -> list[tuple]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    from er_assets import exit_codes
+    from er_assets import exit_codes, stages
     from autosys_bridge.runner import run_stage
     from er_assets.config import ConfigError, load_config
-    from er_assets.resources.deployment import deployment, ensure_dagster_home, local_paths
+    from er_assets.defs.instance import ensure_dagster_home
+    from er_assets.environment import deployment, local_paths
     from er_assets.ops.sample_data import seed_partition
 
     if deployment() != "local":
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         records = seed_partition(domain, partition, base, local_paths()["warehouse"], defect)
         code = None
         if not args.seed_only:
-            assets = [f"{domain.name}/{stage}" for stage in ("extract", "matched", "loaded")]
+            assets = [f"{domain.name}/{stage}" for stage in stages.ASSETS]
             # The emulator finishes in seconds: poll it every second, not on AWS's back-off.
             run_config = {**QUIET, "ops": {f"{domain.name}__matched": {"config": {"check_interval": 1}}}}
             code = run_stage(config, domain, "all", assets, partition, run_config, None, trigger="demo")
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(config, results, elapsed: float, cpu: float, home) -> int:
     from er_assets import exit_codes
-    from er_assets.resources.deployment import local_paths
+    from er_assets.environment import local_paths
 
     print(f"\n== Entity resolution demo: {len(results)} partitions in {elapsed:.0f} s "
           f"(CPU {cpu:.0f} s, matching workers included) ==")

@@ -158,7 +158,8 @@ def run_stage(config, domain, stage: str, assets: list[str], partition: str, run
 
 
 def _run(config, domain, stage, assets, partition, run_config, process_date, trigger) -> int:
-    from er_assets.resources.deployment import deployment, ensure_dagster_home, initialise_instance
+    from er_assets.defs.instance import ensure_dagster_home, initialise_instance
+    from er_assets.environment import deployment
 
     try:
         deployment()
@@ -168,7 +169,8 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
     initialise_instance(ensure_dagster_home())
     import dagster as dg
 
-    from er_assets.defs.definitions import build_definitions, job_name
+    from er_assets.defs.definitions import build_definitions
+    from er_assets.defs.location import job_name
     from er_assets.redact import redact_text
 
     # The domain's own job, not the implicit asset job: the run shows on the job's page.

@@ -46,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="er-bench-") as tmp:
         env = {**os.environ, "ER_DATA_DIR": tmp, "DAGSTER_HOME": f"{tmp}/dagster_home"}
         os.environ.update(ER_DATA_DIR=tmp, DAGSTER_HOME=f"{tmp}/dagster_home")
-        from er_assets.resources.deployment import ensure_dagster_home
+        from er_assets.defs.instance import ensure_dagster_home
 
         ensure_dagster_home()
         seed_partition(load_config().domain("customers"), PARTITION, 1_000, Path(tmp) / "warehouse.duckdb")

@@ -30,7 +30,7 @@ def main() -> None:
     from er_assets.config import load_config
     from er_assets.resources.entity_resolution import LocalEntityResolution
     from er_assets.resources.object_store import LocalObjectStore
-    from er_assets.pipeline.recording import HistoryResource
+    from er_assets.resources.history import HistoryResource
     from er_assets_tests.test_production_e2e import PARTITION, sample_rows
     from er_assets_tests.test_snowflake import create_source, fake_snowflake, warehouse
 

@@ -22,7 +22,7 @@ def local_env(tmp_path, monkeypatch):
     monkeypatch.delenv("ER_CONFIG", raising=False)
     monkeypatch.delenv("AUTO_JOB_NAME", raising=False)
     monkeypatch.delenv("AUTORUN", raising=False)
-    from er_assets.resources.deployment import ensure_dagster_home
+    from er_assets.defs.instance import ensure_dagster_home
 
     ensure_dagster_home()
     return data

@@ -5,7 +5,8 @@ import sys
 
 import dagster as dg
 
-from er_assets.defs.definitions import build_definitions, job_name
+from er_assets.defs.definitions import build_definitions
+from er_assets.defs.location import job_name
 from er_assets.partitions import partitions_def
 
 
@@ -39,7 +40,7 @@ def test_one_code_location_name_everywhere():
 
     import yaml
 
-    from er_assets.defs.definitions import CODE_LOCATION, location_tags
+    from er_assets.defs.location import CODE_LOCATION, location_tags
 
     repo = Path(__file__).resolve().parents[1]
     [entry] = yaml.safe_load((repo / "workspace.yaml").read_text())["load_from"]

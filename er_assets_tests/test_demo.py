@@ -11,7 +11,7 @@ import pytest
 
 from er_assets import exit_codes
 from autosys_bridge import demo
-from er_assets.resources.deployment import local_paths
+from er_assets.environment import local_paths
 from er_assets_tests.conftest import write_config
 
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from er_assets import exit_codes
-from er_assets.resources.deployment import local_paths
+from er_assets.environment import local_paths
 from er_assets.emulator.faults import FAULTS_ENV, FaultSpecError, load
 from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.errors import PipelineError

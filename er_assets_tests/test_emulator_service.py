@@ -5,7 +5,8 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from er_assets.resources.deployment import local_resources, local_paths
+from er_assets.environment import local_paths
+from er_assets.resources.deployment import local_resources
 
 
 @pytest.fixture

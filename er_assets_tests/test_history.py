@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from er_assets.history import FINAL_STAGE, HistoryError, HistoryStore, Status
+from er_assets.history import HistoryError, HistoryStore, Status
+from er_assets.stages import FINAL as FINAL_STAGE
 from er_assets.history import schema
 
 pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session

@@ -5,7 +5,7 @@ import dagster as dg
 
 from er_assets.pipeline import checks
 from er_assets.defs.definitions import build_definitions
-from er_assets.resources.deployment import local_paths
+from er_assets.environment import local_paths
 from er_assets_tests.conftest import seed
 
 PARTITION = "2026-11-28"

@@ -225,7 +225,7 @@ def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
     import dagster as dg
 
     from er_assets.defs.definitions import build_definitions
-    from er_assets.resources.deployment import local_paths
+    from er_assets.environment import local_paths
     from er_assets_tests.conftest import seed
 
     monkeypatch.setenv("ER_CONFIG", str(EXAMPLE))

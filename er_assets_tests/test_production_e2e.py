@@ -21,7 +21,7 @@ from er_assets.config import load_config
 from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.resources.object_store import LocalObjectStore
 from er_assets.partitions import business_dates
-from er_assets.pipeline.recording import HistoryResource
+from er_assets.resources.history import HistoryResource
 from er_assets.ops.sample_data import seed_source
 from er_assets.resources.warehouses import snowflake as sf
 from er_assets_tests.test_snowflake import create_source, fake_snowflake, warehouse

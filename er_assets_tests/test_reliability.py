@@ -15,7 +15,7 @@ import pytest
 
 from er_assets import exit_codes
 from autosys_bridge.runner import exit_code_for
-from er_assets.resources.deployment import local_paths
+from er_assets.environment import local_paths
 from er_assets.emulator.faults import FAULTS_ENV
 from er_assets_tests.conftest import run_stages, seed
 

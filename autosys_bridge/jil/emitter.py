@@ -23,6 +23,7 @@ import posixpath
 import re
 
 from er_assets.config import AutosysJob, Configuration, Domain, unsafe_characters
+from er_assets.stages import JOBS
 
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
@@ -35,7 +36,6 @@ from autosys_bridge.jil.model import Statement
 
 ON_DEMAND_JOB = "ER_ON_DEMAND"
 DOMAIN_GLOBAL, DATE_GLOBAL = "ER_DOMAIN", "ER_PROCESS_DATE"
-STAGES = ("extract", "process", "load")
 # AutoSys sets AUTORUN (the run number, shared by every job of one box run) in each job's
 # environment and expands it in std_out_file/std_err_file: one log pair per box run.
 RUN_LOG_SUFFIX = ".$AUTORUN"
@@ -88,7 +88,7 @@ class JilEmitError(Exception):
 
 def job_names(domain: Domain) -> dict[str, str]:
     prefix = domain.autosys.job_prefix
-    return {"box": f"{prefix}_BOX", **{stage: f"{prefix}_{stage.upper()}" for stage in STAGES}}
+    return {"box": f"{prefix}_BOX", **{stage: f"{prefix}_{stage.upper()}" for stage in JOBS}}
 
 
 def calendar_name(config: Configuration, domain: Domain) -> str:
@@ -229,7 +229,7 @@ def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
     notifications = domain.notifications
     failure = _unique(notifications.on_failure + config.settings.admin_emails)
     jobs = [box]
-    for stage in STAGES:
+    for stage in JOBS:
         job = _stage_job(
             config,
             domain.autosys,
@@ -277,9 +277,9 @@ def _stage_job(
     job.add("owner", autosys.owner)
     job.add("permission", autosys.permission)
     job.add("profile", autosys.profile)
-    previous = STAGES.index(stage) - 1
+    previous = JOBS.index(stage) - 1
     if previous >= 0:
-        after = names[STAGES[previous]]
+        after = names[JOBS[previous]]
         job.add("condition", f"s({after})")
         job.conditions["condition"] = parse_condition(f"s({after})")
     if stage == "process":
@@ -294,7 +294,7 @@ def _stage_job(
 
 
 def on_demand_names() -> dict[str, str]:
-    return {"box": ON_DEMAND_JOB, **{s: f"{ON_DEMAND_JOB}_{s.upper()}" for s in STAGES}}
+    return {"box": ON_DEMAND_JOB, **{s: f"{ON_DEMAND_JOB}_{s.upper()}" for s in JOBS}}
 
 
 def _on_demand(config: Configuration, domains: list[Domain]) -> list[Statement]:
@@ -313,7 +313,7 @@ def _on_demand(config: Configuration, domains: list[Domain]) -> list[Statement]:
     box.add("description", "Entity resolution on demand: any domain and date (docs/on-demand.md)")
     box.add("alarm_if_fail", "1")
     jobs = [box]
-    for stage in STAGES:
+    for stage in JOBS:
         job = _stage_job(
             config, first, names, stage, f"{first.command} on-demand {stage}", log_dir
         )

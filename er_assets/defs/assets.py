@@ -19,7 +19,9 @@ from er_assets.resources.match_output import find_output
 from er_assets.pipeline.matching_job import Patience, adoptable_job, point_glue_table, run_matching_job
 from er_assets.resources.object_store import ObjectStore, bytes_read
 from er_assets.partitions import business_dates, partitions_def
-from er_assets.pipeline.recording import HistoryResource, recording
+from er_assets.defs.location import complete_run_tags
+from er_assets.pipeline.recording import recording
+from er_assets.resources.history import HistoryResource
 from er_assets.resources.warehouses.base import Warehouse
 
 class MatchingConfig(gate.GateConfig):
@@ -78,6 +80,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     )
     def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore,
                 history: HistoryResource):
+        complete_run_tags(context, name)
         with recording(context, history, name, "extract") as record:
             started, read_before = time.monotonic(), bytes_read()
             start, end = business_dates(domain, context.partition_key)
@@ -138,6 +141,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     )
     def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
                 warehouse: Warehouse, object_store: ObjectStore, history: HistoryResource):
+        complete_run_tags(context, name)
         with recording(context, history, name, "matched") as record:
             metadata, results = _match(context, config, entity_resolution, warehouse, object_store)
             record.finish(metadata["output_rows"], metadata, results)
@@ -250,6 +254,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     )
     def loaded(context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse,
                history: HistoryResource):
+        complete_run_tags(context, name)
         with recording(context, history, name, "loaded") as record:
             started, read_before = time.monotonic(), bytes_read()
             override = gate.enforce(context, domain, "matched", config)

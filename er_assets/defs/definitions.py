@@ -11,36 +11,8 @@ import dagster as dg
 from er_assets.defs.assets import domain_assets
 from er_assets.config import Configuration, load_config
 from er_assets.resources.deployment import resources
+from er_assets.defs.location import job_name
 from er_assets.defs.sensors import build_sensors
-
-
-# The code location's one name: workspace.yaml (make dev) and pyproject.toml's [tool.dagster] say so too.
-CODE_LOCATION = "er_assets"
-
-
-def location_tags() -> dict[str, str]:
-    """The tag the UI's job pages filter runs by: `.dagster/repository`, `<repository>@<location>`.
-
-    Dagster sets it only on runs launched from a code location (`DagsterRun.tags_for_storage`
-    in dagster/_core/storage/dagster_run.py; the UI's PipelineRunsFeedRoot.tsx filters on it);
-    in-process runs of the bridge and the demo carry it too, so they are on the job's page.
-    """
-    from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
-    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
-
-    return {REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}"}
-
-
-def job_name(domain_name: str) -> str:
-    """`ER_<domain>`: every run of the domain's stages belongs to this job, whoever starts it.
-
-    The bridge and the demo run it by name. The UI materialises selected assets in the first
-    job, in the asset's sorted job names, that holds them all (`getCommonJob` in ui-core's
-    LaunchAssetExecutionButton.tsx; `AssetNodeSnap.job_names` is sorted in dagster's
-    external_data.py). The implicit `__ASSET_JOB` holds every asset; an upper-case first letter
-    sorts before its underscore, so the UI, and its backfills, pick the domain's job.
-    """
-    return f"ER_{domain_name}"
 
 
 def build_definitions(config: Configuration) -> dg.Definitions:

@@ -9,9 +9,10 @@ sent, so a sensor that re-evaluates a run sends nothing new.
 import dagster as dg
 
 from er_assets.config import Configuration
-from er_assets.history import FINAL_STAGE, Status
+from er_assets import stages
+from er_assets.history import Status
 from er_assets.resources.notifications import notify_run
-from er_assets.pipeline.recording import HistoryResource
+from er_assets.resources.history import HistoryResource
 
 
 def _stages(history: HistoryResource, run_id: str):
@@ -25,7 +26,7 @@ def notify(config: Configuration, history: HistoryResource, run: dg.DagsterRun, 
         return []
     sent = []
     for row in _stages(history, run.run_id):
-        wanted = row.status.failure if failed else (row.status is Status.SUCCEEDED and row.stage == FINAL_STAGE)
+        wanted = row.status.failure if failed else (row.status is Status.SUCCEEDED and row.stage == stages.FINAL)
         if not wanted:
             continue
         with history.store() as store:

@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from er_assets.history.dialect import Dialect
-from er_assets.history.model import FAILURES, FINAL_STAGE, Status
+from er_assets import stages
+from er_assets.history.model import FAILURES, Status
 
 STATUS_LIST = ", ".join(f"'{s.value}'" for s in Status)  # constants, not user input
 FAILURE_LIST = ", ".join(f"'{s.value}'" for s in sorted(FAILURES))
@@ -124,7 +125,7 @@ SELECT p.domain, p.partition_key, p.process_date, p.started_at, p.delivered_at,
 FROM (
     SELECT domain, partition_key, MIN(process_date) AS process_date,
            MIN(start_time) AS started_at,
-           MIN(CASE WHEN stage = '{FINAL_STAGE}' AND status = 'SUCCEEDED' THEN end_time END) AS delivered_at
+           MIN(CASE WHEN stage = '{stages.FINAL}' AND status = 'SUCCEEDED' THEN end_time END) AS delivered_at
     FROM er_job_history
     GROUP BY domain, partition_key
 ) p

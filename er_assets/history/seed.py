@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from er_assets.config import DEFAULT_CONFIG_PATH, WEEKDAYS, Configuration, Domain, load_config
 from er_assets.history.dialect import UTC
-from er_assets.history.model import Status
+from er_assets import stages
+from er_assets import exit_codes
+from er_assets.history.model import EXIT_CODE_BY_STATUS, Status
 from er_assets.history.store import HistoryStore
 
 DEMO_SLA_MINUTES = {"customers": 60, "products": 90, "vendors": 120}
@@ -49,7 +51,6 @@ _FAILURES = {
         (Status.FAILED, 0.010, "Load failed: could not obtain lock on relation resolved_{n}"),
     ],
 }
-_STAGES = ("extract", "matched", "loaded")
 _AUTOSYS_SUFFIX = {"extract": "EXTRACT", "matched": "PROCESS", "loaded": "LOAD"}
 
 
@@ -122,7 +123,7 @@ def _run_partition(
     weekday_factor = 0.75 if process_date.weekday() >= 5 else 1.0
     records = int(profile.records * (1 + days_in * 0.0008) * weekday_factor * rng.uniform(0.92, 1.08))
     clock, written = run_at, 0
-    for stage in _STAGES:
+    for stage in stages.ASSETS:
         for attempt in range(3):
             if clock >= now:
                 return written
@@ -150,7 +151,7 @@ def _run_partition(
                 stage,
                 status,
                 record_count=count if status is Status.SUCCEEDED else None,
-                exit_code=_EXIT_CODES[status],
+                exit_code=EXIT_CODE_BY_STATUS.get(status, exit_codes.STAGE_FAILED),
                 error_message=message,
                 metadata=(
                     {"attempt": attempt + 1, "match_rate": round(profile.match_rate * 100, 1)}
@@ -170,9 +171,6 @@ def _run_partition(
         else:
             return written  # given up after three attempts: the partition is never delivered
     return written
-
-
-_EXIT_CODES = {Status.SUCCEEDED: 0, Status.FAILED: 1, Status.DQ_FAILED: 3, Status.TIMEOUT: 4, Status.CANCELLED: 143}
 
 
 def _outcome(rng: random.Random, stage: str) -> tuple[Status, str | None]:

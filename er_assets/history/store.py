@@ -62,7 +62,7 @@ class HistoryStore:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "HistoryStore":
         """The store named by ER_HISTORY_URL; without it, the local deployment's SQLite
         file (ER_DATA_DIR/history.db), so local runs keep their history with no setup."""
-        from er_assets.resources.deployment import history_url  # the one place that default is decided
+        from er_assets.environment import history_url  # the one place that default is decided
 
         try:
             return cls.from_url(history_url(env))

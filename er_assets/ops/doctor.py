@@ -243,7 +243,7 @@ def render(checks: list[Check]) -> str:
 
 def cmd_doctor(args) -> int:
     from er_assets.config import ConfigError, load_config
-    from er_assets.resources.deployment import DEPLOYMENTS, deployment
+    from er_assets.environment import DEPLOYMENTS, deployment
 
     try:
         config = load_config(args.config)

@@ -18,7 +18,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from er_assets.history import STAGES, HistoryStore
+from er_assets.history import HistoryStore
+from er_assets.stages import ASSETS as STAGES
 from er_assets.history.dialect import UTC
 from er_assets.history.seed import seed_history
 

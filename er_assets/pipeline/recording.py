@@ -14,23 +14,11 @@ from contextlib import contextmanager
 import dagster as dg
 
 from er_assets.pipeline.checks import blocking_failures
-from er_assets.errors import GateClosed, MatchingJobTimeout, exit_code_of, masked_error
-from er_assets.history import HistoryStore, Status
+from er_assets.errors import exit_code_of, masked_error
+from er_assets.history import Status
+from er_assets.history.model import STATUS_BY_EXIT_CODE
+from er_assets.resources.history import HistoryResource
 from er_assets.redact import scrub_exception
-
-
-class HistoryResource(dg.ConfigurableResource):
-    """Where the job history lives: `sqlite:///file.db` locally, `postgresql://...` in production."""
-
-    url: str
-    sla_minutes: dict[str, int] = {}
-
-    def store(self) -> HistoryStore:
-        store = HistoryStore.from_url(self.url)
-        # The configuration is the SLA's source of truth; the history's er_sla table follows it.
-        if self.sla_minutes:
-            store.sync_sla(self.sla_minutes)
-        return store
 
 
 def trigger(tags: dict) -> tuple[str, str | None]:
@@ -45,36 +33,6 @@ def trigger(tags: dict) -> tuple[str, str | None]:
     if tags.get("er/trigger") in ("cli", "demo"):
         return tags["er/trigger"], None
     return "ui", None
-
-
-def stage_tag(stages: set[str]) -> str:
-    """The bridge's name for a set of stages: `extract`, `process`, `load`, `all`, or a
-    `+`-joined subset such as `process+load` (a UI selection of two assets)."""
-    from autosys_bridge.cli import STAGES
-
-    if stages >= set(STAGES["all"]):
-        return "all"
-    single = {members[0]: name for name, members in STAGES.items() if len(members) == 1}
-    return "+".join(single[stage] for stage in STAGES["all"] if stage in stages)
-
-
-def complete_run_tags(context, domain: str) -> None:
-    """Give a run the tags the bridge sets (domain, stage, process_date, er/trigger), whatever
-    started it: the UI, a schedule, a backfill; and give an in-process run (bridge, demo) the
-    code location's tag, which the job page filters by. Tags already set are kept, so a bridge
-    run keeps its own. Added by the run's first step, as Dagster lets a run's tags grow
-    (`DagsterInstance.add_run_tags`); the job's static `domain` tag is there from the start."""
-    from er_assets.defs.definitions import location_tags
-    from er_assets.history import STAGES
-
-    tags = context.run.tags
-    selection = context.run.asset_selection  # None: the whole job
-    stages = {key.path[-1] for key in selection if key.path[0] == domain} if selection else set(STAGES)
-    wanted = {"domain": domain, "stage": stage_tag(stages), "process_date": context.partition_key,
-              "er/trigger": trigger(tags)[0].split(":")[0], **location_tags()}
-    missing = {key: value for key, value in wanted.items() if key not in tags}
-    if missing:
-        context.instance.add_run_tags(context.run_id, missing)
 
 
 class StageRecord:
@@ -93,15 +51,12 @@ class StageRecord:
 
 
 def _status_for(exc: BaseException) -> tuple[Status, int]:
+    """The exit code the bridge gives a stage that raised `exc`, and how the history records it."""
     from er_assets import exit_codes
 
-    if isinstance(exc, MatchingJobTimeout):
-        return Status.TIMEOUT, exit_codes.TIMEOUT
-    if isinstance(exc, GateClosed):
-        return Status.DQ_FAILED, exit_codes.DQ_GATE_FAILED
-    if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
-        return Status.CANCELLED, exit_codes.TERMINATED
-    return Status.FAILED, exit_code_of(exc)
+    interrupted = isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError))
+    code = exit_codes.TERMINATED if interrupted else exit_code_of(exc)
+    return STATUS_BY_EXIT_CODE.get(code, Status.FAILED), code
 
 
 @contextmanager
@@ -124,7 +79,6 @@ def _recording(context, history: HistoryResource, domain: str, stage: str) -> It
     from er_assets import exit_codes
 
     tags = context.run.tags
-    complete_run_tags(context, domain)
     started_by, autosys_job = trigger(tags)
     record = StageRecord()
     attempt = context.retry_number + 1  # a retried step reopens its row instead of adding one

@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 from er_assets.config import Configuration
 from er_assets.errors import masked_error
-from er_assets.history import FINAL_STAGE, HistoryStore, JobRun, Status
+from er_assets import stages
+from er_assets.history import HistoryStore, JobRun, Status
 from er_assets.redact import redact_text, scrub_exception
 
 DEFAULT_DAGSTER_URL = "http://localhost:3000"
@@ -143,7 +144,7 @@ def recipients(config: Configuration, domain: str, stage: str, status: Status | 
     notify = config.domain(domain).notifications
     if status.failure:
         extra = notify.on_failure
-    elif status is Status.SUCCEEDED and stage == FINAL_STAGE:
+    elif status is Status.SUCCEEDED and stage == stages.FINAL:
         extra = notify.on_success
     else:
         return []
