@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from er_assets.environment import local_paths
-from er_assets.resources.deployment import local_resources
+from er_assets.resources.local import local_resources
 
 
 @pytest.fixture

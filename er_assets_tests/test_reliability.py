@@ -189,7 +189,7 @@ def test_a_re_extract_under_other_dq_settings_profiles_the_slice_again(config, l
 
 
 def test_the_intent_identifies_the_job_started_after_it(config, local_env):
-    from er_assets.resources.deployment import local_resources
+    from er_assets.resources.local import local_resources
     from er_assets.pipeline.matching_job import Patience, adoptable_job, start_intent
 
     seed(config.domain(DOMAIN), PARTITION, 50, local_env)

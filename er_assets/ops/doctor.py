@@ -208,7 +208,8 @@ def model_checks(config) -> list[Check]:
 def run_doctor(config, deployment: str, resources: dict | None = None) -> list[Check]:
     """Every check for `deployment` ("local" or "production"); `resources` overrides the
     deployment's own (tests)."""
-    from er_assets.resources.deployment import local_resources, production_resources
+    from er_assets.resources.local import local_resources
+    from er_assets.resources.production import production_resources
 
     checks: list[Check] = [("configuration", True, f"{config.path}: {len(config.domains)} domains")]
     if deployment == "production":

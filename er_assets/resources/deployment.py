@@ -6,32 +6,7 @@ from __future__ import annotations
 import os
 
 from er_assets.config import Configuration
-from er_assets.environment import HISTORY_URL_ENV, deployment, history_url, local_paths
-
-
-def local_resources(config: Configuration) -> dict:
-    from er_assets.resources.entity_resolution import LocalEntityResolution
-    from er_assets.resources.object_store import LocalObjectStore
-    from er_assets.resources.warehouses.local import DuckDBWarehouse
-
-    paths = local_paths()
-    objects = str(paths["objects"])
-    return {
-        "warehouse": DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=objects),
-        "object_store": LocalObjectStore(root=objects),
-        "entity_resolution": LocalEntityResolution(
-            region_name=config.settings.region,
-            state_root=str(paths["emulator"]),
-            objects_root=objects,
-            config_path=str(config.path),
-        ),
-    }
-
-
-def production_resources(config: Configuration) -> dict:
-    from er_assets.resources.production import production_resources as build
-
-    return build(config)
+from er_assets.environment import HISTORY_URL_ENV, deployment, history_url
 
 
 def history_resource(config: Configuration):
@@ -48,5 +23,8 @@ def history_resource(config: Configuration):
 
 
 def resources(config: Configuration) -> dict:
+    from er_assets.resources.local import local_resources
+    from er_assets.resources.production import production_resources
+
     chosen = local_resources(config) if deployment() == "local" else production_resources(config)
     return {**chosen, "history": history_resource(config)}
