@@ -34,6 +34,7 @@ DATA = TESTS / "data"  # golden JIL and broken files
 JIL_CORPUS = TESTS / "jil" / "corpus"  # JIL files with hand-checked expectations
 JIL_LINT = TESTS / "jil" / "lint"  # one JIL file per lint rule
 ML_EXAMPLE = REPO / "er_assets" / "domains.ml-example.yaml"
+DEFINITIONS_SNAPSHOT = DATA / "definitions.snapshot.txt"  # written by defs/test_definitions_snapshot.py
 
 
 # --- the local deployment -------------------------------------------------------------------
