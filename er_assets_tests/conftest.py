@@ -36,3 +36,17 @@ def instance(local_env):
 
     with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as inst:
         yield inst
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on a free localhost port: (controller, its Inbox)."""
+    from aiosmtpd.controller import Controller
+
+    from er_assets_tests.helpers import Inbox, free_port
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, inbox
+    controller.stop()

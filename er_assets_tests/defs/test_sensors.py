@@ -1,25 +1,25 @@
-"""Mail for Dagster-launched runs: the right people, once; AutoSys runs are left to AutoSys."""
+"""Mail for Dagster-launched runs: the right people, once; AutoSys runs are left to AutoSys.
+
+The run-status sensors are evaluated as the daemon evaluates them (`evaluate_tick` from a
+cursor over a real instance's event log), and their mail is read from a real SMTP server."""
 
 import dagster as dg
 import pytest
-from aiosmtpd.controller import Controller
 
 from er_assets.defs.definitions import build_definitions
 from er_assets.resources.deployment import history_resource
 from er_assets.defs.sensors import notify
-from er_assets_tests.helpers import Inbox, free_port, seed, write_config
+from er_assets_tests.helpers import seed, write_config
 
 
 @pytest.fixture
-def inbox(monkeypatch):
-    box = Inbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
+def inbox(smtp, monkeypatch):
+    """The real SMTP server's inbox, the mail settings in the environment pointing at it."""
+    controller, box = smtp
     monkeypatch.setenv("ER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("ER_SMTP_PORT", str(controller.port))
     monkeypatch.setenv("ER_SMTP_FROM", "er@bank.example")
-    yield box
-    controller.stop()
+    return box
 
 
 def run_pipeline(config, local_env, domain, partition, tags=None):
@@ -59,42 +59,71 @@ def test_a_failed_gate_mails_the_failure_with_its_reason(config, local_env, inbo
     assert "min_records" in message.get_content()
 
 
-def test_autosys_runs_are_left_to_autosys(config, local_env, inbox):
-    seed(config.domain("vendors"), "2026-10-01", 300, local_env)
-    _, run = run_pipeline(config, local_env, "vendors", "2026-10-01", tags={"autosys/job_name": "ER_VENDOR_BOX"})
-    assert notify(config, history_resource(config), run, failed=False) == []
-    assert inbox.messages() == []
+def tick(defs: dg.Definitions, sensor_name: str, instance, cursor: str | None = None):
+    """One evaluation of a sensor as the daemon runs it: from its cursor, over the instance's
+    run-status events, given the definitions' resources it requires (as dagster/_grpc/impl.py's
+    get_external_sensor_execution passes them)."""
+    sensor = defs.resolve_sensor_def(sensor_name)
+    resources = {k: v for k, v in defs.resources.items() if k in sensor.required_resource_keys}
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources) as context:
+        return sensor.evaluate_tick(context)
 
 
-@pytest.mark.parametrize("domain, partition, min_records, sensor_name, stage", [
-    ("vendors", "2026-10-01", 1, "er_success_mail", "loaded"),
-    ("products", "2026-11-22", 5000, "er_failure_mail", "extract"),
+OTHER_SENSOR = {"er_success_mail": "er_failure_mail", "er_failure_mail": "er_success_mail"}
+
+
+@pytest.mark.parametrize("domain, partition, min_records, sensor_name, stage, team", [
+    ("vendors", "2026-10-01", 1, "er_success_mail", "loaded", "vendor-team@example.com"),
+    ("products", "2026-11-22", 5000, "er_failure_mail", "extract", "product-team@example.com"),
 ])
-def test_the_sensors_mail_with_a_link_to_the_configured_ui(domain, partition, min_records, sensor_name, stage,
-                                                          local_env, inbox, tmp_path, monkeypatch):
-    """The sensors' own bodies, invoked as the daemon does, with the UI somewhere else than
-    localhost:3000: the link in the mail follows ER_DAGSTER_URL."""
+def test_the_sensors_mail_each_finished_run_once_with_a_link_to_the_configured_ui(
+        domain, partition, min_records, sensor_name, stage, team, local_env, inbox, tmp_path, monkeypatch):
+    """The sensors evaluated as the daemon does (cursor, event log, resources), over a real run
+    that succeeds or fails its gate; the UI is somewhere else than localhost:3000, and the link
+    in the mail follows ER_DAGSTER_URL. The other sensor reacts to nothing."""
     from er_assets.config import load_config
 
     monkeypatch.setenv("ER_DAGSTER_URL", "https://dagster.bank.example:8443/er/")
     config = load_config(write_config(tmp_path, lambda raw: raw["domains"][domain]["dq"].update(min_records=min_records)))
     seed(config.domain(domain), partition, 300, local_env)
     defs = build_definitions(config)
-    sensor = defs.resolve_sensor_def(sensor_name)
     with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
+        started = {name: tick(defs, name, instance) for name in (sensor_name, OTHER_SENSOR[sensor_name])}
+        assert all(t.dagster_run_reactions == [] and t.cursor for t in started.values())  # the first tick sets the cursor
         result = defs.resolve_job_def(f"ER_{domain}").execute_in_process(
             instance=instance, partition_key=partition, raise_on_error=False)
-        event = result.get_run_failure_event() if sensor_name == "er_failure_mail" else result.get_run_success_event()
-        context = dg.build_run_status_sensor_context(
-            sensor_name=sensor_name, dagster_event=event, dagster_instance=instance, dagster_run=result.dagster_run,
-            resources={"history": history_resource(config)})
-        if sensor_name == "er_failure_mail":
-            context = context.for_run_failure()
-        sensor(context)
-        sensor(context)  # a re-evaluation sends nothing new
-    [(_, message)] = inbox.messages()
-    assert f"{domain}/{stage}" in message["Subject"]
-    assert f"Run:        https://dagster.bank.example:8443/er/runs/{result.run_id}" in message.get_content().splitlines()
+        assert result.success is (sensor_name == "er_success_mail")
+
+        evaluated = tick(defs, sensor_name, instance, started[sensor_name].cursor)
+        [reaction] = evaluated.dagster_run_reactions
+        assert reaction.error is None, reaction.error  # the body ran and raised nothing
+        assert reaction.dagster_run.run_id == result.run_id
+        assert tick(defs, OTHER_SENSOR[sensor_name], instance, started[OTHER_SENSOR[sensor_name]].cursor
+                    ).dagster_run_reactions == []
+        assert tick(defs, sensor_name, instance, evaluated.cursor).dagster_run_reactions == []  # nothing new
+        # A daemon that lost the cursor evaluates the run again: the history knows it was mailed.
+        [again] = tick(defs, sensor_name, instance, started[sensor_name].cursor).dagster_run_reactions
+        assert again.error is None
+    [(to, message)] = inbox.messages()
+    assert to == sorted([team, "er-admin@example.com"])
+    assert f"{domain}/{stage}" in message["Subject"] and partition in message["Subject"]
+    body = message.get_content()
+    assert f"Run:        https://dagster.bank.example:8443/er/runs/{result.run_id}" in body.splitlines()
+    if sensor_name == "er_failure_mail":
+        assert "min_records" in body
+
+
+def test_autosys_runs_are_left_to_autosys(config, local_env, inbox):
+    """A run the bridge started for AutoSys: the success sensor's body runs over it, and mails nobody."""
+    seed(config.domain("vendors"), "2026-10-01", 300, local_env)
+    defs = build_definitions(config)
+    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
+        started = tick(defs, "er_success_mail", instance)
+        result = defs.resolve_job_def("ER_vendors").execute_in_process(
+            instance=instance, partition_key="2026-10-01", tags={"autosys/job_name": "ER_VENDOR_BOX"})
+        [reaction] = tick(defs, "er_success_mail", instance, started.cursor).dagster_run_reactions
+        assert reaction.error is None and reaction.dagster_run.run_id == result.run_id
+    assert inbox.messages() == []
 
 
 def test_sensors_are_in_the_code_location(config, local_env):

@@ -25,15 +25,6 @@ TEAM, ONCALL, BUSINESS, ADMIN = (
 
 
 @pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, inbox
-    controller.stop()
-
-
-@pytest.fixture
 def env(smtp):
     controller, _ = smtp
     return {
