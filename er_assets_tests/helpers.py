@@ -70,6 +70,19 @@ def seed(domain, partition: str, records: int, data_dir: Path) -> None:
     seed_partition(domain, partition, records, data_dir / "warehouse.duckdb")
 
 
+def local_sql(statement: str) -> None:
+    """Run one statement on the local deployment's DuckDB warehouse (ER_DATA_DIR's)."""
+    import duckdb
+
+    from er_assets.resources.deployment import local_paths
+
+    con = duckdb.connect(str(local_paths()["warehouse"]))
+    try:
+        con.execute(statement)
+    finally:
+        con.close()
+
+
 def sample_rows(domain, partition: str, records: int) -> list[dict]:
     """The sample-data generator's records for the partition, built in a scratch DuckDB."""
     import duckdb

@@ -17,7 +17,7 @@ from er_assets import exit_codes
 from autosys_bridge.runner import exit_code_for
 from er_assets.resources.deployment import local_paths
 from er_assets.emulator.faults import FAULTS_ENV
-from er_assets_tests.helpers import run_stages, seed
+from er_assets_tests.helpers import local_sql, run_stages, seed
 
 DOMAIN = "customers"
 PARTITION = "2026-11-28"
@@ -105,21 +105,13 @@ def test_an_output_shorter_than_matched_recorded_fails_its_check_before_the_swap
     assert target() == good
 
 
-def sql(statement: str) -> None:
-    con = duckdb.connect(str(local_paths()["warehouse"]))
-    try:
-        con.execute(statement)
-    finally:
-        con.close()
-
-
 def test_a_match_output_of_an_older_extract_is_refused_unless_overridden(config, local_env, instance):
     seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
     assert run(config, instance, ["extract", "matched", "loaded"]).success
     good = target()
     stale_job = latest(instance, "matched")["job_id"]
     # The source is corrected and re-extracted; the matching stage has not run on it yet.
-    sql("UPDATE customers_source SET email = 'fixed.' || email WHERE customer_id IN "
+    local_sql("UPDATE customers_source SET email = 'fixed.' || email WHERE customer_id IN "
         "(SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 5)")
     assert run(config, instance, ["extract"]).success
     new_extract = instance.fetch_materializations(dg.AssetKey([DOMAIN, "extract"]), limit=1).records[0].run_id
@@ -165,7 +157,7 @@ def test_an_unchanged_re_extract_reuses_the_extract_and_so_its_job(config, local
     assert extract["uri"].endswith(f"/run={first.run_id}/")
     assert latest(instance, "matched")["job_id"] == job and latest(instance, "matched")["reused_job"] is True
     # One changed value is a new slice: a new extract, and a new job for it.
-    sql("UPDATE customers_source SET city = city || 'x' WHERE customer_id = (SELECT min(customer_id) FROM customers_source)")
+    local_sql("UPDATE customers_source SET city = city || 'x' WHERE customer_id = (SELECT min(customer_id) FROM customers_source)")
     assert run(config, instance, ["extract", "matched"]).success
     assert "reused_extract" not in latest(instance, "extract")
     assert latest(instance, "matched")["job_id"] != job

@@ -21,7 +21,7 @@ from autosys_bridge.runner import exit_code_for
 from er_assets.pipeline import checks
 from er_assets.config import ConfigError, load_config
 from er_assets.resources.deployment import local_paths
-from er_assets_tests.helpers import run_stages, seed, write_config
+from er_assets_tests.helpers import local_sql, run_stages, seed, write_config
 
 DOMAIN = "customers"
 PARTITION = "2026-11-28"
@@ -39,14 +39,6 @@ def run(config, instance, stages=STAGES, partition=PARTITION, run_config=None):
 def bridge(stage: str, *args: str):
     return subprocess.run([*BRIDGE, stage, *DATE_ARGS, "--check-interval", "1", *args],
                           capture_output=True, text=True, timeout=120)
-
-
-def sql(statement: str) -> None:
-    con = duckdb.connect(str(local_paths()["warehouse"]))
-    try:
-        con.execute(statement)
-    finally:
-        con.close()
 
 
 def target(partition: str = PARTITION) -> list[tuple]:
@@ -91,35 +83,35 @@ def too_few_rows(config, local_env, tmp_path, instance):
 
 def null_required_field(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    sql("UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN NULL ELSE '  ' END "
+    local_sql("UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN NULL ELSE '  ' END "
         "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 10)")
     return config
 
 
 def duplicate_ids(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    sql("UPDATE customers_source SET customer_id = (SELECT min(customer_id) FROM customers_source) "
+    local_sql("UPDATE customers_source SET customer_id = (SELECT min(customer_id) FROM customers_source) "
         "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id DESC LIMIT 2)")
     return config
 
 
 def over_long_id(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    sql(f"UPDATE customers_source SET customer_id = '{'C' * 39}' "
+    local_sql(f"UPDATE customers_source SET customer_id = '{'C' * 39}' "
         "WHERE customer_id = (SELECT max(customer_id) FROM customers_source)")
     return config
 
 
 def malformed_emails(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    sql("UPDATE customers_source SET email = 'not-an-email' "
+    local_sql("UPDATE customers_source SET email = 'not-an-email' "
         "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 30)")
     return config
 
 
 def missing_column(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    sql("ALTER TABLE customers_source DROP COLUMN email")
+    local_sql("ALTER TABLE customers_source DROP COLUMN email")
     return config
 
 
@@ -136,13 +128,13 @@ def record_count_spike(config, local_env, tmp_path, instance):
 def match_rate_too_low(config, local_env, tmp_path, instance):
     seeded(config, local_env)
     # Every record a different person: no rule can match any two.
-    sql("UPDATE customers_source SET email = customer_id || '@example.com', first_name = customer_id")
+    local_sql("UPDATE customers_source SET email = customer_id || '@example.com', first_name = customer_id")
     return config
 
 
 def match_rate_too_high(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    sql("UPDATE customers_source SET email = 'same.person@example.com'")
+    local_sql("UPDATE customers_source SET email = 'same.person@example.com'")
     return config
 
 
@@ -180,7 +172,7 @@ def test_defect_fails_its_check_and_loads_nothing(defect, check, message, config
 
 def test_offending_ids_observed_value_and_threshold_are_in_the_metadata(config, local_env, tmp_path, instance):
     null_required_field(config, local_env, tmp_path, instance)
-    sql(f"UPDATE customers_source SET customer_id = '{'C' * 39}' WHERE customer_id = "
+    local_sql(f"UPDATE customers_source SET customer_id = '{'C' * 39}' WHERE customer_id = "
         "(SELECT max(customer_id) FROM customers_source)")
     failed = failures(run(config, instance, ["extract"]))
     required = failed["required_fields"].metadata
@@ -215,7 +207,7 @@ def test_values_that_arrive_empty_in_the_target_fail_no_value_loss(config, local
     """Arabic and Hebrew last names that the matching step hands back empty (a normaliser that
     maps letters outside a-z to nothing) are noticed, though every record arrives."""
     seeded(config, local_env)
-    sql("UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN 'כהן' ELSE 'الحسيني' END "
+    local_sql("UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN 'כהן' ELSE 'الحسيني' END "
         "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 10)")
     assert run(config, instance, ["extract", "matched"]).success
     (output,) = (local_paths()["objects"] / "er-data-lake").rglob("success/*.csv")
@@ -261,7 +253,7 @@ def test_bridge_exit_three_for_too_few_rows(config, local_env):
 
 def test_bridge_exit_three_for_a_missing_column(config, local_env):
     seeded(config, local_env)
-    sql("ALTER TABLE customers_source DROP COLUMN last_name")
+    local_sql("ALTER TABLE customers_source DROP COLUMN last_name")
     done = bridge("all")
     assert done.returncode == exit_codes.DQ_GATE_FAILED, done.stderr[-2000:]
     assert "customers/extract:source_schema" in done.stderr and "last_name: missing" in done.stderr
