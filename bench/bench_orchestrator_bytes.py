@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PARTITION = "2024-03-05"
 
 
 def main() -> None:
@@ -31,15 +32,14 @@ def main() -> None:
     from er_assets.resources.entity_resolution import LocalEntityResolution
     from er_assets.resources.object_store import LocalObjectStore
     from er_assets.resources.history import HistoryResource
-    from er_assets_tests.test_production_e2e import PARTITION, sample_rows
-    from er_assets_tests.test_snowflake import create_source, fake_snowflake, warehouse
+    from er_assets_tests.helpers import create_source, fake_snowflake, sample_rows, warehouse
 
     config = load_config()
     domain = config.domain("customers")
     with tempfile.TemporaryDirectory(prefix="er-bench-bytes-") as tmp, dg.instance_for_test(temp_dir=tmp) as instance:
         objects = Path(tmp) / "objects"
         with fake_snowflake(objects) as conn:
-            create_source(conn, domain, sample_rows(domain, args.records))
+            create_source(conn, domain, sample_rows(domain, PARTITION, args.records))
             resources = {
                 "warehouse": warehouse(objects),
                 "object_store": LocalObjectStore(root=str(objects)),

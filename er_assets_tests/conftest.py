@@ -1,15 +1,12 @@
-"""Shared fixtures: every test that touches the local deployment gets its own data folder
-and Dagster instance, so tests never see a developer's .local/ or each other's state."""
+"""Fixtures shared by every folder: each test that touches the local deployment gets its own
+data folder and Dagster instance, so tests never see a developer's .local/ or each other's
+state. Plain helpers are in helpers.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
-from er_assets.config import DEFAULT_CONFIG_PATH, load_config
-from er_assets.ops.sample_data import seed_partition
+from er_assets.config import load_config
 
 
 @pytest.fixture
@@ -41,31 +38,15 @@ def instance(local_env):
         yield inst
 
 
-def run_stages(config, instance, domain: str, stages, partition: str, run_config=None):
-    """Materialise `stages` of `domain` for one partition in this process; a matched stage
-    polls every second (the emulator's jobs take about that)."""
-    import dagster as dg
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on a free localhost port: (controller, its Inbox)."""
+    from aiosmtpd.controller import Controller
 
-    from er_assets.defs.definitions import build_definitions
+    from er_assets_tests.helpers import Inbox, free_port
 
-    job = build_definitions(config).resolve_implicit_global_asset_job_def()
-    if run_config is None and "matched" in stages:
-        run_config = {"ops": {f"{domain}__matched": {"config": {"check_interval": 1}}}}
-    return job.execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config,
-        asset_selection=[dg.AssetKey([domain, s]) for s in stages],
-    )
-
-
-def write_config(tmp_path: Path, mutate) -> Path:
-    """A copy of the shipped configuration changed by `mutate(raw_dict)`."""
-    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    mutate(raw)
-    path = tmp_path / "domains.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def seed(domain, partition: str, records: int, data_dir: Path) -> None:
-    seed_partition(domain, partition, records, data_dir / "warehouse.duckdb")
-
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, inbox
+    controller.stop()

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from er_assets.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-from er_assets_tests.conftest import write_config
+from er_assets_tests.helpers import write_config
 
 
 def test_shipped_configuration_has_the_seed_domains(config):

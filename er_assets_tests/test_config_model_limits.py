@@ -7,7 +7,7 @@ import pytest
 from er_assets import config as cfg
 from er_assets.config import ConfigError, load_config
 from er_assets.emulator.model import service_model
-from er_assets_tests.conftest import write_config
+from er_assets_tests.helpers import write_config
 
 MODEL = service_model("entityresolution")
 

@@ -85,7 +85,7 @@ def test_previous_partitions_stop_at_the_first_partition(config):
 
 def test_a_monthly_schedule_without_a_day_runs_on_the_first(tmp_path):
     from er_assets.config import load_config
-    from er_assets_tests.conftest import write_config
+    from er_assets_tests.helpers import write_config
 
     path = write_config(tmp_path, lambda raw: raw["domains"]["vendors"]["schedule"].pop("day_of_month"))
     vendors = load_config(path).domain("vendors")
