@@ -20,8 +20,8 @@ import sqlglot
 from sqlglot import exp
 
 from er_assets.config import load_config
+from er_assets import layout
 from er_assets.errors import UpstreamRefused
-from er_assets.resources.match_output import is_data_file
 from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.warehouses import snowflake as sf
 from er_assets.resources.warehouses.base import blank_sql
@@ -61,14 +61,14 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
 
     def _output_header(self, cursor, domain, output: str) -> list[str]:
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
-        files = [f for f in sorted(self._folder(output).rglob("*")) if f.is_file() and is_data_file(f.name)]
+        files = [f for f in sorted(self._folder(output).rglob("*")) if f.is_file() and layout.is_data_file(f.name)]
         if not files:
             return []
         with open(files[0], newline="") as handle:
             return next(csv.reader(handle), [])
 
     def _output_counts(self, cursor, domain, output: str, errors: str, threshold) -> tuple:
-        from er_assets.resources.match_output import confidence_summary, error_records, match_counts
+        from er_assets.resources.warehouses.local import confidence_summary, error_records, match_counts
 
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
         folder = self._folder(output)
@@ -86,7 +86,7 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
         return len(rows)
 
 
-PATTERN_CLAUSE = f" PATTERN = '{sf.DATA_FILE_PATTERN}'"
+PATTERN_CLAUSE = f" PATTERN = '{layout.DATA_FILE_PATTERN}'"
 
 
 class _WithoutPattern:
@@ -147,7 +147,7 @@ def create_source(conn, domain, rows: list[dict]) -> None:
 
 def write_output(objects_root: Path, domain, job: str, records: list[tuple[str, str]], name="part-00000.csv") -> str:
     """A match output folder as the service lays it out; returns its success/ URI."""
-    uri = f"{domain.output_prefix}/{domain.workflow_name}/{job}/success/"
+    uri = layout.success_uri(layout.job_folder(layout.output_prefix(domain), domain.workflow_name, job))
     folder = objects_root / uri[len("s3://"):]
     folder.mkdir(parents=True, exist_ok=True)
     header = ["InputSourceARN", "RecordId", "MatchID", "MatchRule", *domain.schema.columns]
@@ -195,7 +195,7 @@ UNLOAD_SNAPSHOT = (
 
 
 def test_unload_statement_snapshot_and_parse(domain):
-    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", domain.extract_uri(PARTITION, "r1"))
+    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", layout.extract_uri(domain, PARTITION, "r1"))
     sql = sf.unload_sql(location, sf.extract_select(domain))
     assert sql == UNLOAD_SNAPSHOT
 
@@ -412,7 +412,7 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
 
 def test_missing_empty_or_unreadable_output_is_refused_and_the_partition_untouched(domain, objects):
     good = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1")])
-    missing = f"{domain.output_prefix}/{domain.workflow_name}/gone/success/"
+    missing = layout.success_uri(layout.job_folder(layout.output_prefix(domain), domain.workflow_name, "gone"))
     header_only = write_output(objects, domain, "job2", [])
     truncated = write_output(objects, domain, "job3", [("C1", "m1"), ("C2", "m2")])
     path = objects / truncated[len("s3://"):] / "part-00000.csv"
@@ -451,7 +451,7 @@ def test_blank_match_ids_are_none_in_the_matched_and_the_loaded_figures(domain, 
     """The matched stage and the load count MatchIDs alike, a blank one (empty, white space,
     zero-width) being none: row_count compares the two and must not fail on such rows."""
     from er_assets.pipeline import checks
-    from er_assets.resources.match_output import match_counts
+    from er_assets.resources.warehouses.local import match_counts
     from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", ""), ("C4", " "),
@@ -496,7 +496,7 @@ def test_extract_profile_and_files(domain, objects):
     stale.write_bytes(b"left by a larger earlier run")
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
-        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1"))
+        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), layout.extract_uri(domain, PARTITION, "r1"))
     assert result.profile == {
         "rows": 6, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
         "null_counts": {"customer_id": 1, "last_name": 1},
@@ -512,7 +512,7 @@ def test_extract_profile_and_files(domain, objects):
         },
     }
     assert result.rows == 6
-    assert result.files == [domain.extract_uri(PARTITION, "r1") + "data_0_0_0.snappy.parquet"]
+    assert result.files == [layout.extract_uri(domain, PARTITION, "r1") + "data_0_0_0.snappy.parquet"]
     written = pq.read_table(objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/run=r1"
                             / "data_0_0_0.snappy.parquet")
     assert written.column_names == domain.schema.columns
@@ -569,11 +569,11 @@ def profiles_in_both_warehouses(domain, objects, tmp_path, records: int, edit) -
 
     local = DuckDBWarehouse(path=str(path), objects_root=str(tmp_path / "local"))
     duckdb_profile = local.unload_extract(domain, day, day + dt.timedelta(days=1),
-                                          domain.extract_uri(PARTITION, "r1")).profile
+                                          layout.extract_uri(domain, PARTITION, "r1")).profile
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
         snowflake_profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
-                                                              domain.extract_uri(PARTITION, "r1")).profile
+                                                              layout.extract_uri(domain, PARTITION, "r1")).profile
     return duckdb_profile, snowflake_profile
 
 
@@ -651,7 +651,7 @@ def test_the_slice_fingerprint_matches_the_extract_and_follows_the_data(domain, 
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
         wh = warehouse(objects)
-        result = wh.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1"))
+        result = wh.unload_extract(domain, day, day + dt.timedelta(days=1), layout.extract_uri(domain, PARTITION, "r1"))
         assert wh.slice_fingerprint(domain, day, day + dt.timedelta(days=1)) == (5, result.fingerprint)
         conn.cursor().execute("UPDATE CUSTOMERS_SOURCE SET CITY = 'y' WHERE CUSTOMER_ID = 'C3'")
         rows_now, changed = wh.slice_fingerprint(domain, day, day + dt.timedelta(days=1))

@@ -16,13 +16,14 @@ from pathlib import Path
 from dagster import get_dagster_logger
 
 from er_assets.config import Domain
+from er_assets.layout import data_files
 from er_assets.errors import ServiceUnavailable
-from er_assets.resources.match_output import data_files
 from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
     SAMPLE_IDS,
     blank_sql as _empty,
+    confidence_figures,
     non_empty_counts,
     ExtractResult,
     LoadResult,
@@ -268,8 +269,6 @@ class DuckDBWarehouse(Warehouse):
         return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True)
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
-        from er_assets.resources.match_output import confidence_summary, error_records, match_counts
-
         # Locally the folder is the data's home: DuckDB reads it in this process, in memory,
         # without the warehouse file (another stage may be writing it).
         store = self._store()
@@ -288,7 +287,7 @@ class DuckDBWarehouse(Warehouse):
         uid = quote(domain.schema.unique_id)
         no_match_id = _empty('"MatchID"')
         counts = con.execute(
-            # A blank MatchID is none, as the matched stage counts them (match_output.match_counts).
+            # A blank MatchID is none, as the matched stage counts them (match_counts).
             f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), "
             f"count(DISTINCT CASE WHEN NOT {no_match_id} THEN \"MatchID\" END) FROM {relation}", params,
         ).fetchone()
@@ -311,3 +310,72 @@ class DuckDBWarehouse(Warehouse):
             if not self._table_exists(con, domain.source.table):
                 return [f"source table {domain.source.table} does not exist in {self.path} (`make demo` seeds sample data)"]
         return []
+
+
+def match_counts(folder: Path) -> tuple[int, int, int]:
+    """(records, MatchIDs, records sharing their MatchID with another) of the data files in
+    `folder` (a job's success/). A blank MatchID (`blank_sql`) is none, as the load counts it."""
+    import duckdb
+
+    files = data_files(folder)
+    if not files:
+        return 0, 0, 0
+    con = duckdb.connect()
+    try:
+        return con.execute(
+            f"""
+            WITH out AS (SELECT "MatchID" AS m FROM read_csv($files, header = true, all_varchar = true)),
+                 sizes AS (SELECT m, count(*) AS n, NOT {_empty('m')} AS assigned FROM out GROUP BY m)
+            SELECT coalesce(sum(n), 0), count_if(assigned), coalesce(sum(n) FILTER (WHERE assigned AND n > 1), 0)
+            FROM sizes
+            """,
+            {"files": files},
+        ).fetchone()
+    finally:
+        con.close()
+
+
+def error_records(folder: Path) -> int:
+    """Rows the service rejected (a job's error/ folder)."""
+    import duckdb
+
+    files = data_files(folder)
+    if not files:
+        return 0
+    con = duckdb.connect()
+    try:
+        return int(con.execute("SELECT count(*) FROM read_csv($f, header = true, all_varchar = true)",
+                               {"f": files}).fetchone()[0])
+    finally:
+        con.close()
+
+
+def confidence_summary(folder: Path, threshold: float) -> dict:
+    """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/)."""
+    import duckdb
+
+    files = data_files(folder)
+    if not files:
+        return confidence_figures(None)
+    con = duckdb.connect()
+    try:
+        header = [row[0] for row in con.execute(
+            "SELECT column_name FROM (DESCRIBE SELECT * FROM read_csv($f, header = true, all_varchar = true))",
+            {"f": files}).fetchall()]
+        if "ConfidenceLevel" not in header:
+            return confidence_figures(header)
+        row = con.execute(
+            f"""
+            WITH out AS (SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c
+                         FROM read_csv($f, header = true, all_varchar = true)),
+                 matched AS (SELECT * FROM out WHERE NOT {_empty('m')}
+                             AND m IN (SELECT m FROM out GROUP BY m HAVING count(*) > 1))
+            SELECT count(*), count(c), count_if(c < $t), count_if(c < 0 OR c > 1), avg(c), min(c),
+                   list(id ORDER BY id) FILTER (WHERE c < $t OR c IS NULL)[1:{SAMPLE_IDS}]
+            FROM matched
+            """,
+            {"f": files, "t": threshold},
+        ).fetchone()
+    finally:
+        con.close()
+    return confidence_figures(header, row)

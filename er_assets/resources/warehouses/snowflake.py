@@ -26,8 +26,8 @@ from contextlib import contextmanager, suppress
 
 from pydantic import Field
 
+from er_assets import layout
 from er_assets.config import IDENTIFIER, Domain
-from er_assets.resources.match_output import DATA_FILE_PATTERN, is_data_file
 from er_assets.resources.object_store import ObjectStore
 from er_assets.resources.warehouses.base import (
     MAX_UNIQUE_ID_LENGTH,
@@ -220,7 +220,7 @@ def copy_staging_sql(staging: str, location: str) -> str:
     # presence and header the load checked.
     return (
         f"COPY INTO {ident(staging)} FROM {copy_location(location)} FILE_FORMAT = ({CSV_FORMAT}) "
-        f"PATTERN = '{DATA_FILE_PATTERN}' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+        f"PATTERN = '{layout.DATA_FILE_PATTERN}' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
     )
 
 
@@ -283,7 +283,7 @@ def output_format_sql() -> str:
 
 
 def _staged(location: str) -> str:
-    return f"{location} (FILE_FORMAT => '{OUTPUT_FORMAT}', PATTERN => '{DATA_FILE_PATTERN}')"
+    return f"{location} (FILE_FORMAT => '{OUTPUT_FORMAT}', PATTERN => '{layout.DATA_FILE_PATTERN}')"
 
 
 def output_header_sql(location: str, width: int) -> str:
@@ -293,7 +293,7 @@ def output_header_sql(location: str, width: int) -> str:
 
 def output_figures_sql(location: str, match_id_position: int) -> str:
     """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`;
-    a blank MatchID is none, as in match_output.match_counts and the load's figures."""
+    a blank MatchID is none, as in local.match_counts and the load's figures."""
     return (
         f"WITH sizes AS (SELECT ${int(match_id_position)} AS match_id, COUNT(*) AS n FROM {_staged(location)} "
         "WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1), "
@@ -305,7 +305,7 @@ def output_figures_sql(location: str, match_id_position: int) -> str:
 
 def output_confidence_sql(location: str, header: list[str]) -> str:
     """`confidence_figures` counts of the matched records (those sharing their MatchID) of an
-    ML_MATCHING output, mirroring match_output.confidence_summary; the threshold is bound as
+    ML_MATCHING output, mirroring local.confidence_summary; the threshold is bound as
     %(threshold)s. The sample ids are picked by a LIMIT before they are aggregated, so the
     array stays SAMPLE_IDS long however many records fall below the threshold."""
     record, match_id, confidence = (header.index(c) + 1 for c in ("RecordId", "MatchID", "ConfidenceLevel"))
@@ -519,7 +519,7 @@ class SnowflakeWarehouse(Warehouse):
             raise ValueError(f"{partition_key!r} is not a partition key (YYYY-MM-DD)")
         table = domain.target.table
         refuse = functools.partial(refuse_output, src_uri, table, partition_key)
-        files = [f for f in self.object_store.list_files(src_uri) if is_data_file(f)]
+        files = [f for f in self.object_store.list_files(src_uri) if layout.is_data_file(f)]
         if not files:
             raise refuse("has no data files (missing or emptied)")
         with self.connect() as conn:
@@ -679,7 +679,7 @@ class SnowflakeWarehouse(Warehouse):
         domain's extract prefix, then removed through the object store as stale extracts are."""
         import uuid
 
-        scratch = f"{domain.extract_prefix}/_doctor/{uuid.uuid4().hex}/"
+        scratch = layout.probe_prefix(domain, uuid.uuid4().hex)
         location = self.location(scratch)
         try:
             with self.connect() as conn:
@@ -692,7 +692,7 @@ class SnowflakeWarehouse(Warehouse):
 
     def check_ready(self, domain: Domain) -> list[str]:
         problems = []
-        for uri in (domain.extract_prefix, domain.output_prefix):
+        for uri in (layout.extract_prefix(domain), layout.output_prefix(domain)):
             try:
                 self.location(uri + "/")
             except ValueError as exc:
