@@ -24,7 +24,8 @@ from er_assets import layout
 from er_assets.errors import UpstreamRefused
 from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.warehouses import snowflake as sf
-from er_assets.resources.warehouses.base import blank_sql
+from er_assets.resources.warehouses.base import SAMPLE_IDS
+from er_assets.resources.warehouses.queries import blank_sql
 
 BUCKET = "er-data-lake"
 STAGE = "ER_STAGE"
@@ -230,10 +231,12 @@ def test_load_statement_snapshot_and_parse():
 OUTPUT_URI = f"s3://{BUCKET}/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 FIGURES_SNAPSHOT = (
-    "WITH sizes AS (SELECT $3 AS match_id, COUNT(*) AS n FROM " + OUTPUT
-    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1), "
-    f"assigned AS (SELECT n, NOT {blank_sql('match_id')} AS assigned FROM sizes) "
-    "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(IFF(assigned AND n > 1, n, 0)), 0) FROM assigned"
+    "WITH output_rows AS (SELECT $3 AS m FROM " + OUTPUT
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
+    "sizes AS (SELECT m, COUNT(*) AS n FROM output_rows GROUP BY m), "
+    f"assigned AS (SELECT n, NOT {blank_sql('m')} AS assigned FROM sizes) "
+    "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN n ELSE 0 END), 0) "
+    "FROM assigned"
 )
 
 
@@ -253,10 +256,10 @@ def test_match_figures_statements_snapshot_and_parse(domain):
 
 
 CONFIDENCE_SNAPSHOT = (
-    "WITH out AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM " + OUTPUT
+    "WITH output_rows AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM " + OUTPUT
     + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
-    f"matched AS (SELECT * FROM out WHERE NOT {blank_sql('m')} "
-    "AND m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
+    f"matched AS (SELECT * FROM output_rows WHERE NOT {blank_sql('m')} "
+    "AND m IN (SELECT m FROM output_rows GROUP BY m HAVING COUNT(*) > 1)), "
     "samples AS (SELECT id FROM matched WHERE c < %(threshold)s OR c IS NULL ORDER BY id LIMIT 5) "
     "SELECT COUNT(*), COUNT(c), COUNT_IF(c < %(threshold)s), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
     "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
@@ -274,8 +277,8 @@ def test_confidence_statement_snapshot_and_parse():
     assert [type(e).__name__ for e in tree.expressions] == ["Count", "Count", "CountIf", "CountIf", "Avg", "Min",
                                                             "Subquery"]
     ctes = {c.alias: c.this for c in tree.args["with_"].expressions}
-    assert list(ctes) == ["out", "matched", "samples"]
-    assert ctes["samples"].args["limit"].expression.name == str(sf.SAMPLE_IDS)
+    assert list(ctes) == ["output_rows", "matched", "samples"]
+    assert ctes["samples"].args["limit"].expression.name == str(SAMPLE_IDS)
 
 
 def test_ml_confidence_figures_are_counted_in_the_warehouse(objects):
