@@ -17,9 +17,12 @@ import pytest
 
 from er_assets.config import load_config
 from er_assets.resources.warehouses import queries
-from er_assets.resources.warehouses.base import assemble_profile, confidence_figures, target_figures
+from er_assets.resources.warehouses import local, snowflake
+from er_assets.resources.warehouses.base import assemble_profile, confidence_figures, schema_problems, target_figures
 from er_assets.resources.warehouses.local import DUCKDB
 from er_assets.resources.warehouses.snowflake import SNOWFLAKE
+
+NOT_TEXT = {DUCKDB: local.NOT_TEXT_TYPES, SNOWFLAKE: snowflake.NOT_TEXT_TYPES}
 
 DAY = dt.date(2024, 3, 5)
 BLANKS = ["", " ", "\t", "\u00a0", "\u200b", "\u3000 \ufeff"]
@@ -74,23 +77,27 @@ def match_rows(domain) -> list[dict]:
 @contextmanager
 def both(tmp_path: Path, table: str, rows: list[dict], columns: list[str], types: dict | None = None):
     """The same rows in a DuckDB table `table` and in a fakesnow table of Snowflake's upper-case
-    names; yields a `run(rendered, params, fetch)` for each engine."""
+    names (`types`: column -> type, or (DuckDB's, Snowflake's)); yields a `run(sql, params,
+    many)` for each engine."""
     import fakesnow
     import snowflake.connector
 
-    types = types or {}
+    types = {c: kind if isinstance(kind, tuple) else (kind, kind) for c, kind in (types or {}).items()}
     con = duckdb.connect()
-    body = ", ".join(f"{DUCKDB.ident(c)} {types.get(c, 'VARCHAR')}" for c in columns)
+    body = ", ".join(f"{DUCKDB.ident(c)} {types.get(c, ('VARCHAR',) * 2)[0]}" for c in columns)
     con.execute(f"CREATE TABLE {DUCKDB.ident(table)} ({body})")
-    con.executemany(f"INSERT INTO {DUCKDB.ident(table)} VALUES ({', '.join('?' for _ in columns)})",
-                    [[r.get(c) for c in columns] for r in rows])
+    if rows:
+        con.executemany(f"INSERT INTO {DUCKDB.ident(table)} VALUES ({', '.join('?' for _ in columns)})",
+                        [[r.get(c) for c in columns] for r in rows])
     with fakesnow.patch():
         conn = snowflake.connector.connect(database="ER", schema="PUBLIC")
         cursor = conn.cursor()
-        body = ", ".join(f"{SNOWFLAKE.ident(c)} {types.get(c, 'VARCHAR')}" for c in columns)
+        body = ", ".join(f"{SNOWFLAKE.ident(c)} {types.get(c, ('VARCHAR',) * 2)[1]}" for c in columns)
         cursor.execute(f"CREATE TABLE {SNOWFLAKE.ident(table)} ({body})")
-        cursor.executemany(f"INSERT INTO {SNOWFLAKE.ident(table)} VALUES ({', '.join(f'%({c})s' for c in columns)})",
-                           [{c: r.get(c) for c in columns} for r in rows])
+        if rows:
+            values = ", ".join(f"%({c})s" for c in columns)
+            cursor.executemany(f"INSERT INTO {SNOWFLAKE.ident(table)} VALUES ({values})",
+                               [{c: r.get(c) for c in columns} for r in rows])
 
         def run_duckdb(sql, params=None, many=False):
             result = con.execute(sql, params or {})
@@ -187,10 +194,30 @@ def test_the_matched_stage_counts_and_confidence_agree_on_both_engines(domain, t
     assert (confidence["mean"], confidence["min"], confidence["sample_ids"]) == (0.89, 0.4, ["R2", "R3", "R8", "R9"])
 
 
+def test_the_catalogue_queries_name_the_same_problems_on_both_engines(domain, tmp_path):
+    """A missing column, one that cannot be text and a partition column that is no date are
+    found alike; a missing table too."""
+    columns = [c for c in domain.schema.columns if c != "email"] + [domain.source.partition_column]
+    types = {"phone": ("INTEGER[]", "VARIANT"), "load_date": "VARCHAR"}
+    spelt = {DUCKDB: str.lower, SNOWFLAKE: str.upper}  # as each catalogue keeps the names
+    with both(tmp_path, domain.source.table, [], columns, types) as engines:
+        for dialect, run in engines.items():
+            name = spelt[dialect](domain.source.table)
+            assert run(queries.table_exists_sql(dialect), {"name": name})[0] == 1
+            assert run(queries.table_exists_sql(dialect), {"name": spelt[dialect]("nowhere")})[0] == 0
+            found = dict(run(queries.columns_sql(dialect), {"name": name}, many=True))
+            problems = schema_problems(domain, found, NOT_TEXT[dialect], "here")
+            assert problems.pop("phone").endswith("cannot be extracted as text"), dialect
+            assert problems == {"email": "missing", "load_date": f"type {found['LOAD_DATE']} is not a DATE or TIMESTAMP"}
+            nowhere = dict(run(queries.columns_sql(dialect), {"name": "NOWHERE"}, many=True))
+            assert schema_problems(domain, nowhere, NOT_TEXT[dialect], "here") == {
+                domain.source.table: "table not found in here"}
+
+
 def test_no_warehouse_spells_a_measuring_query_of_its_own():
     """The warehouses keep only where their rows are and their dialect's fragments: a count
     written in one of them would be a query kept in step by hand again."""
     folder = Path(queries.__file__).parent
     for name in ("local.py", "snowflake.py"):
         text = (folder / name).read_text()
-        assert not re.search(r"count_if|COUNT\(DISTINCT|TRANSLATE\(|HASH\(", text, re.IGNORECASE), name
+        assert not re.search(r"count_if|COUNT\(DISTINCT|TRANSLATE\(|HASH\(|information_schema", text, re.IGNORECASE), name

@@ -66,6 +66,24 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
     }
 
 
+def schema_problems(domain: Domain, found: dict[str, str], not_text: tuple[str, ...], where: str) -> dict[str, str]:
+    """`Warehouse.source_schema_problems` from the source table's columns as the warehouse's
+    catalogue lists them (`found`: upper-case name -> type, empty when the table is not in
+    `where`); `not_text`: the type prefixes that cannot be extracted as text."""
+    if not found:
+        return {domain.source.table: f"table not found in {where}"}
+    part = domain.source.partition_column
+    problems = {c: "missing" for c in [*domain.schema.columns, part] if c.upper() not in found}
+    for column in domain.schema.columns:
+        kind = found.get(column.upper(), "")
+        if kind.upper().startswith(not_text) or "[" in kind:  # `[` marks DuckDB's LIST and ARRAY types
+            problems[column] = f"type {kind} cannot be extracted as text"
+    date_kind = found.get(part.upper())
+    if date_kind and not date_kind.upper().startswith(("DATE", "TIMESTAMP")):
+        problems[part] = f"type {date_kind} is not a DATE or TIMESTAMP"
+    return problems
+
+
 def target_figures(counts, samples) -> dict:
     """Rows, duplicate record ids, rows without a MatchID and distinct MatchIDs of a partition's
     rows (staged or in the target), with sample ids; `samples` are (label, record id) rows,

@@ -28,6 +28,7 @@ from er_assets.resources.warehouses.base import (
     confidence_figures,
     match_figures,
     refuse_output,
+    schema_problems,
     target_figures,
 )
 
@@ -175,23 +176,8 @@ class DuckDBWarehouse(Warehouse):
 
     def source_schema_problems(self, domain: Domain) -> dict[str, str]:
         with self.connect() as con:
-            found = dict(con.execute(
-                "SELECT lower(column_name), data_type FROM information_schema.columns "
-                "WHERE table_name = ? AND table_schema = current_schema()",
-                [domain.source.table],
-            ).fetchall())
-        if not found:
-            return {domain.source.table: f"table not found in {self.path}"}
-        problems = {c: "missing" for c in [*domain.schema.columns, domain.source.partition_column]
-                    if c.lower() not in found}
-        for column in domain.schema.columns:
-            kind = found.get(column.lower(), "")
-            if kind.startswith(NOT_TEXT_TYPES) or "[" in kind:  # `[` marks LIST and ARRAY types
-                problems[column] = f"type {kind} cannot be extracted as text"
-        date_kind = found.get(domain.source.partition_column.lower())
-        if date_kind and not date_kind.startswith(("DATE", "TIMESTAMP")):
-            problems[domain.source.partition_column] = f"type {date_kind} is not a DATE or TIMESTAMP"
-        return problems
+            found = dict(con.execute(queries.columns_sql(DUCKDB), {"name": domain.source.table}).fetchall())
+        return schema_problems(domain, found, NOT_TEXT_TYPES, self.path)
 
     def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept) -> LoadResult:
         import duckdb
@@ -248,7 +234,7 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _table_exists(con, table: str) -> bool:
-        return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0])
+        return bool(con.execute(queries.table_exists_sql(DUCKDB), {"name": table}).fetchone()[0])
 
     @staticmethod
     def _figures(con, domain: Domain) -> dict:

@@ -78,6 +78,21 @@ def non_empty_counts(dialect: Dialect, domain: Domain, columns: list[str] | None
     return [f"COUNT_IF(NOT {blank_sql(dialect.column_text(c))})" for c in columns or domain.schema.columns]
 
 
+# --- the catalogue --------------------------------------------------------------------------
+
+
+def table_exists_sql(dialect: Dialect) -> str:
+    """1 when the table bound as `name` (as the catalogue spells it) is in the current schema."""
+    return ("SELECT COUNT(*) FROM information_schema.tables "
+            f"WHERE table_schema = CURRENT_SCHEMA() AND table_name = {dialect.param.format('name')}")
+
+
+def columns_sql(dialect: Dialect) -> str:
+    """(upper-case name, type) of each column of the table bound as `name`, in the current schema."""
+    return ("SELECT UPPER(column_name), data_type FROM information_schema.columns "
+            f"WHERE table_schema = CURRENT_SCHEMA() AND table_name = {dialect.param.format('name')}")
+
+
 # --- the extract's slice ---------------------------------------------------------------------
 
 

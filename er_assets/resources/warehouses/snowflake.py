@@ -39,6 +39,7 @@ from er_assets.resources.warehouses.base import (
     confidence_figures,
     match_figures,
     refuse_output,
+    schema_problems,
     target_figures,
 )
 
@@ -232,13 +233,7 @@ def output_rows_sql(location: str) -> str:
     return _records(location, "COUNT(*)")
 
 
-TABLE_EXISTS_SQL = (
-    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
-)
-COLUMNS_SQL = (
-    "SELECT column_name, data_type FROM information_schema.columns "
-    "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
-)
+TABLE_EXISTS_SQL, COLUMNS_SQL = queries.table_exists_sql(SNOWFLAKE), queries.columns_sql(SNOWFLAKE)
 # Semi-structured, binary and spatial types: their text form is not a value Entity Resolution
 # can match (VARIANT may hold objects, so it is refused too: cast it to VARCHAR in a view).
 NOT_TEXT_TYPES = ("VARIANT", "OBJECT", "ARRAY", "MAP", "BINARY", "GEOGRAPHY", "GEOMETRY", "VECTOR", "FILE")
@@ -406,19 +401,8 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             cursor = conn.cursor()
             cursor.execute(COLUMNS_SQL, {"name": domain.source.table.upper()})
-            found = {name.upper(): kind.upper() for name, kind in cursor.fetchall()}
-        if not found:
-            return {domain.source.table: f"table not found in {self.database}.{self.schema_name} or not visible"}
-        part = domain.source.partition_column
-        problems = {c: "missing" for c in [*domain.schema.columns, part] if c.upper() not in found}
-        for column in domain.schema.columns:
-            kind = found.get(column.upper(), "")
-            if kind.startswith(NOT_TEXT_TYPES):
-                problems[column] = f"type {kind} cannot be extracted as text"
-        date_kind = found.get(part.upper())
-        if date_kind and not date_kind.startswith(("DATE", "TIMESTAMP")):
-            problems[part] = f"type {date_kind} is not a DATE or TIMESTAMP"
-        return problems
+            found = {name: kind.upper() for name, kind in cursor.fetchall()}
+        return schema_problems(domain, found, NOT_TEXT_TYPES, f"{self.database}.{self.schema_name} or not visible")
 
     # --- load ----------------------------------------------------------------------------------
 
