@@ -15,11 +15,11 @@ import time
 import pytest
 
 from er_assets import exit_codes
-from er_assets import layout
 from er_assets.resources.deployment import local_paths
 from er_assets.emulator.faults import FAULTS_ENV, FaultSpecError, load
 from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.errors import PipelineError
+from er_assets import layout
 from er_assets.pipeline.matching_job import Patience, run_matching_job
 from er_assets_tests.conftest import seed
 from er_assets_tests.test_matching_job import Clock

@@ -5,7 +5,6 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from er_assets import layout
 from er_assets.resources.deployment import local_resources, local_paths
 
 
@@ -66,6 +65,7 @@ def test_job_runs_asynchronously_and_writes_the_service_layout(clients, config, 
     er, glue = clients
     domain = config.domain("vendors")
     seed(domain, "2026-10-01", 300, local_env)
+    from er_assets import layout
     from er_assets.resources.warehouses.local import DuckDBWarehouse
     import datetime as dt
 
