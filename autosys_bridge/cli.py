@@ -59,6 +59,7 @@ def _resolve(args, record: bool = False):
 
 
 def cmd_params(args) -> int:
+    from er_assets import layout
     from er_assets.partitions import business_dates
 
     config, domain, partition = _resolve(args)
@@ -72,8 +73,8 @@ def cmd_params(args) -> int:
         "end_date": end.isoformat(),
         "source_table": domain.source.table,
         "target_table": domain.target.table,
-        "extract_prefix": domain.partition_prefix(partition),
-        "output_prefix": domain.output_prefix,
+        "extract_prefix": layout.partition_prefix(domain, partition),
+        "output_prefix": layout.output_prefix(domain),
         "workflow_name": domain.workflow_name,
         "glue_table": f"{config.settings.glue_database}.{domain.glue_table}",
         "region": config.settings.region,

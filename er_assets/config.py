@@ -559,23 +559,6 @@ class Domain(_Model):
         measured = [self.schema.columns, self.schema.unique_id, self.dq.required_fields, self.format_fields]
         return hashlib.sha256(json.dumps(measured).encode()).hexdigest()[:16]
 
-    @property
-    def extract_prefix(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}/extract"
-
-    @property
-    def output_prefix(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}/output"
-
-    def partition_prefix(self, partition_key: str) -> str:
-        return f"{self.extract_prefix}/partition={partition_key}/"
-
-    def extract_uri(self, partition_key: str, run_id: str) -> str:
-        """Where one run's extract of a partition goes. Every run writes its own prefix, so
-        an extract that fails halfway never mixes files into the one the last checked
-        materialisation points at (S3 has no atomic rename)."""
-        return f"{self.partition_prefix(partition_key)}run={run_id}/"
-
 
 class Configuration(_Model):
     path: Path

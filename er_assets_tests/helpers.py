@@ -24,7 +24,7 @@ from botocore.session import Session
 from er_assets.config import DEFAULT_CONFIG_PATH
 from er_assets.emulator.matching import run_matching
 from er_assets.ops.sample_data import seed_partition
-from er_assets.resources.match_output import is_data_file
+from er_assets import layout
 from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.warehouses import snowflake as sf
 
@@ -133,14 +133,14 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
 
     def _output_header(self, cursor, domain, output: str) -> list[str]:
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
-        files = [f for f in sorted(self._folder(output).rglob("*")) if f.is_file() and is_data_file(f.name)]
+        files = [f for f in sorted(self._folder(output).rglob("*")) if f.is_file() and layout.is_data_file(f.name)]
         if not files:
             return []
         with open(files[0], newline="") as handle:
             return next(csv.reader(handle), [])
 
     def _output_counts(self, cursor, domain, output: str, errors: str, threshold) -> tuple:
-        from er_assets.resources.match_output import confidence_summary, error_records, match_counts
+        from er_assets.resources.warehouses.local import confidence_summary, error_records, match_counts
 
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
         folder = self._folder(output)
@@ -158,7 +158,7 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
         return len(rows)
 
 
-PATTERN_CLAUSE = f" PATTERN = '{sf.DATA_FILE_PATTERN}'"
+PATTERN_CLAUSE = f" PATTERN = '{layout.DATA_FILE_PATTERN}'"
 
 
 class _WithoutPattern:

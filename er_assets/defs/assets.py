@@ -13,6 +13,7 @@ import dagster as dg
 from er_assets.pipeline import checks, gate
 from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
 from er_assets.config import Domain, Settings
+from er_assets import layout
 from er_assets.resources.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream, UpstreamRefused
 from er_assets.resources.match_output import find_output
@@ -84,7 +85,7 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
         with recording(context, history, name, "extract") as record:
             started, read_before = time.monotonic(), bytes_read()
             start, end = business_dates(domain, context.partition_key)
-            uri = domain.extract_uri(context.partition_key, context.run_id)
+            uri = layout.extract_uri(domain, context.partition_key, context.run_id)
             metadata = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
             drift = warehouse.source_schema_problems(domain)
             if drift:

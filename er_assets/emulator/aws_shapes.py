@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Any
 
 from er_assets.config import Domain, Settings
+from er_assets import layout
 
 # The configuration has no creation history; fixed timestamps keep responses reproducible.
 CREATED_AT = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -65,7 +66,7 @@ def matching_workflow_request(domain: Domain, settings: Settings) -> dict[str, A
     """The CreateMatchingWorkflow input for the domain (`--cli-input-json`). No
     incrementalRunConfig: jobs start only when the pipeline starts them."""
     output = {
-        "outputS3Path": domain.output_prefix,
+        "outputS3Path": layout.output_prefix(domain),
         "output": [{"name": name} for name in domain.schema.columns],
         # Matching normalises the input; the output keeps the values as extracted, so the
         # target table gets names in every script exactly as the source had them.

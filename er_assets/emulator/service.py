@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from er_assets import layout
 from er_assets.config import Configuration
 
 ACTIVE = ("QUEUED", "RUNNING")
@@ -310,7 +311,7 @@ class Emulator:
             "Parameters": {"classification": "parquet"},
             "StorageDescriptor": {
                 "Columns": [{"Name": c, "Type": "string"} for c in domain.schema.columns],
-                "Location": domain.extract_prefix + "/",
+                "Location": layout.extract_prefix(domain) + "/",
             },
         }
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from er_assets.config import Configuration, Domain
+from er_assets import layout
 from er_assets.emulator.aws_shapes import matching_workflow_request, schema_mapping_request
 
 TEMPLATE_NAME = "entity-resolution.template.json"
@@ -69,7 +70,7 @@ def _glue_table(domain: Domain, database: str) -> dict:
                 "Parameters": {"classification": "parquet"},
                 "StorageDescriptor": {
                     "Columns": [{"Name": column, "Type": "string"} for column in domain.schema.columns],
-                    "Location": domain.extract_prefix + "/",
+                    "Location": layout.extract_prefix(domain) + "/",
                     "InputFormat": f"{PARQUET}.MapredParquetInputFormat",
                     "OutputFormat": f"{PARQUET}.MapredParquetOutputFormat",
                     "SerdeInfo": {"SerializationLibrary": f"{PARQUET}.serde.ParquetHiveSerDe"},
@@ -97,14 +98,14 @@ def _role(config: Configuration, domains: list[Domain]) -> dict:
     path, name = _role_name(settings.role_arn)
     buckets: dict[str, list[str]] = {}
     for domain in domains:
-        buckets.setdefault(domain.bucket, []).extend([f"{domain.prefix}/extract/*", f"{domain.prefix}/output/*"])
+        buckets.setdefault(domain.bucket, []).extend([f"{layout.extract_key(domain)}/*", f"{layout.output_key(domain)}/*"])
 
-    def objects(kind: str) -> list[dict]:
-        return [_arn("s3", f"{d.bucket}/{d.prefix}/{kind}/*", regional=False) for d in domains]
+    def objects(key) -> list[dict]:
+        return [_arn("s3", f"{d.bucket}/{key(d)}/*", regional=False) for d in domains]
 
     statements = [
-        {"Sid": "ReadExtracts", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects("extract")},
-        {"Sid": "WriteOutput", "Effect": "Allow", "Action": "s3:PutObject", "Resource": objects("output")},
+        {"Sid": "ReadExtracts", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects(layout.extract_key)},
+        {"Sid": "WriteOutput", "Effect": "Allow", "Action": "s3:PutObject", "Resource": objects(layout.output_key)},
         *({"Sid": f"ListPrefixes{i}", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
            "Resource": _arn("s3", bucket, regional=False),
            "Condition": {"StringLike": {"s3:prefix": prefixes}}} for i, (bucket, prefixes) in enumerate(buckets.items())),

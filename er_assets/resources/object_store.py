@@ -121,7 +121,9 @@ class S3ObjectStore(ObjectStore):
     profile_name: str | None = None
     endpoint_url: str | None = None
 
-    def _client(self):
+    def client(self):
+        """The boto3 S3 client of this store's profile, region and endpoint, every GetObject it
+        makes counted in `bytes_read`: the one way to the bucket, for this module and others."""
         import boto3
 
         session = boto3.session.Session(profile_name=self.profile_name, region_name=self.region_name)
@@ -138,10 +140,10 @@ class S3ObjectStore(ObjectStore):
 
     def list_files(self, prefix_uri: str) -> list[str]:
         bucket, _ = split_uri(prefix_uri)
-        return [f"s3://{bucket}/{key}" for key in self._keys(self._client(), prefix_uri)]
+        return [f"s3://{bucket}/{key}" for key in self._keys(self.client(), prefix_uri)]
 
     def delete_prefix(self, prefix_uri: str) -> int:
-        client = self._client()
+        client = self.client()
         bucket, _ = split_uri(prefix_uri)
         keys = self._keys(client, prefix_uri)
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys

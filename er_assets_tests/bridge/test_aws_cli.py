@@ -9,6 +9,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from er_assets.ops.cloudformation import TEMPLATE_NAME, template
+from er_assets import layout
 from er_assets.config import load_config
 from er_assets.emulator.model import problems, service_model
 from er_assets_tests.helpers import write_config
@@ -85,7 +86,7 @@ def test_the_template_deploys_exactly_the_requests(config):
     assert workflow["ResolutionTechniques"]["RuleBasedProperties"]["Rules"][0] == {
         "RuleName": request["resolutionTechniques"]["ruleBasedProperties"]["rules"][0]["ruleName"],
         "MatchingKeys": request["resolutionTechniques"]["ruleBasedProperties"]["rules"][0]["matchingKeys"]}
-    assert workflow["OutputSourceConfig"][0]["OutputS3Path"] == domain.output_prefix
+    assert workflow["OutputSourceConfig"][0]["OutputS3Path"] == layout.output_prefix(domain)
     assert workflow["InputSourceConfig"][0]["SchemaArn"] == {"Fn::GetAtt": ["VendorsSchemaMapping", "SchemaArn"]}
     table = resources["VendorsGlueTable"]["Properties"]["TableInput"]
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == domain.schema.columns

@@ -66,17 +66,18 @@ def test_job_runs_asynchronously_and_writes_the_service_layout(clients, config, 
     er, glue = clients
     domain = config.domain("vendors")
     seed(domain, "2026-10-01", 300, local_env)
+    from er_assets import layout
     from er_assets.resources.warehouses.local import DuckDBWarehouse
     import datetime as dt
 
     paths = local_paths()
     DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=str(paths["objects"])).unload_extract(
-        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), domain.extract_uri("2026-10-01", "r1"))
+        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), layout.extract_uri(domain, "2026-10-01", "r1"))
     from er_assets.pipeline.matching_job import point_glue_table
 
-    point_glue_table(glue, "entity_resolution", "vendors_input", domain.extract_uri("2026-10-01", "r1"))
+    point_glue_table(glue, "entity_resolution", "vendors_input", layout.extract_uri(domain, "2026-10-01", "r1"))
     assert glue.get_table(DatabaseName="entity_resolution", Name="vendors_input")["Table"]["StorageDescriptor"][
-        "Location"] == domain.extract_uri("2026-10-01", "r1")
+        "Location"] == layout.extract_uri(domain, "2026-10-01", "r1")
 
     job_id = er.start_matching_job(workflowName="vendor-matching-workflow")["jobId"]
     first = er.get_matching_job(workflowName="vendor-matching-workflow", jobId=job_id)

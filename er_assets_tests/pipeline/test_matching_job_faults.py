@@ -19,6 +19,7 @@ from er_assets.environment import local_paths
 from er_assets.emulator.faults import FAULTS_ENV, FaultSpecError, load
 from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.errors import PipelineError
+from er_assets import layout
 from er_assets.pipeline.matching_job import Patience, run_matching_job
 from er_assets_tests.helpers import Clock, seed
 
@@ -56,7 +57,7 @@ def extract(config, local_env):
     domain = config.domain("vendors")
     seed(domain, "2026-10-01", 200, local_env)
     paths = local_paths()
-    uri = domain.extract_uri("2026-10-01", "r1")
+    uri = layout.extract_uri(domain, "2026-10-01", "r1")
     DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=str(paths["objects"])).unload_extract(
         domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), uri)
     return lambda glue: point_glue_table(glue, "entity_resolution", domain.glue_table, uri)

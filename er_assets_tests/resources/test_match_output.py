@@ -3,7 +3,8 @@
 import pytest
 
 from er_assets.errors import MatchOutputMissing
-from er_assets.resources.match_output import find_output, match_counts
+from er_assets.resources.match_output import find_output
+from er_assets.resources.warehouses.local import match_counts
 from er_assets.resources.object_store import LocalObjectStore
 
 JOB = "0123456789abcdef0123456789abcdef"

@@ -61,7 +61,7 @@ def test_what_s3_sends_is_counted_as_read_and_listing_reads_nothing(aws):
     before = bytes_read()
     store.list_files(f"s3://{BUCKET}/entity-resolution/")
     assert bytes_read() == before
-    store._client().get_object(Bucket=BUCKET, Key=key, Range="bytes=0-1023")["Body"].read()
+    store.client().get_object(Bucket=BUCKET, Key=key, Range="bytes=0-1023")["Body"].read()
     assert bytes_read() - before == 1024  # the ranged GET, not the 1.2 MB object
 
 

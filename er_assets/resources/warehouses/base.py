@@ -16,24 +16,6 @@ from er_assets.config import Domain
 
 # Unique ids longer than this are rejected by rule-based matching (AWS Entity Resolution).
 MAX_UNIQUE_ID_LENGTH = 38
-# Blank means blank in every script: a value of only these characters counts as empty in
-# required_fields and unique_ids. Every Unicode white-space character (tab, newline, no-break
-# space, ideographic space...) and the invisible format characters pasted with ids: zero-width
-# space, non-joiner and joiner, word joiner, byte-order mark, soft hyphen, Mongolian vowel
-# separator.
-BLANK_CHARACTERS = "".join(sorted(
-    {c for c in map(chr, range(0x3001)) if c.isspace()} | set("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")))
-
-
-def blank_sql(text: str) -> str:
-    """SQL that is true when `text` is NULL or only blank characters, in DuckDB and Snowflake
-    alike: TRANSLATE deletes the characters its target has no counterpart for (both engines
-    document it so), and CHR spells them without control characters in the statement."""
-    others = [c for c in BLANK_CHARACTERS if c != " "]
-    alphabet = " || ".join(f"CHR({ord(c)})" for c in [" ", *others])
-    return f"({text} IS NULL OR TRIM(TRANSLATE({text}, {alphabet}, ' ')) = '')"
-
-
 # Offending record ids a check shows per problem: enough to start looking, and ids only,
 # never values, so no personal data reaches the event log.
 SAMPLE_IDS = 5
@@ -53,7 +35,7 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
 
     `counts`: rows, empty ids, duplicate ids, long ids, each required field's empty values,
     then per format field its non-empty values and those not of the expected shape, then
-    each schema column's non-empty values (`non_empty_counts`).
+    each schema column's non-empty values (queries.profile_sql).
     `samples`: (label, record id) rows, labels as `sample_labels` names them; at most
     SAMPLE_IDS per label, so this loops over a handful of ids, never over records.
     """
@@ -84,11 +66,22 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
     }
 
 
-def non_empty_counts(domain: Domain, text, columns: list[str] | None = None) -> list[str]:
-    """Per schema column (or per one of `columns`), the SQL counting its non-empty values
-    (`text(column)` reads it as text): the extract and the match output are counted alike,
-    so a value lost on the way shows."""
-    return [f"COUNT_IF(NOT {blank_sql(text(column))})" for column in columns or domain.schema.columns]
+def schema_problems(domain: Domain, found: dict[str, str], not_text: tuple[str, ...], where: str) -> dict[str, str]:
+    """`Warehouse.source_schema_problems` from the source table's columns as the warehouse's
+    catalogue lists them (`found`: upper-case name -> type, empty when the table is not in
+    `where`); `not_text`: the type prefixes that cannot be extracted as text."""
+    if not found:
+        return {domain.source.table: f"table not found in {where}"}
+    part = domain.source.partition_column
+    problems = {c: "missing" for c in [*domain.schema.columns, part] if c.upper() not in found}
+    for column in domain.schema.columns:
+        kind = found.get(column.upper(), "")
+        if kind.upper().startswith(not_text) or "[" in kind:  # `[` marks DuckDB's LIST and ARRAY types
+            problems[column] = f"type {kind} cannot be extracted as text"
+    date_kind = found.get(part.upper())
+    if date_kind and not date_kind.upper().startswith(("DATE", "TIMESTAMP")):
+        problems[part] = f"type {date_kind} is not a DATE or TIMESTAMP"
+    return problems
 
 
 def target_figures(counts, samples) -> dict:

@@ -16,21 +16,19 @@ from pathlib import Path
 from dagster import get_dagster_logger
 
 from er_assets.config import Domain
+from er_assets.layout import data_files
 from er_assets.errors import ServiceUnavailable
-from er_assets.resources.match_output import data_files
 from er_assets.resources.object_store import LocalObjectStore
+from er_assets.resources.warehouses import queries
 from er_assets.resources.warehouses.base import (
-    MAX_UNIQUE_ID_LENGTH,
-    SAMPLE_IDS,
-    blank_sql as _empty,
-    non_empty_counts,
     ExtractResult,
     LoadResult,
     Warehouse,
     assemble_profile,
-    refuse_output,
+    confidence_figures,
     match_figures,
-    sample_labels,
+    refuse_output,
+    schema_problems,
     target_figures,
 )
 
@@ -48,21 +46,13 @@ def literal(path: Path | str) -> str:
 NOT_TEXT_TYPES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT")
 
 
-def _text(column: str) -> str:
-    return f"CAST({quote(column)} AS VARCHAR)"
-
-
-def _problems(domain: Domain, uid: str) -> dict[str, str]:
-    """The condition a record meets when it has each sampled problem (see `sample_labels`).
-
-    Format patterns are bound as $fmt<i>, in `domain.format_fields` order."""
-    problems = {"long_ids": f"length({uid}) > {MAX_UNIQUE_ID_LENGTH}"}
-    problems.update({f"null:{f}": _empty(_text(f)) for f in domain.dq.required_fields})
-    problems.update({
-        f"format:{name}": f"NOT {_empty(_text(name))} AND NOT regexp_full_match(trim({_text(name)}), $fmt{i})"
-        for i, (name, _, _) in enumerate(domain.format_fields)
-    })
-    return problems
+# DuckDB's fragments of the shared queries.
+DUCKDB = queries.Dialect(ident=quote, text="CAST({} AS VARCHAR)", full_match="regexp_full_match", param="${}",
+                         ordered_array="LIST(id ORDER BY id)")
+# The extract's slice, a view of the connection (`_slice_view`); the staged match rows, a temp table.
+SLICE, STAGED = "SELECT * FROM extract_slice", "SELECT * FROM staged"
+# A match output's data files, bound as $files, every value as text.
+OUTPUT_CSV = "read_csv($files, header = true, all_varchar = true)"
 
 
 def _remove_dead_staging(partition_folder: Path) -> None:
@@ -168,60 +158,26 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _fingerprint(con, domain: Domain) -> tuple[int, str]:
-        texts = ", ".join(_text(c) for c in domain.schema.columns)
-        rows, total = con.execute(f"SELECT count(*), coalesce(sum(hash({texts})), 0) FROM extract_slice").fetchone()
-        return int(rows), str(total)
+        rows, total = con.execute(queries.fingerprint_sql(DUCKDB, domain, SLICE)).fetchone()
+        return int(rows), total
 
     def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
         with self.connect() as con:
             self._slice_view(con, domain, start, end)
             return self._fingerprint(con, domain)
 
-    def _profile(self, con, domain: Domain) -> dict:
+    @staticmethod
+    def _profile(con, domain: Domain) -> dict:
         """Counts in one pass over the slice, then a few sample ids per problem."""
-        uid = _text(domain.schema.unique_id)
-        problems = _problems(domain, uid)
-        params = {f"fmt{i}": pattern for i, (_, _, pattern) in enumerate(domain.format_fields)}
-        counts = [f"count_if({problems['long_ids']})"]
-        counts += [f"count_if({problems[f'null:{f}']})" for f in domain.dq.required_fields]
-        for name, _, _ in domain.format_fields:
-            counts += [f"count_if(NOT {_empty(_text(name))})", f"count_if({problems[f'format:{name}']})"]
-        counts += non_empty_counts(domain, _text)
-        row = con.execute(
-            f"SELECT count(*), count_if({_empty(uid)}), count(*) - count(DISTINCT {uid}), {', '.join(counts)} "
-            "FROM extract_slice",
-            params,
-        ).fetchone()
-        branches = [
-            f"SELECT * FROM (SELECT 'duplicate_ids' AS label, {uid} AS id FROM extract_slice WHERE {uid} IS NOT NULL "
-            f"GROUP BY {uid} HAVING count(*) > 1 ORDER BY 2 LIMIT {SAMPLE_IDS})"
-        ] + [
-            f"SELECT * FROM (SELECT '{label}' AS label, {uid} AS id FROM extract_slice "
-            f"WHERE ({problems[label]}) AND NOT ({_empty(uid)}) ORDER BY 2 LIMIT {SAMPLE_IDS})"
-            for label in sample_labels(domain) if label != "duplicate_ids"
-        ]
-        samples = con.execute(" UNION ALL ".join(branches), params).fetchall()
-        return assemble_profile(domain, row, samples)
+        params = queries.format_params(domain)
+        counts = con.execute(queries.profile_sql(DUCKDB, domain, SLICE), params).fetchone()
+        samples = con.execute(queries.profile_samples_sql(DUCKDB, domain, SLICE), params).fetchall()
+        return assemble_profile(domain, counts, samples)
 
     def source_schema_problems(self, domain: Domain) -> dict[str, str]:
         with self.connect() as con:
-            found = dict(con.execute(
-                "SELECT lower(column_name), data_type FROM information_schema.columns "
-                "WHERE table_name = ? AND table_schema = current_schema()",
-                [domain.source.table],
-            ).fetchall())
-        if not found:
-            return {domain.source.table: f"table not found in {self.path}"}
-        problems = {c: "missing" for c in [*domain.schema.columns, domain.source.partition_column]
-                    if c.lower() not in found}
-        for column in domain.schema.columns:
-            kind = found.get(column.lower(), "")
-            if kind.startswith(NOT_TEXT_TYPES) or "[" in kind:  # `[` marks LIST and ARRAY types
-                problems[column] = f"type {kind} cannot be extracted as text"
-        date_kind = found.get(domain.source.partition_column.lower())
-        if date_kind and not date_kind.startswith(("DATE", "TIMESTAMP")):
-            problems[domain.source.partition_column] = f"type {date_kind} is not a DATE or TIMESTAMP"
-        return problems
+            found = dict(con.execute(queries.columns_sql(DUCKDB), {"name": domain.source.table}).fetchall())
+        return schema_problems(domain, found, NOT_TEXT_TYPES, self.path)
 
     def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept) -> LoadResult:
         import duckdb
@@ -247,7 +203,7 @@ class DuckDBWarehouse(Warehouse):
             missing = [c for c in (domain.schema.unique_id, "MatchID") if c not in names]
             if missing:
                 raise refuse(f"lacks the columns {missing}")
-            figures = self._figures(con, domain, "staged", {})
+            figures = self._figures(con, domain)
             if not figures["rows"]:
                 raise refuse("has no rows")
             if not accept(figures):
@@ -268,8 +224,6 @@ class DuckDBWarehouse(Warehouse):
         return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True)
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
-        from er_assets.resources.match_output import confidence_summary, error_records, match_counts
-
         # Locally the folder is the data's home: DuckDB reads it in this process, in memory,
         # without the warehouse file (another stage may be writing it).
         store = self._store()
@@ -280,29 +234,18 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _table_exists(con, table: str) -> bool:
-        return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0])
+        return bool(con.execute(queries.table_exists_sql(DUCKDB), {"name": table}).fetchone()[0])
 
     @staticmethod
-    def _figures(con, domain: Domain, relation: str, params: dict) -> dict:
-        """`target_figures` of the rows of `relation` (a table or a parenthesised query)."""
-        uid = quote(domain.schema.unique_id)
-        no_match_id = _empty('"MatchID"')
-        counts = con.execute(
-            # A blank MatchID is none, as the matched stage counts them (match_output.match_counts).
-            f"SELECT count(*), count(*) - count(DISTINCT {uid}), count_if({no_match_id}), "
-            f"count(DISTINCT CASE WHEN NOT {no_match_id} THEN \"MatchID\" END) FROM {relation}", params,
-        ).fetchone()
-        samples = con.execute(
-            f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM {relation} GROUP BY {uid} HAVING count(*) > 1 "
-            f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} "
-            f"FROM {relation} WHERE {no_match_id} ORDER BY 2 LIMIT {SAMPLE_IDS})", params,
-        ).fetchall()
+    def _figures(con, domain: Domain) -> dict:
+        """`target_figures` of the staged rows, with the non-empty values of their schema columns."""
+        counts = con.execute(queries.figures_sql(DUCKDB, domain, STAGED)).fetchone()
+        samples = con.execute(queries.figures_samples_sql(DUCKDB, domain, STAGED)).fetchall()
         # A schema column the rows lack has no value left at all: it counts 0, and no_value_loss says so.
-        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}", params).fetchall()}
+        present = {row[0] for row in con.execute(f"DESCRIBE {STAGED}").fetchall()}
         columns = [c for c in domain.schema.columns if c in present]
-        counts_sql = non_empty_counts(domain, _text, columns)
-        found = con.execute(f"SELECT {', '.join(counts_sql)} FROM {relation}", params).fetchone() if columns else ()
-        # Over no rows COUNT_IF is NULL, not 0.
+        found = con.execute(queries.non_empty_sql(DUCKDB, domain, STAGED, columns)).fetchone() if columns else ()
+        # Over no rows the counts are NULL, not 0.
         non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}
         return {**target_figures(counts, samples), "non_empty": non_empty}
 
@@ -311,3 +254,51 @@ class DuckDBWarehouse(Warehouse):
             if not self._table_exists(con, domain.source.table):
                 return [f"source table {domain.source.table} does not exist in {self.path} (`make demo` seeds sample data)"]
         return []
+
+
+@contextmanager
+def _in_memory() -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
+    """A DuckDB of this process alone, without the warehouse file (another stage may hold it)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def match_counts(folder: Path) -> tuple[int, int, int]:
+    """(records, MatchIDs, records sharing their MatchID with another) of the data files in
+    `folder` (a job's success/)."""
+    files = data_files(folder)
+    if not files:
+        return 0, 0, 0
+    with _in_memory() as con:
+        return con.execute(queries.output_counts_sql(f'SELECT "MatchID" AS m FROM {OUTPUT_CSV}'),
+                           {"files": files}).fetchone()
+
+
+def error_records(folder: Path) -> int:
+    """Rows the service rejected (a job's error/ folder)."""
+    files = data_files(folder)
+    if not files:
+        return 0
+    with _in_memory() as con:
+        return int(con.execute(f"SELECT COUNT(*) FROM {OUTPUT_CSV}", {"files": files}).fetchone()[0])
+
+
+def confidence_summary(folder: Path, threshold: float) -> dict:
+    """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/)."""
+    files = data_files(folder)
+    if not files:
+        return confidence_figures(None)
+    with _in_memory() as con:
+        header = [row[0] for row in con.execute(
+            f"SELECT column_name FROM (DESCRIBE SELECT * FROM {OUTPUT_CSV})", {"files": files}).fetchall()]
+        if "ConfidenceLevel" not in header:
+            return confidence_figures(header)
+        records = f'SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c FROM {OUTPUT_CSV}'
+        row = con.execute(queries.output_confidence_sql(DUCKDB, records),
+                          {"files": files, "threshold": threshold}).fetchone()
+    return confidence_figures(header, row)

@@ -2,8 +2,9 @@
 
 Extract unloads the partition's slice with `COPY INTO @stage/...` straight to S3; load copies
 the match output CSV from the stage into the target table. No rows pass through the Dagster
-worker. The SQL is built by the small functions at the top of this module, so tests can run
-it through fakesnow or parse it with sqlglot, and a reviewer can read it in one place.
+worker. The statements are built by the small functions at the top of this module (the
+measuring queries by `queries`, rendered with Snowflake's fragments), so tests can run them
+through fakesnow or parse them with sqlglot, and a reviewer can read them in one place.
 
 Identifiers come from the configuration, the environment and the match output's header:
 each is checked against a plain-identifier pattern and emitted quoted in upper case, so it
@@ -26,22 +27,19 @@ from contextlib import contextmanager, suppress
 
 from pydantic import Field
 
+from er_assets import layout
 from er_assets.config import IDENTIFIER, Domain
-from er_assets.resources.match_output import DATA_FILE_PATTERN, is_data_file
 from er_assets.resources.object_store import ObjectStore
+from er_assets.resources.warehouses import queries
 from er_assets.resources.warehouses.base import (
-    MAX_UNIQUE_ID_LENGTH,
-    SAMPLE_IDS,
-    blank_sql as _empty,
-    confidence_figures,
-    non_empty_counts,
     ExtractResult,
     LoadResult,
     Warehouse,
     assemble_profile,
-    refuse_output,
+    confidence_figures,
     match_figures,
-    sample_labels,
+    refuse_output,
+    schema_problems,
     target_figures,
 )
 
@@ -67,6 +65,12 @@ def ident(name: str) -> str:
     if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise UnsafeIdentifier(f"{name!r} is not a plain SQL identifier (letters, digits, underscore)")
     return '"' + name.upper() + '"'
+
+
+# Snowflake's fragments of the shared queries; REGEXP_LIKE matches the whole value, like
+# DuckDB's regexp_full_match.
+SNOWFLAKE = queries.Dialect(ident=ident, text="TO_VARCHAR({})", full_match="REGEXP_LIKE", param="%({})s",
+                            ordered_array="ARRAY_AGG(id) WITHIN GROUP (ORDER BY id)")
 
 
 def object_name(name: str) -> str:
@@ -127,70 +131,14 @@ def unload_sql(location: str, select: str, max_file_size: int = DEFAULT_MAX_FILE
     )
 
 
-def _text(column: str) -> str:
-    return f"TO_VARCHAR({ident(column)})"
-
-
 def _slice(domain: Domain) -> str:
     part = ident(domain.source.partition_column)
     return f"SELECT * FROM {ident(domain.source.table)} WHERE {part} >= %(start)s AND {part} < %(end)s"
 
 
-def _problems(domain: Domain, uid: str) -> dict[str, str]:
-    """The condition a record meets when it has each sampled problem (see `sample_labels`);
-    mirrors the DuckDB warehouse's. Format patterns are bound as %(fmt<i>)s."""
-    problems = {"long_ids": f"LENGTH({uid}) > {MAX_UNIQUE_ID_LENGTH}"}
-    problems.update({f"null:{f}": _empty(_text(f)) for f in domain.dq.required_fields})
-    problems.update({
-        # REGEXP_LIKE matches the whole value, like DuckDB's regexp_full_match.
-        f"format:{name}": f"NOT {_empty(_text(name))} AND NOT REGEXP_LIKE(TRIM({_text(name)}), %(fmt{i})s)"
-        for i, (name, _, _) in enumerate(domain.format_fields)
-    })
-    return problems
-
-
 def profile_params(domain: Domain, start: dt.date, end: dt.date) -> dict:
     """Parameters of the extract, profile and sample statements (extras are ignored by pyformat)."""
-    return {"start": start, "end": end,
-            **{f"fmt{i}": pattern for i, (_, _, pattern) in enumerate(domain.format_fields)}}
-
-
-def profile_sql(domain: Domain) -> str:
-    """One pass over the slice counting what the extract checks judge; mirrors the DuckDB
-    warehouse's (see `assemble_profile` for the column order)."""
-    uid = _text(domain.schema.unique_id)
-    problems = _problems(domain, uid)
-    counts = [f"COUNT_IF({problems['long_ids']})"]
-    counts += [f"COUNT_IF({problems[f'null:{f}']})" for f in domain.dq.required_fields]
-    for name, _, _ in domain.format_fields:
-        counts += [f"COUNT_IF(NOT {_empty(_text(name))})", f"COUNT_IF({problems[f'format:{name}']})"]
-    counts = ["COUNT(*)", f"COUNT_IF({_empty(uid)})", f"COUNT(*) - COUNT(DISTINCT {uid})", *counts,
-              *non_empty_counts(domain, _text)]
-    # Aliased: a required unique id repeats the empty-id count, and a result column name twice
-    # makes some drivers drop one.
-    return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({_slice(domain)})"
-
-
-def fingerprint_sql(domain: Domain) -> str:
-    """Rows and an order-independent content fingerprint of the slice. SUM of HASH is exact in
-    NUMBER(38) for any slice size; HASH_AGG would do the same, but fakesnow lacks it."""
-    texts = ", ".join(_text(c) for c in domain.schema.columns)
-    return f"SELECT COUNT(*), TO_VARCHAR(COALESCE(SUM(HASH({texts})), 0)) FROM ({_slice(domain)})"
-
-
-def profile_samples_sql(domain: Domain) -> str:
-    """A few record ids per problem of the slice, as (label, id) rows."""
-    uid = _text(domain.schema.unique_id)
-    problems = _problems(domain, uid)
-    branches = [
-        f"SELECT * FROM (SELECT 'duplicate_ids' AS label, {uid} AS id FROM slice WHERE {uid} IS NOT NULL "
-        f"GROUP BY {uid} HAVING COUNT(*) > 1 ORDER BY 2 LIMIT {SAMPLE_IDS})"
-    ] + [
-        f"SELECT * FROM (SELECT '{label}' AS label, {uid} AS id FROM slice "
-        f"WHERE ({problems[label]}) AND NOT {_empty(uid)} ORDER BY 2 LIMIT {SAMPLE_IDS})"
-        for label in sample_labels(domain) if label != "duplicate_ids"
-    ]
-    return f"WITH slice AS ({_slice(domain)}) " + " UNION ALL ".join(branches)
+    return {"start": start, "end": end, **queries.format_params(domain)}
 
 
 def create_target_sql(table: str, columns: list[str]) -> str:
@@ -220,7 +168,7 @@ def copy_staging_sql(staging: str, location: str) -> str:
     # presence and header the load checked.
     return (
         f"COPY INTO {ident(staging)} FROM {copy_location(location)} FILE_FORMAT = ({CSV_FORMAT}) "
-        f"PATTERN = '{DATA_FILE_PATTERN}' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+        f"PATTERN = '{layout.DATA_FILE_PATTERN}' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
     )
 
 
@@ -233,33 +181,6 @@ def insert_sql(table: str, staging: str, columns: list[str]) -> str:
     return (
         f"INSERT INTO {ident(table)} ({names}, {ident(PARTITION_COLUMN)}, {ident(LOADED_AT_COLUMN)}) "
         f"SELECT {names}, %(partition_key)s, CURRENT_TIMESTAMP() FROM {ident(staging)}"
-    )
-
-
-def figures_sql(domain: Domain, rows: str) -> str:
-    """Counts of `target_figures` over the rows selected by `rows` (staged or in the target)."""
-    uid, match_id = ident(domain.schema.unique_id), ident("MatchID")
-    return (
-        f"SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT {uid}), COUNT_IF({_empty(match_id)}), "
-        f"COUNT(DISTINCT IFF({_empty(match_id)}, NULL, {match_id})) FROM ({rows})"
-    )
-
-
-def non_empty_sql(domain: Domain, rows: str, columns: list[str]) -> str:
-    """Non-empty values per one of `columns` (schema columns `rows` has), counted as
-    `profile_sql` counts them in the extract (aliased: a column name twice makes some drivers
-    drop one)."""
-    counts = non_empty_counts(domain, _text, columns)
-    return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({rows})"
-
-
-def figures_samples_sql(domain: Domain, rows: str) -> str:
-    uid = ident(domain.schema.unique_id)
-    return (
-        f"WITH target AS ({rows}) "
-        f"SELECT * FROM (SELECT 'duplicate_ids', {uid} FROM target GROUP BY {uid} HAVING COUNT(*) > 1 "
-        f"ORDER BY 2 LIMIT {SAMPLE_IDS}) UNION ALL SELECT * FROM (SELECT 'missing_match_ids', {uid} FROM target "
-        f"WHERE {_empty(ident('MatchID'))} ORDER BY 2 LIMIT {SAMPLE_IDS})"
     )
 
 
@@ -283,7 +204,7 @@ def output_format_sql() -> str:
 
 
 def _staged(location: str) -> str:
-    return f"{location} (FILE_FORMAT => '{OUTPUT_FORMAT}', PATTERN => '{DATA_FILE_PATTERN}')"
+    return f"{location} (FILE_FORMAT => '{OUTPUT_FORMAT}', PATTERN => '{layout.DATA_FILE_PATTERN}')"
 
 
 def output_header_sql(location: str, width: int) -> str:
@@ -291,47 +212,28 @@ def output_header_sql(location: str, width: int) -> str:
     return f"SELECT {columns} FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER = 1 LIMIT 1"
 
 
+def _records(location: str, columns: str) -> str:
+    """The output's records (each part's header, row 1, skipped), as `columns` select them."""
+    return f"SELECT {columns} FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1"
+
+
 def output_figures_sql(location: str, match_id_position: int) -> str:
-    """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`;
-    a blank MatchID is none, as in match_output.match_counts and the load's figures."""
-    return (
-        f"WITH sizes AS (SELECT ${int(match_id_position)} AS match_id, COUNT(*) AS n FROM {_staged(location)} "
-        "WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1), "
-        f"assigned AS (SELECT n, NOT {_empty('match_id')} AS assigned FROM sizes) "
-        "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(IFF(assigned AND n > 1, n, 0)), 0) "
-        "FROM assigned"
-    )
+    """`queries.output_counts_sql` over the stage, the MatchID found at its header position."""
+    return queries.output_counts_sql(_records(location, f"${int(match_id_position)} AS m"))
 
 
 def output_confidence_sql(location: str, header: list[str]) -> str:
-    """`confidence_figures` counts of the matched records (those sharing their MatchID) of an
-    ML_MATCHING output, mirroring match_output.confidence_summary; the threshold is bound as
-    %(threshold)s. The sample ids are picked by a LIMIT before they are aggregated, so the
-    array stays SAMPLE_IDS long however many records fall below the threshold."""
+    """`queries.output_confidence_sql` over the stage, the columns found by their header positions."""
     record, match_id, confidence = (header.index(c) + 1 for c in ("RecordId", "MatchID", "ConfidenceLevel"))
-    low = "c < %(threshold)s"
-    return (
-        f"WITH out AS (SELECT ${record} AS id, ${match_id} AS m, TRY_TO_DOUBLE(${confidence}) AS c "
-        f"FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1), "
-        f"matched AS (SELECT * FROM out WHERE NOT {_empty('m')} "
-        "AND m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
-        f"samples AS (SELECT id FROM matched WHERE {low} OR c IS NULL ORDER BY id LIMIT {SAMPLE_IDS}) "
-        f"SELECT COUNT(*), COUNT(c), COUNT_IF({low}), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
-        "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
-    )
+    columns = f"${record} AS id, ${match_id} AS m, TRY_TO_DOUBLE(${confidence}) AS c"
+    return queries.output_confidence_sql(SNOWFLAKE, _records(location, columns))
 
 
 def output_rows_sql(location: str) -> str:
-    return f"SELECT COUNT(*) FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1"
+    return _records(location, "COUNT(*)")
 
 
-TABLE_EXISTS_SQL = (
-    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
-)
-COLUMNS_SQL = (
-    "SELECT column_name, data_type FROM information_schema.columns "
-    "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(name)s"
-)
+TABLE_EXISTS_SQL, COLUMNS_SQL = queries.table_exists_sql(SNOWFLAKE), queries.columns_sql(SNOWFLAKE)
 # Semi-structured, binary and spatial types: their text form is not a value Entity Resolution
 # can match (VARIANT may hold objects, so it is refused too: cast it to VARCHAR in a view).
 NOT_TEXT_TYPES = ("VARIANT", "OBJECT", "ARRAY", "MAP", "BINARY", "GEOGRAPHY", "GEOMETRY", "VECTOR", "FILE")
@@ -405,7 +307,8 @@ class SnowflakeWarehouse(Warehouse):
     `stage` is an external stage whose URL is `stage_url` (e.g. `s3://er-data-lake/`), created
     with a storage integration that may read and write the domains' prefixes. `object_store`
     is the same bucket through boto3: the extract prefix is emptied through it (COPY's OVERWRITE
-    leaves the stale files of a larger earlier run) and the output header read through it.
+    leaves the stale files of a larger earlier run) and the output's data files listed; the
+    output itself (its header included) is read by Snowflake over the stage.
     """
 
     account: str
@@ -464,7 +367,7 @@ class SnowflakeWarehouse(Warehouse):
             cursor = conn.cursor()
             unloaded = self._unload(cursor, location, extract_select(domain), params)
             profile = self._profile(cursor, domain, params)
-            cursor.execute(fingerprint_sql(domain), params)
+            cursor.execute(queries.fingerprint_sql(SNOWFLAKE, domain, _slice(domain)), params)
             _, fingerprint = cursor.fetchone()
         if unloaded != profile["rows"]:
             # Partitions are closed periods, so this means a late write to the source: the
@@ -479,7 +382,7 @@ class SnowflakeWarehouse(Warehouse):
     def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
         with self.connect() as conn:
             cursor = conn.cursor()
-            cursor.execute(fingerprint_sql(domain), {"start": start, "end": end})
+            cursor.execute(queries.fingerprint_sql(SNOWFLAKE, domain, _slice(domain)), {"start": start, "end": end})
             rows, fingerprint = cursor.fetchone()
         return int(rows), str(fingerprint)
 
@@ -489,28 +392,17 @@ class SnowflakeWarehouse(Warehouse):
 
     @staticmethod
     def _profile(cursor, domain: Domain, params: dict) -> dict:
-        cursor.execute(profile_sql(domain), params)
+        cursor.execute(queries.profile_sql(SNOWFLAKE, domain, _slice(domain)), params)
         counts = cursor.fetchone()
-        cursor.execute(profile_samples_sql(domain), params)
+        cursor.execute(queries.profile_samples_sql(SNOWFLAKE, domain, _slice(domain)), params)
         return assemble_profile(domain, counts, cursor.fetchall())
 
     def source_schema_problems(self, domain: Domain) -> dict[str, str]:
         with self.connect() as conn:
             cursor = conn.cursor()
             cursor.execute(COLUMNS_SQL, {"name": domain.source.table.upper()})
-            found = {name.upper(): kind.upper() for name, kind in cursor.fetchall()}
-        if not found:
-            return {domain.source.table: f"table not found in {self.database}.{self.schema_name} or not visible"}
-        part = domain.source.partition_column
-        problems = {c: "missing" for c in [*domain.schema.columns, part] if c.upper() not in found}
-        for column in domain.schema.columns:
-            kind = found.get(column.upper(), "")
-            if kind.startswith(NOT_TEXT_TYPES):
-                problems[column] = f"type {kind} cannot be extracted as text"
-        date_kind = found.get(part.upper())
-        if date_kind and not date_kind.startswith(("DATE", "TIMESTAMP")):
-            problems[part] = f"type {date_kind} is not a DATE or TIMESTAMP"
-        return problems
+            found = {name: kind.upper() for name, kind in cursor.fetchall()}
+        return schema_problems(domain, found, NOT_TEXT_TYPES, f"{self.database}.{self.schema_name} or not visible")
 
     # --- load ----------------------------------------------------------------------------------
 
@@ -519,7 +411,7 @@ class SnowflakeWarehouse(Warehouse):
             raise ValueError(f"{partition_key!r} is not a partition key (YYYY-MM-DD)")
         table = domain.target.table
         refuse = functools.partial(refuse_output, src_uri, table, partition_key)
-        files = [f for f in self.object_store.list_files(src_uri) if is_data_file(f)]
+        files = [f for f in self.object_store.list_files(src_uri) if layout.is_data_file(f)]
         if not files:
             raise refuse("has no data files (missing or emptied)")
         with self.connect() as conn:
@@ -647,9 +539,9 @@ class SnowflakeWarehouse(Warehouse):
     @staticmethod
     def _figures(cursor, domain: Domain, rows: str, header: list[str]) -> dict:
         """`target_figures` of `rows`, whose columns are the output's `header`."""
-        cursor.execute(figures_sql(domain, rows))
+        cursor.execute(queries.figures_sql(SNOWFLAKE, domain, rows))
         counts = cursor.fetchone()
-        cursor.execute(figures_samples_sql(domain, rows))
+        cursor.execute(queries.figures_samples_sql(SNOWFLAKE, domain, rows))
         figures = target_figures(counts, cursor.fetchall())
         # A schema column the rows lack has no value left at all: it counts 0, and no_value_loss
         # says so, as in the DuckDB warehouse (counting it would fail: no such column).
@@ -657,7 +549,7 @@ class SnowflakeWarehouse(Warehouse):
         columns = [c for c in domain.schema.columns if c.upper() in present]
         found = ()
         if columns:
-            cursor.execute(non_empty_sql(domain, rows, columns))
+            cursor.execute(queries.non_empty_sql(SNOWFLAKE, domain, rows, columns))
             found = cursor.fetchone()
         non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}
         return {**figures, "non_empty": non_empty}
@@ -679,7 +571,7 @@ class SnowflakeWarehouse(Warehouse):
         domain's extract prefix, then removed through the object store as stale extracts are."""
         import uuid
 
-        scratch = f"{domain.extract_prefix}/_doctor/{uuid.uuid4().hex}/"
+        scratch = layout.probe_prefix(domain, uuid.uuid4().hex)
         location = self.location(scratch)
         try:
             with self.connect() as conn:
@@ -692,7 +584,7 @@ class SnowflakeWarehouse(Warehouse):
 
     def check_ready(self, domain: Domain) -> list[str]:
         problems = []
-        for uri in (domain.extract_prefix, domain.output_prefix):
+        for uri in (layout.extract_prefix(domain), layout.output_prefix(domain)):
             try:
                 self.location(uri + "/")
             except ValueError as exc:

@@ -18,9 +18,11 @@ import sqlglot
 from sqlglot import exp
 
 from er_assets.config import load_config
+from er_assets import layout
 from er_assets.errors import UpstreamRefused
 from er_assets.resources.warehouses import snowflake as sf
-from er_assets.resources.warehouses.base import blank_sql
+from er_assets.resources.warehouses.base import SAMPLE_IDS
+from er_assets.resources.warehouses.queries import blank_sql
 from er_assets_tests.helpers import BUCKET, ML_EXAMPLE, PATTERN_CLAUSE, STAGE, create_source, fake_snowflake, warehouse
 
 PARTITION = "2024-03-05"
@@ -37,7 +39,7 @@ def counts(stats: dict) -> tuple[int, int, int]:
 
 def write_output(objects_root: Path, domain, job: str, records: list[tuple[str, str]], name="part-00000.csv") -> str:
     """A match output folder as the service lays it out; returns its success/ URI."""
-    uri = f"{domain.output_prefix}/{domain.workflow_name}/{job}/success/"
+    uri = layout.success_uri(layout.job_folder(layout.output_prefix(domain), domain.workflow_name, job))
     folder = objects_root / uri[len("s3://"):]
     folder.mkdir(parents=True, exist_ok=True)
     header = ["InputSourceARN", "RecordId", "MatchID", "MatchRule", *domain.schema.columns]
@@ -85,7 +87,7 @@ UNLOAD_SNAPSHOT = (
 
 
 def test_unload_statement_snapshot_and_parse(domain):
-    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", domain.extract_uri(PARTITION, "r1"))
+    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", layout.extract_uri(domain, PARTITION, "r1"))
     sql = sf.unload_sql(location, sf.extract_select(domain))
     assert sql == UNLOAD_SNAPSHOT
 
@@ -120,10 +122,12 @@ def test_load_statement_snapshot_and_parse():
 OUTPUT_URI = f"s3://{BUCKET}/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 FIGURES_SNAPSHOT = (
-    "WITH sizes AS (SELECT $3 AS match_id, COUNT(*) AS n FROM " + OUTPUT
-    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1 GROUP BY 1), "
-    f"assigned AS (SELECT n, NOT {blank_sql('match_id')} AS assigned FROM sizes) "
-    "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(IFF(assigned AND n > 1, n, 0)), 0) FROM assigned"
+    "WITH output_rows AS (SELECT $3 AS m FROM " + OUTPUT
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
+    "sizes AS (SELECT m, COUNT(*) AS n FROM output_rows GROUP BY m), "
+    f"assigned AS (SELECT n, NOT {blank_sql('m')} AS assigned FROM sizes) "
+    "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN n ELSE 0 END), 0) "
+    "FROM assigned"
 )
 
 
@@ -143,10 +147,10 @@ def test_match_figures_statements_snapshot_and_parse(domain):
 
 
 CONFIDENCE_SNAPSHOT = (
-    "WITH out AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM " + OUTPUT
+    "WITH output_rows AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM " + OUTPUT
     + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
-    f"matched AS (SELECT * FROM out WHERE NOT {blank_sql('m')} "
-    "AND m IN (SELECT m FROM out GROUP BY m HAVING COUNT(*) > 1)), "
+    f"matched AS (SELECT * FROM output_rows WHERE NOT {blank_sql('m')} "
+    "AND m IN (SELECT m FROM output_rows GROUP BY m HAVING COUNT(*) > 1)), "
     "samples AS (SELECT id FROM matched WHERE c < %(threshold)s OR c IS NULL ORDER BY id LIMIT 5) "
     "SELECT COUNT(*), COUNT(c), COUNT_IF(c < %(threshold)s), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
     "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
@@ -164,8 +168,8 @@ def test_confidence_statement_snapshot_and_parse():
     assert [type(e).__name__ for e in tree.expressions] == ["Count", "Count", "CountIf", "CountIf", "Avg", "Min",
                                                             "Subquery"]
     ctes = {c.alias: c.this for c in tree.args["with_"].expressions}
-    assert list(ctes) == ["out", "matched", "samples"]
-    assert ctes["samples"].args["limit"].expression.name == str(sf.SAMPLE_IDS)
+    assert list(ctes) == ["output_rows", "matched", "samples"]
+    assert ctes["samples"].args["limit"].expression.name == str(SAMPLE_IDS)
 
 
 def test_ml_confidence_figures_are_counted_in_the_warehouse(objects):
@@ -302,7 +306,7 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
 
 def test_missing_empty_or_unreadable_output_is_refused_and_the_partition_untouched(domain, objects):
     good = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1")])
-    missing = f"{domain.output_prefix}/{domain.workflow_name}/gone/success/"
+    missing = layout.success_uri(layout.job_folder(layout.output_prefix(domain), domain.workflow_name, "gone"))
     header_only = write_output(objects, domain, "job2", [])
     truncated = write_output(objects, domain, "job3", [("C1", "m1"), ("C2", "m2")])
     path = objects / truncated[len("s3://"):] / "part-00000.csv"
@@ -341,7 +345,7 @@ def test_blank_match_ids_are_none_in_the_matched_and_the_loaded_figures(domain, 
     """The matched stage and the load count MatchIDs alike, a blank one (empty, white space,
     zero-width) being none: row_count compares the two and must not fail on such rows."""
     from er_assets.pipeline import checks
-    from er_assets.resources.match_output import match_counts
+    from er_assets.resources.warehouses.local import match_counts
     from er_assets.resources.warehouses.local import DuckDBWarehouse
 
     uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", ""), ("C4", " "),
@@ -386,7 +390,7 @@ def test_extract_profile_and_files(domain, objects):
     stale.write_bytes(b"left by a larger earlier run")
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
-        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1"))
+        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), layout.extract_uri(domain, PARTITION, "r1"))
     assert result.profile == {
         "rows": 6, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
         "null_counts": {"customer_id": 1, "last_name": 1},
@@ -402,7 +406,7 @@ def test_extract_profile_and_files(domain, objects):
         },
     }
     assert result.rows == 6
-    assert result.files == [domain.extract_uri(PARTITION, "r1") + "data_0_0_0.snappy.parquet"]
+    assert result.files == [layout.extract_uri(domain, PARTITION, "r1") + "data_0_0_0.snappy.parquet"]
     written = pq.read_table(objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/run=r1"
                             / "data_0_0_0.snappy.parquet")
     assert written.column_names == domain.schema.columns
@@ -459,11 +463,11 @@ def profiles_in_both_warehouses(domain, objects, tmp_path, records: int, edit) -
 
     local = DuckDBWarehouse(path=str(path), objects_root=str(tmp_path / "local"))
     duckdb_profile = local.unload_extract(domain, day, day + dt.timedelta(days=1),
-                                          domain.extract_uri(PARTITION, "r1")).profile
+                                          layout.extract_uri(domain, PARTITION, "r1")).profile
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
         snowflake_profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
-                                                              domain.extract_uri(PARTITION, "r1")).profile
+                                                              layout.extract_uri(domain, PARTITION, "r1")).profile
     return duckdb_profile, snowflake_profile
 
 
@@ -541,7 +545,7 @@ def test_the_slice_fingerprint_matches_the_extract_and_follows_the_data(domain, 
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
         wh = warehouse(objects)
-        result = wh.unload_extract(domain, day, day + dt.timedelta(days=1), domain.extract_uri(PARTITION, "r1"))
+        result = wh.unload_extract(domain, day, day + dt.timedelta(days=1), layout.extract_uri(domain, PARTITION, "r1"))
         assert wh.slice_fingerprint(domain, day, day + dt.timedelta(days=1)) == (5, result.fingerprint)
         conn.cursor().execute("UPDATE CUSTOMERS_SOURCE SET CITY = 'y' WHERE CUSTOMER_ID = 'C3'")
         rows_now, changed = wh.slice_fingerprint(domain, day, day + dt.timedelta(days=1))

@@ -1,0 +1,87 @@
+"""Where things live in the bucket: the one home of the object-store layout.
+
+Per domain, under `s3://<bucket>/<prefix>/`:
+
+    extract/partition=<key>/run=<run id>/   one run's parquet extract of a partition (every
+                                            run its own prefix: S3 has no atomic rename)
+    extract/_doctor/<token>/                the doctor's scratch unload, removed at once
+    output/                                 the workflow's outputS3Path; the service writes
+                                            each job to <workflowName>/<jobId>/success/ and
+                                            error/ under it (found by listing, match_output)
+
+URIs end in `/` when they name a prefix. Imports only `er_assets.config`, for the Domain type.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from er_assets.config import Domain
+
+EXTRACT, OUTPUT = "extract", "output"
+# The job folder's sub-folders (user guide, "Viewing the output of a matching workflow").
+SUCCESS, ERROR = "success", "error"
+# A data file is any object of success/ (or error/) that is not a folder placeholder or a
+# marker such as `_SUCCESS` or `.part.crc`: the rule the loaders list by, and, as Snowflake's
+# PATTERN (matched against the file's path), the files Snowflake counts and copies.
+DATA_FILE_PATTERN = "(.*/)?[^/_.][^/]*"
+
+
+def extract_key(domain: Domain) -> str:
+    """The extract prefix as a key in the domain's bucket (no scheme, no trailing `/`)."""
+    return f"{domain.prefix}/{EXTRACT}"
+
+
+def output_key(domain: Domain) -> str:
+    return f"{domain.prefix}/{OUTPUT}"
+
+
+def extract_prefix(domain: Domain) -> str:
+    return f"s3://{domain.bucket}/{extract_key(domain)}"
+
+
+def output_prefix(domain: Domain) -> str:
+    """The workflow's outputS3Path."""
+    return f"s3://{domain.bucket}/{output_key(domain)}"
+
+
+def partition_prefix(domain: Domain, partition_key: str) -> str:
+    return f"{extract_prefix(domain)}/partition={partition_key}/"
+
+
+def extract_uri(domain: Domain, partition_key: str, run_id: str) -> str:
+    """Where one run's extract of a partition goes. Every run writes its own prefix, so
+    an extract that fails halfway never mixes files into the one the last checked
+    materialisation points at (S3 has no atomic rename)."""
+    return f"{partition_prefix(domain, partition_key)}run={run_id}/"
+
+
+def probe_prefix(domain: Domain, token: str) -> str:
+    """A scratch prefix under the extract prefix, where the doctor proves the stage is writable."""
+    return f"{extract_prefix(domain)}/_doctor/{token}/"
+
+
+def job_folder(output_path: str, workflow_name: str, job_id: str) -> str:
+    """Where the service puts a job's output today; nothing promises it (match_output lists)."""
+    return f"{output_path.rstrip('/')}/{workflow_name}/{job_id}/"
+
+
+def success_uri(job_folder_uri: str) -> str:
+    return f"{job_folder_uri}{SUCCESS}/"
+
+
+def error_uri(success: str) -> str:
+    """The error/ folder beside a job's success/ folder."""
+    return success[: -len(f"{SUCCESS}/")] + f"{ERROR}/"
+
+
+def is_data_file(key: str) -> bool:
+    return re.fullmatch(DATA_FILE_PATTERN, key) is not None
+
+
+def data_files(folder: Path) -> list[str]:
+    """The data files under a local copy of a success/ or error/ folder, in name order."""
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_data_file(p.name))
