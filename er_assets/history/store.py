@@ -23,7 +23,7 @@ from er_assets.redact import redact, redact_text
 
 URL_ENV_VAR = "ER_HISTORY_URL"
 _COLUMNS = (
-    "job_id, run_id, stage, domain, partition_key, process_date, triggered_by, job_name, autosys_job_name, "
+    "history_id, run_id, stage, domain, partition_key, process_date, triggered_by, job_name, autosys_job_name, "
     "start_time, end_time, status, record_count, duration_seconds, exit_code, error_message, error_key, metadata, "
     "attempt"
 )
@@ -355,7 +355,7 @@ class HistoryStore:
         where = " AND ".join(chosen) or "1 = 1"
         params = {clause.rsplit(":", 1)[1]: value for clause, value in chosen.items()}
         result = self.query(
-            f"SELECT {_COLUMNS} FROM er_job_history WHERE {where} ORDER BY start_time, job_id", **params
+            f"SELECT {_COLUMNS} FROM er_job_history WHERE {where} ORDER BY start_time, history_id", **params
         )
         return [_job_run(row) for row in result]
 
