@@ -10,6 +10,7 @@ from typing import Any
 
 from er_assets import exit_codes
 
+
 class Status(str, enum.Enum):
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from er_assets.history.dialect import Dialect
 from er_assets import stages
+from er_assets.history.dialect import Dialect
 from er_assets.history.model import FAILURES, Status
 
 STATUS_LIST = ", ".join(f"'{s.value}'" for s in Status)  # constants, not user input
