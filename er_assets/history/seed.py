@@ -23,8 +23,8 @@ from er_assets.partitions import completed_between
 
 DEMO_SLA_MINUTES = {"customers": 60, "products": 90, "vendors": 120}
 EXTRACT, MATCHED, LOADED = stages.ASSETS
-BRIDGE_JOB = dict(zip(stages.ASSETS, stages.JOBS))  # the AutoSys command job that runs each stage
-ATTEMPTS = 3  # a stage that failed this often is given up: its partition is never delivered
+_BRIDGE_JOB = dict(zip(stages.ASSETS, stages.JOBS))  # the bridge's stage, and so AutoSys job, of each asset
+_ATTEMPTS = 3  # a stage that failed this often is given up: its partition is never delivered
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def _run_partition(store: HistoryStore, rng: random.Random, p: _Partition, clock
     """All stage runs of one partition: each stage until it succeeds or is given up."""
     written = 0
     for stage in stages.ASSETS:
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, _ATTEMPTS + 1):
             if clock >= now:
                 return written
             status, end = _stage_run(store, rng, p, stage, attempt, clock)
@@ -128,7 +128,7 @@ def _stage_run(
 ) -> tuple[Status, dt.datetime]:
     """One run of one stage, by its AutoSys job the first time and from the UI after a
     failure; returns how and when it ended."""
-    autosys_job = stages.command_job(p.domain.autosys.job_prefix, BRIDGE_JOB[stage]) if attempt == 1 else None
+    autosys_job = stages.command_job(p.domain.autosys.job_prefix, _BRIDGE_JOB[stage]) if attempt == 1 else None
     run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     store.record_start(
         run_id, stage, p.domain.name, p.process_date.isoformat(), p.process_date,
