@@ -170,7 +170,7 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
     import dagster as dg
 
     from er_assets.defs.definitions import build_definitions
-    from er_assets.defs.location import job_name
+    from er_assets.stages import job_name
     from er_assets.redact import redact_text
 
     # The domain's own job, not the implicit asset job: the run shows on the job's page.

@@ -43,7 +43,7 @@ EMAIL = re.compile(r"^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(\.[A-Z
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 
 # AutoSys job names are at most 64 characters; the longest the bridge derives from a
-# job_prefix ends in _EXTRACT or _PROCESS (autosys_bridge.jil.emitter.job_names).
+# job_prefix ends in _EXTRACT or _PROCESS (stages.command_job).
 MAX_JOB_NAME = 64
 LONGEST_JOB_SUFFIX = "_EXTRACT"
 

@@ -82,17 +82,35 @@ def latest_complete_partition(domain: Domain, now: dt.datetime | None = None) ->
     A period ends at its schedule time on the first day of the next period (the moment the
     schedule fires for it), matching Dagster's own notion of a complete time window.
     """
-    s = domain.schedule
-    tz = zoneinfo.ZoneInfo(s.timezone)
-    local = (now or dt.datetime.now(dt.timezone.utc)).astimezone(tz)
-    key = partition_for_date(domain, local.date())
-    start, _ = business_dates(domain, key)
-    fires_at = dt.datetime.combine(start, dt.time(s.hour, s.minute), tz)
+    local = (now or dt.datetime.now(dt.timezone.utc)).astimezone(zoneinfo.ZoneInfo(domain.schedule.timezone))
+    start, _ = business_dates(domain, partition_for_date(domain, local.date()))
     # The current period is still open; so is the previous one until the schedule time passes.
     previous = partition_for_date(domain, start - dt.timedelta(days=1))
-    if local < fires_at:
+    if local < completed_at(domain, previous):
         previous = partition_for_date(domain, dt.date.fromisoformat(previous) - dt.timedelta(days=1))
     return previous
+
+
+def completed_at(domain: Domain, partition_key: str) -> dt.datetime:
+    """When the partition is complete and its schedule fires: the schedule time on the first
+    day of the next period, in the domain's time zone (the end of Dagster's time window)."""
+    s = domain.schedule
+    _, end = business_dates(domain, partition_key)
+    return dt.datetime.combine(end, dt.time(s.hour, s.minute), zoneinfo.ZoneInfo(s.timezone))
+
+
+def completed_between(domain: Domain, start: dt.datetime, end: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    """(key, completed_at) of every partition completed in [start, end), oldest first."""
+    try:
+        key: str | None = latest_complete_partition(domain, end)
+    except ValueError:  # no partition is complete yet at `end`
+        return []
+    found = []
+    while key is not None and (done := completed_at(domain, key)) >= start:
+        if done < end:
+            found.append((key, done))
+        key = next(iter(previous_partitions(domain, key, 1)), None)
+    return found[::-1]
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:

@@ -23,7 +23,7 @@ import posixpath
 import re
 
 from er_assets.config import AutosysJob, Configuration, Domain, unsafe_characters
-from er_assets.stages import JOBS
+from er_assets.stages import JOBS, command_job
 
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
@@ -88,7 +88,7 @@ class JilEmitError(Exception):
 
 def job_names(domain: Domain) -> dict[str, str]:
     prefix = domain.autosys.job_prefix
-    return {"box": f"{prefix}_BOX", **{stage: f"{prefix}_{stage.upper()}" for stage in JOBS}}
+    return {"box": f"{prefix}_BOX", **{stage: command_job(prefix, stage) for stage in JOBS}}
 
 
 def calendar_name(config: Configuration, domain: Domain) -> str:
@@ -294,7 +294,7 @@ def _stage_job(
 
 
 def on_demand_names() -> dict[str, str]:
-    return {"box": ON_DEMAND_JOB, **{s: f"{ON_DEMAND_JOB}_{s.upper()}" for s in JOBS}}
+    return {"box": ON_DEMAND_JOB, **{s: command_job(ON_DEMAND_JOB, s) for s in JOBS}}
 
 
 def _on_demand(config: Configuration, domains: list[Domain]) -> list[Statement]:

@@ -11,7 +11,7 @@ import dagster as dg
 from er_assets.defs.assets import domain_assets
 from er_assets.config import Configuration, load_config
 from er_assets.resources.deployment import resources
-from er_assets.defs.location import job_name
+from er_assets.stages import job_name
 from er_assets.defs.sensors import build_sensors
 
 

@@ -1,7 +1,8 @@
 """The code location's identity, and the tags that put every run of a domain on its job's page.
 
 The code location has one name; workspace.yaml (make dev) and pyproject.toml's [tool.dagster]
-say so too. Every run of a domain's stages belongs to its job, whoever starts it."""
+say so too. Every run of a domain's stages belongs to its job (`stages.job_name`), whoever
+starts it."""
 
 from __future__ import annotations
 
@@ -23,18 +24,6 @@ def location_tags() -> dict[str, str]:
     from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
     return {REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}"}
-
-
-def job_name(domain_name: str) -> str:
-    """`ER_<domain>`: every run of the domain's stages belongs to this job, whoever starts it.
-
-    The bridge and the demo run it by name. The UI materialises selected assets in the first
-    job, in the asset's sorted job names, that holds them all (`getCommonJob` in ui-core's
-    LaunchAssetExecutionButton.tsx; `AssetNodeSnap.job_names` is sorted in dagster's
-    external_data.py). The implicit `__ASSET_JOB` holds every asset; an upper-case first letter
-    sorts before its underscore, so the UI, and its backfills, pick the domain's job.
-    """
-    return f"ER_{domain_name}"
 
 
 def complete_run_tags(context, domain: str) -> None:

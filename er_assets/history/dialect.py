@@ -215,7 +215,7 @@ class Postgres(Dialect):
 # Columns (of the table and of the views) whose driver values need converting on read.
 DATE_COLUMNS = frozenset({"process_date", "day"})
 TIME_COLUMNS = frozenset(
-    {"start_time", "end_time", "started_at", "delivered_at", "first_seen", "last_seen", "sent_at", "applied_at"}
+    {"start_time", "end_time", "started_at", "delivered_at", "last_seen", "sent_at", "applied_at"}
 )
 JSON_COLUMNS = frozenset({"metadata"})
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from er_assets import exit_codes
 
+
 class Status(str, enum.Enum):
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -39,7 +40,7 @@ EXIT_CODE_BY_STATUS = {status: code for code, status in STATUS_BY_EXIT_CODE.item
 class JobRun:
     """One stage of one Dagster run: the unit the history counts."""
 
-    job_id: int
+    history_id: int  # the row's id in er_job_history; the matching job's id is metadata["job_id"]
     run_id: str
     stage: str
     domain: str

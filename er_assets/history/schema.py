@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from er_assets.history.dialect import Dialect
 from er_assets import stages
+from er_assets.history.dialect import Dialect
 from er_assets.history.model import FAILURES, Status
 
 STATUS_LIST = ", ".join(f"'{s.value}'" for s in Status)  # constants, not user input
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS er_schema_version (
     applied_at {timestamp} NOT NULL
 )"""
 
+# As released in migration 1; migration 5 renames its row id `job_id` to `history_id`.
 JOB_HISTORY = f"""
 CREATE TABLE er_job_history (
     job_id {{id}},
@@ -185,6 +186,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "attempt number: a step retried within its run reopens the stage's row",
         ("ALTER TABLE er_job_history ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",),
+    ),
+    (
+        5,
+        "history_id: the row id, so job_id means only the matching job (in metadata)",
+        # The same statement on both: SQLite (3.25+) and PostgreSQL rename in place, keeping
+        # every row, its id and the id's generator (AUTOINCREMENT's counter, the identity's
+        # sequence, whose internal name still says job_id).
+        ("ALTER TABLE er_job_history RENAME COLUMN job_id TO history_id",),
     ),
 )
 LATEST = MIGRATIONS[-1][0]

@@ -11,18 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from er_assets.config import DEFAULT_CONFIG_PATH, WEEKDAYS, Configuration, Domain, load_config
+from er_assets import exit_codes, stages
+from er_assets.config import DEFAULT_CONFIG_PATH, Configuration, Domain, load_config
 from er_assets.history.dialect import UTC
-from er_assets import stages
-from er_assets import exit_codes
 from er_assets.history.model import EXIT_CODE_BY_STATUS, Status
 from er_assets.history.store import HistoryStore
+from er_assets.partitions import completed_between
 
 DEMO_SLA_MINUTES = {"customers": 60, "products": 90, "vendors": 120}
+EXTRACT, MATCHED, LOADED = stages.ASSETS
+_BRIDGE_JOB = dict(zip(stages.ASSETS, stages.JOBS))  # the bridge's stage, and so AutoSys job, of each asset
+_ATTEMPTS = 3  # a stage that failed this often is given up: its partition is never delivered
 
 
 @dataclass(frozen=True)
@@ -37,45 +39,29 @@ _DEFAULT_PROFILE = _Profile(20_000, 0.2)
 # (stage, status, probability, message template) - the numbers differ per occurrence,
 # as real ones do, and the history's error_key groups them back together.
 _FAILURES = {
-    "extract": [
+    EXTRACT: [
         (Status.FAILED, 0.020, "Source query failed: canceling statement due to statement timeout after {n} ms"),
         (Status.DQ_FAILED, 0.025, "Check min_records failed: {n} records, expected at least 100"),
         (Status.DQ_FAILED, 0.010, "Check required_fields failed: {n} rows with null last_name"),
     ],
-    "matched": [
+    MATCHED: [
         (Status.TIMEOUT, 0.015, "Matching job {id} still RUNNING after 10800 s (EXECUTION_TIMEOUT)"),
         (Status.FAILED, 0.015, "Matching job {id} FAILED: ThrottlingException: Rate exceeded"),
         (Status.DQ_FAILED, 0.020, "Check match_rate failed: {n}% outside [5, 60]"),
     ],
-    "loaded": [
+    LOADED: [
         (Status.FAILED, 0.010, "Load failed: could not obtain lock on relation resolved_{n}"),
     ],
 }
-_AUTOSYS_SUFFIX = {"extract": "EXTRACT", "matched": "PROCESS", "loaded": "LOAD"}
 
 
-def _partitions(domain: Domain, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.date, dt.datetime]]:
-    """(partition date, scheduled run time) for every partition the schedule ran in [start, end)."""
-    s = domain.schedule
-    tz = zoneinfo.ZoneInfo(s.timezone)
-    day = start.astimezone(tz).date() - dt.timedelta(days=62)  # a month's period ends a month later
-    result = []
-    while day <= end.astimezone(tz).date():
-        if s.cadence == "daily":
-            due = day + dt.timedelta(days=1)
-        elif s.cadence == "weekly":
-            # isoweekday() % 7 counts from Sunday = 0, as WEEKDAYS does
-            due = day + dt.timedelta(days=7) if day.isoweekday() % 7 == WEEKDAYS.index(s.day_of_week) else None
-        elif day.day == (s.day_of_month or 1):  # at most 28: every month has that day
-            due = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=day.day)
-        else:
-            due = None
-        if due is not None:
-            run_at = dt.datetime.combine(due, dt.time(s.hour, s.minute), tz).astimezone(UTC)
-            if start <= run_at < end:
-                result.append((day, run_at))
-        day += dt.timedelta(days=1)
-    return result
+@dataclass(frozen=True)
+class _Partition:
+    domain: Domain
+    profile: _Profile
+    process_date: dt.date
+    records: int  # this partition's extract size
+    slow: bool  # scheduled during the matching service's slow week
 
 
 def seed_history(
@@ -88,7 +74,8 @@ def seed_history(
     sla_minutes: Mapping[str, int] = DEMO_SLA_MINUTES,
 ) -> int:
     """Fill `store` with `days` days of history up to `now` (default: the start of today,
-    UTC, so one day's demos agree); returns the number of stage runs written."""
+    UTC, so one day's demos agree); returns the number of stage runs written. Each partition
+    Dagster's schedule completed in the window starts when its schedule fires."""
     config = config or load_config(DEFAULT_CONFIG_PATH)
     now = now or dt.datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = now - dt.timedelta(days=days)
@@ -100,66 +87,29 @@ def seed_history(
     written = 0
     for name, domain in sorted(config.domains.items()):
         profile = _PROFILES.get(name, _DEFAULT_PROFILE)
-        for process_date, run_at in _partitions(domain, start, now):
-            written += _run_partition(
-                store, rng, domain, profile, process_date, run_at, slow_from <= run_at < slow_until, now
-            )
+        for key, fires_at in completed_between(domain, start, now):
+            process_date = dt.date.fromisoformat(key)
+            partition = _Partition(domain, profile, process_date, _records(rng, profile, process_date),
+                                   slow_from <= fires_at < slow_until)
+            written += _run_partition(store, rng, partition, fires_at.astimezone(UTC), now)
     return written
 
 
-def _run_partition(
-    store: HistoryStore,
-    rng: random.Random,
-    domain: Domain,
-    profile: _Profile,
-    process_date: dt.date,
-    run_at: dt.datetime,
-    slow: bool,
-    now: dt.datetime,
-) -> int:
-    """All stage runs of one partition: each stage until it succeeds or is given up."""
-    partition = process_date.isoformat()
+def _records(rng: random.Random, profile: _Profile, process_date: dt.date) -> int:
+    """A slowly growing extract, smaller at weekends."""
     days_in = (process_date - dt.date(2024, 1, 1)).days
     weekday_factor = 0.75 if process_date.weekday() >= 5 else 1.0
-    records = int(profile.records * (1 + days_in * 0.0008) * weekday_factor * rng.uniform(0.92, 1.08))
-    clock, written = run_at, 0
+    return int(profile.records * (1 + days_in * 0.0008) * weekday_factor * rng.uniform(0.92, 1.08))
+
+
+def _run_partition(store: HistoryStore, rng: random.Random, p: _Partition, clock: dt.datetime, now: dt.datetime) -> int:
+    """All stage runs of one partition: each stage until it succeeds or is given up."""
+    written = 0
     for stage in stages.ASSETS:
-        for attempt in range(3):
+        for attempt in range(1, _ATTEMPTS + 1):
             if clock >= now:
                 return written
-            trigger = f"autosys:{domain.autosys.job_prefix}_{_AUTOSYS_SUFFIX[stage]}" if attempt == 0 else "ui"
-            run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            store.record_start(
-                run_id,
-                stage,
-                domain.name,
-                partition,
-                process_date,
-                trigger,
-                job_name="__ASSET_JOB",
-                autosys_job_name=trigger.split(":", 1)[1] if attempt == 0 else None,
-                started_at=clock,
-            )
-            status, message = _outcome(rng, stage)
-            seconds = _duration(rng, stage, records, slow) if status is Status.SUCCEEDED else rng.uniform(4, 600)
-            if status is Status.TIMEOUT:
-                seconds = 10800 + rng.uniform(0, 60)
-            end = clock + dt.timedelta(seconds=seconds)
-            count = records if stage != "loaded" else int(records * (1 - profile.match_rate * rng.uniform(0.9, 1.1)))
-            store.record_end(
-                run_id,
-                stage,
-                status,
-                record_count=count if status is Status.SUCCEEDED else None,
-                exit_code=EXIT_CODE_BY_STATUS.get(status, exit_codes.STAGE_FAILED),
-                error_message=message,
-                metadata=(
-                    {"attempt": attempt + 1, "match_rate": round(profile.match_rate * 100, 1)}
-                    if stage == "matched"
-                    else {"attempt": attempt + 1}
-                ),
-                ended_at=end,
-            )
+            status, end = _stage_run(store, rng, p, stage, attempt, clock)
             written += 1
             # The next stage starts when AutoSys sees this one succeed; a failure is looked
             # at and re-run by hand from the UI some time later.
@@ -169,8 +119,35 @@ def _run_partition(
             if status is Status.SUCCEEDED:
                 break
         else:
-            return written  # given up after three attempts: the partition is never delivered
+            return written  # given up: the partition is never delivered
     return written
+
+
+def _stage_run(
+    store: HistoryStore, rng: random.Random, p: _Partition, stage: str, attempt: int, started_at: dt.datetime
+) -> tuple[Status, dt.datetime]:
+    """One run of one stage, by its AutoSys job the first time and from the UI after a
+    failure; returns how and when it ended."""
+    autosys_job = stages.command_job(p.domain.autosys.job_prefix, _BRIDGE_JOB[stage]) if attempt == 1 else None
+    run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    store.record_start(
+        run_id, stage, p.domain.name, p.process_date.isoformat(), p.process_date,
+        f"autosys:{autosys_job}" if autosys_job else "ui",
+        job_name=stages.job_name(p.domain.name), autosys_job_name=autosys_job, started_at=started_at,
+    )
+    status, message = _outcome(rng, stage)
+    end = started_at + dt.timedelta(seconds=_duration(rng, stage, status, p))
+    # The load writes the records that matched no other; drawn whatever the outcome.
+    count = int(p.records * (1 - p.profile.match_rate * rng.uniform(0.9, 1.1))) if stage == LOADED else p.records
+    metadata = {"attempt": attempt}
+    if stage == MATCHED:
+        metadata["match_rate"] = round(p.profile.match_rate * 100, 1)
+    store.record_end(
+        run_id, stage, status, record_count=count if status is Status.SUCCEEDED else None,
+        exit_code=EXIT_CODE_BY_STATUS.get(status, exit_codes.STAGE_FAILED),
+        error_message=message, metadata=metadata, ended_at=end,
+    )
+    return status, end
 
 
 def _outcome(rng: random.Random, stage: str) -> tuple[Status, str | None]:
@@ -182,9 +159,12 @@ def _outcome(rng: random.Random, stage: str) -> tuple[Status, str | None]:
     return Status.SUCCEEDED, None
 
 
-def _duration(rng: random.Random, stage: str, records: int, slow: bool) -> float:
-    if stage == "extract":
-        return 30 + records / 900 * rng.uniform(0.8, 1.3)
-    if stage == "matched":
-        return (420 + records / 120 * rng.uniform(0.85, 1.25)) * (rng.uniform(3.0, 4.5) if slow else 1)
-    return 20 + records / 2000 * rng.uniform(0.8, 1.3)
+def _duration(rng: random.Random, stage: str, status: Status, p: _Partition) -> float:
+    if status is not Status.SUCCEEDED:
+        seconds = rng.uniform(4, 600)  # a failure comes early, except the matching job's timeout
+        return 10800 + rng.uniform(0, 60) if status is Status.TIMEOUT else seconds
+    if stage == EXTRACT:
+        return 30 + p.records / 900 * rng.uniform(0.8, 1.3)
+    if stage == MATCHED:
+        return (420 + p.records / 120 * rng.uniform(0.85, 1.25)) * (rng.uniform(3.0, 4.5) if p.slow else 1)
+    return 20 + p.records / 2000 * rng.uniform(0.8, 1.3)

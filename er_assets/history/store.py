@@ -1,10 +1,12 @@
 """HistoryStore: one row per (Dagster run, stage) in `er_job_history`.
 
-Events reach the store from sensors and hooks that may fire more than once, so both writes
-are idempotent: `record_start` inserts or does nothing; `record_end` finishes a RUNNING row
-and ignores any later end event for it. A re-execution is a new Dagster run with its own
-row; a step retried inside one run (a RetryPolicy) is a higher `attempt`, which reopens the
-row, so the row always tells the stage's final outcome. Every value is a bound parameter.
+Each stage writes its own row as it starts and ends (er_assets/pipeline/recording.py); the
+bridge also ends the rows of runs whose process died or was signalled before the stage could
+(autosys_bridge/runner.py). So a row may be written twice, and both writes are idempotent:
+`record_start` inserts or does nothing; `record_end` finishes a RUNNING row and ignores any
+later end for it. A re-execution is a new Dagster run with its own row; a step retried
+inside one run (a RetryPolicy) is a higher `attempt`, which reopens the row, so the row
+always tells the stage's final outcome. Every value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -16,17 +18,47 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from er_assets.environment import history_url
 from er_assets.history import schema
 from er_assets.history.dialect import UTC, Dialect, HistoryError, dialect_for
 from er_assets.history.model import JobRun, Status, error_key
 from er_assets.redact import redact, redact_text
 
-URL_ENV_VAR = "ER_HISTORY_URL"
 _COLUMNS = (
-    "job_id, run_id, stage, domain, partition_key, process_date, triggered_by, job_name, autosys_job_name, "
+    "history_id, run_id, stage, domain, partition_key, process_date, triggered_by, job_name, autosys_job_name, "
     "start_time, end_time, status, record_count, duration_seconds, exit_code, error_message, error_key, metadata, "
     "attempt"
 )
+
+# A repeated start changes nothing unless it is a later attempt, which reopens the row.
+_START = """
+INSERT INTO er_job_history (run_id, stage, domain, partition_key, process_date, triggered_by,
+                            job_name, autosys_job_name, start_time, status, metadata, attempt)
+VALUES (:run_id, :stage, :domain, :partition_key, :process_date, :triggered_by,
+        :job_name, :autosys_job_name, :start_time, :status, :metadata, :attempt)
+ON CONFLICT (run_id, stage) DO UPDATE
+SET attempt = excluded.attempt, status = excluded.status, end_time = NULL,
+    duration_seconds = NULL, record_count = NULL, exit_code = NULL,
+    error_message = NULL, error_key = NULL, metadata = excluded.metadata
+WHERE er_job_history.attempt < excluded.attempt
+"""
+# Only the running attempt ends, once; {duration} is the dialect's arithmetic.
+_END = """
+UPDATE er_job_history
+SET status = :status, end_time = :end_time, duration_seconds = {duration},
+    record_count = :record_count, exit_code = :exit_code,
+    error_message = :error_message, error_key = :error_key, metadata = :metadata
+WHERE run_id = :run_id AND stage = :stage AND status = :running AND attempt = :attempt
+"""
+_FOUND = "SELECT 1 AS found FROM er_job_history WHERE run_id = :run_id AND stage = :stage"
+
+
+def _check_start(attempt: int, **required: str) -> None:
+    if attempt < 1:
+        raise ValueError(f"record_start: attempt counts from 1, not {attempt}")
+    for name, value in required.items():
+        if not value:
+            raise ValueError(f"record_start: {name} must not be empty")
 
 
 def _now() -> dt.datetime:
@@ -61,9 +93,8 @@ class HistoryStore:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "HistoryStore":
         """The store named by ER_HISTORY_URL; without it, the local deployment's SQLite
-        file (ER_DATA_DIR/history.db), so local runs keep their history with no setup."""
-        from er_assets.environment import history_url  # the one place that default is decided
-
+        file (ER_DATA_DIR/history.db), so local runs keep their history with no setup
+        (`environment.history_url` decides)."""
         try:
             return cls.from_url(history_url(env))
         except ValueError as exc:
@@ -163,48 +194,17 @@ class HistoryStore:
         retry_number + 1) is higher: then the row is RUNNING again, its outcome cleared,
         its start time kept, so duration and SLA count from the first attempt.
         """
-        if attempt < 1:
-            raise ValueError(f"record_start: attempt counts from 1, not {attempt}")
-        for name, value in (
-            ("run_id", run_id),
-            ("stage", stage),
-            ("domain", domain),
-            ("partition_key", partition_key),
-            ("trigger", trigger),
-        ):
-            if not value:
-                raise ValueError(f"record_start: {name} must not be empty")
-        params = {
-            "run_id": run_id,
-            "stage": stage,
-            "domain": domain,
-            "partition_key": partition_key,
-            "process_date": self.dialect.date(_date(process_date)),
-            "triggered_by": trigger,
-            "job_name": job_name,
-            "autosys_job_name": autosys_job_name,
+        _check_start(attempt, run_id=run_id, stage=stage, domain=domain, partition_key=partition_key,
+                     trigger=trigger)
+        row = {
+            "run_id": run_id, "stage": stage, "domain": domain, "partition_key": partition_key,
+            "process_date": self.dialect.date(_date(process_date)), "triggered_by": trigger,
+            "job_name": job_name, "autosys_job_name": autosys_job_name,
             "start_time": self.dialect.timestamp(started_at or _now()),
-            "status": Status.RUNNING.value,
-            "metadata": self.dialect.json({}),
-            "attempt": attempt,
+            "status": Status.RUNNING.value, "metadata": self.dialect.json({}), "attempt": attempt,
         }
         with self._transaction() as cur:
-            self._execute(
-                cur,
-                """
-                INSERT INTO er_job_history (run_id, stage, domain, partition_key, process_date, triggered_by,
-                                            job_name, autosys_job_name, start_time, status, metadata, attempt)
-                VALUES (:run_id, :stage, :domain, :partition_key, :process_date, :triggered_by,
-                        :job_name, :autosys_job_name, :start_time, :status, :metadata, :attempt)
-                ON CONFLICT (run_id, stage) DO UPDATE
-                SET attempt = excluded.attempt, status = excluded.status, end_time = NULL,
-                    duration_seconds = NULL, record_count = NULL, exit_code = NULL,
-                    error_message = NULL, error_key = NULL, metadata = excluded.metadata
-                WHERE er_job_history.attempt < excluded.attempt
-                """,
-                params,
-            )
-            return cur.rowcount == 1
+            return self._execute(cur, _START, row).rowcount == 1
 
     def record_end(
         self,
@@ -222,51 +222,34 @@ class HistoryStore:
         """Record how a started stage ended; True if this call ended it.
 
         An end event for a stage that already ended, or for another attempt than the
-        running one, is ignored (False): the first end of each attempt wins. Error text and metadata are redacted of secrets before they are stored.
-        Raises LookupError when the stage never started: call `record_start` first (it is
-        idempotent, so a sensor may always call both).
+        running one, is ignored (False): the first end of each attempt wins. Error text and
+        metadata are redacted of secrets before they are stored. Raises LookupError when the
+        stage never started: call `record_start` first (it is idempotent, so a caller that
+        cannot know whether the stage recorded its start may always call both).
         """
         status = Status(status)
         if not status.terminal:
             raise ValueError("record_end needs a terminal status, not RUNNING")
         message = redact_text(error_message)
-        end = self.dialect.timestamp(ended_at or _now())
-        params = {
-            "run_id": run_id,
-            "stage": stage,
-            "status": status.value,
-            "end_time": end,
-            "record_count": record_count,
-            "exit_code": exit_code,
-            "error_message": message,
-            "error_key": error_key(message),
+        outcome = {
+            "run_id": run_id, "stage": stage, "attempt": attempt, "running": Status.RUNNING.value,
+            "status": status.value, "end_time": self.dialect.timestamp(ended_at or _now()),
+            "record_count": record_count, "exit_code": exit_code,
+            "error_message": message, "error_key": error_key(message),
             "metadata": self.dialect.json(redact(dict(metadata or {}))),
-            "running": Status.RUNNING.value,
-            "attempt": attempt,
         }
+        with self._transaction() as cur:
+            if self._execute(cur, self._end_sql(), outcome).rowcount == 1:
+                return True
+            if _first(self._execute(cur, _FOUND, outcome)) is None:
+                raise LookupError(f"no history for run {run_id} stage {stage}: record_start was not called")
+            return False
+
+    def _end_sql(self) -> str:
         # Milliseconds: SQLite's julianday arithmetic is exact only to a few microseconds,
         # and both databases must store the same number.
         duration = self.dialect.round(self.dialect.seconds_between("start_time", ":end_time"), 3)
-        with self._transaction() as cur:
-            self._execute(
-                cur,
-                f"""
-                UPDATE er_job_history
-                SET status = :status, end_time = :end_time, duration_seconds = {duration},
-                    record_count = :record_count, exit_code = :exit_code,
-                    error_message = :error_message, error_key = :error_key, metadata = :metadata
-                WHERE run_id = :run_id AND stage = :stage AND status = :running AND attempt = :attempt
-                """,
-                params,
-            )
-            if cur.rowcount == 1:
-                return True
-            self._execute(
-                cur, "SELECT 1 AS found FROM er_job_history WHERE run_id = :run_id AND stage = :stage", params
-            )
-            if _first(cur) is None:
-                raise LookupError(f"no history for run {run_id} stage {stage}: record_start was not called")
-            return False
+        return _END.format(duration=duration)
 
     def sync_sla(self, minutes_by_domain: Mapping[str, int]) -> None:
         """Make `er_sla` equal to the mapping (domain -> minutes from first start to the
@@ -355,7 +338,7 @@ class HistoryStore:
         where = " AND ".join(chosen) or "1 = 1"
         params = {clause.rsplit(":", 1)[1]: value for clause, value in chosen.items()}
         result = self.query(
-            f"SELECT {_COLUMNS} FROM er_job_history WHERE {where} ORDER BY start_time, job_id", **params
+            f"SELECT {_COLUMNS} FROM er_job_history WHERE {where} ORDER BY start_time, history_id", **params
         )
         return [_job_run(row) for row in result]
 

@@ -6,7 +6,7 @@ import sys
 import dagster as dg
 
 from er_assets.defs.definitions import build_definitions
-from er_assets.defs.location import job_name
+from er_assets.stages import job_name
 from er_assets.partitions import partitions_def
 
 

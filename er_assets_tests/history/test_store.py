@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from er_assets.history import HistoryError, HistoryStore, Status
 from er_assets.stages import FINAL as FINAL_STAGE
 from er_assets.history import schema
+from er_assets.history.dialect import Postgres, SQLite
 
 pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session
 
@@ -265,3 +267,58 @@ def test_an_older_database_is_migrated_in_place(url, monkeypatch):
         assert new.schema_version == schema.LATEST
         (row,) = new.rows()
         assert (row.run_id, row.attempt) == ("old", 1)
+
+
+def test_renaming_the_row_id_keeps_every_row_and_its_id(url, monkeypatch):
+    with monkeypatch.context() as m:  # a database written by the release before migration 5
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:4])
+        m.setattr(schema, "LATEST", 4)
+        with HistoryStore.from_url(url) as old:
+            for i, stage in enumerate(["extract", "matched", "loaded", "extract"]):
+                start(old, run_id=f"run-{i}", stage=stage, at=T0 + dt.timedelta(hours=i))
+            old.record_end("run-1", "matched", "SUCCEEDED", record_count=5, metadata={"job_id": "a" * 32},
+                           ended_at=T0 + dt.timedelta(hours=1, minutes=3))
+            old.claim_notification("run-1", "SUCCEEDED", "customers", ["a@example.com"])
+            before = {r["run_id"]: r["job_id"] for r in old.query("SELECT job_id, run_id FROM er_job_history")}
+            old.query("DELETE FROM er_job_history WHERE run_id = 'run-3' RETURNING run_id")
+            deleted = before.pop("run-3")  # the newest id: a new row must not get it again
+    # Two processes upgrade at once: the migration runs exactly once.
+    stores = [HistoryStore.from_url(url) for _ in range(2)]
+    barrier = threading.Barrier(len(stores))
+    versions = []
+    threads = [threading.Thread(target=lambda s=s: (barrier.wait(), versions.append(s.schema_version)))
+               for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    new = stores[0]
+    assert versions == [schema.LATEST] * 2 and schema.LATEST >= 5
+    assert {r.run_id: r.history_id for r in new.rows()} == before
+    (matched,) = new.rows(stage="matched")
+    assert (matched.status, matched.record_count, matched.metadata) == (Status.SUCCEEDED, 5, {"job_id": "a" * 32})
+    assert [n["run_id"] for n in new.notifications()] == ["run-1"]
+    (any_row, *_) = new.query("SELECT * FROM er_job_history")
+    assert "history_id" in any_row and "job_id" not in any_row
+    assert start(new, run_id="run-4")  # the id generator survived the rename, and never reuses an id
+    assert new.get("run-4", "extract").history_id > deleted
+    assert len(new.view("er_v_success_rate")) == 1
+    for s in stores:
+        s.close()
+
+
+# What each released migration runs, on both dialects. A database that ran one never runs it
+# again, so editing one (its text, or a constant it is built from: a new Status changes
+# migration 1's CHECK) leaves existing databases behind: append a migration instead.
+RELEASED = {1: "5974a0fa8500ec92", 2: "fb1467ab026ec268", 3: "f1537b4321f05019", 4: "b96428d66c3f2f0e",
+            5: "dea97b92fa877b06"}
+
+
+def test_released_migrations_are_never_edited():
+    digests = {}
+    for migration in schema.MIGRATIONS:
+        digest = hashlib.sha256()
+        for dialect in (SQLite(":memory:"), Postgres("")):
+            digest.update("\n".join(dialect.ddl(s) for s in schema.statements(migration, dialect)).encode())
+        digests[migration[0]] = digest.hexdigest()[:16]
+    assert {v: d for v, d in digests.items() if v in RELEASED} == RELEASED

@@ -9,9 +9,11 @@ from collections import Counter
 
 import pytest
 
+from er_assets import stages
 from er_assets.history import FAILURES, HistoryStore, Status
 from er_assets.history.seed import DEMO_SLA_MINUTES
 from er_assets.ops.report import main, render_report, seed_history
+from er_assets.partitions import partitions_def
 
 pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session
 
@@ -52,6 +54,21 @@ def test_seeding_is_deterministic_and_realistic(seeded, tmp_path):
     assert store.query("SELECT domain, sla_minutes FROM er_sla ORDER BY domain") == [
         {"domain": d, "sla_minutes": m} for d, m in sorted(DEMO_SLA_MINUTES.items())
     ]
+
+
+def test_seeded_partitions_and_jobs_are_dagsters(seeded, config):
+    store, _, _ = seeded
+    start = NOW - dt.timedelta(days=90)
+    for name, domain in config.domains.items():
+        definition = partitions_def(domain)
+        windows = {key: definition.time_window_for_partition_key(key)
+                   for key in definition.get_partition_keys(current_time=NOW)}
+        # Each partition Dagster's schedule completed in the window, started when it fired.
+        expected = {key: window.end for key, window in windows.items() if start <= window.end}
+        rows = store.rows(domain=name)
+        first_starts = {r.partition_key: r.start_time for r in rows if r.stage == stages.ASSETS[0] and r.trigger != "ui"}
+        assert first_starts == expected and {r.partition_key for r in rows} == set(expected)
+        assert {r.job_name for r in rows} == {stages.job_name(name)}
 
 
 def test_report_has_every_section_and_is_self_contained(seeded):
