@@ -9,7 +9,9 @@ Per domain, under `s3://<bucket>/<prefix>/`:
                                             each job to <workflowName>/<jobId>/success/ and
                                             error/ under it (found by listing, match_output)
 
-URIs end in `/` when they name a prefix. Imports only `er_assets.config`, for the Domain type.
+URIs end in `/` when they name a prefix; `split_uri` and `local_path` refuse any key that could
+reach outside its bucket or the local store's folder. Imports only `er_assets.config`, for the
+Domain type.
 """
 
 from __future__ import annotations
@@ -85,3 +87,37 @@ def data_files(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_data_file(p.name))
+
+
+class UnsafeKey(ValueError):
+    """An object-store URI that could reach outside its bucket or prefix."""
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/some/key` -> ("bucket", "some/key").
+
+    Keys are built from validated configuration parts; this is the check behind that: no
+    `.` or `..` segment and no empty one (`a//b`; a trailing `/` marks a prefix), so a key
+    means the same object in S3 and in the local folder, and never one outside the bucket."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or bucket in (".", "..") or "\\" in bucket:
+        raise UnsafeKey(f"{uri!r} names no usable bucket")
+    segments = key.split("/")
+    if segments[-1] == "":
+        segments.pop()  # a prefix
+    if any(segment in ("", ".", "..") for segment in segments) or "\x00" in key:
+        raise UnsafeKey(f"{uri!r}: object keys may hold no empty, '.' or '..' segment")
+    return bucket, key
+
+
+def local_path(root: str | Path, uri: str) -> Path:
+    """Where a local object store keeps `uri`: root/bucket/key, refused unless it resolves
+    (symbolic links followed) to a place inside root."""
+    bucket, key = split_uri(uri)
+    base = Path(root).resolve()
+    path = (base / bucket / key).resolve()
+    if not path.is_relative_to(base):
+        raise UnsafeKey(f"{uri!r} resolves outside the object store folder {base}")
+    return path

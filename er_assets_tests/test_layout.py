@@ -9,7 +9,8 @@ import pytest
 
 from er_assets import layout
 from er_assets.resources.match_output import find_output
-from er_assets.resources.object_store import LocalObjectStore, split_uri
+from er_assets.layout import split_uri
+from er_assets.resources.object_store import LocalObjectStore
 
 
 def test_every_place_of_a_domain_lies_under_its_bucket_and_prefix(config):

@@ -322,7 +322,7 @@ class Emulator:
         return {}
 
     def local_path(self, uri: str) -> Path:
-        from er_assets.resources.object_store import local_path
+        from er_assets.layout import local_path
 
         return local_path(self.objects_root, uri)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from er_assets.layout import local_path, split_uri
+
 # Bytes of objects this process has read: what S3 sent for GetObject (downloads and ranged
 # reads alike) and what local copies handed out to be read here. Stages record the difference
 # over their run, so the metadata shows how much record data came through the orchestrator.
@@ -26,40 +28,6 @@ def bytes_read() -> int:
 def count_read(size: int) -> None:
     global _bytes_read
     _bytes_read += int(size or 0)
-
-
-class UnsafeKey(ValueError):
-    """An object-store URI that could reach outside its bucket or prefix."""
-
-
-def split_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/some/key` -> ("bucket", "some/key").
-
-    Keys are built from validated configuration parts; this is the check behind that: no
-    `.` or `..` segment and no empty one (`a//b`; a trailing `/` marks a prefix), so a key
-    means the same object in S3 and in the local folder, and never one outside the bucket."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket or bucket in (".", "..") or "\\" in bucket:
-        raise UnsafeKey(f"{uri!r} names no usable bucket")
-    segments = key.split("/")
-    if segments[-1] == "":
-        segments.pop()  # a prefix
-    if any(segment in ("", ".", "..") for segment in segments) or "\x00" in key:
-        raise UnsafeKey(f"{uri!r}: object keys may hold no empty, '.' or '..' segment")
-    return bucket, key
-
-
-def local_path(root: str | Path, uri: str) -> Path:
-    """Where a local object store keeps `uri`: root/bucket/key, refused unless it resolves
-    (symbolic links followed) to a place inside root."""
-    bucket, key = split_uri(uri)
-    base = Path(root).resolve()
-    path = (base / bucket / key).resolve()
-    if not path.is_relative_to(base):
-        raise UnsafeKey(f"{uri!r} resolves outside the object store folder {base}")
-    return path
 
 
 class ObjectStore(dg.ConfigurableResource):

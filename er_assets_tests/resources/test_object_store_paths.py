@@ -5,7 +5,8 @@ included) is refused before anything is read, written or deleted."""
 import pytest
 
 from er_assets.emulator.service import Emulator
-from er_assets.resources.object_store import LocalObjectStore, UnsafeKey, local_path, split_uri
+from er_assets.layout import UnsafeKey, local_path, split_uri
+from er_assets.resources.object_store import LocalObjectStore
 
 
 @pytest.mark.parametrize("uri", [
