@@ -66,12 +66,12 @@ def _reclaim_dead_runs(instance) -> None:
     """Close the runs of bridge processes on this host that died without ending their run
     (kill -9, a crashed host agent). Such a run still holds its slot in the matching pool,
     and every later matching step would wait for it forever."""
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+    import dagster as dg
 
     from er_assets.history import HistoryStore, Status
 
-    open_runs = instance.get_runs(RunsFilter(
-        statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={"er/host": socket.gethostname()}))
+    open_runs = instance.get_runs(dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={"er/host": socket.gethostname()}))
     for run in open_runs:
         # A re-execution from the UI inherits its parent's tags: it is not a bridge run.
         if run.tags.get("dagster/parent_run_id"):
