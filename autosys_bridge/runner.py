@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 
-from er_assets import exit_codes
+from er_assets import exit_codes, processes
 
 
 class Terminated(BaseException):
@@ -90,18 +90,7 @@ def _reclaim_dead_runs(instance) -> None:
 
 def _bridge_alive(pid: int) -> bool:
     """Is `pid` still a running bridge? A pid reused by another program does not count."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            command = cmdline.read()
-        return b"autosys" in command or b"er_assets" in command
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc here: fall back to "is the pid taken at all"
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+    return processes.running(pid, lambda words: any(b"autosys" in word or b"er_assets" in word for word in words))
 
 
 def _interrupted_steps(result) -> list[str]:
