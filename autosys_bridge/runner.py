@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 
-from er_assets import exit_codes
+from er_assets import exit_codes, processes
 
 
 class Terminated(BaseException):
@@ -66,12 +66,12 @@ def _reclaim_dead_runs(instance) -> None:
     """Close the runs of bridge processes on this host that died without ending their run
     (kill -9, a crashed host agent). Such a run still holds its slot in the matching pool,
     and every later matching step would wait for it forever."""
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+    import dagster as dg
 
     from er_assets.history import HistoryStore, Status
 
-    open_runs = instance.get_runs(RunsFilter(
-        statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={"er/host": socket.gethostname()}))
+    open_runs = instance.get_runs(dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={"er/host": socket.gethostname()}))
     for run in open_runs:
         # A re-execution from the UI inherits its parent's tags: it is not a bridge run.
         if run.tags.get("dagster/parent_run_id"):
@@ -90,18 +90,7 @@ def _reclaim_dead_runs(instance) -> None:
 
 def _bridge_alive(pid: int) -> bool:
     """Is `pid` still a running bridge? A pid reused by another program does not count."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            command = cmdline.read()
-        return b"autosys" in command or b"er_assets" in command
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc here: fall back to "is the pid taken at all"
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+    return processes.running(pid, lambda words: any(b"autosys" in word or b"er_assets" in word for word in words))
 
 
 def _interrupted_steps(result) -> list[str]:

@@ -58,9 +58,9 @@ class MissingUpstream(PipelineError):
     """The stage needs an upstream materialisation of this partition that does not exist."""
 
 
-# Errors raised by clients rather than by our stages that still mean "a service is unreachable
-# or the credentials are wrong": botocore's, the job history's, Snowflake's connection errors.
-SERVICE_ERRORS = frozenset({
+# Class names of errors raised by clients rather than by our stages that still mean "a service is
+# unreachable or the credentials are wrong": botocore's, the job history's, Snowflake's connection errors.
+UNAVAILABLE_ERROR_CLASSES = frozenset({
     "NoCredentialsError", "PartialCredentialsError", "EndpointConnectionError", "ConnectTimeoutError",
     "TokenRetrievalError", "HistoryError", "OperationalError", "ForbiddenError",
     "UnauthorizedSSOTokenError", "SSOTokenLoadError", "CredentialRetrievalError", "ReadTimeoutError",
@@ -72,7 +72,7 @@ CODED = (PipelineError, ServiceUnavailable, MatchingJobTimeout, ConfigurationRej
 # Exit code by exception class name: the bridge reads names back from the Dagster event log,
 # the job history from the exception itself, and both walk the chain of causes the same way.
 EXIT_CODES = {
-    **dict.fromkeys(SERVICE_ERRORS, exit_codes.SERVICE_UNAVAILABLE),
+    **dict.fromkeys(UNAVAILABLE_ERROR_CLASSES, exit_codes.SERVICE_UNAVAILABLE),
     **{cls.__name__: cls.exit_code for cls in CODED},
 }
 # The class of ours that replaces an exception of each exit code (`masked_error`): from the

@@ -35,7 +35,6 @@ STATUS_CODES = {
 SHORT = {"success": "s", "failure": "f", "done": "d", "terminated": "t", "notrunning": "n"}
 EXITCODE_WORDS = {"e", "exitcode"}
 VALUE_WORDS = {"v", "value"}
-COMPARATORS = ("<=", ">=", "!=", "<>", "=", "<", ">")
 # A lookback is hours, optionally with minutes: 0, 12, 12.00, 1.30 (`\:` unescapes to 12:00).
 LOOKBACK = re.compile(r"^\d{1,4}([.:][0-5]\d)?$")
 INSTANCE = re.compile(r"^[A-Za-z0-9]{3}$")

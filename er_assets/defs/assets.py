@@ -4,6 +4,10 @@ Stages pass state through the Dagster instance, not files in /tmp: each stage re
 latest materialisation of its upstream asset for the same partition (paths, counts, run id)
 and adds its own. Behaviour differs between deployments only through the resources; no
 asset body knows which warehouse, object store or Entity Resolution endpoint it has.
+
+`domain_assets` only declares the assets; each stage's work is a module-level function below
+(`_extract`, `_match`, `_load`), given the domain and the resources it uses, that returns the
+materialisation's metadata and check results.
 """
 
 import time
@@ -12,12 +16,12 @@ import dagster as dg
 
 from er_assets.pipeline import checks, gate
 from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
-from er_assets.config import Domain, Settings
 from er_assets import layout
+from er_assets.config import Domain, Settings
 from er_assets.resources.entity_resolution import EntityResolutionResource
 from er_assets.errors import MissingUpstream, UpstreamRefused
 from er_assets.resources.match_output import find_output
-from er_assets.pipeline.matching_job import Patience, adoptable_job, point_glue_table, run_matching_job
+from er_assets.pipeline.matching_job import JobOutcome, Patience, adoptable_job, point_glue_table, run_matching_job
 from er_assets.resources.object_store import ObjectStore, bytes_read
 from er_assets.partitions import business_dates, partitions_def
 from er_assets.defs.location import complete_run_tags
@@ -25,12 +29,95 @@ from er_assets.pipeline.recording import recording
 from er_assets.resources.history import HistoryResource
 from er_assets.resources.warehouses.base import Warehouse
 
+
 class MatchingConfig(gate.GateConfig):
     """Per-run overrides of the configured EXECUTION_TIMEOUT and CHECK_INTERVAL (seconds), and
     of the data-quality gate on the extract."""
 
     execution_timeout: int | None = None
     check_interval: int | None = None
+
+
+def domain_assets(domain: Domain, settings: Settings) -> list:
+    """The domain's source table and its three stages, partitioned by the domain's cadence."""
+    parts = partitions_def(domain)
+    return [_source(domain), _extract_asset(domain, parts), _matched_asset(domain, settings, parts),
+            _loaded_asset(domain, parts)]
+
+
+def _source(domain: Domain) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=[domain.name, "source"],
+        group_name=domain.name,
+        description=f"Source table {domain.source.table}, observed, not materialised here.",
+        metadata={"table": domain.source.table, "partition_column": domain.source.partition_column},
+        kinds={"table"},
+    )
+
+
+def _stage(domain: Domain, parts: dg.PartitionsDefinition, stage: str, upstream: str, **properties):
+    """The decorator of one stage's asset: in the domain's group, partitioned, after `upstream`,
+    with the stage's checks."""
+    return dg.asset(key=[domain.name, stage], deps=[_key(domain, upstream)], partitions_def=parts,
+                    group_name=domain.name, check_specs=checks.specs(domain, stage, parts), **properties)
+
+
+def _extract_asset(domain: Domain, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @_stage(domain, parts, "extract", "source", kinds={"parquet"},
+            description=f"The partition's slice of {domain.source.table}, unloaded as parquet to the object store.")
+    def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore,
+                history: HistoryResource):
+        yield _recorded(context, history, domain, "extract", "rows",
+                        lambda: _extract(context, domain, warehouse, object_store))
+
+    return extract
+
+
+def _matched_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @_stage(domain, parts, "matched", "extract", pool=settings.concurrency_pool, kinds={"aws"},
+            description=f"AWS Entity Resolution workflow {domain.workflow_name} run on the partition's extract.")
+    def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
+                warehouse: Warehouse, object_store: ObjectStore, history: HistoryResource):
+        yield _recorded(context, history, domain, "matched", "output_rows",
+                        lambda: _match(context, domain, settings, config, entity_resolution, warehouse, object_store))
+
+    return matched
+
+
+def _loaded_asset(domain: Domain, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @_stage(domain, parts, "loaded", "matched", kinds={"table"},
+            description=f"Match output loaded into {domain.target.table}, replacing the partition's rows.")
+    def loaded(context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse,
+               history: HistoryResource):
+        yield _recorded(context, history, domain, "loaded", "rows", lambda: _load(context, domain, config, warehouse))
+
+    return loaded
+
+
+def _recorded(context, history: HistoryResource, domain: Domain, stage: str, rows: str, work) -> dg.MaterializeResult:
+    """Do a stage's `work` (-> metadata, check results) inside its job-history row, which counts
+    `metadata[rows]` records. First the run gets the tags a bridge run has, whoever started it."""
+    complete_run_tags(context, domain.name)
+    with recording(context, history, domain.name, stage) as record:
+        metadata, results = work()
+        record.finish(metadata[rows], metadata, results)
+    return dg.MaterializeResult(metadata=metadata, check_results=results)
+
+
+class _Meter:
+    """What a stage costs this process from its start: wall-clock seconds, and the record data
+    read here (0 in production, where the warehouse reads it)."""
+
+    def __init__(self):
+        self.started, self.read_before = time.monotonic(), bytes_read()
+
+    def figures(self) -> dict:
+        return {"orchestrator_bytes_read": bytes_read() - self.read_before,
+                "seconds": round(time.monotonic() - self.started, 3)}
+
+
+def _key(domain: Domain, stage: str) -> dg.AssetKey:
+    return dg.AssetKey([domain.name, stage])
 
 
 def latest_event(context, key: dg.AssetKey, partition: str, observation: bool = False):
@@ -47,7 +134,7 @@ def _metadata(record) -> dict:
 
 
 def _upstream(context, domain: Domain, stage: str, partition: str) -> tuple[dict, str]:
-    record = latest_event(context, dg.AssetKey([domain.name, stage]), partition)
+    record = latest_event(context, _key(domain, stage), partition)
     if record is None:
         raise MissingUpstream(f"{domain.name}/{stage} has not been materialised for partition {partition}; run it first")
     return _metadata(record), record.run_id
@@ -59,237 +146,232 @@ def _extract_id(metadata: dict, run_id: str) -> str:
     return metadata.get("extract_run_id") or run_id
 
 
-def domain_assets(domain: Domain, settings: Settings) -> list:
-    name = domain.name
-    parts = partitions_def(domain)
-    source = dg.AssetSpec(
-        key=[name, "source"],
-        group_name=name,
-        description=f"Source table {domain.source.table}, observed, not materialised here.",
-        metadata={"table": domain.source.table, "partition_column": domain.source.partition_column},
-        kinds={"table"},
-    )
+# extract ------------------------------------------------------------------------------------
 
-    @dg.asset(
-        key=[name, "extract"],
-        deps=[source.key],
-        partitions_def=parts,
-        group_name=name,
-        check_specs=checks.specs(domain, "extract", parts),
-        description=f"The partition's slice of {domain.source.table}, unloaded as parquet to the object store.",
-        kinds={"parquet"},
-    )
-    def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore,
-                history: HistoryResource):
-        complete_run_tags(context, name)
-        with recording(context, history, name, "extract") as record:
-            started, read_before = time.monotonic(), bytes_read()
-            start, end = business_dates(domain, context.partition_key)
-            uri = layout.extract_uri(domain, context.partition_key, context.run_id)
-            metadata = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
-            drift = warehouse.source_schema_problems(domain)
-            if drift:
-                # Unloading would only fail on the missing column: report it as the check it is.
-                context.log.error(f"{domain.source.table} does not match the configuration: {drift}")
-                metadata.update(rows=0, files=0, schema_problems=drift)
-                results = checks.schema_drift_results(domain, drift)
-            else:
-                earlier = _unchanged_extract(context, warehouse, object_store, start, end)
-                if earlier:
-                    metadata.update(earlier, reused_extract=True)
-                    context.log.info(f"the slice is unchanged since extract run {earlier['extract_run_id']} "
-                                     f"({earlier['rows']} records): reusing its files {earlier['uri']}")
-                else:
-                    result = warehouse.unload_extract(domain, start, end, uri)
-                    context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
-                    metadata.update(rows=result.rows, files=len(result.files), profile=result.profile,
-                                    fingerprint=result.fingerprint, profile_key=domain.profile_key,
-                                    extract_run_id=context.run_id)
-                counts = earlier_values(context.instance, extract.key, domain, context.partition_key, "rows")
-                results = checks.extract_results(domain, metadata["profile"], counts)
-            metadata["orchestrator_bytes_read"] = bytes_read() - read_before
-            metadata["seconds"] = round(time.monotonic() - started, 3)
-            metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
-            record.finish(metadata["rows"], metadata, results)
-        yield dg.MaterializeResult(metadata=metadata, check_results=results)
+def _extract(context, domain: Domain, warehouse: Warehouse, object_store: ObjectStore) -> tuple[dict, list]:
+    """Unload the partition's slice of the source table (or keep the latest extract's files
+    while the slice is unchanged) and check its profile; a source table that no longer matches
+    the configuration is reported as the failed schema check it is."""
+    meter = _Meter()
+    start, end = business_dates(domain, context.partition_key)
+    uri = layout.extract_uri(domain, context.partition_key, context.run_id)
+    metadata = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
+    drift = warehouse.source_schema_problems(domain)
+    if drift:
+        # Unloading would only fail on the missing column: report it as the check it is.
+        context.log.error(f"{domain.source.table} does not match the configuration: {drift}")
+        metadata.update(rows=0, files=0, schema_problems=drift)
+        results = checks.schema_drift_results(domain, drift)
+    else:
+        metadata.update(_unload(context, domain, warehouse, object_store, start, end, uri))
+        counts = earlier_values(context.instance, _key(domain, "extract"), domain, context.partition_key, "rows")
+        results = checks.extract_results(domain, metadata["profile"], counts)
+    metadata.update(meter.figures())
+    metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
+    return metadata, results
 
-    def _unchanged_extract(context, warehouse: Warehouse, object_store: ObjectStore, start, end) -> dict | None:
-        """The metadata of the partition's latest extract when the source slice still has the
-        same rows (count and fingerprint) and its files are still there, else None. Reusing it
-        keeps the extract's identity, so a re-run of the whole pipeline re-attaches to the
-        matching job already running (or done) for it instead of starting another."""
-        previous = latest_event(context, extract.key, context.partition_key)
-        if previous is None:
-            return None
-        seen = _metadata(previous)
-        if "fingerprint" not in seen or seen.get("profile_key") != domain.profile_key:
-            return None  # an older extract, or one profiled under other DQ settings
-        rows, fingerprint = warehouse.slice_fingerprint(domain, start, end)
-        if (rows, fingerprint) != (seen["rows"], seen["fingerprint"]) or not object_store.list_files(seen["uri"]):
-            return None
-        keep = ("uri", "rows", "files", "profile", "fingerprint", "profile_key")
-        return {**{k: seen[k] for k in keep}, "extract_run_id": _extract_id(seen, previous.run_id)}
 
-    @dg.asset(
-        key=[name, "matched"],
-        deps=[extract.key],
-        partitions_def=parts,
-        group_name=name,
-        pool=settings.concurrency_pool,
-        check_specs=checks.specs(domain, "matched", parts),
-        description=f"AWS Entity Resolution workflow {domain.workflow_name} run on the partition's extract.",
-        kinds={"aws"},
-    )
-    def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
-                warehouse: Warehouse, object_store: ObjectStore, history: HistoryResource):
-        complete_run_tags(context, name)
-        with recording(context, history, name, "matched") as record:
-            metadata, results = _match(context, config, entity_resolution, warehouse, object_store)
-            record.finish(metadata["output_rows"], metadata, results)
-        yield dg.MaterializeResult(metadata=metadata, check_results=results)
+def _unload(context, domain: Domain, warehouse: Warehouse, object_store: ObjectStore, start, end, uri: str) -> dict:
+    """The extract's metadata: the latest extract's, when its slice is unchanged, else that of a
+    new unload to `uri`."""
+    earlier = _unchanged_extract(context, domain, warehouse, object_store, start, end)
+    if earlier:
+        context.log.info(f"the slice is unchanged since extract run {earlier['extract_run_id']} "
+                         f"({earlier['rows']} records): reusing its files {earlier['uri']}")
+        return {**earlier, "reused_extract": True}
+    result = warehouse.unload_extract(domain, start, end, uri)
+    context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
+    return {"rows": result.rows, "files": len(result.files), "profile": result.profile,
+            "fingerprint": result.fingerprint, "profile_key": domain.profile_key, "extract_run_id": context.run_id}
 
-    def _match(context, config: MatchingConfig, entity_resolution: EntityResolutionResource, warehouse: Warehouse,
-               object_store: ObjectStore):
-        started, read_before = time.monotonic(), bytes_read()
-        partition = context.partition_key
-        override = gate.enforce(context, domain, "extract", config)
-        upstream, extract_run = _upstream(context, domain, "extract", partition)
-        extract_run = _extract_id(upstream, extract_run)
-        if not object_store.list_files(upstream["uri"]):
-            raise UpstreamRefused(f"{domain.name}/extract partition {partition}: the files of its latest extract "
-                                  f"(run {extract_run}) are gone from {upstream['uri']}; re-run extract")
-        er, glue = entity_resolution.clients()
 
-        def observe(**metadata) -> None:
-            # Written to the instance's event log before the call returns: durable.
-            context.log_event(dg.AssetObservation(
-                asset_key=matched.key, partition=partition,
-                metadata={"extract_run_id": extract_run, "input_uri": upstream["uri"], **metadata},
-            ))
+def _unchanged_extract(context, domain: Domain, warehouse: Warehouse, object_store: ObjectStore,
+                       start, end) -> dict | None:
+    """The metadata of the partition's latest extract when the source slice still has the
+    same rows (count and fingerprint) and its files are still there, else None. Reusing it
+    keeps the extract's identity, so a re-run of the whole pipeline re-attaches to the
+    matching job already running (or done) for it instead of starting another."""
+    previous = latest_event(context, _key(domain, "extract"), context.partition_key)
+    if previous is None:
+        return None
+    seen = _metadata(previous)
+    if "fingerprint" not in seen or seen.get("profile_key") != domain.profile_key:
+        return None  # an older extract, or one profiled under other DQ settings
+    rows, fingerprint = warehouse.slice_fingerprint(domain, start, end)
+    if (rows, fingerprint) != (seen["rows"], seen["fingerprint"]) or not object_store.list_files(seen["uri"]):
+        return None
+    keep = ("uri", "rows", "files", "profile", "fingerprint", "profile_key")
+    return {**{k: seen[k] for k in keep}, "extract_run_id": _extract_id(seen, previous.run_id)}
 
-        def point_input_at_extract() -> None:
-            point_glue_table(glue, settings.glue_database, domain.glue_table, upstream["uri"])
 
-        def record_job_id(job_id: str) -> None:
-            observe(job_id=job_id)
+# matched ------------------------------------------------------------------------------------
 
-        # One EXECUTION_TIMEOUT for the whole stage: adopting, starting and waiting.
-        patience = Patience(config.execution_timeout or settings.execution_timeout,
-                            config.check_interval or settings.check_interval, context.log.info)
-        previous_job = _earlier_job(context, er, extract_run, record_job_id, patience)
+def _match(context, domain: Domain, settings: Settings, config: MatchingConfig,
+           entity_resolution: EntityResolutionResource, warehouse: Warehouse,
+           object_store: ObjectStore) -> tuple[dict, list]:
+    """Run the domain's matching job on the partition's latest extract (re-attaching to, or
+    reusing, the job an earlier attempt started for it), count its output and check it."""
+    meter = _Meter()
+    override = gate.enforce(context, domain, "extract", config)
+    upstream, extract_run = _extract_to_match(context, domain, object_store)
+    outcome = _run_job(context, domain, settings, config, entity_resolution, upstream["uri"], extract_run)
+    output = find_output(object_store.list_files, outcome.output_path, domain.workflow_name, outcome.job_id,
+                         outcome.metrics.get("totalRecordsProcessed", 0))
+    # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
+    summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri)
+    context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
+                     f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
+    metadata = {
+        "job_id": outcome.job_id,
+        "output_uri": output.success_uri,
+        "extract_run_id": extract_run,
+        "input_records": outcome.metrics.get("inputRecords", 0),
+        "records_processed": outcome.metrics.get("totalRecordsProcessed", 0),
+        "records_not_processed": outcome.metrics.get("recordsNotProcessed", 0),
+        "match_ids": summary["match_ids"],
+        "output_rows": summary["records"],
+        "rejected_rows": summary["rejected_rows"],
+        "match_rate": summary["match_rate"],
+        "service_match_ids": outcome.metrics.get("matchIDs", 0),
+        "reused_job": outcome.reused,
+        "reattached_job": outcome.attached,
+        **meter.figures(),
+        **override,
+    }
+    results = _matched_checks(context, domain, upstream["rows"], outcome, summary, metadata)
+    metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
+    return metadata, results
 
-        outcome = run_matching_job(er, domain.workflow_name, previous_job, point_input_at_extract,
-                                   lambda intent: observe(**intent), record_job_id, patience)
-        output = find_output(object_store.list_files, outcome.output_path, domain.workflow_name, outcome.job_id,
-                             outcome.metrics.get("totalRecordsProcessed", 0))
-        # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
-        summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri)
-        rejected = summary["rejected_rows"]
-        # ML_MATCHING output carries a ConfidenceLevel per matched record instead of a MatchRule.
-        confidence = summary["confidence"]
-        context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
-                         f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
-        metadata = {
-            "job_id": outcome.job_id,
-            "output_uri": output.success_uri,
-            "extract_run_id": extract_run,
-            "input_records": outcome.metrics.get("inputRecords", 0),
-            "records_processed": outcome.metrics.get("totalRecordsProcessed", 0),
-            "records_not_processed": outcome.metrics.get("recordsNotProcessed", 0),
-            "match_ids": summary["match_ids"],
-            "output_rows": summary["records"],
-            "rejected_rows": rejected,
-            "match_rate": summary["match_rate"],
-            "service_match_ids": outcome.metrics.get("matchIDs", 0),
-            # Record data read by this process for the stage: 0 in production.
-            "orchestrator_bytes_read": bytes_read() - read_before,
-            "reused_job": outcome.reused,
-            "reattached_job": outcome.attached,
-            "seconds": round(time.monotonic() - started, 3),
-            **override,
-        }
-        rates = earlier_values(context.instance, matched.key, domain, partition, "match_rate")
-        confidences = None
-        if confidence is not None:
-            metadata["low_confidence_records"] = confidence["below_threshold"]
-            if confidence["mean"] is not None:  # the baseline's figure: absent when nothing matched
-                metadata["mean_confidence"] = confidence["mean"]
-            confidences = earlier_values(context.instance, matched.key, domain, partition, "mean_confidence")
-        results = checks.matched_results(domain, upstream["rows"], outcome.metrics, summary, rejected, rates,
-                                         confidence, confidences)
-        metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
-        return metadata, results
 
-    def _earlier_job(context, er, extract_run: str, record_job_id, patience) -> str | None:
+def _extract_to_match(context, domain: Domain, object_store: ObjectStore) -> tuple[dict, str]:
+    """The partition's latest extract: its metadata and which extract it is. Refused when its
+    files are gone from the object store."""
+    partition = context.partition_key
+    upstream, extract_run = _upstream(context, domain, "extract", partition)
+    extract_run = _extract_id(upstream, extract_run)
+    if not object_store.list_files(upstream["uri"]):
+        raise UpstreamRefused(f"{domain.name}/extract partition {partition}: the files of its latest extract "
+                              f"(run {extract_run}) are gone from {upstream['uri']}; re-run extract")
+    return upstream, extract_run
+
+
+def _run_job(context, domain: Domain, settings: Settings, config: MatchingConfig,
+             entity_resolution: EntityResolutionResource, input_uri: str, extract_run: str) -> JobOutcome:
+    er, glue = entity_resolution.clients()
+    journal = _JobJournal(context, domain, extract_run, input_uri)
+    # One EXECUTION_TIMEOUT for the whole stage: adopting, starting and waiting.
+    patience = Patience(config.execution_timeout or settings.execution_timeout,
+                        config.check_interval or settings.check_interval, context.log.info)
+    previous_job = journal.earlier_job(er, patience)
+
+    def point_input_at_extract() -> None:
+        point_glue_table(glue, settings.glue_database, domain.glue_table, input_uri)
+
+    return run_matching_job(er, domain.workflow_name, previous_job, point_input_at_extract,
+                            journal.record_intent, journal.record_job_id, patience)
+
+
+class _JobJournal:
+    """What the matched stage notes of its matching job, as observations of `<domain>/matched`
+    for the partition: the intent just before StartMatchingJob, then the job id. An observation
+    is in the instance's event log before `log_event` returns, so the notes are durable: a later
+    attempt on the same extract finds the job even after a kill."""
+
+    def __init__(self, context, domain: Domain, extract_run: str, input_uri: str):
+        self.context, self.domain, self.extract_run, self.input_uri = context, domain, extract_run, input_uri
+        self.key = _key(domain, "matched")
+
+    def record_intent(self, intent: dict) -> None:
+        self._observe(**intent)
+
+    def record_job_id(self, job_id: str) -> None:
+        self._observe(job_id=job_id)
+
+    def _observe(self, **metadata) -> None:
+        self.context.log_event(dg.AssetObservation(
+            asset_key=self.key, partition=self.context.partition_key,
+            metadata={"extract_run_id": self.extract_run, "input_uri": self.input_uri, **metadata},
+        ))
+
+    def earlier_job(self, er, patience: Patience) -> str | None:
         """The job an earlier attempt started for this very extract (it may still be running):
         the one it recorded, or, when it died between StartMatchingJob and recording the id,
         the job its recorded intent identifies in the service's own list."""
-        previous = latest_event(context, matched.key, context.partition_key, observation=True)
+        context, partition = self.context, self.context.partition_key
+        previous = latest_event(context, self.key, partition, observation=True)
         seen = _metadata(previous) if previous is not None else {}
-        if seen.get("extract_run_id") != extract_run:
+        if seen.get("extract_run_id") != self.extract_run:
             return None
         if seen.get("job_id") or "intent_since" not in seen:
             return seen.get("job_id")
         since = float(seen["intent_since"])
         claimed = {
             str(value) for record in context.instance.fetch_observations(
-                dg.AssetRecordsFilter(asset_key=matched.key, after_timestamp=since), limit=1000).records
-            if record.partition_key != context.partition_key
+                dg.AssetRecordsFilter(asset_key=self.key, after_timestamp=since), limit=1000).records
+            if record.partition_key != partition
             and (value := _metadata(record).get("job_id"))
         }
-        job_id = adoptable_job(er, domain.workflow_name, seen, claimed, patience)
+        job_id = adoptable_job(er, self.domain.workflow_name, seen, claimed, patience)
         if job_id:
             context.log.info(f"adopting matching job {job_id}: an earlier attempt started it for this extract "
                              "but stopped before recording its id")
-            record_job_id(job_id)
+            self.record_job_id(job_id)
         return job_id
 
-    @dg.asset(
-        key=[name, "loaded"],
-        deps=[matched.key],
-        partitions_def=parts,
-        group_name=name,
-        check_specs=checks.specs(domain, "loaded", parts),
-        description=f"Match output loaded into {domain.target.table}, replacing the partition's rows.",
-        kinds={"table"},
-    )
-    def loaded(context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse,
-               history: HistoryResource):
-        complete_run_tags(context, name)
-        with recording(context, history, name, "loaded") as record:
-            started, read_before = time.monotonic(), bytes_read()
-            override = gate.enforce(context, domain, "matched", config)
-            upstream, matched_run = _upstream(context, domain, "matched", context.partition_key)
-            extracted, extract_run = _upstream(context, domain, "extract", context.partition_key)
-            override.update(gate.enforce_lineage(context, domain, "matched", upstream["extract_run_id"],
-                                                 _extract_id(extracted, extract_run), config))
-            results = []
 
-            def accept(staged: dict) -> bool:
-                results[:] = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], staged,
-                                                   upstream.get("match_ids"))
-                results.append(checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"),
-                                                    staged["non_empty"]))
-                return not checks.blocking_failures(results)
+def _matched_checks(context, domain: Domain, extracted_rows: int, outcome: JobOutcome, summary: dict,
+                    metadata: dict) -> list:
+    """The matched stage's check results, judged against earlier partitions' match rates (and,
+    for ML matching, mean confidence); adds the confidence figures to `metadata`."""
+    key, partition = _key(domain, "matched"), context.partition_key
+    rates = earlier_values(context.instance, key, domain, partition, "match_rate")
+    # ML_MATCHING output carries a ConfidenceLevel per matched record instead of a MatchRule.
+    confidence, confidences = summary["confidence"], None
+    if confidence is not None:
+        metadata["low_confidence_records"] = confidence["below_threshold"]
+        if confidence["mean"] is not None:  # the baseline's figure: absent when nothing matched
+            metadata["mean_confidence"] = confidence["mean"]
+        confidences = earlier_values(context.instance, key, domain, partition, "mean_confidence")
+    return checks.matched_results(domain, extracted_rows, outcome.metrics, summary, summary["rejected_rows"], rates,
+                                  confidence, confidences)
 
-            result = warehouse.load_matches(domain, context.partition_key, upstream["output_uri"], accept)
-            if result.replaced:
-                context.log.info(f"loaded {result.rows} rows into {result.table} for partition {context.partition_key}")
-            else:
-                context.log.error(f"refused the match output: the load's checks failed on its staged rows; partition "
-                                  f"{context.partition_key} of {result.table} left untouched")
-            metadata = {
-                "rows": result.rows,
-                "table": result.table,
-                "replaced": result.replaced,
-                "job_id": upstream["job_id"],
-                "matched_run_id": matched_run,
-                "orchestrator_bytes_read": bytes_read() - read_before,
-                "seconds": round(time.monotonic() - started, 3),
-                **override,
-            }
-            metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
-            record.finish(result.rows, metadata, results)
-        yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
-    return [source, extract, matched, loaded]
+# loaded -------------------------------------------------------------------------------------
+
+def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse) -> tuple[dict, list]:
+    """Replace the partition's rows of the target table with its latest match output, behind
+    the check gate and the lineage gate. The load's checks judge the staged rows before the
+    swap: when a blocking one fails, the partition is left untouched."""
+    meter = _Meter()
+    partition = context.partition_key
+    override = gate.enforce(context, domain, "matched", config)
+    upstream, matched_run = _upstream(context, domain, "matched", partition)
+    extracted, extract_run = _upstream(context, domain, "extract", partition)
+    override.update(gate.enforce_lineage(context, domain, "matched", upstream["extract_run_id"],
+                                         _extract_id(extracted, extract_run), config))
+    results = []
+
+    def accept(staged: dict) -> bool:
+        results[:] = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], staged,
+                                           upstream.get("match_ids"))
+        results.append(checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"),
+                                            staged["non_empty"]))
+        return not checks.blocking_failures(results)
+
+    result = warehouse.load_matches(domain, partition, upstream["output_uri"], accept)
+    if result.replaced:
+        context.log.info(f"loaded {result.rows} rows into {result.table} for partition {partition}")
+    else:
+        context.log.error(f"refused the match output: the load's checks failed on its staged rows; partition "
+                          f"{partition} of {result.table} left untouched")
+    metadata = {
+        "rows": result.rows,
+        "table": result.table,
+        "replaced": result.replaced,
+        "job_id": upstream["job_id"],
+        "matched_run_id": matched_run,
+        **meter.figures(),
+        **override,
+    }
+    metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
+    return metadata, results

@@ -19,6 +19,8 @@ def location_tags() -> dict[str, str]:
     Dagster sets it only on runs launched from a code location (`DagsterRun.tags_for_storage`
     in dagster/_core/storage/dagster_run.py; the UI's PipelineRunsFeedRoot.tsx filters on it);
     in-process runs of the bridge and the demo carry it too, so they are on the job's page.
+    Both names are private: `dagster/__init__.py` of 1.13 exports neither the tag nor the
+    name of a `Definitions` object's repository, and importing them keeps the value Dagster's.
     """
     from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
     from dagster._core.storage.tags import REPOSITORY_LABEL_TAG

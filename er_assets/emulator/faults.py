@@ -47,7 +47,8 @@ from pathlib import Path
 
 FAULTS_ENV = "ER_EMULATOR_FAULTS"
 
-SERVICE_ERRORS = {
+# The service's error codes the emulator can answer with: code -> (HTTP status, default message).
+SERVICE_ERROR_RESPONSES = {
     "ThrottlingException": (429, "Rate exceeded"),
     "InternalServerException": (500, "An internal error occurred. Try the request again."),
     "ServiceUnavailable": (503, "The service is unavailable. Try again later."),
@@ -61,8 +62,9 @@ SERVICE_ERRORS = {
     "ExpiredTokenException": (403, "The security token included in the request is expired"),
     "UnrecognizedClientException": (403, "The security token included in the request is invalid."),
 }
-CLIENT_ERRORS = ("ReadTimeoutError", "EndpointConnectionError", "UnauthorizedSSOTokenError",
-                 "CredentialRetrievalError", "NoCredentialsError")
+# botocore's exceptions for failures on the caller's side (no answer, no credentials), by class name.
+CLIENT_SIDE_ERRORS = ("ReadTimeoutError", "EndpointConnectionError", "UnauthorizedSSOTokenError",
+                      "CredentialRetrievalError", "NoCredentialsError")
 # Each job fault and the check its value must pass.
 JOB_FAULTS = {
     "fail_after_polls": ("a whole number of at least 1", lambda v: type(v) is int and v >= 1),
@@ -106,9 +108,9 @@ def load(env=os.environ) -> dict:
                 expected, valid = JOB_FAULTS[name]
                 if not valid(value):
                     raise FaultSpecError(f"{FAULTS_ENV}: job: {name} must be {expected}, not {value!r}")
-        elif fault.get("error") not in (*SERVICE_ERRORS, *CLIENT_ERRORS):
+        elif fault.get("error") not in (*SERVICE_ERROR_RESPONSES, *CLIENT_SIDE_ERRORS):
             raise FaultSpecError(f"{FAULTS_ENV}: {key}: error {fault.get('error')!r} is not one of "
-                                 f"{sorted(SERVICE_ERRORS) + list(CLIENT_ERRORS)}")
+                                 f"{sorted(SERVICE_ERROR_RESPONSES) + list(CLIENT_SIDE_ERRORS)}")
     return spec
 
 
@@ -141,7 +143,7 @@ def _raise(fault: dict, operation: str, endpoint: str) -> None:
     from botocore import exceptions
 
     code = fault["error"]
-    if code in CLIENT_ERRORS:
+    if code in CLIENT_SIDE_ERRORS:
         if code == "CredentialRetrievalError":
             raise exceptions.CredentialRetrievalError(
                 provider=fault.get("provider", "assume-role"),
@@ -149,7 +151,7 @@ def _raise(fault: dict, operation: str, endpoint: str) -> None:
         if code in ("ReadTimeoutError", "EndpointConnectionError"):
             raise getattr(exceptions, code)(endpoint_url=endpoint)
         raise getattr(exceptions, code)()
-    status, template = SERVICE_ERRORS[code]
+    status, template = SERVICE_ERROR_RESPONSES[code]
     extra = {k: fault[k] for k in ("quotaName", "quotaValue") if k in fault} if code == "ExceedsLimitException" else {}
     message = fault.get("message") or template.format(operation=operation, quotaName=extra.get("quotaName", "unknown"))
     raise InjectedServiceError(code, status, message, extra)

@@ -28,12 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from er_assets import layout
+from er_assets import layout, processes
 from er_assets.config import Configuration
+from er_assets.entity_resolution_service import ACTIVE_JOB_STATUSES, CONCURRENT_JOBS_QUOTA
 
-ACTIVE = ("QUEUED", "RUNNING")
-# The service's name for its one-job-per-region quota (user guide, "Quotas").
-CONCURRENT_JOBS_QUOTA = "Concurrent matching jobs"
+
 class ServiceError(Exception):
     def __init__(self, code: str, message: str, status: int = 400, extra: dict | None = None):
         super().__init__(message)
@@ -65,35 +64,9 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _worker_running(job_id: str, pid: int | None = None) -> bool:
     """Does the worker process of this job live? Told by its command line (the worker module
-    and the job id): at `pid` when the state file gives one (a pid alone may since have been
-    reused by another process), else among all processes (a damaged state file has no pid).
-    A zombie has an empty command line, so it does not count. Without /proc (not Linux) only
-    a known pid can be asked, and only whether it is taken."""
-    if not Path("/proc").is_dir():
-        return bool(pid) and _pid_taken(pid)
-    lines = [Path(f"/proc/{pid}/cmdline")] if pid else Path("/proc").glob("[0-9]*/cmdline")
-    for cmdline in lines:
-        try:
-            words = cmdline.read_bytes().split(b"\0")
-        except OSError:  # the process ended while we looked
-            continue
-        if b"er_assets.emulator.worker" in words and job_id.encode() in words:
-            return True
-    return False
-
-
-def _pid_taken(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of this very process has exited but still answers kill(0)
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
+    and the job id), at `pid` when the state file gives one, else among all processes (a
+    damaged state file has no pid)."""
+    return processes.running(pid, lambda words: b"er_assets.emulator.worker" in words and job_id.encode() in words)
 
 
 class Emulator:
@@ -163,7 +136,7 @@ class Emulator:
             raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404) from None
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: damaged on disk
             return self._lost_job(job_id, workflow_name, path, exc)
-        if job["status"] in ACTIVE and not _holds_slot(job):
+        if job["status"] in ACTIVE_JOB_STATUSES and not _holds_slot(job):
             # The worker died without reporting: the service would report the job as failed.
             job = self.update_job(job_id, status="FAILED", endTime=_now(),
                                   errorDetails={"errorMessage": "The matching job stopped unexpectedly."})
@@ -220,7 +193,8 @@ class Emulator:
                 raise _slot_taken(exc.message) from None
             for job in jobs:
                 # The quota is per region: a job of another region does not hold this one's slot.
-                if job["status"] in ACTIVE and job.get("region", self.region) == self.region and _holds_slot(job):
+                same_region = job.get("region", self.region) == self.region
+                if job["status"] in ACTIVE_JOB_STATUSES and same_region and _holds_slot(job):
                     raise _slot_taken(f"job {job['jobId']} of workflow {job['workflowName']} is {job['status']}")
             job_id = uuid.uuid4().hex
             location = self._input_location(workflow)
@@ -269,7 +243,7 @@ class Emulator:
         if job["workflowName"] not in (workflow_name, None):  # None: lost, of a workflow no one can tell
             raise ServiceError("ResourceNotFoundException", f"The job with id {job_id} does not exist.", 404)
         fail_after = job["fault"].get("fail_after_polls") if job.get("fault") else None
-        if fail_after is not None and job["status"] in ACTIVE:
+        if fail_after is not None and job["status"] in ACTIVE_JOB_STATUSES:
             polls = job.get("polls", 0) + 1
             changes = {"polls": polls, "status": "RUNNING"}
             if polls >= int(fail_after):

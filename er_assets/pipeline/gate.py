@@ -1,8 +1,10 @@
 """The data-quality gate across runs: a stage refuses to run on an upstream partition whose
 latest blocking check result failed.
 
-Within one run Dagster's blocking checks already stop downstream steps; a later run of the
-downstream stage on its own is not stopped by Dagster (see DESIGN, verified facts), so each
+Within one run Dagster's blocking checks already stop downstream steps: a failed blocking
+ERROR check fails its step (DagsterAssetCheckFailedError, raised in dagster's
+_core/execution/plan/execute_step.py), so the steps after it are skipped. A later run of the
+downstream stage on its own has no such step before it, and Dagster does not stop it; so each
 stage asks the instance for the latest evaluation of every check of its upstream asset for
 the same partition before doing any work. The lineage gate refuses an upstream made from
 an older extract than the partition's latest. An operator who has reviewed the data may pass
@@ -13,8 +15,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-# Not exported at the top level of dagster 1.13; the event-log storage takes them to select
-# check executions by status and partition.
+# Private, on purpose: dagster 1.13 has no public query for a check's latest result on one
+# partition. `DagsterInstance.get_latest_asset_check_evaluation_record` ignores partitions, and
+# check evaluations carry no asset key in the event index (`DagsterEvent.asset_key` is None for
+# them), so `dg.EventRecordsFilter` cannot select them. The event-log storage's
+# `get_asset_check_execution_history` (which the UI's GraphQL uses) takes these two types to
+# select executions by status and partition; `dagster/__init__.py` exports neither.
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 

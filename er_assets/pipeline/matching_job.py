@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from er_assets.entity_resolution_service import ACTIVE_JOB_STATUSES, CONCURRENT_JOBS_QUOTA
 from er_assets.errors import (
     ConfigurationRejected,
     MatchingJobFailed,
@@ -41,12 +42,9 @@ from er_assets.errors import (
     ServiceUnavailable,
 )
 
-ACTIVE = ("QUEUED", "RUNNING")
 # Start answers worth waiting out: another job holds the region's only slot, or the service
 # asks callers to slow down. ExceedsLimitException counts only for CONCURRENT_JOBS_QUOTA.
 BUSY_CODES = ("ConflictException", "ThrottlingException")
-# The quota's name in the user guide ("Quotas for AWS Entity Resolution"): 1, not adjustable.
-CONCURRENT_JOBS_QUOTA = "Concurrent matching jobs"
 # Answers that say nothing about the job, only that the service could not answer now.
 TRANSIENT_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailable",
                              "InternalFailure", "RequestTimeout", "RequestTimeoutException"})
@@ -197,7 +195,7 @@ def run_matching_job(
     if previous_job_id:
         earlier = _read(lambda: er.get_matching_job(workflowName=workflow_name, jobId=previous_job_id),
                         f"matching job {previous_job_id} of {workflow_name}", "status call", patience)
-        if earlier["status"] in ACTIVE:
+        if earlier["status"] in ACTIVE_JOB_STATUSES:
             job_id, attached = previous_job_id, True
             patience.log(f"re-attaching to matching job {job_id} ({earlier['status']}) started by an earlier attempt")
         elif earlier["status"] == "SUCCEEDED":

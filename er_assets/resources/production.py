@@ -26,7 +26,6 @@ SNOWFLAKE_REQUIRED = (
 )
 # One of these authenticates: a key pair (preferred for service users) or a password.
 SNOWFLAKE_AUTH = ("SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PASSWORD")
-SNOWFLAKE_OPTIONAL = ("SNOWFLAKE_ROLE", "SNOWFLAKE_PRIVATE_KEY_PASSWORD")
 # Overrides settings.region of the configuration; credentials come from boto3's own chain
 # (AWS_PROFILE, AWS_ACCESS_KEY_ID/..., or the instance's role).
 AWS_REGION_ENV = "ER_AWS_REGION"

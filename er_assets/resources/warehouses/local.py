@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dagster import get_dagster_logger
 
+from er_assets import processes
 from er_assets.config import Domain
 from er_assets.layout import data_files
 from er_assets.errors import ServiceUnavailable
@@ -60,24 +61,14 @@ def _remove_dead_staging(partition_folder: Path) -> None:
     process is gone (killed mid-extract); a live one belongs to a concurrent extract."""
     for folder in partition_folder.glob(".run=*"):
         pid = folder.name.rsplit(".", 2)[-2] if folder.name.count(".") >= 3 else ""
-        if not (pid.isdigit() and _alive(int(pid))):
+        if not (pid.isdigit() and processes.pid_taken(int(pid))):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 class DuckDBWarehouse(Warehouse):
     """`path` is the DuckDB file; `objects_root` the local object store's folder.
 
-    DuckDB lets one process at a time open the file (see DESIGN, verified facts), and stages of
+    DuckDB lets one process at a time open the file (another fails "Could not set lock on file"), and stages of
     different domains, or the runs of a backfill, run at once: each operation holds the file
     only for its own statements and waits up to `lock_timeout` seconds for another holder."""
 
