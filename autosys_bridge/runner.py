@@ -160,6 +160,7 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
 
     from er_assets.defs.definitions import build_definitions
     from er_assets.stages import job_name
+    from er_assets.pipeline import interrupts
     from er_assets.redact import redact_text
 
     # The domain's own job, not the implicit asset job: the run shows on the job's page.
@@ -169,10 +170,14 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
     _log(f"materialising {', '.join(assets)} for partition {partition} into {os.environ['DAGSTER_HOME']}")
     with dg.DagsterInstance.get() as instance:
         _reclaim_dead_runs(instance)
-        result = job.execute_in_process(
-            run_config=run_config or None, instance=instance, partition_key=partition,
-            asset_selection=keys, tags=tags, raise_on_error=False,
-        )
+        interrupts.watch()  # a signal whose exception Python drops is still seen by the stages
+        try:
+            result = job.execute_in_process(
+                run_config=run_config or None, instance=instance, partition_key=partition,
+                asset_selection=keys, tags=tags, raise_on_error=False,
+            )
+        finally:
+            interrupts.unwatch()
         # The run has ended and says how: a signal now would only cut its bookkeeping short.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from er_assets.pipeline import interrupts
 from er_assets.entity_resolution_service import ACTIVE_JOB_STATUSES, CONCURRENT_JOBS_QUOTA
 from er_assets.errors import (
     ConfigurationRejected,
@@ -71,8 +72,15 @@ class Patience:
 
     def __init__(self, timeout: float, check_interval: float, log: Callable[[str], None],
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
-        self.timeout, self.check_interval, self.log, self.sleep, self.clock = timeout, check_interval, log, sleep, clock
+        self.timeout, self.check_interval, self.log, self._sleep, self.clock = timeout, check_interval, log, sleep, clock
         self.deadline = clock() + timeout
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, unless the run was signalled: every wait of the stage is where a lost
+        interruption is noticed (`er_assets.pipeline.interrupts`)."""
+        interrupts.check()
+        self._sleep(seconds)
+        interrupts.check()
 
     def pauses(self):
         """How long to sleep before each next try: FIRST_POLL_SECONDS doubling up to

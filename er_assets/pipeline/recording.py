@@ -17,6 +17,7 @@ from er_assets.pipeline.checks import blocking_failures
 from er_assets.errors import exit_code_of, masked_error
 from er_assets.history import Status
 from er_assets.history.model import STATUS_BY_EXIT_CODE
+from er_assets.pipeline import interrupts
 from er_assets.resources.history import HistoryResource
 from er_assets.redact import scrub_exception
 
@@ -62,7 +63,9 @@ def _status_for(exc: BaseException) -> tuple[Status, int]:
 @contextmanager
 def recording(context, history: HistoryResource, domain: str, stage: str) -> Iterator[StageRecord]:
     """Record the stage in the history; mask secrets in whatever it raises, before Dagster
-    logs the exception to its event log, compute logs and the bridge's stderr."""
+    logs the exception to its event log, compute logs and the bridge's stderr. A run whose
+    signal was lost before the stage began stops here (`interrupts`)."""
+    interrupts.check()
     try:
         with _recording(context, history, domain, stage) as record:
             yield record
