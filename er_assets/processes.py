@@ -35,13 +35,21 @@ def pid_taken(pid: int) -> bool:
 def running(pid: int | None, command: Callable[[list[bytes]], bool]) -> bool:
     """Is there a live process, at `pid` or (None: a damaged record has no pid) anywhere, whose
     command line (its arguments, as bytes) satisfies `command`? A zombie has an empty command
-    line, so it does not count. Without /proc only a known pid can be asked, and only whether
-    it is taken; so too when /proc hides that pid's command line from this user."""
+    line, so it does not count, unless /proc says the process at a known pid is not a zombie
+    (it is being exec'd). Without /proc only a known pid can be asked, and only whether it is
+    taken; so too when /proc hides that pid's command line from this user."""
     if not PROC.is_dir():
         return bool(pid) and pid_taken(pid)
     if pid:
         try:
-            return _runs(PROC / str(pid) / "cmdline", command)
+            arguments = _arguments(PROC / str(pid) / "cmdline")
+            if not arguments:
+                # A zombie, or a process that is still being exec'd: Popen returns once exec
+                # has closed its error pipe, and the kernel sets up the new arguments only after
+                # that (load_elf_binary), so a worker polled at once has none yet. Only the
+                # zombie (or a process being reaped) has ended.
+                return _state(pid) not in ("Z", "X")
+            return command(arguments)
         except FileNotFoundError:
             return False
         except OSError:
@@ -55,6 +63,16 @@ def running(pid: int | None, command: Callable[[list[bytes]], bool]) -> bool:
     return False
 
 
-def _runs(cmdline: Path, command: Callable[[list[bytes]], bool]) -> bool:
+def _arguments(cmdline: Path) -> list[bytes]:
     arguments = cmdline.read_bytes().rstrip(b"\0")
-    return bool(arguments) and command(arguments.split(b"\0"))
+    return arguments.split(b"\0") if arguments else []
+
+
+def _runs(cmdline: Path, command: Callable[[list[bytes]], bool]) -> bool:
+    arguments = _arguments(cmdline)
+    return bool(arguments) and command(arguments)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter in /proc/<pid>/stat (after its name, which may hold ')')."""
+    return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
