@@ -83,7 +83,9 @@ def _count_get_object(parsed: dict, **_) -> None:
 
 
 class S3ObjectStore(ObjectStore):
-    """Production: the bucket itself, through boto3 with the deployment's credentials."""
+    """Production: the bucket itself, through the boto3 client of dagster-aws's S3Resource
+    (botocore's "standard" retries, as the other AWS clients here) with the deployment's
+    credentials."""
 
     region_name: str | None = None
     profile_name: str | None = None
@@ -92,10 +94,10 @@ class S3ObjectStore(ObjectStore):
     def client(self):
         """The boto3 S3 client of this store's profile, region and endpoint, every GetObject it
         makes counted in `bytes_read`: the one way to the bucket, for this module and others."""
-        import boto3
+        from dagster_aws.s3 import S3Resource  # imported when a stage reaches S3, not with the definitions
 
-        session = boto3.session.Session(profile_name=self.profile_name, region_name=self.region_name)
-        client = session.client("s3", endpoint_url=self.endpoint_url)
+        client = S3Resource(region_name=self.region_name, profile_name=self.profile_name,
+                            endpoint_url=self.endpoint_url).get_client()
         client.meta.events.register("after-call.s3.GetObject", _count_get_object)
         return client
 
