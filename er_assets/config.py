@@ -130,8 +130,7 @@ RULES = {
     # The tokens of AWS's condition language (names, numbers, "quoted" names, ( ) , =).
     "condition": (r'^(?!.*\.\.)[A-Za-z0-9_ (),=."-]{1,2048}$',
                   "an AWS rule condition (names, numbers, \"quoted\" names, ( ) , =)"),
-    "email": (EMAIL.pattern,
-              "an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')"),
+    "email": (EMAIL.pattern, "an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')"),
 }
 
 
