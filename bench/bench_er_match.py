@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
+
+from measured import add_child_arguments, in_child, report
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -136,17 +134,7 @@ def prepare_floor(source: Path, out: Path) -> Callable[[], dict]:
     return run
 
 
-def child(kind: str, source: Path, out: Path) -> None:
-    """Run one side and print its wall time and peak RSS as JSON."""
-    job = (prepare_engine if kind == "engine" else prepare_floor)(source, out)
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    result = job()
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    peak_mb = after.ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": peak_mb, "result": result}))
+SIDES = {"engine": prepare_engine, "floor": prepare_floor}
 
 
 def disagreements(floor_out: Path, engine_out: Path) -> int:
@@ -165,26 +153,14 @@ def disagreements(floor_out: Path, engine_out: Path) -> int:
     return con.execute(query, files).fetchone()[0]
 
 
-def measure(kind: str, source: Path, out: Path) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--source", str(source), "--out", str(out)],
-        capture_output=True, text=True, check=False,
-    )
-    if proc.returncode:
-        raise SystemExit(f"{kind} run failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", choices=["engine", "floor"], help=argparse.SUPPRESS)
-    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    add_child_arguments(parser, SIDES)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.source, args.out)
+        report(SIDES[args.child](args.source, args.out))
         return
 
     from er_assets.emulator.matching import memory_limit
@@ -200,7 +176,7 @@ def main() -> None:
             runs: dict[str, list[dict]] = {"floor": [], "engine": []}
             for i in range(args.repeat):
                 for kind in runs:
-                    runs[kind].append(measure(kind, source, Path(tmp) / f"{kind}-{n}-{i}"))
+                    runs[kind].append(in_child(__file__, kind, source, Path(tmp) / f"{kind}-{n}-{i}"))
             floor, engine = (
                 {"wall": min(r["wall"] for r in rs), "cpu": min(r["cpu"] for r in rs),
                  "peak_mb": max(r["peak_mb"] for r in rs), "result": rs[0]["result"]}

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measured import add_child_arguments, in_child, report
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -60,13 +58,7 @@ def child(kind: str, source: Path, out: Path) -> None:
     from er_assets.emulator.matching import run_matching
 
     schema, workflow = _documents(kind)
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    metrics = run_matching(source, schema, workflow, out, "bench")
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": after.ru_maxrss / 1024, "metrics": metrics}))
+    report(lambda: run_matching(source, schema, workflow, out, "bench"))
 
 
 def quality(source: Path, out: Path) -> tuple[float, float]:
@@ -90,9 +82,7 @@ def quality(source: Path, out: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--child", choices=list(WORKFLOWS), help=argparse.SUPPRESS)
-    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    add_child_arguments(parser, WORKFLOWS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.source, args.out)
@@ -105,14 +95,10 @@ def main() -> None:
             generate(source, n)
             for kind in WORKFLOWS:
                 out = Path(tmp) / f"{kind}-{n}"
-                proc = subprocess.run([sys.executable, __file__, "--child", kind, "--source", str(source),
-                                       "--out", str(out)], capture_output=True, text=True, check=False)
-                if proc.returncode:
-                    raise SystemExit(f"{kind} at {n} records failed:\n{proc.stderr}")
-                run = json.loads(proc.stdout.strip().splitlines()[-1])
+                run = in_child(__file__, kind, source, out)
                 precision, recall = quality(source, out)
                 print(f"{n:>9}  {kind:<12} {run['wall']:>7.2f} {run['cpu']:>7.2f} {run['peak_mb']:>8.0f} "
-                      f"{run['metrics']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}", flush=True)
+                      f"{run['result']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}", flush=True)
 
 
 if __name__ == "__main__":
