@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import tempfile
 from pathlib import Path
 
-from measured import add_child_arguments, in_child, report
+from measured import generated_sources, in_child, parse_or_run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -54,11 +53,11 @@ def generate(path: Path, n: int) -> None:
     con.close()
 
 
-def child(kind: str, source: Path, out: Path) -> None:
+def prepare(kind: str, source: Path, out: Path):
     from er_assets.emulator.matching import run_matching
 
     schema, workflow = _documents(kind)
-    report(lambda: run_matching(source, schema, workflow, out, "bench"))
+    return lambda: run_matching(source, schema, workflow, out, "bench")
 
 
 def quality(source: Path, out: Path) -> tuple[float, float]:
@@ -82,23 +81,18 @@ def quality(source: Path, out: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    add_child_arguments(parser, WORKFLOWS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args.source, args.out)
+    args = parse_or_run_child(parser, WORKFLOWS, prepare)
+    if args is None:
         return
     print(f"{'records':>9}  {'workflow':<12} {'wall s':>7} {'cpu s':>7} {'peak MB':>8} {'matchIDs':>9} "
           f"{'precision':>9} {'recall':>7}")
-    with tempfile.TemporaryDirectory(prefix="bench-ml-scale-") as tmp:
-        for n in args.sizes:
-            source = Path(tmp) / f"customers-{n}.parquet"
-            generate(source, n)
-            for kind in WORKFLOWS:
-                out = Path(tmp) / f"{kind}-{n}"
-                run = in_child(__file__, kind, source, out)
-                precision, recall = quality(source, out)
-                print(f"{n:>9}  {kind:<12} {run['wall']:>7.2f} {run['cpu']:>7.2f} {run['peak_mb']:>8.0f} "
-                      f"{run['result']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}", flush=True)
+    for tmp, n, source in generated_sources(args.sizes, "bench-ml-scale-", generate):
+        for kind in WORKFLOWS:
+            out = tmp / f"{kind}-{n}"
+            run = in_child(__file__, kind, source, out)
+            precision, recall = quality(source, out)
+            print(f"{n:>9}  {kind:<12} {run['wall']:>7.2f} {run['cpu']:>7.2f} {run['peak_mb']:>8.0f} "
+                  f"{run['result']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """A job measured in a child process of its own, so peak RSS (ru_maxrss) is that job's alone.
 
-A benchmark script runs itself with `--child KIND --source PATH --out PATH` (`add_child_arguments`,
-`in_child`); the child runs the job under `report`, which prints wall seconds, CPU seconds (user +
+A benchmark script runs itself with `--child KIND --source PATH --out PATH` (`in_child`); there
+`parse_or_run_child` runs the job under `report`, which prints wall seconds, CPU seconds (user +
 sys: far less distorted than wall time by other load on a shared machine), peak RSS and the job's
-result as one JSON line.
+result as one JSON line. `generated_sources` makes the input of each size.
 """
 
 from __future__ import annotations
@@ -13,17 +13,38 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 
-def add_child_arguments(parser: argparse.ArgumentParser, kinds: Iterable[str]) -> None:
-    """The hidden options a script's child is started with."""
+def parse_or_run_child(
+    parser: argparse.ArgumentParser, kinds: Iterable[str], prepare: Callable[[str, Path, Path], Callable[[], Any]],
+) -> argparse.Namespace | None:
+    """The script's arguments; in a child, None once the job `prepare(kind, source, out)`
+    returns has run under `report` (imports and set-up happen in `prepare`, untimed)."""
     parser.add_argument("--child", choices=list(kinds), help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.child:
+        return args
+    report(prepare(args.child, args.source, args.out))
+    return None
+
+
+def generated_sources(
+    sizes: Iterable[int], prefix: str, generate: Callable[[Path, int], None],
+) -> Iterator[tuple[Path, int, Path]]:
+    """(folder, size, file) for each size: `generate` writes `size` customers to the parquet
+    file, in one temporary folder that is removed at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for n in sizes:
+            source = Path(tmp) / f"customers-{n}.parquet"
+            generate(source, n)
+            yield Path(tmp), n, source
 
 
 def report(job: Callable[[], Any]) -> None:
