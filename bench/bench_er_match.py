@@ -21,15 +21,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import sys
 from pathlib import Path
 from typing import Callable
 
-from measured import generated_sources, in_child, parse_or_run_child
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from harness import generated_sources, in_child, parse_or_run_child
 
 DOMAIN = "customers"
 

@@ -16,14 +16,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from pathlib import Path
 
-from measured import generated_sources, in_child, parse_or_run_child
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from harness import ROOT, generated_sources, in_child, parse_or_run_child
 
 EXAMPLE = ROOT / "er_assets" / "domains.ml-example.yaml"
 WORKFLOWS = {"ML_MATCHING": (EXAMPLE, "customers_ml"), "rule-based": (None, "customers")}

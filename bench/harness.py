@@ -1,23 +1,52 @@
-"""A job measured in a child process of its own, so peak RSS (ru_maxrss) is that job's alone.
+"""What the benchmarks share: a fresh local deployment, generated sources, and a job measured
+in a child process of its own, so peak RSS (ru_maxrss) is that job's alone.
 
 A benchmark script runs itself with `--child KIND --source PATH --out PATH` (`in_child`); there
 `parse_or_run_child` runs the job under `report`, which prints wall seconds, CPU seconds (user +
 sys: far less distorted than wall time by other load on a shared machine), peak RSS and the job's
-result as one JSON line. `generated_sources` makes the input of each size.
+result as one JSON line. `generated_sources` makes the input of each size; `local_deployment`
+a deployment with a seeded customers partition in a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+PARTITION = "2026-11-28"  # the customers partition `local_deployment` seeds
+
+
+@contextmanager
+def local_deployment() -> Iterator[Path]:
+    """A fresh local deployment in a temporary folder, removed at the end: ER_DATA_DIR and
+    DAGSTER_HOME point into it for the rest of this process and the commands it starts."""
+    from er_assets.defs.instance import ensure_dagster_home
+
+    with tempfile.TemporaryDirectory(prefix="er-bench-") as tmp:
+        os.environ.update(ER_DATA_DIR=tmp, DAGSTER_HOME=f"{tmp}/dagster_home")
+        ensure_dagster_home()
+        yield Path(tmp)
+
+
+def seed_customers(deployment: Path, records: int) -> None:
+    """`records` generated customers in the deployment's source table, on PARTITION."""
+    from er_assets.config import load_config
+    from er_assets.ops.sample_data import seed_partition
+
+    seed_partition(load_config().domain("customers"), PARTITION, records, deployment / "warehouse.duckdb")
 
 
 def parse_or_run_child(
