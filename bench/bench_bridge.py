@@ -17,13 +17,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import PARTITION, local_deployment, seed_customers
+
 BIN = Path(sys.executable).parent
-PARTITION = "2026-11-28"
 
 
 def timed(command: list[str], env: dict, repeat: int) -> list[float]:
@@ -39,17 +38,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from er_assets.config import load_config
-    from er_assets.ops.sample_data import seed_partition
-
-    with tempfile.TemporaryDirectory(prefix="er-bench-") as tmp:
-        env = {**os.environ, "ER_DATA_DIR": tmp, "DAGSTER_HOME": f"{tmp}/dagster_home"}
-        os.environ.update(ER_DATA_DIR=tmp, DAGSTER_HOME=f"{tmp}/dagster_home")
-        from er_assets.defs.instance import ensure_dagster_home
-
-        ensure_dagster_home()
-        seed_partition(load_config().domain("customers"), PARTITION, 1_000, Path(tmp) / "warehouse.duckdb")
+    with local_deployment() as deployment:
+        seed_customers(deployment, 1_000)
+        env = dict(os.environ)
         rows = {
             "autosys-bridge run customers extract": timed(
                 [str(BIN / "autosys-bridge"), "run", "customers", "extract", "--date", PARTITION], env, args.repeat),

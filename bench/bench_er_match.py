@@ -20,19 +20,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import resource
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from harness import generated_sources, in_child, parse_or_run_child
 
 DOMAIN = "customers"
 
@@ -136,17 +128,7 @@ def prepare_floor(source: Path, out: Path) -> Callable[[], dict]:
     return run
 
 
-def child(kind: str, source: Path, out: Path) -> None:
-    """Run one side and print its wall time and peak RSS as JSON."""
-    job = (prepare_engine if kind == "engine" else prepare_floor)(source, out)
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    result = job()
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    peak_mb = after.ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": peak_mb, "result": result}))
+SIDES = {"engine": prepare_engine, "floor": prepare_floor}
 
 
 def disagreements(floor_out: Path, engine_out: Path) -> int:
@@ -165,26 +147,12 @@ def disagreements(floor_out: Path, engine_out: Path) -> int:
     return con.execute(query, files).fetchone()[0]
 
 
-def measure(kind: str, source: Path, out: Path) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--source", str(source), "--out", str(out)],
-        capture_output=True, text=True, check=False,
-    )
-    if proc.returncode:
-        raise SystemExit(f"{kind} run failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", choices=["engine", "floor"], help=argparse.SUPPRESS)
-    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args.source, args.out)
+    args = parse_or_run_child(parser, SIDES, lambda kind, source, out: SIDES[kind](source, out))
+    if args is None:
         return
 
     from er_assets.emulator.matching import memory_limit
@@ -193,28 +161,25 @@ def main() -> None:
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
     print(f"{'records':>10} {'floor s':>8} {'engine s':>9} {'ratio':>6} {'floor cpu':>10} {'engine cpu':>11} "
           f"{'ratio':>6} {'floor MB':>9} {'engine MB':>10} {'matchIDs':>9}  differing records")
-    with tempfile.TemporaryDirectory(prefix="bench-er-match-") as tmp:
-        for n in args.sizes:
-            source = Path(tmp) / f"customers-{n}.parquet"
-            generate(source, n)
-            runs: dict[str, list[dict]] = {"floor": [], "engine": []}
-            for i in range(args.repeat):
-                for kind in runs:
-                    runs[kind].append(measure(kind, source, Path(tmp) / f"{kind}-{n}-{i}"))
-            floor, engine = (
-                {"wall": min(r["wall"] for r in rs), "cpu": min(r["cpu"] for r in rs),
-                 "peak_mb": max(r["peak_mb"] for r in rs), "result": rs[0]["result"]}
-                for rs in runs.values()
-            )
-            ratio = engine["wall"] / floor["wall"]
-            cpu_ratio = engine["cpu"] / floor["cpu"]
-            print(
-                f"{n:>10} {floor['wall']:>8.2f} {engine['wall']:>9.2f} {ratio:>6.2f} "
-                f"{floor['cpu']:>10.2f} {engine['cpu']:>11.2f} {cpu_ratio:>6.2f} "
-                f"{floor['peak_mb']:>9.0f} {engine['peak_mb']:>10.0f} {engine['result']['matchIDs']:>9}  "
-                f"{disagreements(Path(tmp) / f'floor-{n}-0', Path(tmp) / f'engine-{n}-0')}",
-                flush=True,
-            )
+    for tmp, n, source in generated_sources(args.sizes, "bench-er-match-", generate):
+        runs: dict[str, list[dict]] = {"floor": [], "engine": []}
+        for i in range(args.repeat):
+            for kind in runs:
+                runs[kind].append(in_child(__file__, kind, source, tmp / f"{kind}-{n}-{i}"))
+        floor, engine = (
+            {"wall": min(r["wall"] for r in rs), "cpu": min(r["cpu"] for r in rs),
+             "peak_mb": max(r["peak_mb"] for r in rs), "result": rs[0]["result"]}
+            for rs in runs.values()
+        )
+        ratio = engine["wall"] / floor["wall"]
+        cpu_ratio = engine["cpu"] / floor["cpu"]
+        print(
+            f"{n:>10} {floor['wall']:>8.2f} {engine['wall']:>9.2f} {ratio:>6.2f} "
+            f"{floor['cpu']:>10.2f} {engine['cpu']:>11.2f} {cpu_ratio:>6.2f} "
+            f"{floor['peak_mb']:>9.0f} {engine['peak_mb']:>10.0f} {engine['result']['matchIDs']:>9}  "
+            f"{disagreements(tmp / f'floor-{n}-0', tmp / f'engine-{n}-0')}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -16,17 +16,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import resource
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from harness import ROOT, generated_sources, in_child, parse_or_run_child
 
 EXAMPLE = ROOT / "er_assets" / "domains.ml-example.yaml"
 WORKFLOWS = {"ML_MATCHING": (EXAMPLE, "customers_ml"), "rule-based": (None, "customers")}
@@ -56,17 +48,11 @@ def generate(path: Path, n: int) -> None:
     con.close()
 
 
-def child(kind: str, source: Path, out: Path) -> None:
+def prepare(kind: str, source: Path, out: Path):
     from er_assets.emulator.matching import run_matching
 
     schema, workflow = _documents(kind)
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    metrics = run_matching(source, schema, workflow, out, "bench")
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    print(json.dumps({"wall": wall, "cpu": cpu, "peak_mb": after.ru_maxrss / 1024, "metrics": metrics}))
+    return lambda: run_matching(source, schema, workflow, out, "bench")
 
 
 def quality(source: Path, out: Path) -> tuple[float, float]:
@@ -90,29 +76,18 @@ def quality(source: Path, out: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--child", choices=list(WORKFLOWS), help=argparse.SUPPRESS)
-    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args.source, args.out)
+    args = parse_or_run_child(parser, WORKFLOWS, prepare)
+    if args is None:
         return
     print(f"{'records':>9}  {'workflow':<12} {'wall s':>7} {'cpu s':>7} {'peak MB':>8} {'matchIDs':>9} "
           f"{'precision':>9} {'recall':>7}")
-    with tempfile.TemporaryDirectory(prefix="bench-ml-scale-") as tmp:
-        for n in args.sizes:
-            source = Path(tmp) / f"customers-{n}.parquet"
-            generate(source, n)
-            for kind in WORKFLOWS:
-                out = Path(tmp) / f"{kind}-{n}"
-                proc = subprocess.run([sys.executable, __file__, "--child", kind, "--source", str(source),
-                                       "--out", str(out)], capture_output=True, text=True, check=False)
-                if proc.returncode:
-                    raise SystemExit(f"{kind} at {n} records failed:\n{proc.stderr}")
-                run = json.loads(proc.stdout.strip().splitlines()[-1])
-                precision, recall = quality(source, out)
-                print(f"{n:>9}  {kind:<12} {run['wall']:>7.2f} {run['cpu']:>7.2f} {run['peak_mb']:>8.0f} "
-                      f"{run['metrics']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}", flush=True)
+    for tmp, n, source in generated_sources(args.sizes, "bench-ml-scale-", generate):
+        for kind in WORKFLOWS:
+            out = tmp / f"{kind}-{n}"
+            run = in_child(__file__, kind, source, out)
+            precision, recall = quality(source, out)
+            print(f"{n:>9}  {kind:<12} {run['wall']:>7.2f} {run['cpu']:>7.2f} {run['peak_mb']:>8.0f} "
+                  f"{run['result']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}", flush=True)
 
 
 if __name__ == "__main__":

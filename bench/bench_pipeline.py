@@ -10,31 +10,23 @@ each stage (from the stages' own materialisation metadata).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PARTITION = "2026-11-28"
+from harness import PARTITION, local_deployment, seed_customers
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    with tempfile.TemporaryDirectory(prefix="er-bench-") as tmp:
-        os.environ.update(ER_DATA_DIR=tmp, DAGSTER_HOME=f"{tmp}/dagster_home")
+    with local_deployment() as deployment:
         import dagster as dg
 
-        from er_assets.config import load_config
-        from er_assets.ops.sample_data import seed_partition
-
         started = time.perf_counter()
-        seed_partition(load_config().domain("customers"), PARTITION, args.records, Path(tmp) / "warehouse.duckdb")
+        seed_customers(deployment, args.records)
         seeded = time.perf_counter() - started
         started = time.perf_counter()
         subprocess.run([str(Path(sys.executable).with_name("autosys-bridge")), "run", "customers", "all",

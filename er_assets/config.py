@@ -16,7 +16,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from er_assets.config_file import Document, Problems, SyntaxProblem, describe_errors, read_document, unknown_key
 
@@ -82,8 +82,8 @@ class _Model(BaseModel):
 # Configuration strings reach JIL (one attribute per line), the shell AutoSys runs commands
 # in, object-store paths and SQL. One rule for all of them: no control or format characters
 # anywhere (newline, CR, tab, NUL, zero-width and bidirectional marks), checked on every string
-# of the file by `unsafe_characters`; then each field has an allow-list (`_rule`) that leaves
-# out shell syntax (; $ ` | & < > quotes), empty or `..` path segments and spaces where JIL
+# of the file by `unsafe_characters`; then each field has an allow-list (RULES, named per
+# model by `_rules`) that leaves out shell syntax (; $ ` | & < > quotes), empty or `..` path segments and spaces where JIL
 # or a path would need them quoted.
 
 def unsafe_characters(value: str) -> str | None:
@@ -130,6 +130,7 @@ RULES = {
     # The tokens of AWS's condition language (names, numbers, "quoted" names, ( ) , =).
     "condition": (r'^(?!.*\.\.)[A-Za-z0-9_ (),=."-]{1,2048}$',
                   "an AWS rule condition (names, numbers, \"quoted\" names, ( ) , =)"),
+    "email": (EMAIL.pattern, "an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')"),
 }
 
 
@@ -145,13 +146,16 @@ def check_rule(kind: str, value: str) -> str:
 _PATH_KINDS = frozenset({"prefix", "abs_path", "command"})
 
 
-def _rule(kind: str):
-    """A field validator applying `check_rule(kind, ...)` to a string or each string of a list."""
-    def check(cls, value):
+def _rules(**kinds: str):
+    """A model's one field validator: each field named holds a string (or a list of them, or
+    None) that must follow the rule `kinds[field]` of RULES. It runs after the field's own
+    constraints (lengths, types), as every field validator does."""
+    def check(cls, value, info: ValidationInfo):
+        kind = kinds[info.field_name]
         if isinstance(value, list):
             return _each(value, lambda item: check_rule(kind, item))
         return value if value is None else check_rule(kind, value)
-    return classmethod(check)
+    return field_validator(*kinds)(classmethod(check))
 
 
 def _each(values: list[str], check) -> list[str]:
@@ -167,10 +171,6 @@ def _each(values: list[str], check) -> list[str]:
     return values
 
 
-def _identifier(value: str) -> str:
-    return check_rule("identifier", value)
-
-
 class SchemaField(_Model):
     """One `mappedInputFields` entry of an AWS schema mapping."""
 
@@ -181,8 +181,7 @@ class SchemaField(_Model):
     subType: str | None = None
     hashed: bool = False
 
-    _check_name = field_validator("fieldName")(classmethod(lambda cls, v: _identifier(v)))
-    _check_names = field_validator("groupName", "matchKey", "subType")(_rule("aws_name"))
+    _check = _rules(fieldName="identifier", groupName="aws_name", matchKey="aws_name", subType="aws_name")
 
     @field_validator("type")
     @classmethod
@@ -199,7 +198,7 @@ class SchemaMapping(_Model):
     # SchemaInputAttributes in botocore's model: 2 to 60 fields.
     mappedInputFields: list[SchemaField] = Field(min_length=2, max_length=60)
 
-    _check_name = field_validator("schemaName")(_rule("er_name"))
+    _check = _rules(schemaName="er_name")
 
     @model_validator(mode="after")
     def _one_unique_id(self) -> "SchemaMapping":
@@ -231,7 +230,7 @@ class Rule(_Model):
     ruleName: str = Field(min_length=1, max_length=255)
     matchingKeys: list[str] = Field(min_length=1, max_length=15)
 
-    _check = field_validator("ruleName", "matchingKeys")(_rule("aws_name"))
+    _check = _rules(ruleName="aws_name", matchingKeys="aws_name")
 
 
 class RuleBasedProperties(_Model):
@@ -244,8 +243,7 @@ class RuleCondition(_Model):
     ruleName: str = Field(min_length=1, max_length=255)
     condition: str = Field(min_length=1, max_length=2048)  # RuleConditionConditionString
 
-    _check_name = field_validator("ruleName")(_rule("aws_name"))
-    _check_condition = field_validator("condition")(_rule("condition"))
+    _check = _rules(ruleName="aws_name", condition="condition")
 
 
 class RuleConditionProperties(_Model):
@@ -275,13 +273,13 @@ class Source(_Model):
     table: str
     partition_column: str = Field(description="DATE column that places a record in a partition")
 
-    _check = field_validator("table", "partition_column")(classmethod(lambda cls, v: _identifier(v)))
+    _check = _rules(table="identifier", partition_column="identifier")
 
 
 class Target(_Model):
     table: str
 
-    _check = field_validator("table")(classmethod(lambda cls, v: _identifier(v)))
+    _check = _rules(table="identifier")
 
 
 class Schedule(_Model):
@@ -409,22 +407,12 @@ class DataQuality(_Model):
         return self.value_formats.get(attr_type, DEFAULT_VALUE_FORMATS.get(attr_type))
 
 
-def _email(value: str) -> str:
-    if not EMAIL.fullmatch(value):
-        raise ValueError(f"{value!r} is not an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')")
-    return value
-
-
-def _emails(values: list[str]) -> list[str]:
-    return _each(values, _email)
-
-
 class Notifications(_Model):
     emails: list[str] = Field(default_factory=list, description="domain team: failures and final success")
     on_failure: list[str] = Field(default_factory=list, description="extra recipients of failures only")
     on_success: list[str] = Field(default_factory=list, description="extra recipients of the final success only")
 
-    _check = field_validator("emails", "on_failure", "on_success")(classmethod(lambda cls, v: _emails(v)))
+    _check = _rules(emails="email", on_failure="email", on_success="email")
 
 
 class AutosysJob(_Model):
@@ -440,11 +428,8 @@ class AutosysJob(_Model):
     profile: str
     command: str = "autosys-bridge"
 
-    _check_machine = field_validator("machine")(_rule("machine"))
-    _check_owner = field_validator("owner")(_rule("owner"))
-    _check_paths = field_validator("log_dir", "profile")(_rule("abs_path"))
-    _check_command = field_validator("command")(_rule("command"))
-    _check_permission = field_validator("permission")(_rule("permission"))
+    _check = _rules(machine="machine", owner="owner", log_dir="abs_path", profile="abs_path", command="command",
+                    permission="permission")
 
     @field_validator("job_prefix")
     @classmethod
@@ -472,13 +457,9 @@ class Settings(_Model):
     autosys_resource: str = "ER_MATCHING_SLOT"
     autosys_calendar_prefix: str = "ER_"
 
-    _check = field_validator("admin_emails")(classmethod(lambda cls, v: _emails(v)))
-    _check_region = field_validator("region")(_rule("region"))
-    _check_pool = field_validator("concurrency_pool")(_rule("pool"))
-    _check_role = field_validator("role_arn")(_rule("role_arn"))
-    _check_glue = field_validator("glue_database")(_rule("glue_name"))
-    _check_resource = field_validator("autosys_resource")(_rule("autosys_name"))
-    _check_calendar = field_validator("autosys_calendar_prefix")(_rule("calendar_prefix"))
+    _check = _rules(admin_emails="email", region="region", concurrency_pool="pool", role_arn="role_arn",
+                    glue_database="glue_name", autosys_resource="autosys_name",
+                    autosys_calendar_prefix="calendar_prefix")
 
     @model_validator(mode="after")
     def _interval(self) -> "Settings":
@@ -505,12 +486,8 @@ class Domain(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    _check = field_validator("glue_table")(classmethod(lambda cls, v: _identifier(v)))
-    _check_name = field_validator("name")(_rule("domain"))
-    _check_project = field_validator("project_name")(_rule("project"))
-    _check_bucket = field_validator("bucket")(_rule("bucket"))
-    _check_prefix = field_validator("prefix")(_rule("prefix"))
-    _check_workflow = field_validator("workflow_name")(_rule("er_name"))
+    _check = _rules(name="domain", project_name="project", bucket="bucket", prefix="prefix",
+                    workflow_name="er_name", glue_table="identifier")
 
     @model_validator(mode="after")
     def _cross_field(self) -> "Domain":

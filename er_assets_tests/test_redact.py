@@ -137,7 +137,7 @@ def test_a_replacement_keeps_the_exit_code_of_any_coded_error_in_the_chain():
 
 
 def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_logs_it(config, tmp_path, monkeypatch):
-    from er_assets.resources.notifications import notify_run
+    from er_assets.resources.notifications import RunOutcome, notify_run
 
     monkeypatch.setenv("ER_SMTP_PASSWORD", SECRETS["ER_SMTP_PASSWORD"])
 
@@ -146,7 +146,7 @@ def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_lo
             raise OSError(f"535 authentication failed for er:{SECRETS['ER_SMTP_PASSWORD']}")
 
     with HistoryStore.from_url(f"sqlite:///{tmp_path / 'h.db'}") as store, pytest.raises(OSError) as info:
-        notify_run(config, "customers", "extract", "2026-11-28", "run-1", "FAILURE", "x", store=store,
+        notify_run(config, RunOutcome("customers", "extract", "2026-11-28", "run-1", "FAILURE", "x"), store=store,
                    mailer=EchoingServer())
     assert SECRETS["ER_SMTP_PASSWORD"] not in str(info.value) and "***" in str(info.value)
 

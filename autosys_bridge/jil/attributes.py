@@ -69,20 +69,8 @@ STATEMENT_KEYWORDS = JOB_SUBCOMMANDS | OTHER_SUBCOMMANDS | CALENDAR_STATEMENTS
 # previous statement as an attribute: that would silently merge two definitions.
 SUBCOMMAND_SHAPE = re.compile(r"^(insert|update|delete|override|rename)_\w+$")
 
-# Short and legacy spellings of job_type; anything else is upper-cased as written.
-JOB_TYPE_ALIASES = {
-    "c": "CMD",
-    "cmd": "CMD",
-    "b": "BOX",
-    "box": "BOX",
-    "f": "FW",
-    "fw": "FW",
-    "ft": "FT",
-    "ftp": "FTP",
-    "sftp": "SFTP",
-    "scp": "SCP",
-    "sql": "SQL",
-}
+# The one-letter legacy spellings of job_type; anything else is upper-cased as written.
+JOB_TYPE_ALIASES = {"c": "CMD", "b": "BOX", "f": "FW"}
 KNOWN_JOB_TYPES = frozenset(
     {
         "CMD",
@@ -472,7 +460,8 @@ def normalise_job_type(value: str) -> str:
 Validator = Callable[[str], "str | None"]
 
 _BOOLEAN = {"0", "1", "y", "n", "yes", "no", "true", "false"}
-_WEEKDAYS = ("su", "mo", "tu", "we", "th", "fr", "sa")
+# The days_of_week codes, Sunday first as er_assets.config.WEEKDAYS.
+DAY_CODES = ("su", "mo", "tu", "we", "th", "fr", "sa")
 _PERMISSIONS = {"gx", "ge", "wx", "we", "mx", "me", "ex", "ee"}
 _EMAIL = re.compile(r"^[^@\s,;\"]+@[^@\s,;\"]+\.[^@\s,;\"]+$")
 _ENVVAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S.*$")
@@ -537,7 +526,7 @@ def _days_of_week(value: str) -> str | None:
     if value.lower() == "all":
         return None
     days = [d.strip().lower() for d in value.split(",")]
-    return None if days and all(d in _WEEKDAYS for d in days) else "expected all or su,mo,...,sa"
+    return None if days and all(d in DAY_CODES for d in days) else "expected all or su,mo,...,sa"
 
 
 def _start_times(value: str) -> str | None:

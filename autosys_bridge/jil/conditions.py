@@ -66,6 +66,10 @@ class JobRef:
     def to_jil(self) -> str:
         return f"{self.name}^{self.instance}" if self.instance else self.name
 
+    def to_json(self) -> dict:
+        """The members an atom's JSON gives the job it names."""
+        return {"job": self.name, "instance": self.instance}
+
 
 @dataclass(frozen=True)
 class StatusAtom:
@@ -82,14 +86,8 @@ class StatusAtom:
         return f"{self.code}({self.job.to_jil()}{lookback})"
 
     def to_json(self) -> dict:
-        return {
-            "type": "status",
-            "status": self.status,
-            "code": self.code,
-            "job": self.job.name,
-            "instance": self.job.instance,
-            "lookback": self.lookback,
-        }
+        return {"type": "status", "status": self.status, "code": self.code, **self.job.to_json(),
+                "lookback": self.lookback}
 
 
 @dataclass(frozen=True)
@@ -103,14 +101,8 @@ class ExitCodeAtom:
         return f"e({self.job.to_jil()}) {self.operator} {self.value}"
 
     def to_json(self) -> dict:
-        return {
-            "type": "exitcode",
-            "code": "e",
-            "job": self.job.name,
-            "instance": self.job.instance,
-            "operator": self.operator,
-            "value": self.value,
-        }
+        return {"type": "exitcode", "code": self.code, **self.job.to_json(), "operator": self.operator,
+                "value": self.value}
 
 
 @dataclass(frozen=True)

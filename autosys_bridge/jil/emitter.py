@@ -22,11 +22,12 @@ import math
 import posixpath
 import re
 
-from er_assets.config import AutosysJob, Configuration, Domain, unsafe_characters
+from er_assets.config import WEEKDAYS, AutosysJob, Configuration, Domain, unsafe_characters
 from er_assets.stages import JOBS, command_job
 
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
+    DAY_CODES,
     JOB_NAME,
     JOB_NAME_RULE,
     VALIDATORS,
@@ -48,15 +49,7 @@ EXTRACT_LOAD_MINUTES = 120
 # exit TIMEOUT (4), naming the matching job, before AutoSys terminates it with no explanation.
 PROCESS_GRACE_MINUTES = 15
 CALENDAR_YEARS = 10  # monthly run calendars cover this many years from schedule.start_date
-WEEKDAY_CODES = {
-    "sunday": "su",
-    "monday": "mo",
-    "tuesday": "tu",
-    "wednesday": "we",
-    "thursday": "th",
-    "friday": "fr",
-    "saturday": "sa",
-}
+WEEKDAY_CODES = dict(zip(WEEKDAYS, DAY_CODES))  # schedule.day_of_week -> days_of_week
 # The command is not quoted (the agent would pass the quotes to the shell); these are.
 _UNQUOTED = frozenset({"command", "resources", *CONDITION_ATTRIBUTES})
 # The agent hands `command` to a shell: only words that need no quoting and expand to

@@ -11,7 +11,7 @@ import dagster as dg
 from er_assets.config import Configuration
 from er_assets import stages
 from er_assets.history import Status
-from er_assets.resources.notifications import notify_run
+from er_assets.resources.notifications import RunOutcome, notify_run
 from er_assets.resources.history import HistoryResource
 
 
@@ -30,8 +30,8 @@ def notify(config: Configuration, history: HistoryResource, run: dg.DagsterRun, 
         if not wanted:
             continue
         with history.store() as store:
-            if notify_run(config, row.domain, row.stage, row.partition_key, run.run_id, row.status,
-                          row.error_message, store=store):
+            outcome = RunOutcome(row.domain, row.stage, row.partition_key, run.run_id, row.status, row.error_message)
+            if notify_run(config, outcome, store=store):
                 sent.append((row.stage, row.status.value))
     return sent
 

@@ -50,16 +50,14 @@ def schema_mapping_request(domain: Domain, settings: Settings) -> dict[str, Any]
     }
 
 
-def schema_mapping_response(domain: Domain, settings: Settings | None = None) -> dict[str, Any]:
-    settings = settings or Settings()
-    return {
-        **schema_mapping_request(domain, settings),
-        "schemaArn": schema_mapping_arn(domain, settings),
-        "createdAt": CREATED_AT,
-        "updatedAt": UPDATED_AT,
-        "tags": {},
-        "hasWorkflows": True,
-    }
+def _response(request: dict[str, Any], arn_member: str, arn: str, **more: Any) -> dict[str, Any]:
+    """A Get* response: the create request plus the members the service manages."""
+    return {**request, arn_member: arn, "createdAt": CREATED_AT, "updatedAt": UPDATED_AT, "tags": {}, **more}
+
+
+def schema_mapping_response(domain: Domain, settings: Settings) -> dict[str, Any]:
+    return _response(schema_mapping_request(domain, settings), "schemaArn", schema_mapping_arn(domain, settings),
+                     hasWorkflows=True)
 
 
 def matching_workflow_request(domain: Domain, settings: Settings) -> dict[str, Any]:
@@ -90,12 +88,5 @@ def matching_workflow_request(domain: Domain, settings: Settings) -> dict[str, A
     }
 
 
-def matching_workflow_response(domain: Domain, settings: Settings | None = None) -> dict[str, Any]:
-    settings = settings or Settings()
-    return {
-        **matching_workflow_request(domain, settings),
-        "workflowArn": matching_workflow_arn(domain, settings),
-        "createdAt": CREATED_AT,
-        "updatedAt": UPDATED_AT,
-        "tags": {},
-    }
+def matching_workflow_response(domain: Domain, settings: Settings) -> dict[str, Any]:
+    return _response(matching_workflow_request(domain, settings), "workflowArn", matching_workflow_arn(domain, settings))

@@ -151,6 +151,23 @@ def recipients(config: Configuration, domain: str, stage: str, status: Status | 
     return _unique([*notify.emails, *extra, *config.settings.admin_emails])
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one stage of a domain's partition ended in one run: what a notification tells.
+
+    `status` is a history Status or Dagster's SUCCESS / FAILURE / CANCELED, held as a Status."""
+
+    domain: str
+    stage: str
+    partition_key: str
+    run_id: str
+    status: Status
+    error: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", _status(self.status))
+
+
 def run_url(run_id: str, env: Mapping[str, str] = os.environ) -> str:
     base = (env.get("ER_DAGSTER_URL") or DEFAULT_DAGSTER_URL).rstrip("/")
     return f"{base}/runs/{quote(run_id, safe='')}"
@@ -158,24 +175,20 @@ def run_url(run_id: str, env: Mapping[str, str] = os.environ) -> str:
 
 def compose(
     config: Configuration,
-    domain: str,
-    stage: str,
-    partition_key: str,
-    run_id: str,
-    status: Status | str,
-    error: str | None = None,
+    outcome: RunOutcome,
     *,
     history: JobRun | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> EmailMessage | None:
     """The message for one outcome, or None when nobody is to be told."""
-    status = _status(status)
+    domain, stage, partition_key, run_id, status = (
+        outcome.domain, outcome.stage, outcome.partition_key, outcome.run_id, outcome.status
+    )
     to = recipients(config, domain, stage, status)
     if not to:
         return None
-    outcome = OUTCOMES[status]
     lines = [
-        f"Entity resolution {domain}/{stage} {outcome} for partition {partition_key}.",
+        f"Entity resolution {domain}/{stage} {OUTCOMES[status]} for partition {partition_key}.",
         "",
         f"Domain:     {domain}",
         f"Stage:      {stage}",
@@ -191,8 +204,8 @@ def compose(
             lines.append(f"Duration:   {history.duration_seconds:,.0f} s")
         if history.autosys_job_name:
             lines.append(f"AutoSys:    {history.autosys_job_name}")
-    if error:
-        lines += ["", "Error:", redact_text(error).strip()]
+    if outcome.error:
+        lines += ["", "Error:", redact_text(outcome.error).strip()]
     message = EmailMessage()
     message["Subject"] = f"[ER {status.value}] {domain}/{stage} partition {partition_key}"
     message["From"] = SmtpSettings.from_env(env).sender
@@ -206,12 +219,7 @@ def compose(
 
 def notify_run(
     config: Configuration,
-    domain: str,
-    stage: str,
-    partition_key: str,
-    run_id: str,
-    status: Status | str,
-    error: str | None = None,
+    outcome: RunOutcome,
     *,
     store: HistoryStore | None = None,
     mailer: Mailer | None = None,
@@ -220,27 +228,23 @@ def notify_run(
     """Tell the right people how a run ended, at most once per (run_id, status).
 
     For Dagster run-status sensors: call it on every evaluation; it returns True only for
-    the call that sent the mail. `status` is a history Status or Dagster's SUCCESS /
-    FAILURE / CANCELED. The once-only guarantee is a claim row in the job history
+    the call that sent the mail. The once-only guarantee is a claim row in the job history
     (`store`, default HistoryStore.from_env()), taken before sending and given back if
     sending fails, so a failed send is retried by the next evaluation.
     """
-    status = _status(status)
-    to = recipients(config, domain, stage, status)
+    to = recipients(config, outcome.domain, outcome.stage, outcome.status)
     if not to:
         return False
     own_store = store is None
     store = store or HistoryStore.from_env(env)
     try:
-        message = compose(
-            config, domain, stage, partition_key, run_id, status, error, history=store.get(run_id, stage), env=env
-        )
-        if not store.claim_notification(run_id, status, domain, to):
+        message = compose(config, outcome, history=store.get(outcome.run_id, outcome.stage), env=env)
+        if not store.claim_notification(outcome.run_id, outcome.status, outcome.domain, to):
             return False
         try:
             (mailer or mailer_from_env(env)).send(message)
         except BaseException as exc:
-            store.release_notification(run_id, status)
+            store.release_notification(outcome.run_id, outcome.status)
             # A sensor's error is logged and stored with its tick: mask what the server echoed.
             if not scrub_exception(exc):
                 raise masked_error(exc) from None

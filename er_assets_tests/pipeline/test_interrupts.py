@@ -40,6 +40,9 @@ class Resource:
     pass
 
 
+_REFS: list = []
+
+
 def signal_inside_a_weakref_callback() -> None:
     """SIGTERM arrives while a weakref callback runs: the handler's exception is raised in the
     callback, and Python prints it as unraisable and goes on."""
@@ -48,7 +51,7 @@ def signal_inside_a_weakref_callback() -> None:
         sum(range(1000))  # bytecodes: the handler runs here, inside the callback
 
     resource = Resource()
-    ref = weakref.ref(resource, callback)  # noqa: F841 - kept alive until the resource dies
+    _REFS.append(weakref.ref(resource, callback))  # the weakref must outlive the resource
     del resource
 
 

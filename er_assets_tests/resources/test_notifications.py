@@ -12,7 +12,9 @@ from aiosmtpd.smtp import AuthResult
 
 from er_assets.config import DEFAULT_CONFIG_PATH, load_config
 from er_assets.history import HistoryStore
-from er_assets.resources.notifications import PrintMailer, SmtpSettings, compose, mailer_from_env, notify_run, recipients
+from er_assets.resources.notifications import (
+    PrintMailer, RunOutcome, SmtpSettings, compose, mailer_from_env, notify_run, recipients,
+)
 from er_assets_tests.helpers import Inbox, free_port
 
 RUN = "0b9e6f1c-3f5a-4c2e-9d7e-5a1f2b3c4d5e"
@@ -22,6 +24,11 @@ TEAM, ONCALL, BUSINESS, ADMIN = (
     "business@example.com",
     "er-admin@example.com",
 )
+
+
+def outcome(stage: str, run_id: str, status: str, error: str | None = None) -> RunOutcome:
+    """How `stage` of the customers partition 2025-03-01 ended in run `run_id`."""
+    return RunOutcome("customers", stage, "2025-03-01", run_id, status, error)
 
 
 @pytest.fixture
@@ -81,7 +88,7 @@ def test_failure_mail_reaches_the_failure_list_once_with_everything_needed(confi
     store.record_end(RUN, "matched", "FAILED", record_count=1234, error_message="boom")
     error = "Matching job 7f3a timed out after 10800 s\nTraceback: ...\nsecret=Zx9-very-secret"
     for _ in range(3):  # a sensor re-evaluating the same run
-        notify_run(config, "customers", "matched", "2025-03-01", RUN, "FAILURE", error, store=store, env=env)
+        notify_run(config, outcome("matched", RUN, "FAILURE", error), store=store, env=env)
 
     ((to, message),) = inbox.messages()
     assert to == sorted([TEAM, ONCALL, ADMIN])
@@ -106,10 +113,10 @@ def test_failure_mail_reaches_the_failure_list_once_with_everything_needed(confi
 
 def test_final_success_goes_to_the_success_list_and_earlier_successes_to_nobody(config, env, smtp, store):
     _, inbox = smtp
-    assert not notify_run(config, "customers", "extract", "2025-03-01", "run-e", "SUCCEEDED", store=store, env=env)
-    assert not notify_run(config, "customers", "matched", "2025-03-01", "run-m", "SUCCEEDED", store=store, env=env)
-    assert notify_run(config, "customers", "loaded", "2025-03-01", "run-l", "SUCCESS", store=store, env=env)
-    assert not notify_run(config, "customers", "loaded", "2025-03-01", "run-l", "SUCCEEDED", store=store, env=env)
+    assert not notify_run(config, outcome("extract", "run-e", "SUCCEEDED"), store=store, env=env)
+    assert not notify_run(config, outcome("matched", "run-m", "SUCCEEDED"), store=store, env=env)
+    assert notify_run(config, outcome("loaded", "run-l", "SUCCESS"), store=store, env=env)
+    assert not notify_run(config, outcome("loaded", "run-l", "SUCCEEDED"), store=store, env=env)
     ((to, message),) = inbox.messages()
     assert to == sorted([TEAM, BUSINESS, ADMIN])
     assert message["Subject"] == "[ER SUCCEEDED] customers/loaded partition 2025-03-01"
@@ -119,11 +126,11 @@ def test_final_success_goes_to_the_success_list_and_earlier_successes_to_nobody(
 def test_each_status_of_a_run_is_told_once(config, env, smtp, store):
     _, inbox = smtp
     assert notify_run(
-        config, "customers", "loaded", "2025-03-01", "run-x", "DQ_FAILED", "rows differ", store=store, env=env
+        config, outcome("loaded", "run-x", "DQ_FAILED", "rows differ"), store=store, env=env
     )
-    assert notify_run(config, "customers", "loaded", "2025-03-01", "run-x", "FAILED", "crash", store=store, env=env)
+    assert notify_run(config, outcome("loaded", "run-x", "FAILED", "crash"), store=store, env=env)
     assert not notify_run(
-        config, "customers", "loaded", "2025-03-01", "run-x", "DQ_FAILED", "rows differ", store=store, env=env
+        config, outcome("loaded", "run-x", "DQ_FAILED", "rows differ"), store=store, env=env
     )
     assert [m["Subject"].split("]")[0] for _, m in inbox.messages()] == ["[ER DQ_FAILED", "[ER FAILED"]
 
@@ -132,22 +139,22 @@ def test_a_failed_send_is_retried_by_the_next_evaluation(config, env, smtp, stor
     _, inbox = smtp
     down = dict(env, ER_SMTP_PORT=str(free_port()))  # nothing listens there
     with pytest.raises(OSError):
-        notify_run(config, "customers", "extract", "2025-03-01", "run-r", "FAILURE", "x", store=store, env=down)
+        notify_run(config, outcome("extract", "run-r", "FAILURE", "x"), store=store, env=down)
     assert store.notifications("run-r") == []
-    assert notify_run(config, "customers", "extract", "2025-03-01", "run-r", "FAILURE", "x", store=store, env=env)
+    assert notify_run(config, outcome("extract", "run-r", "FAILURE", "x"), store=store, env=env)
     assert len(inbox.messages()) == 1
 
 
 def test_unknown_domain_is_named(config, env, store):
     with pytest.raises(Exception, match="Domain 'xyz' not found"):
-        notify_run(config, "xyz", "extract", "2025-03-01", "r", "FAILURE", store=store, env=env)
+        notify_run(config, RunOutcome("xyz", "extract", "2025-03-01", "r", "FAILURE"), store=store, env=env)
 
 
 def test_default_store_comes_from_the_environment(config, env, smtp, tmp_path):
     _, inbox = smtp
     env = dict(env, ER_HISTORY_URL=f"sqlite:///{tmp_path}/from-env.db")
-    assert notify_run(config, "customers", "extract", "2025-03-01", "run-env", "FAILURE", env=env)
-    assert not notify_run(config, "customers", "extract", "2025-03-01", "run-env", "FAILURE", env=env)
+    assert notify_run(config, outcome("extract", "run-env", "FAILURE"), env=env)
+    assert not notify_run(config, outcome("extract", "run-env", "FAILURE"), env=env)
     assert len(inbox.messages()) == 1
 
 
@@ -155,7 +162,7 @@ def test_without_a_host_messages_are_printed(config, capsys, store):
     env = {"ER_DAGSTER_URL": "http://dagster:3000"}
     assert isinstance(mailer_from_env(env), PrintMailer)
     assert notify_run(
-        config, "customers", "extract", "2025-03-01", "run-p", "FAILURE", "bad data", store=store, env=env
+        config, outcome("extract", "run-p", "FAILURE", "bad data"), store=store, env=env
     )
     out = capsys.readouterr().out
     assert "not sent" in out and "http://dagster:3000/runs/run-p" in out and "bad data" in out
@@ -174,7 +181,7 @@ def test_settings_from_environment():
 
 
 def test_message_link_quotes_the_run_id(config):
-    message = compose(config, "customers", "extract", "2025-03-01", "a/b c", "FAILED", env={})
+    message = compose(config, outcome("extract", "a/b c", "FAILED"), env={})
     assert "http://localhost:3000/runs/a%2Fb%20c" in message.get_content()
 
 
@@ -238,7 +245,7 @@ def test_starttls_and_login(config, store, tmp_path, monkeypatch):
             "ER_SMTP_USER": "er-mailer",
             "ER_SMTP_PASSWORD": "s3cret-pw",
         }
-        assert notify_run(config, "customers", "extract", "2025-03-01", "run-tls", "FAILURE", store=store, env=env)
+        assert notify_run(config, outcome("extract", "run-tls", "FAILURE"), store=store, env=env)
     finally:
         controller.stop()
     assert logins == [(b"er-mailer", b"s3cret-pw")]
