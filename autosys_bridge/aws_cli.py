@@ -17,8 +17,8 @@ from er_assets import exit_codes
 
 
 def cmd_export(args) -> int:
-    from er_assets.ops.cloudformation import export
     from er_assets.config import ConfigError, load_config
+    from er_assets.ops.cloudformation import export
 
     try:
         config = load_config(args.config)

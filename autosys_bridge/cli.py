@@ -16,7 +16,6 @@ from er_assets import exit_codes
 from er_assets.stages import RUNS
 
 
-
 class UsageError(Exception):
     """Bad arguments or configuration: exit USAGE with one line on stderr."""
 

@@ -90,8 +90,8 @@ def why_blocked(domain, partition: str) -> str:
     """The failing checks of the first stage that blocked the partition, as their results say."""
     import dagster as dg
 
-    from er_assets.pipeline.gate import failing_checks
     from er_assets import stages
+    from er_assets.pipeline.gate import failing_checks
 
     with dg.DagsterInstance.get() as instance:
         for stage in stages.ASSETS:
@@ -157,8 +157,8 @@ def plan(config, args) -> list[tuple]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    from er_assets import exit_codes, stages
     from autosys_bridge.runner import run_stage
+    from er_assets import exit_codes, stages
     from er_assets.config import ConfigError, load_config
     from er_assets.defs.instance import ensure_dagster_home
     from er_assets.environment import deployment, local_paths

@@ -12,13 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from er_assets.config import ConfigError, load_config
-
-from er_assets import exit_codes
 from autosys_bridge.jil.diff import DRIFT, find_drift
 from autosys_bridge.jil.emitter import (
-    JilEmitError,
     ON_DEMAND_JOB,
+    JilEmitError,
     build_statements,
     emit_calendars,
     emit_jil,
@@ -28,6 +25,8 @@ from autosys_bridge.jil.graph import FORMATS, GraphRenderError, build_graph, ren
 from autosys_bridge.jil.lint import ERROR, Options, lint
 from autosys_bridge.jil.model import JilFile
 from autosys_bridge.jil.parser import JilReadError, read_jil
+from er_assets import exit_codes
+from er_assets.config import ConfigError, load_config
 
 _INPUT_ERRORS = (ConfigError, JilEmitError, JilReadError, GraphRenderError, OSError)
 # `autosys-bridge lint` exits with this when it finds errors (2 means a file is unreadable).

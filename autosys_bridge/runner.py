@@ -159,9 +159,9 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
     import dagster as dg
 
     from er_assets.defs.definitions import build_definitions
-    from er_assets.stages import job_name
     from er_assets.pipeline import interrupts
     from er_assets.redact import redact_text
+    from er_assets.stages import job_name
 
     # The domain's own job, not the implicit asset job: the run shows on the job's page.
     job = build_definitions(config).resolve_job_def(job_name(domain.name))

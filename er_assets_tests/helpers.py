@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 import yaml
 from botocore.session import Session
 
+from er_assets import layout
 from er_assets.config import DEFAULT_CONFIG_PATH
 from er_assets.emulator.matching import run_matching
 from er_assets.ops.sample_data import seed_partition
-from er_assets import layout
 from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.warehouses import snowflake as sf
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from er_assets import layout
-from er_assets.resources.match_output import find_output
 from er_assets.layout import split_uri
+from er_assets.resources.match_output import find_output
 from er_assets.resources.object_store import LocalObjectStore
 
 

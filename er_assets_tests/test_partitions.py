@@ -5,6 +5,7 @@ import zoneinfo
 
 import dagster as dg
 import pytest
+
 # Private: the one iterator over a cron string's ticks in a time zone that Dagster's schedules
 # use; dagster/__init__.py of 1.13 exports none.
 from dagster._utils.schedules import cron_string_iterator

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from er_assets import exit_codes
 from autosys_bridge.jil.attributes import CONDITION_ATTRIBUTES
 from autosys_bridge.jil.conditions import ConditionError, parse_condition
 from autosys_bridge.jil.model import JilFile, Statement
+from er_assets import exit_codes
 
 # `autosys-bridge diff` exits with this when it finds drift (0 when there is none).
 DRIFT = exit_codes.STAGE_FAILED

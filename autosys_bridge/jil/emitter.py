@@ -22,9 +22,6 @@ import math
 import posixpath
 import re
 
-from er_assets.config import WEEKDAYS, AutosysJob, Configuration, Domain, unsafe_characters
-from er_assets.stages import JOBS, command_job
-
 from autosys_bridge.jil.attributes import (
     CONDITION_ATTRIBUTES,
     DAY_CODES,
@@ -34,6 +31,8 @@ from autosys_bridge.jil.attributes import (
 )
 from autosys_bridge.jil.conditions import parse_condition
 from autosys_bridge.jil.model import Statement
+from er_assets.config import WEEKDAYS, AutosysJob, Configuration, Domain, unsafe_characters
+from er_assets.stages import JOBS, command_job
 
 ON_DEMAND_JOB = "ER_ON_DEMAND"
 DOMAIN_GLOBAL, DATE_GLOBAL = "ER_DOMAIN", "ER_PROCESS_DATE"

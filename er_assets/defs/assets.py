@@ -14,19 +14,19 @@ import time
 
 import dagster as dg
 
-from er_assets.pipeline import checks, gate
-from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
 from er_assets import layout
 from er_assets.config import Domain, Settings
-from er_assets.resources.entity_resolution import EntityResolutionResource
-from er_assets.errors import MissingUpstream, UpstreamRefused
-from er_assets.resources.match_output import find_output
-from er_assets.pipeline.matching_job import JobOutcome, Patience, adoptable_job, point_glue_table, run_matching_job
-from er_assets.resources.object_store import ObjectStore, bytes_read
-from er_assets.partitions import business_dates, partitions_def
 from er_assets.defs.location import complete_run_tags
+from er_assets.errors import MissingUpstream, UpstreamRefused
+from er_assets.partitions import business_dates, partitions_def
+from er_assets.pipeline import checks, gate
+from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
+from er_assets.pipeline.matching_job import JobOutcome, Patience, adoptable_job, point_glue_table, run_matching_job
 from er_assets.pipeline.recording import recording
+from er_assets.resources.entity_resolution import EntityResolutionResource
 from er_assets.resources.history import HistoryResource
+from er_assets.resources.match_output import find_output
+from er_assets.resources.object_store import ObjectStore, bytes_read
 from er_assets.resources.warehouses.base import Warehouse
 
 

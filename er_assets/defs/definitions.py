@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from er_assets.defs.assets import domain_assets
 from er_assets.config import Configuration, load_config
+from er_assets.defs.assets import domain_assets
+from er_assets.defs.sensors import build_sensors
 from er_assets.resources.deployment import resources
 from er_assets.stages import job_name
-from er_assets.defs.sensors import build_sensors
 
 
 def build_definitions(config: Configuration) -> dg.Definitions:

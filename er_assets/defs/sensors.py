@@ -8,11 +8,11 @@ sent, so a sensor that re-evaluates a run sends nothing new.
 
 import dagster as dg
 
-from er_assets.config import Configuration
 from er_assets import stages
+from er_assets.config import Configuration
 from er_assets.history import Status
-from er_assets.resources.notifications import RunOutcome, notify_run
 from er_assets.resources.history import HistoryResource
+from er_assets.resources.notifications import RunOutcome, notify_run
 
 
 def _stages(history: HistoryResource, run_id: str):

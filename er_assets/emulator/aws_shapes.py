@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from er_assets.config import Domain, Settings
 from er_assets import layout
+from er_assets.config import Domain, Settings
 
 # The configuration has no creation history; fixed timestamps keep responses reproducible.
 CREATED_AT = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)

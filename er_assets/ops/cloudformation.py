@@ -24,8 +24,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from er_assets.config import Configuration, Domain
 from er_assets import layout
+from er_assets.config import Configuration, Domain
 from er_assets.emulator.aws_shapes import matching_workflow_request, schema_mapping_request
 
 TEMPLATE_NAME = "entity-resolution.template.json"

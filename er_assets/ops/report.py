@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from er_assets.history import HistoryStore
-from er_assets.stages import ASSETS as STAGES
 from er_assets.history.dialect import UTC
 from er_assets.history.seed import seed_history
+from er_assets.stages import ASSETS as STAGES
 
 WIDTH = 1140  # SVG user units; charts scale to the page width
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")  # Okabe-Ito: colour-blind safe

@@ -24,9 +24,9 @@ import dagster as dg
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from er_assets.pipeline.checks import check_names
 from er_assets.config import Domain
 from er_assets.errors import GateClosed, UpstreamRefused
+from er_assets.pipeline.checks import check_names
 
 EVALUATED = frozenset({AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED})
 

@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from er_assets.pipeline import interrupts
 from er_assets.entity_resolution_service import ACTIVE_JOB_STATUSES, CONCURRENT_JOBS_QUOTA
 from er_assets.errors import (
     ConfigurationRejected,
@@ -42,6 +41,7 @@ from er_assets.errors import (
     QuotaExceeded,
     ServiceUnavailable,
 )
+from er_assets.pipeline import interrupts
 
 # Start answers worth waiting out: another job holds the region's only slot, or the service
 # asks callers to slow down. ExceedsLimitException counts only for CONCURRENT_JOBS_QUOTA.
@@ -100,7 +100,9 @@ def _error(exc: Exception) -> tuple[str, str]:
 
 def is_transient(exc: Exception) -> bool:
     """Did the call fail for a reason that says nothing about the job (worth asking again)?"""
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+    from botocore.exceptions import ClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
 
     if isinstance(exc, (HTTPClientError, BotoConnectionError)):  # read/connect timeouts, dropped connections
         return True

@@ -28,9 +28,9 @@ from email.utils import formatdate, make_msgid
 from typing import Literal, Protocol, TextIO
 from urllib.parse import quote
 
+from er_assets import stages
 from er_assets.config import Configuration
 from er_assets.errors import masked_error
-from er_assets import stages
 from er_assets.history import HistoryStore, JobRun, Status
 from er_assets.redact import redact_text, scrub_exception
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from botocore.validate import ParamValidator
 
-from er_assets.ops.cloudformation import TEMPLATE_NAME, template
 from er_assets import layout
 from er_assets.config import load_config
 from er_assets.emulator.model import problems, service_model
+from er_assets.ops.cloudformation import TEMPLATE_NAME, template
 from er_assets_tests.helpers import write_config
 
 MODEL = service_model("entityresolution")
@@ -111,8 +111,8 @@ def test_the_role_is_least_privilege(config):
 
 
 def test_a_configured_kms_key_is_used_by_the_workflow_and_granted_to_the_role(tmp_path, kms_config):
-    from er_assets.ops.cloudformation import export
     from er_assets.emulator.aws_shapes import matching_workflow_request
+    from er_assets.ops.cloudformation import export
 
     request = matching_workflow_request(kms_config.domain("customers"), kms_config.settings)
     assert request["outputSourceConfig"][0]["KMSArn"] == KMS

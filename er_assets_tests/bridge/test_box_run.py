@@ -10,8 +10,7 @@ import dagster as dg
 import pytest
 
 from autosys_bridge import box_run, cli
-from er_assets import exit_codes
-from er_assets import partitions
+from er_assets import exit_codes, partitions
 from er_assets_tests.helpers import seed
 
 EASTERN = dt.timezone(dt.timedelta(hours=-5))

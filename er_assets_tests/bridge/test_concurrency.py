@@ -18,10 +18,10 @@ import duckdb
 import pytest
 
 from er_assets import exit_codes
-from er_assets.stages import job_name
 from er_assets.emulator.faults import FAULTS_ENV
 from er_assets.errors import ServiceUnavailable
 from er_assets.resources.warehouses.local import DuckDBWarehouse
+from er_assets.stages import job_name
 from er_assets_tests.helpers import seed
 
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli", "run"]

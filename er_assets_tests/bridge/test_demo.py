@@ -9,8 +9,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from er_assets import exit_codes
 from autosys_bridge import demo
+from er_assets import exit_codes
 from er_assets.environment import local_paths
 from er_assets_tests.helpers import write_config
 

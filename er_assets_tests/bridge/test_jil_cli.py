@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from er_assets import exit_codes
 from autosys_bridge.jil.diff import DRIFT
 from autosys_bridge.jil.graph import build_graph, to_dot
 from autosys_bridge.jil.parser import parse_jil
-from er_assets_tests.helpers import DATA, JIL_CORPUS as CORPUS, run_jil_cli
+from er_assets import exit_codes
+from er_assets_tests.helpers import DATA
+from er_assets_tests.helpers import JIL_CORPUS as CORPUS
+from er_assets_tests.helpers import run_jil_cli
 
 
 def test_jil_writes_the_golden_file(tmp_path):

@@ -1,11 +1,11 @@
 """Each stage on the local deployment: DuckDB warehouse, folder object store, the emulator."""
 
-import duckdb
 import dagster as dg
+import duckdb
 
-from er_assets.pipeline import checks
 from er_assets.defs.definitions import build_definitions
 from er_assets.environment import local_paths
+from er_assets.pipeline import checks
 from er_assets_tests.helpers import seed
 
 PARTITION = "2026-11-28"

@@ -6,8 +6,8 @@ import sys
 import dagster as dg
 
 from er_assets.defs.definitions import build_definitions
-from er_assets.stages import job_name
 from er_assets.partitions import partitions_def
+from er_assets.stages import job_name
 
 
 def test_assets_checks_jobs_and_schedules(config, local_env):

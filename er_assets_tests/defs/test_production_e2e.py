@@ -13,12 +13,12 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from er_assets.pipeline import checks
-from er_assets.defs.assets import domain_assets
 from er_assets.config import load_config
+from er_assets.defs.assets import domain_assets
+from er_assets.pipeline import checks
 from er_assets.resources.entity_resolution import LocalEntityResolution
-from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.history import HistoryResource
+from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.warehouses import snowflake as sf
 from er_assets_tests.helpers import ML_EXAMPLE, create_source, fake_snowflake, sample_rows, warehouse
 

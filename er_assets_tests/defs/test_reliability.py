@@ -13,10 +13,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from er_assets import exit_codes
 from autosys_bridge.runner import exit_code_for
-from er_assets.environment import local_paths
+from er_assets import exit_codes
 from er_assets.emulator.faults import FAULTS_ENV
+from er_assets.environment import local_paths
 from er_assets_tests.helpers import local_sql, run_stages, seed
 
 DOMAIN = "customers"
@@ -181,8 +181,8 @@ def test_a_re_extract_under_other_dq_settings_profiles_the_slice_again(config, l
 
 
 def test_the_intent_identifies_the_job_started_after_it(config, local_env):
-    from er_assets.resources.local import local_resources
     from er_assets.pipeline.matching_job import Patience, adoptable_job, start_intent
+    from er_assets.resources.local import local_resources
 
     seed(config.domain(DOMAIN), PARTITION, 50, local_env)
     er, _ = local_resources(config)["entity_resolution"].clients()

@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from er_assets.defs.definitions import build_definitions
-from er_assets.resources.deployment import history_resource
 from er_assets.defs.sensors import notify
+from er_assets.resources.deployment import history_resource
 from er_assets_tests.helpers import seed, write_config
 
 

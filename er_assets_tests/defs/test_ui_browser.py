@@ -73,8 +73,8 @@ def _stop(process: subprocess.Popen) -> None:
 def site():
     """The webserver on a demo-like instance: the latest customers partition seeded and run
     by the bridge as AutoSys would, the one before seeded for the UI to launch."""
-    from er_assets.config import load_config
     from autosys_bridge.demo import recent_partitions
+    from er_assets.config import load_config
     from er_assets.ops.sample_data import seed_partition
 
     data = Path(tempfile.mkdtemp(prefix="er-ui-"))

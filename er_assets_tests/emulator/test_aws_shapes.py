@@ -10,6 +10,7 @@ from er_assets.emulator.aws_shapes import matching_workflow_response, schema_map
 from er_assets.emulator.components import connected_components
 from er_assets_tests.helpers import MODEL, check_patterns
 
+
 @pytest.mark.parametrize("domain_name", ["customers", "products", "vendors"])
 @pytest.mark.parametrize(
     ("operation", "build"),

@@ -13,7 +13,7 @@ import hashlib
 import pytest
 
 from er_assets.emulator.matching import MatchingError, run_matching
-from er_assets_tests.helpers import ARN, field, groups, grouping, run_match, schema, workflow, write_csv
+from er_assets_tests.helpers import ARN, field, grouping, groups, run_match, schema, workflow, write_csv
 
 EMAIL_PHONE = schema(field("email", "EMAIL_ADDRESS", "email"), field("phone", "PHONE_NUMBER", "phone"))
 EMAIL_PHONE_ROWS = [

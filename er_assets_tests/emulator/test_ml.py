@@ -12,13 +12,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from er_assets.pipeline import checks
 from er_assets.config import ConfigError, load_config
 from er_assets.emulator.aws_shapes import matching_workflow_response, schema_mapping_response
 from er_assets.emulator.cli import main as er_match
 from er_assets.emulator.matching import MatchingError, run_matching
-from er_assets.resources.warehouses.local import confidence_summary
 from er_assets.ops.sample_data import generate_sql
+from er_assets.pipeline import checks
+from er_assets.resources.warehouses.local import confidence_summary
 from er_assets_tests.helpers import ML_EXAMPLE as EXAMPLE
 
 RECORDS = 1000

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from er_assets.emulator.normalize import normalization, normalized
-from er_assets_tests.helpers import field, groups, grouping, run_match, schema, workflow
+from er_assets_tests.helpers import field, grouping, groups, run_match, schema, workflow
 
 CON = duckdb.connect()
 

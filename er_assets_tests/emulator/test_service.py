@@ -66,9 +66,10 @@ def test_job_runs_asynchronously_and_writes_the_service_layout(clients, config, 
     er, glue = clients
     domain = config.domain("vendors")
     seed(domain, "2026-10-01", 300, local_env)
+    import datetime as dt
+
     from er_assets import layout
     from er_assets.resources.warehouses.local import DuckDBWarehouse
-    import datetime as dt
 
     paths = local_paths()
     DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=str(paths["objects"])).unload_extract(

@@ -8,10 +8,9 @@ import threading
 
 import pytest
 
-from er_assets.history import HistoryError, HistoryStore, Status
-from er_assets.stages import FINAL as FINAL_STAGE
-from er_assets.history import schema
+from er_assets.history import HistoryError, HistoryStore, Status, schema
 from er_assets.history.dialect import Postgres, SQLite
+from er_assets.stages import FINAL as FINAL_STAGE
 
 pytest_plugins = ["er_assets_tests.postgres"]  # the PostgreSQL server fixtures, one server per session
 

@@ -11,8 +11,8 @@ from moto import mock_aws
 
 from er_assets import exit_codes
 from er_assets.ops import doctor
-from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.partitions import partition_for_date
+from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.resources.production import production_resources
 from er_assets_tests.helpers import FakesnowWarehouse, by_name, create_source, fake_snowflake, seed, warehouse
 

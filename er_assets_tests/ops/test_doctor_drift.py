@@ -4,8 +4,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from er_assets.ops import doctor
 from er_assets.emulator.aws_shapes import matching_workflow_response, schema_mapping_response
+from er_assets.ops import doctor
 from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets_tests.helpers import by_name, write_config
 

@@ -16,11 +16,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from er_assets import exit_codes
 from autosys_bridge.runner import exit_code_for
-from er_assets.pipeline import checks
+from er_assets import exit_codes
 from er_assets.config import ConfigError, load_config
 from er_assets.environment import local_paths
+from er_assets.pipeline import checks
 from er_assets_tests.helpers import local_sql, run_stages, seed, write_config
 
 DOMAIN = "customers"
@@ -28,6 +28,7 @@ PARTITION = "2026-11-28"
 DATE_ARGS = ["--date", PARTITION]
 RECORDS = 300
 from er_assets.stages import ASSETS as STAGES
+
 # Poll the emulator every second at most: the default back-off is sized for AWS.
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli", "run", DOMAIN]
 

@@ -14,13 +14,12 @@ import time
 
 import pytest
 
-from er_assets import exit_codes
-from er_assets.environment import local_paths
+from er_assets import exit_codes, layout
 from er_assets.emulator.faults import FAULTS_ENV, FaultSpecError, load
-from er_assets.resources.entity_resolution import LocalEntityResolution
+from er_assets.environment import local_paths
 from er_assets.errors import PipelineError
-from er_assets import layout
 from er_assets.pipeline.matching_job import Patience, run_matching_job
+from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets_tests.helpers import Clock, seed
 
 WF = "vendor-matching-workflow"

@@ -4,8 +4,8 @@ import pytest
 
 from er_assets.errors import MatchOutputMissing
 from er_assets.resources.match_output import find_output
-from er_assets.resources.warehouses.local import match_counts
 from er_assets.resources.object_store import LocalObjectStore
+from er_assets.resources.warehouses.local import match_counts
 
 JOB = "0123456789abcdef0123456789abcdef"
 OUT = "s3://bucket/er/output"

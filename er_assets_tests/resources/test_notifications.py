@@ -13,7 +13,13 @@ from aiosmtpd.smtp import AuthResult
 from er_assets.config import DEFAULT_CONFIG_PATH, load_config
 from er_assets.history import HistoryStore
 from er_assets.resources.notifications import (
-    PrintMailer, RunOutcome, SmtpSettings, compose, mailer_from_env, notify_run, recipients,
+    PrintMailer,
+    RunOutcome,
+    SmtpSettings,
+    compose,
+    mailer_from_env,
+    notify_run,
+    recipients,
 )
 from er_assets_tests.helpers import Inbox, free_port
 
@@ -186,11 +192,12 @@ def test_message_link_quotes_the_run_id(config):
 
 
 def _self_signed(tmp_path):
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])

@@ -17,8 +17,8 @@ from dagster import get_dagster_logger
 
 from er_assets import processes
 from er_assets.config import Domain
-from er_assets.layout import data_files
 from er_assets.errors import ServiceUnavailable
+from er_assets.layout import data_files
 from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.warehouses import queries
 from er_assets.resources.warehouses.base import (

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from er_assets import exit_codes
 from autosys_bridge.jil.emitter import emit_jil
 from autosys_bridge.jil.lint import lint
 from autosys_bridge.jil.parser import parse_jil, read_jil
-from er_assets_tests.helpers import JIL_LINT as LINT, run_jil_cli
+from er_assets import exit_codes
+from er_assets_tests.helpers import JIL_LINT as LINT
+from er_assets_tests.helpers import run_jil_cli
 
 RULE_FILES = sorted(p.name for p in LINT.glob("*.jil") if not p.name.startswith("cross_file"))
 EXPECT = re.compile(r"/\* expect: (error|warning): (.*?) \*/")

@@ -3,9 +3,9 @@ the syntax corners: header form, quoting, escapes, comments, continuations, blob
 
 import pytest
 
-from autosys_bridge.jil.parser import parse_jil, read_jil, JilReadError
-from er_assets_tests.helpers import DATA, JIL_CORPUS as CORPUS
-
+from autosys_bridge.jil.parser import JilReadError, parse_jil, read_jil
+from er_assets_tests.helpers import DATA
+from er_assets_tests.helpers import JIL_CORPUS as CORPUS
 
 # file -> [(subcommand, name, job_type, box_name, {attribute: canonical condition})]
 EXPECTED = {

@@ -16,8 +16,7 @@ import duckdb
 import pytest
 
 from er_assets.config import load_config
-from er_assets.resources.warehouses import queries
-from er_assets.resources.warehouses import local, snowflake
+from er_assets.resources.warehouses import local, queries, snowflake
 from er_assets.resources.warehouses.base import assemble_profile, confidence_figures, schema_problems, target_figures
 from er_assets.resources.warehouses.local import DUCKDB
 from er_assets.resources.warehouses.snowflake import SNOWFLAKE

@@ -17,8 +17,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from er_assets.config import load_config
 from er_assets import layout
+from er_assets.config import load_config
 from er_assets.errors import UpstreamRefused
 from er_assets.resources.warehouses import snowflake as sf
 from er_assets.resources.warehouses.base import SAMPLE_IDS
@@ -345,8 +345,7 @@ def test_blank_match_ids_are_none_in_the_matched_and_the_loaded_figures(domain, 
     """The matched stage and the load count MatchIDs alike, a blank one (empty, white space,
     zero-width) being none: row_count compares the two and must not fail on such rows."""
     from er_assets.pipeline import checks
-    from er_assets.resources.warehouses.local import match_counts
-    from er_assets.resources.warehouses.local import DuckDBWarehouse
+    from er_assets.resources.warehouses.local import DuckDBWarehouse, match_counts
 
     uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", ""), ("C4", " "),
                                                  ("C5", "\u200b"), ("C6", "")])
