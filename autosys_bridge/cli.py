@@ -13,7 +13,7 @@ import json
 import sys
 
 from er_assets import exit_codes
-from er_assets.stages import RUNS
+from er_assets.stages import JOBS, RUNS
 
 
 class UsageError(Exception):
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     on_demand = sub.add_parser(
         "on-demand", help="Run a stage of ER_ON_DEMAND: the domain and date in $ER_DOMAIN and $ER_PROCESS_DATE.")
-    on_demand.add_argument("stage", choices=["extract", "process", "load"], help="the stage to run")
+    on_demand.add_argument("stage", choices=list(JOBS), help="the stage to run")
     on_demand.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")
     on_demand.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")
     on_demand.set_defaults(func=cmd_on_demand, timeout=None, check_interval=None, override_gate=False, reason=None)

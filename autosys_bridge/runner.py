@@ -159,7 +159,7 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
     import dagster as dg
 
     from er_assets.defs.definitions import build_definitions
-    from er_assets.pipeline import interrupts
+    from er_assets import interrupts
     from er_assets.redact import redact_text
     from er_assets.stages import job_name
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 PROC = Path("/proc")
+PF_KTHREAD = 0x00200000  # the per-process flag of a kernel thread (include/linux/sched.h)
 
 
 def pid_taken(pid: int) -> bool:
@@ -35,8 +36,8 @@ def pid_taken(pid: int) -> bool:
 def running(pid: int | None, command: Callable[[list[bytes]], bool]) -> bool:
     """Is there a live process, at `pid` or (None: a damaged record has no pid) anywhere, whose
     command line (its arguments, as bytes) satisfies `command`? A zombie has an empty command
-    line, so it does not count, unless /proc says the process at a known pid is not a zombie
-    (it is being exec'd). Without /proc only a known pid can be asked, and only whether it is
+    line, so it does not count, unless /proc says the process at a known pid is neither a
+    zombie nor a kernel thread (it is being exec'd). Without /proc only a known pid can be asked, and only whether it is
     taken; so too when /proc hides that pid's command line from this user."""
     if not PROC.is_dir():
         return bool(pid) and pid_taken(pid)
@@ -44,15 +45,13 @@ def running(pid: int | None, command: Callable[[list[bytes]], bool]) -> bool:
         try:
             arguments = _arguments(PROC / str(pid) / "cmdline")
             if not arguments:
-                # A zombie, or a process that is still being exec'd: Popen returns once exec
-                # has closed its error pipe, and the kernel sets up the new arguments only after
-                # that (load_elf_binary), so a worker polled at once has none yet. Only the
-                # zombie (or a process being reaped) has ended.
-                return _state(pid) not in ("Z", "X")
+                # A zombie, a kernel thread that took the pid over, or a process that is still
+                # being exec'd: Popen returns once exec has closed its error pipe, and the kernel
+                # sets up the new arguments only after that (load_elf_binary), so a worker
+                # polled at once has none yet. Only the last is the process recorded.
+                return _being_execd(pid)
             return command(arguments)
-        except FileNotFoundError:
-            return False
-        except OSError:
+        except OSError:  # gone, or hidden from this user (hidepid): kill(0) tells them apart
             return pid_taken(pid)
     for cmdline in PROC.glob("[0-9]*/cmdline"):
         try:
@@ -73,6 +72,8 @@ def _runs(cmdline: Path, command: Callable[[list[bytes]], bool]) -> bool:
     return bool(arguments) and command(arguments)
 
 
-def _state(pid: int) -> str:
-    """The process's state letter in /proc/<pid>/stat (after its name, which may hold ')')."""
-    return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+def _being_execd(pid: int) -> bool:
+    """A user process that is neither a zombie nor being reaped. /proc/<pid>/stat: after the
+    name (which may hold ')'), field 3 is the state and field 9 the flags."""
+    fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return fields[0] not in ("Z", "X") and not int(fields[6]) & PF_KTHREAD

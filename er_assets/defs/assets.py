@@ -14,7 +14,7 @@ import time
 
 import dagster as dg
 
-from er_assets import layout
+from er_assets import interrupts, layout
 from er_assets.config import Domain, Settings
 from er_assets.defs.location import complete_run_tags
 from er_assets.errors import MissingUpstream, UpstreamRefused
@@ -352,6 +352,7 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
     results = []
 
     def accept(staged: dict) -> bool:
+        interrupts.check()  # the last moment before the swap: a run signalled meanwhile swaps nothing
         results[:] = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], staged,
                                            upstream.get("match_ids"))
         results.append(checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"),

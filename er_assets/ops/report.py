@@ -20,7 +20,7 @@ from html import escape
 
 from er_assets.history import HistoryStore
 from er_assets.history.dialect import UTC
-from er_assets.history.seed import seed_history
+from er_assets.ops.history_seed import seed_history
 from er_assets.stages import ASSETS as STAGES
 
 WIDTH = 1140  # SVG user units; charts scale to the page width

@@ -41,7 +41,7 @@ from er_assets.errors import (
     QuotaExceeded,
     ServiceUnavailable,
 )
-from er_assets.pipeline import interrupts
+from er_assets import interrupts
 
 # Start answers worth waiting out: another job holds the region's only slot, or the service
 # asks callers to slow down. ExceedsLimitException counts only for CONCURRENT_JOBS_QUOTA.

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from er_assets.layout import local_path, split_uri
+from er_assets.resources.entity_resolution import RETRY_CONFIG
 
 # Bytes of objects this process has read: what S3 sent for GetObject (downloads and ranged
 # reads alike) and what local copies handed out to be read here. Stages record the difference
@@ -96,8 +97,8 @@ class S3ObjectStore(ObjectStore):
         makes counted in `bytes_read`: the one way to the bucket, for this module and others."""
         from dagster_aws.s3 import S3Resource  # imported when a stage reaches S3, not with the definitions
 
-        client = S3Resource(region_name=self.region_name, profile_name=self.profile_name,
-                            endpoint_url=self.endpoint_url).get_client()
+        client = S3Resource(region_name=self.region_name, profile_name=self.profile_name, endpoint_url=self.endpoint_url,
+                            max_attempts=RETRY_CONFIG["max_attempts"]).get_client()
         client.meta.events.register("after-call.s3.GetObject", _count_get_object)
         return client
 

@@ -150,7 +150,7 @@ def test_killed_bridge_then_rerun_gives_one_job_and_a_correct_result(config, loc
 
 def test_report_renders_the_history_and_says_when_the_database_is_down(tmp_path):
     from er_assets.history import HistoryStore
-    from er_assets.history.seed import seed_history
+    from er_assets.ops.history_seed import seed_history
 
     url = f"sqlite:///{tmp_path}/history.db"
     with HistoryStore.from_url(url) as store:

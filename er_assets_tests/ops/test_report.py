@@ -11,7 +11,7 @@ import pytest
 
 from er_assets import stages
 from er_assets.history import FAILURES, HistoryStore, Status
-from er_assets.history.seed import DEMO_SLA_MINUTES
+from er_assets.ops.history_seed import DEMO_SLA_MINUTES
 from er_assets.ops.report import main, render_report, seed_history
 from er_assets.partitions import partitions_def
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dagster import get_dagster_logger
 
-from er_assets import processes
+from er_assets import interrupts, processes
 from er_assets.config import Domain
 from er_assets.errors import ServiceUnavailable
 from er_assets.layout import data_files
@@ -107,6 +107,7 @@ class DuckDBWarehouse(Warehouse):
                     get_dagster_logger().info(f"waiting up to {self.lock_timeout:g}s for the local warehouse "
                                               f"{self.path}, in use by {who}")
                     said = True
+                interrupts.check()  # a long wait for the lock is where a lost signal is noticed
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 

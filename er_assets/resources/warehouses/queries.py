@@ -6,7 +6,7 @@ warehouse) and in Snowflake, apart from the few fragments a Dialect names: ident
 quoting, the cast to text, the whole-value regular-expression match, the bound-parameter
 style and the ordered array aggregate. The rest (COUNT_IF, TRANSLATE, CHR, TRIM, LENGTH,
 HASH, CASE, CTEs, a UNION ALL of limited subqueries) both engines document alike.
-er_assets_tests/test_warehouse_queries.py runs every query on DuckDB and on fakesnow and
+er_assets_tests/resources/warehouses/test_queries.py runs every query on DuckDB and on fakesnow and
 compares the figures.
 
 Every query reads a relation the caller gives as a SELECT (`rows`, `records`): where the rows

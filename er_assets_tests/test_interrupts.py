@@ -10,7 +10,7 @@ import weakref
 import dagster as dg
 import pytest
 
-from er_assets.pipeline import interrupts
+from er_assets import interrupts
 from er_assets.pipeline.matching_job import Patience
 
 # The dropped exception is the point: pytest reports it as unraisable.

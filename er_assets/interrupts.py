@@ -9,13 +9,15 @@ then went on as if never signalled, and loaded the partition after AutoSys had k
 
 So the bridge also has every signal written, by Python's C-level handler, to a wakeup pipe
 (`signal.set_wakeup_fd`), which nothing can swallow, and the stages look at it where they wait
-or begin: a signal seen there raises the interruption again.
+or begin, and the load before it swaps the partition: a signal seen there raises the
+interruption again. Standard library only (Dagster is imported to raise): every layer may ask.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 
 WATCHED = frozenset({signal.SIGTERM, signal.SIGINT})
 _pipe: tuple[int, int] | None = None
@@ -24,27 +26,38 @@ _pending = False
 
 
 def watch() -> None:
-    """From now on, record every signal that has a Python handler (main thread only)."""
+    """From now on, record every signal that has a Python handler. Only the main thread runs
+    signal handlers (and may set the wakeup fd); elsewhere this does nothing."""
     global _pipe, _previous, _pending
-    if _pipe is None:
-        read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    if _pipe is not None or threading.current_thread() is not threading.main_thread():
+        return
+    read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
         _previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-        _pipe, _pending = (read, write), False
+    except BaseException:
+        os.close(read)
+        os.close(write)
+        raise
+    _pipe, _pending = (read, write), False
 
 
 def unwatch() -> None:
-    global _pipe
+    """Stop recording; a signal seen so far no longer counts (a later run starts clean)."""
+    global _pipe, _pending
     if _pipe is not None:
         signal.set_wakeup_fd(_previous)
         for fd in _pipe:
             os.close(fd)
-        _pipe = None
+        _pipe, _pending = None, False
 
 
 def signalled() -> bool:
-    """Has SIGTERM or SIGINT arrived since `watch`? Stays true once it has."""
+    """Has SIGTERM or SIGINT arrived since `watch`? Stays true until `unwatch`; always false
+    when nothing is watched."""
     global _pending
-    if _pipe is not None and not _pending:
+    if _pipe is None:
+        return False
+    if not _pending:
         try:
             while chunk := os.read(_pipe[0], 512):
                 _pending = _pending or any(number in WATCHED for number in chunk)
