@@ -158,8 +158,8 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
     initialise_instance(ensure_dagster_home())
     import dagster as dg
 
-    from er_assets.defs.definitions import build_definitions
     from er_assets import interrupts
+    from er_assets.defs.definitions import build_definitions
     from er_assets.redact import redact_text
     from er_assets.stages import job_name
 

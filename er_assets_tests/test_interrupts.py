@@ -81,3 +81,23 @@ def test_without_a_signal_nothing_is_raised_and_unwatch_restores_the_previous_fd
     assert not interrupts.signalled()
     interrupts.unwatch()
     assert signal.set_wakeup_fd(before) == before
+
+
+def test_a_signal_counts_only_for_the_run_that_watched_it():
+    """The bridge's in-process callers (the demo, the tests) run stage after stage: a signal
+    seen by one run must not cancel the next."""
+    def handler(signum, frame):
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        interrupts.watch()
+        signal_inside_a_weakref_callback()
+        assert interrupts.signalled()
+        interrupts.unwatch()
+        interrupts.check()  # nothing watched: nothing to raise
+        interrupts.watch()
+        assert not interrupts.signalled()
+    finally:
+        interrupts.unwatch()
+        signal.signal(signal.SIGTERM, previous)

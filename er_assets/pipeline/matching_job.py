@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from er_assets import interrupts
 from er_assets.entity_resolution_service import ACTIVE_JOB_STATUSES, CONCURRENT_JOBS_QUOTA
 from er_assets.errors import (
     ConfigurationRejected,
@@ -41,7 +42,6 @@ from er_assets.errors import (
     QuotaExceeded,
     ServiceUnavailable,
 )
-from er_assets import interrupts
 
 # Start answers worth waiting out: another job holds the region's only slot, or the service
 # asks callers to slow down. ExceedsLimitException counts only for CONCURRENT_JOBS_QUOTA.

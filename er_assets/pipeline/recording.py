@@ -13,10 +13,10 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from er_assets import interrupts
 from er_assets.errors import exit_code_of, masked_error
 from er_assets.history import Status
 from er_assets.history.model import STATUS_BY_EXIT_CODE
-from er_assets import interrupts
 from er_assets.pipeline.checks import blocking_failures
 from er_assets.redact import scrub_exception
 from er_assets.resources.history import HistoryResource
