@@ -89,8 +89,11 @@ def _reclaim_dead_runs(instance) -> None:
 
 
 def _bridge_alive(pid: int) -> bool:
-    """Is `pid` still a running bridge? A pid reused by another program does not count."""
-    return processes.running(pid, lambda words: any(b"autosys" in word or b"er_assets" in word for word in words))
+    """Is `pid` still a running bridge (the `autosys-bridge` script, or `-m autosys_bridge...`:
+    the CLI, the demo)? A pid reused by another program does not count, nor one reused by
+    another part of the project (an emulator worker, a Dagster code server)."""
+    return processes.running(pid, lambda words: any(b"autosys-bridge" in word or word.startswith(b"autosys_bridge")
+                                                    for word in words))
 
 
 def _interrupted_steps(result) -> list[str]:
