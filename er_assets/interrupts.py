@@ -31,8 +31,10 @@ def watch() -> None:
     global _pipe, _previous, _pending
     if _pipe is not None or threading.current_thread() is not threading.main_thread():
         return
-    read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    read, write = os.pipe()  # not inherited by children (PEP 446); os.pipe2 is Linux-only
     try:
+        for fd in (read, write):
+            os.set_blocking(fd, False)  # set_wakeup_fd wants a non-blocking fd; reads must not wait
         _previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
     except BaseException:
         os.close(read)
