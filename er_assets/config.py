@@ -52,7 +52,8 @@ CHECK_NAMES = {
     "extract": ("source_schema", "min_records", "required_fields", "unique_ids", "value_formats",
                 "record_count_anomaly"),
     "matched": ("match_rate", "no_data_loss", "match_rate_baseline", "min_confidence", "confidence_baseline"),
-    "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned", "no_value_loss"),
+    "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned", "no_value_loss", "entity_assigned",
+               "entity_churn", "oversized_entities"),
 }
 # Without the configured columns nothing can be extracted, so this check always blocks.
 ALWAYS_BLOCKING = frozenset({"source_schema"})
@@ -407,6 +408,20 @@ class DataQuality(_Model):
         return self.value_formats.get(attr_type, DEFAULT_VALUE_FORMATS.get(attr_type))
 
 
+class Identity(_Model):
+    """Durable entity ids across partitions (README, "Entity ids").
+
+    `context_per_entity`: the latest records of each known entity a partition's records could
+    match that its matching job receives as context (AWS puts at most 500 records in one
+    MatchID); `max_entity_size`: an entity above this many records fails oversized_entities (a
+    placeholder value such as N/A gluing unrelated records); `max_churn_rate`: known records a
+    partition may move to another entity, in percent of the partition's records."""
+
+    context_per_entity: int = Field(default=50, ge=1, le=500)
+    max_entity_size: int = Field(default=500, ge=2)
+    max_churn_rate: float = Field(default=5.0, ge=0, description="percent of the partition's records")
+
+
 class Notifications(_Model):
     emails: list[str] = Field(default_factory=list, description="domain team: failures and final success")
     on_failure: list[str] = Field(default_factory=list, description="extra recipients of failures only")
@@ -481,6 +496,7 @@ class Domain(_Model):
     target: Target
     schedule: Schedule
     dq: DataQuality = DataQuality()
+    identity: Identity = Identity()
     notifications: Notifications = Notifications()
     autosys: AutosysJob
 

@@ -3,7 +3,9 @@
 Per domain, under `s3://<bucket>/<prefix>/`:
 
     extract/partition=<key>/run=<run id>/   one run's parquet extract of a partition (every
-                                            run its own prefix: S3 has no atomic rename)
+                                            run its own prefix: S3 has no atomic rename):
+                                            the slice's records, and in context_*.parquet the
+                                            known entities' records its job is given as context
     extract/_doctor/<token>/                the doctor's scratch unload, removed at once
     output/                                 the workflow's outputS3Path; the service writes
                                             each job to <workflowName>/<jobId>/success/ and
@@ -28,6 +30,10 @@ SUCCESS, ERROR = "success", "error"
 # marker such as `_SUCCESS` or `.part.crc`: the rule the loaders list by, and, as Snowflake's
 # PATTERN (matched against the file's path), the files Snowflake counts and copies.
 DATA_FILE_PATTERN = "(.*/)?[^/_.][^/]*"
+# The extract's context records (entity registry): read by the job with the slice's records
+# (the Glue table takes every file of the prefix), told apart by the stages by this name.
+CONTEXT_FILE = "context_0.parquet"
+CONTEXT_FILE_PATTERN = "(.*/)?context_[^/]*[.]parquet"
 
 
 def extract_key(domain: Domain) -> str:

@@ -367,3 +367,71 @@ class Inbox:
         return [
             (sorted(e.rcpt_tos), email.message_from_bytes(e.content, policy=policy.default)) for e in self.envelopes
         ]
+
+
+# --- entity identity: records with known truth over several partitions ----------------------
+
+
+def returning_customers(partitions: list[str], per_partition: int, returning: float = 0.3, seed: int = 1,
+                        glue: int = 0) -> list[dict]:
+    """Customer records with their true entity (`truth`, not a schema field) over `partitions`
+    (one date each): per partition, a share `returning` of records re-describe an entity of an
+    earlier partition and a tenth repeat one of the same partition, each with one of the
+    variations the rules must see through (a new email, a re-formatted phone, a changed case),
+    so a record often links to its entity by one rule only. `glue` records of the last
+    partition get the placeholder email noemail@example.com."""
+    import random
+
+    rnd = random.Random(seed)
+    firsts = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivo", "Jae", "Kofi", "Lena"]
+    lasts = ["Abe", "Brandt", "Costa", "Dahl", "Eze", "Fink", "Gallo", "Holm", "Ito", "Jung", "Kerr", "Lund"]
+    entities: list[dict] = []
+    rows: list[dict] = []
+    for index, partition in enumerate(partitions):
+        seen_before = len(entities)
+        for n in range(per_partition):
+            roll = rnd.random()
+            if seen_before and roll < returning:
+                entity = entities[rnd.randrange(seen_before)]
+            elif len(entities) > seen_before and roll > 0.9:
+                entity = entities[rnd.randrange(seen_before, len(entities))]
+            else:
+                e = len(entities)
+                first, last = rnd.choice(firsts), rnd.choice(lasts)
+                entity = {"truth": f"T{e}", "first_name": first, "last_name": f"{last}{e}",
+                          "email": f"{first}.{last}{e}@example.com".lower(), "phone": f"555{e:07d}",
+                          "address": f"{e} Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}
+                entities.append(entity)
+                rows.append({**entity, "customer_id": f"C{index:02d}{n:05d}", "load_date": partition})
+                continue
+            record = dict(entity)
+            variation = rnd.randrange(3)
+            if variation == 0:
+                record["email"] = f"other{rnd.randrange(10**6)}@example.net"
+            elif variation == 1:
+                p = record["phone"]
+                record["phone"] = f"({p[:3]}) {p[3:6]}-{p[6:]}"
+                record["email"] = record["email"].upper()
+            else:
+                record["address"] = f"PO Box {rnd.randrange(10**5)}"
+            rows.append({**record, "customer_id": f"C{index:02d}{n:05d}", "load_date": partition})
+    for row in [r for r in rows if r["load_date"] == partitions[-1]][:glue]:
+        row["email"] = "noemail@example.com"
+    return rows
+
+
+def write_source(domain, rows: list[dict], data_dir: Path) -> None:
+    """Replace the domain's source table in the local warehouse under `data_dir` with `rows`
+    (schema fields, the partition column as an ISO date, and any other column kept)."""
+    import duckdb
+
+    table = pa.Table.from_pylist(rows)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    try:
+        part = domain.source.partition_column
+        con.register("incoming", table)
+        con.execute(f'CREATE OR REPLACE TABLE "{domain.source.table}" AS '
+                    f'SELECT * REPLACE (CAST("{part}" AS DATE) AS "{part}") FROM incoming')
+    finally:
+        con.close()

@@ -181,8 +181,11 @@ def _unload(context, domain: Domain, warehouse: Warehouse, object_store: ObjectS
         return {**earlier, "reused_extract": True}
     result = warehouse.unload_extract(domain, start, end, uri)
     context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
+    if result.context_rows:
+        context.log.info(f"added {result.context_rows} records of known entities as context for the matching job")
     return {"rows": result.rows, "files": len(result.files), "profile": result.profile,
-            "fingerprint": result.fingerprint, "profile_key": domain.profile_key, "extract_run_id": context.run_id}
+            "fingerprint": result.fingerprint, "profile_key": domain.profile_key, "extract_run_id": context.run_id,
+            "context_rows": result.context_rows}
 
 
 def _unchanged_extract(context, domain: Domain, warehouse: Warehouse, object_store: ObjectStore,
@@ -201,7 +204,8 @@ def _unchanged_extract(context, domain: Domain, warehouse: Warehouse, object_sto
     if (rows, fingerprint) != (seen["rows"], seen["fingerprint"]) or not object_store.list_files(seen["uri"]):
         return None
     keep = ("uri", "rows", "files", "profile", "fingerprint", "profile_key")
-    return {**{k: seen[k] for k in keep}, "extract_run_id": _extract_id(seen, previous.run_id)}
+    return {**{k: seen[k] for k in keep}, "extract_run_id": _extract_id(seen, previous.run_id),
+            "context_rows": seen.get("context_rows", 0)}
 
 
 # matched ------------------------------------------------------------------------------------
@@ -218,7 +222,7 @@ def _match(context, domain: Domain, settings: Settings, config: MatchingConfig,
     output = find_output(object_store.list_files, outcome.output_path, domain.workflow_name, outcome.job_id,
                          outcome.metrics.get("totalRecordsProcessed", 0))
     # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
-    summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri)
+    summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri, upstream["uri"])
     context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
                      f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
     metadata = {
@@ -238,6 +242,7 @@ def _match(context, domain: Domain, settings: Settings, config: MatchingConfig,
         **meter.figures(),
         **override,
     }
+    metadata["context_records"] = upstream.get("context_rows", 0)
     results = _matched_checks(context, domain, upstream["rows"], outcome, summary, metadata)
     metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
     return metadata, results
@@ -333,7 +338,7 @@ def _matched_checks(context, domain: Domain, extracted_rows: int, outcome: JobOu
             metadata["mean_confidence"] = confidence["mean"]
         confidences = earlier_values(context.instance, key, domain, partition, "mean_confidence")
     return checks.matched_results(domain, extracted_rows, outcome.metrics, summary, summary["rejected_rows"], rates,
-                                  confidence, confidences)
+                                  confidence, confidences, metadata["context_records"])
 
 
 # loaded -------------------------------------------------------------------------------------
@@ -352,14 +357,16 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
     results = []
 
     def accept(staged: dict) -> bool:
-        interrupts.check()  # the last moment before the swap: a run signalled meanwhile swaps nothing
+        interrupts.check()  # the last moment before the commit: a run signalled meanwhile swaps nothing
         results[:] = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], staged,
                                            upstream.get("match_ids"))
         results.append(checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"),
                                             staged["non_empty"]))
+        results.extend(checks.identity_results(domain, staged["identity"]))
         return not checks.blocking_failures(results)
 
-    result = warehouse.load_matches(domain, partition, upstream["output_uri"], accept)
+    result = warehouse.load_matches(domain, partition, upstream["output_uri"], accept, extracted["uri"],
+                                    context.run_id)
     if result.replaced:
         context.log.info(f"loaded {result.rows} rows into {result.table} for partition {partition}")
     else:
@@ -371,6 +378,7 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
         "replaced": result.replaced,
         "job_id": upstream["job_id"],
         "matched_run_id": matched_run,
+        **(result.identity.metadata() if result.identity else {}),
         **meter.figures(),
         **override,
     }

@@ -39,6 +39,11 @@ DESCRIPTIONS = {
     "match_ids_assigned": "Every extracted record is in the target table with a MatchID",
     "no_value_loss": "No field has fewer non-empty values in the target table than in the extract "
                      "(a value in any script must not arrive empty)",
+    "entity_assigned": "Every record of the partition has a durable entity id in the target table and the registry",
+    "entity_churn": "Known records the partition moved to another entity (merges, splits) stay within "
+                    "identity.max_churn_rate percent of the partition's records",
+    "oversized_entities": "No entity the partition touched holds more than identity.max_entity_size records "
+                          "(a placeholder value such as N/A gluing unrelated records)",
 }
 # Judged against earlier partitions: not defined at all when dq.anomaly is disabled.
 HISTORY_CHECKS = frozenset({"record_count_anomaly", "match_rate_baseline", "confidence_baseline"})
@@ -198,8 +203,10 @@ def _against_history(domain: Domain, name: str, what: str, observed: float,
 
 def matched_results(domain: Domain, extracted: int, metrics: dict, summary: dict, rejected: int,
                     history: dict[str, float], confidence: dict | None = None,
-                    confidence_history: dict[str, float] | None = None) -> list[dg.AssetCheckResult]:
-    """`confidence` (warehouses.base.confidence_figures) and its history: ML_MATCHING domains only."""
+                    confidence_history: dict[str, float] | None = None, context: int = 0) -> list[dg.AssetCheckResult]:
+    """`confidence` (warehouses.base.confidence_figures) and its history: ML_MATCHING domains only.
+    `context`: the known entities' records the extract added to the job's input (the summary
+    counts only the partition's own records)."""
     dq = domain.dq
     rate = summary["match_rate"]
     results = [
@@ -208,7 +215,7 @@ def matched_results(domain: Domain, extracted: int, metrics: dict, summary: dict
                 f"[{dq.min_match_rate}, {dq.max_match_rate}]% (dq.min_match_rate, dq.max_match_rate)",
                 observed=rate, min_match_rate=dq.min_match_rate, max_match_rate=dq.max_match_rate,
                 matched_records=summary["matched_records"], match_ids=summary["match_ids"]),
-        _no_data_loss(domain, extracted, metrics, summary, rejected),
+        _no_data_loss(domain, extracted, metrics, summary, rejected, context),
     ]
     if dq.anomaly.enabled:
         results.append(_against_history(domain, "match_rate_baseline", "match rate", rate, history))
@@ -255,18 +262,21 @@ def _confidence(domain: Domain, summary: dict, history: dict[str, float]) -> lis
     return results
 
 
-def _no_data_loss(domain: Domain, extracted: int, metrics: dict, summary: dict, rejected: int) -> dg.AssetCheckResult:
+def _no_data_loss(domain: Domain, extracted: int, metrics: dict, summary: dict, rejected: int,
+                  context: int = 0) -> dg.AssetCheckResult:
     lost = {
-        "input_vs_extracted": metrics.get("inputRecords", 0) - extracted,
+        "input_vs_extracted": metrics.get("inputRecords", 0) - extracted - context,
         "records_not_processed": metrics.get("recordsNotProcessed", 0),
         "rejected_records": rejected,
         "output_vs_extracted": summary["records"] - extracted,
     }
     problems = {k: v for k, v in lost.items() if v}
-    text = (f"records lost between stages: {problems} (0 expected for each), {extracted} extracted, "
-            f"{metrics.get('inputRecords', 0)} read by the job, {summary['records']} in its output"
-            if problems else f"all {extracted} records accounted for")
-    return _result(domain, "no_data_loss", not problems, text, extracted=extracted, threshold=0, **lost)
+    text = (f"records lost between stages: {problems} (0 expected for each), {extracted} extracted "
+            f"(+ {context} context records), {metrics.get('inputRecords', 0)} read by the job, "
+            f"{summary['records']} of the partition's in its output"
+            if problems else f"all {extracted} records accounted for (+ {context} context records)")
+    return _result(domain, "no_data_loss", not problems, text, extracted=extracted, context_records=context,
+                   threshold=0, **lost)
 
 
 # --- loaded -----------------------------------------------------------------------------------
@@ -311,3 +321,29 @@ def no_value_loss(domain: Domain, extracted: dict[str, int] | None, loaded: dict
             f"every non-empty value of {len(extracted)} fields arrived non-empty in the target")
     return _result(domain, "no_value_loss", not lost, text, lost_values=lost, extracted_non_empty=extracted,
                    loaded_non_empty=loaded, threshold=0)
+
+
+def identity_results(domain: Domain, identity) -> list[dg.AssetCheckResult]:
+    """The entity registry's checks, judged inside the load's transaction on what applying the
+    partition did (`registry.IdentityFigures`): when one blocks, target and registry roll back."""
+    wanted = domain.identity
+    churn_rate = _percent(identity.churn, identity.records)
+    oversized = [{"entity_id": e, "records": n} for e, n in identity.oversized]
+    return [
+        _result(domain, "entity_assigned", identity.records > 0 and identity.without_entity == 0,
+                f"{identity.records - identity.without_entity} of {identity.records} records of the partition have "
+                f"an entity id", observed=identity.without_entity, threshold=0, records=identity.records),
+        _result(domain, "entity_churn", churn_rate <= wanted.max_churn_rate,
+                f"{identity.churn} known records moved to another entity ({churn_rate}% of the partition's "
+                f"{identity.records}; at most {wanted.max_churn_rate}%, identity.max_churn_rate): "
+                f"{identity.merged} entities merged into another, {identity.split} split",
+                observed=churn_rate, threshold=wanted.max_churn_rate, churned_records=identity.churn,
+                entities_merged=identity.merged, entities_split=identity.split),
+        _result(domain, "oversized_entities", not oversized,
+                (f"{len(oversized)} entities hold more than {wanted.max_entity_size} records "
+                 f"(identity.max_entity_size), the largest {oversized[0]['entity_id']} with "
+                 f"{oversized[0]['records']}: look for a placeholder value (N/A, noemail@...) shared by its "
+                 f"records (`autosys-bridge entities show {domain.name} {oversized[0]['entity_id']}`)")
+                if oversized else f"no entity the partition touched holds more than {wanted.max_entity_size} "
+                "records", observed=len(oversized), threshold=wanted.max_entity_size, entities=oversized),
+    ]

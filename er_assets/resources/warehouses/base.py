@@ -9,10 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from er_assets.config import Domain
+
+if TYPE_CHECKING:
+    from er_assets.resources.warehouses.registry import IdentityFigures
 
 # Unique ids longer than this are rejected by rule-based matching (AWS Entity Resolution).
 MAX_UNIQUE_ID_LENGTH = 38
@@ -133,6 +137,7 @@ class ExtractResult:
     files: list[str]
     profile: dict = field(default_factory=dict)
     fingerprint: str = ""
+    context_rows: int = 0  # known entities' records written beside the slice's for its job
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ class LoadResult:
     table: str
     figures: dict
     replaced: bool
+    identity: "IdentityFigures | None" = None
 
 
 def refuse_output(src_uri: str, table: str, partition_key: str, why: str):
@@ -168,14 +174,18 @@ class Warehouse(dg.ConfigurableResource):
         unchanged slice can reuse its earlier extract (and that extract's matching job)."""
         raise NotImplementedError
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str,
-                     accept: Callable[[dict], bool]) -> LoadResult:
+    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept: Callable[[dict], bool],
+                     extract_uri: str = "", run_id: str = "") -> LoadResult:
         """Validate, then swap: stage the match output CSV under src_uri in a staging table,
-        measure the staged rows (`target_figures`), and only when `accept(figures)` is true
-        replace the partition's rows in the target with them, in one transaction.
+        measure the partition's own staged rows (`target_figures`; the context records of the
+        extract at `extract_uri` are told apart), and in one transaction replace the
+        partition's rows in the target with them and apply the job's groups to the entity
+        registry (`registry.Registry.apply`, as run `run_id`); commit only when
+        `accept({**figures, "identity": IdentityFigures})` is true, else roll back.
 
         An output that is missing, has no rows or cannot be read is refused (UpstreamRefused)
-        before the target is touched; so is every output `accept` rejects."""
+        before the target is touched; every output `accept` rejects leaves target and registry
+        as they were."""
         raise NotImplementedError
 
     def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:

@@ -18,9 +18,9 @@ from dagster import get_dagster_logger
 from er_assets import interrupts, processes
 from er_assets.config import Domain
 from er_assets.errors import ServiceUnavailable
-from er_assets.layout import data_files
+from er_assets.layout import CONTEXT_FILE, CONTEXT_FILE_PATTERN, data_files
 from er_assets.resources.object_store import LocalObjectStore
-from er_assets.resources.warehouses import queries
+from er_assets.resources.warehouses import queries, registry
 from er_assets.resources.warehouses.base import (
     ExtractResult,
     LoadResult,
@@ -49,9 +49,15 @@ NOT_TEXT_TYPES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT")
 
 # DuckDB's fragments of the shared queries.
 DUCKDB = queries.Dialect(ident=quote, text="CAST({} AS VARCHAR)", full_match="regexp_full_match", param="${}",
-                         ordered_array="LIST(id ORDER BY id)")
-# The extract's slice, a view of the connection (`_slice_view`); the staged match rows, a temp table.
+                         ordered_array="LIST(id ORDER BY id)",
+                         strip="regexp_replace({}, '[[:space:][:punct:]]', '', 'g')")
+# The extract's slice, a view of the connection (`_slice_view`); the staged match rows, temp
+# tables: the partition's own records (`staged`), and the whole job output with the context
+# records the extract added (`staged_job`), whose ids are in `context_ids`.
 SLICE, STAGED = "SELECT * FROM extract_slice", "SELECT * FROM staged"
+STAGED_JOB, CONTEXT_IDS = "SELECT * FROM staged_job", "SELECT record_id FROM context_ids"
+# The target's own columns, after the match output's.
+PARTITION_COLUMN = "partition_key"
 # A match output's data files, bound as $files, every value as text.
 OUTPUT_CSV = "read_csv($files, header = true, all_varchar = true)"
 
@@ -127,6 +133,7 @@ class DuckDBWarehouse(Warehouse):
                 # One transaction: the files, the profile and the fingerprint see the same rows.
                 con.execute("BEGIN")
                 con.execute(f"COPY extract_slice TO {literal(staging / 'data_0.parquet')} (FORMAT parquet)")
+                context_rows = self._unload_context(con, domain, staging / CONTEXT_FILE)
                 profile = self._profile(con, domain)
                 _, fingerprint = self._fingerprint(con, domain)
                 con.execute("COMMIT")
@@ -137,7 +144,20 @@ class DuckDBWarehouse(Warehouse):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return ExtractResult(rows=profile["rows"], files=store.list_files(dest_uri), profile=profile,
-                             fingerprint=fingerprint)
+                             fingerprint=fingerprint, context_rows=context_rows)
+
+    def _unload_context(self, con, domain: Domain, path: Path) -> int:
+        """Write the context records of the slice's job (`registry.context_sql`) beside its
+        records, when the domain has loaded partitions; their number."""
+        tables = registry.Tables.of(domain)
+        if not (self._table_exists(con, tables.members) and self._table_exists(con, domain.target.table)):
+            return 0
+        query = registry.context_sql(DUCKDB, domain, SLICE, domain.target.table, PARTITION_COLUMN)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE extract_context AS {query}")
+        rows = con.execute("SELECT COUNT(*) FROM extract_context").fetchone()[0]
+        if rows:
+            con.execute(f"COPY extract_context TO {literal(path)} (FORMAT parquet)")
+        return int(rows)
 
     @staticmethod
     def _slice_view(con, domain: Domain, start: dt.date, end: dt.date) -> None:
@@ -148,10 +168,15 @@ class DuckDBWarehouse(Warehouse):
         con.execute(f"CREATE OR REPLACE TEMP VIEW extract_slice AS "
                     f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}")
 
-    @staticmethod
-    def _fingerprint(con, domain: Domain) -> tuple[int, str]:
+    @classmethod
+    def _fingerprint(cls, con, domain: Domain) -> tuple[int, str]:
+        """The slice's fingerprint, and the registry's size: a slice extracted before other
+        partitions changed the registry has stale context, so it is not reused."""
         rows, total = con.execute(queries.fingerprint_sql(DUCKDB, domain, SLICE)).fetchone()
-        return int(rows), total
+        members = registry.Tables.of(domain).members
+        version = con.execute(f"SELECT COUNT(*) FROM {quote(members)}").fetchone()[0] \
+            if cls._table_exists(con, members) else 0
+        return int(rows), f"{total}/{version}"
 
     def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
         with self.connect() as con:
@@ -171,7 +196,8 @@ class DuckDBWarehouse(Warehouse):
             found = dict(con.execute(queries.columns_sql(DUCKDB), {"name": domain.source.table}).fetchall())
         return schema_problems(domain, found, NOT_TEXT_TYPES, self.path)
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept) -> LoadResult:
+    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept, extract_uri: str = "",
+                     run_id: str = "") -> LoadResult:
         import duckdb
 
         # DuckDB reads the output in this process: through local_copy, so it counts as read here.
@@ -181,48 +207,67 @@ class DuckDBWarehouse(Warehouse):
         if not files:
             raise refuse("has no data files (missing or emptied)")
         table = quote(domain.target.table)
+        uid = quote(domain.schema.unique_id)
         with self.connect() as con:
             try:
                 # A connection's own temp table: concurrent loads never see each other's rows.
                 # The service's CSV dialect spelled out: a damaged file fails here instead of
                 # being sniffed into some other shape.
-                con.execute("CREATE TEMP TABLE staged AS SELECT * FROM read_csv("
+                con.execute("CREATE TEMP TABLE staged_job AS SELECT * FROM read_csv("
                             f"[{', '.join(literal(f) for f in files)}], header = true, all_varchar = true, "
                             """delim = ',', quote = '"', escape = '"')""")
             except duckdb.Error as exc:
                 raise refuse(f"cannot be read ({str(exc).splitlines()[0]})") from None
-            names = {row[0] for row in con.execute("DESCRIBE staged").fetchall()}
+            names = {row[0] for row in con.execute("DESCRIBE staged_job").fetchall()}
             missing = [c for c in (domain.schema.unique_id, "MatchID") if c not in names]
             if missing:
                 raise refuse(f"lacks the columns {missing}")
+            self._context_ids(con, domain, extract_uri)
+            con.execute(f"CREATE TEMP TABLE staged AS SELECT * FROM staged_job WHERE {uid} NOT IN ({CONTEXT_IDS})")
             figures = self._figures(con, domain)
             if not figures["rows"]:
                 raise refuse("has no rows")
-            if not accept(figures):
-                return LoadResult(rows=0, table=domain.target.table, figures=figures, replaced=False)
+            registry_of = registry.Registry(DUCKDB, domain, con.execute, domain.target.table, PARTITION_COLUMN)
+            registry_of.create()
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, CAST(NULL AS VARCHAR) AS partition_key, "
+                "CAST(NULL AS TIMESTAMP) AS loaded_at, CAST(NULL AS VARCHAR) AS entity_id FROM staged LIMIT 0"
+            )
+            # A target loaded before entity ids existed gets the column (`entities rebuild` fills it).
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS entity_id VARCHAR")
             con.execute("BEGIN")
             try:
-                con.execute(
-                    f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, CAST(NULL AS VARCHAR) AS partition_key, "
-                    "CAST(NULL AS TIMESTAMP) AS loaded_at FROM staged LIMIT 0"
-                )
                 con.execute(f"DELETE FROM {table} WHERE partition_key = ?", [partition_key])
-                con.execute(f"INSERT INTO {table} BY NAME SELECT *, $key AS partition_key, now() AS loaded_at FROM staged",
-                            {"key": partition_key})
+                con.execute(f"INSERT INTO {table} BY NAME SELECT *, $key AS partition_key, now() AS loaded_at "
+                            "FROM staged", {"key": partition_key})
+                identity = registry_of.apply(partition_key, run_id, STAGED_JOB, CONTEXT_IDS)
+                if not accept({**figures, "identity": identity}):
+                    con.execute("ROLLBACK")
+                    return LoadResult(rows=0, table=domain.target.table, figures=figures, replaced=False,
+                                      identity=identity)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True)
+        return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True,
+                          identity=identity)
 
-    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
+    def _context_ids(self, con, domain: Domain, extract_uri: str) -> None:
+        """Temp table `context_ids`: the unique ids of the context records the extract at
+        `extract_uri` gave the job (none for an extract without them)."""
+        files = context_files(self._store().path(extract_uri)) if extract_uri else []
+        con.execute(f"CREATE OR REPLACE TEMP TABLE context_ids AS {context_ids_sql(files, domain.schema.unique_id)}")
+
+    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str, extract_uri: str = "") -> dict:
         # Locally the folder is the data's home: DuckDB reads it in this process, in memory,
         # without the warehouse file (another stage may be writing it).
         store = self._store()
+        context = context_files(store.path(extract_uri)) if extract_uri else []
         with store.local_copy(output_uri) as output, store.local_copy(error_uri) as errors:
             confidence = (confidence_summary(output, domain.dq.min_confidence.threshold)
                           if domain.ml_matching else None)
-            return match_figures(*match_counts(output), error_records(errors), confidence)
+            return match_figures(*match_counts(output, context, domain.schema.unique_id), error_records(errors),
+                                 confidence)
 
     @staticmethod
     def _table_exists(con, table: str) -> bool:
@@ -260,15 +305,31 @@ def _in_memory() -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
         con.close()
 
 
-def match_counts(folder: Path) -> tuple[int, int, int]:
+def context_files(extract_folder: Path) -> list[str]:
+    """The context files of a local extract (layout.CONTEXT_FILE_PATTERN), in name order."""
+    if not extract_folder.is_dir():
+        return []
+    return sorted(str(f) for f in extract_folder.rglob("*") if re.fullmatch(CONTEXT_FILE_PATTERN, f.name))
+
+
+def context_ids_sql(files: list[str], unique_id: str) -> str:
+    """The unique ids (as `record_id`) of the context records in `files`; none without files."""
+    if not files:
+        return "SELECT CAST(NULL AS VARCHAR) AS record_id WHERE FALSE"
+    return (f"SELECT CAST({quote(unique_id)} AS VARCHAR) AS record_id "
+            f"FROM read_parquet([{', '.join(literal(f) for f in files)}])")
+
+
+def match_counts(folder: Path, context: list[str] = (), unique_id: str = "") -> tuple[int, int, int]:
     """(records, MatchIDs, records sharing their MatchID with another) of the data files in
-    `folder` (a job's success/)."""
+    `folder` (a job's success/), the context records in the files `context` not counted."""
     files = data_files(folder)
     if not files:
         return 0, 0, 0
+    own = f"id NOT IN ({context_ids_sql(list(context), unique_id)})" if context else "TRUE"
     with _in_memory() as con:
-        return con.execute(queries.output_counts_sql(f'SELECT "MatchID" AS m FROM {OUTPUT_CSV}'),
-                           {"files": files}).fetchone()
+        return con.execute(queries.output_counts_sql(f'SELECT "MatchID" AS m, "RecordId" AS id FROM {OUTPUT_CSV}',
+                                                     own), {"files": files}).fetchone()
 
 
 def error_records(folder: Path) -> int:

@@ -35,13 +35,16 @@ BLANK_CHARACTERS = "".join(sorted(
 class Dialect:
     """What differs between the warehouses' SQL. `text`, `param`: format strings, `{}` the
     expression or the parameter's name; `full_match`: a function of (value, pattern) true when
-    the whole value matches; `ordered_array`: an aggregate of the column `id`, ordered by it."""
+    the whole value matches; `ordered_array`: an aggregate of the column `id`, ordered by it;
+    `strip`: a format string deleting ASCII white space and punctuation from `{}` everywhere in
+    it (DuckDB's regexp_replace needs the 'g' flag, Snowflake's replaces every occurrence)."""
 
     ident: Callable[[str], str]
     text: str
     full_match: str
     param: str
     ordered_array: str
+    strip: str
 
     def column_text(self, column: str) -> str:
         return self.text.format(self.ident(column))
@@ -173,15 +176,19 @@ def non_empty_sql(dialect: Dialect, domain: Domain, rows: str, columns: list[str
 # --- a job's output, where the service wrote it -----------------------------------------------
 
 
-def output_counts_sql(records: str) -> str:
+def output_counts_sql(records: str, own: str = "TRUE") -> str:
     """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`
     takes them; `records` selects the output's rows with their MatchID as `m`. A blank MatchID
-    is none, as in the load's figures."""
+    is none, as in the load's figures. Only the partition's own records count (`own`, an
+    expression over a row of `records`: false for the context records of known entities the
+    extract added), but sharing a MatchID with a context record is a match: the record joined a
+    known entity."""
     return (
-        f"WITH output_rows AS ({records}), sizes AS (SELECT m, COUNT(*) AS n FROM output_rows GROUP BY m), "
-        f"assigned AS (SELECT n, NOT {blank_sql('m')} AS assigned FROM sizes) "
-        "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), "
-        "COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN n ELSE 0 END), 0) FROM assigned"
+        f"WITH output_rows AS (SELECT m, {own} AS own FROM ({records})), "
+        "sizes AS (SELECT m, COUNT(*) AS n, COUNT_IF(own) AS own FROM output_rows GROUP BY m), "
+        f"assigned AS (SELECT n, own, NOT {blank_sql('m')} AS assigned FROM sizes) "
+        "SELECT COALESCE(SUM(own), 0), COUNT_IF(assigned AND own > 0), "
+        "COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) FROM assigned"
     )
 
 

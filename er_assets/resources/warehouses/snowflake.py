@@ -70,7 +70,8 @@ def ident(name: str) -> str:
 # Snowflake's fragments of the shared queries; REGEXP_LIKE matches the whole value, like
 # DuckDB's regexp_full_match.
 SNOWFLAKE = queries.Dialect(ident=ident, text="TO_VARCHAR({})", full_match="REGEXP_LIKE", param="%({})s",
-                            ordered_array="ARRAY_AGG(id) WITHIN GROUP (ORDER BY id)")
+                            ordered_array="ARRAY_AGG(id) WITHIN GROUP (ORDER BY id)",
+                            strip="REGEXP_REPLACE({}, '[[:space:][:punct:]]', '')")
 
 
 def object_name(name: str) -> str:

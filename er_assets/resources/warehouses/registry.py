@@ -1,0 +1,397 @@
+"""The entity registry: durable entity ids across partitions, in the warehouse, written once.
+
+A MatchID labels a group inside one matching job; it says nothing about the next job (AWS
+documents no stability of MatchIDs between jobs of a Manual workflow). The registry gives every
+record (keyed by its unique id) a durable `entity_id` that follows membership, never MatchIDs:
+
+- `<target>_ENTITY_GROUPS`: each loaded partition's job groups (record, MatchID, whether the
+  record was context), kept so that the registry can be replayed in partition order.
+- `<target>_ENTITY_MEMBERS`: which entity each record belongs to, with history: the partition
+  and run that put it there (`from_*`) and the one that moved it on (`until_*`, NULL while it
+  is current).
+- `<target>_ENTITY_EVENTS`: created, absorbed (new records joined a known entity), merged (the
+  loser points at the winner in `other_entity_id`), split (records moved from `entity_id` to
+  `other_entity_id`), each with its partition, run and number of records.
+- `<target>_ENTITY_KEYS`: per loaded record version its blocking keys, so the next extract
+  finds the known entities its records could match without re-reading the target.
+- `<target>_ENTITY_PLAN`: one load's changes while it runs (rows keyed by the run).
+
+Applying a partition (`Registry.apply`), all in bulk SQL inside the load's transaction:
+1. undo every partition from this one on (a re-run, or a partition loaded after later ones):
+   their membership rows are deleted and the rows they closed reopened;
+2. assign this partition's groups by overlap: an existing entity survives in the group holding
+   most of its records (ties: the group with the smallest record id); a group several entities
+   survive into merges them (the winner has most records, then is oldest, then has the smallest
+   id; the losers' other records follow it); an entity whose records sit in other groups than
+   its own loses them (split); a group no entity survives into gets a new id derived from this
+   partition and its smallest record id. Same membership, same ids: a re-run moves nothing;
+3. replay, in order, the partitions after it from their stored groups, so the ids are those of
+   loading every partition in order;
+4. write the current ids onto the target rows of every record that changed.
+
+The SQL is rendered for a `queries.Dialect`: DuckDB runs it locally, Snowflake in production,
+with the same statements (both document QUALIFY, COUNT_IF, MD5, UPDATE ... FROM and
+IS DISTINCT FROM alike). The warehouse serialises loads per domain: DuckDB holds its file for
+one connection at a time, Snowflake takes `lock_sql` first in the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from er_assets.config import Domain
+from er_assets.resources.warehouses.queries import Dialect, blank_sql
+
+# A new entity's id: "E" and 20 hex digits (80 bits) of MD5 over its partition and smallest
+# record id; both engines' MD5 return lower-case hex.
+ENTITY_ID_PREFIX = "E"
+# Replayed partitions' rows in the plan are told apart from this marker's (the undo's).
+UNDONE = "~undone"
+EVENTS = ("created", "absorbed", "merged", "split")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The registry's table names for a domain, derived from its target table."""
+
+    groups: str
+    members: str
+    events: str
+    keys: str
+    plan: str
+    lock: str
+
+    @classmethod
+    def of(cls, domain: Domain) -> "Tables":
+        base = domain.target.table
+        return cls(*(f"{base}_entity_{name}" for name in ("groups", "members", "events", "keys", "plan", "lock")))
+
+
+def create_sql(dialect: Dialect, domain: Domain) -> list[str]:
+    """The registry's tables (IF NOT EXISTS): run before the load's transaction, since DDL
+    commits an open transaction in Snowflake."""
+    t, q = Tables.of(domain), dialect.ident
+    return [
+        f"CREATE TABLE IF NOT EXISTS {q(t.groups)} (partition_key VARCHAR, record_id VARCHAR, match_id VARCHAR, "
+        "is_context BOOLEAN)",
+        f"CREATE TABLE IF NOT EXISTS {q(t.members)} (record_id VARCHAR, entity_id VARCHAR, from_partition VARCHAR, "
+        "from_run VARCHAR, until_partition VARCHAR, until_run VARCHAR)",
+        f"CREATE TABLE IF NOT EXISTS {q(t.events)} (partition_key VARCHAR, run_id VARCHAR, event VARCHAR, "
+        f"entity_id VARCHAR, other_entity_id VARCHAR, records BIGINT, recorded_at TIMESTAMP)",
+        f"CREATE TABLE IF NOT EXISTS {q(t.keys)} (partition_key VARCHAR, record_id VARCHAR, block_key VARCHAR)",
+        f"CREATE TABLE IF NOT EXISTS {q(t.plan)} (run_id VARCHAR, step VARCHAR, record_id VARCHAR, "
+        "old_entity VARCHAR, new_entity VARCHAR, kind VARCHAR)",
+        f"CREATE TABLE IF NOT EXISTS {q(t.lock)} (domain VARCHAR, held_by VARCHAR)",
+    ]
+
+
+def lock_sql(dialect: Dialect, domain: Domain) -> str:
+    """The first statement of a load's transaction in Snowflake: "UPDATE, DELETE and MERGE
+    statements hold locks that generally prevent them from running in parallel with other
+    UPDATE, DELETE and MERGE statements" (Snowflake, Transactions: resource locking), so two
+    loads of a domain take turns. The row need not exist: the statement locks the table."""
+    return f"UPDATE {dialect.ident(Tables.of(domain).lock)} SET held_by = {dialect.param.format('run')}"
+
+
+# --- blocking keys --------------------------------------------------------------------------
+
+
+def blocking_keys(domain: Domain) -> dict[str, list[list[str]]]:
+    """Per blocking key name, its parts, each the fields of one match key (in schema order).
+
+    For exact rules, a key per rule over all its matching keys: two records a rule could match
+    have equal values of all of them, so they share the rule's key. Fuzzy conditions and ML
+    matching compare values that need not be equal, so there a key per match key: records that
+    share any one value are candidates (records alike in every value but equal in none are not
+    found: the documented limit of blocking)."""
+    fields: dict[str, list[str]] = {}
+    for f in domain.schema.mappedInputFields:
+        if f.matchKey:
+            fields.setdefault(f.matchKey, []).append(f.fieldName)
+    rules = domain.resolution.ruleBasedProperties
+    if rules is not None:
+        return {rule.ruleName: [fields[k] for k in rule.matchingKeys] for rule in rules.rules}
+    return {key: [names] for key, names in sorted(fields.items())}
+
+
+def _coarse(dialect: Dialect, column: str) -> str:
+    """A value made coarser than any normalisation the service applies: lower case without
+    ASCII punctuation and white space (letters of every script kept), NULL when nothing is
+    left. Equal normalised values stay equal here, so a key never misses a candidate the
+    service's exact comparison would link (it may add some it would not)."""
+    text = f"LOWER({dialect.column_text(column)})"
+    return f"NULLIF({dialect.strip.format(text)}, '')"
+
+
+def keys_select(dialect: Dialect, domain: Domain, rows: str) -> str:
+    """(record_id, block_key) of every record of `rows` (a SELECT with the schema columns), one
+    row per blocking key the record has; a key needs a value for every one of its parts (a
+    NULL part makes the whole concatenation NULL in both engines)."""
+    uid = dialect.column_text(domain.schema.unique_id)
+    branches = []
+    for name, parts in blocking_keys(domain).items():
+        values = ["NULLIF(" + " || ".join(f"COALESCE({_coarse(dialect, c)}, '')" for c in part) + ", '')"
+                  for part in parts]
+        key = f"'{name}:' || " + " || '|' || ".join(values)
+        branches.append(f"SELECT {uid} AS record_id, {key} AS block_key FROM ({rows})")
+    return "SELECT * FROM (" + " UNION ALL ".join(branches) + ") WHERE block_key IS NOT NULL"
+
+
+def context_sql(dialect: Dialect, domain: Domain, slice_rows: str, target: str, partition_column: str) -> str:
+    """The context a partition's job needs: the latest version of each record of every known
+    entity one of the slice's records could match (it shares a blocking key learnt from an
+    earlier partition), at most `identity.context_per_entity` records per entity (its latest),
+    never a record the slice itself carries. Schema columns only, as the extract writes them."""
+    t, q = Tables.of(domain), dialect.ident
+    uid = q(domain.schema.unique_id)
+    columns = ", ".join(q(c) for c in domain.schema.columns)
+    return f"""
+WITH new_keys AS (SELECT DISTINCT block_key FROM ({keys_select(dialect, domain, slice_rows)})),
+candidates AS (
+    SELECT DISTINCT m.entity_id FROM {q(t.keys)} k
+    JOIN new_keys n ON n.block_key = k.block_key
+    JOIN {q(t.members)} m ON m.record_id = k.record_id AND m.until_partition IS NULL
+),
+records AS (
+    SELECT m.record_id, m.entity_id FROM {q(t.members)} m
+    WHERE m.until_partition IS NULL AND m.entity_id IN (SELECT entity_id FROM candidates)
+      AND NOT EXISTS (SELECT 1 FROM ({slice_rows}) s WHERE {dialect.column_text(domain.schema.unique_id)} = m.record_id)
+),
+latest AS (
+    SELECT t.*, r.entity_id AS er_entity FROM {q(target)} t JOIN records r ON r.record_id = t.{uid}
+    QUALIFY ROW_NUMBER() OVER (PARTITION BY t.{uid} ORDER BY t.{q(partition_column)} DESC) = 1
+)
+SELECT {columns} FROM latest
+QUALIFY ROW_NUMBER() OVER (PARTITION BY er_entity ORDER BY {q(partition_column)} DESC, {uid}) <= {int(domain.identity.context_per_entity)}
+"""
+
+
+# --- applying a partition -------------------------------------------------------------------
+
+
+def _assign_sql(dialect: Dialect, domain: Domain) -> str:
+    """One partition's changes into the plan (run `run`, step and partition `partition`):
+    (record, old entity, new entity, kind) for each record whose entity the partition's
+    groups change; see the module's docstring for the rules."""
+    t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
+    return f"""
+INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, kind)
+WITH job AS (
+    SELECT g.record_id, CASE WHEN {blank_sql('g.match_id')} THEN '#' || g.record_id ELSE g.match_id END AS grp,
+           m.entity_id AS prior
+    FROM {q(t.groups)} g LEFT JOIN {q(t.members)} m ON m.record_id = g.record_id AND m.until_partition IS NULL
+    WHERE g.partition_key = {p('partition')}
+),
+anchors AS (SELECT grp, MIN(record_id) AS anchor FROM job GROUP BY grp),
+overlap AS (SELECT prior AS entity_id, grp, COUNT(*) AS n FROM job WHERE prior IS NOT NULL GROUP BY prior, grp),
+home AS (
+    SELECT o.entity_id, o.grp FROM overlap o JOIN anchors a ON a.grp = o.grp
+    QUALIFY ROW_NUMBER() OVER (PARTITION BY o.entity_id ORDER BY o.n DESC, a.anchor) = 1
+),
+sizes AS (
+    SELECT entity_id, COUNT_IF(until_partition IS NULL) AS size, MIN(from_partition) AS since
+    FROM {q(t.members)} WHERE entity_id IN (SELECT entity_id FROM home) GROUP BY entity_id
+),
+ranked AS (
+    SELECT h.grp, h.entity_id,
+           ROW_NUMBER() OVER (PARTITION BY h.grp ORDER BY s.size DESC, s.since, h.entity_id) AS place
+    FROM home h JOIN sizes s ON s.entity_id = h.entity_id
+),
+group_entity AS (
+    SELECT a.grp, r.entity_id IS NULL AS created,
+           COALESCE(r.entity_id,
+                    '{ENTITY_ID_PREFIX}' || SUBSTR(MD5({p('partition')} || ':' || a.anchor), 1, 20)) AS entity_id
+    FROM anchors a LEFT JOIN ranked r ON r.grp = a.grp AND r.place = 1
+),
+losers AS (
+    SELECT r.entity_id AS loser, w.entity_id AS winner
+    FROM ranked r JOIN group_entity w ON w.grp = r.grp WHERE r.place > 1
+),
+changes AS (
+    SELECT j.record_id, j.prior AS old_entity, e.entity_id AS new_entity, e.created
+    FROM job j JOIN group_entity e ON e.grp = j.grp
+    WHERE j.prior IS NULL OR j.prior <> e.entity_id
+    UNION ALL
+    SELECT m.record_id, m.entity_id, l.winner, FALSE
+    FROM {q(t.members)} m JOIN losers l ON l.loser = m.entity_id
+    WHERE m.until_partition IS NULL AND NOT EXISTS (SELECT 1 FROM job j WHERE j.record_id = m.record_id)
+)
+SELECT {p('run')}, {p('partition')}, c.record_id, c.old_entity, c.new_entity,
+       CASE WHEN c.old_entity IS NULL AND c.created THEN 'created'
+            WHEN c.old_entity IS NULL THEN 'absorbed'
+            WHEN EXISTS (SELECT 1 FROM losers l WHERE l.loser = c.old_entity AND l.winner = c.new_entity) THEN 'merged'
+            ELSE 'split' END
+FROM changes c
+"""
+
+
+def _step_sql(dialect: Dialect, domain: Domain) -> list[str]:
+    """After `_assign_sql`: close the changed records' membership, open the new one, record the
+    events; all for run `run`, partition `partition`."""
+    t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
+    this = f"run_id = {p('run')} AND step = {p('partition')}"
+    return [
+        f"UPDATE {q(t.members)} SET until_partition = {p('partition')}, until_run = {p('run')} "
+        f"WHERE until_partition IS NULL AND record_id IN "
+        f"(SELECT record_id FROM {q(t.plan)} WHERE {this} AND old_entity IS NOT NULL)",
+        f"INSERT INTO {q(t.members)} (record_id, entity_id, from_partition, from_run, until_partition, until_run) "
+        f"SELECT record_id, new_entity, {p('partition')}, {p('run')}, NULL, NULL FROM {q(t.plan)} WHERE {this}",
+        f"INSERT INTO {q(t.events)} (partition_key, run_id, event, entity_id, other_entity_id, records, recorded_at) "
+        f"SELECT {p('partition')}, {p('run')}, kind, "
+        "CASE WHEN kind IN ('created', 'absorbed') THEN new_entity ELSE old_entity END, "
+        "CASE WHEN kind IN ('merged', 'split') THEN new_entity END, COUNT(*), CURRENT_TIMESTAMP "
+        f"FROM {q(t.plan)} WHERE {this} GROUP BY 1, 2, 3, 4, 5",
+    ]
+
+
+def _undo_sql(dialect: Dialect, domain: Domain) -> list[str]:
+    """Take back every partition from `partition` on, noting the records it touches in the plan
+    (step UNDONE) so their target rows are rewritten; their groups stay for the replay."""
+    t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
+    since = p("partition")
+    return [
+        f"INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, kind) "
+        f"SELECT DISTINCT {p('run')}, '{UNDONE}', record_id, NULL, NULL, '{UNDONE}' FROM {q(t.members)} "
+        f"WHERE from_partition >= {since}",
+        f"DELETE FROM {q(t.members)} WHERE from_partition >= {since}",
+        f"UPDATE {q(t.members)} SET until_partition = NULL, until_run = NULL WHERE until_partition >= {since}",
+        f"DELETE FROM {q(t.events)} WHERE partition_key >= {since}",
+    ]
+
+
+def _groups_sql(dialect: Dialect, domain: Domain, staged: str, context: str) -> list[str]:
+    """Replace the partition's stored groups and blocking keys with those of the staged job
+    output (`staged`: a SELECT of its rows; `context`: a SELECT of the context record ids, as
+    `record_id`). Only the partition's own records give keys: context records gave theirs
+    when their own partition was loaded."""
+    t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
+    uid, match_id = dialect.column_text(domain.schema.unique_id), dialect.column_text("MatchID")
+    is_context = f"{uid} IN (SELECT record_id FROM ({context}))"
+    return [
+        f"DELETE FROM {q(t.groups)} WHERE partition_key = {p('partition')}",
+        f"INSERT INTO {q(t.groups)} (partition_key, record_id, match_id, is_context) "
+        f"SELECT {p('partition')}, {uid}, {match_id}, {is_context} FROM ({staged})",
+        f"DELETE FROM {q(t.keys)} WHERE partition_key = {p('partition')}",
+        f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_key) SELECT {p('partition')}, record_id, block_key "
+        f"FROM ({keys_select(dialect, domain, f'SELECT * FROM ({staged}) WHERE NOT ({is_context})')})",
+    ]
+
+
+def _target_sql(dialect: Dialect, domain: Domain, target: str, partition_column: str) -> list[str]:
+    """Write the current entity onto the target rows: the partition's own (`partition`), and
+    every row of a record the run changed or took back."""
+    t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
+    uid = q(domain.schema.unique_id)
+    current = f"{q(t.members)} m"
+    return [
+        f"UPDATE {q(target)} SET entity_id = m.entity_id FROM {current} "
+        f"WHERE {q(target)}.{q(partition_column)} = {p('partition')} AND m.record_id = {q(target)}.{uid} "
+        "AND m.until_partition IS NULL",
+        f"UPDATE {q(target)} SET entity_id = m.entity_id FROM {current} "
+        f"WHERE m.until_partition IS NULL AND m.record_id = {q(target)}.{uid} "
+        f"AND m.record_id IN (SELECT record_id FROM {q(t.plan)} WHERE run_id = {p('run')}) "
+        f"AND {q(target)}.entity_id IS DISTINCT FROM m.entity_id",
+    ]
+
+
+def figures_sql(dialect: Dialect, domain: Domain, target: str, partition_column: str) -> dict[str, str]:
+    """What the load's identity checks judge, after `Registry.apply` and before COMMIT:
+    - `records`: the partition's target rows and those without an entity;
+    - `changes`: per kind, the records this partition moved (`churn`: known records moved);
+    - `entities`: entities created, absorbed into, merged away and split;
+    - `oversized`: (entity, records) of the entities this run touched holding more than
+      `max_size` records, the largest first, at most 5."""
+    t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
+    this = f"run_id = {p('run')} AND step = {p('partition')}"
+    return {
+        "records": f"SELECT COUNT(*), COUNT_IF(entity_id IS NULL) FROM {q(target)} "
+                   f"WHERE {q(partition_column)} = {p('partition')}",
+        "changes": "SELECT COUNT_IF(kind = 'created'), COUNT_IF(kind = 'absorbed'), COUNT_IF(kind = 'merged'), "
+                   f"COUNT_IF(kind = 'split'), COUNT_IF(old_entity IS NOT NULL) FROM {q(t.plan)} WHERE {this}",
+        "entities": "SELECT COUNT(DISTINCT CASE WHEN event = 'created' THEN entity_id END), "
+                    "COUNT(DISTINCT CASE WHEN event = 'absorbed' THEN entity_id END), "
+                    "COUNT(DISTINCT CASE WHEN event = 'merged' THEN entity_id END), "
+                    "COUNT(DISTINCT CASE WHEN event = 'split' THEN entity_id END) "
+                    f"FROM {q(t.events)} WHERE partition_key = {p('partition')}",
+        "oversized": f"SELECT entity_id, COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL "
+                     f"AND entity_id IN (SELECT new_entity FROM {q(t.plan)} WHERE {this}) "
+                     f"GROUP BY entity_id HAVING COUNT(*) > {p('max_size')} ORDER BY 2 DESC, 1 LIMIT 5",
+    }
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityFigures:
+    """What applying a partition did: the load's identity checks and metadata read these."""
+
+    records: int
+    without_entity: int
+    created: int  # entities created
+    absorbed_records: int  # new records that joined a known entity
+    merged: int  # entities merged into another
+    split: int  # entities that lost records to another
+    churn: int  # known records whose entity changed
+    replayed: tuple[str, ...]  # later partitions replayed after this one
+    oversized: tuple[tuple[str, int], ...]
+
+    def metadata(self) -> dict:
+        return {"entities_created": self.created, "records_absorbed": self.absorbed_records,
+                "entities_merged": self.merged, "entities_split": self.split, "entity_churn": self.churn,
+                "records_without_entity": self.without_entity, "replayed_partitions": list(self.replayed)}
+
+
+class Registry:
+    """A domain's registry on one warehouse connection. `execute(sql, params)` runs a statement
+    and returns a cursor (fetchone/fetchall); the caller owns the transaction."""
+
+    def __init__(self, dialect: Dialect, domain: Domain, execute: Callable, target: str, partition_column: str):
+        self.dialect, self.domain, self._execute = dialect, domain, execute
+        self.target, self.partition_column = target, partition_column
+        self.tables = Tables.of(domain)
+
+    def execute(self, sql: str, params: dict):
+        # Only the parameters the statement names: DuckDB refuses any other.
+        return self._execute(sql, {k: v for k, v in params.items() if self.dialect.param.format(k) in sql})
+
+    def create(self) -> None:
+        for statement in create_sql(self.dialect, self.domain):
+            self.execute(statement, {})
+
+    def _run(self, statements: Iterable[str], params: dict) -> None:
+        for statement in statements:
+            self.execute(statement, params)
+
+    def apply(self, partition: str, run_id: str, staged: str, context: str) -> IdentityFigures:
+        """Apply the partition's staged job output (its target rows already swapped in), then
+        replay the partitions loaded after it; see the module's docstring."""
+        d, dom = self.dialect, self.domain
+        params = {"partition": partition, "run": run_id}
+        q = d.ident
+        self.execute(f"DELETE FROM {q(self.tables.plan)} WHERE run_id = {d.param.format('run')}", params)
+        self._run(_groups_sql(d, dom, staged, context), params)
+        later = [row[0] for row in self.execute(
+            f"SELECT DISTINCT partition_key FROM {q(self.tables.groups)} WHERE partition_key > "
+            f"{d.param.format('partition')} ORDER BY 1", params).fetchall()]
+        self._run(_undo_sql(d, dom), params)
+        for step in [partition, *later]:
+            step_params = {"partition": step, "run": run_id}
+            self.execute(_assign_sql(d, dom), step_params)
+            self._run(_step_sql(d, dom), step_params)
+        self._run(_target_sql(d, dom, self.target, self.partition_column), params)
+        figures = self._figures(params)
+        self.execute(f"DELETE FROM {q(self.tables.plan)} WHERE run_id = {d.param.format('run')}", params)
+        return IdentityFigures(**{**figures.__dict__, "replayed": tuple(later)})
+
+    def _figures(self, params: dict) -> IdentityFigures:
+        sql = figures_sql(self.dialect, self.domain, self.target, self.partition_column)
+        records, without = self.execute(sql["records"], params).fetchone()
+        _, absorbed, _, _, churn = self.execute(sql["changes"], params).fetchone()
+        created, _, merged, split = self.execute(sql["entities"], params).fetchone()
+        oversized = self.execute(sql["oversized"], {**params, "max_size": self.domain.identity.max_entity_size})
+        return IdentityFigures(records=int(records or 0), without_entity=int(without or 0), created=int(created or 0),
+                               absorbed_records=int(absorbed or 0), merged=int(merged or 0), split=int(split or 0),
+                               churn=int(churn or 0), replayed=(),
+                               oversized=tuple((str(e), int(n)) for e, n in oversized.fetchall()))
