@@ -240,10 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     from autosys_bridge import aws_cli, jil_cli
-    from er_assets.ops import doctor
+    from er_assets.ops import doctor, entities
 
     jil_cli.add_parsers(sub)
     doctor.add_parser(sub)
+    entities.add_parser(sub)
     aws_cli.add_parser(sub)
     return parser
 

@@ -188,11 +188,21 @@ class Warehouse(dg.ConfigurableResource):
         as they were."""
         raise NotImplementedError
 
-    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
+    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str, extract_uri: str = "") -> dict:
         """`match_figures` of a job's output: the data files under output_uri (success/) and the
         rejected rows under error_uri, with `confidence_figures` for an ML_MATCHING domain
         (threshold dq.min_confidence.threshold), counted where the files are, never copied to
-        this process in production."""
+        this process in production. Only the partition's own records count: the context records
+        of the extract at `extract_uri` are left out."""
+        raise NotImplementedError
+
+    def show_entity(self, domain: Domain, ident: str) -> dict:
+        """`registry.Registry.show`: one entity by its id or a record's id ({} without a registry)."""
+        raise NotImplementedError
+
+    def rebuild_entities(self, domain: Domain, run_id: str) -> dict:
+        """`registry.Registry.rebuild` in one transaction: the registry replayed from every loaded
+        partition in order, the target's entity ids rewritten; what moved."""
         raise NotImplementedError
 
     def source_schema_problems(self, domain: Domain) -> dict[str, str]:

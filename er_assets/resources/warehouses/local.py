@@ -227,7 +227,7 @@ class DuckDBWarehouse(Warehouse):
             figures = self._figures(con, domain)
             if not figures["rows"]:
                 raise refuse("has no rows")
-            registry_of = registry.Registry(DUCKDB, domain, con.execute, domain.target.table, PARTITION_COLUMN)
+            registry_of = self._registry(con, domain)
             registry_of.create()
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, CAST(NULL AS VARCHAR) AS partition_key, "
@@ -268,6 +268,31 @@ class DuckDBWarehouse(Warehouse):
                           if domain.ml_matching else None)
             return match_figures(*match_counts(output, context, domain.schema.unique_id), error_records(errors),
                                  confidence)
+
+    def _registry(self, con, domain: Domain) -> registry.Registry:
+        return registry.Registry(DUCKDB, domain, con.execute, domain.target.table, PARTITION_COLUMN)
+
+    def show_entity(self, domain: Domain, ident: str) -> dict:
+        with self.connect() as con:
+            if not self._table_exists(con, domain.target.table):
+                return {}
+            return self._registry(con, domain).show(ident)
+
+    def rebuild_entities(self, domain: Domain, run_id: str) -> dict:
+        with self.connect() as con:
+            if not self._table_exists(con, domain.target.table):
+                return {"partitions": [], "records": 0, "moved": 0, "new": 0}
+            registry_of = self._registry(con, domain)
+            registry_of.create()
+            con.execute(f"ALTER TABLE {quote(domain.target.table)} ADD COLUMN IF NOT EXISTS entity_id VARCHAR")
+            con.execute("BEGIN")
+            try:
+                moved = registry_of.rebuild(run_id)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return moved
 
     @staticmethod
     def _table_exists(con, table: str) -> bool:

@@ -42,12 +42,16 @@ from dataclasses import dataclass
 
 from er_assets.config import Domain
 from er_assets.resources.warehouses.queries import Dialect, blank_sql
+from er_assets.resources.warehouses.queries import columns_sql as queries_columns
+from er_assets.resources.warehouses.queries import table_exists_sql as queries_table_exists
 
 # A new entity's id: "E" and 20 hex digits (80 bits) of MD5 over its partition and smallest
 # record id; both engines' MD5 return lower-case hex.
 ENTITY_ID_PREFIX = "E"
 # Replayed partitions' rows in the plan are told apart from this marker's (the undo's).
 UNDONE = "~undone"
+# A rebuild's note of each record's entity before it, to count what moved.
+BEFORE = "~before"
 EVENTS = ("created", "absorbed", "merged", "split")
 
 
@@ -260,21 +264,22 @@ def _undo_sql(dialect: Dialect, domain: Domain) -> list[str]:
     ]
 
 
-def _groups_sql(dialect: Dialect, domain: Domain, staged: str, context: str) -> list[str]:
-    """Replace the partition's stored groups and blocking keys with those of the staged job
-    output (`staged`: a SELECT of its rows; `context`: a SELECT of the context record ids, as
-    `record_id`). Only the partition's own records give keys: context records gave theirs
-    when their own partition was loaded."""
+def _groups_sql(dialect: Dialect, domain: Domain, staged: str, context: str, target: str,
+                partition_column: str) -> list[str]:
+    """Replace the partition's stored groups with those of the staged job output (`staged`: a
+    SELECT of its rows; `context`: a SELECT of the context record ids, as `record_id`), and its
+    blocking keys with those of its rows in the target (already swapped in): context records
+    gave theirs when their own partition was loaded."""
     t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
     uid, match_id = dialect.column_text(domain.schema.unique_id), dialect.column_text("MatchID")
-    is_context = f"{uid} IN (SELECT record_id FROM ({context}))"
+    own_rows = f"SELECT * FROM {q(target)} WHERE {q(partition_column)} = {p('partition')}"
     return [
         f"DELETE FROM {q(t.groups)} WHERE partition_key = {p('partition')}",
         f"INSERT INTO {q(t.groups)} (partition_key, record_id, match_id, is_context) "
-        f"SELECT {p('partition')}, {uid}, {match_id}, {is_context} FROM ({staged})",
+        f"SELECT {p('partition')}, {uid}, {match_id}, {uid} IN (SELECT record_id FROM ({context})) FROM ({staged})",
         f"DELETE FROM {q(t.keys)} WHERE partition_key = {p('partition')}",
         f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_key) SELECT {p('partition')}, record_id, block_key "
-        f"FROM ({keys_select(dialect, domain, f'SELECT * FROM ({staged}) WHERE NOT ({is_context})')})",
+        f"FROM ({keys_select(dialect, domain, own_rows)})",
     ]
 
 
@@ -347,8 +352,9 @@ class Registry:
     """A domain's registry on one warehouse connection. `execute(sql, params)` runs a statement
     and returns a cursor (fetchone/fetchall); the caller owns the transaction."""
 
-    def __init__(self, dialect: Dialect, domain: Domain, execute: Callable, target: str, partition_column: str):
-        self.dialect, self.domain, self._execute = dialect, domain, execute
+    def __init__(self, dialect: Dialect, domain: Domain, execute: Callable, target: str, partition_column: str,
+                 catalogue: Callable[[str], str] = str):
+        self.dialect, self.domain, self._execute, self.catalogue = dialect, domain, execute, catalogue
         self.target, self.partition_column = target, partition_column
         self.tables = Tables.of(domain)
 
@@ -367,23 +373,110 @@ class Registry:
     def apply(self, partition: str, run_id: str, staged: str, context: str) -> IdentityFigures:
         """Apply the partition's staged job output (its target rows already swapped in), then
         replay the partitions loaded after it; see the module's docstring."""
-        d, dom = self.dialect, self.domain
         params = {"partition": partition, "run": run_id}
-        q = d.ident
-        self.execute(f"DELETE FROM {q(self.tables.plan)} WHERE run_id = {d.param.format('run')}", params)
-        self._run(_groups_sql(d, dom, staged, context), params)
-        later = [row[0] for row in self.execute(
-            f"SELECT DISTINCT partition_key FROM {q(self.tables.groups)} WHERE partition_key > "
-            f"{d.param.format('partition')} ORDER BY 1", params).fetchall()]
-        self._run(_undo_sql(d, dom), params)
-        for step in [partition, *later]:
-            step_params = {"partition": step, "run": run_id}
-            self.execute(_assign_sql(d, dom), step_params)
-            self._run(_step_sql(d, dom), step_params)
-        self._run(_target_sql(d, dom, self.target, self.partition_column), params)
+        self._run(_groups_sql(self.dialect, self.domain, staged, context, self.target, self.partition_column),
+                  params)
+        replayed = self._replay(partition, run_id)
         figures = self._figures(params)
-        self.execute(f"DELETE FROM {q(self.tables.plan)} WHERE run_id = {d.param.format('run')}", params)
-        return IdentityFigures(**{**figures.__dict__, "replayed": tuple(later)})
+        self._forget(run_id)
+        return IdentityFigures(**{**figures.__dict__, "replayed": tuple(replayed[1:])})
+
+    def rebuild(self, run_id: str) -> dict:
+        """Replay every loaded partition in order from its stored groups (a partition loaded
+        before the registry existed gives its target rows' MatchIDs as its groups, without
+        context), and rewrite the target's entity ids. Returns what moved: records whose entity
+        changed, records that had none, the partitions replayed."""
+        d, q, t = self.dialect, self.dialect.ident, self.tables
+        part = q(self.partition_column)
+        unknown = f"{part} NOT IN (SELECT partition_key FROM {q(t.groups)})"
+        self.execute(f"INSERT INTO {q(t.groups)} (partition_key, record_id, match_id, is_context) "
+                     f"SELECT {part}, {d.column_text(self.domain.schema.unique_id)}, {d.column_text('MatchID')}, FALSE "
+                     f"FROM {q(self.target)} WHERE {unknown}", {})
+        without_keys = f"SELECT DISTINCT {part} FROM {q(self.target)} WHERE {part} NOT IN " \
+                       f"(SELECT partition_key FROM {q(t.keys)}) ORDER BY 1"
+        for (partition,) in self.execute(without_keys, {}).fetchall():
+            rows = f"SELECT * FROM {q(self.target)} WHERE {part} = {d.param.format('partition')}"
+            self.execute(f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_key) "
+                         f"SELECT {d.param.format('partition')}, record_id, block_key "
+                         f"FROM ({keys_select(d, self.domain, rows)})", {"partition": partition})
+        first = self.execute(f"SELECT MIN(partition_key) FROM {q(t.groups)}", {}).fetchone()[0]
+        if first is None:
+            return {"partitions": [], "records": 0, "moved": 0, "new": 0}
+        self.execute(f"DELETE FROM {q(t.plan)} WHERE step = '{BEFORE}'", {})
+        self.execute(f"INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, kind) "
+                     f"SELECT {d.param.format('run')}, '{BEFORE}', record_id, entity_id, NULL, '{BEFORE}' "
+                     f"FROM {q(t.members)} WHERE until_partition IS NULL", {"run": run_id})
+        replayed = self._replay(first, run_id)
+        records, moved, new = self.execute(
+            f"SELECT COUNT(*), COUNT_IF(b.old_entity IS NOT NULL AND b.old_entity <> m.entity_id), "
+            f"COUNT_IF(b.old_entity IS NULL) FROM {q(t.members)} m LEFT JOIN {q(t.plan)} b "
+            f"ON b.record_id = m.record_id AND b.run_id = {d.param.format('run')} AND b.step = '{BEFORE}' "
+            "WHERE m.until_partition IS NULL", {"run": run_id}).fetchone()
+        self._forget(run_id)
+        return {"partitions": replayed, "records": int(records or 0), "moved": int(moved or 0), "new": int(new or 0)}
+
+    def show(self, ident: str, limit: int = 200) -> dict:
+        """One entity, by its id or one of its records' ids: the entities it absorbed by merges
+        (`merged_into` when it was merged away: followed to the current one), its current
+        records with the partition and rule that linked each, and its events. Ids only, never
+        record values."""
+        d, q, t, p = self.dialect, self.dialect.ident, self.tables, self.dialect.param.format
+        if not self.execute(queries_table_exists(d), {"name": self.catalogue(t.members)}).fetchone()[0]:
+            return {}
+        row = self.execute(f"SELECT entity_id FROM {q(t.members)} WHERE until_partition IS NULL AND "
+                           f"record_id = {p('id')}", {"id": ident}).fetchone()
+        entity, trail = (row[0] if row else ident), []
+        while len(trail) < 100:  # a chain of merges, one entity per step
+            winner = self.execute(f"SELECT other_entity_id FROM {q(t.events)} WHERE event = 'merged' AND "
+                                  f"entity_id = {p('id')} ORDER BY partition_key DESC LIMIT 1", {"id": entity}).fetchone()
+            alive = self.execute(f"SELECT COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL AND "
+                                 f"entity_id = {p('id')}", {"id": entity}).fetchone()[0]
+            if alive or not winner:
+                break
+            trail.append(entity)
+            entity = winner[0]
+        uid, part = q(self.domain.schema.unique_id), q(self.partition_column)
+        columns = {c.upper() for c in self._columns(self.target)}
+        rule = "t.MatchRule" if "MATCHRULE" in columns else ("t.ConfidenceLevel" if "CONFIDENCELEVEL" in columns
+                                                             else "NULL")
+        records = self.execute(
+            f"SELECT m.record_id, t.{part}, t.MatchID, {rule}, m.from_partition FROM {q(t.members)} m "
+            f"LEFT JOIN {q(self.target)} t ON t.{uid} = m.record_id "
+            f"WHERE m.until_partition IS NULL AND m.entity_id = {p('id')} "
+            f"ORDER BY t.{part}, m.record_id LIMIT {int(limit)}", {"id": entity}).fetchall()
+        size = self.execute(f"SELECT COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL AND "
+                            f"entity_id = {p('id')}", {"id": entity}).fetchone()[0]
+        events = self.execute(
+            f"SELECT partition_key, run_id, event, entity_id, other_entity_id, records FROM {q(t.events)} "
+            f"WHERE entity_id = {p('id')} OR other_entity_id = {p('id')} ORDER BY partition_key, event",
+            {"id": entity}).fetchall()
+        return {"entity_id": entity, "asked": ident, "merged_from_trail": trail, "records": int(size),
+                "rows": [dict(zip(("record_id", "partition", "match_id", "rule", "since"), r)) for r in records],
+                "events": [dict(zip(("partition", "run_id", "event", "entity_id", "other_entity_id", "records"), e))
+                           for e in events]}
+
+    def _columns(self, table: str) -> list[str]:
+        return [r[0] for r in self.execute(queries_columns(self.dialect), {"name": self.catalogue(table)}).fetchall()]
+
+    def _replay(self, since: str, run_id: str) -> list[str]:
+        """Take back every partition from `since` on and apply each again, in order, from its
+        stored groups; then write the current ids onto the target rows that changed."""
+        d, q = self.dialect, self.dialect.ident
+        params = {"partition": since, "run": run_id}
+        steps = [row[0] for row in self.execute(
+            f"SELECT DISTINCT partition_key FROM {q(self.tables.groups)} WHERE partition_key >= "
+            f"{d.param.format('partition')} ORDER BY 1", params).fetchall()]
+        self._run(_undo_sql(d, self.domain), params)
+        for step in steps:
+            step_params = {"partition": step, "run": run_id}
+            self.execute(_assign_sql(d, self.domain), step_params)
+            self._run(_step_sql(d, self.domain), step_params)
+        self._run(_target_sql(d, self.domain, self.target, self.partition_column), params)
+        return steps
+
+    def _forget(self, run_id: str) -> None:
+        self.execute(f"DELETE FROM {self.dialect.ident(self.tables.plan)} WHERE run_id = "
+                     f"{self.dialect.param.format('run')}", {"run": run_id})
 
     def _figures(self, params: dict) -> IdentityFigures:
         sql = figures_sql(self.dialect, self.domain, self.target, self.partition_column)
