@@ -250,3 +250,61 @@ def test_sigterm_inside_a_warehouse_query_cancels_the_run(config, local_env):
     assert row.status is Status.CANCELLED
     assert row.error_message == "DagsterExecutionInterruptedError: interrupted by a signal during a warehouse query"
     assert not list(partition.glob(".run=*")) and not list(partition.glob("run=*"))  # nothing half-written
+
+
+# The real CLI, held inside the entity registry's update: after the undo of the partition's
+# earlier application, before the re-application (a few hundred rows go by too fast to hit).
+HELD_IN_REGISTRY = """
+import sys, time
+from er_assets.resources.warehouses import registry
+apply_statements = registry.Registry._run
+def held(self, statements, params):
+    statements = list(statements)
+    apply_statements(self, statements, params)
+    if any("until_partition = NULL" in s for s in statements):
+        print("held inside the registry update", file=sys.stderr, flush=True)
+        time.sleep(120)
+registry.Registry._run = held
+from autosys_bridge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+REGISTRY_TABLES = [f"customers_resolved_entity_{t}" for t in ("members", "events", "groups", "keys")]
+
+
+def registry_state(data: Path) -> dict:
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        return {t: sorted(map(str, con.execute(f"SELECT * FROM {t}").fetchall())) for t in REGISTRY_TABLES}
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_kill_inside_the_registry_update_leaves_target_and_registry_as_they_were(tmp_path, monkeypatch, clean,
+                                                                                    sig):
+    source, clean_results = clean
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(source, data / "warehouse.duckdb")
+    use(monkeypatch, data)
+    assert bridge_in_process("all") == exit_codes.OK
+    before, registry_before = target(data), registry_state(data)
+    to_state(data, "B")
+    match_first()
+    proc = subprocess.Popen([sys.executable, "-c", HELD_IN_REGISTRY, *[a.format(stage="load") for a in RUN]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "held inside the registry update" in line:
+            os.killpg(proc.pid, sig)
+            break
+    else:
+        raise AssertionError("the registry update was never reached:\n" + "".join(seen)[-3000:])
+    _, rest = proc.communicate(timeout=120)
+    log = "".join(seen) + rest
+    assert (target(data), registry_state(data)) == (before, registry_before), log[-3000:]
+    after_kill(data, sig, proc.returncode, log)
+    assert bridge_in_process("load") == exit_codes.OK
+    assert target(data) == clean_results["B"]
+    assert registry_state(data) != registry_before  # the re-run applied the new groups
