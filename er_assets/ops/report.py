@@ -406,6 +406,39 @@ def _volume_section(days, domains, volume) -> str:
     )
 
 
+# The loaded stage's entity figures (registry.IdentityFigures.metadata), in the panel's order.
+ENTITY_FIGURES = (("entities_created", "created"), ("records_absorbed", "records absorbed"),
+                  ("entities_merged", "merged"), ("entities_split", "split"), ("entity_churn", "churn"))
+
+
+def _entities_section(domains, loads) -> str:
+    """Per domain, what the loads of the period did to its durable entities, and the latest
+    partitions one by one: new entities, records that joined a known one, merges, splits and
+    churn (known records that changed entity)."""
+    latest: dict[tuple[str, str], dict] = {}
+    for run in loads:  # oldest first: a partition's latest load wins
+        if any(key in run.metadata for key, _ in ENTITY_FIGURES):
+            latest[run.domain, run.partition_key] = run.metadata
+    if not latest:
+        return ('<h2 id="entities">Entities</h2><p class="empty">No load of this period recorded entity figures.</p>')
+    totals = {domain: [sum(int(m.get(key) or 0) for (d, _), m in latest.items() if d == domain)
+                       for key, _ in ENTITY_FIGURES] for domain in domains}
+    rows = [(escape(domain), *map(_int, totals[domain])) for domain in domains if domain in {d for d, _ in latest}]
+    recent = sorted(latest.items(), key=lambda item: item[0][1], reverse=True)[:TOP_ERRORS]
+    partitions = [(escape(domain), escape(partition), *(_int(int(m.get(key) or 0)) for key, _ in ENTITY_FIGURES))
+                  for (domain, partition), m in recent]
+    headers = [label for _, label in ENTITY_FIGURES]
+    numeric = set(range(1, len(headers) + 1))
+    return (
+        '<h2 id="entities">Entities</h2>'
+        '<p class="sub">What the loads did to the durable entity ids, per domain over the period (each partition\'s '
+        "latest load), then the latest partitions; churn counts known records that changed entity. "
+        "<code>autosys-bridge entities show DOMAIN ID</code> shows one entity.</p>"
+        + _table(("domain", *headers), rows, numeric)
+        + _table(("domain", "partition", *headers), partitions, {n + 1 for n in numeric})
+    )
+
+
 def _errors_section(errors) -> str:
     grouped: dict[tuple, dict] = {}
     for e in errors:
@@ -447,6 +480,8 @@ def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None =
     sla = store.view("er_v_sla_compliance", since)
     volume = store.view("er_v_record_volume", since)
     errors = store.view("er_v_error_frequency", since)
+    loads = store.rows(stage="loaded", status="SUCCEEDED",
+                       since=dt.datetime.combine(since, dt.time(), tzinfo=UTC))
     domains = sorted({r["domain"] for r in rates} | {p["domain"] for p in sla})
     body = (
         (
@@ -455,6 +490,7 @@ def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None =
             + _duration_section(window, domains, durations)
             + _sla_section(window, domains, sla)
             + _volume_section(window, domains, volume)
+            + _entities_section(domains, loads)
             + _errors_section(errors)
         )
         if domains

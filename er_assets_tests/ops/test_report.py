@@ -78,6 +78,7 @@ def test_report_has_every_section_and_is_self_contained(seeded):
         ("duration", "Duration per stage over time"),
         ("sla", "SLA compliance"),
         ("records", "Records processed"),
+        ("entities", "Entities"),
         ("errors", "Most common errors"),
     ]:
         assert f'<h2 id="{anchor}">{title}</h2>' in html
@@ -140,6 +141,20 @@ def test_record_volumes_match_the_rows(seeded):
             for s in ("extract", "matched", "loaded")
         ]
         assert f"{domain} " + " ".join(f"{n:,}" for n in per_stage) in page
+
+
+def test_entity_figures_match_the_loads(seeded):
+    store, html, _ = seeded
+    page = text(html)
+    latest = {}
+    for run in store.rows(since=SINCE, status="SUCCEEDED", stage="loaded"):
+        latest[run.domain, run.partition_key] = run.metadata
+    for domain in ("customers", "products", "vendors"):
+        figures = [sum(m[key] for (d, _), m in latest.items() if d == domain)
+                   for key in ("entities_created", "records_absorbed", "entities_merged", "entities_split",
+                               "entity_churn")]
+        assert sum(figures) > 0
+        assert f"{domain} " + " ".join(f"{n:,}" for n in figures) in page
 
 
 def test_top_errors_match_the_rows(seeded):
