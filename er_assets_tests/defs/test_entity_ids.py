@@ -14,11 +14,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from er_assets.config import load_config
 from er_assets.emulator.aws_shapes import matching_workflow_response, schema_mapping_response
 from er_assets.emulator.matching import run_matching
-from er_assets_tests.helpers import read_folder, returning_customers, run_stages, write_config, write_source
+from er_assets_tests.helpers import (
+    ML_EXAMPLE,
+    read_folder,
+    returning_customers,
+    run_stages,
+    write_config,
+    write_source,
+)
 
 PARTITIONS = ["2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06"]
 PER_PARTITION = 120
@@ -46,17 +54,17 @@ def domain_config(tmp_path, local_env):
     return load_config(write_config(tmp_path, loosen))
 
 
-def _target(local_env) -> dict[str, tuple]:
+def _target(local_env, table: str = "customers_resolved") -> dict[str, tuple]:
     con = duckdb.connect(str(local_env / "warehouse.duckdb"), read_only=True)
     try:
         return {r: (e, m, p) for r, e, m, p in con.execute(
-            'SELECT customer_id, entity_id, "MatchID", partition_key FROM customers_resolved').fetchall()}
+            f'SELECT customer_id, entity_id, "MatchID", partition_key FROM {table}').fetchall()}
     finally:
         con.close()
 
 
-def _one_job(tmp_path, config, rows: list[dict]) -> dict[str, str]:
-    domain = config.domain("customers")
+def _one_job(tmp_path, config, rows: list[dict], name: str = "customers") -> dict[str, str]:
+    domain = config.domain(name)
     source = tmp_path / "all.parquet"
     pq.write_table(pa.Table.from_pylist([{c: r[c] for c in domain.schema.columns} for r in rows]), source)
     job = tmp_path / "one-job"
@@ -124,3 +132,27 @@ def test_a_glue_value_is_refused_by_the_oversized_entity_check(tmp_path, local_e
                            [PARTITIONS[1]]).fetchone()[0] == 0
     finally:
         con.close()
+
+
+def test_ml_matching_domains_get_durable_ids_too(tmp_path, local_env, instance):
+    """ML_MATCHING has no rules: the context comes from a blocking key per match key."""
+    def loosen(raw):
+        raw["domains"]["customers_ml"]["dq"].update(max_match_rate=100, min_records=1,
+                                                    min_confidence={"threshold": 0.0, "max_rate": 100})
+
+    raw = yaml.safe_load(ML_EXAMPLE.read_text())
+    loosen(raw)
+    path = tmp_path / "ml.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = load_config(path)
+    rows = returning_customers(PARTITIONS[:3], PER_PARTITION, seed=4)
+    write_source(config.domain("customers_ml"), rows, local_env)
+    for partition in PARTITIONS[:3]:
+        assert run_stages(config, instance, "customers_ml", ["extract", "matched", "loaded"], partition).success
+    truth = {r["customer_id"]: r["truth"] for r in rows}
+    target = _target(local_env, "customers_ml_resolved")
+    durable = pairwise({r: e for r, (e, _, _) in target.items()}, truth)
+    one_job = pairwise(_one_job(tmp_path, config, rows, "customers_ml"), truth)
+    per_partition = pairwise({r: f"{p}/{m}" for r, (_, m, p) in target.items()}, truth)
+    assert durable[2] >= 0.9 * one_job[2], (durable, one_job)
+    assert per_partition[1] < durable[1], (per_partition, durable)
