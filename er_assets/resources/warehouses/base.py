@@ -9,14 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from er_assets.config import Domain
-
-if TYPE_CHECKING:
-    from er_assets.resources.warehouses.registry import IdentityFigures
 
 # Unique ids longer than this are rejected by rule-based matching (AWS Entity Resolution).
 MAX_UNIQUE_ID_LENGTH = 38
@@ -141,6 +137,27 @@ class ExtractResult:
 
 
 @dataclass(frozen=True)
+class IdentityFigures:
+    """What applying a partition to the entity registry did (`registry.Registry.apply`): the
+    load's identity checks and metadata read these."""
+
+    records: int
+    without_entity: int
+    created: int  # entities created
+    absorbed_records: int  # new records that joined a known entity
+    merged: int  # entities merged into another
+    split: int  # entities that lost records to another
+    churn: int  # known records whose entity changed
+    replayed: tuple[str, ...]  # later partitions replayed after this one
+    oversized: tuple[tuple[str, int], ...]
+
+    def metadata(self) -> dict:
+        return {"entities_created": self.created, "records_absorbed": self.absorbed_records,
+                "entities_merged": self.merged, "entities_split": self.split, "entity_churn": self.churn,
+                "records_without_entity": self.without_entity, "replayed_partitions": list(self.replayed)}
+
+
+@dataclass(frozen=True)
 class LoadResult:
     """`figures`: `target_figures` of the staged match output; `replaced`: whether the
     partition's rows were swapped for it (only when the load's checks accepted them)."""
@@ -149,7 +166,7 @@ class LoadResult:
     table: str
     figures: dict
     replaced: bool
-    identity: "IdentityFigures | None" = None
+    identity: IdentityFigures | None = None
 
 
 def refuse_output(src_uri: str, table: str, partition_key: str, why: str):

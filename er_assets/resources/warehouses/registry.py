@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from er_assets.config import Domain
+from er_assets.resources.warehouses.base import IdentityFigures
 from er_assets.resources.warehouses.queries import Dialect, blank_sql
 from er_assets.resources.warehouses.queries import columns_sql as queries_columns
 from er_assets.resources.warehouses.queries import table_exists_sql as queries_table_exists
@@ -326,26 +327,6 @@ def figures_sql(dialect: Dialect, domain: Domain, target: str, partition_column:
 
 
 # --- the driver -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IdentityFigures:
-    """What applying a partition did: the load's identity checks and metadata read these."""
-
-    records: int
-    without_entity: int
-    created: int  # entities created
-    absorbed_records: int  # new records that joined a known entity
-    merged: int  # entities merged into another
-    split: int  # entities that lost records to another
-    churn: int  # known records whose entity changed
-    replayed: tuple[str, ...]  # later partitions replayed after this one
-    oversized: tuple[tuple[str, int], ...]
-
-    def metadata(self) -> dict:
-        return {"entities_created": self.created, "records_absorbed": self.absorbed_records,
-                "entities_merged": self.merged, "entities_split": self.split, "entity_churn": self.churn,
-                "records_without_entity": self.without_entity, "replayed_partitions": list(self.replayed)}
 
 
 class Registry:
