@@ -152,7 +152,8 @@ class DuckDBWarehouse(Warehouse):
         tables = registry.Tables.of(domain)
         if not (self._table_exists(con, tables.members) and self._table_exists(con, domain.target.table)):
             return 0
-        query = registry.context_sql(DUCKDB, domain, SLICE, domain.target.table, PARTITION_COLUMN)
+        columns = [row[0] for row in con.execute(f"DESCRIBE {quote(domain.target.table)}").fetchall()]
+        query = registry.context_sql(DUCKDB, domain, SLICE, domain.target.table, PARTITION_COLUMN, columns)
         con.execute(f"CREATE OR REPLACE TEMP TABLE extract_context AS {query}")
         rows = con.execute("SELECT COUNT(*) FROM extract_context").fetchone()[0]
         if rows:

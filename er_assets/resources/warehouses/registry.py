@@ -37,7 +37,7 @@ one connection at a time, Snowflake takes `lock_sql` first in the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from er_assets.config import Domain
@@ -129,13 +129,21 @@ def _coarse(dialect: Dialect, column: str) -> str:
     return f"NULLIF({dialect.strip.format(text)}, '')"
 
 
-def keys_select(dialect: Dialect, domain: Domain, rows: str) -> str:
-    """(record_id, block_key) of every record of `rows` (a SELECT with the schema columns), one
-    row per blocking key the record has; a key needs a value for every one of its parts (a
-    NULL part makes the whole concatenation NULL in both engines)."""
+def _has(columns: Collection[str] | None, names: Iterable[str]) -> bool:
+    return columns is None or {n.upper() for n in names} <= {c.upper() for c in columns}
+
+
+def keys_select(dialect: Dialect, domain: Domain, rows: str, columns: Collection[str] | None = None) -> str:
+    """(record_id, block_key) of every record of `rows` (a SELECT with the schema columns, or
+    only `columns` of them: the target keeps the fields the workflow outputs), one row per
+    blocking key the record has; a key needs a value for every one of its parts (a NULL part
+    makes the whole concatenation NULL in both engines), and a key over a field `rows` lacks
+    is left out."""
     uid = dialect.column_text(domain.schema.unique_id)
-    branches = []
+    branches = ["SELECT CAST(NULL AS VARCHAR) AS record_id, CAST(NULL AS VARCHAR) AS block_key"]
     for name, parts in blocking_keys(domain).items():
+        if not _has(columns, [c for part in parts for c in part]):
+            continue
         values = ["NULLIF(" + " || ".join(f"COALESCE({_coarse(dialect, c)}, '')" for c in part) + ", '')"
                   for part in parts]
         key = f"'{name}:' || " + " || '|' || ".join(values)
@@ -143,16 +151,19 @@ def keys_select(dialect: Dialect, domain: Domain, rows: str) -> str:
     return "SELECT * FROM (" + " UNION ALL ".join(branches) + ") WHERE block_key IS NOT NULL"
 
 
-def context_sql(dialect: Dialect, domain: Domain, slice_rows: str, target: str, partition_column: str) -> str:
+def context_sql(dialect: Dialect, domain: Domain, slice_rows: str, target: str, partition_column: str,
+                columns: Collection[str] | None = None) -> str:
     """The context a partition's job needs: the latest version of each record of every known
     entity one of the slice's records could match (it shares a blocking key learnt from an
     earlier partition), at most `identity.context_per_entity` records per entity (its latest),
-    never a record the slice itself carries. Schema columns only, as the extract writes them."""
+    never a record the slice itself carries. Schema columns only, as the extract writes them;
+    a schema column the target lacks (`columns`: the target's) is NULL."""
     t, q = Tables.of(domain), dialect.ident
     uid = q(domain.schema.unique_id)
-    columns = ", ".join(q(c) for c in domain.schema.columns)
+    selected = ", ".join(q(c) if _has(columns, [c]) else f"CAST(NULL AS VARCHAR) AS {q(c)}"
+                         for c in domain.schema.columns)
     return f"""
-WITH new_keys AS (SELECT DISTINCT block_key FROM ({keys_select(dialect, domain, slice_rows)})),
+WITH new_keys AS (SELECT DISTINCT block_key FROM ({keys_select(dialect, domain, slice_rows, columns)})),
 candidates AS (
     SELECT DISTINCT m.entity_id FROM {q(t.keys)} k
     JOIN new_keys n ON n.block_key = k.block_key
@@ -167,7 +178,7 @@ latest AS (
     SELECT t.*, r.entity_id AS er_entity FROM {q(target)} t JOIN records r ON r.record_id = t.{uid}
     QUALIFY ROW_NUMBER() OVER (PARTITION BY t.{uid} ORDER BY t.{q(partition_column)} DESC) = 1
 )
-SELECT {columns} FROM latest
+SELECT {selected} FROM latest
 QUALIFY ROW_NUMBER() OVER (PARTITION BY er_entity ORDER BY {q(partition_column)} DESC, {uid}) <= {int(domain.identity.context_per_entity)}
 """
 
@@ -266,7 +277,7 @@ def _undo_sql(dialect: Dialect, domain: Domain) -> list[str]:
 
 
 def _groups_sql(dialect: Dialect, domain: Domain, staged: str, context: str, target: str,
-                partition_column: str) -> list[str]:
+                partition_column: str, columns: Collection[str]) -> list[str]:
     """Replace the partition's stored groups with those of the staged job output (`staged`: a
     SELECT of its rows; `context`: a SELECT of the context record ids, as `record_id`), and its
     blocking keys with those of its rows in the target (already swapped in): context records
@@ -280,7 +291,7 @@ def _groups_sql(dialect: Dialect, domain: Domain, staged: str, context: str, tar
         f"SELECT {p('partition')}, {uid}, {match_id}, {uid} IN (SELECT record_id FROM ({context})) FROM ({staged})",
         f"DELETE FROM {q(t.keys)} WHERE partition_key = {p('partition')}",
         f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_key) SELECT {p('partition')}, record_id, block_key "
-        f"FROM ({keys_select(dialect, domain, own_rows)})",
+        f"FROM ({keys_select(dialect, domain, own_rows, columns)})",
     ]
 
 
@@ -355,8 +366,8 @@ class Registry:
         """Apply the partition's staged job output (its target rows already swapped in), then
         replay the partitions loaded after it; see the module's docstring."""
         params = {"partition": partition, "run": run_id}
-        self._run(_groups_sql(self.dialect, self.domain, staged, context, self.target, self.partition_column),
-                  params)
+        self._run(_groups_sql(self.dialect, self.domain, staged, context, self.target, self.partition_column,
+                              self._columns(self.target)), params)
         replayed = self._replay(partition, run_id)
         figures = self._figures(params)
         self._forget(run_id)
@@ -379,7 +390,8 @@ class Registry:
             rows = f"SELECT * FROM {q(self.target)} WHERE {part} = {d.param.format('partition')}"
             self.execute(f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_key) "
                          f"SELECT {d.param.format('partition')}, record_id, block_key "
-                         f"FROM ({keys_select(d, self.domain, rows)})", {"partition": partition})
+                         f"FROM ({keys_select(d, self.domain, rows, self._columns(self.target))})",
+                         {"partition": partition})
         first = self.execute(f"SELECT MIN(partition_key) FROM {q(t.groups)}", {}).fetchone()[0]
         if first is None:
             return {"partitions": [], "records": 0, "moved": 0, "new": 0}
