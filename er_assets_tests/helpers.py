@@ -112,11 +112,15 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
     """Test only: the Snowflake warehouse with the statements fakesnow cannot run replaced.
 
     fakesnow has no COPY INTO @stage (unload), so `_unload` runs the very same SELECT through
-    fakesnow and writes its rows as parquet where Snowflake would, under the folder the stage
-    points at. Nor can it query staged files, so `_output_counts` counts the stage folder with
-    DuckDB, as Snowflake would count it: straight from the folder, not through the object store,
-    so nothing of it counts as read by the orchestrator. Every other statement, the profile
-    query and the load included, is the production one; the replaced ones are pinned below.
+    fakesnow (the slice's, and the registry's context query) and writes its rows as parquet where
+    Snowflake would, under the folder the stage points at, named as Snowflake names them (the
+    path's file name prefix, else `data_`, then `0_0_0.snappy.parquet`).
+    Nor can it query staged files, so `_output_counts` counts the stage folder with DuckDB, as
+    Snowflake would count it (context records left out), and `_fill_context` reads the context
+    files' ids with pyarrow and inserts them through fakesnow: straight from the folder, not
+    through the object store, so nothing of it counts as read by the orchestrator. Every other
+    statement, the profile query, the load and the registry's SQL included, is the production
+    one; the replaced ones are pinned and parsed in test_snowflake.py.
     fakesnow also refuses COPY's PATTERN option: the connection drops that one clause (pinned
     in `test_load_statement_snapshot_and_parse`), everything else reaches fakesnow as written.
     """
@@ -139,22 +143,46 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
         with open(files[0], newline="") as handle:
             return next(csv.reader(handle), [])
 
-    def _output_counts(self, cursor, domain, output: str, errors: str, threshold) -> tuple:
-        from er_assets.resources.warehouses.local import confidence_summary, error_records, match_counts
+    def _output_counts(self, cursor, domain, output: str, errors: str, threshold, context: str = "") -> tuple:
+        from er_assets.resources.warehouses.local import (
+            confidence_summary,
+            context_files,
+            error_records,
+            match_counts,
+        )
 
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
         folder = self._folder(output)
         confidence = None if threshold is None else confidence_summary(folder, threshold)
-        return (*match_counts(folder), error_records(self._folder(errors)), confidence)
+        if context:
+            cursor.execute(sf.parquet_format_sql())  # so does this one
+            counts = match_counts(folder, context_files(self._folder(context)), domain.schema.unique_id)
+        else:
+            counts = match_counts(folder)
+        return (*counts, error_records(self._folder(errors)), confidence)
+
+    def _fill_context(self, cursor, domain, context: str, extract_uri: str) -> None:
+        """`sf.fill_context_sql`'s rows: the distinct non-NULL unique ids of the extract's context
+        files, read from the stage folder and inserted through fakesnow."""
+        if not self._context_files(extract_uri):
+            return
+        cursor.execute(sf.parquet_format_sql())  # this one fakesnow runs
+        folder = self._folder(self.location(extract_uri))
+        ids = {value for f in sorted(folder.iterdir()) if re.fullmatch(layout.CONTEXT_FILE_PATTERN, f.name)
+               for value in pq.read_table(f).column(domain.schema.unique_id).to_pylist() if value is not None}
+        if ids:
+            cursor.executemany(f"INSERT INTO {sf.ident(context)} (RECORD_ID) VALUES (%(id)s)",
+                               [{"id": i} for i in sorted(ids)])
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(select, params)
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
-        folder = self._folder(location)
+        directory, _, prefix = location.rpartition("/")
+        folder = self._folder(directory + "/")
         folder.mkdir(parents=True, exist_ok=True)
         table = pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
-        pq.write_table(table, folder / "data_0_0_0.snappy.parquet")  # Snowflake's part naming
+        pq.write_table(table, folder / f"{prefix or 'data_'}0_0_0.snappy.parquet")  # Snowflake's part naming
         return len(rows)
 
 

@@ -236,9 +236,9 @@ changes AS (
 SELECT {p('run')}, {p('partition')}, c.record_id, c.old_entity, c.new_entity,
        CASE WHEN c.old_entity IS NULL AND c.created THEN 'created'
             WHEN c.old_entity IS NULL THEN 'absorbed'
-            WHEN EXISTS (SELECT 1 FROM losers l WHERE l.loser = c.old_entity AND l.winner = c.new_entity) THEN 'merged'
+            WHEN l.loser IS NOT NULL THEN 'merged'
             ELSE 'split' END
-FROM changes c
+FROM changes c LEFT JOIN losers l ON l.loser = c.old_entity AND l.winner = c.new_entity
 """
 
 
@@ -277,18 +277,20 @@ def _undo_sql(dialect: Dialect, domain: Domain) -> list[str]:
 
 
 def _groups_sql(dialect: Dialect, domain: Domain, staged: str, context: str, target: str,
-                partition_column: str, columns: Collection[str]) -> list[str]:
+                partition_column: str, columns: Collection[str] | None = None) -> list[str]:
     """Replace the partition's stored groups with those of the staged job output (`staged`: a
     SELECT of its rows; `context`: a SELECT of the context record ids, as `record_id`), and its
     blocking keys with those of its rows in the target (already swapped in): context records
     gave theirs when their own partition was loaded."""
     t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
-    uid, match_id = dialect.column_text(domain.schema.unique_id), dialect.column_text("MatchID")
     own_rows = f"SELECT * FROM {q(target)} WHERE {q(partition_column)} = {p('partition')}"
     return [
         f"DELETE FROM {q(t.groups)} WHERE partition_key = {p('partition')}",
+        # A join, not IN in the select list: Snowflake documents subqueries there only as scalar.
         f"INSERT INTO {q(t.groups)} (partition_key, record_id, match_id, is_context) "
-        f"SELECT {p('partition')}, {uid}, {match_id}, {uid} IN (SELECT record_id FROM ({context})) FROM ({staged})",
+        f"SELECT {p('partition')}, s.{q(domain.schema.unique_id)}, s.{q('MatchID')}, c.record_id IS NOT NULL "
+        f"FROM ({staged}) s LEFT JOIN (SELECT DISTINCT record_id FROM ({context})) c "
+        f"ON c.record_id = {dialect.text.format('s.' + q(domain.schema.unique_id))}",
         f"DELETE FROM {q(t.keys)} WHERE partition_key = {p('partition')}",
         f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_key) SELECT {p('partition')}, record_id, block_key "
         f"FROM ({keys_select(dialect, domain, own_rows, columns)})",

@@ -1,10 +1,14 @@
 """The production warehouse: Snowflake, moving data through an external stage on the bucket.
 
-Extract unloads the partition's slice with `COPY INTO @stage/...` straight to S3; load copies
-the match output CSV from the stage into the target table. No rows pass through the Dagster
-worker. The statements are built by the small functions at the top of this module (the
-measuring queries by `queries`, rendered with Snowflake's fragments), so tests can run them
-through fakesnow or parse them with sqlglot, and a reviewer can read them in one place.
+Extract unloads the partition's slice with `COPY INTO @stage/...` straight to S3, and beside it
+the context records of known entities its job needs (the entity registry); load copies the
+match output CSV from the stage into a staging table and, in one transaction, swaps the
+partition's own rows into the target and applies the job's groups to the registry
+(`registry.Registry`, the same SQL the DuckDB warehouse runs, rendered with `SNOWFLAKE`). No
+rows pass through the Dagster worker. The statements are built by the small functions at the
+top of this module (the measuring queries by `queries`, the registry's by `registry`, rendered
+with Snowflake's fragments), so tests can run them through fakesnow or parse them with sqlglot,
+and a reviewer can read them in one place.
 
 Identifiers come from the configuration, the environment and the match output's header:
 each is checked against a plain-identifier pattern and emitted quoted in upper case, so it
@@ -30,7 +34,7 @@ from pydantic import Field
 from er_assets import layout
 from er_assets.config import IDENTIFIER, Domain
 from er_assets.resources.object_store import ObjectStore
-from er_assets.resources.warehouses import queries
+from er_assets.resources.warehouses import queries, registry
 from er_assets.resources.warehouses.base import (
     ExtractResult,
     LoadResult,
@@ -47,9 +51,18 @@ from er_assets.resources.warehouses.base import (
 # our layout uses (`partition=2024-01-01`, workflow names with dashes). No quotes, spaces, `;`.
 STAGE_PATH = re.compile(r"^[A-Za-z0-9_./=-]*$")
 PARTITION_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# Columns the load adds to every match output row.
+# Columns the load adds to every match output row; the entity id is written by the registry.
 PARTITION_COLUMN = "PARTITION_KEY"
 LOADED_AT_COLUMN = "LOADED_AT"
+ENTITY_COLUMN = "ENTITY_ID"
+# The file name prefix of the extract's context files. A COPY INTO <location> path may end in a
+# file name prefix: every file written gets it, then a suffix unique across the parallel
+# threads (`_0_0_0`, with INCLUDE_QUERY_ID the query's UUID as well) and the format's extension
+# (`.snappy.parquet`); without one the files begin `data_` (docs.snowflake.com/en/sql-reference/
+# sql/copy-into-location, and "Unloading into single or multiple files"). So the context files
+# are `context_...parquet`: layout.CONTEXT_FILE_PATTERN tells them apart, and, being data files
+# too (layout.is_data_file), the Glue table reads them with the slice's.
+CONTEXT_PREFIX = "context_"
 # Parquet parts of up to 256 MB: few enough objects for the matching job to list quickly,
 # small enough that Snowflake still writes them in parallel (its default is 16 MB).
 DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
@@ -116,6 +129,15 @@ def extract_select(domain: Domain) -> str:
     )
 
 
+def context_select(domain: Domain) -> str:
+    """The context records of the slice's job (`registry.context_sql` over the slice, the target
+    and its PARTITION_KEY), shaped as `extract_select` shapes the slice: text columns named
+    exactly as the schema names them, since the Glue table reads both kinds of file as one."""
+    rows = registry.context_sql(SNOWFLAKE, domain, _slice(domain), domain.target.table, PARTITION_COLUMN)
+    columns = ", ".join(f'TO_VARCHAR({ident(c)}) AS "{c}"' for c in domain.schema.columns)
+    return f"SELECT {columns} FROM ({rows})"
+
+
 def copy_location(location: str) -> str:
     """A stage location as COPY takes it: in single quotes, as Snowflake's COPY INTO documentation
     requires for paths with special characters (ours have `=` in `partition=<key>/run=<id>/`).
@@ -146,8 +168,14 @@ def create_target_sql(table: str, columns: list[str]) -> str:
     body = ", ".join(f"{ident(c)} VARCHAR" for c in columns)
     return (
         f"CREATE TABLE IF NOT EXISTS {ident(table)} ({body}, "
-        f"{ident(PARTITION_COLUMN)} VARCHAR NOT NULL, {ident(LOADED_AT_COLUMN)} TIMESTAMP_LTZ NOT NULL)"
+        f"{ident(PARTITION_COLUMN)} VARCHAR NOT NULL, {ident(LOADED_AT_COLUMN)} TIMESTAMP_LTZ NOT NULL, "
+        f"{ident(ENTITY_COLUMN)} VARCHAR)"
     )
+
+
+def add_entity_column_sql(table: str) -> str:
+    """A target created before entity ids existed gets the column (`rebuild_entities` fills it)."""
+    return f"ALTER TABLE {ident(table)} ADD COLUMN IF NOT EXISTS {ident(ENTITY_COLUMN)} VARCHAR"
 
 
 def staging_table(table: str, partition_key: str) -> str:
@@ -160,6 +188,41 @@ def create_staging_sql(staging: str, columns: list[str]) -> str:
     # staging table must accept COPY in every Snowflake we test against (fakesnow refuses).
     body = ", ".join(f"{ident(c)} VARCHAR" for c in columns)
     return f"CREATE OR REPLACE TRANSIENT TABLE {ident(staging)} ({body})"
+
+
+def context_table(staging: str) -> str:
+    """The load's table of context record ids, named after (and dropped with) its staging table."""
+    return f"{staging}_CONTEXT"
+
+
+def create_context_sql(context: str) -> str:
+    # TRANSIENT and per load, as the staging table: a load's context ids are its own.
+    return f"CREATE OR REPLACE TRANSIENT TABLE {ident(context)} (RECORD_ID VARCHAR)"
+
+
+def context_ids_select(location: str, unique_id: str) -> str:
+    """The distinct unique ids (as `id`, text) of the context records in the extract at stage
+    `location`: its context parquet files queried over the stage (docs.snowflake.com/en/
+    user-guide/querying-stage: `SELECT $1:<element> FROM @stage/path (FILE_FORMAT => '<named
+    format>', PATTERN => '<regex>')`; a parquet row is the one OBJECT column `$1`, so a column is
+    `$1:"name"`, by its case-sensitive name). NULLs are left out: the ids stand in IN lists."""
+    ident(unique_id)  # a plain identifier: it can never end the quoted element name
+    staged = f"{location} (FILE_FORMAT => '{PARQUET_FORMAT}', PATTERN => '{layout.CONTEXT_FILE_PATTERN}')"
+    return (f'SELECT DISTINCT id FROM (SELECT $1:"{unique_id}"::VARCHAR AS id FROM {staged}) '
+            "WHERE id IS NOT NULL")
+
+
+def fill_context_sql(context: str, location: str, unique_id: str) -> str:
+    return f"INSERT INTO {ident(context)} (RECORD_ID) {context_ids_select(location, unique_id)}"
+
+
+def own_rows_sql(staging: str, context: str, unique_id: str) -> str:
+    """The staged rows that are the partition's own: every row but the context records'. NOT
+    EXISTS, correlated in a WHERE clause as Snowflake supports it (docs.snowflake.com/en/
+    sql-reference/operators-subquery), and true for a row whose id is NULL (a NOT IN would drop
+    it, hiding it from the figures)."""
+    return (f"SELECT * FROM {ident(staging)} s WHERE NOT EXISTS (SELECT 1 FROM {ident(context)} c "
+            f"WHERE c.RECORD_ID = TO_VARCHAR(s.{ident(unique_id)}))")
 
 
 def copy_staging_sql(staging: str, location: str) -> str:
@@ -177,11 +240,13 @@ def delete_partition_sql(table: str) -> str:
     return f"DELETE FROM {ident(table)} WHERE {ident(PARTITION_COLUMN)} = %(partition_key)s"
 
 
-def insert_sql(table: str, staging: str, columns: list[str]) -> str:
+def insert_sql(table: str, rows: str, columns: list[str]) -> str:
+    """Insert `rows` (a SELECT of the staged rows to keep, `own_rows_sql`) as the partition's;
+    ENTITY_ID is left to the registry, in the same transaction."""
     names = ", ".join(ident(c) for c in columns)
     return (
         f"INSERT INTO {ident(table)} ({names}, {ident(PARTITION_COLUMN)}, {ident(LOADED_AT_COLUMN)}) "
-        f"SELECT {names}, %(partition_key)s, CURRENT_TIMESTAMP() FROM {ident(staging)}"
+        f"SELECT {names}, %(partition_key)s, CURRENT_TIMESTAMP() FROM ({rows})"
     )
 
 
@@ -194,6 +259,8 @@ def insert_sql(table: str, staging: str, columns: list[str]) -> str:
 # output leaves Snowflake: the orchestrator receives column names and counts.
 
 OUTPUT_FORMAT = "ER_MATCH_OUTPUT_CSV"
+# The extract's parquet files (its context records), queried over the stage.
+PARQUET_FORMAT = "ER_EXTRACT_PARQUET"
 # Columns the service may add to the schema's fields (RecordId, MatchID, MatchRule,
 # ConfidenceLevel, InputSourceARN, Source, HashingProtocol...), with room to spare.
 SERVICE_COLUMNS = 12
@@ -202,6 +269,10 @@ SERVICE_COLUMNS = 12
 def output_format_sql() -> str:
     # TEMPORARY: it lives as long as the session, so nothing is left behind to drift.
     return f"CREATE TEMPORARY FILE FORMAT IF NOT EXISTS {OUTPUT_FORMAT} TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
+
+
+def parquet_format_sql() -> str:
+    return f"CREATE TEMPORARY FILE FORMAT IF NOT EXISTS {PARQUET_FORMAT} TYPE = PARQUET"
 
 
 def _staged(location: str) -> str:
@@ -218,9 +289,22 @@ def _records(location: str, columns: str) -> str:
     return f"SELECT {columns} FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1"
 
 
-def output_figures_sql(location: str, match_id_position: int) -> str:
-    """`queries.output_counts_sql` over the stage, the MatchID found at its header position."""
-    return queries.output_counts_sql(_records(location, f"${int(match_id_position)} AS m"))
+def output_figures_sql(location: str, match_id_position: int, record_id_position: int = 0, context: str = "",
+                       unique_id: str = "") -> str:
+    """`queries.output_counts_sql` over the stage, the MatchID found at its header position.
+
+    With `context` (the extract's stage location, holding context files) only the partition's
+    own records count: the output's RecordId (at `record_id_position`) is looked up among the
+    context ids (`context_ids_select`) by a LEFT JOIN, so `own` is a plain column: Snowflake
+    documents IN and correlated EXISTS subqueries in a WHERE clause (docs.snowflake.com/en/
+    sql-reference/operators-subquery), not in the SELECT list `output_counts_sql` puts `own` in;
+    and a record without an id is never a context record, as a NOT IN would make it."""
+    if not context:
+        return queries.output_counts_sql(_records(location, f"${int(match_id_position)} AS m"))
+    output = _records(location, f"${int(match_id_position)} AS m, ${int(record_id_position)} AS id")
+    records = (f"SELECT o.m, c.id IS NULL AS own_row FROM ({output}) o "
+               f"LEFT JOIN ({context_ids_select(context, unique_id)}) c ON c.id = o.id")
+    return queries.output_counts_sql(records, "own_row")
 
 
 def output_confidence_sql(location: str, header: list[str]) -> str:
@@ -368,8 +452,10 @@ class SnowflakeWarehouse(Warehouse):
             cursor = conn.cursor()
             unloaded = self._unload(cursor, location, extract_select(domain), params)
             profile = self._profile(cursor, domain, params)
-            cursor.execute(queries.fingerprint_sql(SNOWFLAKE, domain, _slice(domain)), params)
-            _, fingerprint = cursor.fetchone()
+            # The fingerprint (with the registry's size) before the context: a load committed in
+            # between makes the next fingerprint differ, so stale context is never reused.
+            _, fingerprint = self._fingerprint(cursor, domain, params)
+            context_rows = self._unload_context(cursor, domain, location, params)
         if unloaded != profile["rows"]:
             # Partitions are closed periods, so this means a late write to the source: the
             # files and the checks would disagree. Fail rather than match a moving target.
@@ -378,14 +464,32 @@ class SnowflakeWarehouse(Warehouse):
                 "the source changed during the extract, run it again"
             )
         return ExtractResult(rows=unloaded, files=self.object_store.list_files(dest_uri), profile=profile,
-                             fingerprint=str(fingerprint))
+                             fingerprint=fingerprint, context_rows=context_rows)
+
+    def _unload_context(self, cursor, domain: Domain, location: str, params: dict) -> int:
+        """Unload the context records of the slice's job (`context_select`) beside its records,
+        under the CONTEXT_PREFIX file name prefix, when the domain has loaded partitions (the
+        registry's members and the target exist); their number."""
+        if not (self._table_exists(cursor, registry.Tables.of(domain).members)
+                and self._table_exists(cursor, domain.target.table)):
+            return 0
+        return self._unload(cursor, location.rstrip("/") + "/" + CONTEXT_PREFIX, context_select(domain), params)
+
+    def _fingerprint(self, cursor, domain: Domain, params: dict) -> tuple[int, str]:
+        """The slice's fingerprint and the registry's size, as the DuckDB warehouse has it: a
+        slice extracted before other partitions changed the registry has stale context, so it
+        is not reused."""
+        cursor.execute(queries.fingerprint_sql(SNOWFLAKE, domain, _slice(domain)), params)
+        rows, total = cursor.fetchone()
+        members, version = registry.Tables.of(domain).members, 0
+        if self._table_exists(cursor, members):
+            cursor.execute(f"SELECT COUNT(*) FROM {ident(members)}")
+            version = cursor.fetchone()[0]
+        return int(rows), f"{total}/{version}"
 
     def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
         with self.connect() as conn:
-            cursor = conn.cursor()
-            cursor.execute(queries.fingerprint_sql(SNOWFLAKE, domain, _slice(domain)), {"start": start, "end": end})
-            rows, fingerprint = cursor.fetchone()
-        return int(rows), str(fingerprint)
+            return self._fingerprint(conn.cursor(), domain, {"start": start, "end": end})
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(unload_sql(location, select, self.max_file_size), params)
@@ -407,7 +511,8 @@ class SnowflakeWarehouse(Warehouse):
 
     # --- load ----------------------------------------------------------------------------------
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept) -> LoadResult:
+    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept, extract_uri: str = "",
+                     run_id: str = "") -> LoadResult:
         if not PARTITION_KEY.match(partition_key):
             raise ValueError(f"{partition_key!r} is not a partition key (YYYY-MM-DD)")
         table = domain.target.table
@@ -418,28 +523,64 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             cursor = conn.cursor()
             columns = self._output_columns(cursor, domain, src_uri, refuse)
-            # DDL commits any open transaction in Snowflake, so it all happens before BEGIN.
-            cursor.execute(create_target_sql(table, columns))
-            self._check_target_columns(cursor, table, columns)
+            # The target has every schema column, even one this output lacks: the registry
+            # derives blocking keys from the target's rows (the output is then measured and
+            # judged by the checks, not failed by a missing column).
+            present = {c.upper() for c in columns}
+            target_columns = columns + [c for c in domain.schema.columns if c.upper() not in present]
+            # DDL commits any open transaction in Snowflake (docs.snowflake.com/en/sql-reference/
+            # transactions: a DDL statement runs as its own transaction, committing the one that
+            # is open), so every table and file format the load needs is created before BEGIN.
+            cursor.execute(create_target_sql(table, target_columns))
+            self._check_target_columns(cursor, table, target_columns)
+            cursor.execute(add_entity_column_sql(table))
+            self._registry(cursor, domain).create()
             staging = staging_table(table, partition_key)
-            cursor.execute(create_staging_sql(staging, columns))
+            context = context_table(staging)
             try:
+                cursor.execute(create_staging_sql(staging, columns))
+                cursor.execute(create_context_sql(context))
                 try:
                     cursor.execute(copy_staging_sql(staging, self.location(src_uri)))
                 except Exception as exc:
                     raise refuse(f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
-                copied = result_total(cursor, "rows_loaded")
-                figures = self._figures(cursor, domain, f"SELECT * FROM {ident(staging)}", columns)
+                self._fill_context(cursor, domain, context, extract_uri)
+                own = own_rows_sql(staging, context, domain.schema.unique_id)
+                figures = self._figures(cursor, domain, own, columns)
                 if not figures["rows"]:
                     raise refuse("has no rows")
-                if not accept(figures):
-                    return LoadResult(rows=0, table=table, figures=figures, replaced=False)
-                self._replace_partition(cursor, table, staging, columns, partition_key, copied)
+                identity, replaced = self._replace_partition(cursor, domain, partition_key, run_id, columns,
+                                                             staging, context, figures, accept)
             finally:
-                # A staging table left behind by a killed load is TRANSIENT and holds one output.
-                with suppress(Exception):
-                    cursor.execute(f"DROP TABLE IF EXISTS {ident(staging)}")
-        return LoadResult(rows=copied, table=table, figures=figures, replaced=True)
+                # Tables left behind by a killed load are TRANSIENT and hold one output.
+                for leftover in (staging, context):
+                    with suppress(Exception):
+                        cursor.execute(f"DROP TABLE IF EXISTS {ident(leftover)}")
+        return LoadResult(rows=figures["rows"] if replaced else 0, table=table, figures=figures, replaced=replaced,
+                          identity=identity)
+
+    def _registry(self, cursor, domain: Domain) -> registry.Registry:
+        """The domain's registry on this cursor; the catalogue spells its tables in upper case."""
+        def execute(sql: str, params: dict):
+            # No parameters, no pyformat interpolation: a statement is sent as written.
+            cursor.execute(sql, params or None)
+            return cursor
+
+        return registry.Registry(SNOWFLAKE, domain, execute, domain.target.table, PARTITION_COLUMN, str.upper)
+
+    def _context_files(self, extract_uri: str) -> list[str]:
+        """The extract's context files (layout.CONTEXT_FILE_PATTERN), listed, never read."""
+        if not extract_uri:
+            return []
+        return [f for f in self.object_store.list_files(extract_uri)
+                if re.fullmatch(layout.CONTEXT_FILE_PATTERN, f.rsplit("/", 1)[-1])]
+
+    def _fill_context(self, cursor, domain: Domain, context: str, extract_uri: str) -> None:
+        """The load's context table gets the ids of the context records the extract at
+        `extract_uri` gave the job, read by Snowflake over the stage."""
+        if self._context_files(extract_uri):
+            cursor.execute(parquet_format_sql())
+            cursor.execute(fill_context_sql(context, self.location(extract_uri), domain.schema.unique_id))
 
     def _output_columns(self, cursor, domain: Domain, src_uri: str, refuse) -> list[str]:
         columns = self._output_header(cursor, domain, self.location(src_uri))
@@ -448,7 +589,7 @@ class SnowflakeWarehouse(Warehouse):
         missing = [c for c in (domain.schema.unique_id, "MatchID") if c.upper() not in {h.upper() for h in columns}]
         if missing:
             raise refuse(f"lacks the columns {missing}")
-        reserved = {PARTITION_COLUMN, LOADED_AT_COLUMN} & {c.upper() for c in columns}
+        reserved = {PARTITION_COLUMN, LOADED_AT_COLUMN, ENTITY_COLUMN} & {c.upper() for c in columns}
         if reserved:
             raise ValueError(f"{src_uri}: match output columns {sorted(reserved)} clash with the load's own columns")
         for column in columns:
@@ -456,6 +597,8 @@ class SnowflakeWarehouse(Warehouse):
         return columns
 
     def _check_target_columns(self, cursor, table: str, columns: list[str]) -> None:
+        """An existing target must have the output's columns and the schema's (the registry's
+        blocking keys read them): said before anything is staged, never a failure mid-load."""
         cursor.execute(COLUMNS_SQL, {"name": table.upper()})
         existing = {row[0].upper() for row in cursor.fetchall()}
         missing = [c for c in columns if c.upper() not in existing]
@@ -465,27 +608,41 @@ class SnowflakeWarehouse(Warehouse):
                 "add them (ALTER TABLE ... ADD COLUMN ... VARCHAR) or drop the table to have it recreated"
             )
 
-    def _replace_partition(self, cursor, table, staging, columns, partition_key, copied: int) -> None:
-        """Swap the partition's rows for the staged ones, in one transaction."""
-        key = {"partition_key": partition_key}
+    def _replace_partition(self, cursor, domain: Domain, partition_key: str, run_id: str, columns: list[str],
+                           staging: str, context: str, figures: dict, accept) -> tuple:
+        """In one transaction: take the domain's registry lock (`registry.lock_sql`, first, so
+        loads of a domain take turns), swap the partition's rows for its own staged ones, apply
+        the whole job's groups (context rows included) to the registry, then commit only if
+        `accept({**figures, "identity": ...})`. Returns (IdentityFigures, committed)."""
+        table, key = domain.target.table, {"partition_key": partition_key}
         cursor.execute("BEGIN")
         try:
+            cursor.execute(registry.lock_sql(SNOWFLAKE, domain), {"run": run_id})
             cursor.execute(delete_partition_sql(table), key)
-            cursor.execute(insert_sql(table, staging, columns), key)
-            if cursor.rowcount != copied:
-                raise RuntimeError(f"staged {copied} rows in {staging} but inserted {cursor.rowcount}")
+            cursor.execute(insert_sql(table, own_rows_sql(staging, context, domain.schema.unique_id), columns), key)
+            # The insert's own count against the staged own rows `accept` judges.
+            if cursor.rowcount != figures["rows"]:
+                raise RuntimeError(f"staged {figures['rows']} own rows in {staging} but inserted {cursor.rowcount}")
+            identity = self._registry(cursor, domain).apply(partition_key, run_id, f"SELECT * FROM {ident(staging)}",
+                                                            f"SELECT RECORD_ID AS record_id FROM {ident(context)}")
+            if not accept({**figures, "identity": identity}):
+                cursor.execute("ROLLBACK")
+                return identity, False
             cursor.execute("COMMIT")
         except BaseException:
             cursor.execute("ROLLBACK")
             raise
+        return identity, True
 
     # --- the matched stage's figures -------------------------------------------------------------
 
-    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str) -> dict:
+    def match_output_figures(self, domain: Domain, output_uri: str, error_uri: str, extract_uri: str = "") -> dict:
         output, errors = self.location(output_uri), self.location(error_uri)
         threshold = domain.dq.min_confidence.threshold if domain.ml_matching else None
+        # The extract's stage location when it gave the job context records: they are not counted.
+        context = self.location(extract_uri) if self._context_files(extract_uri) else ""
         with self.connect() as conn:
-            *counts, confidence = self._output_counts(conn.cursor(), domain, output, errors, threshold)
+            *counts, confidence = self._output_counts(conn.cursor(), domain, output, errors, threshold, context)
         return match_figures(*counts, confidence)
 
     def _output_header(self, cursor, domain: Domain, output: str) -> list[str]:
@@ -498,15 +655,24 @@ class SnowflakeWarehouse(Warehouse):
         return [name for name in row if name is not None] if row else []
 
     def _output_counts(self, cursor, domain: Domain, output: str, errors: str,
-                       threshold: float | None) -> tuple:
+                       threshold: float | None, context: str = "") -> tuple:
         """(records, MatchIDs, matched records, rejected rows, `confidence_figures` when a
-        `threshold` is given, else None), counted by Snowflake over the stage."""
+        `threshold` is given, else None), counted by Snowflake over the stage; with `context`
+        (the extract's stage location) the records are the partition's own only."""
         width = len(domain.schema.columns) + SERVICE_COLUMNS
         header = self._output_header(cursor, domain, output) or None
         if header is None:  # no data file: the job wrote no record
             counts = (0, 0, 0)
         elif "MatchID" not in header:
             raise ValueError(f"{output}: no MatchID among the first {width} columns of the output header {header}")
+        elif context and "RecordId" not in header:
+            raise ValueError(f"{output}: no RecordId among the first {width} columns of the output header {header}, "
+                             "so its context records cannot be told apart")
+        elif context:
+            cursor.execute(parquet_format_sql())
+            cursor.execute(output_figures_sql(output, header.index("MatchID") + 1, header.index("RecordId") + 1,
+                                              context, domain.schema.unique_id))
+            counts = cursor.fetchone()
         else:
             cursor.execute(output_figures_sql(output, header.index("MatchID") + 1))
             counts = cursor.fetchone()
@@ -525,6 +691,34 @@ class SnowflakeWarehouse(Warehouse):
             confidence = confidence_figures(header, row)
         cursor.execute(output_rows_sql(errors))
         return (*counts, cursor.fetchone()[0], confidence)
+
+    # --- the entity registry -------------------------------------------------------------------
+
+    def show_entity(self, domain: Domain, ident: str) -> dict:
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            if not self._table_exists(cursor, domain.target.table):
+                return {}
+            return self._registry(cursor, domain).show(ident)
+
+    def rebuild_entities(self, domain: Domain, run_id: str) -> dict:
+        with self.connect() as conn:
+            cursor = conn.cursor()
+            if not self._table_exists(cursor, domain.target.table):
+                return {"partitions": [], "records": 0, "moved": 0, "new": 0}
+            reg = self._registry(cursor, domain)
+            # DDL before BEGIN, as in the load: it would commit the open transaction.
+            reg.create()
+            cursor.execute(add_entity_column_sql(domain.target.table))
+            cursor.execute("BEGIN")
+            try:
+                cursor.execute(registry.lock_sql(SNOWFLAKE, domain), {"run": run_id})
+                moved = reg.rebuild(run_id)
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+        return moved
 
     # --- inspection ----------------------------------------------------------------------------
 
@@ -561,7 +755,8 @@ class SnowflakeWarehouse(Warehouse):
         name_at, url_at = _column(cursor, "name"), _column(cursor, "url")
         urls = [row[url_at] for row in cursor.fetchall() if row[name_at].upper() == name]
         if not urls:
-            return [f"stage {self.stage} does not exist in {self.database}.{self.schema_name} or is not visible to the role"]
+            return [f"stage {self.stage} does not exist in {self.database}.{self.schema_name} "
+                    "or is not visible to the role"]
         url = urls[0]
         if url.rstrip("/") != self.stage_url.rstrip("/"):
             return [f"stage {self.stage} points at {url}, not at SNOWFLAKE_STAGE_URL={self.stage_url}"]

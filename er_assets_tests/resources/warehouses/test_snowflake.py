@@ -1,15 +1,18 @@
 """The Snowflake warehouse's real SQL, run through fakesnow (DuckDB underneath, in-process).
 
 fakesnow executes COPY INTO <table> from a `file://` stage, transactions and
-information_schema, but cannot unload (COPY INTO @stage). The unload statement is therefore
-checked by parsing it with sqlglot's Snowflake dialect and against a snapshot, and
-`FakesnowWarehouse` below replaces only the statement that fakesnow cannot run.
+information_schema, but cannot unload (COPY INTO @stage) nor query staged files. Those
+statements (the slice's and the context records' unloads, the context ids read from the
+extract's parquet, the matched stage's counts) are therefore checked by parsing them with
+sqlglot's Snowflake dialect and against a snapshot, and `FakesnowWarehouse` replaces only them.
+The entity registry's SQL runs through fakesnow (test_registry_snowflake.py) and is parsed here.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -20,6 +23,7 @@ from sqlglot import exp
 from er_assets import layout
 from er_assets.config import load_config
 from er_assets.errors import UpstreamRefused
+from er_assets.resources.warehouses import registry
 from er_assets.resources.warehouses import snowflake as sf
 from er_assets.resources.warehouses.base import SAMPLE_IDS
 from er_assets.resources.warehouses.queries import blank_sql
@@ -122,12 +126,12 @@ def test_load_statement_snapshot_and_parse():
 OUTPUT_URI = f"s3://{BUCKET}/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 FIGURES_SNAPSHOT = (
-    "WITH output_rows AS (SELECT $3 AS m FROM " + OUTPUT
-    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
-    "sizes AS (SELECT m, COUNT(*) AS n FROM output_rows GROUP BY m), "
-    f"assigned AS (SELECT n, NOT {blank_sql('m')} AS assigned FROM sizes) "
-    "SELECT COALESCE(SUM(n), 0), COUNT_IF(assigned), COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN n ELSE 0 END), 0) "
-    "FROM assigned"
+    "WITH output_rows AS (SELECT m, TRUE AS own FROM (SELECT $3 AS m FROM " + OUTPUT
+    + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1)), "
+    "sizes AS (SELECT m, COUNT(*) AS n, COUNT_IF(own) AS own FROM output_rows GROUP BY m), "
+    f"assigned AS (SELECT n, own, NOT {blank_sql('m')} AS assigned FROM sizes) "
+    "SELECT COALESCE(SUM(own), 0), COUNT_IF(assigned AND own > 0), "
+    "COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) FROM assigned"
 )
 
 
@@ -155,6 +159,111 @@ CONFIDENCE_SNAPSHOT = (
     "SELECT COUNT(*), COUNT(c), COUNT_IF(c < %(threshold)s), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "
     "(SELECT ARRAY_AGG(id) WITHIN GROUP (ORDER BY id) FROM samples) FROM matched"
 )
+
+
+EXTRACT = "@ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/run=r1/"
+CONTEXT_PATTERN = "(.*/)?context_[^/]*[.]parquet"
+CONTEXT_IDS_SNAPSHOT = (
+    'SELECT DISTINCT id FROM (SELECT $1:"customer_id"::VARCHAR AS id FROM ' + EXTRACT
+    + f" (FILE_FORMAT => 'ER_EXTRACT_PARQUET', PATTERN => '{CONTEXT_PATTERN}')) WHERE id IS NOT NULL"
+)
+
+
+def test_context_unload_statement_snapshot_and_parse(domain):
+    """The context records unload beside the slice under the `context_` file name prefix, with
+    the slice's column names and types (the Glue table reads both as one); Snowflake names the
+    files it writes there as CONTEXT_FILE_PATTERN and DATA_FILE_PATTERN both match."""
+    location = sf.stage_location(STAGE, f"s3://{BUCKET}/", layout.extract_uri(domain, PARTITION, "r1"))
+    assert location == EXTRACT and layout.CONTEXT_FILE_PATTERN == CONTEXT_PATTERN
+    sql = sf.unload_sql(location + sf.CONTEXT_PREFIX, sf.context_select(domain))
+    columns = ", ".join(f'TO_VARCHAR("{c.upper()}") AS "{c}"' for c in domain.schema.columns)
+    assert sql.startswith(f"COPY INTO '{EXTRACT}context_' FROM (SELECT {columns} FROM (\nWITH new_keys AS (")
+    assert sql.endswith(") FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = 268435456 "
+                        "INCLUDE_QUERY_ID = TRUE")
+    tree = sqlglot.parse_one(sql % {"start": "'2024-03-05'", "end": "'2024-03-06'"}, read="snowflake")
+    assert isinstance(tree, exp.Copy)
+    assert tree.this.name == EXTRACT + "context_"
+    query = tree.args["files"][0].this
+    assert [e.alias for e in query.expressions] == domain.schema.columns
+    read = {t.name for t in tree.find_all(exp.Table)}
+    assert {"CUSTOMERS_SOURCE", "CUSTOMERS_RESOLVED", "CUSTOMERS_RESOLVED_ENTITY_KEYS",
+            "CUSTOMERS_RESOLVED_ENTITY_MEMBERS"} <= read
+    # Snowflake's names: the prefix, then (INCLUDE_QUERY_ID) the query's UUID, then the part.
+    folder = EXTRACT.split("/", 1)[1]
+    for name in ("context_0_0_0.snappy.parquet", "context_01b2c3d4-0602-a1b2-0000-0004a2c6d0e1_0_1_0.snappy.parquet"):
+        assert re.fullmatch(layout.CONTEXT_FILE_PATTERN, folder + name) and layout.is_data_file(folder + name)
+    assert not re.fullmatch(layout.CONTEXT_FILE_PATTERN, folder + "data_01b2c3d4-0602_0_0_0.snappy.parquet")
+
+
+def test_context_id_statements_snapshot_and_parse(domain):
+    """The load's context ids and the matched stage's own counts read the extract's context
+    parquet over the stage (fakesnow cannot): pinned, and parsed as Snowflake SQL."""
+    assert sf.context_ids_select(EXTRACT, "customer_id") == CONTEXT_IDS_SNAPSHOT
+    fill = sf.fill_context_sql("CUSTOMERS_RESOLVED__LOAD_20240305_ab12cd34_CONTEXT", EXTRACT, "customer_id")
+    assert fill == ('INSERT INTO "CUSTOMERS_RESOLVED__LOAD_20240305_AB12CD34_CONTEXT" (RECORD_ID) '
+                    + CONTEXT_IDS_SNAPSHOT)
+    tree = sqlglot.parse_one(fill, read="snowflake")
+    assert isinstance(tree, exp.Insert)
+    assert "GET_PATH($1, 'customer_id')" in tree.sql(dialect="snowflake")  # the parquet column, by its name
+    own = sf.output_figures_sql(OUTPUT, 3, 2, EXTRACT, "customer_id")
+    assert own == (
+        "WITH output_rows AS (SELECT m, own_row AS own FROM (SELECT o.m, c.id IS NULL AS own_row FROM "
+        "(SELECT $3 AS m, $2 AS id FROM " + OUTPUT + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', "
+        "PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1) o "
+        f"LEFT JOIN ({CONTEXT_IDS_SNAPSHOT}) c ON c.id = o.id)), "
+        "sizes AS (SELECT m, COUNT(*) AS n, COUNT_IF(own) AS own FROM output_rows GROUP BY m), "
+        f"assigned AS (SELECT n, own, NOT {blank_sql('m')} AS assigned FROM sizes) "
+        "SELECT COALESCE(SUM(own), 0), COUNT_IF(assigned AND own > 0), "
+        "COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) FROM assigned"
+    )
+    assert isinstance(sqlglot.parse_one(own, read="snowflake"), exp.Select)
+    for ddl, kind in ((sf.parquet_format_sql(), exp.Create),
+                      (sf.add_entity_column_sql("customers_resolved"), exp.Alter)):
+        assert isinstance(sqlglot.parse_one(ddl, read="snowflake"), kind)
+    with pytest.raises(sf.UnsafeIdentifier):
+        sf.context_ids_select(EXTRACT, 'id"; DROP TABLE x; --')
+
+
+def _registry_statements(domain) -> list[str]:
+    """Every statement the registry sends Snowflake in a load (and the extract's context query)."""
+    dialect, table, part = sf.SNOWFLAKE, domain.target.table, sf.PARTITION_COLUMN
+    staged, context = 'SELECT * FROM "STAGED"', 'SELECT RECORD_ID AS record_id FROM "STAGED_CONTEXT"'
+    return [*registry.create_sql(dialect, domain), registry.lock_sql(dialect, domain),
+            *registry._groups_sql(dialect, domain, staged, context, table, part), *registry._undo_sql(dialect, domain),
+            registry._assign_sql(dialect, domain), *registry._step_sql(dialect, domain),
+            *registry._target_sql(dialect, domain, table, part),
+            *registry.figures_sql(dialect, domain, table, part).values(), sf.context_select(domain)]
+
+
+def _bound(sql: str) -> str:
+    """As the connector sends it: pyformat parameters bound client-side, as quoted literals."""
+    return re.sub(r"%\((\w+)\)s", r"'\1'", sql)
+
+
+def test_registry_statements_bind_and_parse_as_snowflake_sql(domain):
+    """The registry's statements, rendered for Snowflake: no `%` but the bound parameters (the
+    connector formats the text with Python's %), every identifier upper-cased and quoted, and
+    each parses as Snowflake SQL (fakesnow runs them, in test_registry_snowflake.py)."""
+    for sql in _registry_statements(domain):
+        assert "%" not in re.sub(r"%\(\w+\)s", "", sql), sql
+        tree = sqlglot.parse_one(_bound(sql), read="snowflake")
+        ctes = {c.alias for c in tree.find_all(exp.CTE)}
+        assert all(t.name == t.name.upper() for t in tree.find_all(exp.Table) if t.name not in ctes), sql
+
+
+def test_registry_statements_use_only_subqueries_snowflake_supports(domain):
+    """Snowflake ("Subquery operators"): correlated EXISTS and IN subqueries are supported only
+    in a WHERE clause. fakesnow (DuckDB) runs the others, so this is checked on the parse."""
+    misplaced = []
+    for sql in _registry_statements(domain):
+        for node in sqlglot.parse_one(_bound(sql), read="snowflake").find_all(exp.Exists, exp.In):
+            query = node.find(exp.Select) if isinstance(node, exp.Exists) else node.args.get("query")
+            if query is None or node.find_ancestor(exp.Where) is not None:
+                continue
+            inner = {t.alias_or_name for t in query.find_all(exp.Table)} | {c.alias for c in query.find_all(exp.CTE)}
+            if {c.table for c in query.find_all(exp.Column) if c.table} - inner:
+                misplaced.append(node.sql(dialect="snowflake"))
+    assert misplaced == []
 
 
 def test_confidence_statement_snapshot_and_parse():
@@ -258,13 +367,17 @@ def test_load_twice_leaves_one_copy_of_the_partition(domain, objects):
         assert rows_of(conn, "customers_resolved", PARTITION) == expected
         assert [r[0] for r in rows_of(conn, "customers_resolved", "2024-03-04")] == ["C9"]  # untouched
 
-        # The staging tables are gone; the target has the output's columns plus the load's two.
+        # The staging and context-id tables are gone, the registry's stay; the target has the
+        # output's columns plus the load's three.
         cursor = conn.cursor()
         cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'PUBLIC'")
-        assert sorted(r[0].upper() for r in cursor.fetchall()) == ["CUSTOMERS_RESOLVED"]
+        registry_tables = [f"CUSTOMERS_RESOLVED_ENTITY_{t}" for t in ("EVENTS", "GROUPS", "KEYS", "LOCK", "MEMBERS",
+                                                                      "PLAN")]
+        assert sorted(r[0].upper() for r in cursor.fetchall()) == ["CUSTOMERS_RESOLVED", *registry_tables]
         cursor.execute(sf.COLUMNS_SQL, {"name": "CUSTOMERS_RESOLVED"})
         columns = {r[0].upper() for r in cursor.fetchall()}
-        assert {"INPUTSOURCEARN", "RECORDID", "MATCHID", "MATCHRULE", "CUSTOMER_ID", "PARTITION_KEY", "LOADED_AT"} <= columns
+        assert {"INPUTSOURCEARN", "RECORDID", "MATCHID", "MATCHRULE", "CUSTOMER_ID", "PARTITION_KEY", "LOADED_AT",
+                "ENTITY_ID"} <= columns
 
 
 def test_load_in_several_files_counts_rows_from_copy(domain, objects):
@@ -285,7 +398,8 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
         # The INSERT fails after the DELETE has run inside the transaction.
         executed = []
         real_insert = sf.insert_sql
-        monkeypatch.setattr(sf, "insert_sql", lambda *a: executed.append("insert") or real_insert(*a) + " WHERE NO_SUCH_COLUMN = 1")
+        monkeypatch.setattr(sf, "insert_sql",
+                            lambda *a: executed.append("insert") or real_insert(*a) + " WHERE NO_SUCH_COLUMN = 1")
         real_delete = sf.delete_partition_sql
         monkeypatch.setattr(sf, "delete_partition_sql", lambda *a: executed.append("delete") or real_delete(*a))
         with pytest.raises(Exception, match="(?i)no_such_column"):
@@ -318,7 +432,8 @@ def test_missing_empty_or_unreadable_output_is_refused_and_the_partition_untouch
         # Snowflake copies 0 rows from a header-only file; fakesnow fails that COPY instead.
         for uri, why in [(missing, "has no data files"), (header_only, "(has no rows|cannot be read)"),
                          (truncated, "cannot be read")]:
-            with pytest.raises(UpstreamRefused, match=f"{why}.*partition {PARTITION} of customers_resolved left untouched"):
+            untouched = f"{why}.*partition {PARTITION} of customers_resolved left untouched"
+            with pytest.raises(UpstreamRefused, match=untouched):
                 wh.load_matches(domain, PARTITION, uri, accept_all)
             assert rows_of(conn, "customers_resolved", PARTITION) == before
 
@@ -384,12 +499,14 @@ def test_extract_profile_and_files(domain, objects):
         {**base, "customer_id": "C7", "email": "ann at example", "phone": None, "load_date": day},
     ]
     # Left by an earlier attempt of the same run (a retried step) with more parts than this one.
-    stale = objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/run=r1/data_9_9_9.snappy.parquet"
+    stale = (objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/run=r1"
+             / "data_9_9_9.snappy.parquet")
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left by a larger earlier run")
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
-        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1), layout.extract_uri(domain, PARTITION, "r1"))
+        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
+                                                   layout.extract_uri(domain, PARTITION, "r1"))
     assert result.profile == {
         "rows": 6, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
         "null_counts": {"customer_id": 1, "last_name": 1},
@@ -490,7 +607,8 @@ def test_blank_means_blank_in_every_script_in_both_warehouses(domain, objects, t
     """Ids and required values of only Unicode white space or zero-width characters are empty
     to required_fields and unique_ids, in the DuckDB and the Snowflake SQL alike; a name in
     any script, even with a zero-width joiner inside, is not."""
-    names = ["سارة", "כהן", "Ngô", "میر\u200cزاده", "王"]  # Arabic, Hebrew, Vietnamese, Persian with ZWNJ, Chinese
+    # Arabic, Hebrew, Vietnamese, Persian with ZWNJ, Chinese
+    names = ["سارة", "כהן", "Ngô", "میر\u200cزاده", "王"]
 
     def blanks_and_names(con):
         ids = [r[0] for r in con.execute("SELECT customer_id FROM customers_source ORDER BY 1").fetchall()]
