@@ -206,3 +206,14 @@ def test_blocking_keys_follow_the_rules_and_ignore_case_and_punctuation(con, con
     # Record 2 has no address: no name_address key; its email and name+phone keys equal record 1's.
     assert {k.split(":")[0] for k in by_record["2"]} == {"email_match", "name_phone_match"}
     assert by_record["2"] <= by_record["1"]
+
+
+def test_show_follows_a_merge_to_the_current_entity(con, reg):
+    load(con, reg, "2026-01-01", {"m1": "a b", "m2": "c"})
+    known = entities(con)
+    load(con, reg, "2026-01-02", {"x": "d a c"}, context="a c")
+    shown = reg.show(known["c"])
+    assert shown["entity_id"] == known["a"] and shown["merged_from_trail"] == [known["c"]]
+    assert {r["record_id"] for r in shown["rows"]} == set("abcd") and shown["records"] == 4
+    assert {e["event"] for e in shown["events"]} == {"created", "absorbed", "merged"}
+    assert reg.show("d")["entity_id"] == known["a"]
