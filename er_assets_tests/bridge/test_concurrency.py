@@ -8,6 +8,7 @@ rather than lucky, most tests hold that lock themselves while the bridges start.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from autosys_bridge import cli
 from er_assets import exit_codes
 from er_assets.emulator.faults import FAULTS_ENV
 from er_assets.errors import ServiceUnavailable
@@ -173,3 +175,20 @@ def test_a_three_partition_backfill_through_dagster_runs_at_once_and_succeeds(co
         stats = [instance.get_run_stats(r.run_id) for r in runs]
         assert sum(1 for a in stats for b in stats if a is not b and a.start_time < b.end_time and b.start_time < a.end_time)
     assert target(local_env) == (900, 900)
+    # Loads of a domain take turns on the entity registry, whatever order they came in: replaying
+    # the three partitions in order from scratch moves no entity id.
+    ids = entity_ids(local_env)
+    assert len(ids) == 900 and None not in {e for _, e in ids}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["entities", "rebuild", "customers"]) == exit_codes.OK
+    assert "replayed 3 partitions (2026-11-26 to 2026-11-28); 900 records, 0 changed entity" in out.getvalue()
+    assert entity_ids(local_env) == ids
+
+
+def entity_ids(local_env):
+    con = duckdb.connect(str(local_env / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT customer_id, entity_id FROM customers_resolved ORDER BY 1").fetchall()
+    finally:
+        con.close()
