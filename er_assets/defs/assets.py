@@ -355,6 +355,7 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
     override.update(gate.enforce_lineage(context, domain, "matched", upstream["extract_run_id"],
                                          _extract_id(extracted, extract_run), config))
     results = []
+    churn = earlier_values(context.instance, _key(domain, "loaded"), domain, partition, "entity_churn_rate")
 
     def accept(staged: dict) -> bool:
         interrupts.check()  # the last moment before the commit: a run signalled meanwhile swaps nothing
@@ -362,7 +363,7 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
                                            upstream.get("match_ids"))
         results.append(checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"),
                                             staged["non_empty"]))
-        results.extend(checks.identity_results(domain, staged["identity"]))
+        results.extend(checks.identity_results(domain, staged["identity"], churn))
         return not checks.blocking_failures(results)
 
     result = warehouse.load_matches(domain, partition, upstream["output_uri"], accept, extracted["uri"],

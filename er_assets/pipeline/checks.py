@@ -323,22 +323,27 @@ def no_value_loss(domain: Domain, extracted: dict[str, int] | None, loaded: dict
                    loaded_non_empty=loaded, threshold=0)
 
 
-def identity_results(domain: Domain, identity) -> list[dg.AssetCheckResult]:
+def identity_results(domain: Domain, identity, history: dict[str, float] | None = None) -> list[dg.AssetCheckResult]:
     """The entity registry's checks, judged inside the load's transaction on what applying the
-    partition did (`registry.IdentityFigures`): when one blocks, target and registry roll back."""
-    wanted = domain.identity
-    churn_rate = _percent(identity.churn, identity.records)
+    partition did (`base.IdentityFigures`): when one blocks, target and registry roll back.
+    `history`: earlier partitions' churn rates, the baseline the churn is shown against (a
+    quiet registry's median is 0, so the limit itself is absolute: identity.max_churn_rate)."""
+    wanted, history = domain.identity, history or {}
+    rate = identity.churn_rate
     oversized = [{"entity_id": e, "records": n} for e, n in identity.oversized]
+    median = statistics.median(history.values()) if history else None
+    baseline = (f"; the trailing median of {len(history)} earlier partitions is {median:g}%" if history
+                else "; no earlier partition to compare with")
     return [
         _result(domain, "entity_assigned", identity.records > 0 and identity.without_entity == 0,
                 f"{identity.records - identity.without_entity} of {identity.records} records of the partition have "
                 f"an entity id", observed=identity.without_entity, threshold=0, records=identity.records),
-        _result(domain, "entity_churn", churn_rate <= wanted.max_churn_rate,
-                f"{identity.churn} known records moved to another entity ({churn_rate}% of the partition's "
-                f"{identity.records}; at most {wanted.max_churn_rate}%, identity.max_churn_rate): "
+        _result(domain, "entity_churn", rate <= wanted.max_churn_rate,
+                f"{identity.churn} known records moved to another entity ({rate}% of the partition's "
+                f"{identity.records}; at most {wanted.max_churn_rate}%, identity.max_churn_rate){baseline}: "
                 f"{identity.merged} entities merged into another, {identity.split} split",
-                observed=churn_rate, threshold=wanted.max_churn_rate, churned_records=identity.churn,
-                entities_merged=identity.merged, entities_split=identity.split),
+                observed=rate, threshold=wanted.max_churn_rate, churned_records=identity.churn,
+                entities_merged=identity.merged, entities_split=identity.split, history=history, median=median),
         _result(domain, "oversized_entities", not oversized,
                 (f"{len(oversized)} entities hold more than {wanted.max_entity_size} records "
                  f"(identity.max_entity_size), the largest {oversized[0]['entity_id']} with "

@@ -151,10 +151,16 @@ class IdentityFigures:
     replayed: tuple[str, ...]  # later partitions replayed after this one
     oversized: tuple[tuple[str, int], ...]
 
+    @property
+    def churn_rate(self) -> float:
+        """Known records moved, in percent of the partition's records."""
+        return round(100.0 * self.churn / self.records, 2) if self.records else 0.0
+
     def metadata(self) -> dict:
         return {"entities_created": self.created, "records_absorbed": self.absorbed_records,
                 "entities_merged": self.merged, "entities_split": self.split, "entity_churn": self.churn,
-                "records_without_entity": self.without_entity, "replayed_partitions": list(self.replayed)}
+                "entity_churn_rate": self.churn_rate, "records_without_entity": self.without_entity,
+                "replayed_partitions": list(self.replayed)}
 
 
 @dataclass(frozen=True)
