@@ -50,7 +50,8 @@ NOT_TEXT_TYPES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT")
 # DuckDB's fragments of the shared queries.
 DUCKDB = queries.Dialect(ident=quote, text="CAST({} AS VARCHAR)", full_match="regexp_full_match", param="${}",
                          ordered_array="LIST(id ORDER BY id)",
-                         strip="regexp_replace({}, '[[:space:][:punct:]]', '', 'g')")
+                         strip="regexp_replace({}, '[[:space:][:punct:]]', '', 'g')",
+                         hash="CAST(hash({}) >> 1 AS BIGINT)")  # an unsigned 64-bit value: halved to fit
 # The extract's slice, a view of the connection (`_slice_view`); the staged match rows, temp
 # tables: the partition's own records (`staged`), and the whole job output with the context
 # records the extract added (`staged_job`), whose ids are in `context_ids`.

@@ -37,7 +37,9 @@ class Dialect:
     expression or the parameter's name; `full_match`: a function of (value, pattern) true when
     the whole value matches; `ordered_array`: an aggregate of the column `id`, ordered by it;
     `strip`: a format string deleting ASCII white space and punctuation from `{}` everywhere in
-    it (DuckDB's regexp_replace needs the 'g' flag, Snowflake's replaces every occurrence)."""
+    it (DuckDB's regexp_replace needs the 'g' flag, Snowflake's replaces every occurrence);
+    `hash`: a 64-bit hash of `{}` as a BIGINT (each engine's own function: compared only within
+    one warehouse)."""
 
     ident: Callable[[str], str]
     text: str
@@ -45,6 +47,7 @@ class Dialect:
     param: str
     ordered_array: str
     strip: str
+    hash: str
 
     def column_text(self, column: str) -> str:
         return self.text.format(self.ident(column))

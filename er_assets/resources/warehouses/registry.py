@@ -12,8 +12,10 @@ record (keyed by its unique id) a durable `entity_id` that follows membership, n
 - `<target>_ENTITY_EVENTS`: created, absorbed (new records joined a known entity), merged (the
   loser points at the winner in `other_entity_id`), split (records moved from `entity_id` to
   `other_entity_id`), each with its partition, run and number of records.
-- `<target>_ENTITY_KEYS`: per loaded record version its blocking keys, so the next extract
-  finds the known entities its records could match without re-reading the target.
+- `<target>_ENTITY_KEYS`: per loaded record version the hashes of its blocking keys, so the
+  next extract finds the known entities its records could match without re-reading the
+  target (a 64-bit hash joins several times faster than the text over millions of rows; a
+  collision only offers one more candidate as context).
 - `<target>_ENTITY_PLAN`: one load's changes while it runs (rows keyed by the run).
 
 Applying a partition (`Registry.apply`), all in bulk SQL inside the load's transaction:
@@ -84,7 +86,7 @@ def create_sql(dialect: Dialect, domain: Domain) -> list[str]:
         "from_run VARCHAR, until_partition VARCHAR, until_run VARCHAR)",
         f"CREATE TABLE IF NOT EXISTS {q(t.events)} (partition_key VARCHAR, run_id VARCHAR, event VARCHAR, "
         f"entity_id VARCHAR, other_entity_id VARCHAR, records BIGINT, recorded_at TIMESTAMP)",
-        f"CREATE TABLE IF NOT EXISTS {q(t.keys)} (partition_key VARCHAR, record_id VARCHAR, block_key VARCHAR)",
+        f"CREATE TABLE IF NOT EXISTS {q(t.keys)} (partition_key VARCHAR, record_id VARCHAR, block_hash BIGINT)",
         f"CREATE TABLE IF NOT EXISTS {q(t.plan)} (run_id VARCHAR, step VARCHAR, record_id VARCHAR, "
         "old_entity VARCHAR, new_entity VARCHAR, kind VARCHAR)",
         f"CREATE TABLE IF NOT EXISTS {q(t.lock)} (domain VARCHAR, held_by VARCHAR)",
@@ -163,10 +165,13 @@ def context_sql(dialect: Dialect, domain: Domain, slice_rows: str, target: str, 
     selected = ", ".join(q(c) if _has(columns, [c]) else f"CAST(NULL AS VARCHAR) AS {q(c)}"
                          for c in domain.schema.columns)
     return f"""
-WITH new_keys AS (SELECT DISTINCT block_key FROM ({keys_select(dialect, domain, slice_rows, columns)})),
+WITH new_keys AS (
+    SELECT DISTINCT {dialect.hash.format('block_key')} AS block_hash
+    FROM ({keys_select(dialect, domain, slice_rows, columns)})
+),
 candidates AS (
     SELECT DISTINCT m.entity_id FROM {q(t.keys)} k
-    JOIN new_keys n ON n.block_key = k.block_key
+    JOIN new_keys n ON n.block_hash = k.block_hash
     JOIN {q(t.members)} m ON m.record_id = k.record_id AND m.until_partition IS NULL
 ),
 records AS (
@@ -205,9 +210,13 @@ home AS (
     SELECT o.entity_id, o.grp FROM overlap o JOIN anchors a ON a.grp = o.grp
     QUALIFY ROW_NUMBER() OVER (PARTITION BY o.entity_id ORDER BY o.n DESC, a.anchor) = 1
 ),
+touched AS (  -- the membership of the known entities in the job, read once
+    SELECT record_id, entity_id, from_partition, until_partition FROM {q(t.members)}
+    WHERE entity_id IN (SELECT entity_id FROM home)
+),
 sizes AS (
     SELECT entity_id, COUNT_IF(until_partition IS NULL) AS size, MIN(from_partition) AS since
-    FROM {q(t.members)} WHERE entity_id IN (SELECT entity_id FROM home) GROUP BY entity_id
+    FROM touched GROUP BY entity_id
 ),
 ranked AS (
     SELECT h.grp, h.entity_id,
@@ -230,7 +239,7 @@ changes AS (
     WHERE j.prior IS NULL OR j.prior <> e.entity_id
     UNION ALL
     SELECT m.record_id, m.entity_id, l.winner, FALSE
-    FROM {q(t.members)} m JOIN losers l ON l.loser = m.entity_id
+    FROM touched m JOIN losers l ON l.loser = m.entity_id
     WHERE m.until_partition IS NULL AND NOT EXISTS (SELECT 1 FROM job j WHERE j.record_id = m.record_id)
 )
 SELECT {p('run')}, {p('partition')}, c.record_id, c.old_entity, c.new_entity,
@@ -292,7 +301,8 @@ def _groups_sql(dialect: Dialect, domain: Domain, staged: str, context: str, tar
         f"FROM ({staged}) s LEFT JOIN (SELECT DISTINCT record_id FROM ({context})) c "
         f"ON c.record_id = {dialect.text.format('s.' + q(domain.schema.unique_id))}",
         f"DELETE FROM {q(t.keys)} WHERE partition_key = {p('partition')}",
-        f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_key) SELECT {p('partition')}, record_id, block_key "
+        f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_hash) "
+        f"SELECT {p('partition')}, record_id, {dialect.hash.format('block_key')} "
         f"FROM ({keys_select(dialect, domain, own_rows, columns)})",
     ]
 
@@ -309,7 +319,9 @@ def _target_sql(dialect: Dialect, domain: Domain, target: str, partition_column:
         "AND m.until_partition IS NULL",
         f"UPDATE {q(target)} SET entity_id = m.entity_id FROM {current} "
         f"WHERE m.until_partition IS NULL AND m.record_id = {q(target)}.{uid} "
-        f"AND m.record_id IN (SELECT record_id FROM {q(t.plan)} WHERE run_id = {p('run')}) "
+        # The partition's new records are its own: the first statement wrote them.
+        f"AND m.record_id IN (SELECT record_id FROM {q(t.plan)} WHERE run_id = {p('run')} "
+        f"AND (old_entity IS NOT NULL OR step <> {p('partition')})) "
         f"AND {q(target)}.entity_id IS DISTINCT FROM m.entity_id",
     ]
 
@@ -390,8 +402,8 @@ class Registry:
                        f"(SELECT partition_key FROM {q(t.keys)}) ORDER BY 1"
         for (partition,) in self.execute(without_keys, {}).fetchall():
             rows = f"SELECT * FROM {q(self.target)} WHERE {part} = {d.param.format('partition')}"
-            self.execute(f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_key) "
-                         f"SELECT {d.param.format('partition')}, record_id, block_key "
+            self.execute(f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_hash) "
+                         f"SELECT {d.param.format('partition')}, record_id, {d.hash.format('block_key')} "
                          f"FROM ({keys_select(d, self.domain, rows, self._columns(self.target))})",
                          {"partition": partition})
         first = self.execute(f"SELECT MIN(partition_key) FROM {q(t.groups)}", {}).fetchone()[0]

@@ -84,7 +84,10 @@ def ident(name: str) -> str:
 # DuckDB's regexp_full_match.
 SNOWFLAKE = queries.Dialect(ident=ident, text="TO_VARCHAR({})", full_match="REGEXP_LIKE", param="%({})s",
                             ordered_array="ARRAY_AGG(id) WITHIN GROUP (ORDER BY id)",
-                            strip="REGEXP_REPLACE({}, '[[:space:][:punct:]]', '')")
+                            strip="REGEXP_REPLACE({}, '[[:space:][:punct:]]', '')",
+                            # HASH is a signed 64-bit number; the modulo keeps fakesnow's
+                            # (DuckDB's unsigned) hash within BIGINT too.
+                            hash="MOD(HASH({}), 9223372036854775807)")
 
 
 def object_name(name: str) -> str:

@@ -218,5 +218,6 @@ def test_no_warehouse_spells_a_measuring_query_of_its_own():
     written in one of them would be a query kept in step by hand again."""
     folder = Path(queries.__file__).parent
     for name in ("local.py", "snowflake.py"):
-        text = (folder / name).read_text()
+        # The dialect's own fragments (`hash="..."`) are what a warehouse is meant to spell.
+        text = re.sub(r'\bhash="[^"]*"', "", (folder / name).read_text())
         assert not re.search(r"count_if|COUNT\(DISTINCT|TRANSLATE\(|HASH\(|information_schema", text, re.IGNORECASE), name

@@ -314,8 +314,8 @@ def test_context_and_keys_render_alike_in_duckdb_and_snowflake(domain, objects):
                                 for c in columns)
             con_execute(f"INSERT INTO {quote_table('slice')} VALUES ({literal})")
         known_keys = registry.keys_select(dialect, domain, f"SELECT * FROM {ident(target)}")
-        con_execute(f"INSERT INTO {ident(tables.keys)} (partition_key, record_id, block_key) SELECT '{P1}', "
-                    f"record_id, block_key FROM ({known_keys})")
+        con_execute(f"INSERT INTO {ident(tables.keys)} (partition_key, record_id, block_hash) SELECT '{P1}', "
+                    f"record_id, {dialect.hash.format('block_key')} FROM ({known_keys})")
         slice_select = f"SELECT * FROM {quote_table('slice')}"
         keys = set(con_execute(registry.keys_select(dialect, domain, slice_select)).fetchall())
         candidates = {r[0] for r in con_execute(registry.context_sql(dialect, domain, slice_select, target,
