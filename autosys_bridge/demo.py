@@ -27,7 +27,7 @@ DEFAULT_RECORDS = {"customers": 1_500, "products": 3_000, "vendors": 2_000}
 # Planted defects by position from the newest partition (-1): the newest stays clean, and each
 # has enough passing partitions before it for the anomaly checks to judge.
 DEFECTS = {
-    "daily": {-18: "missing_feed", -10: "null_required", -4: "volume_spike"},
+    "daily": {-18: "missing_feed", -10: "null_required", -7: "glue_value", -4: "volume_spike"},
     "weekly": {-3: "volume_drop"},
     "monthly": {-2: "duplicate_ids"},
 }
@@ -36,11 +36,11 @@ WEEKEND = 0.7  # daily volume on Saturdays and Sundays
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def volume(domain, partition: str, base: int) -> int:
+def volume(domain, partition: str, base: int, quiet_weekend: bool = True) -> int:
     """Records in a partition: the base volume, quieter on weekends for daily domains, +/- 10%
     noise. Deterministic per (domain, partition), so a re-seed gives the same figures."""
     day = dt.date.fromisoformat(partition)
-    weekend = WEEKEND if domain.schedule.cadence == "daily" and day.weekday() >= 5 else 1.0
+    weekend = WEEKEND if quiet_weekend and domain.schedule.cadence == "daily" and day.weekday() >= 5 else 1.0
     noise = random.Random(f"{domain.name}:{partition}").uniform(0.9, 1.1)
     return round(base * weekend * noise)
 
@@ -150,7 +150,9 @@ def plan(config, args) -> list[tuple]:
         base = args.records or DEFAULT_RECORDS.get(name, 1_000)
         for position, key in enumerate(keys):
             defect = defects.get(position - len(keys))
-            work.append((domain, key, volume(domain, key, base), defect))
+            # The glued records must stay a minority of the partition, or the match-rate checks
+            # block it before the load's oversized_entities does: never a quiet weekend's volume.
+            work.append((domain, key, volume(domain, key, base, quiet_weekend=defect != "glue_value"), defect))
     return work
 
 

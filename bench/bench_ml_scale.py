@@ -61,11 +61,11 @@ def quality(source: Path, out: Path) -> tuple[float, float]:
     con = duckdb.connect()
     correct, found, truth = con.execute(
         """
-        WITH j AS (SELECT entity_id, MatchID FROM read_parquet($source) s
+        WITH j AS (SELECT true_entity, MatchID FROM read_parquet($source) s
                    JOIN read_csv($out, all_varchar = true) o ON o.RecordId = s.customer_id)
-        SELECT (SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM j GROUP BY MatchID, entity_id)),
+        SELECT (SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM j GROUP BY MatchID, true_entity)),
                (SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM j GROUP BY MatchID)),
-               (SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM j GROUP BY entity_id))
+               (SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM j GROUP BY true_entity))
         """,
         {"source": str(source), "out": str(out / "success" / "*.csv")},
     ).fetchone()

@@ -63,12 +63,12 @@ def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instanc
     # MatchIDs group the seeded duplicates: most true entities land in exactly one group,
     # and almost no group mixes two entities.
     split, impure, entities = query("""
-        WITH j AS (SELECT r."MatchID", s.entity_id FROM customers_resolved r JOIN customers_source s USING (customer_id))
-        SELECT (SELECT count(*) FROM (SELECT entity_id FROM j GROUP BY 1 HAVING count(DISTINCT "MatchID") > 1)),
-               (SELECT count(*) FROM (SELECT "MatchID" FROM j GROUP BY 1 HAVING count(DISTINCT entity_id) > 1)),
-               (SELECT count(DISTINCT entity_id) FROM j)""")[0]
+        WITH j AS (SELECT r."MatchID", s.true_entity FROM customers_resolved r JOIN customers_source s USING (customer_id))
+        SELECT (SELECT count(*) FROM (SELECT true_entity FROM j GROUP BY 1 HAVING count(DISTINCT "MatchID") > 1)),
+               (SELECT count(*) FROM (SELECT "MatchID" FROM j GROUP BY 1 HAVING count(DISTINCT true_entity) > 1)),
+               (SELECT count(DISTINCT true_entity) FROM j)""")[0]
     assert split / entities < 0.05 and impure / entities < 0.01
-    duplicated_entities = query("""SELECT count(*) FROM (SELECT entity_id FROM customers_source
+    duplicated_entities = query("""SELECT count(*) FROM (SELECT true_entity FROM customers_source
                                    WHERE load_date = DATE '2026-11-28' GROUP BY 1 HAVING count(*) > 1)""")[0][0]
     grouped = query("""SELECT count(*) FROM (SELECT "MatchID" FROM customers_resolved
                        WHERE partition_key = ? GROUP BY 1 HAVING count(*) > 1)""", PARTITION)[0][0]

@@ -99,13 +99,13 @@ def test_groups_find_the_true_duplicates(job, customers):
     con = duckdb.connect()
     precision, recall = con.execute(
         f"""
-        WITH t AS (SELECT customer_id AS RecordId, entity_id FROM '{customers}'),
+        WITH t AS (SELECT customer_id AS RecordId, true_entity FROM '{customers}'),
              o AS (SELECT RecordId, MatchID FROM read_csv('{job[0] / 'success' / '*.csv'}', all_varchar = true)),
              j AS (SELECT * FROM t JOIN o USING (RecordId)),
              pairs AS (SELECT
-                 (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM j GROUP BY entity_id)) AS truth,
+                 (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM j GROUP BY true_entity)) AS truth,
                  (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM j GROUP BY MatchID)) AS found,
-                 (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM j GROUP BY MatchID, entity_id)) AS ok)
+                 (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM j GROUP BY MatchID, true_entity)) AS ok)
         SELECT ok / found, ok / truth FROM pairs
         """
     ).fetchone()
