@@ -67,23 +67,38 @@ def partitions_between(domain, first: dt.date, last: dt.date) -> list[str]:
 
 
 def latest_figures(domain, partition: str) -> dict:
+    """The latest partition's rows, MatchIDs and matched records, and over every loaded partition
+    the durable entities, the records whose entity spans several partitions (linked across
+    days) and one such record to look at (seen on three partitions or more, if any)."""
     import duckdb
 
     from er_assets.environment import local_paths
 
+    table = f'"{domain.target.table}"'
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
     try:
         rows, groups, matched = con.execute(
             f"""
             WITH t AS (SELECT "MatchID", count(*) OVER (PARTITION BY "MatchID") AS n
-                       FROM "{domain.target.table}" WHERE partition_key = ?)
+                       FROM {table} WHERE partition_key = ?)
             SELECT count(*), count(DISTINCT "MatchID"), count(*) FILTER (WHERE n > 1) FROM t
             """,
             [partition],
         ).fetchone()
+        uid = f'"{domain.schema.unique_id}"'
+        entities, linked, example = con.execute(
+            f"""
+            WITH t AS (SELECT {uid} AS id, entity_id,
+                              count(DISTINCT partition_key) OVER (PARTITION BY entity_id) AS days FROM {table})
+            SELECT count(DISTINCT entity_id), count(*) FILTER (WHERE days > 1),
+                   coalesce(min(id) FILTER (WHERE days > 2), min(id) FILTER (WHERE days > 1))
+            FROM t
+            """
+        ).fetchone()
     finally:
         con.close()
-    return {"rows": rows, "match_ids": groups, "matched": matched}
+    return {"rows": rows, "match_ids": groups, "matched": matched, "entities": entities, "linked": linked,
+            "example": example}
 
 
 def why_blocked(domain, partition: str) -> str:
@@ -207,14 +222,23 @@ def report(config, results, elapsed: float, cpu: float, home) -> int:
     print(f"\n== Entity resolution demo: {len(results)} partitions in {elapsed:.0f} s "
           f"(CPU {cpu:.0f} s, matching workers included) ==")
     print(f"{'domain':<10} {'cadence':<8} {'runs':>4} {'loaded':>6} {'blocked':>7} {'records':>8}  "
-          f"{'latest':<10} {'match ids':>9} {'matched':>8}")
+          f"{'latest':<10} {'match ids':>9} {'matched':>8} {'entities':>9} {'linked':>7}")
+    examples = []
     for name in dict.fromkeys(domain.name for domain, *_ in results):
         mine = [r for r in results if r[0].name == name]
         domain, latest = mine[-1][0], mine[-1][1]
         loaded = sum(code == exit_codes.OK for *_, code in mine)
-        figures = latest_figures(domain, latest) if mine[-1][-1] == exit_codes.OK else {"match_ids": 0, "matched": 0}
+        figures = latest_figures(domain, latest) if mine[-1][-1] == exit_codes.OK else \
+            {"match_ids": 0, "matched": 0, "entities": 0, "linked": 0, "example": None}
         print(f"{name:<10} {domain.schedule.cadence:<8} {len(mine):>4} {loaded:>6} {len(mine) - loaded:>7} "
-              f"{sum(r[2] for r in mine):>8}  {latest:<10} {figures['match_ids']:>9} {figures['matched']:>8}")
+              f"{sum(r[2] for r in mine):>8}  {latest:<10} {figures['match_ids']:>9} {figures['matched']:>8} "
+              f"{figures['entities']:>9} {figures['linked']:>7}")
+        if figures["example"]:
+            examples.append(f"autosys-bridge entities show {name} {figures['example']}")
+    if examples:
+        print("\n`entities` are durable entity ids over every loaded partition; `linked` counts records whose "
+              "entity spans several partitions. A customer who came back:\n  "
+              + "\n  ".join(f".venv/bin/{example}" for example in examples))
     blocked = [r for r in results if r[-1] != exit_codes.OK]
     worst = exit_codes.OK
     if blocked:

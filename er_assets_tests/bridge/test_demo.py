@@ -90,3 +90,20 @@ def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys):
 def test_an_unknown_domain_is_named(local_env, capsys):
     assert demo.main(["--domain", "nope", "--seed-only"]) == exit_codes.USAGE
     assert "Domain 'nope' not found in configuration" in capsys.readouterr().err
+
+
+def test_returning_customers_are_linked_across_partitions_and_the_summary_shows_one(local_env, capsys):
+    assert demo.main(["--domain", "customers", "--partitions", "3", "--records", "200"]) == exit_codes.OK
+    out = capsys.readouterr().out
+    con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
+    try:
+        entities, linked = con.execute(
+            "WITH t AS (SELECT entity_id, count(DISTINCT partition_key) OVER (PARTITION BY entity_id) AS days "
+            "FROM customers_resolved) SELECT count(DISTINCT entity_id), count(*) FILTER (WHERE days > 1) FROM t"
+        ).fetchone()
+    finally:
+        con.close()
+    assert linked > 0  # the generated returning customers joined the entities of earlier days
+    row = next(line for line in out.splitlines() if line.startswith("customers  daily"))
+    assert row.split()[-2:] == [str(entities), str(linked)]
+    assert ".venv/bin/autosys-bridge entities show customers " in out
