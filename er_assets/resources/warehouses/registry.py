@@ -88,7 +88,7 @@ def create_sql(dialect: Dialect, domain: Domain) -> list[str]:
         f"entity_id VARCHAR, other_entity_id VARCHAR, records BIGINT, recorded_at TIMESTAMP)",
         f"CREATE TABLE IF NOT EXISTS {q(t.keys)} (partition_key VARCHAR, record_id VARCHAR, block_hash BIGINT)",
         f"CREATE TABLE IF NOT EXISTS {q(t.plan)} (run_id VARCHAR, step VARCHAR, record_id VARCHAR, "
-        "old_entity VARCHAR, new_entity VARCHAR, kind VARCHAR)",
+        "old_entity VARCHAR, new_entity VARCHAR, new_entity_size BIGINT, kind VARCHAR)",
         f"CREATE TABLE IF NOT EXISTS {q(t.lock)} (domain VARCHAR, held_by VARCHAR)",
     ]
 
@@ -197,7 +197,7 @@ def _assign_sql(dialect: Dialect, domain: Domain) -> str:
     groups change; see the module's docstring for the rules."""
     t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
     return f"""
-INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, kind)
+INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, new_entity_size, kind)
 WITH job AS (
     SELECT g.record_id, CASE WHEN {blank_sql('g.match_id')} THEN '#' || g.record_id ELSE g.match_id END AS grp,
            m.entity_id AS prior
@@ -224,25 +224,25 @@ ranked AS (
     FROM home h JOIN sizes s ON s.entity_id = h.entity_id
 ),
 group_entity AS (
-    SELECT a.grp, r.entity_id IS NULL AS created,
+    SELECT a.grp, r.entity_id IS NULL AS created, COALESCE(s.size, 0) AS size,
            COALESCE(r.entity_id,
                     '{ENTITY_ID_PREFIX}' || SUBSTR(MD5({p('partition')} || ':' || a.anchor), 1, 20)) AS entity_id
-    FROM anchors a LEFT JOIN ranked r ON r.grp = a.grp AND r.place = 1
+    FROM anchors a LEFT JOIN ranked r ON r.grp = a.grp AND r.place = 1 LEFT JOIN sizes s ON s.entity_id = r.entity_id
 ),
 losers AS (
-    SELECT r.entity_id AS loser, w.entity_id AS winner
+    SELECT r.entity_id AS loser, w.entity_id AS winner, w.size AS winner_size
     FROM ranked r JOIN group_entity w ON w.grp = r.grp WHERE r.place > 1
 ),
 changes AS (
-    SELECT j.record_id, j.prior AS old_entity, e.entity_id AS new_entity, e.created
+    SELECT j.record_id, j.prior AS old_entity, e.entity_id AS new_entity, e.created, e.size
     FROM job j JOIN group_entity e ON e.grp = j.grp
     WHERE j.prior IS NULL OR j.prior <> e.entity_id
     UNION ALL
-    SELECT m.record_id, m.entity_id, l.winner, FALSE
+    SELECT m.record_id, m.entity_id, l.winner, FALSE, l.winner_size
     FROM touched m JOIN losers l ON l.loser = m.entity_id
     WHERE m.until_partition IS NULL AND NOT EXISTS (SELECT 1 FROM job j WHERE j.record_id = m.record_id)
 )
-SELECT {p('run')}, {p('partition')}, c.record_id, c.old_entity, c.new_entity,
+SELECT {p('run')}, {p('partition')}, c.record_id, c.old_entity, c.new_entity, c.size,
        CASE WHEN c.old_entity IS NULL AND c.created THEN 'created'
             WHEN c.old_entity IS NULL THEN 'absorbed'
             WHEN l.loser IS NOT NULL THEN 'merged'
@@ -345,9 +345,15 @@ def figures_sql(dialect: Dialect, domain: Domain, target: str, partition_column:
                     "COUNT(DISTINCT CASE WHEN event = 'merged' THEN entity_id END), "
                     "COUNT(DISTINCT CASE WHEN event = 'split' THEN entity_id END) "
                     f"FROM {q(t.events)} WHERE partition_key = {p('partition')}",
-        "oversized": f"SELECT entity_id, COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL "
-                     f"AND entity_id IN (SELECT new_entity FROM {q(t.plan)} WHERE {this}) "
-                     f"GROUP BY entity_id HAVING COUNT(*) > {p('max_size')} ORDER BY 2 DESC, 1 LIMIT 5",
+        # From the plan alone: an entity's size before the step, plus the records it gained,
+        # minus those it lost (no scan of the members: it costs with the registry's size).
+        "oversized": f"WITH gained AS (SELECT new_entity AS entity_id, MAX(new_entity_size) AS before, "
+                     f"COUNT(*) AS n FROM {q(t.plan)} WHERE {this} GROUP BY new_entity), "
+                     f"lost AS (SELECT old_entity AS entity_id, COUNT(*) AS n FROM {q(t.plan)} WHERE {this} "
+                     "AND old_entity IS NOT NULL GROUP BY old_entity), "
+                     "sized AS (SELECT g.entity_id, g.before + g.n - COALESCE(l.n, 0) AS size FROM gained g "
+                     "LEFT JOIN lost l ON l.entity_id = g.entity_id) "
+                     f"SELECT entity_id, size FROM sized WHERE size > {p('max_size')} ORDER BY 2 DESC, 1 LIMIT 5",
     }
 
 

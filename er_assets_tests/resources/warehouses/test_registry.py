@@ -217,3 +217,18 @@ def test_show_follows_a_merge_to_the_current_entity(con, reg):
     assert {r["record_id"] for r in shown["rows"]} == set("abcd") and shown["records"] == 4
     assert {e["event"] for e in shown["events"]} == {"created", "absorbed", "merged"}
     assert reg.show("d")["entity_id"] == known["a"]
+
+
+def test_an_entity_that_grows_past_the_limit_is_oversized_with_its_whole_size(con, reg, config):
+    limit = config.domain("customers").identity.max_entity_size
+    records = [f"r{i}" for i in range(limit)]
+    assert load(con, reg, "2026-01-01", {"glue": " ".join(records)}).oversized == ()
+    # Two new records join it through one context record: its registry size counts, not the job's 3.
+    grown = load(con, reg, "2026-01-02", {"x": "n1 n2 r0"}, context="r0")
+    assert grown.oversized == ((entities(con)["r0"], limit + 2),)
+    # A split takes records away: the entity only shrank, so this partition does not flag it again,
+    # and gaining records later counts what it lost.
+    shrunk = load(con, reg, "2026-01-03", {"y": "r1 n3", "z": " ".join(records[2:])}, context=" ".join(records[1:]))
+    assert shrunk.split == 1 and shrunk.oversized == ()
+    again = load(con, reg, "2026-01-04", {"w": "n4 r9"}, context="r9")
+    assert again.oversized == ((entities(con)["r9"], limit + 2 - 1 + 1),)
