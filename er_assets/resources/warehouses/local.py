@@ -136,7 +136,7 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(f"COPY extract_slice TO {literal(staging / 'data_0.parquet')} (FORMAT parquet)")
                 context_rows = self._unload_context(con, domain, staging / CONTEXT_FILE)
                 profile = self._profile(con, domain)
-                _, fingerprint = self._fingerprint(con, domain)
+                _, fingerprint = self._fingerprint(con, domain, start)
                 con.execute("COMMIT")
             # Swap the new files in whole: a reader never sees a half-written extract.
             if final.exists():
@@ -171,19 +171,18 @@ class DuckDBWarehouse(Warehouse):
                     f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}")
 
     @classmethod
-    def _fingerprint(cls, con, domain: Domain) -> tuple[int, str]:
-        """The slice's fingerprint, and the registry's size: a slice extracted before other
-        partitions changed the registry has stale context, so it is not reused."""
+    def _fingerprint(cls, con, domain: Domain, start: dt.date) -> tuple[int, str]:
+        """The slice's fingerprint, and the registry's version for its partition
+        (`registry.version_sql`: the partition key is the period's first day)."""
         rows, total = con.execute(queries.fingerprint_sql(DUCKDB, domain, SLICE)).fetchone()
-        members = registry.Tables.of(domain).members
-        version = con.execute(f"SELECT COUNT(*) FROM {quote(members)}").fetchone()[0] \
-            if cls._table_exists(con, members) else 0
+        version = con.execute(registry.version_sql(DUCKDB, domain), {"partition": start.isoformat()}).fetchone()[0] \
+            if cls._table_exists(con, registry.Tables.of(domain).members) else 0
         return int(rows), f"{total}/{version}"
 
     def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
         with self.connect() as con:
             self._slice_view(con, domain, start, end)
-            return self._fingerprint(con, domain)
+            return self._fingerprint(con, domain, start)
 
     @staticmethod
     def _profile(con, domain: Domain) -> dict:

@@ -101,6 +101,17 @@ def lock_sql(dialect: Dialect, domain: Domain) -> str:
     return f"UPDATE {dialect.ident(Tables.of(domain).lock)} SET held_by = {dialect.param.format('run')}"
 
 
+def version_sql(dialect: Dialect, domain: Domain) -> str:
+    """How far the registry has moved for a partition (bound as `partition`): its membership
+    rows made by the other partitions. An extract records it with its fingerprint, and an
+    unchanged slice reuses its extract only while it is the same: the context of an extract
+    made before other partitions were loaded is stale. The partition's own load does not count,
+    so a re-run of a loaded partition still reuses its extract (and its matching job)."""
+    t = Tables.of(domain)
+    return (f"SELECT COUNT(*) FROM {dialect.ident(t.members)} "
+            f"WHERE from_partition <> {dialect.param.format('partition')}")
+
+
 # --- blocking keys --------------------------------------------------------------------------
 
 
@@ -200,11 +211,20 @@ def _assign_sql(dialect: Dialect, domain: Domain) -> str:
 INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, new_entity_size, kind)
 WITH job AS (
     SELECT g.record_id, CASE WHEN {blank_sql('g.match_id')} THEN '#' || g.record_id ELSE g.match_id END AS grp,
-           m.entity_id AS prior
+           g.is_context, m.entity_id AS prior
     FROM {q(t.groups)} g LEFT JOIN {q(t.members)} m ON m.record_id = g.record_id AND m.until_partition IS NULL
     WHERE g.partition_key = {p('partition')}
+      -- A context record the registry does not hold (yet: a partition replayed before the later
+      -- one it came from) takes no part; its own partition places it.
+      AND (NOT g.is_context OR m.entity_id IS NOT NULL)
+    -- A record the job lists twice (only when the id checks are warnings) counts once.
+    QUALIFY ROW_NUMBER() OVER (PARTITION BY g.record_id ORDER BY g.is_context, grp) = 1
 ),
-anchors AS (SELECT grp, MIN(record_id) AS anchor FROM job GROUP BY grp),
+-- A new entity's id comes from the partition's own records: the same whatever context it had.
+anchors AS (
+    SELECT grp, COALESCE(MIN(CASE WHEN NOT is_context THEN record_id END), MIN(record_id)) AS anchor
+    FROM job GROUP BY grp
+),
 overlap AS (SELECT prior AS entity_id, grp, COUNT(*) AS n FROM job WHERE prior IS NOT NULL GROUP BY prior, grp),
 home AS (
     SELECT o.entity_id, o.grp FROM overlap o JOIN anchors a ON a.grp = o.grp

@@ -479,14 +479,14 @@ class SnowflakeWarehouse(Warehouse):
         return self._unload(cursor, location.rstrip("/") + "/" + CONTEXT_PREFIX, context_select(domain), params)
 
     def _fingerprint(self, cursor, domain: Domain, params: dict) -> tuple[int, str]:
-        """The slice's fingerprint and the registry's size, as the DuckDB warehouse has it: a
-        slice extracted before other partitions changed the registry has stale context, so it
-        is not reused."""
+        """The slice's fingerprint and the registry's version for its partition
+        (`registry.version_sql`), as the DuckDB warehouse has them."""
         cursor.execute(queries.fingerprint_sql(SNOWFLAKE, domain, _slice(domain)), params)
         rows, total = cursor.fetchone()
-        members, version = registry.Tables.of(domain).members, 0
-        if self._table_exists(cursor, members):
-            cursor.execute(f"SELECT COUNT(*) FROM {ident(members)}")
+        version = 0
+        if self._table_exists(cursor, registry.Tables.of(domain).members):
+            # The partition key is the period's first day.
+            cursor.execute(registry.version_sql(SNOWFLAKE, domain), {"partition": params["start"].isoformat()})
             version = cursor.fetchone()[0]
         return int(rows), f"{total}/{version}"
 

@@ -232,3 +232,31 @@ def test_an_entity_that_grows_past_the_limit_is_oversized_with_its_whole_size(co
     assert shrunk.split == 1 and shrunk.oversized == ()
     again = load(con, reg, "2026-01-04", {"w": "n4 r9"}, context="r9")
     assert again.oversized == ((entities(con)["r9"], limit + 2 - 1 + 1),)
+
+
+def test_a_late_partition_whose_records_were_later_context_gives_the_in_order_ids(con, reg, config):
+    """01-03's job had 01-02's b2 as context. Loaded late, 01-02 is applied before 01-03 again:
+    b2's id must come from b2 (its own partition), not from a3, 01-03's record."""
+    partitions = {"2026-01-01": ({"m": "z"}, ""), "2026-01-02": ({"m": "b2"}, ""),
+                  "2026-01-03": ({"x": "a3 b2"}, "b2")}
+    for partition, (groups, context) in partitions.items():
+        load(con, reg, partition, groups, context)
+    in_order = entities(con)
+    fresh = duckdb.connect()
+    try:
+        fresh.execute(con.execute(f"SELECT sql FROM duckdb_tables() WHERE table_name = '{TARGET}'").fetchone()[0])
+        late = registry.Registry(DUCKDB, config.domain("customers"), fresh.execute, TARGET, PARTITION_COLUMN)
+        late.create()
+        for partition in ("2026-01-01", "2026-01-03", "2026-01-02"):
+            load(fresh, late, partition, *partitions[partition])
+        assert entities(fresh) == in_order
+        assert late.rebuild("rebuild")["moved"] == 0
+    finally:
+        fresh.close()
+
+
+def test_a_record_listed_twice_by_a_job_gets_one_entity(con, reg):
+    load(con, reg, "2026-01-01", {"x": "a d", "y": "d c"})
+    current = con.execute(f"SELECT record_id, COUNT(*) FROM {TARGET}_entity_members WHERE until_partition IS NULL "
+                          "GROUP BY record_id HAVING COUNT(*) > 1").fetchall()
+    assert current == []
