@@ -36,6 +36,8 @@ ATTRIBUTE_TYPES = frozenset(
 RESERVED_OUTPUT_NAMES = frozenset(
     {"EmailAddress", "InputSourceARN", "MatchRule", "MatchID", "HashingProtocol", "ConfidenceLevel", "Source"}
 )
+# Columns the load adds to every target row (compared case-insensitively: Snowflake folds case).
+LOAD_COLUMNS = frozenset({"partition_key", "loaded_at", "entity_id"})
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 ER_NAME = re.compile(r"^[a-zA-Z_0-9-]{1,255}$")  # workflow and schema names, as the service allows
 # Addresses reach JIL (notification_emailaddress) and SMTP: plain ones only, no quoting.
@@ -212,6 +214,9 @@ class SchemaMapping(_Model):
         reserved = sorted(set(names) & RESERVED_OUTPUT_NAMES)
         if reserved:
             raise ValueError(f"field names {reserved} are reserved for the service's own output columns")
+        ours = sorted(n for n in names if n.lower() in LOAD_COLUMNS)
+        if ours:
+            raise ValueError(f"field names {ours} are reserved for the columns the load adds to the target table")
         return self
 
     @property

@@ -65,6 +65,8 @@ BROKEN = [
     (_set(["domains", "customers", "source", "partition_column"], "email"), "source.partition_column: 'email' must not be a schema field"),
     (_set(["domains", "customers", "schema", "mappedInputFields", 1, "fieldName"], "MatchID"),
      "field names ['MatchID'] are reserved"),
+    (_set(["domains", "customers", "schema", "mappedInputFields", 1, "fieldName"], "Entity_ID"),
+     "field names ['Entity_ID'] are reserved for the columns the load adds to the target table"),
     (_set(["domains"], {}), "domains: required: a non-empty mapping"),
     (_set(["domains", "customers", "name"], "clients"), "domain 'customers': name: unknown key 'name'; a domain is named by its key"),
 ]
