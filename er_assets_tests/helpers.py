@@ -153,10 +153,12 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
 
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
         folder = self._folder(output)
-        confidence = None if threshold is None else confidence_summary(folder, threshold)
+        files = context_files(self._folder(context)) if context else []
+        confidence = None if threshold is None else confidence_summary(folder, threshold, files,
+                                                                       domain.schema.unique_id)
         if context:
             cursor.execute(sf.parquet_format_sql())  # so does this one
-            counts = match_counts(folder, context_files(self._folder(context)), domain.schema.unique_id)
+            counts = match_counts(folder, files, domain.schema.unique_id)
         else:
             counts = match_counts(folder)
         return (*counts, error_records(self._folder(errors)), confidence)

@@ -265,8 +265,8 @@ class DuckDBWarehouse(Warehouse):
         store = self._store()
         context = context_files(store.path(extract_uri)) if extract_uri else []
         with store.local_copy(output_uri) as output, store.local_copy(error_uri) as errors:
-            confidence = (confidence_summary(output, domain.dq.min_confidence.threshold)
-                          if domain.ml_matching else None)
+            confidence = (confidence_summary(output, domain.dq.min_confidence.threshold, context,
+                                             domain.schema.unique_id) if domain.ml_matching else None)
             return match_figures(*match_counts(output, context, domain.schema.unique_id), error_records(errors),
                                  confidence)
 
@@ -367,8 +367,9 @@ def error_records(folder: Path) -> int:
         return int(con.execute(f"SELECT COUNT(*) FROM {OUTPUT_CSV}", {"files": files}).fetchone()[0])
 
 
-def confidence_summary(folder: Path, threshold: float) -> dict:
-    """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/)."""
+def confidence_summary(folder: Path, threshold: float, context: list[str] = (), unique_id: str = "") -> dict:
+    """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/), the
+    context records in the files `context` not counted."""
     files = data_files(folder)
     if not files:
         return confidence_figures(None)
@@ -378,6 +379,7 @@ def confidence_summary(folder: Path, threshold: float) -> dict:
         if "ConfidenceLevel" not in header:
             return confidence_figures(header)
         records = f'SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c FROM {OUTPUT_CSV}'
-        row = con.execute(queries.output_confidence_sql(DUCKDB, records),
+        own = f"id NOT IN ({context_ids_sql(list(context), unique_id)})" if context else "TRUE"
+        row = con.execute(queries.output_confidence_sql(DUCKDB, records, own),
                           {"files": files, "threshold": threshold}).fetchone()
     return confidence_figures(header, row)

@@ -195,16 +195,18 @@ def output_counts_sql(records: str, own: str = "TRUE") -> str:
     )
 
 
-def output_confidence_sql(dialect: Dialect, records: str) -> str:
+def output_confidence_sql(dialect: Dialect, records: str, own: str = "TRUE") -> str:
     """`confidence_figures` counts of the matched records (those sharing their MatchID) of an
     ML_MATCHING output; `records` selects its rows as (`id`, `m` the MatchID, `c` the
     ConfidenceLevel as a number, NULL when none), the threshold is bound as `threshold`. The
     sample ids are picked by a LIMIT before they are aggregated, so the array stays SAMPLE_IDS
-    long however many records fall below the threshold."""
+    long however many records fall below the threshold. Only the partition's own records
+    count (`own`, as in `output_counts_sql`); a group shared with context records is a match."""
     low = f"c < {dialect.param.format('threshold')}"
+    only_own = "" if own == "TRUE" else f" AND {own}"
     return (
         f"WITH output_rows AS ({records}), "
-        f"matched AS (SELECT * FROM output_rows WHERE NOT {blank_sql('m')} "
+        f"matched AS (SELECT * FROM output_rows WHERE NOT {blank_sql('m')}{only_own} "
         "AND m IN (SELECT m FROM output_rows GROUP BY m HAVING COUNT(*) > 1)), "
         f"samples AS (SELECT id FROM matched WHERE {low} OR c IS NULL ORDER BY id LIMIT {SAMPLE_IDS}) "
         f"SELECT COUNT(*), COUNT(c), COUNT_IF({low}), COUNT_IF(c < 0 OR c > 1), AVG(c), MIN(c), "

@@ -310,11 +310,17 @@ def output_figures_sql(location: str, match_id_position: int, record_id_position
     return queries.output_counts_sql(records, "own_row")
 
 
-def output_confidence_sql(location: str, header: list[str]) -> str:
-    """`queries.output_confidence_sql` over the stage, the columns found by their header positions."""
+def output_confidence_sql(location: str, header: list[str], context: str = "", unique_id: str = "") -> str:
+    """`queries.output_confidence_sql` over the stage, the columns found by their header
+    positions; with `context`, the partition's own records only, told apart as
+    `output_figures_sql` does."""
     record, match_id, confidence = (header.index(c) + 1 for c in ("RecordId", "MatchID", "ConfidenceLevel"))
     columns = f"${record} AS id, ${match_id} AS m, TRY_TO_DOUBLE(${confidence}) AS c"
-    return queries.output_confidence_sql(SNOWFLAKE, _records(location, columns))
+    if not context:
+        return queries.output_confidence_sql(SNOWFLAKE, _records(location, columns))
+    records = (f"SELECT o.id, o.m, o.c, c.id IS NULL AS own_row FROM ({_records(location, columns)}) o "
+               f"LEFT JOIN ({context_ids_select(context, unique_id)}) c ON c.id = o.id")
+    return queries.output_confidence_sql(SNOWFLAKE, records, "own_row")
 
 
 def output_rows_sql(location: str) -> str:
@@ -686,7 +692,10 @@ class SnowflakeWarehouse(Warehouse):
                 if "RecordId" not in header:
                     raise ValueError(f"{output}: no RecordId among the first {width} columns of the output header "
                                      f"{header}")
-                cursor.execute(output_confidence_sql(output, list(header)), {"threshold": threshold})
+                if context:
+                    cursor.execute(parquet_format_sql())
+                cursor.execute(output_confidence_sql(output, list(header), context, domain.schema.unique_id),
+                               {"threshold": threshold})
                 *row, samples = cursor.fetchone()
                 # The connector returns an ARRAY as its JSON text (snowflake/connector/converter.py:
                 # _ARRAY_to_python converts nothing).

@@ -260,3 +260,26 @@ def test_a_record_listed_twice_by_a_job_gets_one_entity(con, reg):
     current = con.execute(f"SELECT record_id, COUNT(*) FROM {TARGET}_entity_members WHERE until_partition IS NULL "
                           "GROUP BY record_id HAVING COUNT(*) > 1").fetchall()
     assert current == []
+
+
+def test_the_matched_figures_leave_the_context_records_out(tmp_path):
+    """An ML output whose group m1 holds an own record and a context record: the own record is
+    matched, the context record is neither counted nor sampled, in the counts and in the
+    ConfidenceLevel figures."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from er_assets.resources.warehouses.local import confidence_summary, match_counts
+
+    success = tmp_path / "success"
+    success.mkdir()
+    (success / "part-0.csv").write_text("RecordId,MatchID,ConfidenceLevel\na,m1,0.9\nk,m1,0.1\nb,m2,0.5\nc,m2,0.5\n"
+                                        "d,m3,\n")
+    context = tmp_path / "context_0.parquet"
+    pq.write_table(pa.table({"customer_id": ["k"]}), context)
+    assert match_counts(success) == (5, 3, 4)
+    assert match_counts(success, [str(context)], "customer_id") == (4, 3, 3)
+    everything = confidence_summary(success, 0.7)
+    own = confidence_summary(success, 0.7, [str(context)], "customer_id")
+    assert (everything["matched_records"], everything["below_threshold"]) == (4, 3)
+    assert (own["matched_records"], own["below_threshold"], own["sample_ids"]) == (3, 2, ["b", "c"])
