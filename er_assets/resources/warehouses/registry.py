@@ -291,14 +291,16 @@ def _step_sql(dialect: Dialect, domain: Domain) -> list[str]:
 
 
 def _undo_sql(dialect: Dialect, domain: Domain) -> list[str]:
-    """Take back every partition from `partition` on, noting the records it touches in the plan
-    (step UNDONE) so their target rows are rewritten; their groups stay for the replay."""
+    """Take back every partition from `partition` on, noting in the plan (step UNDONE) the
+    records it touches with the entity they had (a record's open membership is its newest, so
+    it is among those taken back): their target rows are rewritten, and the churn is judged
+    against what was committed. Their groups stay for the replay."""
     t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
     since = p("partition")
     return [
         f"INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, kind) "
-        f"SELECT DISTINCT {p('run')}, '{UNDONE}', record_id, NULL, NULL, '{UNDONE}' FROM {q(t.members)} "
-        f"WHERE from_partition >= {since}",
+        f"SELECT {p('run')}, '{UNDONE}', record_id, entity_id, NULL, '{UNDONE}' FROM {q(t.members)} "
+        f"WHERE from_partition >= {since} AND until_partition IS NULL",
         f"DELETE FROM {q(t.members)} WHERE from_partition >= {since}",
         f"UPDATE {q(t.members)} SET until_partition = NULL, until_run = NULL WHERE until_partition >= {since}",
         f"DELETE FROM {q(t.events)} WHERE partition_key >= {since}",
@@ -344,6 +346,30 @@ def _target_sql(dialect: Dialect, domain: Domain, target: str, partition_column:
         f"AND (old_entity IS NOT NULL OR step <> {p('partition')})) "
         f"AND {q(target)}.entity_id IS DISTINCT FROM m.entity_id",
     ]
+
+
+def committed_figures_sql(dialect: Dialect, domain: Domain) -> dict[str, str]:
+    """`figures_sql`'s churn and oversized entities for a load that took back or replayed
+    partitions (run `run`): each record's entity before the load is the one the undo noted, or
+    else the one its first change in the plan moved it from; the churn counts those whose
+    entity now differs, and the oversized figure sizes, from the membership, every entity any
+    step of the run gave records to. Both read the members: only such loads pay for it."""
+    t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
+    run = f"run_id = {p('run')}"
+    undone = f"SELECT record_id FROM {q(t.plan)} WHERE {run} AND step = '{UNDONE}'"
+    return {
+        "churn": f"WITH first_change AS (SELECT record_id, old_entity FROM {q(t.plan)} WHERE {run} "
+                 f"AND step NOT IN ('{UNDONE}', '{BEFORE}') AND old_entity IS NOT NULL AND record_id NOT IN ({undone}) "
+                 "QUALIFY ROW_NUMBER() OVER (PARTITION BY record_id ORDER BY step) = 1), "
+                 f"before AS (SELECT record_id, old_entity FROM {q(t.plan)} WHERE {run} AND step = '{UNDONE}' "
+                 "UNION ALL SELECT record_id, old_entity FROM first_change) "
+                 f"SELECT COUNT(*) FROM before b JOIN {q(t.members)} m ON m.record_id = b.record_id "
+                 "AND m.until_partition IS NULL WHERE m.entity_id <> b.old_entity",
+        "oversized": f"SELECT entity_id, COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL AND entity_id IN "
+                     f"(SELECT new_entity FROM {q(t.plan)} WHERE {run} AND new_entity IS NOT NULL) "
+                     f"GROUP BY entity_id HAVING COUNT(*) > {p('max_size')} ORDER BY 2 DESC, 1 LIMIT 5",
+        "undone": f"SELECT COUNT(*) FROM ({undone})",
+    }
 
 
 def figures_sql(dialect: Dialect, domain: Domain, target: str, partition_column: str) -> dict[str, str]:
@@ -409,7 +435,7 @@ class Registry:
         self._run(_groups_sql(self.dialect, self.domain, staged, context, self.target, self.partition_column,
                               self._columns(self.target)), params)
         replayed = self._replay(partition, run_id)
-        figures = self._figures(params)
+        figures = self._figures(params, len(replayed) > 1)
         self._forget(run_id)
         return IdentityFigures(**{**figures.__dict__, "replayed": tuple(replayed[1:])})
 
@@ -511,12 +537,19 @@ class Registry:
         self.execute(f"DELETE FROM {self.dialect.ident(self.tables.plan)} WHERE run_id = "
                      f"{self.dialect.param.format('run')}", {"run": run_id})
 
-    def _figures(self, params: dict) -> IdentityFigures:
+    def _figures(self, params: dict, replayed: bool) -> IdentityFigures:
+        """What the load did. A first load in order is judged from its step in the plan alone;
+        a re-run or a late load (it took partitions back) against what was committed before."""
         sql = figures_sql(self.dialect, self.domain, self.target, self.partition_column)
+        params = {**params, "max_size": self.domain.identity.max_entity_size}
         records, without = self.execute(sql["records"], params).fetchone()
         _, absorbed, _, _, churn = self.execute(sql["changes"], params).fetchone()
         created, _, merged, split = self.execute(sql["entities"], params).fetchone()
-        oversized = self.execute(sql["oversized"], {**params, "max_size": self.domain.identity.max_entity_size})
+        committed = committed_figures_sql(self.dialect, self.domain)
+        if replayed or self.execute(committed["undone"], params).fetchone()[0]:
+            sql = {**sql, **committed}
+            churn = self.execute(sql["churn"], params).fetchone()[0]
+        oversized = self.execute(sql["oversized"], params)
         return IdentityFigures(records=int(records or 0), without_entity=int(without or 0), created=int(created or 0),
                                absorbed_records=int(absorbed or 0), merged=int(merged or 0), split=int(split or 0),
                                churn=int(churn or 0), replayed=(),

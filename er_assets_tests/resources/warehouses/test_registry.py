@@ -283,3 +283,19 @@ def test_the_matched_figures_leave_the_context_records_out(tmp_path):
     own = confidence_summary(success, 0.7, [str(context)], "customer_id")
     assert (everything["matched_records"], everything["below_threshold"]) == (4, 3)
     assert (own["matched_records"], own["below_threshold"], own["sample_ids"]) == (3, 2, ["b", "c"])
+
+
+def test_a_rerun_is_judged_against_what_was_committed(con, reg, config):
+    load(con, reg, "2026-01-01", {"m1": "a b c", "m2": "e"})
+    merged = load(con, reg, "2026-01-02", {"x": "d a e"}, context="a e")
+    assert merged.merged == 1 and merged.churn == 1  # e's entity into a's
+    # The re-run's job keeps e apart: against the registry after the undo nothing moves, against
+    # what was committed e moves back out: churn 1.
+    undone = load(con, reg, "2026-01-02", {"x": "d a", "y": "e"}, context="a e", run="again")
+    assert undone.merged == 0 and undone.churn == 1
+    # A late load whose replay grows an entity past the limit is judged after the replay.
+    limit = config.domain("customers").identity.max_entity_size
+    late = " ".join(f"l{i}" for i in range(limit - 3))  # a b c and these: at the limit, not above
+    figures = load(con, reg, "2026-01-01", {"m1": f"a b c {late}", "m2": "e"}, run="late")
+    assert figures.replayed == ("2026-01-02",)
+    assert figures.oversized == ((entities(con)["a"], limit + 1),)  # d, replayed, takes it above
