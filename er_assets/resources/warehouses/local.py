@@ -224,7 +224,9 @@ class DuckDBWarehouse(Warehouse):
             if missing:
                 raise refuse(f"lacks the columns {missing}")
             self._context_ids(con, domain, extract_uri)
-            con.execute(f"CREATE TEMP TABLE staged AS SELECT * FROM staged_job WHERE {uid} NOT IN ({CONTEXT_IDS})")
+            # NOT EXISTS, not NOT IN: a row without an id is the partition's, for the checks to see.
+            con.execute(f"CREATE TEMP TABLE staged AS SELECT * FROM staged_job s WHERE NOT EXISTS "
+                        f"(SELECT 1 FROM context_ids c WHERE c.record_id = s.{uid})")
             figures = self._figures(con, domain)
             if not figures["rows"]:
                 raise refuse("has no rows")

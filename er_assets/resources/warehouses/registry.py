@@ -375,8 +375,9 @@ def committed_figures_sql(dialect: Dialect, domain: Domain) -> dict[str, str]:
 def figures_sql(dialect: Dialect, domain: Domain, target: str, partition_column: str) -> dict[str, str]:
     """What the load's identity checks judge, after `Registry.apply` and before COMMIT:
     - `records`: the partition's target rows and those without an entity;
-    - `changes`: per kind, the records this partition moved (`churn`: known records moved);
-    - `entities`: entities created, absorbed into, merged away and split;
+    - `changes`: the entities this partition created (a split's new ones included), the
+      records that joined a known entity, and the known records it moved (the churn);
+    - `entities`: entities merged away and entities split;
     - `oversized`: (entity, records) of the entities this run touched holding more than
       `max_size` records, the largest first, at most 5."""
     t, q, p = Tables.of(domain), dialect.ident, dialect.param.format
@@ -384,11 +385,10 @@ def figures_sql(dialect: Dialect, domain: Domain, target: str, partition_column:
     return {
         "records": f"SELECT COUNT(*), COUNT_IF(entity_id IS NULL) FROM {q(target)} "
                    f"WHERE {q(partition_column)} = {p('partition')}",
-        "changes": "SELECT COUNT_IF(kind = 'created'), COUNT_IF(kind = 'absorbed'), COUNT_IF(kind = 'merged'), "
-                   f"COUNT_IF(kind = 'split'), COUNT_IF(old_entity IS NOT NULL) FROM {q(t.plan)} WHERE {this}",
-        "entities": "SELECT COUNT(DISTINCT CASE WHEN event = 'created' THEN entity_id END), "
-                    "COUNT(DISTINCT CASE WHEN event = 'absorbed' THEN entity_id END), "
-                    "COUNT(DISTINCT CASE WHEN event = 'merged' THEN entity_id END), "
+        # A new entity is one the step gave records to and that had none before it.
+        "changes": "SELECT COUNT(DISTINCT CASE WHEN new_entity_size = 0 THEN new_entity END), "
+                   f"COUNT_IF(kind = 'absorbed'), COUNT_IF(old_entity IS NOT NULL) FROM {q(t.plan)} WHERE {this}",
+        "entities": "SELECT COUNT(DISTINCT CASE WHEN event = 'merged' THEN entity_id END), "
                     "COUNT(DISTINCT CASE WHEN event = 'split' THEN entity_id END) "
                     f"FROM {q(t.events)} WHERE partition_key = {p('partition')}",
         # From the plan alone: an entity's size before the step, plus the records it gained,
@@ -421,8 +421,13 @@ class Registry:
         return self._execute(sql, {k: v for k, v in params.items() if self.dialect.param.format(k) in sql})
 
     def create(self) -> None:
+        """The tables, and the lock's one row (an UPDATE of a row surely locks; outside the
+        load's transaction, as the DDL)."""
         for statement in create_sql(self.dialect, self.domain):
             self.execute(statement, {})
+        lock = self.dialect.ident(self.tables.lock)
+        self.execute(f"INSERT INTO {lock} (domain, held_by) SELECT {self.dialect.param.format('domain')}, NULL "
+                     f"WHERE NOT EXISTS (SELECT 1 FROM {lock})", {"domain": self.domain.name})
 
     def _run(self, statements: Iterable[str], params: dict) -> None:
         for statement in statements:
@@ -543,8 +548,8 @@ class Registry:
         sql = figures_sql(self.dialect, self.domain, self.target, self.partition_column)
         params = {**params, "max_size": self.domain.identity.max_entity_size}
         records, without = self.execute(sql["records"], params).fetchone()
-        _, absorbed, _, _, churn = self.execute(sql["changes"], params).fetchone()
-        created, _, merged, split = self.execute(sql["entities"], params).fetchone()
+        created, absorbed, churn = self.execute(sql["changes"], params).fetchone()
+        merged, split = self.execute(sql["entities"], params).fetchone()
         committed = committed_figures_sql(self.dialect, self.domain)
         if replayed or self.execute(committed["undone"], params).fetchone()[0]:
             sql = {**sql, **committed}

@@ -299,3 +299,9 @@ def test_a_rerun_is_judged_against_what_was_committed(con, reg, config):
     figures = load(con, reg, "2026-01-01", {"m1": f"a b c {late}", "m2": "e"}, run="late")
     assert figures.replayed == ("2026-01-02",)
     assert figures.oversized == ((entities(con)["a"], limit + 1),)  # d, replayed, takes it above
+
+
+def test_an_entity_born_of_a_split_counts_as_created(con, reg):
+    load(con, reg, "2026-01-01", {"m1": "a b c"})
+    figures = load(con, reg, "2026-01-02", {"x": "a b", "y": "c"}, context="a b c")
+    assert (figures.split, figures.created, figures.churn) == (1, 1, 1)
