@@ -22,7 +22,7 @@ Applying a partition (`Registry.apply`), all in bulk SQL inside the load's trans
 1. undo every partition from this one on (a re-run, or a partition loaded after later ones):
    their membership rows are deleted and the rows they closed reopened;
 2. assign this partition's groups by overlap: an existing entity survives in the group holding
-   most of its records (ties: the group with the smallest record id); a group several entities
+   most of its records (ties: the group holding its smallest record id); a group several entities
    survive into merges them (the winner has most records, then is oldest, then has the smallest
    id; the losers' other records follow it); an entity whose records sit in other groups than
    its own loses them (split); a group no entity survives into gets a new id derived from this
@@ -225,10 +225,14 @@ anchors AS (
     SELECT grp, COALESCE(MIN(CASE WHEN NOT is_context THEN record_id END), MIN(record_id)) AS anchor
     FROM job GROUP BY grp
 ),
-overlap AS (SELECT prior AS entity_id, grp, COUNT(*) AS n FROM job WHERE prior IS NOT NULL GROUP BY prior, grp),
+overlap AS (
+    SELECT prior AS entity_id, grp, COUNT(*) AS n, MIN(record_id) AS first_record
+    FROM job WHERE prior IS NOT NULL GROUP BY prior, grp
+),
+-- A tie goes to the group holding the entity's smallest record id: its oldest, where ids grow.
 home AS (
-    SELECT o.entity_id, o.grp FROM overlap o JOIN anchors a ON a.grp = o.grp
-    QUALIFY ROW_NUMBER() OVER (PARTITION BY o.entity_id ORDER BY o.n DESC, a.anchor) = 1
+    SELECT entity_id, grp FROM overlap
+    QUALIFY ROW_NUMBER() OVER (PARTITION BY entity_id ORDER BY n DESC, first_record) = 1
 ),
 touched AS (  -- the membership of the known entities in the job, read once
     SELECT record_id, entity_id, from_partition, until_partition FROM {q(t.members)}

@@ -305,3 +305,14 @@ def test_an_entity_born_of_a_split_counts_as_created(con, reg):
     load(con, reg, "2026-01-01", {"m1": "a b c"})
     figures = load(con, reg, "2026-01-02", {"x": "a b", "y": "c"}, context="a b c")
     assert (figures.split, figures.created, figures.churn) == (1, 1, 1)
+
+
+def test_a_tied_entity_stays_with_its_smallest_record(con, reg):
+    """Split evenly, the entity stays in the group holding its smallest (oldest) record, whatever
+    the partition's own records in the groups: old ids are the ones that stay put."""
+    load(con, reg, "2026-01-01", {"m": "a b"})
+    known = entities(con)["a"]
+    figures = load(con, reg, "2026-01-02", {"x": "a zz", "y": "b c"}, context="a b")
+    after = entities(con)
+    assert after["a"] == after["zz"] == known and after["b"] == after["c"] != known
+    assert figures.split == 1
