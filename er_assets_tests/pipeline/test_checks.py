@@ -408,10 +408,10 @@ def test_identity_checks_judge_what_the_registry_update_did(config):
     assert "1.0% of the partition's 200" in results["entity_churn"].description
     assert "trailing median of 2 earlier partitions is 1%" in results["entity_churn"].description
     churning = IdentityFigures(records=200, without_entity=3, created=150, absorbed_records=40, merged=9, split=4,
-                               churn=11, replayed=(), oversized=(("Eglue", 812), ("Eother", 600)))
+                               churn=41, replayed=(), oversized=(("Eglue", 812), ("Eother", 600)))
     results = {r.check_name: r for r in checks.identity_results(domain, churning)}
     assert not results["entity_assigned"].passed and results["entity_assigned"].metadata["observed"].value == 3
-    assert not results["entity_churn"].passed  # 5.5% of the records, above identity.max_churn_rate 5
+    assert not results["entity_churn"].passed  # 20.5% of the records, above identity.max_churn_rate 20
     assert not results["oversized_entities"].passed
     assert "the largest Eglue with 812" in results["oversized_entities"].description
     assert checks.blocking_failures(results.values()) == ["entity_assigned", "entity_churn", "oversized_entities"]
