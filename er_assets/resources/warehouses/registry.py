@@ -26,7 +26,8 @@ Applying a partition (`Registry.apply`), all in bulk SQL inside the load's trans
    survive into merges them (the winner has most records, then is oldest, then has the smallest
    id; the losers' other records follow it); an entity whose records sit in other groups than
    its own loses them (split); a group no entity survives into gets a new id derived from this
-   partition and its smallest record id. Same membership, same ids: a re-run moves nothing;
+   partition and its smallest own record id (context records only where it has none). Same
+   membership, same ids: a re-run moves nothing;
 3. replay, in order, the partitions after it from their stored groups, so the ids are those of
    loading every partition in order;
 4. write the current ids onto the target rows of every record that changed.
@@ -48,14 +49,13 @@ from er_assets.resources.warehouses.queries import Dialect, blank_sql
 from er_assets.resources.warehouses.queries import columns_sql as queries_columns
 from er_assets.resources.warehouses.queries import table_exists_sql as queries_table_exists
 
-# A new entity's id: "E" and 20 hex digits (80 bits) of MD5 over its partition and smallest
+# A new entity's id: "E" and 20 hex digits (80 bits) of MD5 over its partition and smallest own
 # record id; both engines' MD5 return lower-case hex.
 ENTITY_ID_PREFIX = "E"
 # Replayed partitions' rows in the plan are told apart from this marker's (the undo's).
 UNDONE = "~undone"
 # A rebuild's note of each record's entity before it, to count what moved.
 BEFORE = "~before"
-EVENTS = ("created", "absorbed", "merged", "split")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def lock_sql(dialect: Dialect, domain: Domain) -> str:
     """The first statement of a load's transaction in Snowflake: "UPDATE, DELETE and MERGE
     statements hold locks that generally prevent them from running in parallel with other
     UPDATE, DELETE and MERGE statements" (Snowflake, Transactions: resource locking), so two
-    loads of a domain take turns. The row need not exist: the statement locks the table."""
+    loads of a domain take turns. It updates the row `Registry.create` puts there."""
     return f"UPDATE {dialect.ident(Tables.of(domain).lock)} SET held_by = {dialect.param.format('run')}"
 
 
