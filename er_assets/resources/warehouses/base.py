@@ -7,7 +7,8 @@ warehouse (unload to files, load from files); no rows pass through the Dagster w
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -173,6 +174,19 @@ class LoadResult:
     figures: dict
     replaced: bool
     identity: IdentityFigures | None = None
+
+
+@contextmanager
+def transaction(execute: Callable) -> Iterator[None]:
+    """BEGIN, then COMMIT, or ROLLBACK on any exception (a cancelling signal's included);
+    `execute` runs one statement on the connection."""
+    execute("BEGIN")
+    try:
+        yield
+        execute("COMMIT")
+    except BaseException:
+        execute("ROLLBACK")
+        raise
 
 
 def refuse_output(src_uri: str, table: str, partition_key: str, why: str):

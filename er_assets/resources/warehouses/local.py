@@ -31,6 +31,7 @@ from er_assets.resources.warehouses.base import (
     refuse_output,
     schema_problems,
     target_figures,
+    transaction,
 )
 
 
@@ -284,18 +285,12 @@ class DuckDBWarehouse(Warehouse):
     def rebuild_entities(self, domain: Domain, run_id: str) -> dict:
         with self.connect() as con:
             if not self._table_exists(con, domain.target.table):
-                return {"partitions": [], "records": 0, "moved": 0, "new": 0}
+                return registry.nothing_rebuilt()
             registry_of = self._registry(con, domain)
             registry_of.create()
             con.execute(f"ALTER TABLE {quote(domain.target.table)} ADD COLUMN IF NOT EXISTS entity_id VARCHAR")
-            con.execute("BEGIN")
-            try:
-                moved = registry_of.rebuild(run_id)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return moved
+            with transaction(con.execute):
+                return registry_of.rebuild(run_id)
 
     @staticmethod
     def _table_exists(con, table: str) -> bool:

@@ -407,6 +407,11 @@ def figures_sql(dialect: Dialect, domain: Domain, target: str, partition_column:
     }
 
 
+def nothing_rebuilt() -> dict:
+    """`Registry.rebuild`'s answer when no partition is loaded."""
+    return {"partitions": [], "records": 0, "moved": 0, "new": 0}
+
+
 # --- the driver -----------------------------------------------------------------------------
 
 
@@ -469,7 +474,7 @@ class Registry:
                          {"partition": partition})
         first = self.execute(f"SELECT MIN(partition_key) FROM {q(t.groups)}", {}).fetchone()[0]
         if first is None:
-            return {"partitions": [], "records": 0, "moved": 0, "new": 0}
+            return nothing_rebuilt()
         self.execute(f"DELETE FROM {q(t.plan)} WHERE step = '{BEFORE}'", {})
         self.execute(f"INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, kind) "
                      f"SELECT {d.param.format('run')}, '{BEFORE}', record_id, entity_id, NULL, '{BEFORE}' "

@@ -45,6 +45,7 @@ from er_assets.resources.warehouses.base import (
     refuse_output,
     schema_problems,
     target_figures,
+    transaction,
 )
 
 # Stage paths appear unquoted after `@stage/`: letters, digits and the few punctuation marks
@@ -717,20 +718,14 @@ class SnowflakeWarehouse(Warehouse):
         with self.connect() as conn:
             cursor = conn.cursor()
             if not self._table_exists(cursor, domain.target.table):
-                return {"partitions": [], "records": 0, "moved": 0, "new": 0}
+                return registry.nothing_rebuilt()
             reg = self._registry(cursor, domain)
             # DDL before BEGIN, as in the load: it would commit the open transaction.
             reg.create()
             cursor.execute(add_entity_column_sql(domain.target.table))
-            cursor.execute("BEGIN")
-            try:
+            with transaction(cursor.execute):
                 cursor.execute(registry.lock_sql(SNOWFLAKE, domain), {"run": run_id})
-                moved = reg.rebuild(run_id)
-                cursor.execute("COMMIT")
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-        return moved
+                return reg.rebuild(run_id)
 
     # --- inspection ----------------------------------------------------------------------------
 

@@ -14,13 +14,15 @@ from er_assets.resources.warehouses.local import DUCKDB, PARTITION_COLUMN
 TARGET = "customers_resolved"
 
 
+TARGET_DDL = (f"CREATE TABLE {TARGET} (customer_id VARCHAR, first_name VARCHAR, last_name VARCHAR, email VARCHAR, "
+              "phone VARCHAR, address VARCHAR, city VARCHAR, state VARCHAR, postal_code VARCHAR, "
+              '"MatchID" VARCHAR, "MatchRule" VARCHAR, partition_key VARCHAR, loaded_at TIMESTAMP, entity_id VARCHAR)')
+
+
 @pytest.fixture
 def con(config):
     con = duckdb.connect()
-    con.execute(f"CREATE TABLE {TARGET} (customer_id VARCHAR, first_name VARCHAR, last_name VARCHAR, email VARCHAR, "
-                "phone VARCHAR, address VARCHAR, city VARCHAR, state VARCHAR, postal_code VARCHAR, "
-                '"MatchID" VARCHAR, "MatchRule" VARCHAR, partition_key VARCHAR, loaded_at TIMESTAMP, '
-                "entity_id VARCHAR)")
+    con.execute(TARGET_DDL)
     yield con
     con.close()
 
@@ -50,6 +52,22 @@ def load(con, reg, partition: str, groups: dict[str, str], context: str = "", ru
     figures = reg.apply(partition, run, "SELECT * FROM staged_job", "SELECT record_id FROM context_ids")
     con.execute("COMMIT")
     return figures
+
+
+def loaded_in(config, partitions: dict[str, tuple], order: list[str]):
+    """Load `partitions` (partition -> (groups, context)) in `order` into a fresh database: the
+    record -> entity map, the last load's figures, and what a rebuild then moved."""
+    con = duckdb.connect()
+    try:
+        con.execute(TARGET_DDL)
+        reg = registry.Registry(DUCKDB, config.domain("customers"), con.execute, TARGET, PARTITION_COLUMN)
+        reg.create()
+        for partition in order:
+            figures = load(con, reg, partition, *partitions[partition])
+        ids = entities(con)
+        return ids, figures, reg.rebuild("rebuild")
+    finally:
+        con.close()
 
 
 def entities(con) -> dict[str, str]:
@@ -126,27 +144,16 @@ def test_a_rerun_with_new_match_ids_moves_no_id(con, reg):
     assert con.execute(f"SELECT COUNT(*) FROM {TARGET}_entity_members").fetchone() == history
 
 
-def test_an_earlier_partition_loaded_late_gives_the_ids_of_loading_in_order(con, reg, config):
+def test_an_earlier_partition_loaded_late_gives_the_ids_of_loading_in_order(config):
     partitions = {
         "2026-01-01": ({"m1": "a b", "m2": "c"}, ""),
         "2026-01-02": ({"x": "d a c"}, "a c"),
         "2026-01-03": ({"y": "e d", "z": "f"}, "d"),
     }
-    for partition, (groups, context) in partitions.items():
-        load(con, reg, partition, groups, context)
-    in_order = entities(con)
-    fresh = duckdb.connect()
-    try:
-        fresh.execute(con.execute(f"SELECT sql FROM duckdb_tables() WHERE table_name = '{TARGET}'").fetchone()[0])
-        late = registry.Registry(DUCKDB, config.domain("customers"), fresh.execute, TARGET, PARTITION_COLUMN)
-        late.create()
-        for partition in ("2026-01-01", "2026-01-03", "2026-01-02"):
-            groups, context = partitions[partition]
-            figures = load(fresh, late, partition, groups, context)
-        assert figures.replayed == ("2026-01-03",)
-        assert entities(fresh) == in_order
-    finally:
-        fresh.close()
+    in_order, _, _ = loaded_in(config, partitions, sorted(partitions))
+    late, figures, _ = loaded_in(config, partitions, ["2026-01-01", "2026-01-03", "2026-01-02"])
+    assert figures.replayed == ("2026-01-03",)
+    assert late == in_order
 
 
 def test_a_rolled_back_apply_leaves_target_and_registry_as_they_were(con, reg):
@@ -234,25 +241,14 @@ def test_an_entity_that_grows_past_the_limit_is_oversized_with_its_whole_size(co
     assert again.oversized == ((entities(con)["r9"], limit + 2 - 1 + 1),)
 
 
-def test_a_late_partition_whose_records_were_later_context_gives_the_in_order_ids(con, reg, config):
+def test_a_late_partition_whose_records_were_later_context_gives_the_in_order_ids(config):
     """01-03's job had 01-02's b2 as context. Loaded late, 01-02 is applied before 01-03 again:
     b2's id must come from b2 (its own partition), not from a3, 01-03's record."""
     partitions = {"2026-01-01": ({"m": "z"}, ""), "2026-01-02": ({"m": "b2"}, ""),
                   "2026-01-03": ({"x": "a3 b2"}, "b2")}
-    for partition, (groups, context) in partitions.items():
-        load(con, reg, partition, groups, context)
-    in_order = entities(con)
-    fresh = duckdb.connect()
-    try:
-        fresh.execute(con.execute(f"SELECT sql FROM duckdb_tables() WHERE table_name = '{TARGET}'").fetchone()[0])
-        late = registry.Registry(DUCKDB, config.domain("customers"), fresh.execute, TARGET, PARTITION_COLUMN)
-        late.create()
-        for partition in ("2026-01-01", "2026-01-03", "2026-01-02"):
-            load(fresh, late, partition, *partitions[partition])
-        assert entities(fresh) == in_order
-        assert late.rebuild("rebuild")["moved"] == 0
-    finally:
-        fresh.close()
+    in_order, _, _ = loaded_in(config, partitions, sorted(partitions))
+    late, _, rebuilt = loaded_in(config, partitions, ["2026-01-01", "2026-01-03", "2026-01-02"])
+    assert late == in_order and rebuilt["moved"] == 0
 
 
 def test_a_record_listed_twice_by_a_job_gets_one_entity(con, reg):
