@@ -273,7 +273,7 @@ def _run_job(context, domain: Domain, settings: Settings, config: MatchingConfig
         point_glue_table(glue, settings.glue_database, domain.glue_table, input_uri)
 
     return run_matching_job(er, domain.workflow_name, previous_job, point_input_at_extract,
-                            journal.record_intent, journal.record_job_id, patience)
+                            journal.record_intent, journal.record_job_id, patience, journal.started_elsewhere)
 
 
 class _JobJournal:
@@ -297,6 +297,16 @@ class _JobJournal:
             asset_key=self.key, partition=self.context.partition_key,
             metadata={"extract_run_id": self.extract_run, "input_uri": self.input_uri, **metadata},
         ))
+
+    def started_elsewhere(self) -> str | None:
+        """The newest job id another attempt recorded for this very extract (this attempt
+        records none before its own start succeeds)."""
+        flt = dg.AssetRecordsFilter(asset_key=self.key, asset_partitions=[self.context.partition_key])
+        for record in self.context.instance.fetch_observations(flt, limit=50).records:
+            seen = _metadata(record)
+            if seen.get("extract_run_id") == self.extract_run and seen.get("job_id"):
+                return str(seen["job_id"])
+        return None
 
     def earlier_job(self, er, patience: Patience) -> str | None:
         """The job an earlier attempt started for this very extract (it may still be running):

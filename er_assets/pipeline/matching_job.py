@@ -192,34 +192,37 @@ def run_matching_job(
     record_intent: Callable[[dict], None],
     record_job_id: Callable[[str], None],
     patience: Patience,
+    started_elsewhere: Callable[[], str | None] = lambda: None,
 ) -> JobOutcome:
     """Start (or re-attach to, or reuse) the matching job and wait for it to end.
 
     `previous_job_id` is the job recorded for this same extract by an earlier attempt.
-    `before_start` runs just before a new job is started (it points the input at this
-    partition's extract); `record_intent` must persist the `start_intent` durably before the
-    start, `record_job_id` a new job id before it is polled.
+    `before_start` runs just before each start (it points the input at this partition's
+    extract); `record_intent` must persist the `start_intent` durably before the start,
+    `record_job_id` a new job id before it is polled. `started_elsewhere` names a job another
+    attempt started for this same extract meanwhile: asked while the region is busy, so two
+    attempts that both got past the concurrency pool still pay for one job.
     """
-    attached = reused = False
-    job_id = None
-    if previous_job_id:
-        earlier = _read(lambda: er.get_matching_job(workflowName=workflow_name, jobId=previous_job_id),
-                        f"matching job {previous_job_id} of {workflow_name}", "status call", patience)
-        if earlier["status"] in ACTIVE_JOB_STATUSES:
-            job_id, attached = previous_job_id, True
-            patience.log(f"re-attaching to matching job {job_id} ({earlier['status']}) started by an earlier attempt")
-        elif earlier["status"] == "SUCCEEDED":
-            job_id, reused = previous_job_id, True
-            patience.log(f"reusing matching job {job_id}, which already SUCCEEDED for this extract")
-    if job_id is None:
-        before_start()
-        record_intent(start_intent(er, workflow_name, patience))
-        job_id = _start(er, workflow_name, patience)
-        # Recorded before anything else is said or done, so a crash after this point leaves
-        # the id for the re-run to find.
-        record_job_id(job_id)
-        patience.log(f"started matching job {job_id} of workflow {workflow_name}")
-    return _wait(er, workflow_name, job_id, patience, attached, reused)
+    joined = _join(er, workflow_name, previous_job_id, patience, "an earlier attempt")
+    if joined is None:
+        joined = _start(er, workflow_name, before_start, record_intent, record_job_id, started_elsewhere, patience)
+    return _wait(er, workflow_name, patience, *joined)
+
+
+def _join(er, workflow_name: str, job_id: str | None, patience: Patience, by: str) -> tuple | None:
+    """(job id, attached, reused) for a job `by` started for this extract when it is still
+    active or SUCCEEDED; None when there is none or it FAILED (a new job is due)."""
+    if not job_id:
+        return None
+    earlier = _read(lambda: er.get_matching_job(workflowName=workflow_name, jobId=job_id),
+                    f"matching job {job_id} of {workflow_name}", "status call", patience)
+    if earlier["status"] in ACTIVE_JOB_STATUSES:
+        patience.log(f"re-attaching to matching job {job_id} ({earlier['status']}) started by {by}")
+        return job_id, True, False
+    if earlier["status"] == "SUCCEEDED":
+        patience.log(f"reusing matching job {job_id}, which already SUCCEEDED for this extract")
+        return job_id, False, True
+    return None
 
 
 def _read(call: Callable[[], dict], what: str, name: str, patience: Patience, started: bool = False,
@@ -243,13 +246,20 @@ def _read(call: Callable[[], dict], what: str, name: str, patience: Patience, st
             patience.sleep(pause)
 
 
-def _start(er, workflow_name: str, patience: Patience) -> str:
+def _start(er, workflow_name: str, before_start: Callable[[], None], record_intent: Callable[[dict], None],
+           record_job_id: Callable[[str], None], started_elsewhere: Callable[[], str | None],
+           patience: Patience) -> tuple:
+    """Start a job, waiting out a busy region. Each try re-points the input and records a new
+    intent (another partition of the domain may have re-pointed it while this one waited);
+    after each refusal, a job another attempt started for this extract is joined instead."""
     from botocore.exceptions import ClientError
 
     pauses = patience.pauses()
     while True:
+        before_start()
+        record_intent(start_intent(er, workflow_name, patience))
         try:
-            return er.start_matching_job(workflowName=workflow_name)["jobId"]
+            job_id = er.start_matching_job(workflowName=workflow_name)["jobId"]
         except ClientError as exc:
             code = _error(exc)[0]
             if not _busy(exc):
@@ -262,11 +272,20 @@ def _start(er, workflow_name: str, patience: Patience) -> str:
                 ) from exc
             patience.log(f"the region's matching slot is busy ({code}); retrying in {pause:.0f}s")
             patience.sleep(pause)
+            joined = _join(er, workflow_name, started_elsewhere(), patience, "another attempt on this extract")
+            if joined is not None:
+                return joined
+            continue
         except Exception as exc:
             raise _explain(exc, f"matching workflow {workflow_name}") from exc
+        # Recorded before anything else is said or done, so a crash after this point leaves
+        # the id for the re-run to find.
+        record_job_id(job_id)
+        patience.log(f"started matching job {job_id} of workflow {workflow_name}")
+        return job_id, False, False
 
 
-def _wait(er, workflow_name: str, job_id: str, patience: Patience, attached: bool, reused: bool) -> JobOutcome:
+def _wait(er, workflow_name: str, patience: Patience, job_id: str, attached: bool, reused: bool) -> JobOutcome:
     pauses = patience.pauses()
     last_progress = None
     while True:

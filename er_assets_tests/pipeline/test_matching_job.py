@@ -31,11 +31,11 @@ def job(status, processed=0, **extra):
             **extra}
 
 
-def drive(client, clock, previous=None, timeout=3600, check_interval=5):
+def drive(client, clock, previous=None, timeout=3600, check_interval=5, elsewhere=lambda: None):
     recorded, logs = [], []
     outcome = run_matching_job(client, WF, previous, lambda: logs.append("glue re-pointed"),
                                lambda intent: logs.append("intent recorded"), recorded.append,
-                               Patience(timeout, check_interval, logs.append, clock.sleep, clock))
+                               Patience(timeout, check_interval, logs.append, clock.sleep, clock), elsewhere)
     return outcome, recorded, logs
 
 
@@ -48,7 +48,9 @@ def test_busy_region_is_waited_out_and_polling_backs_off_to_the_cap(stubbed):
     client, stub = stubbed
     no_jobs_yet(stub)
     stub.add_client_error("start_matching_job", "ConflictException", "Workflow is currently running", 409)
+    no_jobs_yet(stub)
     stub.add_client_error("start_matching_job", "ThrottlingException", "Rate exceeded", 429)
+    no_jobs_yet(stub)
     stub.add_response("start_matching_job", {"jobId": JOB}, {"workflowName": WF})
     for processed in (0, 10, 20, 40, 60, 80):
         stub.add_response("get_matching_job", job("RUNNING", processed), {"workflowName": WF, "jobId": JOB})
@@ -59,6 +61,21 @@ def test_busy_region_is_waited_out_and_polling_backs_off_to_the_cap(stubbed):
     assert outcome.status == "SUCCEEDED" and outcome.output_path == "s3://bucket/out"
     assert clock.sleeps == [0.5, 1.0, 0.5, 1.0, 2.0, 4.0, 5, 5]
     assert any("60 of 100 records processed" in line for line in logs)
+    # Each try points the input again and records its own intent.
+    assert logs.count("glue re-pointed") == logs.count("intent recorded") == 3
+
+
+def test_a_busy_region_held_by_another_attempt_on_this_extract_is_joined_not_doubled(stubbed):
+    """Two attempts both past the concurrency pool: the later start is refused while the first's
+    job runs, and it re-attaches to that job instead of starting a second when the slot frees."""
+    client, stub = stubbed
+    no_jobs_yet(stub)
+    stub.add_client_error("start_matching_job", "ConflictException", "Workflow is currently running", 409)
+    stub.add_response("get_matching_job", job("RUNNING", 50), {"workflowName": WF, "jobId": JOB})
+    stub.add_response("get_matching_job", job("SUCCEEDED", 100), {"workflowName": WF, "jobId": JOB})
+    outcome, recorded, logs = drive(client, Clock(), elsewhere=lambda: JOB)
+    assert outcome.attached and outcome.job_id == JOB and recorded == []
+    assert any(f"re-attaching to matching job {JOB} (RUNNING) started by another attempt" in line for line in logs)
 
 
 def test_failed_job_surfaces_the_service_message(stubbed):
