@@ -37,11 +37,15 @@ def cmd_export(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    aws = subparsers.add_parser("aws", help="Turn the configuration into AWS resources.",
-                                description=__doc__.splitlines()[0])
+    aws = subparsers.add_parser(
+        "aws", help="Turn the configuration into AWS resources.", description=__doc__.splitlines()[0]
+    )
     commands = aws.add_subparsers(dest="aws_command", required=True, metavar="COMMAND")
-    export = commands.add_parser("export", help="write request JSON per domain and one CloudFormation template",
-                                 description=" ".join(__doc__.split("\n\n")[2].split()))
+    export = commands.add_parser(
+        "export",
+        help="write request JSON per domain and one CloudFormation template",
+        description=" ".join(__doc__.split("\n\n")[2].split()),
+    )
     export.add_argument("--domain", action="append", help="only this domain (repeatable; default: all)")
     export.add_argument("-o", "--output", default="aws-export", help="folder to write into (default: aws-export)")
     export.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")

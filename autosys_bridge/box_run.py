@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 KEY_PREFIX = "er/autosys-box-run"
 

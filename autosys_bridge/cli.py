@@ -93,13 +93,34 @@ def cmd_run(args) -> int:
     if args.dry_run:
         run_config = _run_config(args)
         # The plain Dagster CLI reads the configuration from the environment.
-        command = [f"ER_CONFIG={config.path}", "dagster", "asset", "materialize", "-m", "er_assets.defs.definitions",
-                   "--select", ",".join(assets), "--partition", partition]
+        command = [
+            f"ER_CONFIG={config.path}",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "er_assets.defs.definitions",
+            "--select",
+            ",".join(assets),
+            "--partition",
+            partition,
+        ]
         if run_config:
             command += ["--config-json", json.dumps(run_config)]
         print(" ".join(_shell_quote(c) for c in command))
-        print(json.dumps({"domain": domain.name, "stage": args.stage, "assets": assets, "partition_key": partition,
-                          "config_file": str(config.path), "run_config": run_config}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "domain": domain.name,
+                    "stage": args.stage,
+                    "assets": assets,
+                    "partition_key": partition,
+                    "config_file": str(config.path),
+                    "run_config": run_config,
+                },
+                indent=2,
+            )
+        )
         return exit_codes.OK
     from autosys_bridge.runner import run_stage
 
@@ -134,8 +155,9 @@ def _run_config(args) -> dict:
     if args.override_gate:
         for stage in RUNS[args.stage]:
             if stage != "extract":  # the first stage has no upstream gate
-                ops.setdefault(stage, {}).update(override_gate=True, override_reason=args.reason,
-                                                 override_by=_operator())
+                ops.setdefault(stage, {}).update(
+                    override_gate=True, override_reason=args.reason, override_by=_operator()
+                )
     return {"ops": {f"{args.domain}__{stage}": {"config": config} for stage, config in ops.items()}} if ops else {}
 
 
@@ -212,15 +234,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("stage", choices=list(RUNS), help="extract, process (matching), load, or all three")
     run.add_argument("--timeout", type=_positive, help="EXECUTION_TIMEOUT in seconds for the matching job")
     run.add_argument("--check-interval", type=_positive, help="CHECK_INTERVAL: cap in seconds between status polls")
-    run.add_argument("--override-gate", action="store_true",
-                     help="run although the upstream stage's latest data-quality checks failed for this partition "
-                          "(after reviewing the data; logged and recorded with --reason)")
+    run.add_argument(
+        "--override-gate",
+        action="store_true",
+        help="run although the upstream stage's latest data-quality checks failed for this partition "
+        "(after reviewing the data; logged and recorded with --reason)",
+    )
     run.add_argument("--reason", help="why the gate is overridden (required with --override-gate)")
     run.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")
     run.set_defaults(func=cmd_run)
 
     on_demand = sub.add_parser(
-        "on-demand", help="Run a stage of ER_ON_DEMAND: the domain and date in $ER_DOMAIN and $ER_PROCESS_DATE.")
+        "on-demand", help="Run a stage of ER_ON_DEMAND: the domain and date in $ER_DOMAIN and $ER_PROCESS_DATE."
+    )
     on_demand.add_argument("stage", choices=list(JOBS), help="the stage to run")
     on_demand.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")
     on_demand.add_argument("--dry-run", action="store_true", help="print the equivalent dagster command and parameters")

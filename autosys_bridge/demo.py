@@ -97,8 +97,14 @@ def latest_figures(domain, partition: str) -> dict:
         ).fetchone()
     finally:
         con.close()
-    return {"rows": rows, "match_ids": groups, "matched": matched, "entities": entities, "linked": linked,
-            "example": example}
+    return {
+        "rows": rows,
+        "match_ids": groups,
+        "matched": matched,
+        "entities": entities,
+        "linked": linked,
+        "example": example,
+    }
 
 
 def why_blocked(domain, partition: str) -> str:
@@ -132,10 +138,14 @@ def _date(text: str) -> dt.date:
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m autosys_bridge.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--domain", action="append", help="only these domains (repeatable)")
-    parser.add_argument("--records", type=int,
-                        help="typical records per partition (default: customers 1500, products 3000, vendors 2000)")
-    parser.add_argument("--partitions", type=int,
-                        help="the latest N partitions per domain (default: 21 daily, 8 weekly, 6 monthly)")
+    parser.add_argument(
+        "--records",
+        type=int,
+        help="typical records per partition (default: customers 1500, products 3000, vendors 2000)",
+    )
+    parser.add_argument(
+        "--partitions", type=int, help="the latest N partitions per domain (default: 21 daily, 8 weekly, 6 monthly)"
+    )
     parser.add_argument("--from", dest="first", type=_date, help="seed the partitions from this date ...")
     parser.add_argument("--to", dest="last", type=_date, help="... to this one (default: today); no planted defects")
     parser.add_argument("--seed-only", action="store_true", help="seed the source table, run nothing")
@@ -205,12 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         results.append((domain, partition, records, defect, code))
         outcome = "seeded" if code is None else exit_codes.DESCRIPTIONS[code]
         planted = f" (planted: {defect})" if defect else ""
-        print(f"[{number}/{len(work)}] {domain.name} {partition}: {records} records{planted}: {outcome} "
-              f"in {time.monotonic() - began:.1f} s", flush=True)
+        print(
+            f"[{number}/{len(work)}] {domain.name} {partition}: {records} records{planted}: {outcome} "
+            f"in {time.monotonic() - began:.1f} s",
+            flush=True,
+        )
     elapsed, cpu = time.monotonic() - started, _cpu_seconds() - cpu
     if args.seed_only:
-        print(f"\nseeded {len(work)} partitions in {elapsed:.0f} s into {local_paths()['warehouse']}; "
-              "materialise or backfill them from the UI (make dev)")
+        print(
+            f"\nseeded {len(work)} partitions in {elapsed:.0f} s into {local_paths()['warehouse']}; "
+            "materialise or backfill them from the UI (make dev)"
+        )
         return exit_codes.OK
     return report(config, results, elapsed, cpu, home)
 
@@ -219,26 +234,37 @@ def report(config, results, elapsed: float, cpu: float, home) -> int:
     from er_assets import exit_codes
     from er_assets.environment import local_paths
 
-    print(f"\n== Entity resolution demo: {len(results)} partitions in {elapsed:.0f} s "
-          f"(CPU {cpu:.0f} s, matching workers included) ==")
-    print(f"{'domain':<10} {'cadence':<8} {'runs':>4} {'loaded':>6} {'blocked':>7} {'records':>8}  "
-          f"{'latest':<10} {'match ids':>9} {'matched':>8} {'entities':>9} {'linked':>7}")
+    print(
+        f"\n== Entity resolution demo: {len(results)} partitions in {elapsed:.0f} s "
+        f"(CPU {cpu:.0f} s, matching workers included) =="
+    )
+    print(
+        f"{'domain':<10} {'cadence':<8} {'runs':>4} {'loaded':>6} {'blocked':>7} {'records':>8}  "
+        f"{'latest':<10} {'match ids':>9} {'matched':>8} {'entities':>9} {'linked':>7}"
+    )
     examples = []
     for name in dict.fromkeys(domain.name for domain, *_ in results):
         mine = [r for r in results if r[0].name == name]
         domain, latest = mine[-1][0], mine[-1][1]
         loaded = sum(code == exit_codes.OK for *_, code in mine)
-        figures = latest_figures(domain, latest) if mine[-1][-1] == exit_codes.OK else \
-            {"match_ids": 0, "matched": 0, "entities": 0, "linked": 0, "example": None}
-        print(f"{name:<10} {domain.schedule.cadence:<8} {len(mine):>4} {loaded:>6} {len(mine) - loaded:>7} "
-              f"{sum(r[2] for r in mine):>8}  {latest:<10} {figures['match_ids']:>9} {figures['matched']:>8} "
-              f"{figures['entities']:>9} {figures['linked']:>7}")
+        figures = (
+            latest_figures(domain, latest)
+            if mine[-1][-1] == exit_codes.OK
+            else {"match_ids": 0, "matched": 0, "entities": 0, "linked": 0, "example": None}
+        )
+        print(
+            f"{name:<10} {domain.schedule.cadence:<8} {len(mine):>4} {loaded:>6} {len(mine) - loaded:>7} "
+            f"{sum(r[2] for r in mine):>8}  {latest:<10} {figures['match_ids']:>9} {figures['matched']:>8} "
+            f"{figures['entities']:>9} {figures['linked']:>7}"
+        )
         if figures["example"]:
             examples.append(f"autosys-bridge entities show {name} {figures['example']}")
     if examples:
-        print("\n`entities` are durable entity ids over every loaded partition; `linked` counts records whose "
-              "entity spans several partitions. A customer who came back:\n  "
-              + "\n  ".join(f".venv/bin/{example}" for example in examples))
+        print(
+            "\n`entities` are durable entity ids over every loaded partition; `linked` counts records whose "
+            "entity spans several partitions. A customer who came back:\n  "
+            + "\n  ".join(f".venv/bin/{example}" for example in examples)
+        )
     blocked = [r for r in results if r[-1] != exit_codes.OK]
     worst = exit_codes.OK
     if blocked:
@@ -249,8 +275,10 @@ def report(config, results, elapsed: float, cpu: float, home) -> int:
         worst = worst or (exit_codes.OK if expected else code)
         print(f"  {domain.name} {partition} [{f'planted: {defect}' if defect else 'NOT PLANTED'}] {why}")
     paths = local_paths()
-    print(f"\nwarehouse (DuckDB):  {paths['warehouse']}  tables: "
-          + ", ".join(config.domain(n).target.table for n in dict.fromkeys(d.name for d, *_ in results)))
+    print(
+        f"\nwarehouse (DuckDB):  {paths['warehouse']}  tables: "
+        + ", ".join(config.domain(n).target.table for n in dict.fromkeys(d.name for d, *_ in results))
+    )
     print(f"object store:        {paths['objects']}")
     print("job history:         autosys-bridge report -o report.html")
     print(f"Dagster instance:    {home}  (explore with: make dev)")

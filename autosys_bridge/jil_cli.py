@@ -54,17 +54,11 @@ def add_parsers(subparsers) -> None:
     )
     parse.set_defaults(func=_guarded(run_parse, "parse"))
 
-    graph = subparsers.add_parser(
-        "graph", help="draw the dependency graph of a JIL file or of the configuration"
-    )
+    graph = subparsers.add_parser("graph", help="draw the dependency graph of a JIL file or of the configuration")
     graph.add_argument("file", nargs="?", help="JIL file to draw")
-    graph.add_argument(
-        "--from-config", action="store_true", help="draw the JIL the configuration emits"
-    )
+    graph.add_argument("--from-config", action="store_true", help="draw the JIL the configuration emits")
     _config_options(graph)
-    graph.add_argument(
-        "-f", "--format", choices=FORMATS, default="dot", help="output format (default: dot)"
-    )
+    graph.add_argument("-f", "--format", choices=FORMATS, default="dot", help="output format (default: dot)")
     graph.add_argument("-o", "--output", help="write to this file instead of stdout")
     graph.set_defaults(func=_guarded(run_graph, "graph"))
 
@@ -77,17 +71,11 @@ def add_parsers(subparsers) -> None:
         ("--global", "globals", "a global set with sendevent -E SET_GLOBAL, in no file"),
         ("--timezone", "timezones", "an entry of the site's own AE timezone table"),
     ):
-        lint.add_argument(
-            flag, dest=dest, action="append", default=[], metavar="NAME", help=f"{what} (repeatable)"
-        )
-    lint.add_argument(
-        "--strict", action="store_true", help="exit 1 on warnings too, not only on errors"
-    )
+        lint.add_argument(flag, dest=dest, action="append", default=[], metavar="NAME", help=f"{what} (repeatable)")
+    lint.add_argument("--strict", action="store_true", help="exit 1 on warnings too, not only on errors")
     lint.set_defaults(func=_guarded(run_lint, "lint"))
 
-    diff = subparsers.add_parser(
-        "diff", help="compare a production JIL export with the configuration"
-    )
+    diff = subparsers.add_parser("diff", help="compare a production JIL export with the configuration")
     diff.add_argument("file", help="production export (autorep -q -J ALL > prod.jil)")
     _config_options(diff)
     diff.add_argument("--json", action="store_true", help="print the differences as JSON")
@@ -115,11 +103,7 @@ def _guarded(command, name: str):
         try:
             return command(args)
         except _INPUT_ERRORS as exc:
-            message = (
-                f"{exc.filename}: {exc.strerror}"
-                if isinstance(exc, OSError) and exc.filename
-                else str(exc)
-            )
+            message = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else str(exc)
             # A configuration may have several problems: each gets its own line.
             for line in message.splitlines() or [""]:
                 print(f"autosys-bridge {name}: {line}", file=sys.stderr)

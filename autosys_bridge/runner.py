@@ -20,9 +20,14 @@ class Terminated(BaseException):
 
 
 def run_tags(domain: str, stage: str, partition: str, process_date, trigger: str = "cli") -> dict[str, str]:
-    tags = {"domain": domain, "stage": stage, "process_date": str(process_date or partition),
-            "er/trigger": "autosys" if os.environ.get("AUTO_JOB_NAME") else trigger,
-            "er/host": socket.gethostname(), "er/pid": str(os.getpid())}
+    tags = {
+        "domain": domain,
+        "stage": stage,
+        "process_date": str(process_date or partition),
+        "er/trigger": "autosys" if os.environ.get("AUTO_JOB_NAME") else trigger,
+        "er/host": socket.gethostname(),
+        "er/pid": str(os.getpid()),
+    }
     if os.environ.get("AUTO_JOB_NAME"):
         tags["autosys/job_name"] = os.environ["AUTO_JOB_NAME"]
     if os.environ.get("AUTORUN"):
@@ -42,8 +47,9 @@ def exit_code_for(result) -> tuple[int, str]:
         return exit_codes.OK, "success"
     if _interrupted(result):
         return exit_codes.TERMINATED, "interrupted by SIGTERM"
-    failed_checks = [e for e in result.get_asset_check_evaluations()
-                     if not e.passed and e.severity.value == "ERROR"]  # a failed WARN check blocks nothing
+    failed_checks = [
+        e for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"
+    ]  # a failed WARN check blocks nothing
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         while error is not None:
@@ -70,8 +76,11 @@ def _reclaim_dead_runs(instance) -> None:
 
     from er_assets.history import HistoryStore, Status
 
-    open_runs = instance.get_runs(dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={"er/host": socket.gethostname()}))
+    open_runs = instance.get_runs(
+        dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={"er/host": socket.gethostname()}
+        )
+    )
     for run in open_runs:
         # A re-execution from the UI inherits its parent's tags: it is not a bridge run.
         if run.tags.get("dagster/parent_run_id"):
@@ -92,8 +101,9 @@ def _bridge_alive(pid: int) -> bool:
     """Is `pid` still a running bridge (the `autosys-bridge` script, or `-m autosys_bridge...`:
     the CLI, the demo)? A pid reused by another program does not count, nor one reused by
     another part of the project (an emulator worker, a Dagster code server)."""
-    return processes.running(pid, lambda words: any(b"autosys-bridge" in word or word.startswith(b"autosys_bridge")
-                                                    for word in words))
+    return processes.running(
+        pid, lambda words: any(b"autosys-bridge" in word or word.startswith(b"autosys_bridge") for word in words)
+    )
 
 
 def _interrupted_steps(result) -> list[str]:
@@ -125,14 +135,28 @@ def _record_cancelled(result, domain: str, partition: str, tags: dict) -> None:
     with HistoryStore.from_env() as store:
         for step in _interrupted_steps(result):
             stage = step.rsplit("__", 1)[-1]
-            store.record_start(result.run_id, stage, domain, partition, tags["process_date"], started_by,
-                               job_name=result.job_def.name, autosys_job_name=autosys_job)
-            store.record_end(result.run_id, stage, Status.CANCELLED, exit_code=exit_codes.TERMINATED,
-                             error_message="Terminated by a signal before the stage recorded its outcome")
+            store.record_start(
+                result.run_id,
+                stage,
+                domain,
+                partition,
+                tags["process_date"],
+                started_by,
+                job_name=result.job_def.name,
+                autosys_job_name=autosys_job,
+            )
+            store.record_end(
+                result.run_id,
+                stage,
+                Status.CANCELLED,
+                exit_code=exit_codes.TERMINATED,
+                error_message="Terminated by a signal before the stage recorded its outcome",
+            )
 
 
-def run_stage(config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date,
-              trigger: str = "cli") -> int:
+def run_stage(
+    config, domain, stage: str, assets: list[str], partition: str, run_config: dict, process_date, trigger: str = "cli"
+) -> int:
     def on_signal(signum, frame):
         raise Terminated()
 
@@ -176,8 +200,12 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
         interrupts.watch()  # a signal whose exception Python drops is still seen by the stages
         try:
             result = job.execute_in_process(
-                run_config=run_config or None, instance=instance, partition_key=partition,
-                asset_selection=keys, tags=tags, raise_on_error=False,
+                run_config=run_config or None,
+                instance=instance,
+                partition_key=partition,
+                asset_selection=keys,
+                tags=tags,
+                raise_on_error=False,
             )
         finally:
             interrupts.unwatch()

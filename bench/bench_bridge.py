@@ -43,10 +43,23 @@ def main() -> None:
         env = dict(os.environ)
         rows = {
             "autosys-bridge run customers extract": timed(
-                [str(BIN / "autosys-bridge"), "run", "customers", "extract", "--date", PARTITION], env, args.repeat),
+                [str(BIN / "autosys-bridge"), "run", "customers", "extract", "--date", PARTITION], env, args.repeat
+            ),
             "dagster asset materialize (same stage)": timed(
-                [str(BIN / "dagster"), "asset", "materialize", "-m", "er_assets.defs.definitions",
-                 "--select", "customers/extract", "--partition", PARTITION], env, args.repeat),
+                [
+                    str(BIN / "dagster"),
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "er_assets.defs.definitions",
+                    "--select",
+                    "customers/extract",
+                    "--partition",
+                    PARTITION,
+                ],
+                env,
+                args.repeat,
+            ),
             "autosys-bridge --help": timed([str(BIN / "autosys-bridge"), "--help"], env, args.repeat),
             "python -c pass": timed([sys.executable, "-c", "pass"], env, args.repeat),
         }

@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness import generated_sources, in_child, parse_or_run_child
 
@@ -78,10 +78,10 @@ SELECT *,
        NULLIF(concat_ws(' ', address_n, city_n, state_n, postal_code_n), '') AS ad
 FROM (
     SELECT customer_id,
-           {_NAME.format('first_name')} AS first_n, {_NAME.format('last_name')} AS last_n,
+           {_NAME.format("first_name")} AS first_n, {_NAME.format("last_name")} AS last_n,
            NULLIF(lower(trim(email)), '') AS e, {_PHONE} AS ph,
-           {_NAME.format('address')} AS address_n, {_NAME.format('city')} AS city_n,
-           {_NAME.format('state')} AS state_n, {_NAME.format('postal_code')} AS postal_code_n
+           {_NAME.format("address")} AS address_n, {_NAME.format("city")} AS city_n,
+           {_NAME.format("state")} AS state_n, {_NAME.format("postal_code")} AS postal_code_n
     FROM read_parquet($source));
 
 CREATE TABLE g1 AS
@@ -157,18 +157,26 @@ def main() -> None:
 
     from er_assets.emulator.matching import memory_limit
 
-    print(f"engine memory limit {memory_limit()}, {os.cpu_count()} cores, load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
-    print(f"{'records':>10} {'floor s':>8} {'engine s':>9} {'ratio':>6} {'floor cpu':>10} {'engine cpu':>11} "
-          f"{'ratio':>6} {'floor MB':>9} {'engine MB':>10} {'matchIDs':>9}  differing records")
+    print(
+        f"engine memory limit {memory_limit()}, {os.cpu_count()} cores, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at start"
+    )
+    print(
+        f"{'records':>10} {'floor s':>8} {'engine s':>9} {'ratio':>6} {'floor cpu':>10} {'engine cpu':>11} "
+        f"{'ratio':>6} {'floor MB':>9} {'engine MB':>10} {'matchIDs':>9}  differing records"
+    )
     for tmp, n, source in generated_sources(args.sizes, "bench-er-match-", generate):
         runs: dict[str, list[dict]] = {"floor": [], "engine": []}
         for i in range(args.repeat):
             for kind in runs:
                 runs[kind].append(in_child(__file__, kind, source, tmp / f"{kind}-{n}-{i}"))
         floor, engine = (
-            {"wall": min(r["wall"] for r in rs), "cpu": min(r["cpu"] for r in rs),
-             "peak_mb": max(r["peak_mb"] for r in rs), "result": rs[0]["result"]}
+            {
+                "wall": min(r["wall"] for r in rs),
+                "cpu": min(r["cpu"] for r in rs),
+                "peak_mb": max(r["peak_mb"] for r in rs),
+                "result": rs[0]["result"],
+            }
             for rs in runs.values()
         )
         ratio = engine["wall"] / floor["wall"]

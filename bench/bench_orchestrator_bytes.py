@@ -27,11 +27,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import dagster as dg
 
-    from er_assets.defs.assets import domain_assets
     from er_assets.config import load_config
+    from er_assets.defs.assets import domain_assets
     from er_assets.resources.entity_resolution import LocalEntityResolution
-    from er_assets.resources.object_store import LocalObjectStore
     from er_assets.resources.history import HistoryResource
+    from er_assets.resources.object_store import LocalObjectStore
     from er_assets_tests.helpers import create_source, fake_snowflake, sample_rows, warehouse
 
     config = load_config()
@@ -44,12 +44,16 @@ def main() -> None:
                 "warehouse": warehouse(objects),
                 "object_store": LocalObjectStore(root=str(objects)),
                 "entity_resolution": LocalEntityResolution(
-                    region_name=config.settings.region, state_root=f"{tmp}/emulator",
-                    objects_root=str(objects), config_path=str(config.path)),
+                    region_name=config.settings.region,
+                    state_root=f"{tmp}/emulator",
+                    objects_root=str(objects),
+                    config_path=str(config.path),
+                ),
                 "history": HistoryResource(url=f"sqlite:///{tmp}/history.db"),
             }
-            result = dg.materialize(domain_assets(domain, config.settings), partition_key=PARTITION,
-                                    resources=resources, instance=instance)
+            result = dg.materialize(
+                domain_assets(domain, config.settings), partition_key=PARTITION, resources=resources, instance=instance
+            )
         moved = {"extract": objects.rglob("extract/**/*.parquet"), "matched": objects.rglob("output/**/*.csv")}
         sizes = {stage: sum(p.stat().st_size for p in files) for stage, files in moved.items()}
         sizes["loaded"] = sizes["matched"]

@@ -29,8 +29,12 @@ def main() -> None:
         seed_customers(deployment, args.records)
         seeded = time.perf_counter() - started
         started = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).with_name("autosys-bridge")), "run", "customers", "all",
-                        "--date", PARTITION], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(Path(sys.executable).with_name("autosys-bridge")), "run", "customers", "all", "--date", PARTITION],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         total = time.perf_counter() - started
         with dg.DagsterInstance.get() as instance:
             seconds = {}

@@ -50,7 +50,9 @@ def seed_customers(deployment: Path, records: int) -> None:
 
 
 def parse_or_run_child(
-    parser: argparse.ArgumentParser, kinds: Iterable[str], prepare: Callable[[str, Path, Path], Callable[[], Any]],
+    parser: argparse.ArgumentParser,
+    kinds: Iterable[str],
+    prepare: Callable[[str, Path, Path], Callable[[], Any]],
 ) -> argparse.Namespace | None:
     """The script's arguments; in a child, None once the job `prepare(kind, source, out)`
     returns has run under `report` (imports and set-up happen in `prepare`, untimed)."""
@@ -65,7 +67,9 @@ def parse_or_run_child(
 
 
 def generated_sources(
-    sizes: Iterable[int], prefix: str, generate: Callable[[Path, int], None],
+    sizes: Iterable[int],
+    prefix: str,
+    generate: Callable[[Path, int], None],
 ) -> Iterator[tuple[Path, int, Path]]:
     """(folder, size, file) for each size: `generate` writes `size` customers to the parquet
     file, in one temporary folder that is removed at the end."""
@@ -92,7 +96,9 @@ def in_child(script: str, kind: str, source: Path, out: Path) -> dict:
     """In the parent: run `script`'s job `kind` in a child and return what `report` printed."""
     proc = subprocess.run(
         [sys.executable, script, "--child", kind, "--source", str(source), "--out", str(out)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode:
         raise SystemExit(f"{kind} run on {source.name} failed:\n{proc.stderr}")

@@ -26,10 +26,29 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("domains.yaml")
 # AWS Entity Resolution attribute types (SchemaInputAttribute.type).
 ATTRIBUTE_TYPES = frozenset(
     {
-        "NAME", "NAME_FIRST", "NAME_MIDDLE", "NAME_LAST", "ADDRESS", "ADDRESS_STREET1",
-        "ADDRESS_STREET2", "ADDRESS_STREET3", "ADDRESS_CITY", "ADDRESS_STATE", "ADDRESS_COUNTRY",
-        "ADDRESS_POSTALCODE", "PHONE", "PHONE_NUMBER", "PHONE_COUNTRYCODE", "EMAIL_ADDRESS",
-        "UNIQUE_ID", "DATE", "STRING", "PROVIDER_ID", "IPV4", "IPV6", "MAID",
+        "NAME",
+        "NAME_FIRST",
+        "NAME_MIDDLE",
+        "NAME_LAST",
+        "ADDRESS",
+        "ADDRESS_STREET1",
+        "ADDRESS_STREET2",
+        "ADDRESS_STREET3",
+        "ADDRESS_CITY",
+        "ADDRESS_STATE",
+        "ADDRESS_COUNTRY",
+        "ADDRESS_POSTALCODE",
+        "PHONE",
+        "PHONE_NUMBER",
+        "PHONE_COUNTRYCODE",
+        "EMAIL_ADDRESS",
+        "UNIQUE_ID",
+        "DATE",
+        "STRING",
+        "PROVIDER_ID",
+        "IPV4",
+        "IPV6",
+        "MAID",
     }
 )
 # Output names the service reserves for itself.
@@ -51,11 +70,24 @@ LONGEST_JOB_SUFFIX = "_EXTRACT"
 
 # Data-quality checks by stage; `dq.severity` may name any of them.
 CHECK_NAMES = {
-    "extract": ("source_schema", "min_records", "required_fields", "unique_ids", "value_formats",
-                "record_count_anomaly"),
+    "extract": (
+        "source_schema",
+        "min_records",
+        "required_fields",
+        "unique_ids",
+        "value_formats",
+        "record_count_anomaly",
+    ),
     "matched": ("match_rate", "no_data_loss", "match_rate_baseline", "min_confidence", "confidence_baseline"),
-    "loaded": ("row_count", "no_duplicate_ids", "match_ids_assigned", "no_value_loss", "entity_assigned",
-               "entity_churn", "oversized_entities"),
+    "loaded": (
+        "row_count",
+        "no_duplicate_ids",
+        "match_ids_assigned",
+        "no_value_loss",
+        "entity_assigned",
+        "entity_churn",
+        "oversized_entities",
+    ),
 }
 # Without the configured columns nothing can be extracted, so this check always blocks.
 ALWAYS_BLOCKING = frozenset({"source_schema"})
@@ -89,6 +121,7 @@ class _Model(BaseModel):
 # model by `_rules`) that leaves out shell syntax (; $ ` | & < > quotes), empty or `..` path segments and spaces where JIL
 # or a path would need them quoted.
 
+
 def unsafe_characters(value: str) -> str | None:
     """Why `value` cannot be used anywhere, or None: the control characters it holds."""
     bad = sorted({c for c in value if unicodedata.category(c) in _UNSAFE_CATEGORIES})
@@ -105,34 +138,56 @@ RULES = {
     "identifier": (IDENTIFIER.pattern, "a plain SQL identifier (a letter or '_', then letters, digits, '_')"),
     "aws_name": (r"^[a-zA-Z_0-9- ]{1,255}$", "an AWS attribute name (1-255 letters, digits, '_', '-', spaces)"),
     "er_name": (ER_NAME.pattern, "an AWS Entity Resolution name (1-255 letters, digits, '_', '-')"),
-    "project": (r"^[A-Za-z0-9_-]+( [A-Za-z0-9_-]+){0,20}$", "a project name (letters, digits, '_', '-', single spaces)"),
-    "domain": (r"^[a-z][a-z0-9_]{0,30}$", "a domain name (a lower-case letter, then up to 30 lower-case letters, digits, '_')"),
-    "bucket": (r"^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
-               "an S3 bucket name (3-63 lower-case letters, digits, '.', '-'; no '..')"),
-    "prefix": (rf"^{_SEGMENT}(/{_SEGMENT})*$",
-               "an object-store prefix of plain segments (letters, digits, '.', '_', '-', '+'; no empty, '.' or '..' segment, no leading or trailing '/')"),
-    "abs_path": (rf"^(/{_SEGMENT})+$",
-                 "an absolute path of plain segments (letters, digits, '.', '_', '-', '+'; no '..')"),
+    "project": (
+        r"^[A-Za-z0-9_-]+( [A-Za-z0-9_-]+){0,20}$",
+        "a project name (letters, digits, '_', '-', single spaces)",
+    ),
+    "domain": (
+        r"^[a-z][a-z0-9_]{0,30}$",
+        "a domain name (a lower-case letter, then up to 30 lower-case letters, digits, '_')",
+    ),
+    "bucket": (
+        r"^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        "an S3 bucket name (3-63 lower-case letters, digits, '.', '-'; no '..')",
+    ),
+    "prefix": (
+        rf"^{_SEGMENT}(/{_SEGMENT})*$",
+        "an object-store prefix of plain segments (letters, digits, '.', '_', '-', '+'; no empty, '.' or '..' segment, no leading or trailing '/')",
+    ),
+    "abs_path": (
+        rf"^(/{_SEGMENT})+$",
+        "an absolute path of plain segments (letters, digits, '.', '_', '-', '+'; no '..')",
+    ),
     # A host or AutoSys machine name: DNS's shape and length (253), underscores allowed.
     "machine": (rf"^(?=.{{1,253}}$){_HOST}$", "a machine name (letters, digits, '-', '_', dot-separated)"),
     "owner": (rf"^[A-Za-z0-9_][A-Za-z0-9._-]*(@{_HOST})?$", "an AutoSys owner (user or user@host)"),
-    "command": (rf"^/?{_SEGMENT}(/{_SEGMENT})*( {_ARG})*$",
-                "a program path followed by plain arguments separated by single spaces "
-                "(letters, digits and _ + , @ % = . / -; no shell syntax such as ; $ ` | & < > quotes)"),
+    "command": (
+        rf"^/?{_SEGMENT}(/{_SEGMENT})*( {_ARG})*$",
+        "a program path followed by plain arguments separated by single spaces "
+        "(letters, digits and _ + , @ % = . / -; no shell syntax such as ; $ ` | & < > quotes)",
+    ),
     "autosys_name": (r"^[A-Za-z0-9._#-]{1,64}$", "an AutoSys name (1-64 letters, digits, '.', '_', '-', '#')"),
-    "calendar_prefix": (r"^[A-Za-z0-9._#-]{0,25}$",
-                        "an AutoSys calendar-name prefix (up to 25 letters, digits, '.', '_', '-', '#', "
-                        "so PREFIX + DOMAIN + _MONTHLY stays within AutoSys's 64)"),
-    "permission": (r"^(gx|ge|wx|we|mx|me|ex|ee)(,(gx|ge|wx|we|mx|me|ex|ee))*$",
-                   "an AutoSys permission list (gx, ge, wx, we, mx, me, ex, ee, comma-separated)"),
+    "calendar_prefix": (
+        r"^[A-Za-z0-9._#-]{0,25}$",
+        "an AutoSys calendar-name prefix (up to 25 letters, digits, '.', '_', '-', '#', "
+        "so PREFIX + DOMAIN + _MONTHLY stays within AutoSys's 64)",
+    ),
+    "permission": (
+        r"^(gx|ge|wx|we|mx|me|ex|ee)(,(gx|ge|wx|we|mx|me|ex|ee))*$",
+        "an AutoSys permission list (gx, ge, wx, we, mx, me, ex, ee, comma-separated)",
+    ),
     "region": (r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$", "an AWS region (such as us-east-1)"),
     "pool": (r"^[A-Za-z0-9_-]{1,64}$", "a pool name (1-64 letters, digits, '_', '-')"),
     "glue_name": (r"^[A-Za-z0-9_]{1,255}$", "a Glue database name (letters, digits, '_')"),
-    "role_arn": (r"^(?!.*(\.\.|//))arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$",
-                 "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+    "role_arn": (
+        r"^(?!.*(\.\.|//))arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$",
+        "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+    ),
     # The tokens of AWS's condition language (names, numbers, "quoted" names, ( ) , =).
-    "condition": (r'^(?!.*\.\.)[A-Za-z0-9_ (),=."-]{1,2048}$',
-                  "an AWS rule condition (names, numbers, \"quoted\" names, ( ) , =)"),
+    "condition": (
+        r'^(?!.*\.\.)[A-Za-z0-9_ (),=."-]{1,2048}$',
+        'an AWS rule condition (names, numbers, "quoted" names, ( ) , =)',
+    ),
     "email": (EMAIL.pattern, "an email address (a plain name@domain: letters, digits, '.', '_', '%', '+', '-')"),
 }
 
@@ -153,11 +208,13 @@ def _rules(**kinds: str):
     """A model's one field validator: each field named holds a string (or a list of them, or
     None) that must follow the rule `kinds[field]` of RULES. It runs after the field's own
     constraints (lengths, types), as every field validator does."""
+
     def check(cls, value, info: ValidationInfo):
         kind = kinds[info.field_name]
         if isinstance(value, list):
             return _each(value, lambda item: check_rule(kind, item))
         return value if value is None else check_rule(kind, value)
+
     return field_validator(*kinds)(classmethod(check))
 
 
@@ -204,7 +261,7 @@ class SchemaMapping(_Model):
     _check = _rules(schemaName="er_name")
 
     @model_validator(mode="after")
-    def _one_unique_id(self) -> "SchemaMapping":
+    def _one_unique_id(self) -> SchemaMapping:
         ids = [f.fieldName for f in self.mappedInputFields if f.type == "UNIQUE_ID"]
         if len(ids) != 1:
             raise ValueError(f"exactly one UNIQUE_ID field is required, found {len(ids)}")
@@ -265,7 +322,7 @@ class ResolutionTechniques(_Model):
     ruleConditionProperties: RuleConditionProperties | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "ResolutionTechniques":
+    def _exactly_one(self) -> ResolutionTechniques:
         if self.resolutionType == "ML_MATCHING":
             if self.ruleBasedProperties is not None or self.ruleConditionProperties is not None:
                 raise ValueError("an ML_MATCHING workflow takes no ruleBasedProperties or ruleConditionProperties")
@@ -333,7 +390,7 @@ class Schedule(_Model):
         return data
 
     @model_validator(mode="after")
-    def _cadence_fields(self) -> "Schedule":
+    def _cadence_fields(self) -> Schedule:
         if self.cadence == "weekly" and self.day_of_week is None:
             raise ValueError("a weekly schedule needs day_of_week")
         if self.cadence != "weekly" and self.day_of_week is not None:
@@ -373,14 +430,18 @@ class DataQuality(_Model):
     required_fields: list[str] = Field(default_factory=list)
     min_match_rate: float = Field(default=0.0, ge=0, le=100, description="percent of records matched to another")
     max_match_rate: float = Field(default=100.0, ge=0, le=100)
-    max_invalid_format_rate: float = Field(default=5.0, ge=0, le=100, description="percent of non-empty values per field")
-    value_formats: dict[str, str] = Field(default_factory=dict, description="regex per attribute type, over the defaults")
+    max_invalid_format_rate: float = Field(
+        default=5.0, ge=0, le=100, description="percent of non-empty values per field"
+    )
+    value_formats: dict[str, str] = Field(
+        default_factory=dict, description="regex per attribute type, over the defaults"
+    )
     severity: dict[str, Literal["ERROR", "WARN"]] = Field(default_factory=dict, description="per check; default ERROR")
     anomaly: Anomaly = Anomaly()
     min_confidence: MinConfidence = MinConfidence()
 
     @model_validator(mode="after")
-    def _range(self) -> "DataQuality":
+    def _range(self) -> DataQuality:
         if self.min_match_rate > self.max_match_rate:
             raise ValueError(f"min_match_rate {self.min_match_rate} is above max_match_rate {self.max_match_rate}")
         return self
@@ -451,8 +512,14 @@ class AutosysJob(_Model):
     profile: str
     command: str = "autosys-bridge"
 
-    _check = _rules(machine="machine", owner="owner", log_dir="abs_path", profile="abs_path", command="command",
-                    permission="permission")
+    _check = _rules(
+        machine="machine",
+        owner="owner",
+        log_dir="abs_path",
+        profile="abs_path",
+        command="command",
+        permission="permission",
+    )
 
     @field_validator("job_prefix")
     @classmethod
@@ -480,12 +547,18 @@ class Settings(_Model):
     autosys_resource: str = "ER_MATCHING_SLOT"
     autosys_calendar_prefix: str = "ER_"
 
-    _check = _rules(admin_emails="email", region="region", concurrency_pool="pool", role_arn="role_arn",
-                    glue_database="glue_name", autosys_resource="autosys_name",
-                    autosys_calendar_prefix="calendar_prefix")
+    _check = _rules(
+        admin_emails="email",
+        region="region",
+        concurrency_pool="pool",
+        role_arn="role_arn",
+        glue_database="glue_name",
+        autosys_resource="autosys_name",
+        autosys_calendar_prefix="calendar_prefix",
+    )
 
     @model_validator(mode="after")
-    def _interval(self) -> "Settings":
+    def _interval(self) -> Settings:
         if self.check_interval > self.execution_timeout:
             raise ValueError("check_interval must not exceed execution_timeout")
         return self
@@ -510,27 +583,41 @@ class Domain(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    _check = _rules(name="domain", project_name="project", bucket="bucket", prefix="prefix",
-                    workflow_name="er_name", glue_table="identifier")
+    _check = _rules(
+        name="domain",
+        project_name="project",
+        bucket="bucket",
+        prefix="prefix",
+        workflow_name="er_name",
+        glue_table="identifier",
+    )
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "Domain":
+    def _cross_field(self) -> Domain:
         problems = []
         columns = set(self.schema_.columns)
         missing = [f for f in self.dq.required_fields if f not in columns]
         if missing:
             problems.append((("dq", "required_fields"), f"{missing} are not fields of the schema"))
         if self.source.partition_column in columns:
-            problems.append((("source", "partition_column"),
-                             f"{self.source.partition_column!r} must not be a schema field (it is not sent to matching)"))
+            problems.append(
+                (
+                    ("source", "partition_column"),
+                    f"{self.source.partition_column!r} must not be a schema field (it is not sent to matching)",
+                )
+            )
         rules = self.resolution.ruleBasedProperties
         if rules is not None:
             keys = self.schema_.match_keys
             for index, rule in enumerate(rules.rules):
                 unknown = [k for k in rule.matchingKeys if k not in keys]
                 if unknown:
-                    problems.append((("resolution", "ruleBasedProperties", "rules", index, "matchingKeys"),
-                                     f"rule {rule.ruleName!r} uses matching keys {unknown} that no schema field has"))
+                    problems.append(
+                        (
+                            ("resolution", "ruleBasedProperties", "rules", index, "matchingKeys"),
+                            f"rule {rule.ruleName!r} uses matching keys {unknown} that no schema field has",
+                        )
+                    )
         if problems:
             raise Problems(problems)
         return self
@@ -540,7 +627,7 @@ class Domain(_Model):
         return self.resolution.resolutionType == "ML_MATCHING"
 
     @property
-    def schema(self) -> SchemaMapping:  # noqa: D401 - the field is aliased to dodge BaseModel.schema
+    def schema(self) -> SchemaMapping:
         return self.schema_
 
     @property
@@ -606,7 +693,9 @@ def load_config(path: str | os.PathLike | None = None) -> Configuration:
             errors.append(document.error((key,), f"top level: {unknown_key(str(key), ['settings', 'domains'])}"))
     bodies = raw.get("domains")
     if not isinstance(bodies, dict) or not bodies:
-        errors.append(document.error(("domains",), "domains: required: a non-empty mapping of domain names to their settings"))
+        errors.append(
+            document.error(("domains",), "domains: required: a non-empty mapping of domain names to their settings")
+        )
         bodies = {}
     settings = _validated(document, Settings, ("settings",), raw.get("settings") or {}, "settings.", errors, unsafe)
     domains = {}
@@ -615,11 +704,16 @@ def load_config(path: str | os.PathLike | None = None) -> Configuration:
             errors.append(document.error(("domains", name), f"domain '{name}': expected a mapping of keys to values"))
             continue
         if "name" in body:  # it would silently rename the domain
-            errors.append(document.error(("domains", name, "name"),
-                                         f"domain '{name}': name: unknown key 'name'; a domain is named by its key"))
+            errors.append(
+                document.error(
+                    ("domains", name, "name"),
+                    f"domain '{name}': name: unknown key 'name'; a domain is named by its key",
+                )
+            )
             continue
-        domain = _validated(document, Domain, ("domains", name), {"name": str(name), **body}, f"domain '{name}': ",
-                            errors, unsafe)
+        domain = _validated(
+            document, Domain, ("domains", name), {"name": str(name), **body}, f"domain '{name}': ", errors, unsafe
+        )
         if domain is not None:
             domains[name] = domain
     errors += _distinct(document, domains, ("autosys", "job_prefix"), lambda d: d.autosys.job_prefix.upper())
@@ -669,8 +763,12 @@ def _distinct(document: Document, domains: dict[str, Domain], field: tuple, key)
     for name, domain in domains.items():
         value = key(domain)
         if value in seen:
-            errors.append(document.error(("domains", name) + field,
-                                         f"domain '{name}': {'.'.join(field)}: {value!r} is already used by "
-                                         f"domain '{seen[value]}'; it must differ between domains"))
+            errors.append(
+                document.error(
+                    ("domains", name) + field,
+                    f"domain '{name}': {'.'.join(field)}: {value!r} is already used by "
+                    f"domain '{seen[value]}'; it must differ between domains",
+                )
+            )
         seen.setdefault(value, name)
     return errors

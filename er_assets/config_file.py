@@ -81,7 +81,7 @@ def read_document(path: Path, text: str) -> Document:
         column = f" (column {mark.column + 1})" if mark else ""
         problem = " ".join(part for part in (exc.context, exc.problem) if part)
         source = text.splitlines()
-        if mark and mark.line < len(source) and "\t" in source[mark.line][:mark.column + 1]:
+        if mark and mark.line < len(source) and "\t" in source[mark.line][: mark.column + 1]:
             problem += "; YAML indents with spaces, never tabs"
         raise SyntaxProblem(f"{path}{line}: not valid {kind}: {problem}{column}") from None
     except yaml.YAMLError as exc:
@@ -104,8 +104,10 @@ def _walk(node, location: Location, lines: dict, duplicates: list, path: Path, s
             line = key_node.start_mark.line + 1
             if key in first:
                 where = ".".join(str(p) for p in location) or "the top level"
-                duplicates.append(f"{path}:{line}: duplicate key {key!r} in {where} "
-                                  f"(first defined on line {first[key]}); each key may appear once")
+                duplicates.append(
+                    f"{path}:{line}: duplicate key {key!r} in {where} "
+                    f"(first defined on line {first[key]}); each key may appear once"
+                )
             first.setdefault(key, line)
             lines[location + (key,)] = line
             _walk(value_node, location + (key,), lines, duplicates, path, seen)
@@ -119,23 +121,31 @@ def _walk(node, location: Location, lines: dict, duplicates: list, path: Path, s
 
 
 def describe_errors(
-    document: Document, exc: ValidationError, model: type[BaseModel], base: Location, label: str,
+    document: Document,
+    exc: ValidationError,
+    model: type[BaseModel],
+    base: Location,
+    label: str,
     reported: set[Location] = frozenset(),
 ) -> list[str]:
     """One line per error of validating `document.value(base)` as `model`.
 
     `label` says where the model sits ("domain 'customers': " or "settings."); errors of a
     field holding a `reported` location (a string already refused) are left out."""
+
     def known(loc: Location) -> bool:
-        return bool(loc) and any(place[:len(base) + len(loc)] == base + loc for place in reported)
+        return bool(loc) and any(place[: len(base) + len(loc)] == base + loc for place in reported)
 
     lines = []
     for error in exc.errors():
         loc = tuple(error["loc"])
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, Problems):
-            lines += [_line(document, base, loc + tuple(sub), label, message)
-                      for sub, message in cause.problems if not known(loc + tuple(sub))]
+            lines += [
+                _line(document, base, loc + tuple(sub), label, message)
+                for sub, message in cause.problems
+                if not known(loc + tuple(sub))
+            ]
         elif not known(loc):
             lines.append(_line(document, base, loc, label, _message(error, model, loc)))
     return lines
@@ -152,9 +162,11 @@ def _field_name(document: Document, base: Location, loc: Location) -> str:
     parts: list[str] = []
     for depth, part in enumerate(loc):
         if isinstance(part, int):
-            item = document.value(base + loc[:depth + 1])
-            name = next((item[k] for k in ("ruleName", "fieldName") if isinstance(item, dict)
-                         and isinstance(item.get(k), str)), None)
+            item = document.value(base + loc[: depth + 1])
+            name = next(
+                (item[k] for k in ("ruleName", "fieldName") if isinstance(item, dict) and isinstance(item.get(k), str)),
+                None,
+            )
             label = f"[{name}]" if name else f"[item {part + 1}]"
             if parts:
                 parts[-1] += label
@@ -180,9 +192,14 @@ def _message(error: dict, model: type[BaseModel], loc: Location) -> str:
         return f"{shown}expected a mapping of keys to values"
     if kind == "list_type":
         return f"{shown}expected a list"
-    message = (error["msg"].replace("Input should be", "must be").replace("List should", "must")
-               .replace(" after validation", "").replace(", unable to interpret input", " (true or false)")
-               .replace(", unable to parse string as an integer", ""))
+    message = (
+        error["msg"]
+        .replace("Input should be", "must be")
+        .replace("List should", "must")
+        .replace(" after validation", "")
+        .replace(", unable to interpret input", " (true or false)")
+        .replace(", unable to parse string as an integer", "")
+    )
     return f"{shown}{message[0].lower()}{message[1:]}"
 
 
@@ -200,8 +217,11 @@ def _keys_at(model: type[BaseModel], loc: Location) -> list[str]:
     cls = _model_of(annotation)
     if cls is None:
         return []
-    return [info.alias or name for name, info in cls.model_fields.items()
-            if not (info.json_schema_extra or {}).get("from_key")]
+    return [
+        info.alias or name
+        for name, info in cls.model_fields.items()
+        if not (info.json_schema_extra or {}).get("from_key")
+    ]
 
 
 def _step(annotation: Any, part: Any) -> Any:

@@ -60,15 +60,36 @@ class MissingUpstream(PipelineError):
 
 # Class names of errors raised by clients rather than by our stages that still mean "a service is
 # unreachable or the credentials are wrong": botocore's, the job history's, Snowflake's connection errors.
-UNAVAILABLE_ERROR_CLASSES = frozenset({
-    "NoCredentialsError", "PartialCredentialsError", "EndpointConnectionError", "ConnectTimeoutError",
-    "TokenRetrievalError", "HistoryError", "OperationalError", "ForbiddenError",
-    "UnauthorizedSSOTokenError", "SSOTokenLoadError", "CredentialRetrievalError", "ReadTimeoutError",
-    "ConnectionClosedError",
-})
+UNAVAILABLE_ERROR_CLASSES = frozenset(
+    {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "TokenRetrievalError",
+        "HistoryError",
+        "OperationalError",
+        "ForbiddenError",
+        "UnauthorizedSSOTokenError",
+        "SSOTokenLoadError",
+        "CredentialRetrievalError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+    }
+)
 # Our classes; for each exit code the most general comes first (it stands in for foreign errors).
-CODED = (PipelineError, ServiceUnavailable, MatchingJobTimeout, ConfigurationRejected, GateClosed,
-         MatchingJobFailed, QuotaExceeded, MatchOutputMissing, UpstreamRefused, MissingUpstream)
+CODED = (
+    PipelineError,
+    ServiceUnavailable,
+    MatchingJobTimeout,
+    ConfigurationRejected,
+    GateClosed,
+    MatchingJobFailed,
+    QuotaExceeded,
+    MatchOutputMissing,
+    UpstreamRefused,
+    MissingUpstream,
+)
 # Exit code by exception class name: the bridge reads names back from the Dagster event log,
 # the job history from the exception itself, and both walk the chain of causes the same way.
 EXIT_CODES = {

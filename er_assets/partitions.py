@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import dagster as dg
 
 
-def partitions_def(domain: Domain) -> "dg.TimeWindowPartitionsDefinition":
+def partitions_def(domain: Domain) -> dg.TimeWindowPartitionsDefinition:
     import dagster as dg
 
     s = domain.schedule
@@ -55,8 +55,9 @@ def partition_for_date(domain: Domain, day: dt.date) -> str:
     """The key of the partition whose period contains the calendar day `day`."""
     start = _period_start(domain, day)
     if start < domain.schedule.start_date:
-        raise ValueError(f"{day.isoformat()} is before the first partition of domain '{domain.name}' "
-                         f"({domain.schedule.start_date})")
+        raise ValueError(
+            f"{day.isoformat()} is before the first partition of domain '{domain.name}' ({domain.schedule.start_date})"
+        )
     return start.isoformat()
 
 
@@ -67,7 +68,9 @@ def business_dates(domain: Domain, partition_key: str) -> tuple[dt.date, dt.date
     except ValueError:
         raise ValueError(f"{partition_key!r} is not a partition key (YYYY-MM-DD)") from None
     if partition_for_date(domain, start) != partition_key:
-        raise ValueError(f"{partition_key!r} is not the first day of a {domain.schedule.cadence} partition of '{domain.name}'")
+        raise ValueError(
+            f"{partition_key!r} is not the first day of a {domain.schedule.cadence} partition of '{domain.name}'"
+        )
     cadence = domain.schedule.cadence
     if cadence == "daily":
         return start, start + dt.timedelta(days=1)

@@ -24,8 +24,11 @@ _PATTERNS = (
     # password=..., "token": "...", api_key: ... but not an error's name such as
     # "ExpiredTokenException: The security token ...", whose message would lose its first word
     (
-        re.compile(rf"((?:{_SECRET_NAME.pattern})(?![\w-]*(?:Exception|Error)\b)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
-                   rf"[^\s\"',;&}}]+", re.I),
+        re.compile(
+            rf"((?:{_SECRET_NAME.pattern})(?![\w-]*(?:Exception|Error)\b)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
+            rf"[^\s\"',;&}}]+",
+            re.I,
+        ),
         rf"\g<1>{MASK}",
     ),
     # AWS access key ids

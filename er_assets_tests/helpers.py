@@ -51,7 +51,10 @@ def run_stages(config, instance, domain: str, stages, partition: str, run_config
     if run_config is None and "matched" in stages:
         run_config = {"ops": {f"{domain}__matched": {"config": {"check_interval": 1}}}}
     return job.execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config,
+        instance=instance,
+        partition_key=partition,
+        raise_on_error=False,
+        run_config=run_config,
         asset_selection=[dg.AssetKey([domain, s]) for s in stages],
     )
 
@@ -154,8 +157,9 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
         cursor.execute(sf.output_format_sql())  # this one fakesnow runs
         folder = self._folder(output)
         files = context_files(self._folder(context)) if context else []
-        confidence = None if threshold is None else confidence_summary(folder, threshold, files,
-                                                                       domain.schema.unique_id)
+        confidence = (
+            None if threshold is None else confidence_summary(folder, threshold, files, domain.schema.unique_id)
+        )
         if context:
             cursor.execute(sf.parquet_format_sql())  # so does this one
             counts = match_counts(folder, files, domain.schema.unique_id)
@@ -170,11 +174,17 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
             return
         cursor.execute(sf.parquet_format_sql())  # this one fakesnow runs
         folder = self._folder(self.location(extract_uri))
-        ids = {value for f in sorted(folder.iterdir()) if re.fullmatch(layout.CONTEXT_FILE_PATTERN, f.name)
-               for value in pq.read_table(f).column(domain.schema.unique_id).to_pylist() if value is not None}
+        ids = {
+            value
+            for f in sorted(folder.iterdir())
+            if re.fullmatch(layout.CONTEXT_FILE_PATTERN, f.name)
+            for value in pq.read_table(f).column(domain.schema.unique_id).to_pylist()
+            if value is not None
+        }
         if ids:
-            cursor.executemany(f"INSERT INTO {sf.ident(context)} (RECORD_ID) VALUES (%(id)s)",
-                               [{"id": i} for i in sorted(ids)])
+            cursor.executemany(
+                f"INSERT INTO {sf.ident(context)} (RECORD_ID) VALUES (%(id)s)", [{"id": i} for i in sorted(ids)]
+            )
 
     def _unload(self, cursor, location: str, select: str, params: dict) -> int:
         cursor.execute(select, params)
@@ -223,9 +233,16 @@ def fake_snowflake(objects_root: Path, stage_url: str | None = None):
 
 def warehouse(objects_root: Path, cls: type = FakesnowWarehouse) -> FakesnowWarehouse:
     return cls(
-        account="test", user="tester", password="not-a-secret", warehouse="WH", database="ER",
-        schema_name="PUBLIC", stage=STAGE, stage_url=f"s3://{BUCKET}/",
-        object_store=LocalObjectStore(root=str(objects_root)), stage_root=str(objects_root / BUCKET),
+        account="test",
+        user="tester",
+        password="not-a-secret",
+        warehouse="WH",
+        database="ER",
+        schema_name="PUBLIC",
+        stage=STAGE,
+        stage_url=f"s3://{BUCKET}/",
+        object_store=LocalObjectStore(root=str(objects_root)),
+        stage_root=str(objects_root / BUCKET),
     )
 
 
@@ -239,8 +256,10 @@ def create_source(conn, domain, rows: list[dict]) -> None:
     if rows:
         names = ", ".join(sf.ident(c) for c in columns)
         values = ", ".join(f"%({c})s" for c in columns)
-        cursor.executemany(f"INSERT INTO {sf.ident(domain.source.table)} ({names}) VALUES ({values})",
-                           [{c: r.get(c) for c in columns} for r in rows])
+        cursor.executemany(
+            f"INSERT INTO {sf.ident(domain.source.table)} ({names}) VALUES ({values})",
+            [{c: r.get(c) for c in columns} for r in rows],
+        )
 
 
 # --- Entity Resolution: botocore's model, the emulator's matching engine -------------------
@@ -284,8 +303,9 @@ def field(name: str, type_: str, key: str | None = None, group: str | None = Non
     return out
 
 
-def workflow(sch: dict, *, rules=None, conditions=None, model="ONE_TO_ONE", transitive=False, normalize=True,
-             hashed=()) -> dict:
+def workflow(
+    sch: dict, *, rules=None, conditions=None, model="ONE_TO_ONE", transitive=False, normalize=True, hashed=()
+) -> dict:
     if rules is not None:
         techniques = {
             "resolutionType": "RULE_MATCHING",
@@ -303,8 +323,13 @@ def workflow(sch: dict, *, rules=None, conditions=None, model="ONE_TO_ONE", tran
     return {
         "workflowName": "wf",
         "inputSourceConfig": [{"inputSourceARN": ARN, "schemaName": "people", "applyNormalization": normalize}],
-        "outputSourceConfig": [{"outputS3Path": "s3://bucket/out", "applyNormalization": False,
-                                "output": [{"name": n, "hashed": n in hashed} for n in names]}],
+        "outputSourceConfig": [
+            {
+                "outputS3Path": "s3://bucket/out",
+                "applyNormalization": False,
+                "output": [{"name": n, "hashed": n in hashed} for n in names],
+            }
+        ],
         "resolutionTechniques": techniques,
     }
 
@@ -402,8 +427,9 @@ class Inbox:
 # --- entity identity: records with known truth over several partitions ----------------------
 
 
-def returning_customers(partitions: list[str], per_partition: int, returning: float = 0.3, seed: int = 1,
-                        glue: int = 0) -> list[dict]:
+def returning_customers(
+    partitions: list[str], per_partition: int, returning: float = 0.3, seed: int = 1, glue: int = 0
+) -> list[dict]:
     """Customer records with their true entity (`truth`, not a schema field) over `partitions`
     (one date each): per partition, a share `returning` of records re-describe an entity of an
     earlier partition and a tenth repeat one of the same partition, each with one of the
@@ -428,9 +454,17 @@ def returning_customers(partitions: list[str], per_partition: int, returning: fl
             else:
                 e = len(entities)
                 first, last = rnd.choice(firsts), rnd.choice(lasts)
-                entity = {"truth": f"T{e}", "first_name": first, "last_name": f"{last}{e}",
-                          "email": f"{first}.{last}{e}@example.com".lower(), "phone": f"555{e:07d}",
-                          "address": f"{e} Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}
+                entity = {
+                    "truth": f"T{e}",
+                    "first_name": first,
+                    "last_name": f"{last}{e}",
+                    "email": f"{first}.{last}{e}@example.com".lower(),
+                    "phone": f"555{e:07d}",
+                    "address": f"{e} Main St",
+                    "city": "Springfield",
+                    "state": "IL",
+                    "postal_code": "62701",
+                }
                 entities.append(entity)
                 rows.append({**entity, "customer_id": f"C{index:02d}{n:05d}", "load_date": partition})
                 continue
@@ -461,7 +495,9 @@ def write_source(domain, rows: list[dict], data_dir: Path) -> None:
     try:
         part = domain.source.partition_column
         con.register("incoming", table)
-        con.execute(f'CREATE OR REPLACE TABLE "{domain.source.table}" AS '
-                    f'SELECT * REPLACE (CAST("{part}" AS DATE) AS "{part}") FROM incoming')
+        con.execute(
+            f'CREATE OR REPLACE TABLE "{domain.source.table}" AS '
+            f'SELECT * REPLACE (CAST("{part}" AS DATE) AS "{part}") FROM incoming'
+        )
     finally:
         con.close()

@@ -142,14 +142,21 @@ def test_every_package_folder_has_its_layer():
     """A new folder must be placed in LAYERS, or its modules would count as top level."""
     listed = {f for layer in LAYERS for f in layer}
     packages = {name for name, path in modules().items() if path.name == "__init__.py"}
-    unplaced = sorted(p for p in packages if p not in listed and folder(p) in ("er_assets", "autosys_bridge")
-                      and p.count(".") == 1 and p.startswith("er_assets."))
+    unplaced = sorted(
+        p
+        for p in packages
+        if p not in listed
+        and folder(p) in ("er_assets", "autosys_bridge")
+        and p.count(".") == 1
+        and p.startswith("er_assets.")
+    )
     assert unplaced == []
 
 
 def test_er_assets_never_imports_the_bridge():
-    assert [(s, t) for s, ts in graph().items() for t in ts
-            if s.startswith("er_assets") and t.startswith("autosys_bridge")] == []
+    assert [
+        (s, t) for s, ts in graph().items() for t in ts if s.startswith("er_assets") and t.startswith("autosys_bridge")
+    ] == []
 
 
 def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
@@ -158,7 +165,8 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
     source = tmp_path / "m.py"
     source.write_text("def f():\n    from autosys_bridge import runner\n")
     assert imports("er_assets.pipeline.m", source, {"autosys_bridge", "autosys_bridge.runner"}) == {
-        "autosys_bridge.runner"}
+        "autosys_bridge.runner"
+    }
     assert rank(folder("autosys_bridge.runner")) < rank(folder("er_assets.pipeline.m"))
 
 
@@ -190,5 +198,6 @@ def test_the_architecture_doc_draws_the_dependencies_of_the_code():
     if os.environ.get("ER_UPDATE_DOCS") == "1" and text != fresh:
         DOC.write_text(fresh)
         text = fresh
-    assert text == fresh, "docs/architecture.md is out of date: run ER_UPDATE_DOCS=1 pytest " \
-                          "er_assets_tests/test_architecture.py"
+    assert text == fresh, (
+        "docs/architecture.md is out of date: run ER_UPDATE_DOCS=1 pytest er_assets_tests/test_architecture.py"
+    )

@@ -20,13 +20,16 @@ def _shape(name: str):
     return MODEL.shape_for(name).metadata
 
 
-@pytest.mark.parametrize("model, field, shape", [
-    (cfg.RuleCondition, "condition", "RuleConditionConditionString"),
-    (cfg.RuleConditionProperties, "rules", "RuleConditionPropertiesRulesList"),
-    (cfg.RuleBasedProperties, "rules", "RuleBasedPropertiesRulesList"),
-    (cfg.Rule, "matchingKeys", "RuleMatchingKeysList"),
-    (cfg.SchemaMapping, "mappedInputFields", "SchemaInputAttributes"),
-])
+@pytest.mark.parametrize(
+    "model, field, shape",
+    [
+        (cfg.RuleCondition, "condition", "RuleConditionConditionString"),
+        (cfg.RuleConditionProperties, "rules", "RuleConditionPropertiesRulesList"),
+        (cfg.RuleBasedProperties, "rules", "RuleBasedPropertiesRulesList"),
+        (cfg.Rule, "matchingKeys", "RuleMatchingKeysList"),
+        (cfg.SchemaMapping, "mappedInputFields", "SchemaInputAttributes"),
+    ],
+)
 def test_maximum_sizes_are_the_model_s(model, field, shape):
     assert _max(model, field) == _shape(shape)["max"]
 
@@ -65,16 +68,27 @@ def _customers(raw):
     return raw["domains"]["customers"]
 
 
-@pytest.mark.parametrize("mutate, says", [
-    (lambda raw: _customers(raw)["resolution"].update(ruleBasedProperties=None, ruleConditionProperties={
-        "rules": [{"ruleName": "r", "condition": "Exact(email) OR " * 128 + "Exact(email)"}]}),
-     ("condition", "2048")),
-    (lambda raw: _customers(raw)["schema"]["mappedInputFields"][1].update(groupName="full/name"),
-     ("groupName",)),
-    (lambda raw: _customers(raw)["schema"]["mappedInputFields"].extend(
-        {"fieldName": f"extra_{i}", "type": "STRING"} for i in range(52)),
-     ("mappedInputFields", "60")),
-])
+@pytest.mark.parametrize(
+    "mutate, says",
+    [
+        (
+            lambda raw: _customers(raw)["resolution"].update(
+                ruleBasedProperties=None,
+                ruleConditionProperties={
+                    "rules": [{"ruleName": "r", "condition": "Exact(email) OR " * 128 + "Exact(email)"}]
+                },
+            ),
+            ("condition", "2048"),
+        ),
+        (lambda raw: _customers(raw)["schema"]["mappedInputFields"][1].update(groupName="full/name"), ("groupName",)),
+        (
+            lambda raw: _customers(raw)["schema"]["mappedInputFields"].extend(
+                {"fieldName": f"extra_{i}", "type": "STRING"} for i in range(52)
+            ),
+            ("mappedInputFields", "60"),
+        ),
+    ],
+)
 def test_values_past_the_model_s_limits_are_refused_naming_field_and_limit(tmp_path, mutate, says):
     with pytest.raises(ConfigError) as info:
         load_config(write_config(tmp_path, mutate))
@@ -84,8 +98,12 @@ def test_values_past_the_model_s_limits_are_refused_naming_field_and_limit(tmp_p
 def test_a_condition_of_2048_characters_and_60_fields_are_accepted(tmp_path):
     def mutate(raw):
         body = _customers(raw)
-        body["resolution"] = {"resolutionType": "RULE_MATCHING", "ruleConditionProperties": {
-            "rules": [{"ruleName": "r", "condition": ("Exact(email)" + " " * 2048)[:2048]}]}}
+        body["resolution"] = {
+            "resolutionType": "RULE_MATCHING",
+            "ruleConditionProperties": {
+                "rules": [{"ruleName": "r", "condition": ("Exact(email)" + " " * 2048)[:2048]}]
+            },
+        }
         body["schema"]["mappedInputFields"].extend({"fieldName": f"extra_{i}", "type": "STRING"} for i in range(51))
 
     domain = load_config(write_config(tmp_path, mutate)).domain("customers")

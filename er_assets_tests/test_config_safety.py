@@ -153,7 +153,8 @@ def test_a_hostile_domain_name_is_refused(tmp_path, capsys):
 def test_a_rule_condition_is_held_to_the_condition_language(tmp_path, capsys):
     raw = _base()
     raw["domains"]["products"]["resolution"] = {
-        "ruleConditionProperties": {"rules": [{"ruleName": "upc", "condition": "Exact(upc)"}]}}
+        "ruleConditionProperties": {"rules": [{"ruleName": "upc", "condition": "Exact(upc)"}]}
+    }
     config = tmp_path / "domains.yaml"
     config.write_text(_dump(raw))
     assert _run(capsys, "validate", "--config", str(config))[0] == exit_codes.OK

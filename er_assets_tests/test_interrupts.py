@@ -24,6 +24,7 @@ class Interrupted(BaseException):
 @pytest.fixture
 def raising_handler():
     """A handler that raises, as Dagster's does during a step; the pipe watched meanwhile."""
+
     def handler(signum, frame):
         raise Interrupted()
 
@@ -46,6 +47,7 @@ _REFS: list = []
 def signal_inside_a_weakref_callback() -> None:
     """SIGTERM arrives while a weakref callback runs: the handler's exception is raised in the
     callback, and Python prints it as unraisable and goes on."""
+
     def callback(ref):
         os.kill(os.getpid(), signal.SIGTERM)
         sum(range(1000))  # bytecodes: the handler runs here, inside the callback
@@ -86,6 +88,7 @@ def test_without_a_signal_nothing_is_raised_and_unwatch_restores_the_previous_fd
 def test_a_signal_counts_only_for_the_run_that_watched_it():
     """The bridge's in-process callers (the demo, the tests) run stage after stage: a signal
     seen by one run must not cancel the next."""
+
     def handler(signum, frame):
         raise Interrupted()
 

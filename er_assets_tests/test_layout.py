@@ -36,10 +36,18 @@ def test_an_empty_job_output_is_where_the_layout_puts_it_with_its_error_folder_b
     assert found.error_uri == "s3://b/er/output/wf/job1/error/" == layout.error_uri(found.success_uri)
 
 
-@pytest.mark.parametrize("name, data", [
-    ("part-00000.csv", True), ("part-0", True), ("nested/part-1.csv.gz", True),
-    ("_SUCCESS", False), (".part-0.crc", False), ("nested/_temporary", False), ("success/", False),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("part-00000.csv", True),
+        ("part-0", True),
+        ("nested/part-1.csv.gz", True),
+        ("_SUCCESS", False),
+        (".part-0.crc", False),
+        ("nested/_temporary", False),
+        ("success/", False),
+    ],
+)
 def test_data_files_are_told_from_markers_and_folder_placeholders(tmp_path, name, data):
     assert layout.is_data_file(f"s3://b/out/job/success/{name}") is data
     folder = tmp_path / "success"

@@ -96,18 +96,23 @@ def test_a_monthly_schedule_without_a_day_runs_on_the_first(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["customers", "products", "vendors"])
-@pytest.mark.parametrize("start, end", [
-    ("2023-12-01T00:00", "2024-01-02T00:00"),  # before and up to the first partitions
-    ("2023-11-20T00:00", "2024-03-20T00:00"),
-    ("2026-10-01T07:00", "2026-11-05T08:00"),  # customers: both bounds a completion (03:00 EDT, 03:00 EST)
-    ("2026-09-01T06:00", "2026-12-01T07:00"),  # vendors: both bounds a completion (02:00 EDT, 02:00 EST)
-])
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        ("2023-12-01T00:00", "2024-01-02T00:00"),  # before and up to the first partitions
+        ("2023-11-20T00:00", "2024-03-20T00:00"),
+        ("2026-10-01T07:00", "2026-11-05T08:00"),  # customers: both bounds a completion (03:00 EDT, 03:00 EST)
+        ("2026-09-01T06:00", "2026-12-01T07:00"),  # vendors: both bounds a completion (02:00 EDT, 02:00 EST)
+    ],
+)
 def test_partitions_completed_in_a_window_are_dagsters(config, name, start, end):
     from er_assets.partitions import completed_between
 
     domain = config.domain(name)
     start, end = (dt.datetime.fromisoformat(t).replace(tzinfo=UTC) for t in (start, end))
     definition = partitions_def(domain)
-    windows = [(key, definition.time_window_for_partition_key(key).end)
-               for key in definition.get_partition_keys(current_time=end + dt.timedelta(days=40))]
+    windows = [
+        (key, definition.time_window_for_partition_key(key).end)
+        for key in definition.get_partition_keys(current_time=end + dt.timedelta(days=40))
+    ]
     assert completed_between(domain, start, end) == [(key, done) for key, done in windows if start <= done < end]

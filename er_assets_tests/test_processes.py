@@ -66,10 +66,19 @@ def test_without_proc_only_the_pid_is_asked(monkeypatch, tmp_path):
     assert not processes.running(None, lambda words: True)  # no pid, nothing to ask
 
 
-@pytest.mark.parametrize("state, flags, alive", [("R", 0x400000, True), ("S", 0x400040, True), ("Z", 0x400000, False),
-                                                 ("X", 0x400000, False), ("I", 0x208040, False)])
-def test_a_process_still_being_execd_counts_a_zombie_or_kernel_thread_does_not(tmp_path, monkeypatch, state, flags,
-                                                                               alive):
+@pytest.mark.parametrize(
+    "state, flags, alive",
+    [
+        ("R", 0x400000, True),
+        ("S", 0x400040, True),
+        ("Z", 0x400000, False),
+        ("X", 0x400000, False),
+        ("I", 0x208040, False),
+    ],
+)
+def test_a_process_still_being_execd_counts_a_zombie_or_kernel_thread_does_not(
+    tmp_path, monkeypatch, state, flags, alive
+):
     """Between exec's closing of Popen's error pipe and the kernel setting up the new arguments,
     a just-started worker has an empty command line, as a zombie has: /proc/<pid>/stat tells
     them apart (a worker polled in that window was once reported dead, and its job FAILED), and

@@ -34,22 +34,38 @@ def _leaks(root: Path, *texts: str, secrets) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("url, secret", [
-    (f"sqlite://er:{URL_SECRET}@dbhost/history.db", URL_SECRET),
-    (f"host=127.0.0.1 port=1 user=er password={DSN_SECRET} dbname=history", DSN_SECRET),
-])
+@pytest.mark.parametrize(
+    "url, secret",
+    [
+        (f"sqlite://er:{URL_SECRET}@dbhost/history.db", URL_SECRET),
+        (f"host=127.0.0.1 port=1 user=er password={DSN_SECRET} dbname=history", DSN_SECRET),
+    ],
+)
 def test_a_bridge_run_failing_on_the_history_database_shows_no_secret(local_env, url, secret):
-    env = {**os.environ, **SECRETS, "ER_HISTORY_URL": url, "ER_SMTP_HOST": "127.0.0.1", "ER_SMTP_PORT": "1",
-           "ER_SMTP_USER": "er"}
-    done = subprocess.run([*BRIDGE, "run", "customers", "extract", "--date", "2026-11-28"], capture_output=True,
-                          text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        **SECRETS,
+        "ER_HISTORY_URL": url,
+        "ER_SMTP_HOST": "127.0.0.1",
+        "ER_SMTP_PORT": "1",
+        "ER_SMTP_USER": "er",
+    }
+    done = subprocess.run(
+        [*BRIDGE, "run", "customers", "extract", "--date", "2026-11-28"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == exit_codes.SERVICE_UNAVAILABLE, done.stderr[-2000:]
     assert "***" in done.stderr  # the failure is reported, masked
-    report = subprocess.run([*BRIDGE, "report", "-o", str(local_env / "report.html")], capture_output=True,
-                            text=True, env=env, timeout=120)
+    report = subprocess.run(
+        [*BRIDGE, "report", "-o", str(local_env / "report.html")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert report.returncode == exit_codes.SERVICE_UNAVAILABLE and "error" in report.stderr
-    assert not _leaks(local_env, done.stdout, done.stderr, report.stdout, report.stderr,
-                      secrets=[secret, *SECRETS.values()])
+    assert not _leaks(
+        local_env, done.stdout, done.stderr, report.stdout, report.stderr, secrets=[secret, *SECRETS.values()]
+    )
 
 
 def test_a_stage_whose_driver_echoes_credentials_is_masked_everywhere(config, local_env, monkeypatch, capfd):
@@ -71,8 +87,11 @@ def test_a_stage_whose_driver_echoes_credentials_is_masked_everywhere(config, lo
         try:
             raise ValueError(f"while connecting to postgresql://er:{URL_SECRET}@db/x")
         except ValueError as cause:
-            raise OperationalError(msg=f"login failed for er with password {SECRETS['SNOWFLAKE_PASSWORD']} "
-                                       f"(smtp: {SECRETS['ER_SMTP_PASSWORD']})", errno=250001) from cause
+            raise OperationalError(
+                msg=f"login failed for er with password {SECRETS['SNOWFLAKE_PASSWORD']} "
+                f"(smtp: {SECRETS['ER_SMTP_PASSWORD']})",
+                errno=250001,
+            ) from cause
 
     monkeypatch.setattr(DuckDBWarehouse, "unload_extract", unload)
     code = main(["run", "customers", "extract", "--date", "2026-11-28"])
@@ -146,8 +165,12 @@ def test_a_mail_server_error_echoing_the_password_is_masked_before_the_sensor_lo
             raise OSError(f"535 authentication failed for er:{SECRETS['ER_SMTP_PASSWORD']}")
 
     with HistoryStore.from_url(f"sqlite:///{tmp_path / 'h.db'}") as store, pytest.raises(OSError) as info:
-        notify_run(config, RunOutcome("customers", "extract", "2026-11-28", "run-1", "FAILURE", "x"), store=store,
-                   mailer=EchoingServer())
+        notify_run(
+            config,
+            RunOutcome("customers", "extract", "2026-11-28", "run-1", "FAILURE", "x"),
+            store=store,
+            mailer=EchoingServer(),
+        )
     assert SECRETS["ER_SMTP_PASSWORD"] not in str(info.value) and "***" in str(info.value)
 
 
@@ -155,7 +178,9 @@ def test_an_error_named_after_a_token_keeps_its_message_and_a_token_value_is_sti
     from er_assets.redact import redact_text
 
     assert redact_text("ExpiredTokenException: The security token included in the request is expired") == (
-        "ExpiredTokenException: The security token included in the request is expired")
+        "ExpiredTokenException: The security token included in the request is expired"
+    )
     assert redact_text("CredentialRetrievalError: Error when retrieving credentials") == (
-        "CredentialRetrievalError: Error when retrieving credentials")
+        "CredentialRetrievalError: Error when retrieving credentials"
+    )
     assert redact_text("session_token=abcdef123456 password: hunter22x") == "session_token=*** password: ***"

@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from typing import Callable
+from collections.abc import Callable
 
 from autosys_bridge.jil.conditions import ConditionError, parse_condition
 
-JOB_SUBCOMMANDS = frozenset(
-    {"insert_job", "update_job", "override_job", "delete_job", "delete_box", "rename_job"}
-)
+JOB_SUBCOMMANDS = frozenset({"insert_job", "update_job", "override_job", "delete_job", "delete_box", "rename_job"})
 OTHER_SUBCOMMANDS = frozenset(
     {
         "insert_machine",
@@ -487,10 +485,45 @@ _POSIX_TZ = re.compile(
 AE_TIMEZONE_NAMES = frozenset(
     name.lower()
     for name in (
-        "Eastern", "Central", "Mountain", "Pacific", "Alaska", "Hawaii", "Atlantic",
-        "Newfoundland", "Arizona", "Aleutian", "EST", "EDT", "CST", "CDT", "MST", "MDT",
-        "PST", "PDT", "AKST", "HST", "AST", "NST", "GMT", "UTC", "UCT", "WET", "CET", "MET",
-        "EET", "BST", "IST", "JST", "KST", "HKT", "SGT", "AEST", "ACST", "AWST", "NZST",
+        "Eastern",
+        "Central",
+        "Mountain",
+        "Pacific",
+        "Alaska",
+        "Hawaii",
+        "Atlantic",
+        "Newfoundland",
+        "Arizona",
+        "Aleutian",
+        "EST",
+        "EDT",
+        "CST",
+        "CDT",
+        "MST",
+        "MDT",
+        "PST",
+        "PDT",
+        "AKST",
+        "HST",
+        "AST",
+        "NST",
+        "GMT",
+        "UTC",
+        "UCT",
+        "WET",
+        "CET",
+        "MET",
+        "EET",
+        "BST",
+        "IST",
+        "JST",
+        "KST",
+        "HKT",
+        "SGT",
+        "AEST",
+        "ACST",
+        "AWST",
+        "NZST",
     )
 )
 
@@ -508,9 +541,7 @@ def _boolean(value: str) -> str | None:
 
 
 def _one_of(*choices: str) -> Validator:
-    return lambda value: (
-        None if value.lower() in choices else f"expected one of {', '.join(choices)}"
-    )
+    return lambda value: None if value.lower() in choices else f"expected one of {', '.join(choices)}"
 
 
 def _integer(low: int, high: int) -> Validator:
@@ -648,9 +679,7 @@ JIL_RULES: dict[str, Validator] = {
     "amount": _integer(0, 2_147_483_647),
 }
 # Times must be quoted (or their colons escaped): `jil` rejects `start_times: 10:30`.
-TIME_ATTRIBUTES = frozenset(
-    {"start_times", "must_start_times", "must_complete_times", "run_window"}
-)
+TIME_ATTRIBUTES = frozenset({"start_times", "must_start_times", "must_complete_times", "run_window"})
 
 # The emitter's rules: everything `jil` rejects, and what the bridge's own JIL must be
 # (absolute paths, one address per attribute, a parsable condition).

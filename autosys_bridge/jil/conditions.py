@@ -17,8 +17,9 @@ AutoSys has no operator precedence: operators apply strictly left to right, so
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Union
 
 STATUS_CODES = {
     "s": "success",
@@ -86,8 +87,13 @@ class StatusAtom:
         return f"{self.code}({self.job.to_jil()}{lookback})"
 
     def to_json(self) -> dict:
-        return {"type": "status", "status": self.status, "code": self.code, **self.job.to_json(),
-                "lookback": self.lookback}
+        return {
+            "type": "status",
+            "status": self.status,
+            "code": self.code,
+            **self.job.to_json(),
+            "lookback": self.lookback,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,13 @@ class ExitCodeAtom:
         return f"e({self.job.to_jil()}) {self.operator} {self.value}"
 
     def to_json(self) -> dict:
-        return {"type": "exitcode", "code": self.code, **self.job.to_json(), "operator": self.operator,
-                "value": self.value}
+        return {
+            "type": "exitcode",
+            "code": self.code,
+            **self.job.to_json(),
+            "operator": self.operator,
+            "value": self.value,
+        }
 
 
 @dataclass(frozen=True)
@@ -113,11 +124,7 @@ class ValueAtom:
     code = "v"
 
     def to_jil(self) -> str:
-        value = (
-            f'"{self.value}"'
-            if not self.value or re.search(r"[\s()&|=<>!,]", self.value)
-            else self.value
-        )
+        value = f'"{self.value}"' if not self.value or re.search(r"[\s()&|=<>!,]", self.value) else self.value
         return f"v({self.variable}) {self.operator} {value}"
 
     def to_json(self) -> dict:
@@ -133,8 +140,8 @@ class ValueAtom:
 @dataclass(frozen=True)
 class BinaryOp:
     operator: str  # "&" or "|"
-    left: "Condition"
-    right: "Condition"
+    left: Condition
+    right: Condition
 
     def to_jil(self) -> str:
         # Left-to-right evaluation makes a left operand never need parentheses, but one with
@@ -200,9 +207,7 @@ class _Parser:
         token = self.peek()
         if token is None or token.kind != kind:
             found = f"{token.text!r}" if token else "end of condition"
-            raise ConditionError(
-                f"expected {what}, found {found}", token.column if token else self.end_column
-            )
+            raise ConditionError(f"expected {what}, found {found}", token.column if token else self.end_column)
         self.index += 1
         return token
 
@@ -235,24 +240,16 @@ class _Parser:
     def atom(self) -> Atom:
         word = self.take("word", "a status function such as s(JOB)")
         keyword = word.text.lower()
-        if (
-            keyword not in STATUS_CODES
-            and keyword not in EXITCODE_WORDS
-            and keyword not in VALUE_WORDS
-        ):
+        if keyword not in STATUS_CODES and keyword not in EXITCODE_WORDS and keyword not in VALUE_WORDS:
             raise ConditionError(f"unknown condition function {word.text!r}", word.column)
         self.take("lparen", f"'(' after {word.text}")
-        argument = self.take(
-            "word", "a job name" if keyword not in VALUE_WORDS else "a global variable name"
-        )
+        argument = self.take("word", "a job name" if keyword not in VALUE_WORDS else "a global variable name")
         if keyword in VALUE_WORDS:
             self.take("rparen", "')'")
             operator = self.take("cmp", "a comparison such as =").text
             value = self.peek()
             if value is None or value.kind not in ("word", "string"):
-                raise ConditionError(
-                    "expected a value to compare with", value.column if value else self.end_column
-                )
+                raise ConditionError("expected a value to compare with", value.column if value else self.end_column)
             self.index += 1
             text = value.text[1:-1] if value.kind == "string" else value.text
             return ValueAtom(argument.text, operator, text)
@@ -262,18 +259,14 @@ class _Parser:
             operator = self.take("cmp", "a comparison such as =").text
             number = self.take("word", "an exit code")
             if not re.fullmatch(r"-?\d+", number.text):
-                raise ConditionError(
-                    f"exit code {number.text!r} is not a whole number", number.column
-                )
+                raise ConditionError(f"exit code {number.text!r} is not a whole number", number.column)
             return ExitCodeAtom(job, operator, int(number.text))
         lookback = None
         if self.peek() is not None and self.peek().kind == "comma":
             self.index += 1
             token = self.take("word", "a lookback (hours[.minutes])")
             if not LOOKBACK.match(token.text):
-                raise ConditionError(
-                    f"lookback {token.text!r} is not hours[.minutes]", token.column
-                )
+                raise ConditionError(f"lookback {token.text!r} is not hours[.minutes]", token.column)
             lookback = token.text
         self.take("rparen", "')'")
         return StatusAtom(STATUS_CODES[keyword], job, lookback)
@@ -284,9 +277,7 @@ def _job_ref(token: _Token) -> JobRef:
     if not name:
         raise ConditionError("missing job name", token.column)
     if caret and not INSTANCE.match(instance):
-        raise ConditionError(
-            f"instance {instance!r} is not three letters or digits", token.column + len(name) + 1
-        )
+        raise ConditionError(f"instance {instance!r} is not three letters or digits", token.column + len(name) + 1)
     return JobRef(name, instance or None)
 
 

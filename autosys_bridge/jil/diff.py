@@ -55,13 +55,9 @@ class Difference:
 
     def __str__(self) -> str:
         if self.kind == "missing":
-            return (
-                f"missing  {self.subcommand} {self.name}: in the configuration, not in production"
-            )
+            return f"missing  {self.subcommand} {self.name}: in the configuration, not in production"
         if self.kind == "extra":
-            return (
-                f"extra    {self.subcommand} {self.name}: in production, not in the configuration"
-            )
+            return f"extra    {self.subcommand} {self.name}: in production, not in the configuration"
         return (
             f"changed  {self.name} {self.attribute}: production {_show(self.production)}, "
             f"configuration {_show(self.configuration)}"
@@ -75,9 +71,7 @@ def _show(value: str | None) -> str:
     return "(not set)" if value is None else repr(value)
 
 
-def find_drift(
-    production: JilFile, expected: list[Statement], prefixes: list[str]
-) -> list[Difference]:
+def find_drift(production: JilFile, expected: list[Statement], prefixes: list[str]) -> list[Difference]:
     """Differences between the production file and the expected statements, sorted by name."""
     wanted = {_key(s): s for s in expected}
     boxes = {s.name for s in expected if s.is_job and s.job_type == "BOX"}
@@ -90,11 +84,7 @@ def find_drift(
 
     def ours(key: tuple[str, str], statement: Statement) -> bool:
         name = key[1]
-        return (
-            key in wanted
-            or any(name.startswith(p + "_") for p in prefixes)
-            or statement.box_name in boxes
-        )
+        return key in wanted or any(name.startswith(p + "_") for p in prefixes) or statement.box_name in boxes
 
     differences = []
     for key, statement in actual.items():
@@ -114,15 +104,11 @@ def _key(statement: Statement) -> tuple[str, str]:
 
 def _attribute_drift(production: Statement, expected: Statement) -> list[Difference]:
     differences = []
-    names = dict.fromkeys(
-        [a.name for a in expected.attributes] + [a.name for a in production.attributes]
-    )
+    names = dict.fromkeys([a.name for a in expected.attributes] + [a.name for a in production.attributes])
     for name in names:
         have, want = _normalised(production, name), _normalised(expected, name)
         if have != want:
-            differences.append(
-                Difference("changed", expected.subcommand, expected.name, name, have, want)
-            )
+            differences.append(Difference("changed", expected.subcommand, expected.name, name, have, want))
     return differences
 
 

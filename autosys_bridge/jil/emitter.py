@@ -144,9 +144,7 @@ def build_calendars(config: Configuration, domains: list[str] | None = None) -> 
             continue
         name = calendar_name(config, domain)
         if not JOB_NAME.match(name):
-            raise JilEmitError(
-                f"{config.path}: domain '{domain.name}': calendar name '{name}' is not valid AutoSys"
-            )
+            raise JilEmitError(f"{config.path}: domain '{domain.name}': calendar name '{name}' is not valid AutoSys")
         calendars.append(Statement("calendar", name, dates=_monthly_dates(domain)))
     return calendars
 
@@ -174,9 +172,7 @@ def render_value(name: str, value: str) -> str:
     if name in _UNQUOTED or not value or not (":" in value or any(c.isspace() for c in value)):
         return value
     if '"' in value:
-        raise JilEmitError(
-            f"{name}: a value with spaces or colons cannot also contain '\"': {value!r}"
-        )
+        raise JilEmitError(f"{name}: a value with spaces or colons cannot also contain '\"': {value!r}")
     return f'"{value}"'
 
 
@@ -187,9 +183,7 @@ def _resource(config: Configuration) -> Statement:
     resource = Statement("insert_resource", config.settings.autosys_resource)
     resource.add("res_type", "R")  # renewable: a unit returns when the holding job ends
     resource.add("amount", "1")
-    resource.add(
-        "description", "One AWS Entity Resolution matching job at a time (per-region quota)"
-    )
+    resource.add("description", "One AWS Entity Resolution matching job at a time (per-region quota)")
     return resource
 
 
@@ -233,13 +227,8 @@ def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
         job.add("description", f"Entity resolution {domain.name}: {stage} stage")
         # Only LOAD reports success (the pipeline is done); every stage reports failure.
         success = notifications.on_success if stage == "load" else []
-        message = (
-            f"Entity resolution {domain.name} {stage} ({job.name}); "
-            f"logs in {domain.autosys.log_dir}"
-        )
-        _notify(
-            job, "y" if stage == "load" else "f", message, notifications.emails, failure, success
-        )
+        message = f"Entity resolution {domain.name} {stage} ({job.name}); logs in {domain.autosys.log_dir}"
+        _notify(job, "y" if stage == "load" else "f", message, notifications.emails, failure, success)
         jobs.append(job)
     return jobs
 
@@ -306,9 +295,7 @@ def _on_demand(config: Configuration, domains: list[Domain]) -> list[Statement]:
     box.add("alarm_if_fail", "1")
     jobs = [box]
     for stage in JOBS:
-        job = _stage_job(
-            config, first, names, stage, f"{first.command} on-demand {stage}", log_dir
-        )
+        job = _stage_job(config, first, names, stage, f"{first.command} on-demand {stage}", log_dir)
         for variable in (DOMAIN_GLOBAL, DATE_GLOBAL):
             job.add("envvars", f"{variable}=$${variable}")
         job.add("description", f"Entity resolution on demand: {stage} stage")

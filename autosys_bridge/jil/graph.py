@@ -55,9 +55,7 @@ def build_graph(jobs: dict[str, Statement]) -> Graph:
                 graph.edges.append(_edge(atom, name, attribute))
         for claim in job.values("resources"):
             resource, _, quantity = claim.strip("() ").partition(",")
-            graph.edges.append(
-                Edge(f"@{resource.strip()}", name, "r", f"{quantity.split(',')[0].strip().lower()}")
-            )
+            graph.edges.append(Edge(f"@{resource.strip()}", name, "r", f"{quantity.split(',')[0].strip().lower()}"))
     return graph
 
 
@@ -125,11 +123,11 @@ def to_dot(graph: Graph, title: str = "jil") -> str:
             lines.append(f"  {_node(name, graph, unknown)}")
     for variable in sorted({e.source for e in graph.edges if e.source.startswith("$$")}):
         lines.append(
-            f'  {_quote(variable)} [shape=note, label={_quote("global " + variable[2:])}, fillcolor=lightyellow];'
+            f"  {_quote(variable)} [shape=note, label={_quote('global ' + variable[2:])}, fillcolor=lightyellow];"
         )
     for resource in sorted({e.source for e in graph.edges if e.code == "r"}):
         lines.append(
-            f'  {_quote(resource)} [shape=cylinder, label={_quote("resource " + resource[1:])}, fillcolor=honeydew];'
+            f"  {_quote(resource)} [shape=cylinder, label={_quote('resource ' + resource[1:])}, fillcolor=honeydew];"
         )
     for edge in sorted(graph.edges, key=lambda e: (e.target, e.source, e.label)):
         style = {"s": "", "r": ", style=dotted, arrowhead=none"}.get(edge.code, ", style=dashed")
@@ -145,9 +143,7 @@ def _node(name: str, graph: Graph, unknown: set[str], box: bool = False) -> str:
     if name in unknown:
         base, _, instance = name.partition("^")
         label = (
-            f"{_escape(base)}\\n(instance {_escape(instance)})"
-            if instance
-            else f"{_escape(name)}\\n(not defined here)"
+            f"{_escape(base)}\\n(instance {_escape(instance)})" if instance else f"{_escape(name)}\\n(not defined here)"
         )
         return f'{_quote(name)} [label="{label}", style="dotted", color=grey50, fontcolor=grey50];'
     job = graph.jobs[name]
@@ -162,12 +158,8 @@ def render(dot_text: str, fmt: str) -> bytes:
     binary = shutil.which("dot")
     if binary is None:
         raise GraphRenderError("Graphviz 'dot' not found on PATH: install graphviz, or use -f dot")
-    result = subprocess.run(
-        [binary, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=120
-    )
+    result = subprocess.run([binary, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=120)
     if result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip().splitlines()
-        raise GraphRenderError(
-            f"dot -T{fmt} failed: {message[0] if message else result.returncode}"
-        )
+        raise GraphRenderError(f"dot -T{fmt} failed: {message[0] if message else result.returncode}")
     return result.stdout

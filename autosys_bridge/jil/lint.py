@@ -80,11 +80,7 @@ def _values(path: str, statement: Statement, options: Options) -> list[Problem]:
         if reason is not None:
             found.append(_problem(path, line, ERROR, f"{name} {value!r}: {reason}"))
         if name in TIME_ATTRIBUTES and _unquoted_colon(attribute.raw):
-            found.append(
-                _problem(
-                    path, line, ERROR, f'{name}: times must be quoted: {name}: "{value}"'
-                )
-            )
+            found.append(_problem(path, line, ERROR, f'{name}: times must be quoted: {name}: "{value}"'))
         if name == "permission":
             for code, right in _WORLD.items():
                 if code in {p.strip().lower() for p in value.split(",")}:
@@ -93,8 +89,7 @@ def _values(path: str, statement: Statement, options: Options) -> list[Problem]:
                             path,
                             line,
                             WARNING,
-                            f"permission '{code}' lets every user of the instance {right} "
-                            f"{statement.name}",
+                            f"permission '{code}' lets every user of the instance {right} {statement.name}",
                         )
                     )
     return found
@@ -165,9 +160,7 @@ def _command_rule(path: str, statement: Statement) -> list[Problem]:
         return [_problem(path, statement.line, ERROR, f"CMD job {statement.name} has no command")]
     if job_type == "BOX" and command is not None:
         line = next(a.line for a in statement.attributes if a.name == "command")
-        return [
-            _problem(path, line, ERROR, f"BOX {statement.name} cannot have a command (a box runs none)")
-        ]
+        return [_problem(path, line, ERROR, f"BOX {statement.name} cannot have a command (a box runs none)")]
     return []
 
 
@@ -207,8 +200,7 @@ def _boxes(jobs: dict[str, _Job]) -> list[Problem]:
                             job.path,
                             line,
                             ERROR,
-                            f"box_name {box}: {box} is a {container.statement.job_type} job, "
-                            "not a BOX",
+                            f"box_name {box}: {box} is a {container.statement.job_type} job, not a BOX",
                         )
                     )
                 break
@@ -252,9 +244,7 @@ def _conditions(jobs: dict[str, _Job], defined_globals: set[str]) -> list[Proble
     return found
 
 
-def _job_reference(
-    jobs: dict[str, _Job], job: _Job, name: str, attribute: str, line: int, atom
-) -> list[Problem]:
+def _job_reference(jobs: dict[str, _Job], job: _Job, name: str, attribute: str, line: int, atom) -> list[Problem]:
     target = atom.job.name
     if atom.job.instance is not None:
         return []  # another AutoSys instance's job: nothing here can know it
@@ -266,8 +256,7 @@ def _job_reference(
                 job.path,
                 line,
                 ERROR,
-                f"condition of {name} waits for its own box {target}, which is running while "
-                f"{name} waits",
+                f"condition of {name} waits for its own box {target}, which is running while {name} waits",
             )
         ]
     if target not in jobs:
@@ -281,9 +270,7 @@ def _job_reference(
         ]
     other = jobs[target]
     top, other_top = (job.boxes or [None])[-1], (other.boxes or [target])[-1]
-    stale = (isinstance(atom, StatusAtom) and atom.status in _STALE) or isinstance(
-        atom, ExitCodeAtom
-    )
+    stale = (isinstance(atom, StatusAtom) and atom.status in _STALE) or isinstance(atom, ExitCodeAtom)
     if (
         attribute != "condition"
         or top is None
@@ -354,8 +341,7 @@ def _not_started(jobs: dict[str, _Job]) -> list[Problem]:
                         job.path,
                         statement.line,
                         WARNING,
-                        f"{name} has date_conditions but no start_times or start_mins: "
-                        "nothing starts it",
+                        f"{name} has date_conditions but no start_times or start_mins: nothing starts it",
                     )
                 )
         elif date_conditions is None:
@@ -370,4 +356,3 @@ def _not_started(jobs: dict[str, _Job]) -> list[Problem]:
                 )
             )
     return found
-

@@ -87,9 +87,7 @@ class Statement:
             "name": self.name,
             "line": self.line,
             "end_line": self.end_line,
-            "attributes": [
-                {"name": a.name, "value": a.value, "line": a.line} for a in self.attributes
-            ],
+            "attributes": [{"name": a.name, "value": a.value, "line": a.line} for a in self.attributes],
         }
         if self.is_job:
             body["job_type"] = self.job_type
@@ -130,9 +128,7 @@ class JilFile:
                 members = _box_members(jobs, name)
                 for member in members | {name}:
                     jobs.pop(member, None)
-            elif (
-                statement.subcommand == "rename_job" and name in jobs and statement.get("new_name")
-            ):
+            elif statement.subcommand == "rename_job" and name in jobs and statement.get("new_name"):
                 renamed = _copy(jobs.pop(name))
                 renamed.name = statement.get("new_name")
                 jobs[renamed.name] = renamed
@@ -161,9 +157,7 @@ def _copy(statement: Statement) -> Statement:
 def _merged(base: Statement, update: Statement) -> Statement:
     changed = {a.name for a in update.attributes}
     merged = _copy(base)
-    merged.attributes = [a for a in base.attributes if a.name not in changed] + list(
-        update.attributes
-    )
+    merged.attributes = [a for a in base.attributes if a.name not in changed] + list(update.attributes)
     for name in CONDITION_ATTRIBUTES:
         if name in changed:
             merged.conditions.pop(name, None)
@@ -176,9 +170,7 @@ def _box_members(jobs: dict[str, Statement], box: str) -> set[str]:
     """Every job inside `box`, nested boxes included (delete_box removes them all)."""
     members, frontier = set(), {box}
     while frontier:
-        inside = {
-            name for name, job in jobs.items() if job.box_name in frontier and name not in members
-        }
+        inside = {name for name, job in jobs.items() if job.box_name in frontier and name not in members}
         members |= inside
         frontier = inside
     return members

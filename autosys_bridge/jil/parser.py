@@ -114,9 +114,7 @@ def _strip_trailing_comments(line: str) -> str:
         return line
     position = 0
     while (start := line.find("/*", position)) >= 0:
-        if (start > 0 and not line[start - 1].isspace()) or _inside_quotes(
-            start, _quote_positions(line)
-        ):
+        if (start > 0 and not line[start - 1].isspace()) or _inside_quotes(start, _quote_positions(line)):
             position = start + 2
             continue
         end = line.find("*/", start + 2)
@@ -137,10 +135,7 @@ def _split_pairs(content: str) -> list[tuple[str, str]]:
     cuts = [
         match
         for match in _KEY_INLINE.finditer(content, rest_start)
-        if (
-            match.group(1).lower() in KNOWN_ATTRIBUTES
-            or match.group(1).lower() in STATEMENT_KEYWORDS
-        )
+        if (match.group(1).lower() in KNOWN_ATTRIBUTES or match.group(1).lower() in STATEMENT_KEYWORDS)
         and not _inside_quotes(match.start(), quotes)
     ]
     pairs, key, value_start = [], first.group(1), rest_start
@@ -215,9 +210,7 @@ class _Reader:
             return
         statement = self.current
         if statement is None:
-            self.problem(
-                number, f"attribute '{key}' comes before any insert_job or other subcommand"
-            )
+            self.problem(number, f"attribute '{key}' comes before any insert_job or other subcommand")
             return
         if key in NOT_JIL:
             self.problem(number, f"'{key}:' is not JIL ({NOT_JIL[key]})")
@@ -286,8 +279,6 @@ class _Reader:
                     try:
                         statement.conditions[attribute.name] = parse_condition(attribute.value)
                     except ConditionError as exc:
-                        self.problem(
-                            attribute.line, f"bad {attribute.name} '{attribute.value}': {exc}"
-                        )
+                        self.problem(attribute.line, f"bad {attribute.name} '{attribute.value}': {exc}")
         self.file.problems.sort(key=lambda p: p.line)
         return self.file

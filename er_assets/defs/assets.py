@@ -41,8 +41,12 @@ class MatchingConfig(gate.GateConfig):
 def domain_assets(domain: Domain, settings: Settings) -> list:
     """The domain's source table and its three stages, partitioned by the domain's cadence."""
     parts = partitions_def(domain)
-    return [_source(domain), _extract_asset(domain, parts), _matched_asset(domain, settings, parts),
-            _loaded_asset(domain, parts)]
+    return [
+        _source(domain),
+        _extract_asset(domain, parts),
+        _matched_asset(domain, settings, parts),
+        _loaded_asset(domain, parts),
+    ]
 
 
 def _source(domain: Domain) -> dg.AssetSpec:
@@ -58,37 +62,77 @@ def _source(domain: Domain) -> dg.AssetSpec:
 def _stage(domain: Domain, parts: dg.PartitionsDefinition, stage: str, upstream: str, **properties):
     """The decorator of one stage's asset: in the domain's group, partitioned, after `upstream`,
     with the stage's checks."""
-    return dg.asset(key=[domain.name, stage], deps=[_key(domain, upstream)], partitions_def=parts,
-                    group_name=domain.name, check_specs=checks.specs(domain, stage, parts), **properties)
+    return dg.asset(
+        key=[domain.name, stage],
+        deps=[_key(domain, upstream)],
+        partitions_def=parts,
+        group_name=domain.name,
+        check_specs=checks.specs(domain, stage, parts),
+        **properties,
+    )
 
 
 def _extract_asset(domain: Domain, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @_stage(domain, parts, "extract", "source", kinds={"parquet"},
-            description=f"The partition's slice of {domain.source.table}, unloaded as parquet to the object store.")
-    def extract(context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore,
-                history: HistoryResource):
-        yield _recorded(context, history, domain, "extract", "rows",
-                        lambda: _extract(context, domain, warehouse, object_store))
+    @_stage(
+        domain,
+        parts,
+        "extract",
+        "source",
+        kinds={"parquet"},
+        description=f"The partition's slice of {domain.source.table}, unloaded as parquet to the object store.",
+    )
+    def extract(
+        context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore, history: HistoryResource
+    ):
+        yield _recorded(
+            context, history, domain, "extract", "rows", lambda: _extract(context, domain, warehouse, object_store)
+        )
 
     return extract
 
 
 def _matched_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @_stage(domain, parts, "matched", "extract", pool=settings.concurrency_pool, kinds={"aws"},
-            description=f"AWS Entity Resolution workflow {domain.workflow_name} run on the partition's extract.")
-    def matched(context: dg.AssetExecutionContext, config: MatchingConfig, entity_resolution: EntityResolutionResource,
-                warehouse: Warehouse, object_store: ObjectStore, history: HistoryResource):
-        yield _recorded(context, history, domain, "matched", "output_rows",
-                        lambda: _match(context, domain, settings, config, entity_resolution, warehouse, object_store))
+    @_stage(
+        domain,
+        parts,
+        "matched",
+        "extract",
+        pool=settings.concurrency_pool,
+        kinds={"aws"},
+        description=f"AWS Entity Resolution workflow {domain.workflow_name} run on the partition's extract.",
+    )
+    def matched(
+        context: dg.AssetExecutionContext,
+        config: MatchingConfig,
+        entity_resolution: EntityResolutionResource,
+        warehouse: Warehouse,
+        object_store: ObjectStore,
+        history: HistoryResource,
+    ):
+        yield _recorded(
+            context,
+            history,
+            domain,
+            "matched",
+            "output_rows",
+            lambda: _match(context, domain, settings, config, entity_resolution, warehouse, object_store),
+        )
 
     return matched
 
 
 def _loaded_asset(domain: Domain, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @_stage(domain, parts, "loaded", "matched", kinds={"table"},
-            description=f"Match output loaded into {domain.target.table}, replacing the partition's rows.")
-    def loaded(context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse,
-               history: HistoryResource):
+    @_stage(
+        domain,
+        parts,
+        "loaded",
+        "matched",
+        kinds={"table"},
+        description=f"Match output loaded into {domain.target.table}, replacing the partition's rows.",
+    )
+    def loaded(
+        context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse, history: HistoryResource
+    ):
         yield _recorded(context, history, domain, "loaded", "rows", lambda: _load(context, domain, config, warehouse))
 
     return loaded
@@ -112,8 +156,10 @@ class _Meter:
         self.started, self.read_before = time.monotonic(), bytes_read()
 
     def figures(self) -> dict:
-        return {"orchestrator_bytes_read": bytes_read() - self.read_before,
-                "seconds": round(time.monotonic() - self.started, 3)}
+        return {
+            "orchestrator_bytes_read": bytes_read() - self.read_before,
+            "seconds": round(time.monotonic() - self.started, 3),
+        }
 
 
 def _key(domain: Domain, stage: str) -> dg.AssetKey:
@@ -136,7 +182,9 @@ def _metadata(record) -> dict:
 def _upstream(context, domain: Domain, stage: str, partition: str) -> tuple[dict, str]:
     record = latest_event(context, _key(domain, stage), partition)
     if record is None:
-        raise MissingUpstream(f"{domain.name}/{stage} has not been materialised for partition {partition}; run it first")
+        raise MissingUpstream(
+            f"{domain.name}/{stage} has not been materialised for partition {partition}; run it first"
+        )
     return _metadata(record), record.run_id
 
 
@@ -147,6 +195,7 @@ def _extract_id(metadata: dict, run_id: str) -> str:
 
 
 # extract ------------------------------------------------------------------------------------
+
 
 def _extract(context, domain: Domain, warehouse: Warehouse, object_store: ObjectStore) -> tuple[dict, list]:
     """Unload the partition's slice of the source table (or keep the latest extract's files
@@ -176,20 +225,29 @@ def _unload(context, domain: Domain, warehouse: Warehouse, object_store: ObjectS
     new unload to `uri`."""
     earlier = _unchanged_extract(context, domain, warehouse, object_store, start, end)
     if earlier:
-        context.log.info(f"the slice is unchanged since extract run {earlier['extract_run_id']} "
-                         f"({earlier['rows']} records): reusing its files {earlier['uri']}")
+        context.log.info(
+            f"the slice is unchanged since extract run {earlier['extract_run_id']} "
+            f"({earlier['rows']} records): reusing its files {earlier['uri']}"
+        )
         return {**earlier, "reused_extract": True}
     result = warehouse.unload_extract(domain, start, end, uri)
     context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
     if result.context_rows:
         context.log.info(f"added {result.context_rows} records of known entities as context for the matching job")
-    return {"rows": result.rows, "files": len(result.files), "profile": result.profile,
-            "fingerprint": result.fingerprint, "profile_key": domain.profile_key, "extract_run_id": context.run_id,
-            "context_rows": result.context_rows}
+    return {
+        "rows": result.rows,
+        "files": len(result.files),
+        "profile": result.profile,
+        "fingerprint": result.fingerprint,
+        "profile_key": domain.profile_key,
+        "extract_run_id": context.run_id,
+        "context_rows": result.context_rows,
+    }
 
 
-def _unchanged_extract(context, domain: Domain, warehouse: Warehouse, object_store: ObjectStore,
-                       start, end) -> dict | None:
+def _unchanged_extract(
+    context, domain: Domain, warehouse: Warehouse, object_store: ObjectStore, start, end
+) -> dict | None:
     """The metadata of the partition's latest extract when the source slice still has the
     same rows (count and fingerprint) and its files are still there, else None. Reusing it
     keeps the extract's identity, so a re-run of the whole pipeline re-attaches to the
@@ -204,27 +262,44 @@ def _unchanged_extract(context, domain: Domain, warehouse: Warehouse, object_sto
     if (rows, fingerprint) != (seen["rows"], seen["fingerprint"]) or not object_store.list_files(seen["uri"]):
         return None
     keep = ("uri", "rows", "files", "profile", "fingerprint", "profile_key")
-    return {**{k: seen[k] for k in keep}, "extract_run_id": _extract_id(seen, previous.run_id),
-            "context_rows": seen.get("context_rows", 0)}
+    return {
+        **{k: seen[k] for k in keep},
+        "extract_run_id": _extract_id(seen, previous.run_id),
+        "context_rows": seen.get("context_rows", 0),
+    }
 
 
 # matched ------------------------------------------------------------------------------------
 
-def _match(context, domain: Domain, settings: Settings, config: MatchingConfig,
-           entity_resolution: EntityResolutionResource, warehouse: Warehouse,
-           object_store: ObjectStore) -> tuple[dict, list]:
+
+def _match(
+    context,
+    domain: Domain,
+    settings: Settings,
+    config: MatchingConfig,
+    entity_resolution: EntityResolutionResource,
+    warehouse: Warehouse,
+    object_store: ObjectStore,
+) -> tuple[dict, list]:
     """Run the domain's matching job on the partition's latest extract (re-attaching to, or
     reusing, the job an earlier attempt started for it), count its output and check it."""
     meter = _Meter()
     override = gate.enforce(context, domain, "extract", config)
     upstream, extract_run = _extract_to_match(context, domain, object_store)
     outcome = _run_job(context, domain, settings, config, entity_resolution, upstream["uri"], extract_run)
-    output = find_output(object_store.list_files, outcome.output_path, domain.workflow_name, outcome.job_id,
-                         outcome.metrics.get("totalRecordsProcessed", 0))
+    output = find_output(
+        object_store.list_files,
+        outcome.output_path,
+        domain.workflow_name,
+        outcome.job_id,
+        outcome.metrics.get("totalRecordsProcessed", 0),
+    )
     # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
     summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri, upstream["uri"])
-    context.log.info(f"matching job {outcome.job_id}: {summary['records']} records, "
-                     f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%")
+    context.log.info(
+        f"matching job {outcome.job_id}: {summary['records']} records, "
+        f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%"
+    )
     metadata = {
         "job_id": outcome.job_id,
         "output_uri": output.success_uri,
@@ -255,25 +330,45 @@ def _extract_to_match(context, domain: Domain, object_store: ObjectStore) -> tup
     upstream, extract_run = _upstream(context, domain, "extract", partition)
     extract_run = _extract_id(upstream, extract_run)
     if not object_store.list_files(upstream["uri"]):
-        raise UpstreamRefused(f"{domain.name}/extract partition {partition}: the files of its latest extract "
-                              f"(run {extract_run}) are gone from {upstream['uri']}; re-run extract")
+        raise UpstreamRefused(
+            f"{domain.name}/extract partition {partition}: the files of its latest extract "
+            f"(run {extract_run}) are gone from {upstream['uri']}; re-run extract"
+        )
     return upstream, extract_run
 
 
-def _run_job(context, domain: Domain, settings: Settings, config: MatchingConfig,
-             entity_resolution: EntityResolutionResource, input_uri: str, extract_run: str) -> JobOutcome:
+def _run_job(
+    context,
+    domain: Domain,
+    settings: Settings,
+    config: MatchingConfig,
+    entity_resolution: EntityResolutionResource,
+    input_uri: str,
+    extract_run: str,
+) -> JobOutcome:
     er, glue = entity_resolution.clients()
     journal = _JobJournal(context, domain, extract_run, input_uri)
     # One EXECUTION_TIMEOUT for the whole stage: adopting, starting and waiting.
-    patience = Patience(config.execution_timeout or settings.execution_timeout,
-                        config.check_interval or settings.check_interval, context.log.info)
+    patience = Patience(
+        config.execution_timeout or settings.execution_timeout,
+        config.check_interval or settings.check_interval,
+        context.log.info,
+    )
     previous_job = journal.earlier_job(er, patience)
 
     def point_input_at_extract() -> None:
         point_glue_table(glue, settings.glue_database, domain.glue_table, input_uri)
 
-    return run_matching_job(er, domain.workflow_name, previous_job, point_input_at_extract,
-                            journal.record_intent, journal.record_job_id, patience, journal.started_elsewhere)
+    return run_matching_job(
+        er,
+        domain.workflow_name,
+        previous_job,
+        point_input_at_extract,
+        journal.record_intent,
+        journal.record_job_id,
+        patience,
+        journal.started_elsewhere,
+    )
 
 
 class _JobJournal:
@@ -293,10 +388,13 @@ class _JobJournal:
         self._observe(job_id=job_id)
 
     def _observe(self, **metadata) -> None:
-        self.context.log_event(dg.AssetObservation(
-            asset_key=self.key, partition=self.context.partition_key,
-            metadata={"extract_run_id": self.extract_run, "input_uri": self.input_uri, **metadata},
-        ))
+        self.context.log_event(
+            dg.AssetObservation(
+                asset_key=self.key,
+                partition=self.context.partition_key,
+                metadata={"extract_run_id": self.extract_run, "input_uri": self.input_uri, **metadata},
+            )
+        )
 
     def started_elsewhere(self) -> str | None:
         """The newest job id another attempt recorded for this very extract (this attempt
@@ -321,21 +419,25 @@ class _JobJournal:
             return seen.get("job_id")
         since = float(seen["intent_since"])
         claimed = {
-            str(value) for record in context.instance.fetch_observations(
-                dg.AssetRecordsFilter(asset_key=self.key, after_timestamp=since), limit=1000).records
-            if record.partition_key != partition
-            and (value := _metadata(record).get("job_id"))
+            str(value)
+            for record in context.instance.fetch_observations(
+                dg.AssetRecordsFilter(asset_key=self.key, after_timestamp=since), limit=1000
+            ).records
+            if record.partition_key != partition and (value := _metadata(record).get("job_id"))
         }
         job_id = adoptable_job(er, self.domain.workflow_name, seen, claimed, patience)
         if job_id:
-            context.log.info(f"adopting matching job {job_id}: an earlier attempt started it for this extract "
-                             "but stopped before recording its id")
+            context.log.info(
+                f"adopting matching job {job_id}: an earlier attempt started it for this extract "
+                "but stopped before recording its id"
+            )
             self.record_job_id(job_id)
         return job_id
 
 
-def _matched_checks(context, domain: Domain, extracted_rows: int, outcome: JobOutcome, summary: dict,
-                    metadata: dict) -> list:
+def _matched_checks(
+    context, domain: Domain, extracted_rows: int, outcome: JobOutcome, summary: dict, metadata: dict
+) -> list:
     """The matched stage's check results, judged against earlier partitions' match rates (and,
     for ML matching, mean confidence); adds the confidence figures to `metadata`."""
     key, partition = _key(domain, "matched"), context.partition_key
@@ -347,11 +449,21 @@ def _matched_checks(context, domain: Domain, extracted_rows: int, outcome: JobOu
         if confidence["mean"] is not None:  # the baseline's figure: absent when nothing matched
             metadata["mean_confidence"] = confidence["mean"]
         confidences = earlier_values(context.instance, key, domain, partition, "mean_confidence")
-    return checks.matched_results(domain, extracted_rows, outcome.metrics, summary, summary["rejected_rows"], rates,
-                                  confidence, confidences, metadata["context_records"])
+    return checks.matched_results(
+        domain,
+        extracted_rows,
+        outcome.metrics,
+        summary,
+        summary["rejected_rows"],
+        rates,
+        confidence,
+        confidences,
+        metadata["context_records"],
+    )
 
 
 # loaded -------------------------------------------------------------------------------------
+
 
 def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse) -> tuple[dict, list]:
     """Replace the partition's rows of the target table with its latest match output, behind
@@ -362,27 +474,33 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
     override = gate.enforce(context, domain, "matched", config)
     upstream, matched_run = _upstream(context, domain, "matched", partition)
     extracted, extract_run = _upstream(context, domain, "extract", partition)
-    override.update(gate.enforce_lineage(context, domain, "matched", upstream["extract_run_id"],
-                                         _extract_id(extracted, extract_run), config))
+    override.update(
+        gate.enforce_lineage(
+            context, domain, "matched", upstream["extract_run_id"], _extract_id(extracted, extract_run), config
+        )
+    )
     results = []
     churn = earlier_values(context.instance, _key(domain, "loaded"), domain, partition, "entity_churn_rate")
 
     def accept(staged: dict) -> bool:
         interrupts.check()  # the last moment before the commit: a run signalled meanwhile swaps nothing
-        results[:] = checks.loaded_results(domain, upstream["output_rows"], extracted["rows"], staged,
-                                           upstream.get("match_ids"))
-        results.append(checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"),
-                                            staged["non_empty"]))
+        results[:] = checks.loaded_results(
+            domain, upstream["output_rows"], extracted["rows"], staged, upstream.get("match_ids")
+        )
+        results.append(
+            checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"), staged["non_empty"])
+        )
         results.extend(checks.identity_results(domain, staged["identity"], churn))
         return not checks.blocking_failures(results)
 
-    result = warehouse.load_matches(domain, partition, upstream["output_uri"], accept, extracted["uri"],
-                                    context.run_id)
+    result = warehouse.load_matches(domain, partition, upstream["output_uri"], accept, extracted["uri"], context.run_id)
     if result.replaced:
         context.log.info(f"loaded {result.rows} rows into {result.table} for partition {partition}")
     else:
-        context.log.error(f"refused the match output: the load's checks failed on its staged rows; partition "
-                          f"{partition} of {result.table} left untouched")
+        context.log.error(
+            f"refused the match output: the load's checks failed on its staged rows; partition "
+            f"{partition} of {result.table} left untouched"
+        )
     metadata = {
         "rows": result.rows,
         "table": result.table,

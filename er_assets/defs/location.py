@@ -37,8 +37,13 @@ def complete_run_tags(context, domain: str) -> None:
     tags = context.run.tags
     selection = context.run.asset_selection  # None: the whole job
     chosen = {key.path[-1] for key in selection if key.path[0] == domain} if selection else set(stages.ASSETS)
-    wanted = {"domain": domain, "stage": stages.run_tag(chosen), "process_date": context.partition_key,
-              "er/trigger": trigger(tags)[0].split(":")[0], **location_tags()}
+    wanted = {
+        "domain": domain,
+        "stage": stages.run_tag(chosen),
+        "process_date": context.partition_key,
+        "er/trigger": trigger(tags)[0].split(":")[0],
+        **location_tags(),
+    }
     missing = {key: value for key, value in wanted.items() if key not in tags}
     if missing:
         context.instance.add_run_tags(context.run_id, missing)

@@ -37,13 +37,18 @@ def notify(config: Configuration, history: HistoryResource, run: dg.DagsterRun, 
 
 
 def build_sensors(config: Configuration) -> list:
-    @dg.run_failure_sensor(name="er_failure_mail", monitor_all_code_locations=True,
-                           default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.run_failure_sensor(
+        name="er_failure_mail", monitor_all_code_locations=True, default_status=dg.DefaultSensorStatus.RUNNING
+    )
     def failure_mail(context: dg.RunFailureSensorContext, history: HistoryResource):
         notify(config, history, context.dagster_run, failed=True)
 
-    @dg.run_status_sensor(name="er_success_mail", run_status=dg.DagsterRunStatus.SUCCESS,
-                          monitor_all_code_locations=True, default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.run_status_sensor(
+        name="er_success_mail",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitor_all_code_locations=True,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
     def success_mail(context: dg.RunStatusSensorContext, history: HistoryResource):
         notify(config, history, context.dagster_run, failed=False)
 

@@ -56,8 +56,9 @@ def _response(request: dict[str, Any], arn_member: str, arn: str, **more: Any) -
 
 
 def schema_mapping_response(domain: Domain, settings: Settings) -> dict[str, Any]:
-    return _response(schema_mapping_request(domain, settings), "schemaArn", schema_mapping_arn(domain, settings),
-                     hasWorkflows=True)
+    return _response(
+        schema_mapping_request(domain, settings), "schemaArn", schema_mapping_arn(domain, settings), hasWorkflows=True
+    )
 
 
 def matching_workflow_request(domain: Domain, settings: Settings) -> dict[str, Any]:
@@ -89,4 +90,6 @@ def matching_workflow_request(domain: Domain, settings: Settings) -> dict[str, A
 
 
 def matching_workflow_response(domain: Domain, settings: Settings) -> dict[str, Any]:
-    return _response(matching_workflow_request(domain, settings), "workflowArn", matching_workflow_arn(domain, settings))
+    return _response(
+        matching_workflow_request(domain, settings), "workflowArn", matching_workflow_arn(domain, settings)
+    )

@@ -53,18 +53,28 @@ SERVICE_ERROR_RESPONSES = {
     "InternalServerException": (500, "An internal error occurred. Try the request again."),
     "ServiceUnavailable": (503, "The service is unavailable. Try again later."),
     "AccessDeniedException": (
-        403, "User: arn:aws:sts::123456789012:assumed-role/er-runner/autosys is not authorized to perform: "
-             "entityresolution:{operation} because no identity-based policy allows the entityresolution:{operation} action"),
+        403,
+        "User: arn:aws:sts::123456789012:assumed-role/er-runner/autosys is not authorized to perform: "
+        "entityresolution:{operation} because no identity-based policy allows the entityresolution:{operation} action",
+    ),
     "ExceedsLimitException": (402, "The request exceeds the account's limit: {quotaName}"),
     "ValidationException": (400, "The request is not valid."),
-    "ConflictException": (400, "The request could not be processed because of conflict in the current state of the resource."),
+    "ConflictException": (
+        400,
+        "The request could not be processed because of conflict in the current state of the resource.",
+    ),
     "ResourceNotFoundException": (404, "The resource does not exist."),
     "ExpiredTokenException": (403, "The security token included in the request is expired"),
     "UnrecognizedClientException": (403, "The security token included in the request is invalid."),
 }
 # botocore's exceptions for failures on the caller's side (no answer, no credentials), by class name.
-CLIENT_SIDE_ERRORS = ("ReadTimeoutError", "EndpointConnectionError", "UnauthorizedSSOTokenError",
-                      "CredentialRetrievalError", "NoCredentialsError")
+CLIENT_SIDE_ERRORS = (
+    "ReadTimeoutError",
+    "EndpointConnectionError",
+    "UnauthorizedSSOTokenError",
+    "CredentialRetrievalError",
+    "NoCredentialsError",
+)
 # Each job fault and the check its value must pass.
 JOB_FAULTS = {
     "fail_after_polls": ("a whole number of at least 1", lambda v: type(v) is int and v >= 1),
@@ -109,8 +119,10 @@ def load(env=os.environ) -> dict:
                 if not valid(value):
                     raise FaultSpecError(f"{FAULTS_ENV}: job: {name} must be {expected}, not {value!r}")
         elif fault.get("error") not in (*SERVICE_ERROR_RESPONSES, *CLIENT_SIDE_ERRORS):
-            raise FaultSpecError(f"{FAULTS_ENV}: {key}: error {fault.get('error')!r} is not one of "
-                                 f"{sorted(SERVICE_ERROR_RESPONSES) + list(CLIENT_SIDE_ERRORS)}")
+            raise FaultSpecError(
+                f"{FAULTS_ENV}: {key}: error {fault.get('error')!r} is not one of "
+                f"{sorted(SERVICE_ERROR_RESPONSES) + list(CLIENT_SIDE_ERRORS)}"
+            )
     return spec
 
 
@@ -147,7 +159,8 @@ def _raise(fault: dict, operation: str, endpoint: str) -> None:
         if code == "CredentialRetrievalError":
             raise exceptions.CredentialRetrievalError(
                 provider=fault.get("provider", "assume-role"),
-                error_msg=fault.get("message", "the role could not be assumed: the source credentials have expired"))
+                error_msg=fault.get("message", "the role could not be assumed: the source credentials have expired"),
+            )
         if code in ("ReadTimeoutError", "EndpointConnectionError"):
             raise getattr(exceptions, code)(endpoint_url=endpoint)
         raise getattr(exceptions, code)()

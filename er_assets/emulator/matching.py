@@ -105,9 +105,7 @@ def run_matching(
 
     limit = memory_limit()
     spill = tempfile.mkdtemp(prefix=f"er-match-{job_id}-")
-    con = duckdb.connect(
-        config={"memory_limit": limit, "temp_directory": spill, "preserve_insertion_order": False}
-    )
+    con = duckdb.connect(config={"memory_limit": limit, "temp_directory": spill, "preserve_insertion_order": False})
     try:
         input_records = _load(con, plan, input_path)
         report(0)
@@ -121,9 +119,11 @@ def run_matching(
         else:
             root, level = _resolve(con, plan, valid, report)
             per_record = {"level": level}
-            metadata_sql = "CASE g.level " + "".join(
-                f"WHEN {i} THEN {quote_literal(rule.name)} " for i, rule in enumerate(plan.rules)
-            ) + "END AS MatchRule"
+            metadata_sql = (
+                "CASE g.level "
+                + "".join(f"WHEN {i} THEN {quote_literal(rule.name)} " for i, rule in enumerate(plan.rules))
+                + "END AS MatchRule"
+            )
         match_ids = int(np.count_nonzero(root == np.arange(valid)))  # one anchor per group
         _write_success(con, plan, root, per_record, metadata_sql, output_dir / "success")
         report(valid)
@@ -248,10 +248,7 @@ def _normalized_ref(field_index: int) -> str:
 
 
 def _normalized_columns(plan: Plan) -> str:
-    return "".join(
-        f", {_normalized_sql(plan.fields[i])} AS {_normalized_ref(i)}"
-        for i in _needs_normalized(plan)
-    )
+    return "".join(f", {_normalized_sql(plan.fields[i])} AS {_normalized_ref(i)}" for i in _needs_normalized(plan))
 
 
 def _normalized_sql(field) -> str:
@@ -283,15 +280,23 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
     accepted = con.execute("SELECT count(*) FROM ids").fetchone()[0]
     rejected = input_records - accepted
     if rejected:
-        reason = quote_literal(f"Schema field name {plan.reserved_field} is reserved") if plan.reserved_field else (
-            f"CASE WHEN {uid} IS NULL OR trim({uid}) = '' THEN 'Unique ID is missing' "
-            + (f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
-               if rule_based else "") +
-            "ELSE 'Unique ID is not unique' END"
+        reason = (
+            quote_literal(f"Schema field name {plan.reserved_field} is reserved")
+            if plan.reserved_field
+            else (
+                f"CASE WHEN {uid} IS NULL OR trim({uid}) = '' THEN 'Unique ID is missing' "
+                + (
+                    f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
+                    if rule_based
+                    else ""
+                )
+                + "ELSE 'Unique ID is not unique' END"
+            )
         )
         # Rejected records are written as read (nothing was normalised), hashed where asked.
         outputs = "".join(
-            f", {_output_sql(plan, name, hashed, normalize=False)} AS {quote_ident(name)}" for name, hashed in plan.outputs
+            f", {_output_sql(plan, name, hashed, normalize=False)} AS {quote_ident(name)}"
+            for name, hashed in plan.outputs
         )
         _copy_csv(
             con,
@@ -408,9 +413,7 @@ def _edges(con: duckdb.DuckDBPyConnection, plan: Plan, conjunction: tuple[Term, 
     return np.vstack([np.asarray(columns[0], dtype=np.int64), np.asarray(columns[1], dtype=np.int64)])
 
 
-def _resolve(
-    con: duckdb.DuckDBPyConnection, plan: Plan, n: int, report: Progress
-) -> tuple[np.ndarray, np.ndarray]:
+def _resolve(con: duckdb.DuckDBPyConnection, plan: Plan, n: int, report: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Each record's group anchor (smallest record of its match group) and rule level (-1: none)."""
     root = np.full(n, -1, dtype=np.int64)
     level = np.full(n, -1, dtype=np.int64)
@@ -458,8 +461,12 @@ def _join_earlier_groups(
 
 
 def _write_success(
-    con: duckdb.DuckDBPyConnection, plan: Plan, root: np.ndarray, per_record: dict[str, np.ndarray],
-    metadata_sql: str, folder: Path,
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    root: np.ndarray,
+    per_record: dict[str, np.ndarray],
+    metadata_sql: str,
+    folder: Path,
 ) -> None:
     """success/: every accepted record with its MatchID, the technique's own metadata column
     (`metadata_sql` over `_groups` g, which holds the `per_record` arrays) and the outputs."""

@@ -122,13 +122,17 @@ def _pairs(con: duckdb.DuckDBPyConnection, columns: tuple[str, ...]) -> int:
     """Candidate pairs that exact equality on all `columns` generates (empty never blocks)."""
     keys = ", ".join(columns)
     present = " AND ".join(f"{c} IS NOT NULL" for c in columns)
-    return int(con.execute(
-        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM mlrec WHERE {present} "
-        f"GROUP BY {keys})"
-    ).fetchone()[0])
+    return int(
+        con.execute(
+            f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM mlrec WHERE {present} "
+            f"GROUP BY {keys})"
+        ).fetchone()[0]
+    )
 
 
-def blocking_rules(con: duckdb.DuckDBPyConnection, columns: list[str], records: int) -> list[tuple[tuple[str, ...], int]]:
+def blocking_rules(
+    con: duckdb.DuckDBPyConnection, columns: list[str], records: int
+) -> list[tuple[tuple[str, ...], int]]:
     """(columns, candidate pairs) of the blocking rules, most selective first.
 
     Single fields that stay within the budget, then pairs of the fields too common alone.
@@ -229,8 +233,9 @@ def _train_m(linker, rules: list[tuple[str, ...]], columns: list[str]) -> None:
             if "below the minimum allowed" not in str(exc):
                 raise
             linker._settings_obj.core_model_settings = before
-            logging.getLogger(__name__).warning("ML_MATCHING: EM session blocked on %s dropped: %s", rule,
-                                                str(exc).splitlines()[0])
+            logging.getLogger(__name__).warning(
+                "ML_MATCHING: EM session blocked on %s dropped: %s", rule, str(exc).splitlines()[0]
+            )
             continue
         unestimated &= set(rule)
         sessions += 1
@@ -271,5 +276,8 @@ def _predict(con, fields: list[InputField], columns: list[str], rules: list[tupl
     finally:
         con.execute(f"SET threads = {int(threads)}")
         splink_logger.setLevel(level)
-    return (np.asarray(found["unique_id_l"], dtype=np.int64), np.asarray(found["unique_id_r"], dtype=np.int64),
-            np.asarray(found["match_probability"], dtype=np.float64))
+    return (
+        np.asarray(found["unique_id_l"], dtype=np.int64),
+        np.asarray(found["unique_id_r"], dtype=np.int64),
+        np.asarray(found["match_probability"], dtype=np.float64),
+    )

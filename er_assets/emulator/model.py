@@ -13,14 +13,14 @@ import functools
 import re
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def service_model(name: str):
     from botocore.session import get_session
 
     return get_session().get_service_model(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pattern(text: str | None):
     """The model's pattern as a Python regex; None where it has none or uses Java-only syntax
     (some Glue patterns), which is then not enforced."""
@@ -50,8 +50,11 @@ def problems(shape, value, where: str = "", required: bool = True) -> list[str]:
     found: list[str] = []
     if shape.type_name == "structure" and isinstance(value, dict):
         if required:
-            found += [f"{where + '.' if where else ''}{name}: missing required member"
-                      for name in shape.required_members if name not in value]
+            found += [
+                f"{where + '.' if where else ''}{name}: missing required member"
+                for name in shape.required_members
+                if name not in value
+            ]
         for name, member in shape.members.items():
             if name in value and value[name] is not None:
                 found += problems(member, value[name], f"{where}.{name}" if where else name)

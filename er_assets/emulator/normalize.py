@@ -80,10 +80,7 @@ def output_value(normalized_sql: str, attribute_type: str, grouped: bool) -> str
     """
     if attribute_type == "PHONE_NUMBER" and normalization(attribute_type, grouped) == "phone":
         v = normalized_sql
-        return (
-            f"CASE WHEN length({v}) = 10 THEN '(' || {v}[1:3] || ')-' || {v}[4:6] || '-' || {v}[7:10] "
-            f"ELSE {v} END"
-        )
+        return f"CASE WHEN length({v}) = 10 THEN '(' || {v}[1:3] || ')-' || {v}[4:6] || '-' || {v}[7:10] ELSE {v} END"
     return normalized_sql
 
 

@@ -19,9 +19,10 @@ the field, rather than approximated.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Mapping
+from typing import Any
 
 RESERVED_NAMES = frozenset(
     {"EmailAddress", "InputSourceARN", "MatchRule", "MatchID", "HashingProtocol", "ConfidenceLevel", "Source"}
@@ -186,7 +187,7 @@ def _tokenize(text: str) -> list[str]:
         if not m:
             if text[pos:].strip() == "":
                 break
-            raise MatchingError(f"cannot read condition at character {pos + 1}: {text[pos:pos + 20]!r}")
+            raise MatchingError(f"cannot read condition at character {pos + 1}: {text[pos : pos + 20]!r}")
         tokens.append(m.group(m.lastgroup))
         pos = m.end()
     return tokens
@@ -325,8 +326,10 @@ def _term(call: _Call, by_key: dict[str, list[Slot]], where: str) -> Term:
         raise MatchingError(f"{where}: Cosine needs a threshold, e.g. Cosine(name, 80)")
     threshold = _number(args[0], where)
     if 0 < threshold < 1:
-        raise MatchingError(f"{where}: Cosine threshold {args[0]} looks like a 0-1 similarity; the scale is 0-100 "
-                            f"(write Cosine({call.args[0]}, {threshold * 100:g}))")
+        raise MatchingError(
+            f"{where}: Cosine threshold {args[0]} looks like a 0-1 similarity; the scale is 0-100 "
+            f"(write Cosine({call.args[0]}, {threshold * 100:g}))"
+        )
     if not 0 <= threshold <= 100:
         raise MatchingError(f"{where}: Cosine threshold {args[0]} is outside 0-100")
     return Term("Cosine", (slot,), threshold=threshold, empty=empty)
@@ -361,8 +364,10 @@ def _check_model(schema: Mapping[str, Any], workflow: Mapping[str, Any]) -> None
     from er_assets.emulator.model import problems, service_model
 
     model = service_model("entityresolution")
-    for what, document, shape in (("schema", schema, "GetSchemaMappingOutput"),
-                                  ("workflow", workflow, "GetMatchingWorkflowOutput")):
+    for what, document, shape in (
+        ("schema", schema, "GetSchemaMappingOutput"),
+        ("workflow", workflow, "GetMatchingWorkflowOutput"),
+    ):
         # Top-level members are checked above with the engine's own messages.
         found = problems(model.shape_for(shape), document, required=False)
         if found:
@@ -405,7 +410,9 @@ def build_plan(schema: Mapping[str, Any], workflow: Mapping[str, Any]) -> Plan:
     simple, advanced = techniques.get("ruleBasedProperties"), techniques.get("ruleConditionProperties")
     transitive = False
     if resolution_type == "ML_MATCHING":
-        given = [k for k in ("ruleBasedProperties", "ruleConditionProperties", "providerProperties") if techniques.get(k)]
+        given = [
+            k for k in ("ruleBasedProperties", "ruleConditionProperties", "providerProperties") if techniques.get(k)
+        ]
         if given:
             raise MatchingError(f"resolutionTechniques: an ML_MATCHING workflow takes no {' or '.join(given)}")
         rules: tuple[Rule, ...] = ()

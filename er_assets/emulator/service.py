@@ -48,8 +48,12 @@ class _LostButRunning(ServiceError):
 
 
 def _slot_taken(holder: str) -> ServiceError:
-    return ServiceError("ExceedsLimitException", f"Only one matching job can run at a time in this Region; {holder}.",
-                        402, {"quotaName": CONCURRENT_JOBS_QUOTA, "quotaValue": 1})
+    return ServiceError(
+        "ExceedsLimitException",
+        f"Only one matching job can run at a time in this Region; {holder}.",
+        402,
+        {"quotaName": CONCURRENT_JOBS_QUOTA, "quotaValue": 1},
+    )
 
 
 def _now() -> float:
@@ -75,8 +79,13 @@ class Emulator:
     `objects_root` is the local object store's folder: s3://bucket/key is objects_root/bucket/key.
     """
 
-    def __init__(self, state_root: str | os.PathLike, objects_root: str | os.PathLike, config: Configuration,
-                 region: str = "us-east-1"):
+    def __init__(
+        self,
+        state_root: str | os.PathLike,
+        objects_root: str | os.PathLike,
+        config: Configuration,
+        region: str = "us-east-1",
+    ):
         self.region = region
         self.root = Path(state_root)
         self.objects_root = Path(objects_root)
@@ -138,8 +147,12 @@ class Emulator:
             return self._lost_job(job_id, workflow_name, path, exc)
         if job["status"] in ACTIVE_JOB_STATUSES and not _holds_slot(job):
             # The worker died without reporting: the service would report the job as failed.
-            job = self.update_job(job_id, status="FAILED", endTime=_now(),
-                                  errorDetails={"errorMessage": "The matching job stopped unexpectedly."})
+            job = self.update_job(
+                job_id,
+                status="FAILED",
+                endTime=_now(),
+                errorDetails={"errorMessage": "The matching job stopped unexpectedly."},
+            )
         return job
 
     def _lost_job(self, job_id: str, workflow_name: str | None, path: Path, exc: Exception) -> dict:
@@ -155,10 +168,15 @@ class Emulator:
             aside = path.with_name(path.name + ".corrupt")
             if path.exists():
                 os.replace(path, aside)
-            job = {"jobId": job_id, "workflowName": workflow_name, "status": "FAILED",
-                   "startTime": aside.stat().st_mtime, "endTime": _now(),
-                   "metrics": {"inputRecords": 0, "totalRecordsProcessed": 0, "recordsNotProcessed": 0, "matchIDs": 0},
-                   "errorDetails": {"errorMessage": f"{what}; the job is lost (file kept as {aside.name})"}}
+            job = {
+                "jobId": job_id,
+                "workflowName": workflow_name,
+                "status": "FAILED",
+                "startTime": aside.stat().st_mtime,
+                "endTime": _now(),
+                "metrics": {"inputRecords": 0, "totalRecordsProcessed": 0, "recordsNotProcessed": 0, "matchIDs": 0},
+                "errorDetails": {"errorMessage": f"{what}; the job is lost (file kept as {aside.name})"},
+            }
             _write_json(path, job)
         return job
 
@@ -224,9 +242,20 @@ class Emulator:
     def _start_worker(self, job_id: str) -> int:
         with open(self.root / f"{job_id}.log", "ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "er_assets.emulator.worker", str(self.root), str(self.objects_root),
-                 str(self.config.path), job_id],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "er_assets.emulator.worker",
+                    str(self.root),
+                    str(self.objects_root),
+                    str(self.config.path),
+                    job_id,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
             ).pid
 
     def _input_location(self, workflow: dict) -> str:
@@ -379,7 +408,9 @@ def _handlers(emulator: Emulator, faults) -> dict[str, Callable[[dict], dict]]:
         "GetSchemaMapping": lambda p: emulator.schema_mapping(p["schemaName"]),
         "StartMatchingJob": lambda p: emulator.start_matching_job(p["workflowName"], faults.job()),
         "GetMatchingJob": lambda p: emulator.get_matching_job(p["workflowName"], p["jobId"]),
-        "ListMatchingJobs": lambda p: emulator.list_matching_jobs(p["workflowName"], p.get("maxResults", 25), p.get("nextToken")),
+        "ListMatchingJobs": lambda p: emulator.list_matching_jobs(
+            p["workflowName"], p.get("maxResults", 25), p.get("nextToken")
+        ),
         "GetTable": lambda p: emulator.get_table(p["DatabaseName"], p["Name"]),
         "UpdateTable": lambda p: emulator.update_table(p["DatabaseName"], p["TableInput"]),
     }
@@ -399,7 +430,9 @@ def attach(client, emulator: Emulator) -> None:
 
     def respond(status: int, body: dict, headers: dict) -> AWSResponse:
         payload = json.dumps(body, default=_json_value).encode()
-        return AWSResponse("http://emulator.local", status, {"content-type": "application/json", **headers}, _Raw(payload))
+        return AWSResponse(
+            "http://emulator.local", status, {"content-type": "application/json", **headers}, _Raw(payload)
+        )
 
     def on_send(request, event_name: str, **_):
         operation_name = event_name.rsplit(".", 1)[-1]

@@ -38,13 +38,19 @@ def run(state_root: str, objects_root: str, config_path: str, job_id: str) -> in
             job_id,
             progress=progress,
         )
-        metrics.update({k: result[k] for k in ("inputRecords", "totalRecordsProcessed", "recordsNotProcessed", "matchIDs")})
+        metrics.update(
+            {k: result[k] for k in ("inputRecords", "totalRecordsProcessed", "recordsNotProcessed", "matchIDs")}
+        )
         emulator.update_job(job_id, status="SUCCEEDED", endTime=time.time(), metrics=metrics)
         return 0
     except Exception as exc:  # the service reports any failure as a FAILED job with a message
         traceback.print_exc()
-        emulator.update_job(job_id, status="FAILED", endTime=time.time(),
-                            errorDetails={"errorMessage": f"{type(exc).__name__}: {exc}"[:2000]})
+        emulator.update_job(
+            job_id,
+            status="FAILED",
+            endTime=time.time(),
+            errorDetails={"errorMessage": f"{type(exc).__name__}: {exc}"[:2000]},
+        )
         return 1
 
 

@@ -10,11 +10,12 @@ import datetime as dt
 import json
 import re
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from er_assets.redact import Redacting
@@ -214,9 +215,7 @@ class Postgres(Dialect):
 
 # Columns (of the table and of the views) whose driver values need converting on read.
 DATE_COLUMNS = frozenset({"process_date", "day"})
-TIME_COLUMNS = frozenset(
-    {"start_time", "end_time", "started_at", "delivered_at", "last_seen", "sent_at", "applied_at"}
-)
+TIME_COLUMNS = frozenset({"start_time", "end_time", "started_at", "delivered_at", "last_seen", "sent_at", "applied_at"})
 JSON_COLUMNS = frozenset({"metadata"})
 
 

@@ -31,8 +31,12 @@ class Status(str, enum.Enum):
 FAILURES = frozenset({Status.FAILED, Status.DQ_FAILED, Status.TIMEOUT})
 # How a stage that ends with each of the bridge's exit codes is recorded; every other code
 # (stage failed, bad usage, service unavailable) is FAILED.
-STATUS_BY_EXIT_CODE = {exit_codes.OK: Status.SUCCEEDED, exit_codes.DQ_GATE_FAILED: Status.DQ_FAILED,
-                       exit_codes.TIMEOUT: Status.TIMEOUT, exit_codes.TERMINATED: Status.CANCELLED}
+STATUS_BY_EXIT_CODE = {
+    exit_codes.OK: Status.SUCCEEDED,
+    exit_codes.DQ_GATE_FAILED: Status.DQ_FAILED,
+    exit_codes.TIMEOUT: Status.TIMEOUT,
+    exit_codes.TERMINATED: Status.CANCELLED,
+}
 EXIT_CODE_BY_STATUS = {status: code for code, status in STATUS_BY_EXIT_CODE.items()}
 
 

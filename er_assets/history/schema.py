@@ -83,15 +83,15 @@ def _success_rate(d: Dialect) -> str:
     return f"""
 CREATE VIEW er_v_success_rate AS
 SELECT domain, day, runs, succeeded, failed, cancelled, running,
-       {d.round('100.0 * succeeded / NULLIF(runs - running, 0)', 1)} AS success_rate_pct
+       {d.round("100.0 * succeeded / NULLIF(runs - running, 0)", 1)} AS success_rate_pct
 FROM (
-    SELECT domain, {d.day('start_time')} AS day, COUNT(*) AS runs,
+    SELECT domain, {d.day("start_time")} AS day, COUNT(*) AS runs,
            SUM(CASE WHEN status = 'SUCCEEDED' THEN 1 ELSE 0 END) AS succeeded,
            SUM(CASE WHEN status IN ({FAILURE_LIST}) THEN 1 ELSE 0 END) AS failed,
            SUM(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) AS cancelled,
            SUM(CASE WHEN status = 'RUNNING' THEN 1 ELSE 0 END) AS running
     FROM er_job_history
-    GROUP BY domain, {d.day('start_time')}
+    GROUP BY domain, {d.day("start_time")}
 ) per_day"""
 
 
@@ -99,13 +99,13 @@ def _stage_duration(d: Dialect) -> str:
     # Succeeded stages only: a stage that failed after 3 s says nothing about how long it takes.
     return f"""
 CREATE VIEW er_v_stage_duration AS
-SELECT domain, stage, {d.day('start_time')} AS day, COUNT(*) AS runs,
-       {d.round('AVG(duration_seconds)', 1)} AS avg_seconds,
+SELECT domain, stage, {d.day("start_time")} AS day, COUNT(*) AS runs,
+       {d.round("AVG(duration_seconds)", 1)} AS avg_seconds,
        MIN(duration_seconds) AS min_seconds,
        MAX(duration_seconds) AS max_seconds
 FROM er_job_history
 WHERE status = 'SUCCEEDED'
-GROUP BY domain, stage, {d.day('start_time')}"""
+GROUP BY domain, stage, {d.day("start_time")}"""
 
 
 def _sla_compliance(d: Dialect) -> str:
@@ -116,7 +116,7 @@ def _sla_compliance(d: Dialect) -> str:
     return f"""
 CREATE VIEW er_v_sla_compliance AS
 SELECT p.domain, p.partition_key, p.process_date, p.started_at, p.delivered_at,
-       {d.round(f'{elapsed} / 60.0', 1)} AS elapsed_minutes,
+       {d.round(f"{elapsed} / 60.0", 1)} AS elapsed_minutes,
        s.sla_minutes,
        CASE WHEN s.sla_minutes IS NULL THEN NULL
             WHEN p.delivered_at IS NOT NULL AND {elapsed} <= s.sla_minutes * 60 THEN 'MET'
@@ -136,23 +136,23 @@ LEFT JOIN er_sla s ON s.domain = p.domain"""
 def _record_volume(d: Dialect) -> str:
     return f"""
 CREATE VIEW er_v_record_volume AS
-SELECT domain, stage, {d.day('start_time')} AS day, COUNT(*) AS runs,
+SELECT domain, stage, {d.day("start_time")} AS day, COUNT(*) AS runs,
        SUM(record_count) AS records
 FROM er_job_history
 WHERE status = 'SUCCEEDED'
-GROUP BY domain, stage, {d.day('start_time')}"""
+GROUP BY domain, stage, {d.day("start_time")}"""
 
 
 def _error_frequency(d: Dialect) -> str:
     return f"""
 CREATE VIEW er_v_error_frequency AS
-SELECT domain, stage, status, error_key, {d.day('start_time')} AS day,
+SELECT domain, stage, status, error_key, {d.day("start_time")} AS day,
        COUNT(*) AS occurrences,
        MAX(end_time) AS last_seen,
        MAX(error_message) AS example
 FROM er_job_history
 WHERE status IN ({FAILURE_LIST}) AND error_key IS NOT NULL
-GROUP BY domain, stage, status, error_key, {d.day('start_time')}"""
+GROUP BY domain, stage, status, error_key, {d.day("start_time")}"""
 
 
 VIEWS = (

@@ -86,12 +86,12 @@ class HistoryStore:
         self._pid = 0
 
     @classmethod
-    def from_url(cls, url: str) -> "HistoryStore":
+    def from_url(cls, url: str) -> HistoryStore:
         """`sqlite:///history.db`, `sqlite://` (in memory) or `postgresql://user@host/db`."""
         return cls(dialect_for(url))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "HistoryStore":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> HistoryStore:
         """The store named by ER_HISTORY_URL; without it, the local deployment's SQLite
         file (ER_DATA_DIR/history.db), so local runs keep their history with no setup
         (`environment.history_url` decides)."""
@@ -102,7 +102,7 @@ class HistoryStore:
 
     # -- connection and schema -------------------------------------------------------
 
-    def __enter__(self) -> "HistoryStore":
+    def __enter__(self) -> HistoryStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -194,14 +194,20 @@ class HistoryStore:
         retry_number + 1) is higher: then the row is RUNNING again, its outcome cleared,
         its start time kept, so duration and SLA count from the first attempt.
         """
-        _check_start(attempt, run_id=run_id, stage=stage, domain=domain, partition_key=partition_key,
-                     trigger=trigger)
+        _check_start(attempt, run_id=run_id, stage=stage, domain=domain, partition_key=partition_key, trigger=trigger)
         row = {
-            "run_id": run_id, "stage": stage, "domain": domain, "partition_key": partition_key,
-            "process_date": self.dialect.date(_date(process_date)), "triggered_by": trigger,
-            "job_name": job_name, "autosys_job_name": autosys_job_name,
+            "run_id": run_id,
+            "stage": stage,
+            "domain": domain,
+            "partition_key": partition_key,
+            "process_date": self.dialect.date(_date(process_date)),
+            "triggered_by": trigger,
+            "job_name": job_name,
+            "autosys_job_name": autosys_job_name,
             "start_time": self.dialect.timestamp(started_at or _now()),
-            "status": Status.RUNNING.value, "metadata": self.dialect.json({}), "attempt": attempt,
+            "status": Status.RUNNING.value,
+            "metadata": self.dialect.json({}),
+            "attempt": attempt,
         }
         with self._transaction() as cur:
             return self._execute(cur, _START, row).rowcount == 1
@@ -232,10 +238,16 @@ class HistoryStore:
             raise ValueError("record_end needs a terminal status, not RUNNING")
         message = redact_text(error_message)
         outcome = {
-            "run_id": run_id, "stage": stage, "attempt": attempt, "running": Status.RUNNING.value,
-            "status": status.value, "end_time": self.dialect.timestamp(ended_at or _now()),
-            "record_count": record_count, "exit_code": exit_code,
-            "error_message": message, "error_key": error_key(message),
+            "run_id": run_id,
+            "stage": stage,
+            "attempt": attempt,
+            "running": Status.RUNNING.value,
+            "status": status.value,
+            "end_time": self.dialect.timestamp(ended_at or _now()),
+            "record_count": record_count,
+            "exit_code": exit_code,
+            "error_message": message,
+            "error_key": error_key(message),
             "metadata": self.dialect.json(redact(dict(metadata or {}))),
         }
         with self._transaction() as cur:

@@ -83,14 +83,19 @@ def _glue_table(domain: Domain, database: str) -> dict:
 def _workflow(domain: Domain, config: Configuration) -> dict:
     request = matching_workflow_request(domain, config.settings)
     properties = _pascal({k: v for k, v in request.items() if k not in ("inputSourceConfig", "roleArn")})
-    properties["InputSourceConfig"] = [{
-        "InputSourceARN": _arn("glue", f"table/{config.settings.glue_database}/{domain.glue_table}"),
-        "SchemaArn": {"Fn::GetAtt": [_logical_id(domain, "SchemaMapping"), "SchemaArn"]},
-        "ApplyNormalization": request["inputSourceConfig"][0]["applyNormalization"],
-    }]
+    properties["InputSourceConfig"] = [
+        {
+            "InputSourceARN": _arn("glue", f"table/{config.settings.glue_database}/{domain.glue_table}"),
+            "SchemaArn": {"Fn::GetAtt": [_logical_id(domain, "SchemaMapping"), "SchemaArn"]},
+            "ApplyNormalization": request["inputSourceConfig"][0]["applyNormalization"],
+        }
+    ]
     properties["RoleArn"] = {"Fn::GetAtt": ["WorkflowRole", "Arn"]}
-    return {"Type": "AWS::EntityResolution::MatchingWorkflow", "DependsOn": _logical_id(domain, "GlueTable"),
-            "Properties": properties}
+    return {
+        "Type": "AWS::EntityResolution::MatchingWorkflow",
+        "DependsOn": _logical_id(domain, "GlueTable"),
+        "Properties": properties,
+    }
 
 
 def _role(config: Configuration, domains: list[Domain]) -> dict:
@@ -98,7 +103,9 @@ def _role(config: Configuration, domains: list[Domain]) -> dict:
     path, name = _role_name(settings.role_arn)
     buckets: dict[str, list[str]] = {}
     for domain in domains:
-        buckets.setdefault(domain.bucket, []).extend([f"{layout.extract_key(domain)}/*", f"{layout.output_key(domain)}/*"])
+        buckets.setdefault(domain.bucket, []).extend(
+            [f"{layout.extract_key(domain)}/*", f"{layout.output_key(domain)}/*"]
+        )
 
     def objects(key) -> list[dict]:
         return [_arn("s3", f"{d.bucket}/{key(d)}/*", regional=False) for d in domains]
@@ -106,32 +113,66 @@ def _role(config: Configuration, domains: list[Domain]) -> dict:
     statements = [
         {"Sid": "ReadExtracts", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects(layout.extract_key)},
         {"Sid": "WriteOutput", "Effect": "Allow", "Action": "s3:PutObject", "Resource": objects(layout.output_key)},
-        *({"Sid": f"ListPrefixes{i}", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-           "Resource": _arn("s3", bucket, regional=False),
-           "Condition": {"StringLike": {"s3:prefix": prefixes}}} for i, (bucket, prefixes) in enumerate(buckets.items())),
-        {"Sid": "ReadInputTables", "Effect": "Allow",
-         "Action": ["glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions",
-                    "glue:BatchGetPartition"],
-         "Resource": [_arn("glue", "catalog"), _arn("glue", f"database/{settings.glue_database}"),
-                      *(_arn("glue", f"table/{settings.glue_database}/{d.glue_table}") for d in domains)]},
+        *(
+            {
+                "Sid": f"ListPrefixes{i}",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": _arn("s3", bucket, regional=False),
+                "Condition": {"StringLike": {"s3:prefix": prefixes}},
+            }
+            for i, (bucket, prefixes) in enumerate(buckets.items())
+        ),
+        {
+            "Sid": "ReadInputTables",
+            "Effect": "Allow",
+            "Action": [
+                "glue:GetDatabase",
+                "glue:GetTable",
+                "glue:GetPartition",
+                "glue:GetPartitions",
+                "glue:BatchGetPartition",
+            ],
+            "Resource": [
+                _arn("glue", "catalog"),
+                _arn("glue", f"database/{settings.glue_database}"),
+                *(_arn("glue", f"table/{settings.glue_database}/{d.glue_table}") for d in domains),
+            ],
+        },
     ]
     if settings.kms_key_arn:
-        statements.append({"Sid": "UseBucketKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                           "Resource": settings.kms_key_arn})
+        statements.append(
+            {
+                "Sid": "UseBucketKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": settings.kms_key_arn,
+            }
+        )
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
             "RoleName": name,
             "Path": path,
             "Description": "Role of the entity-resolution matching workflows (written by autosys-bridge aws export)",
-            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "entityresolution.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                # Only this account's workflows may use the role (confused-deputy protection).
-                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-            }]},
-            "Policies": [{"PolicyName": "entity-resolution-workflow",
-                          "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}],
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "entityresolution.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        # Only this account's workflows may use the role (confused-deputy protection).
+                        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": "entity-resolution-workflow",
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                }
+            ],
         },
     }
 
@@ -140,9 +181,13 @@ def template(config: Configuration, domains: list[Domain]) -> dict:
     """One CloudFormation template for the domains' Entity Resolution resources."""
     database = config.settings.glue_database
     resources: dict[str, dict] = {
-        "GlueDatabase": {"Type": "AWS::Glue::Database", "Properties": {
-            "CatalogId": {"Ref": "AWS::AccountId"},
-            "DatabaseInput": {"Name": database, "Description": "Input tables of the entity-resolution workflows"}}},
+        "GlueDatabase": {
+            "Type": "AWS::Glue::Database",
+            "Properties": {
+                "CatalogId": {"Ref": "AWS::AccountId"},
+                "DatabaseInput": {"Name": database, "Description": "Input tables of the entity-resolution workflows"},
+            },
+        },
         "WorkflowRole": _role(config, domains),
     }
     outputs = {"WorkflowRoleArn": {"Value": {"Fn::GetAtt": ["WorkflowRole", "Arn"]}}}
@@ -150,14 +195,16 @@ def template(config: Configuration, domains: list[Domain]) -> dict:
         resources[_logical_id(domain, "GlueTable")] = _glue_table(domain, database)
         resources[_logical_id(domain, "SchemaMapping")] = {
             "Type": "AWS::EntityResolution::SchemaMapping",
-            "Properties": _pascal(schema_mapping_request(domain, config.settings))}
+            "Properties": _pascal(schema_mapping_request(domain, config.settings)),
+        }
         resources[_logical_id(domain, "MatchingWorkflow")] = _workflow(domain, config)
         outputs[_logical_id(domain, "WorkflowArn")] = {
-            "Value": {"Fn::GetAtt": [_logical_id(domain, "MatchingWorkflow"), "WorkflowArn"]}}
+            "Value": {"Fn::GetAtt": [_logical_id(domain, "MatchingWorkflow"), "WorkflowArn"]}
+        }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Entity Resolution resources of {', '.join(d.name for d in domains)} "
-                       f"(from {config.path.name}; written by autosys-bridge aws export)",
+        f"(from {config.path.name}; written by autosys-bridge aws export)",
         "Resources": resources,
         "Outputs": outputs,
     }
@@ -174,7 +221,8 @@ def export(config: Configuration, domains: list[Domain], out_dir: Path) -> list[
 
     for domain in domains:
         write(out_dir / domain.name / "create-schema-mapping.json", schema_mapping_request(domain, config.settings))
-        write(out_dir / domain.name / "create-matching-workflow.json", matching_workflow_request(domain, config.settings))
+        write(
+            out_dir / domain.name / "create-matching-workflow.json", matching_workflow_request(domain, config.settings)
+        )
     write(out_dir / TEMPLATE_NAME, template(config, domains))
     return written
-

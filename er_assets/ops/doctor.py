@@ -50,8 +50,13 @@ def credential_checks() -> list[Check]:
     from er_assets.resources.production import AWS_PROFILE_ENV, missing_variables
 
     missing = missing_variables()
-    checks = [("snowflake settings", not missing,
-               "all set" if not missing else "missing environment variables: " + ", ".join(missing))]
+    checks = [
+        (
+            "snowflake settings",
+            not missing,
+            "all set" if not missing else "missing environment variables: " + ", ".join(missing),
+        )
+    ]
 
     def aws() -> str:
         credentials = boto3.session.Session(profile_name=os.environ.get(AWS_PROFILE_ENV)).get_credentials()
@@ -82,6 +87,7 @@ def warehouse_checks(config, warehouse) -> list[Check]:
 
     checks = []
     for domain in config.domains.values():
+
         def ready(domain=domain) -> str:
             problems = warehouse.check_ready(domain)
             if problems:
@@ -90,6 +96,7 @@ def warehouse_checks(config, warehouse) -> list[Check]:
 
         checks.append(_attempt(f"{domain.name}: warehouse", ready))
         if isinstance(warehouse, SnowflakeWarehouse):
+
             def target(domain=domain) -> str:
                 if warehouse.table_exists(domain.target.table):
                     return f"target table {domain.target.table.upper()} exists"
@@ -103,6 +110,7 @@ def warehouse_checks(config, warehouse) -> list[Check]:
 def bucket_checks(config, object_store) -> list[Check]:
     checks = []
     for domain in config.domains.values():
+
         def listable(domain=domain) -> str:
             files = object_store.list_files(f"s3://{domain.bucket}/{domain.prefix}/")
             return f"s3://{domain.bucket}/{domain.prefix}/ is readable ({len(files)} objects)"
@@ -112,8 +120,9 @@ def bucket_checks(config, object_store) -> list[Check]:
 
 
 # Members the service manages, or that do not change what a job does.
-UNCOMPARED = frozenset({"createdAt", "updatedAt", "workflowArn", "schemaArn", "tags", "hasWorkflows", "description",
-                        "ResponseMetadata"})
+UNCOMPARED = frozenset(
+    {"createdAt", "updatedAt", "workflowArn", "schemaArn", "tags", "hasWorkflows", "description", "ResponseMetadata"}
+)
 # Lists whose items have a name: compared by name, so a reordered or missing item reads plainly.
 LIST_KEYS = {"mappedInputFields": "fieldName", "rules": "ruleName", "output": "name"}
 # What an absent member means to the service.
@@ -166,6 +175,7 @@ def service_checks(config, entity_resolution) -> list[Check]:
     database = config.settings.glue_database
     checks = []
     for domain in config.domains.values():
+
         def glue_table(domain=domain) -> str:
             table = glue.get_table(DatabaseName=database, Name=domain.glue_table)["Table"]
             columns = {c["Name"].lower() for c in table.get("StorageDescriptor", {}).get("Columns", [])}
@@ -182,7 +192,9 @@ def service_checks(config, entity_resolution) -> list[Check]:
 
         def schema(domain=domain) -> str:
             live = er.get_schema_mapping(schemaName=domain.schema.schemaName)
-            return compare(f"schema mapping {domain.schema.schemaName}", schema_mapping_request(domain, config.settings), live)
+            return compare(
+                f"schema mapping {domain.schema.schemaName}", schema_mapping_request(domain, config.settings), live
+            )
 
         def workflow(domain=domain) -> str:
             live = er.get_matching_workflow(workflowName=domain.workflow_name)
@@ -196,6 +208,7 @@ def service_checks(config, entity_resolution) -> list[Check]:
 
 def model_checks(config) -> list[Check]:
     """Local only: the emulator runs ML_MATCHING domains with a model from the `ml` extra."""
+
     def model() -> str:
         from er_assets.emulator.ml import require
 
@@ -222,8 +235,11 @@ def run_doctor(config, deployment: str, resources: dict | None = None) -> list[C
     if resources is None:
         resources = production_resources(config) if deployment == "production" else local_resources(config)
     with initialised(resources) as ready:
-        probes = (("warehouse", warehouse_checks), ("object_store", bucket_checks),
-                  ("entity_resolution", service_checks))
+        probes = (
+            ("warehouse", warehouse_checks),
+            ("object_store", bucket_checks),
+            ("entity_resolution", service_checks),
+        )
         for key, probe in probes:
             resource = ready[key]
             if isinstance(resource, Exception):
@@ -266,7 +282,8 @@ def cmd_doctor(args) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """`doctor` for the bridge CLI: exit 0 when all is there, 5 (SERVICE_UNAVAILABLE) if not."""
     parser = subparsers.add_parser(
-        "doctor", help="check that credentials, tables, stage, bucket, Glue tables and workflows exist",
+        "doctor",
+        help="check that credentials, tables, stage, bucket, Glue tables and workflows exist",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--config", help="configuration file (default: $ER_CONFIG or the shipped domains.yaml)")

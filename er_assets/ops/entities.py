@@ -40,8 +40,9 @@ def render_entity(found: dict) -> str:
     lines.append("events:")
     for e in found["events"]:
         other = f" -> {e['other_entity_id']}" if e["other_entity_id"] else ""
-        lines.append(f"  {e['partition']} {e['event']:<8} {e['entity_id']}{other} ({e['records']} records, "
-                     f"run {e['run_id']})")
+        lines.append(
+            f"  {e['partition']} {e['event']:<8} {e['entity_id']}{other} ({e['records']} records, run {e['run_id']})"
+        )
     return "\n".join(lines)
 
 
@@ -64,15 +65,20 @@ def cmd_entities(args) -> int:
             print(render_entity({"asked": args.id, **found}))
             return exit_codes.OK if found.get("rows") or found.get("events") else exit_codes.USAGE
         moved = warehouse.rebuild_entities(domain, f"rebuild-{uuid.uuid4().hex[:12]}")
-    print(f"{domain.name}: replayed {len(moved['partitions'])} partitions"
-          + (f" ({moved['partitions'][0]} to {moved['partitions'][-1]})" if moved["partitions"] else "")
-          + f"; {moved['records']} records, {moved['moved']} changed entity, {moved['new']} had none before")
+    print(
+        f"{domain.name}: replayed {len(moved['partitions'])} partitions"
+        + (f" ({moved['partitions'][0]} to {moved['partitions'][-1]})" if moved["partitions"] else "")
+        + f"; {moved['records']} records, {moved['moved']} changed entity, {moved['new']} had none before"
+    )
     return exit_codes.OK
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("entities", help="show a durable entity, or rebuild a domain's entity registry",
-                                   description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser(
+        "entities",
+        help="show a durable entity, or rebuild a domain's entity registry",
+        description=__doc__.splitlines()[0],
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="one entity by its id or one of its records' ids")
     show.add_argument("domain")

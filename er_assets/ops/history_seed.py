@@ -89,8 +89,9 @@ def seed_history(
         profile = _PROFILES.get(name, _DEFAULT_PROFILE)
         for key, fires_at in completed_between(domain, start, now):
             process_date = dt.date.fromisoformat(key)
-            partition = _Partition(domain, profile, process_date, _records(rng, profile, process_date),
-                                   slow_from <= fires_at < slow_until)
+            partition = _Partition(
+                domain, profile, process_date, _records(rng, profile, process_date), slow_from <= fires_at < slow_until
+            )
             written += _run_partition(store, rng, partition, fires_at.astimezone(UTC), now)
     return written
 
@@ -131,9 +132,15 @@ def _stage_run(
     autosys_job = stages.command_job(p.domain.autosys.job_prefix, _BRIDGE_JOB[stage]) if attempt == 1 else None
     run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     store.record_start(
-        run_id, stage, p.domain.name, p.process_date.isoformat(), p.process_date,
+        run_id,
+        stage,
+        p.domain.name,
+        p.process_date.isoformat(),
+        p.process_date,
         f"autosys:{autosys_job}" if autosys_job else "ui",
-        job_name=stages.job_name(p.domain.name), autosys_job_name=autosys_job, started_at=started_at,
+        job_name=stages.job_name(p.domain.name),
+        autosys_job_name=autosys_job,
+        started_at=started_at,
     )
     status, message = _outcome(rng, stage)
     end = started_at + dt.timedelta(seconds=_duration(rng, stage, status, p))
@@ -145,9 +152,14 @@ def _stage_run(
     if stage == LOADED and status is Status.SUCCEEDED:
         metadata.update(_entity_figures(random.Random(run_id), p.records))
     store.record_end(
-        run_id, stage, status, record_count=count if status is Status.SUCCEEDED else None,
+        run_id,
+        stage,
+        status,
+        record_count=count if status is Status.SUCCEEDED else None,
         exit_code=EXIT_CODE_BY_STATUS.get(status, exit_codes.STAGE_FAILED),
-        error_message=message, metadata=metadata, ended_at=end,
+        error_message=message,
+        metadata=metadata,
+        ended_at=end,
     )
     return status, end
 
@@ -158,8 +170,13 @@ def _entity_figures(rng: random.Random, records: int) -> dict:
     its own, so the rest of the seeded history stays as it was."""
     absorbed = int(records * rng.uniform(0.2, 0.3))
     merged, split = rng.randint(0, max(1, records // 500)), rng.randint(0, max(1, records // 2000))
-    return {"entities_created": int((records - absorbed) * rng.uniform(0.8, 0.9)), "records_absorbed": absorbed,
-            "entities_merged": merged, "entities_split": split, "entity_churn": merged * 2 + split}
+    return {
+        "entities_created": int((records - absorbed) * rng.uniform(0.8, 0.9)),
+        "records_absorbed": absorbed,
+        "entities_merged": merged,
+        "entities_split": split,
+        "entity_churn": merged * 2 + split,
+    }
 
 
 def _outcome(rng: random.Random, stage: str) -> tuple[Status, str | None]:

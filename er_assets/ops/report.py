@@ -74,9 +74,9 @@ def _minutes(seconds: float | None) -> str:
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: set[int] = frozenset()) -> str:
-    head = "".join(f'<th{" class=n" if i in numeric else ""}>{escape(h)}</th>' for i, h in enumerate(headers))
+    head = "".join(f"<th{' class=n' if i in numeric else ''}>{escape(h)}</th>" for i, h in enumerate(headers))
     body = "".join(
-        "<tr>" + "".join(f'<td{" class=n" if i in numeric else ""}>{cell}</td>' for i, cell in enumerate(row)) + "</tr>"
+        "<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{cell}</td>" for i, cell in enumerate(row)) + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -152,7 +152,7 @@ class _Frame:
         axis = f'<line x1="{self.LEFT}" x2="{WIDTH - self.RIGHT}" y1="{self.y(0):.1f}" y2="{self.y(0):.1f}" stroke="#9e9e9e"/>'
         return (
             f'<svg viewBox="0 0 {WIDTH} {self.height}" role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
-            f'{"".join(grid)}{axis}{body}</svg>'
+            f"{''.join(grid)}{axis}{body}</svg>"
         )
 
 
@@ -245,14 +245,14 @@ def _delivery_chart(domain: str, partitions: list[dict], days) -> str:
             parts.append(
                 f'<rect x="{frame.x(day) - bar / 2:.1f}" y="{frame.TOP}" width="{bar:.1f}" height="{frame.plot_h}" '
                 f'fill="{SLA_COLOURS.get(p["sla_status"] or "PENDING", "#9e9e9e")}" opacity="0.35">'
-                f'<title>{escape(p["partition_key"])}: not delivered ({escape(p["sla_status"] or "no SLA")})</title></rect>'
+                f"<title>{escape(p['partition_key'])}: not delivered ({escape(p['sla_status'] or 'no SLA')})</title></rect>"
             )
             continue
         top = frame.y(p["elapsed_minutes"])
         parts.append(
             f'<rect x="{frame.x(day) - bar / 2:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{frame.y(0) - top:.1f}" '
             f'fill="{SLA_COLOURS.get(p["sla_status"], PALETTE[0])}">'
-            f'<title>{escape(p["partition_key"])}: {p["elapsed_minutes"]:.1f} min ({escape(p["sla_status"] or "no SLA")})</title></rect>'
+            f"<title>{escape(p['partition_key'])}: {p['elapsed_minutes']:.1f} min ({escape(p['sla_status'] or 'no SLA')})</title></rect>"
         )
     if sla:
         y = frame.y(sla)
@@ -407,8 +407,13 @@ def _volume_section(days, domains, volume) -> str:
 
 
 # The loaded stage's entity figures (registry.IdentityFigures.metadata), in the panel's order.
-ENTITY_FIGURES = (("entities_created", "created"), ("records_absorbed", "records absorbed"),
-                  ("entities_merged", "merged"), ("entities_split", "split"), ("entity_churn", "churn"))
+ENTITY_FIGURES = (
+    ("entities_created", "created"),
+    ("records_absorbed", "records absorbed"),
+    ("entities_merged", "merged"),
+    ("entities_split", "split"),
+    ("entity_churn", "churn"),
+)
 
 
 def _entities_section(domains, loads) -> str:
@@ -420,13 +425,17 @@ def _entities_section(domains, loads) -> str:
         if any(key in run.metadata for key, _ in ENTITY_FIGURES):
             latest[run.domain, run.partition_key] = run.metadata
     if not latest:
-        return ('<h2 id="entities">Entities</h2><p class="empty">No load of this period recorded entity figures.</p>')
-    totals = {domain: [sum(int(m.get(key) or 0) for (d, _), m in latest.items() if d == domain)
-                       for key, _ in ENTITY_FIGURES] for domain in domains}
+        return '<h2 id="entities">Entities</h2><p class="empty">No load of this period recorded entity figures.</p>'
+    totals = {
+        domain: [sum(int(m.get(key) or 0) for (d, _), m in latest.items() if d == domain) for key, _ in ENTITY_FIGURES]
+        for domain in domains
+    }
     rows = [(escape(domain), *map(_int, totals[domain])) for domain in domains if domain in {d for d, _ in latest}]
     recent = sorted(latest.items(), key=lambda item: item[0][1], reverse=True)[:TOP_ERRORS]
-    partitions = [(escape(domain), escape(partition), *(_int(int(m.get(key) or 0)) for key, _ in ENTITY_FIGURES))
-                  for (domain, partition), m in recent]
+    partitions = [
+        (escape(domain), escape(partition), *(_int(int(m.get(key) or 0)) for key, _ in ENTITY_FIGURES))
+        for (domain, partition), m in recent
+    ]
     headers = [label for _, label in ENTITY_FIGURES]
     numeric = set(range(1, len(headers) + 1))
     return (
@@ -480,8 +489,7 @@ def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None =
     sla = store.view("er_v_sla_compliance", since)
     volume = store.view("er_v_record_volume", since)
     errors = store.view("er_v_error_frequency", since)
-    loads = store.rows(stage="loaded", status="SUCCEEDED",
-                       since=dt.datetime.combine(since, dt.time(), tzinfo=UTC))
+    loads = store.rows(stage="loaded", status="SUCCEEDED", since=dt.datetime.combine(since, dt.time(), tzinfo=UTC))
     domains = sorted({r["domain"] for r in rates} | {p["domain"] for p in sla})
     body = (
         (

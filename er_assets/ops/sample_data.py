@@ -19,18 +19,114 @@ from pathlib import Path
 
 from er_assets.config import Domain
 
-FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
-         "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Carlos", "Karen",
-         "Wei", "Aisha", "Olga", "Hiroshi", "Fatima", "Liam", "Noah", "Emma", "Sofia", "Mateo", "Priya", "Chen"]
-LAST = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-        "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin",
-        "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson",
-        "O'Brien", "Nguyen", "Patel", "Kowalski", "Schmidt", "Rossi"]
-STREETS = ["Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Washington", "Lake", "Hill", "Park", "Sunset",
-           "Ridge", "River", "Church", "Highland", "Mill", "Forest", "Spring", "Center", "Union"]
-CITIES = [("New York", "NY", "100"), ("Boston", "MA", "021"), ("Chicago", "IL", "606"), ("Houston", "TX", "770"),
-          ("Phoenix", "AZ", "850"), ("Seattle", "WA", "981"), ("Denver", "CO", "802"), ("Atlanta", "GA", "303"),
-          ("Miami", "FL", "331"), ("Portland", "OR", "972"), ("Newark", "NJ", "071"), ("Austin", "TX", "787")]
+FIRST = [
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Carlos",
+    "Karen",
+    "Wei",
+    "Aisha",
+    "Olga",
+    "Hiroshi",
+    "Fatima",
+    "Liam",
+    "Noah",
+    "Emma",
+    "Sofia",
+    "Mateo",
+    "Priya",
+    "Chen",
+]
+LAST = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "O'Brien",
+    "Nguyen",
+    "Patel",
+    "Kowalski",
+    "Schmidt",
+    "Rossi",
+]
+STREETS = [
+    "Main",
+    "Oak",
+    "Pine",
+    "Maple",
+    "Cedar",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
+    "Sunset",
+    "Ridge",
+    "River",
+    "Church",
+    "Highland",
+    "Mill",
+    "Forest",
+    "Spring",
+    "Center",
+    "Union",
+]
+CITIES = [
+    ("New York", "NY", "100"),
+    ("Boston", "MA", "021"),
+    ("Chicago", "IL", "606"),
+    ("Houston", "TX", "770"),
+    ("Phoenix", "AZ", "850"),
+    ("Seattle", "WA", "981"),
+    ("Denver", "CO", "802"),
+    ("Atlanta", "GA", "303"),
+    ("Miami", "FL", "331"),
+    ("Portland", "OR", "972"),
+    ("Newark", "NJ", "071"),
+    ("Austin", "TX", "787"),
+]
 MAIL_DOMAINS = ["example.com", "mail.example.org", "corp.example.net", "inbox.example.com"]
 BRANDS = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Wonka", "Hooli", "Vandelay", "Soylent"]
 PRODUCTS = ["Widget", "Gadget", "Sprocket", "Gizmo", "Bracket", "Valve", "Sensor", "Adapter", "Cable", "Filter"]
@@ -169,7 +265,7 @@ def generate_sql(domain: Domain, returning: float = RETURNING_SHARE) -> str:
     """
     id_prefix = domain.name[:1].upper()
     fields = ",\n       ".join(
-        f"{_field_sql(f.fieldName, f.type, id_prefix)} AS \"{f.fieldName}\"" for f in domain.schema.mappedInputFields
+        f'{_field_sql(f.fieldName, f.type, id_prefix)} AS "{f.fieldName}"' for f in domain.schema.mappedInputFields
     )
     # back = 1 + floor(ln u / ln decay), u uniform in (0, 1): k with probability decay^(k-1) (1 - decay).
     uniform = f"({_draw('back', 'slot')} % 1000000 + 0.5) / 1000000"
@@ -179,11 +275,11 @@ def generate_sql(domain: Domain, returning: float = RETURNING_SHARE) -> str:
     return f"""
 WITH period AS (
     SELECT day, $seed + day AS period_seed, $entities - CAST(round($entities * {returning}) AS BIGINT) AS fresh
-    FROM (SELECT {_ordinal('$start')} AS day)
+    FROM (SELECT {_ordinal("$start")} AS day)
 ),
 slots AS (
     SELECT rec, day, period_seed, fresh,
-           CAST(CASE WHEN rec < $entities THEN rec ELSE {_draw('of', 'rec')} % $entities END AS BIGINT) AS slot
+           CAST(CASE WHEN rec < $entities THEN rec ELSE {_draw("of", "rec")} % $entities END AS BIGINT) AS slot
     FROM range($n) AS t(rec), period
 ),
 draws AS (
@@ -193,18 +289,19 @@ recs AS (
     SELECT rec, period_seed,
            rec >= $entities OR slot >= fresh AS dup,
            CASE WHEN slot < fresh THEN day * {PERIOD_ENTITIES} + slot
-                ELSE {earlier} * {PERIOD_ENTITIES} + CAST({_draw('pick', 'slot')} % {pool} AS BIGINT) END AS entity
+                ELSE {earlier} * {PERIOD_ENTITIES} + CAST({_draw("pick", "slot")} % {pool} AS BIGINT) END AS entity
     FROM draws
 )
 SELECT {fields},
-       CAST($start AS DATE) + CAST({_draw('day', 'rec')} % $days AS INTEGER) AS "{domain.source.partition_column}",
+       CAST($start AS DATE) + CAST({_draw("day", "rec")} % $days AS INTEGER) AS "{domain.source.partition_column}",
        '{id_prefix}E' || CAST(entity AS VARCHAR) AS true_entity
 FROM recs
 """
 
 
-def seed_source(con, domain: Domain, start: dt.date, end: dt.date, records: int, seed: int = 7,
-                returning: float = RETURNING_SHARE) -> int:
+def seed_source(
+    con, domain: Domain, start: dt.date, end: dt.date, records: int, seed: int = 7, returning: float = RETURNING_SHARE
+) -> int:
     """Replace the source rows dated in [start, end) with `records` generated ones, a `returning`
     share of them re-describing entities of earlier periods.
 
@@ -268,20 +365,25 @@ def _spoil(con, domain: Domain, start: dt.date, end: dt.date, defect: str) -> No
     period = f"{part} >= $start AND {part} < $end"
     if defect == "null_required":  # one record in 20 loses a required value
         field = next(f for f in domain.dq.required_fields if f != domain.schema.unique_id)
-        con.execute(f'UPDATE {table} SET "{field}" = NULL WHERE {period} AND hash({uid}) % 20 = 0',
-                    {"start": start, "end": end})
+        con.execute(
+            f'UPDATE {table} SET "{field}" = NULL WHERE {period} AND hash({uid}) % 20 = 0', {"start": start, "end": end}
+        )
     elif defect == "duplicate_ids":  # three records re-use the period's first id
-        con.execute(f"""UPDATE {table} SET {uid} = (SELECT min({uid}) FROM {table} WHERE {period})
+        con.execute(
+            f"""UPDATE {table} SET {uid} = (SELECT min({uid}) FROM {table} WHERE {period})
                         WHERE {uid} IN (SELECT {uid} FROM {table} WHERE {period} ORDER BY {uid} LIMIT 3 OFFSET 1)""",
-                    {"start": start, "end": end})
+            {"start": start, "end": end},
+        )
     elif defect == "glue_value":  # GLUE_RECORDS records (all, if fewer) share a placeholder
         field, placeholder = glue_field(domain)
         # Records that already share their entity with another go first: they were matched anyway,
         # so the match rate barely moves and the oversized entity is left for the load check to find.
         matched_first = f"count(*) OVER (PARTITION BY true_entity) > 1 DESC, hash({uid})"
         chosen = f"SELECT {uid} FROM {table} WHERE {period} ORDER BY {matched_first} LIMIT {GLUE_RECORDS}"
-        con.execute(f'UPDATE {table} SET "{field}" = $placeholder WHERE {uid} IN ({chosen})',
-                    {"start": start, "end": end, "placeholder": placeholder})
+        con.execute(
+            f'UPDATE {table} SET "{field}" = $placeholder WHERE {uid} IN ({chosen})',
+            {"start": start, "end": end, "placeholder": placeholder},
+        )
     else:
         raise ValueError(f"unknown defect {defect!r}")
 

@@ -20,8 +20,9 @@ CHECKS_PASSED = "checks_passed"
 PAGE = 100
 
 
-def earlier_values(instance: dg.DagsterInstance, key: dg.AssetKey, domain: Domain, partition: str,
-                   field: str) -> dict[str, float]:
+def earlier_values(
+    instance: dg.DagsterInstance, key: dg.AssetKey, domain: Domain, partition: str, field: str
+) -> dict[str, float]:
     """Metadata `field` of the latest materialisation of each of the dq.anomaly.window
     partitions before `partition` that has one and passed its blocking checks, oldest first."""
     keys = previous_partitions(domain, partition, domain.dq.anomaly.window)

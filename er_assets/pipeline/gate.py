@@ -70,8 +70,16 @@ def enforce(context, domain: Domain, upstream: str, config: GateConfig) -> dict:
         f"{upstream}, or, having reviewed it, re-run with override_gate and a reason "
         "(autosys-bridge run ... --override-gate --reason TEXT)"
     )
-    return {"gate_override": _override(context, config, refusal, where, f"failed: {listed}",
-                                       {"upstream": f"{domain.name}/{upstream}", "failed_checks": failing})}
+    return {
+        "gate_override": _override(
+            context,
+            config,
+            refusal,
+            where,
+            f"failed: {listed}",
+            {"upstream": f"{domain.name}/{upstream}", "failed_checks": failing},
+        )
+    }
 
 
 def enforce_lineage(context, domain: Domain, upstream: str, made_from: str, latest: str, config: GateConfig) -> dict:
@@ -86,9 +94,16 @@ def enforce_lineage(context, domain: Domain, upstream: str, made_from: str, late
         f"stale upstream: {where} {problem}. Re-run {upstream} on the latest extract, or, having reviewed it, "
         "re-run with override_gate and a reason (autosys-bridge run ... --override-gate --reason TEXT)"
     )
-    return {"lineage_override": _override(context, config, refusal, where, problem,
-                                          {"upstream": f"{domain.name}/{upstream}", "made_from": made_from,
-                                           "latest_extract": latest})}
+    return {
+        "lineage_override": _override(
+            context,
+            config,
+            refusal,
+            where,
+            problem,
+            {"upstream": f"{domain.name}/{upstream}", "made_from": made_from, "latest_extract": latest},
+        )
+    }
 
 
 def _override(context, config: GateConfig, refusal: Exception, where: str, problem: str, record: dict) -> dict:
@@ -99,6 +114,7 @@ def _override(context, config: GateConfig, refusal: Exception, where: str, probl
     if not config.override_reason.strip():
         raise type(refusal)(f"gate closed: {where} {problem}; override_gate needs override_reason")
     who = config.override_by.strip() or "unnamed operator"
-    context.log.warning(f"GATE OVERRIDDEN by {who}: {config.override_reason.strip()!r}; "
-                        f"proceeding although {where} {problem}")
+    context.log.warning(
+        f"GATE OVERRIDDEN by {who}: {config.override_reason.strip()!r}; proceeding although {where} {problem}"
+    )
     return {"by": who, "reason": config.override_reason.strip(), **record}

@@ -47,11 +47,27 @@ from er_assets.errors import (
 # asks callers to slow down. ExceedsLimitException counts only for CONCURRENT_JOBS_QUOTA.
 BUSY_CODES = ("ConflictException", "ThrottlingException")
 # Answers that say nothing about the job, only that the service could not answer now.
-TRANSIENT_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailable",
-                             "InternalFailure", "RequestTimeout", "RequestTimeoutException"})
-CREDENTIAL_CODES = frozenset({"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException",
-                              "InvalidSignatureException", "InvalidClientTokenId", "SignatureDoesNotMatch",
-                              "IncompleteSignature"})
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+    }
+)
 ACCESS_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 FIRST_POLL_SECONDS = 0.5
 
@@ -70,9 +86,21 @@ class Patience:
     """One stage's EXECUTION_TIMEOUT deadline and back-off, shared by every call of the stage
     that may be waited out (reads that failed transiently, a busy region)."""
 
-    def __init__(self, timeout: float, check_interval: float, log: Callable[[str], None],
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
-        self.timeout, self.check_interval, self.log, self._sleep, self.clock = timeout, check_interval, log, sleep, clock
+    def __init__(
+        self,
+        timeout: float,
+        check_interval: float,
+        log: Callable[[str], None],
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.timeout, self.check_interval, self.log, self._sleep, self.clock = (
+            timeout,
+            check_interval,
+            log,
+            sleep,
+            clock,
+        )
         self.deadline = clock() + timeout
 
     def sleep(self, seconds: float) -> None:
@@ -100,9 +128,8 @@ def _error(exc: Exception) -> tuple[str, str]:
 
 def is_transient(exc: Exception) -> bool:
     """Did the call fail for a reason that says nothing about the job (worth asking again)?"""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, HTTPClientError
     from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
 
     if isinstance(exc, (HTTPClientError, BotoConnectionError)):  # read/connect timeouts, dropped connections
         return True
@@ -133,10 +160,14 @@ def _explain(exc: Exception, what: str, started: bool = False) -> Exception:
     if isinstance(exc, (boto.NoCredentialsError, boto.PartialCredentialsError)):
         return ServiceUnavailable(f"{what}: no AWS credentials found (set AWS_PROFILE or refresh the profile)")
     if isinstance(exc, (boto.UnauthorizedSSOTokenError, boto.SSOTokenLoadError)):
-        return ServiceUnavailable(f"{what}: the AWS SSO session has expired or is invalid; run `aws sso login{profile}`")
+        return ServiceUnavailable(
+            f"{what}: the AWS SSO session has expired or is invalid; run `aws sso login{profile}`"
+        )
     if isinstance(exc, (boto.CredentialRetrievalError, boto.TokenRetrievalError)):
-        return ServiceUnavailable(f"{what}: could not get AWS credentials ({exc}); check the profile's role, "
-                                  "credential_process and source credentials")
+        return ServiceUnavailable(
+            f"{what}: could not get AWS credentials ({exc}); check the profile's role, "
+            "credential_process and source credentials"
+        )
     if isinstance(exc, (boto.HTTPClientError, boto.ConnectionError)):
         return ServiceUnavailable(f"{what}: cannot reach AWS ({exc}); check the network path and proxy to the endpoint")
     code, message = _error(exc)
@@ -145,8 +176,10 @@ def _explain(exc: Exception, what: str, started: bool = False) -> Exception:
     if code in CREDENTIAL_CODES:
         # "<code>: <message>" would read as "name: value" to secret redaction (the code
         # contains "Token"), which would mask the message's first word.
-        return ServiceUnavailable(f"{what}: AWS credentials expired or invalid: {message} ({code}); refresh them "
-                                  f"(`aws sso login{profile}` or new keys)")
+        return ServiceUnavailable(
+            f"{what}: AWS credentials expired or invalid: {message} ({code}); refresh them "
+            f"(`aws sso login{profile}` or new keys)"
+        )
     if code in ACCESS_CODES:
         return ServiceUnavailable(f"{what}: access denied ({message}); grant the role this permission")
     if code in ("ResourceNotFoundException", "EntityNotFoundException"):
@@ -155,13 +188,17 @@ def _explain(exc: Exception, what: str, started: bool = False) -> Exception:
         quota = exc.response.get("quotaName", "unnamed quota")
         value = exc.response.get("quotaValue")
         limit = f" (limit {value})" if value is not None else ""
-        return QuotaExceeded(f"{what}: AWS Entity Resolution quota '{quota}'{limit} exceeded: {message}; "
-                             "request an increase in Service Quotas or reduce the job")
+        return QuotaExceeded(
+            f"{what}: AWS Entity Resolution quota '{quota}'{limit} exceeded: {message}; "
+            "request an increase in Service Quotas or reduce the job"
+        )
     if code == "ValidationException":
         if started:
             return PipelineError(f"{what}: the service rejected the request: {message}")
-        return ConfigurationRejected(f"{what}: the service rejected the request: {message}; fix the configuration "
-                                     "or the deployed workflow (autosys-bridge doctor compares them)")
+        return ConfigurationRejected(
+            f"{what}: the service rejected the request: {message}; fix the configuration "
+            "or the deployed workflow (autosys-bridge doctor compares them)"
+        )
     if is_transient(exc):
         return ServiceUnavailable(f"{what}: the service is unavailable ({code}: {message}) after botocore's retries")
     return exc
@@ -172,8 +209,16 @@ def point_glue_table(glue, database: str, table: str, location: str) -> None:
     try:
         current = glue.get_table(DatabaseName=database, Name=table)["Table"]
         # UpdateTable takes a TableInput: only the fields the caller may set.
-        keep = ("Name", "Description", "Owner", "Retention", "StorageDescriptor", "PartitionKeys",
-                "TableType", "Parameters")
+        keep = (
+            "Name",
+            "Description",
+            "Owner",
+            "Retention",
+            "StorageDescriptor",
+            "PartitionKeys",
+            "TableType",
+            "Parameters",
+        )
         table_input = {k: current[k] for k in keep if k in current}
         table_input["StorageDescriptor"] = {**current.get("StorageDescriptor", {}), "Location": location}
         # SkipArchive: "By default, UpdateTable always creates an archived version of the table
@@ -214,8 +259,12 @@ def _join(er, workflow_name: str, job_id: str | None, patience: Patience, by: st
     active or SUCCEEDED; None when there is none or it FAILED (a new job is due)."""
     if not job_id:
         return None
-    earlier = _read(lambda: er.get_matching_job(workflowName=workflow_name, jobId=job_id),
-                    f"matching job {job_id} of {workflow_name}", "status call", patience)
+    earlier = _read(
+        lambda: er.get_matching_job(workflowName=workflow_name, jobId=job_id),
+        f"matching job {job_id} of {workflow_name}",
+        "status call",
+        patience,
+    )
     if earlier["status"] in ACTIVE_JOB_STATUSES:
         patience.log(f"re-attaching to matching job {job_id} ({earlier['status']}) started by {by}")
         return job_id, True, False
@@ -225,8 +274,15 @@ def _join(er, workflow_name: str, job_id: str | None, patience: Patience, by: st
     return None
 
 
-def _read(call: Callable[[], dict], what: str, name: str, patience: Patience, started: bool = False,
-          meanwhile: str = "", hint: str = "") -> dict:
+def _read(
+    call: Callable[[], dict],
+    what: str,
+    name: str,
+    patience: Patience,
+    started: bool = False,
+    meanwhile: str = "",
+    hint: str = "",
+) -> dict:
     """`call()`, a read of the service, with transient errors retried on the back-off until
     EXECUTION_TIMEOUT. `name` names the call in the messages; `meanwhile` says (in the log)
     what goes on while it is retried, `hint` (in the error) what to do after the deadline."""
@@ -240,15 +296,22 @@ def _read(call: Callable[[], dict], what: str, name: str, patience: Patience, st
             pause = next(pauses, None)
             reason = f"{_error(exc)[0] or type(exc).__name__}: {_error(exc)[1] or exc}"
             if pause is None:
-                raise ServiceUnavailable(f"{what}: {name}s still fail at EXECUTION_TIMEOUT={patience.timeout:.0f}s "
-                                         f"({reason}){hint}") from exc
+                raise ServiceUnavailable(
+                    f"{what}: {name}s still fail at EXECUTION_TIMEOUT={patience.timeout:.0f}s ({reason}){hint}"
+                ) from exc
             patience.log(f"{what}: {name} failed ({reason}); {meanwhile}asking again in {pause:.0f}s")
             patience.sleep(pause)
 
 
-def _start(er, workflow_name: str, before_start: Callable[[], None], record_intent: Callable[[dict], None],
-           record_job_id: Callable[[str], None], started_elsewhere: Callable[[], str | None],
-           patience: Patience) -> tuple:
+def _start(
+    er,
+    workflow_name: str,
+    before_start: Callable[[], None],
+    record_intent: Callable[[dict], None],
+    record_job_id: Callable[[str], None],
+    started_elsewhere: Callable[[], str | None],
+    patience: Patience,
+) -> tuple:
     """Start a job, waiting out a busy region. Each try re-points the input and records a new
     intent (another partition of the domain may have re-pointed it while this one waited);
     after each refusal, a job another attempt started for this extract is joined instead."""
@@ -289,15 +352,22 @@ def _wait(er, workflow_name: str, patience: Patience, job_id: str, attached: boo
     pauses = patience.pauses()
     last_progress = None
     while True:
-        job = _read(lambda: er.get_matching_job(workflowName=workflow_name, jobId=job_id),
-                    f"matching job {job_id} of {workflow_name}", "status call", patience, started=True,
-                    meanwhile="the job keeps running, ",
-                    hint="; the job may still be running at AWS and a re-run re-attaches to it")
+        job = _read(
+            lambda: er.get_matching_job(workflowName=workflow_name, jobId=job_id),
+            f"matching job {job_id} of {workflow_name}",
+            "status call",
+            patience,
+            started=True,
+            meanwhile="the job keeps running, ",
+            hint="; the job may still be running at AWS and a re-run re-attaches to it",
+        )
         status, metrics = job["status"], job.get("metrics", {})
         progress = (status, metrics.get("totalRecordsProcessed"), metrics.get("inputRecords"))
         if progress != last_progress:
-            patience.log(f"matching job {job_id}: {status}, {metrics.get('totalRecordsProcessed', 0)} of "
-                         f"{metrics.get('inputRecords', 0)} records processed")
+            patience.log(
+                f"matching job {job_id}: {status}, {metrics.get('totalRecordsProcessed', 0)} of "
+                f"{metrics.get('inputRecords', 0)} records processed"
+            )
             last_progress = progress
         if status == "SUCCEEDED":
             return JobOutcome(job_id, status, metrics, job["outputSourceConfig"][0]["outputS3Path"], reused, attached)
@@ -329,8 +399,13 @@ def _started_since(er, workflow_name: str, since: float, patience: Patience) -> 
         pages = er.get_paginator("list_matching_jobs").paginate(workflowName=workflow_name)
         return {"jobs": [job for page in pages for job in page.get("jobs", [])]}
 
-    listed = _read(every_page, f"matching workflow {workflow_name}", "ListMatchingJobs call", patience,
-                   meanwhile="no job is started meanwhile, ")
+    listed = _read(
+        every_page,
+        f"matching workflow {workflow_name}",
+        "ListMatchingJobs call",
+        patience,
+        meanwhile="no job is started meanwhile, ",
+    )
     jobs = [job for job in listed["jobs"] if job["startTime"].timestamp() >= since]
     return sorted(jobs, key=lambda job: job["startTime"])
 

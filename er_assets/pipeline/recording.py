@@ -87,9 +87,15 @@ def _recording(context, history: HistoryResource, domain: str, stage: str) -> It
     attempt = context.retry_number + 1  # a retried step reopens its row instead of adding one
     with history.store() as store:
         store.record_start(
-            context.run_id, stage, domain, context.partition_key,
-            tags.get("process_date") or context.partition_key, started_by,
-            job_name=context.job_name, autosys_job_name=autosys_job, attempt=attempt,
+            context.run_id,
+            stage,
+            domain,
+            context.partition_key,
+            tags.get("process_date") or context.partition_key,
+            started_by,
+            job_name=context.job_name,
+            autosys_job_name=autosys_job,
+            attempt=attempt,
         )
         try:
             try:
@@ -102,13 +108,33 @@ def _recording(context, history: HistoryResource, domain: str, stage: str) -> It
                 raise dg.DagsterExecutionInterruptedError("interrupted by a signal during a warehouse query") from exc
         except BaseException as exc:
             status, code = _status_for(exc)
-            store.record_end(context.run_id, stage, status, exit_code=code,
-                             error_message=f"{type(exc).__name__}: {exc}", attempt=attempt)
+            store.record_end(
+                context.run_id,
+                stage,
+                status,
+                exit_code=code,
+                error_message=f"{type(exc).__name__}: {exc}",
+                attempt=attempt,
+            )
             raise
         if record.failed_checks:
-            store.record_end(context.run_id, stage, Status.DQ_FAILED, record.record_count, exit_codes.DQ_GATE_FAILED,
-                             f"data-quality checks failed: {', '.join(record.failed_checks)}", record.metadata,
-                             attempt=attempt)
+            store.record_end(
+                context.run_id,
+                stage,
+                Status.DQ_FAILED,
+                record.record_count,
+                exit_codes.DQ_GATE_FAILED,
+                f"data-quality checks failed: {', '.join(record.failed_checks)}",
+                record.metadata,
+                attempt=attempt,
+            )
         else:
-            store.record_end(context.run_id, stage, Status.SUCCEEDED, record.record_count, exit_codes.OK,
-                             metadata=record.metadata, attempt=attempt)
+            store.record_end(
+                context.run_id,
+                stage,
+                Status.SUCCEEDED,
+                record.record_count,
+                exit_codes.OK,
+                metadata=record.metadata,
+                attempt=attempt,
+            )

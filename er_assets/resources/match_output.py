@@ -26,15 +26,16 @@ class JobOutput:
 
 def _job_folder(uri: str, base: str, job_id: str, folder: str) -> str | None:
     """The `.../<job_id>/<folder>/` prefix a listed object lies under, if it does."""
-    parts = uri[len(base):].split("/")
+    parts = uri[len(base) :].split("/")
     for i in range(len(parts) - 2):
         if parts[i] == job_id and parts[i + 1] == folder:
             return base + "/".join(parts[: i + 2]) + "/"
     return None
 
 
-def find_output(list_files: Callable[[str], list[str]], output_path: str, workflow_name: str, job_id: str,
-                records_processed: int) -> JobOutput:
+def find_output(
+    list_files: Callable[[str], list[str]], output_path: str, workflow_name: str, job_id: str, records_processed: int
+) -> JobOutput:
     """Find the job's success/ folder under `output_path` by listing.
 
     The usual place is listed first (one cheap listing); only if it holds nothing is the whole
@@ -44,8 +45,11 @@ def find_output(list_files: Callable[[str], list[str]], output_path: str, workfl
     base = output_path.rstrip("/") + "/"
     usual = layout.job_folder(output_path, workflow_name, job_id)
     for prefix in (usual, base):
-        found = {folder for uri in list_files(prefix)
-                 if layout.is_data_file(uri) and (folder := _job_folder(uri, base, job_id, layout.SUCCESS))}
+        found = {
+            folder
+            for uri in list_files(prefix)
+            if layout.is_data_file(uri) and (folder := _job_folder(uri, base, job_id, layout.SUCCESS))
+        }
         if found:
             break
     if len(found) > 1:
@@ -55,7 +59,8 @@ def find_output(list_files: Callable[[str], list[str]], output_path: str, workfl
             raise MatchOutputMissing(
                 f"matching job {job_id} SUCCEEDED with {records_processed} records processed, but no data file is in "
                 f"a {job_id}/success/ folder under {base}; check the workflow's outputS3Path and that its role may "
-                "write there")
+                "write there"
+            )
         found = {layout.success_uri(usual)}
     (success,) = found
     return JobOutput(success, layout.error_uri(success))

@@ -61,7 +61,7 @@ class SmtpSettings:
     sender: str = DEFAULT_SENDER
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "SmtpSettings":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> SmtpSettings:
         user = env.get("ER_SMTP_USER") or None
         security = (env.get("ER_SMTP_SECURITY") or ("starttls" if user else "none")).lower()
         if security not in DEFAULT_PORTS:
@@ -182,7 +182,11 @@ def compose(
 ) -> EmailMessage | None:
     """The message for one outcome, or None when nobody is to be told."""
     domain, stage, partition_key, run_id, status = (
-        outcome.domain, outcome.stage, outcome.partition_key, outcome.run_id, outcome.status
+        outcome.domain,
+        outcome.stage,
+        outcome.partition_key,
+        outcome.run_id,
+        outcome.status,
     )
     to = recipients(config, domain, stage, status)
     if not to:

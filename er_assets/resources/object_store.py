@@ -61,7 +61,9 @@ class LocalObjectStore(ObjectStore):
         base = self.path(prefix_uri)
         if not base.is_dir():
             return []
-        return sorted(f"{prefix_uri.rstrip('/')}/{p.relative_to(base).as_posix()}" for p in base.rglob("*") if p.is_file())
+        return sorted(
+            f"{prefix_uri.rstrip('/')}/{p.relative_to(base).as_posix()}" for p in base.rglob("*") if p.is_file()
+        )
 
     def delete_prefix(self, prefix_uri: str) -> int:
         base = self.path(prefix_uri)
@@ -97,8 +99,12 @@ class S3ObjectStore(ObjectStore):
         makes counted in `bytes_read`: the one way to the bucket, for this module and others."""
         from dagster_aws.s3 import S3Resource  # imported when a stage reaches S3, not with the definitions
 
-        client = S3Resource(region_name=self.region_name, profile_name=self.profile_name, endpoint_url=self.endpoint_url,
-                            max_attempts=RETRY_CONFIG["max_attempts"]).get_client()
+        client = S3Resource(
+            region_name=self.region_name,
+            profile_name=self.profile_name,
+            endpoint_url=self.endpoint_url,
+            max_attempts=RETRY_CONFIG["max_attempts"],
+        ).get_client()
         client.meta.events.register("after-call.s3.GetObject", _count_get_object)
         return client
 

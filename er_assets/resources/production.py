@@ -42,7 +42,10 @@ def missing_variables() -> list[str]:
 
 def _snowflake_auth() -> dict:
     """The auth fields, as EnvVars, for the method whose variable is set (key pair first)."""
-    for variable, field in (("SNOWFLAKE_PRIVATE_KEY_PATH", "private_key_path"), ("SNOWFLAKE_PRIVATE_KEY", "private_key")):
+    for variable, field in (
+        ("SNOWFLAKE_PRIVATE_KEY_PATH", "private_key_path"),
+        ("SNOWFLAKE_PRIVATE_KEY", "private_key"),
+    ):
         if os.environ.get(variable):
             auth = {field: dg.EnvVar(variable)}
             if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSWORD"):

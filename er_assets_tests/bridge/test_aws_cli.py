@@ -20,8 +20,9 @@ KMS = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890
 
 
 def bridge(*args):
-    return subprocess.run([sys.executable, "-m", "autosys_bridge.cli", *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "autosys_bridge.cli", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def invalid(operation: str, request: dict) -> list[str]:
@@ -33,8 +34,9 @@ def invalid(operation: str, request: dict) -> list[str]:
 
 
 def lint(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CFN_LINT), "--format", "parseable", str(path)], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [str(CFN_LINT), "--format", "parseable", str(path)], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -67,7 +69,8 @@ def test_the_checks_would_catch_a_bad_request(tmp_path, config):
     bad = tmp_path / "bad.json"
     body = template(config, [config.domain("customers")])
     body["Resources"]["CustomersMatchingWorkflow"]["Properties"]["ResolutionTechniques"]["RuleBasedProperties"][
-        "AttributeMatchingModel"] = "SOME_TO_SOME"
+        "AttributeMatchingModel"
+    ] = "SOME_TO_SOME"
     bad.write_text(json.dumps(body))
     assert lint(bad).returncode != 0
 
@@ -78,14 +81,19 @@ def test_the_template_deploys_exactly_the_requests(config):
     domain = config.domain("vendors")
     resources = template(config, [domain])["Resources"]
     schema = resources["VendorsSchemaMapping"]["Properties"]
-    assert schema["MappedInputFields"][1] == {"FieldName": "vendor_name", "Type": "NAME", "MatchKey": "name",
-                                              "Hashed": False}
+    assert schema["MappedInputFields"][1] == {
+        "FieldName": "vendor_name",
+        "Type": "NAME",
+        "MatchKey": "name",
+        "Hashed": False,
+    }
     assert schema["SchemaName"] == schema_mapping_request(domain, config.settings)["schemaName"]
     workflow = resources["VendorsMatchingWorkflow"]["Properties"]
     request = matching_workflow_request(domain, config.settings)
     assert workflow["ResolutionTechniques"]["RuleBasedProperties"]["Rules"][0] == {
         "RuleName": request["resolutionTechniques"]["ruleBasedProperties"]["rules"][0]["ruleName"],
-        "MatchingKeys": request["resolutionTechniques"]["ruleBasedProperties"]["rules"][0]["matchingKeys"]}
+        "MatchingKeys": request["resolutionTechniques"]["ruleBasedProperties"]["rules"][0]["matchingKeys"],
+    }
     assert workflow["OutputSourceConfig"][0]["OutputS3Path"] == layout.output_prefix(domain)
     assert workflow["InputSourceConfig"][0]["SchemaArn"] == {"Fn::GetAtt": ["VendorsSchemaMapping", "SchemaArn"]}
     table = resources["VendorsGlueTable"]["Properties"]["TableInput"]
@@ -120,8 +128,12 @@ def test_a_configured_kms_key_is_used_by_the_workflow_and_granted_to_the_role(tm
     export(kms_config, list(kms_config.domains.values()), tmp_path)
     body = json.loads((tmp_path / TEMPLATE_NAME).read_text())
     statements = body["Resources"]["WorkflowRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    assert {"Sid": "UseBucketKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": KMS} in statements
+    assert {
+        "Sid": "UseBucketKey",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": KMS,
+    } in statements
     assert body["Resources"]["CustomersMatchingWorkflow"]["Properties"]["OutputSourceConfig"][0]["KMSArn"] == KMS
     result = lint(tmp_path / TEMPLATE_NAME)
     assert result.returncode == 0, result.stdout

@@ -46,9 +46,7 @@ def partitions_run(local_env, stage_asset: str) -> list[str]:
         ]
 
 
-def test_a_process_restarted_after_the_next_schedule_time_processes_its_own_box_run(
-    config, local_env, autosys
-):
+def test_a_process_restarted_after_the_next_schedule_time_processes_its_own_box_run(config, local_env, autosys):
     customers = config.domain("customers")
     for day in ("2026-11-27", "2026-11-28"):
         seed(customers, day, 300, local_env)
@@ -74,9 +72,7 @@ def test_pins_are_per_box_run_domain_and_instance(local_env, monkeypatch):
     monkeypatch.setenv("AUTOSERV", "PRD")
     assert box_run.pinned("customers", lambda: {"partition": "D"}) == {"partition": "D"}
     monkeypatch.setenv("AUTORUN", "8")
-    assert box_run.pinned("customers", lambda: {"partition": "E"}, record=False) == {
-        "partition": "E"
-    }
+    assert box_run.pinned("customers", lambda: {"partition": "E"}, record=False) == {"partition": "E"}
     assert box_run.pinned("customers", lambda: {"partition": "F"}) == {"partition": "F"}
     monkeypatch.delenv("AUTORUN")  # outside AutoSys nothing is pinned
     assert box_run.pinned("customers", lambda: {"partition": "G"}) == {"partition": "G"}
@@ -85,9 +81,7 @@ def test_pins_are_per_box_run_domain_and_instance(local_env, monkeypatch):
 def test_an_unreadable_instance_is_one_line_and_exit_five(local_env, monkeypatch, capsys):
     (local_env / "dagster_home" / "dagster.yaml").write_text("storage: {postgres: {}}\n")
     monkeypatch.setenv("AUTORUN", "9")
-    assert cli.main(["run", "customers", "extract", "--dry-run"]) == (
-        exit_codes.SERVICE_UNAVAILABLE
-    )
+    assert cli.main(["run", "customers", "extract", "--dry-run"]) == (exit_codes.SERVICE_UNAVAILABLE)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read the box-run record" in err[0]
 
@@ -109,14 +103,10 @@ def on_demand(local_env, stage, **globals_):
 @pytest.mark.parametrize(
     ("globals_", "message"),
     [
-        ({"ER_DOMAIN": "customers; touch {canary}", "ER_PROCESS_DATE": "2026-11-27"},
-         "ER_DOMAIN 'customers; touch"),
-        ({"ER_DOMAIN": "customers", "ER_PROCESS_DATE": "$(touch {canary})"},
-         "ER_PROCESS_DATE '$(touch"),
-        ({"ER_DOMAIN": "customers", "ER_PROCESS_DATE": "2026-11-27`touch {canary}`"},
-         "is not a date YYYY-MM-DD"),
-        ({"ER_DOMAIN": "customers\nproducts", "ER_PROCESS_DATE": "2026-11-27"},
-         "is not a domain name"),
+        ({"ER_DOMAIN": "customers; touch {canary}", "ER_PROCESS_DATE": "2026-11-27"}, "ER_DOMAIN 'customers; touch"),
+        ({"ER_DOMAIN": "customers", "ER_PROCESS_DATE": "$(touch {canary})"}, "ER_PROCESS_DATE '$(touch"),
+        ({"ER_DOMAIN": "customers", "ER_PROCESS_DATE": "2026-11-27`touch {canary}`"}, "is not a date YYYY-MM-DD"),
+        ({"ER_DOMAIN": "customers\nproducts", "ER_PROCESS_DATE": "2026-11-27"}, "is not a domain name"),
         ({"ER_DOMAIN": "$$ER_DOMAIN", "ER_PROCESS_DATE": "2026-11-27"}, "ER_DOMAIN is not set"),
         ({"ER_PROCESS_DATE": "2026-11-27"}, "ER_DOMAIN is not set"),
         ({"ER_DOMAIN": "nope", "ER_PROCESS_DATE": "2026-11-27"}, "Domain 'nope' not found"),
@@ -134,9 +124,7 @@ def test_on_demand_refuses_hostile_or_missing_globals(local_env, tmp_path, globa
 
 
 def test_on_demand_stages_keep_the_domain_their_box_run_started_with(local_env):
-    first = on_demand(
-        local_env, "extract", ER_DOMAIN="products", ER_PROCESS_DATE="2026-11-25", AUTORUN="55"
-    )
+    first = on_demand(local_env, "extract", ER_DOMAIN="products", ER_PROCESS_DATE="2026-11-25", AUTORUN="55")
     assert first.returncode == 0, first.stderr
     assert '"partition_key": "2026-11-22"' in first.stdout  # the week containing the 25th
     # A dry run records nothing, so the EXTRACT of run 55 is simulated by recording its pin
@@ -147,9 +135,7 @@ def test_on_demand_stages_keep_the_domain_their_box_run_started_with(local_env):
     finally:
         del os.environ["AUTORUN"]
     # Someone sets the globals for another request while run 55 is still matching.
-    later = on_demand(
-        local_env, "load", ER_DOMAIN="customers", ER_PROCESS_DATE="2026-11-01", AUTORUN="55"
-    )
+    later = on_demand(local_env, "load", ER_DOMAIN="customers", ER_PROCESS_DATE="2026-11-01", AUTORUN="55")
     assert later.returncode == 0, later.stderr
     assert '"domain": "products"' in later.stdout and '"partition_key": "2026-11-15"' in later.stdout
     assert "recorded by its first job" in later.stderr
@@ -166,9 +152,7 @@ def fake_autostatus(folder, answers: dict[str, str]):
 
 def test_unsubstituted_globals_are_asked_of_autostatus_and_validated_too(local_env, tmp_path):
     path = fake_autostatus(tmp_path, {"ER_DOMAIN": "vendors", "ER_PROCESS_DATE": "2026-10-15"})
-    done = on_demand(
-        local_env, "extract", ER_DOMAIN="$$ER_DOMAIN", ER_PROCESS_DATE="$$ER_PROCESS_DATE", PATH=path
-    )
+    done = on_demand(local_env, "extract", ER_DOMAIN="$$ER_DOMAIN", ER_PROCESS_DATE="$$ER_PROCESS_DATE", PATH=path)
     assert done.returncode == 0, done.stderr
     assert '"domain": "vendors"' in done.stdout and '"partition_key": "2026-10-01"' in done.stdout
 

@@ -17,27 +17,34 @@ BRIDGE = [sys.executable, "-m", "autosys_bridge.cli"]
 
 
 def bridge(*args, env=None, timeout=120):
-    return subprocess.run([*BRIDGE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=timeout)
+    return subprocess.run(
+        [*BRIDGE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout
+    )
 
 
 def runs(local_env, with_job=False):
     with dg.DagsterInstance.from_config(str(local_env / "dagster_home")) as instance:
-        return [(r.status.value, r.tags, r.job_name) if with_job else (r.status.value, r.tags)
-                for r in instance.get_runs()]
+        return [
+            (r.status.value, r.tags, r.job_name) if with_job else (r.status.value, r.tags) for r in instance.get_runs()
+        ]
 
 
 def test_success_is_exit_zero_and_the_run_is_in_the_instance_with_its_tags(config, local_env):
     seed(config.domain("customers"), "2026-11-28", 500, local_env)
-    done = bridge("run", "customers", "all", "--date", "2026-11-28",
-                  env={"AUTO_JOB_NAME": "ER_CUSTOMER_BOX", "AUTORUN": "4242"})
+    done = bridge(
+        "run", "customers", "all", "--date", "2026-11-28", env={"AUTO_JOB_NAME": "ER_CUSTOMER_BOX", "AUTORUN": "4242"}
+    )
     assert done.returncode == exit_codes.OK, done.stderr[-2000:]
     assert "success (exit 0)" in done.stderr
     [(status, tags, job)] = runs(local_env, with_job=True)
     assert status == "SUCCESS" and job == "ER_customers"  # the domain's job, not __ASSET_JOB
     assert tags["autosys/job_name"] == "ER_CUSTOMER_BOX" and tags["autosys/run_number"] == "4242"
     assert (tags["domain"], tags["stage"], tags["dagster/partition"], tags["er/trigger"]) == (
-        "customers", "all", "2026-11-28", "autosys")
+        "customers",
+        "all",
+        "2026-11-28",
+        "autosys",
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,8 +69,10 @@ def test_dry_run_prints_the_dagster_command_and_does_nothing(local_env):
     done = bridge("run", "products", "process", "--date", "2026-11-25", "--timeout", "600", "--dry-run")
     assert done.returncode == exit_codes.OK
     command, _, rest = done.stdout.partition("\n")
-    assert command.startswith(f"ER_CONFIG={DEFAULT_CONFIG_PATH} dagster asset materialize -m er_assets.defs.definitions "
-                              "--select products/matched --partition 2026-11-22 --config-json")
+    assert command.startswith(
+        f"ER_CONFIG={DEFAULT_CONFIG_PATH} dagster asset materialize -m er_assets.defs.definitions "
+        "--select products/matched --partition 2026-11-22 --config-json"
+    )
     assert json.loads(rest)["run_config"] == {"ops": {"products__matched": {"config": {"execution_timeout": 600}}}}
     assert runs(local_env) == []
 
@@ -95,8 +104,14 @@ def test_sigterm_cancels_the_run_cleanly(config, local_env):
     seed(config.domain("customers"), "2026-11-28", 60_000, local_env)
     # A slow job: the signal lands while the bridge polls, however late this test reads the log.
     slow = {**os.environ, "ER_EMULATOR_FAULTS": '{"job": {"running_seconds": 60}}'}
-    proc = subprocess.Popen([*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"], env=slow,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"],
+        env=slow,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     seen = []
     for line in proc.stdout:  # wait until matching has started, then kill as AutoSys would
         seen.append(line)
@@ -111,13 +126,20 @@ def test_sigterm_cancels_the_run_cleanly(config, local_env):
     import duckdb
 
     con = duckdb.connect(str(local_env / "warehouse.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customers_resolved'").fetchone()[0] == 0
+    assert (
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'customers_resolved'"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_help_is_fast_and_imports_nothing_heavy():
-    code = ("import sys, time; t = time.perf_counter(); sys.argv = ['autosys-bridge', '--help']\n"
-            "from autosys_bridge import cli\ntry:\n    cli.main()\nexcept SystemExit:\n    pass\n"
-            "print([m for m in sys.modules if m.split('.')[0] in ('dagster', 'duckdb', 'boto3', 'pandas')])")
+    code = (
+        "import sys, time; t = time.perf_counter(); sys.argv = ['autosys-bridge', '--help']\n"
+        "from autosys_bridge import cli\ntry:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print([m for m in sys.modules if m.split('.')[0] in ('dagster', 'duckdb', 'boto3', 'pandas')])"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "Exit codes:" in done.stdout
@@ -127,8 +149,12 @@ def test_killed_bridge_then_rerun_gives_one_job_and_a_correct_result(config, loc
     """kill -9 while matching: the job runs on (the service has no cancel); the re-run of the
     stage re-attaches to it or reuses it, frees the dead run's matching slot, and loads once."""
     seed(config.domain("customers"), "2026-11-28", 150_000, local_env)
-    proc = subprocess.Popen([*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in proc.stdout:
         if "started matching job" in line:
             proc.kill()
@@ -137,13 +163,18 @@ def test_killed_bridge_then_rerun_gives_one_job_and_a_correct_result(config, loc
     rerun = bridge("run", "customers", "process", "--date", "2026-11-28", timeout=180)
     assert rerun.returncode == exit_codes.OK, rerun.stderr[-2000:]
     assert "died; closed by a later bridge run" in rerun.stderr
-    assert ("re-attaching to matching job" in rerun.stderr) or ("reusing matching job" in rerun.stderr), rerun.stderr[-3000:]
+    assert ("re-attaching to matching job" in rerun.stderr) or ("reusing matching job" in rerun.stderr), rerun.stderr[
+        -3000:
+    ]
     assert len(list((local_env / "emulator" / "jobs").glob("*.json"))) == 1
     assert bridge("run", "customers", "load", "--date", "2026-11-28").returncode == exit_codes.OK
     import duckdb
 
     con = duckdb.connect(str(local_env / "warehouse.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customers_resolved").fetchone() == (150_000, 150_000)
+    assert con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customers_resolved").fetchone() == (
+        150_000,
+        150_000,
+    )
     statuses = sorted(status for status, _ in runs(local_env))
     assert statuses == ["FAILURE", "SUCCESS", "SUCCESS"]
 

@@ -27,8 +27,10 @@ from er_assets.stages import job_name
 from er_assets_tests.helpers import seed
 
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli", "run"]
-HOLD = ("import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
-        "time.sleep(float(sys.argv[2]))")
+HOLD = (
+    "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
+    "time.sleep(float(sys.argv[2]))"
+)
 
 
 WAITING = "waiting up to 600s for the local warehouse"
@@ -47,8 +49,13 @@ def warehouse_locked(path, seconds: float = 120):
 
 
 def start(*args, env=None):
-    proc = subprocess.Popen([*BRIDGE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [*BRIDGE, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     proc.seen = []
     return proc
 
@@ -89,7 +96,10 @@ def target(local_env, table="customers_resolved"):
 def test_two_domains_extract_at_once_and_wait_for_the_warehouse(config, local_env):
     seed(config.domain("customers"), "2026-11-28", 500, local_env)
     seed(config.domain("products"), "2026-11-22", 300, local_env)
-    procs = [start("customers", "extract", "--date", "2026-11-28"), start("products", "extract", "--date", "2026-11-22")]
+    procs = [
+        start("customers", "extract", "--date", "2026-11-28"),
+        start("products", "extract", "--date", "2026-11-22"),
+    ]
     for code, err in while_locked(local_env / "warehouse.duckdb", procs):
         assert code == exit_codes.OK, err[-2000:]
         assert WAITING in err and "in use by" in err
@@ -99,8 +109,9 @@ def test_two_loads_at_once_both_succeed_without_duplicates(config, local_env):
     seed(config.domain("customers"), "2026-11-28", 400, local_env)
     code, err = finish(start("customers", "all", "--date", "2026-11-28", "--check-interval", "1"))[0]
     assert code == exit_codes.OK, err[-2000:]
-    outcomes = while_locked(local_env / "warehouse.duckdb",
-                            [start("customers", "load", "--date", "2026-11-28") for _ in range(2)])
+    outcomes = while_locked(
+        local_env / "warehouse.duckdb", [start("customers", "load", "--date", "2026-11-28") for _ in range(2)]
+    )
     assert [code for code, _ in outcomes] == [exit_codes.OK, exit_codes.OK], outcomes
     assert target(local_env) == (400, 400)
 
@@ -110,8 +121,9 @@ def test_two_matching_stages_at_once_start_one_job(config, local_env):
     code, err = finish(start("vendors", "extract", "--date", "2026-10-15"))[0]
     assert code == exit_codes.OK, err[-2000:]
     slow = {FAULTS_ENV: '{"job": {"running_seconds": 2}}'}
-    outcomes = finish(*(start("vendors", "process", "--date", "2026-10-15", "--check-interval", "1", env=slow)
-                        for _ in range(2)))
+    outcomes = finish(
+        *(start("vendors", "process", "--date", "2026-10-15", "--check-interval", "1", env=slow) for _ in range(2))
+    )
     assert [code for code, _ in outcomes] == [exit_codes.OK, exit_codes.OK], outcomes
     assert len(list((local_env / "emulator" / "jobs").glob("*.json"))) == 1
 
@@ -120,9 +132,8 @@ def test_a_warehouse_locked_too_long_is_a_clear_service_error(local_env):
     path = local_env / "warehouse.duckdb"
     duckdb.connect(str(path)).close()
     warehouse = DuckDBWarehouse(path=str(path), objects_root=str(local_env / "s3"), lock_timeout=0.5)
-    with warehouse_locked(path, 10), pytest.raises(ServiceUnavailable) as refused:
-        with warehouse.connect():
-            pass
+    with warehouse_locked(path, 10), pytest.raises(ServiceUnavailable) as refused, warehouse.connect():
+        pass
     assert f"the local warehouse {path} stayed locked by " in str(refused.value)
     assert "(PID " in str(refused.value) and "for more than 0.5s" in str(refused.value)
     assert ServiceUnavailable.exit_code == exit_codes.SERVICE_UNAVAILABLE
@@ -132,8 +143,10 @@ def test_two_bridges_on_a_fresh_dagster_home(config, local_env, tmp_path):
     seed(config.domain("customers"), "2026-11-28", 200, local_env)
     seed(config.domain("products"), "2026-11-22", 200, local_env)
     fresh = {"DAGSTER_HOME": str(tmp_path / "fresh_home")}
-    outcomes = finish(start("customers", "extract", "--date", "2026-11-28", env=fresh),
-                      start("products", "extract", "--date", "2026-11-22", env=fresh))
+    outcomes = finish(
+        start("customers", "extract", "--date", "2026-11-28", env=fresh),
+        start("products", "extract", "--date", "2026-11-22", env=fresh),
+    )
     for code, err in outcomes:
         assert code == exit_codes.OK, err[-2000:]
         assert "Traceback" not in err
@@ -159,9 +172,25 @@ def test_a_three_partition_backfill_through_dagster_runs_at_once_and_succeeds(co
         seed(config.domain("customers"), day, 300, local_env)
     home = local_env / "dagster_home"
     (home / "dagster.yaml").write_text(BACKFILL_YAML)  # runs launch at once, no daemon needed
-    subprocess.run([sys.executable, "-m", "dagster", "job", "backfill", "-m", "er_assets.defs.definitions",
-                    "-j", job_name("customers"), "--partitions", ",".join(days), "--noprompt"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "job",
+            "backfill",
+            "-m",
+            "er_assets.defs.definitions",
+            "-j",
+            job_name("customers"),
+            "--partitions",
+            ",".join(days),
+            "--noprompt",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     deadline = time.monotonic() + 240
     with dg.DagsterInstance.from_config(str(home)) as instance:
         while True:
@@ -173,7 +202,9 @@ def test_a_three_partition_backfill_through_dagster_runs_at_once_and_succeeds(co
         assert sorted((r.tags["dagster/partition"], r.status.value) for r in runs) == [(d, "SUCCESS") for d in days]
         # They ran at the same time: each run started before another had ended.
         stats = [instance.get_run_stats(r.run_id) for r in runs]
-        assert sum(1 for a in stats for b in stats if a is not b and a.start_time < b.end_time and b.start_time < a.end_time)
+        assert sum(
+            1 for a in stats for b in stats if a is not b and a.start_time < b.end_time and b.start_time < a.end_time
+        )
     assert target(local_env) == (900, 900)
     # Loads of a domain take turns on the entity registry, whatever order they came in: replaying
     # the three partitions in order from scratch moves no entity id.

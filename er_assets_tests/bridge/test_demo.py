@@ -26,12 +26,15 @@ def test_the_history_blocks_the_planted_defect_names_it_and_exits_zero(config, l
     out = capsys.readouterr().out
     assert f"[1/2] vendors {planted}: " in out and "(planted: duplicate_ids): data-quality gate failed" in out
     assert f"[2/2] vendors {clean}: " in out and out.count("success in") == 1
-    assert (f"  vendors {planted} [planted: duplicate_ids] extract: unique_ids: vendor_id: 3 duplicate ids; "
-            "ids must be non-empty") in out
+    assert (
+        f"  vendors {planted} [planted: duplicate_ids] extract: unique_ids: vendor_id: 3 duplicate ids; "
+        "ids must be non-empty"
+    ) in out
     assert "vendors    monthly     2      1       1" in out
     # Real runs of the domain's job, tagged as the demo's; only the clean one was loaded.
-    assert [(r.job_name, r.tags["dagster/partition"], r.tags["er/trigger"], r.status.value) for r in runs(local_env)] == [
-        ("ER_vendors", planted, "demo", "FAILURE"), ("ER_vendors", clean, "demo", "SUCCESS")]
+    assert [
+        (r.job_name, r.tags["dagster/partition"], r.tags["er/trigger"], r.status.value) for r in runs(local_env)
+    ] == [("ER_vendors", planted, "demo", "FAILURE"), ("ER_vendors", clean, "demo", "SUCCESS")]
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
     loaded = con.execute("SELECT DISTINCT partition_key FROM vendors_resolved").fetchall()
     con.close()
@@ -39,8 +42,9 @@ def test_the_history_blocks_the_planted_defect_names_it_and_exits_zero(config, l
 
 
 def test_a_partition_blocked_without_a_planted_defect_fails_the_demo(local_env, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ER_CONFIG", str(write_config(
-        tmp_path, lambda raw: raw["domains"]["vendors"]["dq"].update(min_records=10_000))))
+    monkeypatch.setenv(
+        "ER_CONFIG", str(write_config(tmp_path, lambda raw: raw["domains"]["vendors"]["dq"].update(min_records=10_000)))
+    )
     assert demo.main(["--domain", "vendors", "--partitions", "1", "--records", "200"]) == exit_codes.DQ_GATE_FAILED
     out = capsys.readouterr().out
     assert "[NOT PLANTED] extract: min_records: " in out and "records in the partition; at least 10000 required" in out
@@ -59,8 +63,10 @@ def test_seed_only_fills_every_partition_of_a_date_range_and_runs_nothing(config
     assert demo.main(["--domain", "products", "--from", "2026-06-03", "--to", "2026-06-30", "--seed-only"]) == 0
     assert "seeded 5 partitions" in capsys.readouterr().out
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
-    first, last = con.execute(f'SELECT min("{products.source.partition_column}"), '
-                              f'max("{products.source.partition_column}") FROM products_source').fetchone()
+    first, last = con.execute(
+        f'SELECT min("{products.source.partition_column}"), '
+        f'max("{products.source.partition_column}") FROM products_source'
+    ).fetchone()
     con.close()
     assert (first, last) == (dt.date(2026, 5, 31), dt.date(2026, 7, 4))  # the weeks overlapping June 3 - 30
     assert runs(local_env) == []
@@ -73,13 +79,16 @@ def test_partitions_between_stops_at_the_latest_complete_one_and_the_start_date(
     assert keys[-1] == demo.recent_partitions(vendors, 1)[0]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--to", "2026-01-01"], "--to needs --from"),
-    (["--from", "2026-02-01", "--to", "2026-01-01"], "--from 2026-02-01 is after --to 2026-01-01"),
-    (["--from", "2026-13-01"], "'2026-13-01' is not a date"),
-    (["--partitions", "0"], "--partitions must be at least 1"),
-    (["--from", "2026-01-01", "--partitions", "3"], "give one"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--to", "2026-01-01"], "--to needs --from"),
+        (["--from", "2026-02-01", "--to", "2026-01-01"], "--from 2026-02-01 is after --to 2026-01-01"),
+        (["--from", "2026-13-01"], "'2026-13-01' is not a date"),
+        (["--partitions", "0"], "--partitions must be at least 1"),
+        (["--from", "2026-01-01", "--partitions", "3"], "give one"),
+    ],
+)
 def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
         demo.main(argv)

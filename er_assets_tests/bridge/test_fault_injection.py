@@ -41,8 +41,10 @@ def to_state(data: Path, state: str) -> None:
     change = "email = 'b.' || email" if state == "B" else "email = regexp_replace(email, '^b[.]', '')"
     con = duckdb.connect(str(data / "warehouse.duckdb"))
     try:
-        con.execute(f"UPDATE customers_source SET {change} WHERE customer_id IN "
-                    "(SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 5)")
+        con.execute(
+            f"UPDATE customers_source SET {change} WHERE customer_id IN "
+            "(SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 5)"
+        )
     finally:
         con.close()
 
@@ -50,8 +52,9 @@ def to_state(data: Path, state: str) -> None:
 def target(data: Path):
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     try:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customers_resolved'"
-                           ).fetchone()[0]:
+        if not con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'customers_resolved'"
+        ).fetchone()[0]:
             return []
         return con.execute("SELECT * EXCLUDE (loaded_at) FROM customers_resolved ORDER BY customer_id").fetchall()
     finally:
@@ -77,6 +80,7 @@ def jobs(data: Path) -> list[dict]:
 def on_line(text: str):
     def reached(line: str, data: Path, known_jobs: int) -> bool:
         return text in line
+
     return reached
 
 
@@ -115,12 +119,18 @@ def kill_at(data: Path, stage: str, env: dict, reached, sig: int, known_jobs: in
     """Run the real CLI in its own process group; send `sig` to the group at the point."""
     holder = None
     if reached is IN_THE_LOAD:
-        holder = subprocess.Popen([sys.executable, "-c", HOLD, str(data / "warehouse.duckdb")],
-                                  stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(data / "warehouse.duckdb")], stdout=subprocess.PIPE, text=True
+        )
         assert holder.stdout.readline().strip() == "locked"
-    proc = subprocess.Popen([sys.executable, "-m", "autosys_bridge.cli", *[a.format(stage=stage) for a in RUN]],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autosys_bridge.cli", *[a.format(stage=stage) for a in RUN]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, **env},
+    )
     seen = []
     try:
         for line in proc.stderr:
@@ -224,8 +234,9 @@ def after_kill(data: Path, sig: int, code: int, log: str, stage_done: bool = Fal
     assert "terminated by SIGTERM; run cancelled (exit 143)" in log
     with HistoryStore.from_env() as store:
         statuses = {row.status for row in store.rows(run_id=run_id)}
-    assert statuses - {Status.SUCCEEDED} == {Status.CANCELLED} or (stage_done and statuses == {Status.SUCCEEDED}), \
-        log[-3000:]
+    assert statuses - {Status.SUCCEEDED} == {Status.CANCELLED} or (stage_done and statuses == {Status.SUCCEEDED}), log[
+        -3000:
+    ]
 
 
 def test_sigterm_inside_a_warehouse_query_cancels_the_run(config, local_env):
@@ -234,8 +245,12 @@ def test_sigterm_inside_a_warehouse_query_cancels_the_run(config, local_env):
     partition = local_env / f"s3/er-data-lake/entity-resolution/{DOMAIN}/extract/partition={PARTITION}"
     log = local_env / "bridge.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "autosys_bridge.cli", *[a.format(stage="extract") for a in RUN]],
-                                stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autosys_bridge.cli", *[a.format(stage="extract") for a in RUN]],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 120
         while not list(partition.glob(".run=*")):  # the extract's staging folder: its queries run now
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
@@ -280,8 +295,7 @@ def registry_state(data: Path) -> dict:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_a_kill_inside_the_registry_update_leaves_target_and_registry_as_they_were(tmp_path, monkeypatch, clean,
-                                                                                    sig):
+def test_a_kill_inside_the_registry_update_leaves_target_and_registry_as_they_were(tmp_path, monkeypatch, clean, sig):
     source, clean_results = clean
     data = tmp_path / "data"
     data.mkdir()
@@ -291,8 +305,13 @@ def test_a_kill_inside_the_registry_update_leaves_target_and_registry_as_they_we
     before, registry_before = target(data), registry_state(data)
     to_state(data, "B")
     match_first()
-    proc = subprocess.Popen([sys.executable, "-c", HELD_IN_REGISTRY, *[a.format(stage="load") for a in RUN]],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HELD_IN_REGISTRY, *[a.format(stage="load") for a in RUN]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     seen = []
     for line in proc.stderr:
         seen.append(line)

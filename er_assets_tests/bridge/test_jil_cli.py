@@ -11,9 +11,8 @@ from autosys_bridge.jil.diff import DRIFT
 from autosys_bridge.jil.graph import build_graph, to_dot
 from autosys_bridge.jil.parser import parse_jil
 from er_assets import exit_codes
-from er_assets_tests.helpers import DATA
+from er_assets_tests.helpers import DATA, run_jil_cli
 from er_assets_tests.helpers import JIL_CORPUS as CORPUS
-from er_assets_tests.helpers import run_jil_cli
 
 
 def test_jil_writes_the_golden_file(tmp_path):
@@ -21,11 +20,7 @@ def test_jil_writes_the_golden_file(tmp_path):
     assert run_jil_cli("jil", "-o", str(out)) == exit_codes.OK
     assert out.read_text() == (DATA / "seed_domains.jil").read_text()
     assert run_jil_cli("jil", "--calendars", "-o", str(tmp_path / "er.cal")) == exit_codes.OK
-    assert (
-        (tmp_path / "er.cal")
-        .read_text()
-        .startswith("calendar: ER_VENDORS_MONTHLY\n01/01/2024 00:00\n")
-    )
+    assert (tmp_path / "er.cal").read_text().startswith("calendar: ER_VENDORS_MONTHLY\n01/01/2024 00:00\n")
 
 
 def test_jil_bad_configuration_is_a_usage_error_in_one_line(tmp_path, capsys):
@@ -38,10 +33,7 @@ def test_jil_bad_configuration_is_a_usage_error_in_one_line(tmp_path, capsys):
 
 
 def test_parse_json_and_strict(capsys):
-    assert (
-        run_jil_cli("parse", str(CORPUS / "autorep_q_export.jil"), "--json")
-        == exit_codes.OK
-    )
+    assert run_jil_cli("parse", str(CORPUS / "autorep_q_export.jil"), "--json") == exit_codes.OK
     body = json.loads(capsys.readouterr().out)
     job = body["statements"][2]
     assert (job["name"], job["job_type"], job["box_name"], job["line"]) == (
@@ -135,30 +127,20 @@ def test_diff_without_drift(capsys):
     assert capsys.readouterr().out.startswith("no drift: 17 objects")
 
 
-def test_diff_reports_missing_extra_and_changed_but_ignores_spelling_and_strangers(
-    tmp_path, capsys
-):
+def test_diff_reports_missing_extra_and_changed_but_ignores_spelling_and_strangers(tmp_path, capsys):
     production = (DATA / "seed_domains.jil").read_text()
-    production = production.replace(
-        "term_run_time: 195", "term_run_time: 180", 1
-    )  # customers PROCESS
+    production = production.replace("term_run_time: 195", "term_run_time: 180", 1)  # customers PROCESS
     production = production.replace("alarm_if_fail: 1", "alarm_if_fail: y")  # same meaning
-    production = production.replace(
-        "condition: s(ER_PRODUCT_EXTRACT)", "condition: SUCCESS(ER_PRODUCT_EXTRACT)"
-    )
+    production = production.replace("condition: s(ER_PRODUCT_EXTRACT)", "condition: SUCCESS(ER_PRODUCT_EXTRACT)")
     start = production.index("insert_job: ER_VENDOR_LOAD")
     production = production[:start] + production[production.index("\n\n", start) + 2 :]
-    production += (
-        "\ninsert_job: ER_CUSTOMER_OLD   job_type: c\ninsert_job: SOMEONE_ELSES   job_type: c\n"
-    )
+    production += "\ninsert_job: ER_CUSTOMER_OLD   job_type: c\ninsert_job: SOMEONE_ELSES   job_type: c\n"
     path = tmp_path / "prod.jil"
     path.write_text(production)
 
     assert run_jil_cli("diff", str(path)) == DRIFT == 1
     out = capsys.readouterr().out.splitlines()
-    assert (
-        out[0] == f"3 difference(s) between {path} and {Path('er_assets/domains.yaml').resolve()}:"
-    )
+    assert out[0] == f"3 difference(s) between {path} and {Path('er_assets/domains.yaml').resolve()}:"
     assert out[1:] == [
         "  extra    insert_job ER_CUSTOMER_OLD: in production, not in the configuration",
         "  changed  ER_CUSTOMER_PROCESS term_run_time: production '180', configuration '195'",

@@ -40,8 +40,12 @@ def moto_s3(monkeypatch):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     s3 = boto3.client("s3")
@@ -62,18 +66,30 @@ def postgres_home(local_env, postgres_server, moto_s3, monkeypatch):
     home = local_env / "dagster_home"
     (home / "dagster.yaml").unlink()
     (home / "dagster.yaml").symlink_to(DOCS_DAGSTER_YAML)
-    for name, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(postgres_server.port),
-                        "DAGSTER_PG_DB": database, "DAGSTER_PG_USER": "er", "DAGSTER_PG_PASSWORD": "",
-                        "DAGSTER_COMPUTE_LOG_BUCKET": LOG_BUCKET, "DAGSTER_COMPUTE_LOG_PREFIX": "compute-logs",
-                        "ER_HISTORY_URL": postgres_server.fresh_schema()}.items():
+    for name, value in {
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(postgres_server.port),
+        "DAGSTER_PG_DB": database,
+        "DAGSTER_PG_USER": "er",
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_COMPUTE_LOG_BUCKET": LOG_BUCKET,
+        "DAGSTER_COMPUTE_LOG_PREFIX": "compute-logs",
+        "ER_HISTORY_URL": postgres_server.fresh_schema(),
+    }.items():
         monkeypatch.setenv(name, value)
     return home
 
 
 def _step_times(instance, run_id: str, step_key: str) -> tuple[float, float]:
     events = instance.all_logs(run_id)
-    start = [e.timestamp for e in events if e.step_key == step_key and e.dagster_event_type == dg.DagsterEventType.STEP_START]
-    end = [e.timestamp for e in events if e.step_key == step_key and e.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS]
+    start = [
+        e.timestamp for e in events if e.step_key == step_key and e.dagster_event_type == dg.DagsterEventType.STEP_START
+    ]
+    end = [
+        e.timestamp
+        for e in events
+        if e.step_key == step_key and e.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS
+    ]
     assert len(start) == 1 and len(end) == 1, f"{step_key} of {run_id}: starts {start}, successes {end}"
     return start[0], end[0]
 
@@ -99,23 +115,40 @@ def test_two_domains_at_once_on_the_documented_postgres_instance(config, local_e
         # one writing process at a time.
         job = build_definitions(config).resolve_implicit_global_asset_job_def()
         for name, partition in PARTITIONS.items():
-            done = job.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False,
-                                          asset_selection=[dg.AssetKey([name, "extract"])])
+            done = job.execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                raise_on_error=False,
+                asset_selection=[dg.AssetKey([name, "extract"])],
+            )
             assert done.success, name
 
         # Hold the pool's only slot, then start both matching stages at once.
         storage = instance.event_log_storage
         storage.initialize_concurrency_limit_to_default(pool)
         assert storage.claim_concurrency_slot(pool, HOLDER_RUN, HOLDER_STEP).is_claimed
-        bridges = {name: subprocess.Popen([*BRIDGE, "run", name, "process", "--date", partition],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                   for name, partition in PARTITIONS.items()}
+        bridges = {
+            name: subprocess.Popen(
+                [*BRIDGE, "run", name, "process", "--date", partition],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, partition in PARTITIONS.items()
+        }
         try:
-            _wait_for(lambda: storage.get_concurrency_info(pool).pending_step_count == 2, 60,
-                      "both bridges to queue for the matching slot")
+            _wait_for(
+                lambda: storage.get_concurrency_info(pool).pending_step_count == 2,
+                60,
+                "both bridges to queue for the matching slot",
+            )
             time.sleep(2)  # they keep waiting: neither matching step starts while the slot is held
-            started = [e for r in instance.get_runs() for e in instance.all_logs(r.run_id)
-                       if e.dagster_event_type == dg.DagsterEventType.STEP_START and "matched" in (e.step_key or "")]
+            started = [
+                e
+                for r in instance.get_runs()
+                for e in instance.all_logs(r.run_id)
+                if e.dagster_event_type == dg.DagsterEventType.STEP_START and "matched" in (e.step_key or "")
+            ]
             assert started == []
             storage.free_concurrency_slot_for_step(HOLDER_RUN, HOLDER_STEP)
             outcomes = {name: (proc.wait(timeout=300), proc.stderr.read()) for name, proc in bridges.items()}
@@ -134,8 +167,9 @@ def test_two_domains_at_once_on_the_documented_postgres_instance(config, local_e
 
         for name, run in runs.items():
             [materialisation] = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey([name, "matched"]),
-                                      asset_partitions=[PARTITIONS[name]]), limit=5).records
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey([name, "matched"]), asset_partitions=[PARTITIONS[name]]),
+                limit=5,
+            ).records
             assert materialisation.run_id == run.run_id
             logs = moto_s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix=f"compute-logs/storage/{run.run_id}/")
             assert logs.get("KeyCount", 0) > 0, f"no compute logs in S3 for {name}"

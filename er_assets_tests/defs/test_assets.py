@@ -14,7 +14,10 @@ PARTITION = "2026-11-28"
 def materialize(config, instance, domain: str, stages, partition=PARTITION, run_config=None):
     job = build_definitions(config).resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config,
+        instance=instance,
+        partition_key=partition,
+        raise_on_error=False,
+        run_config=run_config,
         asset_selection=[dg.AssetKey([domain, s]) for s in stages],
     )
 
@@ -36,9 +39,13 @@ def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instanc
     assert extract.success
     meta = extract.asset_materializations_for_node("customers__extract")[0].metadata
     assert meta["rows"].value == 3000
-    assert meta["uri"].value == (f"s3://er-data-lake/entity-resolution/customers/extract/partition=2026-11-28/"
-                                 f"run={extract.run_id}/")
-    parquet = local_paths()["objects"] / f"er-data-lake/entity-resolution/customers/extract/partition=2026-11-28/run={extract.run_id}"
+    assert meta["uri"].value == (
+        f"s3://er-data-lake/entity-resolution/customers/extract/partition=2026-11-28/run={extract.run_id}/"
+    )
+    parquet = (
+        local_paths()["objects"]
+        / f"er-data-lake/entity-resolution/customers/extract/partition=2026-11-28/run={extract.run_id}"
+    )
     assert [p.name for p in parquet.iterdir()] == ["data_0.parquet"]
 
     matched = materialize(config, instance, "customers", ["matched"])
@@ -48,7 +55,7 @@ def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instanc
     assert mmeta["output_uri"].value.endswith(f"/customer-matching-workflow/{job_id}/success/")
     assert mmeta["input_records"].value == mmeta["output_rows"].value == 3000
     # Locally DuckDB reads the output folder in this process, and the metadata says how much.
-    output = local_env / "s3" / mmeta["output_uri"].value[len("s3://"):]
+    output = local_env / "s3" / mmeta["output_uri"].value[len("s3://") :]
     assert mmeta["orchestrator_bytes_read"].value == sum(p.stat().st_size for p in output.glob("*.csv")) > 0
     assert 0 < mmeta["match_ids"].value < 3000
 
@@ -57,8 +64,11 @@ def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instanc
     assert all(e.passed for e in loaded.get_asset_check_evaluations())
 
     # One target row per source record of the partition, each with a MatchID.
-    rows = query("""SELECT count(*), count("MatchID"), count(DISTINCT customer_id) FROM customers_resolved
-                    WHERE partition_key = ?""", PARTITION)
+    rows = query(
+        """SELECT count(*), count("MatchID"), count(DISTINCT customer_id) FROM customers_resolved
+                    WHERE partition_key = ?""",
+        PARTITION,
+    )
     assert rows == [(3000, 3000, 3000)]
     # MatchIDs group the seeded duplicates: most true entities land in exactly one group,
     # and almost no group mixes two entities.
@@ -70,14 +80,17 @@ def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instanc
     assert split / entities < 0.05 and impure / entities < 0.01
     duplicated_entities = query("""SELECT count(*) FROM (SELECT true_entity FROM customers_source
                                    WHERE load_date = DATE '2026-11-28' GROUP BY 1 HAVING count(*) > 1)""")[0][0]
-    grouped = query("""SELECT count(*) FROM (SELECT "MatchID" FROM customers_resolved
-                       WHERE partition_key = ? GROUP BY 1 HAVING count(*) > 1)""", PARTITION)[0][0]
+    grouped = query(
+        """SELECT count(*) FROM (SELECT "MatchID" FROM customers_resolved
+                       WHERE partition_key = ? GROUP BY 1 HAVING count(*) > 1)""",
+        PARTITION,
+    )[0][0]
     assert grouped >= 0.9 * duplicated_entities
 
     # Re-running every stage of the same partition changes nothing.
-    before = query("SELECT customer_id, \"MatchID\" FROM customers_resolved ORDER BY 1")
+    before = query('SELECT customer_id, "MatchID" FROM customers_resolved ORDER BY 1')
     assert materialize(config, instance, "customers", ["extract", "matched", "loaded"]).success
-    after = query("SELECT customer_id, \"MatchID\" FROM customers_resolved ORDER BY 1")
+    after = query('SELECT customer_id, "MatchID" FROM customers_resolved ORDER BY 1')
     assert len(after) == len(before) == 3000
     assert query("SELECT count(DISTINCT partition_key) FROM customers_resolved") == [(1,)]
 
@@ -111,8 +124,14 @@ def test_failing_extract_gate_stops_matching_in_the_same_run(config, local_env, 
     assert not (local_paths()["emulator"] / "jobs").exists() or not list((local_paths()["emulator"] / "jobs").iterdir())
 
 
-NAMES = [("محمد", "عبد الله"), ("דוד", "לוי"), ("小明", "王"), ("José", "García-Márquez"), ("Zoë", "Ångström"),
-         ("Łukasz", "Żółć")]
+NAMES = [
+    ("محمد", "عبد الله"),
+    ("דוד", "לוי"),
+    ("小明", "王"),
+    ("José", "García-Márquez"),
+    ("Zoë", "Ångström"),
+    ("Łukasz", "Żółć"),
+]
 
 
 def test_names_in_every_script_survive_extract_matched_loaded_unchanged(config, local_env, instance):
@@ -120,21 +139,30 @@ def test_names_in_every_script_survive_extract_matched_loaded_unchanged(config, 
     seed(domain, PARTITION, 300, local_env)
     con = duckdb.connect(str(local_paths()["warehouse"]))
     try:
-        ids = [r[0] for r in con.execute(
-            "SELECT customer_id FROM customers_source WHERE load_date = ? ORDER BY customer_id LIMIT ?",
-            [PARTITION, 2 * len(NAMES)]).fetchall()]
+        ids = [
+            r[0]
+            for r in con.execute(
+                "SELECT customer_id FROM customers_source WHERE load_date = ? ORDER BY customer_id LIMIT ?",
+                [PARTITION, 2 * len(NAMES)],
+            ).fetchall()
+        ]
         # Each name twice, with the same phone and different emails: only name_phone_match can
         # pair them, so the pair matches only if normalisation kept the name's letters.
         for i, (first, last) in enumerate(NAMES * 2):
-            con.execute("UPDATE customers_source SET first_name = ?, last_name = ?, email = ?, phone = ? "
-                        "WHERE customer_id = ?",
-                        [first, last, f"p{i}@example.org", f"(555) 010-{i % len(NAMES):04d}", ids[i]])
+            con.execute(
+                "UPDATE customers_source SET first_name = ?, last_name = ?, email = ?, phone = ? WHERE customer_id = ?",
+                [first, last, f"p{i}@example.org", f"(555) 010-{i % len(NAMES):04d}", ids[i]],
+            )
     finally:
         con.close()
     result = materialize(config, instance, "customers", ["extract", "matched", "loaded"])
     assert result.success
-    loaded = query('SELECT customer_id, first_name, last_name, "MatchID" FROM customers_resolved '
-                   "WHERE partition_key = ? AND customer_id IN (SELECT unnest(?))", PARTITION, ids)
+    loaded = query(
+        'SELECT customer_id, first_name, last_name, "MatchID" FROM customers_resolved '
+        "WHERE partition_key = ? AND customer_id IN (SELECT unnest(?))",
+        PARTITION,
+        ids,
+    )
     by_id = {row[0]: row[1:] for row in loaded}
     for i, (first, last) in enumerate(NAMES * 2):
         assert by_id[ids[i]][:2] == (first, last)

@@ -18,7 +18,9 @@ def test_assets_checks_jobs_and_schedules(config, local_env):
     assert sorted(k for k in specs if k.endswith("/source")) == [f"{d}/source" for d in config.domains]
     check_keys = defs.resolve_asset_graph().asset_check_keys
     assert {(c.asset_key.to_user_string(), c.name) for c in check_keys} >= {
-        ("customers/extract", "min_records"), ("customers/matched", "match_rate"), ("vendors/loaded", "row_count")
+        ("customers/extract", "min_records"),
+        ("customers/matched", "match_rate"),
+        ("vendors/loaded", "row_count"),
     }
     for name, domain in config.domains.items():
         assert specs[f"{name}/extract"].group_name == name
@@ -36,7 +38,6 @@ def test_one_code_location_name_everywhere():
     """make dev, dagster dev's pyproject loader and the tag in-process runs carry agree, so the
     UI's /locations/er_assets/ pages show the assets and every run."""
     import tomllib
-
     import yaml
 
     from er_assets.defs.location import CODE_LOCATION, location_tags
@@ -71,10 +72,25 @@ def test_dagster_cli_loads_and_materialises_one_stage(config, local_env):
     from er_assets_tests.helpers import seed
 
     dagster = str(Path(sys.executable).with_name("dagster"))
-    subprocess.run([dagster, "definitions", "validate", "-m", "er_assets.defs.definitions"], check=True, capture_output=True)
+    subprocess.run(
+        [dagster, "definitions", "validate", "-m", "er_assets.defs.definitions"], check=True, capture_output=True
+    )
     seed(config.domain("customers"), "2026-11-28", 200, local_env)
-    done = subprocess.run([dagster, "asset", "materialize", "-m", "er_assets.defs.definitions",
-                           "--select", "customers/extract", "--partition", "2026-11-28"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            dagster,
+            "asset",
+            "materialize",
+            "-m",
+            "er_assets.defs.definitions",
+            "--select",
+            "customers/extract",
+            "--partition",
+            "2026-11-28",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     with dg.DagsterInstance.from_config(str(local_env / "dagster_home")) as instance:
         [run] = instance.get_runs()

@@ -26,8 +26,10 @@ def _partitions(pd) -> str:
     if pd is None:
         return "-"
     if isinstance(pd, dg.TimeWindowPartitionsDefinition):
-        return (f"time_window(cron={pd.cron_schedule!r}, start={pd.start:%Y-%m-%d}, timezone={pd.timezone}, "
-                f"fmt={pd.fmt}, end_offset={pd.end_offset})")
+        return (
+            f"time_window(cron={pd.cron_schedule!r}, start={pd.start:%Y-%m-%d}, timezone={pd.timezone}, "
+            f"fmt={pd.fmt}, end_offset={pd.end_offset})"
+        )
     return repr(pd)  # a kind not used today: still in the snapshot, if less legible
 
 
@@ -53,8 +55,7 @@ def describe(defs: dg.Definitions) -> str:
             f"    deps: {_keys(node.parent_keys)}",
         ]
         if executable:
-            lines += [f"    pool: {assets_def.op.pool}",
-                      f"    resources: {sorted(assets_def.required_resource_keys)}"]
+            lines += [f"    pool: {assets_def.op.pool}", f"    resources: {sorted(assets_def.required_resource_keys)}"]
         for check_key in sorted(graph.asset_check_keys, key=lambda c: c.name):
             if check_key.asset_key == key:
                 blocking = "blocking" if graph.get(check_key).blocking else "non-blocking"
@@ -72,19 +73,29 @@ def describe(defs: dg.Definitions) -> str:
     lines.append("schedules:")
     for name in sorted(s.name for s in defs.schedules):
         schedule = defs.resolve_schedule_def(name)
-        lines.append(f"  {name}: job={schedule.job_name} cron={schedule.cron_schedule!r} "
-                     f"timezone={schedule.execution_timezone} default={schedule.default_status.value}")
+        lines.append(
+            f"  {name}: job={schedule.job_name} cron={schedule.cron_schedule!r} "
+            f"timezone={schedule.execution_timezone} default={schedule.default_status.value}"
+        )
     lines.append("sensors:")
     for sensor in sorted(defs.sensors, key=lambda s: s.name):
-        lines.append(f"  {sensor.name}: {sensor.sensor_type.value} default={sensor.default_status.value} "
-                     f"resources={sorted(sensor.required_resource_keys)}")
+        lines.append(
+            f"  {sensor.name}: {sensor.sensor_type.value} default={sensor.default_status.value} "
+            f"resources={sorted(sensor.required_resource_keys)}"
+        )
     lines.append(f"resources: {sorted(defs.resources)}")
     return "\n".join(lines) + "\n"
 
 
 def diff(expected: str, actual: str) -> str:
-    return "".join(difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-                                        "committed snapshot", "definitions now"))
+    return "".join(
+        difflib.unified_diff(
+            expected.splitlines(keepends=True),
+            actual.splitlines(keepends=True),
+            "committed snapshot",
+            "definitions now",
+        )
+    )
 
 
 def test_the_definitions_match_the_committed_snapshot(config, local_env):
@@ -95,19 +106,24 @@ def test_the_definitions_match_the_committed_snapshot(config, local_env):
     expected = DEFINITIONS_SNAPSHOT.read_text()
     assert actual == expected, (
         f"the definitions differ from {DEFINITIONS_SNAPSHOT} (if intended, rerun with {UPDATE_ENV}=1 and "
-        f"commit the file):\n{diff(expected, actual)}")
+        f"commit the file):\n{diff(expected, actual)}"
+    )
 
 
 def test_a_changed_schedule_and_fewer_checks_show_in_the_diff(local_env, tmp_path):
     """The snapshot can fail: a later run time and the anomaly checks switched off for one
     domain are exactly the lines that differ."""
+
     def mutate(raw):
         raw["domains"]["customers"]["schedule"]["time"] = "04:00"
         raw["domains"]["customers"]["dq"]["anomaly"]["enabled"] = False
 
     changed = describe(build_definitions(load_config(write_config(tmp_path, mutate))))
-    lines = [line for line in diff(DEFINITIONS_SNAPSHOT.read_text(), changed).splitlines()
-             if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    lines = [
+        line
+        for line in diff(DEFINITIONS_SNAPSHOT.read_text(), changed).splitlines()
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
     assert "-    check record_count_anomaly: blocking" in lines
     assert "-    check match_rate_baseline: blocking" in lines
     assert any(line.startswith("-  customers_schedule:") and "'0 3 * * *'" in line for line in lines)

@@ -57,8 +57,12 @@ def domain_config(tmp_path, local_env):
 def _target(local_env, table: str = "customers_resolved") -> dict[str, tuple]:
     con = duckdb.connect(str(local_env / "warehouse.duckdb"), read_only=True)
     try:
-        return {r: (e, m, p) for r, e, m, p in con.execute(
-            f'SELECT customer_id, entity_id, "MatchID", partition_key FROM {table}').fetchall()}
+        return {
+            r: (e, m, p)
+            for r, e, m, p in con.execute(
+                f'SELECT customer_id, entity_id, "MatchID", partition_key FROM {table}'
+            ).fetchall()
+        }
     finally:
         con.close()
 
@@ -68,8 +72,13 @@ def _one_job(tmp_path, config, rows: list[dict], name: str = "customers") -> dic
     source = tmp_path / "all.parquet"
     pq.write_table(pa.Table.from_pylist([{c: r[c] for c in domain.schema.columns} for r in rows]), source)
     job = tmp_path / "one-job"
-    run_matching(source, schema_mapping_response(domain, config.settings),
-                 matching_workflow_response(domain, config.settings), job, "job")
+    run_matching(
+        source,
+        schema_mapping_response(domain, config.settings),
+        matching_workflow_response(domain, config.settings),
+        job,
+        "job",
+    )
     return {row["RecordId"]: row["MatchID"] for row in read_folder(job / "success")}
 
 
@@ -107,34 +116,53 @@ def test_entity_ids_link_partitions_as_one_job_over_all_records_does(tmp_path, l
 
 
 def test_a_glue_value_is_refused_by_the_oversized_entity_check(tmp_path, local_env, instance):
-    config = load_config(write_config(tmp_path, lambda raw: raw["domains"]["customers"].update(
-        identity={"max_entity_size": 40},
-        dq={**raw["domains"]["customers"]["dq"], "max_match_rate": 100, "min_records": 1,
-            "anomaly": {"enabled": False}})))
+    config = load_config(
+        write_config(
+            tmp_path,
+            lambda raw: raw["domains"]["customers"].update(
+                identity={"max_entity_size": 40},
+                dq={
+                    **raw["domains"]["customers"]["dq"],
+                    "max_match_rate": 100,
+                    "min_records": 1,
+                    "anomaly": {"enabled": False},
+                },
+            ),
+        )
+    )
     rows = returning_customers(PARTITIONS[:2], 80, seed=5, glue=45)
     write_source(config.domain("customers"), rows, local_env)
     assert run_stages(config, instance, "customers", ["extract", "matched", "loaded"], PARTITIONS[0]).success
     before = _target(local_env)
     result = run_stages(config, instance, "customers", ["extract", "matched", "loaded"], PARTITIONS[1])
     assert not result.success
-    failed = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-              and not e.event_specific_data.passed]
+    failed = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+    ]
     assert [f.check_name for f in failed] == ["oversized_entities"]
     assert "placeholder" in failed[0].description and "entities show customers" in failed[0].description
     assert _target(local_env) == before  # the partition was not swapped in, the registry unchanged
     con = duckdb.connect(str(local_env / "warehouse.duckdb"), read_only=True)
     try:
-        assert con.execute("SELECT COUNT(*) FROM customers_resolved_entity_groups WHERE partition_key = ?",
-                           [PARTITIONS[1]]).fetchone()[0] == 0
+        assert (
+            con.execute(
+                "SELECT COUNT(*) FROM customers_resolved_entity_groups WHERE partition_key = ?", [PARTITIONS[1]]
+            ).fetchone()[0]
+            == 0
+        )
     finally:
         con.close()
 
 
 def test_ml_matching_domains_get_durable_ids_too(tmp_path, local_env, instance):
     """ML_MATCHING has no rules: the context comes from a blocking key per match key."""
+
     def loosen(raw):
-        raw["domains"]["customers_ml"]["dq"].update(max_match_rate=100, min_records=1,
-                                                    min_confidence={"threshold": 0.0, "max_rate": 100})
+        raw["domains"]["customers_ml"]["dq"].update(
+            max_match_rate=100, min_records=1, min_confidence={"threshold": 0.0, "max_rate": 100}
+        )
 
     raw = yaml.safe_load(ML_EXAMPLE.read_text())
     loosen(raw)

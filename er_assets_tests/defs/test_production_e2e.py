@@ -39,8 +39,6 @@ class ObjectStoreWithoutLocalCopy(LocalObjectStore):
         raise NotImplementedError(f"local_copy({prefix_uri}) on the production path")
 
 
-
-
 @pytest.mark.parametrize("config_path, name", [(None, "customers"), (ML_EXAMPLE, "customers_ml")])
 def test_extract_matched_loaded_on_the_production_path(tmp_path, instance, config_path, name):
     config = load_config(config_path)
@@ -57,15 +55,23 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance, confi
             "warehouse": warehouse(objects),
             "object_store": ObjectStoreWithoutLocalCopy(root=str(objects)),
             "entity_resolution": LocalEntityResolution(
-                region_name=config.settings.region, state_root=str(tmp_path / "emulator"),
-                objects_root=str(objects), config_path=str(config.path),
+                region_name=config.settings.region,
+                state_root=str(tmp_path / "emulator"),
+                objects_root=str(objects),
+                config_path=str(config.path),
             ),
             "history": HistoryResource(url=f"sqlite:///{tmp_path / 'history.db'}"),
         }
 
         def run(selection=stages):
-            return dg.materialize(assets, partition_key=PARTITION, resources=resources, instance=instance,
-                                  selection=selection, raise_on_error=False)
+            return dg.materialize(
+                assets,
+                partition_key=PARTITION,
+                resources=resources,
+                instance=instance,
+                selection=selection,
+                raise_on_error=False,
+            )
 
         result = run()
         assert result.success
@@ -88,8 +94,11 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance, confi
             assert 0.5 <= matched["mean_confidence"].value <= 1.0
         target = sf.ident(domain.target.table)
         cursor = conn.cursor()
-        cursor.execute(f'SELECT COUNT(*), COUNT(DISTINCT "CUSTOMER_ID"), COUNT("MATCHID") FROM {target} '
-                       'WHERE "PARTITION_KEY" = %(p)s', {"p": PARTITION})
+        cursor.execute(
+            f'SELECT COUNT(*), COUNT(DISTINCT "CUSTOMER_ID"), COUNT("MATCHID") FROM {target} '
+            'WHERE "PARTITION_KEY" = %(p)s',
+            {"p": PARTITION},
+        )
         assert cursor.fetchone() == (RECORDS, RECORDS, RECORDS)
 
         # Re-running the load alone, then every stage, leaves one copy of the partition.

@@ -22,6 +22,8 @@ from er_assets_tests.helpers import local_sql, run_stages, seed
 DOMAIN = "customers"
 PARTITION = "2026-11-28"
 RECORDS = 300
+
+
 def run(config, instance, stages, run_config=None):
     return run_stages(config, instance, DOMAIN, stages, PARTITION, run_config)
 
@@ -29,8 +31,10 @@ def run(config, instance, stages, run_config=None):
 def target() -> list[tuple]:
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
     try:
-        return con.execute('SELECT customer_id, "MatchID", loaded_at FROM customers_resolved '
-                           "WHERE partition_key = ? ORDER BY 1", [PARTITION]).fetchall()
+        return con.execute(
+            'SELECT customer_id, "MatchID", loaded_at FROM customers_resolved WHERE partition_key = ? ORDER BY 1',
+            [PARTITION],
+        ).fetchall()
     finally:
         con.close()
 
@@ -41,7 +45,7 @@ def latest(instance, stage: str) -> dict:
 
 
 def output_folder(instance):
-    return local_paths()["objects"] / latest(instance, "matched")["output_uri"][len("s3://"):]
+    return local_paths()["objects"] / latest(instance, "matched")["output_uri"][len("s3://") :]
 
 
 def damage_deleted(folder):
@@ -70,12 +74,15 @@ def damage_lines_lost(folder):
         f.write_text("".join(lines[:-10]))  # cut at a line end: readable, but 10 records short
 
 
-@pytest.mark.parametrize("damage, why", [
-    (damage_deleted, "has no data files"),
-    (damage_emptied, "has no data files"),
-    (damage_header_only, "has no rows"),
-    (damage_cut_mid_record, "cannot be read"),
-])
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (damage_deleted, "has no data files"),
+        (damage_emptied, "has no data files"),
+        (damage_header_only, "has no rows"),
+        (damage_cut_mid_record, "cannot be read"),
+    ],
+)
 def test_a_damaged_match_output_is_refused_and_the_good_partition_stays(config, local_env, instance, damage, why):
     seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
     assert run(config, instance, ["extract", "matched", "loaded"]).success
@@ -85,8 +92,10 @@ def test_a_damaged_match_output_is_refused_and_the_good_partition_stays(config, 
     code, reason = exit_code_for(run(config, instance, ["loaded"]))
     assert code == exit_codes.DQ_GATE_FAILED
     assert "UpstreamRefused: match output s3://" in reason and why in reason
-    assert reason.endswith(f"refused, partition {PARTITION} of customers_resolved left untouched. "
-                           "Re-run the matching stage (autosys-bridge run ... process)")
+    assert reason.endswith(
+        f"refused, partition {PARTITION} of customers_resolved left untouched. "
+        "Re-run the matching stage (autosys-bridge run ... process)"
+    )
     assert target() == good  # same rows, same load time: not even rewritten
 
 
@@ -111,20 +120,38 @@ def test_a_match_output_of_an_older_extract_is_refused_unless_overridden(config,
     good = target()
     stale_job = latest(instance, "matched")["job_id"]
     # The source is corrected and re-extracted; the matching stage has not run on it yet.
-    local_sql("UPDATE customers_source SET email = 'fixed.' || email WHERE customer_id IN "
-        "(SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 5)")
+    local_sql(
+        "UPDATE customers_source SET email = 'fixed.' || email WHERE customer_id IN "
+        "(SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 5)"
+    )
     assert run(config, instance, ["extract"]).success
     new_extract = instance.fetch_materializations(dg.AssetKey([DOMAIN, "extract"]), limit=1).records[0].run_id
 
     code, reason = exit_code_for(run(config, instance, ["loaded"]))
     assert code == exit_codes.DQ_GATE_FAILED
-    assert reason.startswith(f"er_assets.errors.UpstreamRefused: stale upstream: {DOMAIN}/matched partition {PARTITION} was made from "
-                             f"extract run {latest(instance, 'matched')['extract_run_id']}, but the latest extract is "
-                             f"run {new_extract}. Re-run matched on the latest extract")
+    assert reason.startswith(
+        f"er_assets.errors.UpstreamRefused: stale upstream: {DOMAIN}/matched partition {PARTITION} was made from "
+        f"extract run {latest(instance, 'matched')['extract_run_id']}, but the latest extract is "
+        f"run {new_extract}. Re-run matched on the latest extract"
+    )
     assert target() == good
 
-    overridden = run(config, instance, ["loaded"], run_config={"ops": {f"{DOMAIN}__loaded": {"config": {
-        "override_gate": True, "override_reason": "INC-7: yesterday's matches, reviewed", "override_by": "ops"}}}})
+    overridden = run(
+        config,
+        instance,
+        ["loaded"],
+        run_config={
+            "ops": {
+                f"{DOMAIN}__loaded": {
+                    "config": {
+                        "override_gate": True,
+                        "override_reason": "INC-7: yesterday's matches, reviewed",
+                        "override_by": "ops",
+                    }
+                }
+            }
+        },
+    )
     assert overridden.success
     record = latest(instance, "loaded")
     assert record["lineage_override"]["reason"] == "INC-7: yesterday's matches, reviewed"
@@ -138,7 +165,7 @@ def test_a_match_output_of_an_older_extract_is_refused_unless_overridden(config,
 def test_matching_refuses_an_extract_whose_files_are_gone(config, local_env, instance):
     seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
     assert run(config, instance, ["extract"]).success
-    shutil.rmtree(local_paths()["objects"] / latest(instance, "extract")["uri"][len("s3://"):])
+    shutil.rmtree(local_paths()["objects"] / latest(instance, "extract")["uri"][len("s3://") :])
     code, reason = exit_code_for(run(config, instance, ["matched"]))
     assert code == exit_codes.DQ_GATE_FAILED
     assert "the files of its latest extract" in reason and "are gone from s3://" in reason
@@ -157,7 +184,9 @@ def test_an_unchanged_re_extract_reuses_the_extract_and_so_its_job(config, local
     assert extract["uri"].endswith(f"/run={first.run_id}/")
     assert latest(instance, "matched")["job_id"] == job and latest(instance, "matched")["reused_job"] is True
     # One changed value is a new slice: a new extract, and a new job for it.
-    local_sql("UPDATE customers_source SET city = city || 'x' WHERE customer_id = (SELECT min(customer_id) FROM customers_source)")
+    local_sql(
+        "UPDATE customers_source SET city = city || 'x' WHERE customer_id = (SELECT min(customer_id) FROM customers_source)"
+    )
     assert run(config, instance, ["extract", "matched"]).success
     assert "reused_extract" not in latest(instance, "extract")
     assert latest(instance, "matched")["job_id"] != job
@@ -173,7 +202,9 @@ def test_a_re_extract_under_other_dq_settings_profiles_the_slice_again(config, l
     seed(config.domain(DOMAIN), PARTITION, RECORDS, local_env)
     first = run(config, instance, ["extract"])
     assert first.success
-    stricter = load_config(write_config(tmp_path, lambda raw: raw["domains"][DOMAIN]["dq"]["required_fields"].append("city")))
+    stricter = load_config(
+        write_config(tmp_path, lambda raw: raw["domains"][DOMAIN]["dq"]["required_fields"].append("city"))
+    )
     assert run(stricter, instance, ["extract"]).success
     extract = latest(instance, "extract")
     assert "reused_extract" not in extract and extract["extract_run_id"] != first.run_id
@@ -203,11 +234,28 @@ def test_a_corrupt_job_state_file_is_named_and_a_rerun_recovers(config, local_en
     import sys
 
     seed(config.domain("vendors"), "2026-10-01", 200, local_env)
-    bridge = [sys.executable, "-m", "autosys_bridge.cli", "run", "vendors", "process", "--date", "2026-10-15",
-              "--check-interval", "1"]
-    assert subprocess.run([*bridge[:4], "vendors", "extract", "--date", "2026-10-15"], capture_output=True).returncode == 0
-    proc = subprocess.Popen(bridge, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, FAULTS_ENV: '{"job": {"running_seconds": 3}}'})
+    bridge = [
+        sys.executable,
+        "-m",
+        "autosys_bridge.cli",
+        "run",
+        "vendors",
+        "process",
+        "--date",
+        "2026-10-15",
+        "--check-interval",
+        "1",
+    ]
+    assert (
+        subprocess.run([*bridge[:4], "vendors", "extract", "--date", "2026-10-15"], capture_output=True).returncode == 0
+    )
+    proc = subprocess.Popen(
+        bridge,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, FAULTS_ENV: '{"job": {"running_seconds": 3}}'},
+    )
     for line in proc.stderr:
         if "started matching job" in line:
             break
@@ -218,7 +266,9 @@ def test_a_corrupt_job_state_file_is_named_and_a_rerun_recovers(config, local_en
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == exit_codes.STAGE_FAILED
     last = err.strip().splitlines()[-1]
-    assert f"matching job {job_id} of vendor-matching-workflow FAILED: job {job_id}: state file {state} is corrupt" in last
+    assert (
+        f"matching job {job_id} of vendor-matching-workflow FAILED: job {job_id}: state file {state} is corrupt" in last
+    )
     assert "Traceback" not in err
 
     again = subprocess.run(bridge, capture_output=True, text=True, timeout=120)

@@ -26,8 +26,12 @@ def run_pipeline(config, local_env, domain, partition, tags=None):
     job = build_definitions(config).resolve_implicit_global_asset_job_def()
     with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
         result = job.execute_in_process(
-            instance=instance, partition_key=partition, raise_on_error=False, tags=tags or {},
-            asset_selection=[dg.AssetKey([domain, s]) for s in ("extract", "matched", "loaded")])
+            instance=instance,
+            partition_key=partition,
+            raise_on_error=False,
+            tags=tags or {},
+            asset_selection=[dg.AssetKey([domain, s]) for s in ("extract", "matched", "loaded")],
+        )
         return result, instance.get_run_by_id(result.run_id)
 
 
@@ -72,34 +76,47 @@ def tick(defs: dg.Definitions, sensor_name: str, instance, cursor: str | None = 
 OTHER_SENSOR = {"er_success_mail": "er_failure_mail", "er_failure_mail": "er_success_mail"}
 
 
-@pytest.mark.parametrize("domain, partition, min_records, sensor_name, stage, team", [
-    ("vendors", "2026-10-01", 1, "er_success_mail", "loaded", "vendor-team@example.com"),
-    ("products", "2026-11-22", 5000, "er_failure_mail", "extract", "product-team@example.com"),
-])
+@pytest.mark.parametrize(
+    "domain, partition, min_records, sensor_name, stage, team",
+    [
+        ("vendors", "2026-10-01", 1, "er_success_mail", "loaded", "vendor-team@example.com"),
+        ("products", "2026-11-22", 5000, "er_failure_mail", "extract", "product-team@example.com"),
+    ],
+)
 def test_the_sensors_mail_each_finished_run_once_with_a_link_to_the_configured_ui(
-        domain, partition, min_records, sensor_name, stage, team, local_env, inbox, tmp_path, monkeypatch):
+    domain, partition, min_records, sensor_name, stage, team, local_env, inbox, tmp_path, monkeypatch
+):
     """The sensors evaluated as the daemon does (cursor, event log, resources), over a real run
     that succeeds or fails its gate; the UI is somewhere else than localhost:3000, and the link
     in the mail follows ER_DAGSTER_URL. The other sensor reacts to nothing."""
     from er_assets.config import load_config
 
     monkeypatch.setenv("ER_DAGSTER_URL", "https://dagster.bank.example:8443/er/")
-    config = load_config(write_config(tmp_path, lambda raw: raw["domains"][domain]["dq"].update(min_records=min_records)))
+    config = load_config(
+        write_config(tmp_path, lambda raw: raw["domains"][domain]["dq"].update(min_records=min_records))
+    )
     seed(config.domain(domain), partition, 300, local_env)
     defs = build_definitions(config)
     with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
         started = {name: tick(defs, name, instance) for name in (sensor_name, OTHER_SENSOR[sensor_name])}
-        assert all(t.dagster_run_reactions == [] and t.cursor for t in started.values())  # the first tick sets the cursor
+        assert all(
+            t.dagster_run_reactions == [] and t.cursor for t in started.values()
+        )  # the first tick sets the cursor
         result = defs.resolve_job_def(f"ER_{domain}").execute_in_process(
-            instance=instance, partition_key=partition, raise_on_error=False)
+            instance=instance, partition_key=partition, raise_on_error=False
+        )
         assert result.success is (sensor_name == "er_success_mail")
 
         evaluated = tick(defs, sensor_name, instance, started[sensor_name].cursor)
         [reaction] = evaluated.dagster_run_reactions
         assert reaction.error is None, reaction.error  # the body ran and raised nothing
         assert reaction.dagster_run.run_id == result.run_id
-        assert tick(defs, OTHER_SENSOR[sensor_name], instance, started[OTHER_SENSOR[sensor_name]].cursor
-                    ).dagster_run_reactions == []
+        assert (
+            tick(
+                defs, OTHER_SENSOR[sensor_name], instance, started[OTHER_SENSOR[sensor_name]].cursor
+            ).dagster_run_reactions
+            == []
+        )
         assert tick(defs, sensor_name, instance, evaluated.cursor).dagster_run_reactions == []  # nothing new
         # A daemon that lost the cursor evaluates the run again: the history knows it was mailed.
         [again] = tick(defs, sensor_name, instance, started[sensor_name].cursor).dagster_run_reactions
@@ -120,7 +137,8 @@ def test_autosys_runs_are_left_to_autosys(config, local_env, inbox):
     with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
         started = tick(defs, "er_success_mail", instance)
         result = defs.resolve_job_def("ER_vendors").execute_in_process(
-            instance=instance, partition_key="2026-10-01", tags={"autosys/job_name": "ER_VENDOR_BOX"})
+            instance=instance, partition_key="2026-10-01", tags={"autosys/job_name": "ER_VENDOR_BOX"}
+        )
         [reaction] = tick(defs, "er_success_mail", instance, started.cursor).dagster_run_reactions
         assert reaction.error is None and reaction.dagster_run.run_id == result.run_id
     assert inbox.messages() == []

@@ -33,9 +33,17 @@ from er_assets_tests.helpers import REPO, free_port
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # Flags that work on a root CI machine with no display, no GPU and no network beyond localhost.
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1600,1000")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+)
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
@@ -87,18 +95,45 @@ def site():
     dg.DagsterInstance.from_config(str(data / "dagster_home")).dispose()
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml", "-h", "127.0.0.1",
-         "-p", str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(data / "webserver.log", "wb"),
-        start_new_session=True)
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(data / "webserver.log", "wb"),
+        start_new_session=True,
+    )
     try:
         # Fill the instance while the webserver starts.
         customers = load_config().domain("customers")
         to_launch, latest = recent_partitions(customers, 2)
         for partition in (to_launch, latest):
             seed_partition(customers, partition, 300, data / "warehouse.duckdb")
-        bridge = subprocess.run([sys.executable, "-m", "autosys_bridge.cli", "run", "customers", "all", "--date", latest,
-                                 "--check-interval", "1"], env={**env, "AUTO_JOB_NAME": "ER_CUSTOMER_BOX", "AUTORUN": "11"},
-                                capture_output=True, text=True, timeout=300)
+        bridge = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "autosys_bridge.cli",
+                "run",
+                "customers",
+                "all",
+                "--date",
+                latest,
+                "--check-interval",
+                "1",
+            ],
+            env={**env, "AUTO_JOB_NAME": "ER_CUSTOMER_BOX", "AUTORUN": "11"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert bridge.returncode == 0, bridge.stderr[-2000:]
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + WAIT
@@ -203,8 +238,9 @@ def test_launching_one_partition_from_the_ui_runs_the_domains_job(browser, site)
     box = wait_for(browser, lambda d: d.find_elements("xpath", "//*[@role='dialog']//input[@type='text']"))[0]
     box.click()
     box.send_keys(site["to_launch"], Keys.ENTER)
-    launch = wait_for(browser, lambda d: d.find_elements(
-        "xpath", "//*[@role='dialog']//button[normalize-space()='Launch 1 run']"))
+    launch = wait_for(
+        browser, lambda d: d.find_elements("xpath", "//*[@role='dialog']//button[normalize-space()='Launch 1 run']")
+    )
     launch[0].click()
 
     def finished_run(_):
@@ -216,7 +252,11 @@ def test_launching_one_partition_from_the_ui_runs_the_domains_job(browser, site)
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert run.job_name == "ER_customers"  # the domain's job, so it is on the job page and the timeline
     assert {k: run.tags.get(k) for k in ("domain", "stage", "process_date", "er/trigger")} == {
-        "domain": "customers", "stage": "extract", "process_date": site["to_launch"], "er/trigger": "ui"}
+        "domain": "customers",
+        "stage": "extract",
+        "process_date": site["to_launch"],
+        "er/trigger": "ui",
+    }
 
 
 def test_a_bridge_run_is_on_the_job_page(browser, site):

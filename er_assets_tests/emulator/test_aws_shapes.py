@@ -14,8 +14,10 @@ from er_assets_tests.helpers import MODEL, check_patterns
 @pytest.mark.parametrize("domain_name", ["customers", "products", "vendors"])
 @pytest.mark.parametrize(
     ("operation", "build"),
-    [("GetSchemaMapping", lambda d, s: schema_mapping_response(d, s)),
-     ("GetMatchingWorkflow", lambda d, s: matching_workflow_response(d, s))],
+    [
+        ("GetSchemaMapping", lambda d, s: schema_mapping_response(d, s)),
+        ("GetMatchingWorkflow", lambda d, s: matching_workflow_response(d, s)),
+    ],
 )
 def test_responses_have_exactly_the_model_shape(config, domain_name, operation, build):
     shape = MODEL.operation_model(operation).output_shape
@@ -39,7 +41,9 @@ def test_workflow_response_points_at_the_glue_table_and_output_prefix(config):
     assert output["outputS3Path"] == "s3://er-data-lake/entity-resolution/customers/output"
     assert [o["name"] for o in output["output"]] == domain.schema.columns
     assert response["resolutionTechniques"]["ruleBasedProperties"]["rules"][0] == {
-        "ruleName": "email_match", "matchingKeys": ["email"]}
+        "ruleName": "email_match",
+        "matchingKeys": ["email"],
+    }
     assert response["roleArn"] == config.settings.role_arn
     assert response["workflowArn"].endswith(":123456789012:matchingworkflow/customer-matching-workflow")
     assert response["createdAt"] == matching_workflow_response(domain, config.settings)["createdAt"]

@@ -51,8 +51,20 @@ def test_exported_aws_documents(tmp_path, customers_csv, capsys, config):
     domain = config.domain("customers")
     (tmp_path / "wf.json").write_text(json.dumps(matching_workflow_response(domain, config.settings), default=str))
     (tmp_path / "schema.json").write_text(json.dumps(schema_mapping_response(domain, config.settings), default=str))
-    code = main(["--workflow", str(tmp_path / "wf.json"), "--schema", str(tmp_path / "schema.json"),
-                 "--input", str(customers_csv), "--output", str(tmp_path / "out"), "--job-id", "a" * 32])
+    code = main(
+        [
+            "--workflow",
+            str(tmp_path / "wf.json"),
+            "--schema",
+            str(tmp_path / "schema.json"),
+            "--input",
+            str(customers_csv),
+            "--output",
+            str(tmp_path / "out"),
+            "--job-id",
+            "a" * 32,
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["jobId"] == "a" * 32
@@ -81,15 +93,40 @@ def test_invalid_documents_are_reported_without_traceback(tmp_path, customers_cs
     (tmp_path / "wf.json").write_text(json.dumps({"workflowName": "w", "resolutionTechniques": {}}))
     (tmp_path / "schema.json").write_text("{not json")
     proc = subprocess.run(
-        [sys.executable, "-m", "er_assets.emulator.cli", "--workflow", str(tmp_path / "wf.json"),
-         "--schema", str(tmp_path / "schema.json"), "--input", str(customers_csv), "--output", str(tmp_path)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "er_assets.emulator.cli",
+            "--workflow",
+            str(tmp_path / "wf.json"),
+            "--schema",
+            str(tmp_path / "schema.json"),
+            "--input",
+            str(customers_csv),
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("er-match: error: schema") and "Traceback" not in proc.stderr
     (tmp_path / "schema.json").write_text(json.dumps({"schemaName": "s", "mappedInputFields": []}))
-    assert main(["--workflow", str(tmp_path / "wf.json"), "--schema", str(tmp_path / "schema.json"),
-                 "--input", str(customers_csv), "--output", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "--workflow",
+                str(tmp_path / "wf.json"),
+                "--schema",
+                str(tmp_path / "schema.json"),
+                "--input",
+                str(customers_csv),
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
 
 
 def test_a_workflow_the_service_model_rejects_is_refused(tmp_path, customers_csv, capsys, config):
@@ -101,9 +138,21 @@ def test_a_workflow_the_service_model_rejects_is_refused(tmp_path, customers_csv
     for name, doc in (("workflow", workflow), ("schema", schema_mapping_response(domain, config.settings))):
         paths[name] = tmp_path / f"{name}.json"
         paths[name].write_text(json.dumps(doc, default=str))
-    code = main(["--workflow", str(paths["workflow"]), "--schema", str(paths["schema"]),
-                 "--input", str(customers_csv), "--output", str(tmp_path / "out")])
+    code = main(
+        [
+            "--workflow",
+            str(paths["workflow"]),
+            "--schema",
+            str(paths["schema"]),
+            "--input",
+            str(customers_csv),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
-    assert ("er-match: error: workflow.resolutionTechniques.ruleBasedProperties.rules: the number of items must be "
-            "between 1 and 25, not 27") in capsys.readouterr().err
+    assert (
+        "er-match: error: workflow.resolutionTechniques.ruleBasedProperties.rules: the number of items must be "
+        "between 1 and 25, not 27"
+    ) in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -42,8 +42,7 @@ def test_advanced_rules_without_transitive_matching_are_a_waterfall_too(tmp_path
 
 def test_transitive_matching_lets_a_matched_record_link_later_rule_matches(tmp_path):
     # b keeps its rule-1 ID; c, linked to b by phone, joins that group under rule 2.
-    wf = workflow(EMAIL_PHONE, conditions=[("by_email", "Exact(email)"), ("by_phone", "Exact(phone)")],
-                  transitive=True)
+    wf = workflow(EMAIL_PHONE, conditions=[("by_email", "Exact(email)"), ("by_phone", "Exact(phone)")], transitive=True)
     _, out, _ = run_match(tmp_path, EMAIL_PHONE, wf, ["id", "email", "phone"], EMAIL_PHONE_ROWS)
     assert groups(out) == grouping("a b c", "d")
     assert [out[r]["MatchRule"] for r in "abcd"] == ["by_email", "by_email", "by_phone", ""]
@@ -53,8 +52,13 @@ def test_transitive_matching_never_merges_earlier_groups_and_prefers_the_earlies
     # Rule 1: {a, b} and {c, d}. Rule 2 links a, c and e by phone: a and c keep their IDs
     # (groups are not merged), e joins the group with the smaller ID among rule-1 groups.
     sch = EMAIL_PHONE
-    rows = [("a", "e1@x.com", "5"), ("b", "e1@x.com", ""), ("c", "e2@x.com", "5"), ("d", "e2@x.com", ""),
-            ("e", "e9@x.com", "5")]
+    rows = [
+        ("a", "e1@x.com", "5"),
+        ("b", "e1@x.com", ""),
+        ("c", "e2@x.com", "5"),
+        ("d", "e2@x.com", ""),
+        ("e", "e9@x.com", "5"),
+    ]
     wf = workflow(sch, conditions=[("by_email", "Exact(email)"), ("by_phone", "Exact(phone)")], transitive=True)
     _, out, _ = run_match(tmp_path, sch, wf, ["id", "email", "phone"], rows)
     assert groups(out) == grouping("a b e", "c d")
@@ -114,8 +118,12 @@ def test_without_normalisation_values_must_be_identical(tmp_path, key):
 
 def test_grouped_fields_are_one_value_and_a_rule_needs_all_its_keys(tmp_path):
     # Same first name is not the same full name; name AND phone both have to agree.
-    rows = [("a", "Ann", "Lee", "", "1"), ("b", "Ann", "Kim", "", "1"), ("c", "Ann", "Lee", "", "1"),
-            ("d", "Ann", "Lee", "", "2")]
+    rows = [
+        ("a", "Ann", "Lee", "", "1"),
+        ("b", "Ann", "Kim", "", "1"),
+        ("c", "Ann", "Lee", "", "1"),
+        ("d", "Ann", "Lee", "", "2"),
+    ]
     wf = workflow(NAME_CONTACT, rules=[("name_phone", ["name", "phone"])])
     _, out, _ = run_match(tmp_path, NAME_CONTACT, wf, ["id", "first", "last", "email", "phone"], rows)
     assert groups(out) == grouping("a c", "b", "d")
@@ -159,16 +167,24 @@ FUZZY = schema(field("name", "NAME", "name"), field("zip", "ADDRESS_POSTALCODE",
     ],
 )
 def test_fuzzy_functions_filter_pairs_inside_exact_blocks(tmp_path, condition, expected):
-    rows = [("a", "Jonathan", "10001"), ("b", "Jonathon", "10001"), ("c", "Johnathan", "10001"),
-            ("d", "Jon", "10001"), ("e", "Jonathan", "20002")]
+    rows = [
+        ("a", "Jonathan", "10001"),
+        ("b", "Jonathon", "10001"),
+        ("c", "Johnathan", "10001"),
+        ("d", "Jon", "10001"),
+        ("e", "Jonathan", "20002"),
+    ]
     wf = workflow(FUZZY, conditions=[("r", condition)])
     _, out, _ = run_match(tmp_path, FUZZY, wf, ["id", "name", "zip"], rows)
     assert groups(out) == grouping(*expected)
 
 
 def test_and_binds_tighter_than_or_and_parentheses_group(tmp_path):
-    sch = schema(field("name", "NAME", "name"), field("zip", "ADDRESS_POSTALCODE", "zip"),
-                 field("email", "EMAIL_ADDRESS", "email"))
+    sch = schema(
+        field("name", "NAME", "name"),
+        field("zip", "ADDRESS_POSTALCODE", "zip"),
+        field("email", "EMAIL_ADDRESS", "email"),
+    )
     rows = [("a", "Ann", "1", "a@x"), ("b", "Anne", "1", "b@x"), ("c", "Zed", "2", "a@x"), ("d", "Ann", "3", "d@x")]
     header = ["id", "name", "zip", "email"]
     # a-b by zip+fuzzy name, a-c by email; d shares a's name only.
@@ -199,8 +215,14 @@ def test_empty_values_process_lets_empty_values_match_and_ignore_skips_the_funct
 
 def test_invalid_unique_ids_go_to_the_error_folder(tmp_path):
     long_id = "x" * 39
-    rows = [("", "a@x.com", "1"), ("dup", "b@x.com", "2"), ("dup", "c@x.com", "3"), (long_id, "d@x.com", "4"),
-            ("x" * 38, "e@x.com", "5"), ("ok", "e@x.com", "6")]
+    rows = [
+        ("", "a@x.com", "1"),
+        ("dup", "b@x.com", "2"),
+        ("dup", "c@x.com", "3"),
+        (long_id, "d@x.com", "4"),
+        ("x" * 38, "e@x.com", "5"),
+        ("ok", "e@x.com", "6"),
+    ]
     wf = workflow(EMAIL_PHONE, rules=[("by_email", ["email"])])
     metrics, out, errors = run_match(tmp_path, EMAIL_PHONE, wf, ["id", "email", "phone"], rows)
     assert metrics == {"inputRecords": 6, "totalRecordsProcessed": 2, "recordsNotProcessed": 4, "matchIDs": 1}
@@ -216,13 +238,29 @@ def test_invalid_unique_ids_go_to_the_error_folder(tmp_path):
 
 
 def test_field_names_like_internal_columns_are_plain_fields(tmp_path):
-    sch = {"schemaName": "people", "mappedInputFields": [
-        {"fieldName": "rid", "type": "UNIQUE_ID"}, field("uid", "NAME", "uid"), field("k0", "EMAIL_ADDRESS", "k0"),
-        field("f1", "STRING", "f1")]}
+    sch = {
+        "schemaName": "people",
+        "mappedInputFields": [
+            {"fieldName": "rid", "type": "UNIQUE_ID"},
+            field("uid", "NAME", "uid"),
+            field("k0", "EMAIL_ADDRESS", "k0"),
+            field("f1", "STRING", "f1"),
+        ],
+    }
     wf = workflow(sch, rules=[("r", ["uid", "k0"])])
-    _, out, errors = run_match(tmp_path, sch, wf, ["rid", "uid", "k0", "f1"],
-                         [("1", "Al", "a@x", "p"), ("2", "AL", "A@X", "q"), ("3", "Al", "b@x", "p"),
-                          ("4", "Bo", "", ""), ("4", "Cy", "", "")])
+    _, out, errors = run_match(
+        tmp_path,
+        sch,
+        wf,
+        ["rid", "uid", "k0", "f1"],
+        [
+            ("1", "Al", "a@x", "p"),
+            ("2", "AL", "A@X", "q"),
+            ("3", "Al", "b@x", "p"),
+            ("4", "Bo", "", ""),
+            ("4", "Cy", "", ""),
+        ],
+    )
     assert groups(out) == grouping("1 2", "3")
     assert sorted(row["uid"] for row in errors) == ["Bo", "Cy"]
     assert out["2"]["uid"] == "AL" and out["3"]["f1"] == "p"
@@ -241,14 +279,21 @@ def test_every_processed_record_gets_a_match_id_singletons_included(tmp_path):
     wf = workflow(EMAIL_PHONE, rules=[("by_email", ["email"])])
     metrics, out, _ = run_match(tmp_path, EMAIL_PHONE, wf, ["id", "email", "phone"], rows + [("solo", "", "")])
     assert len(out) == 11 and all(len(row["MatchID"]) == 32 for row in out.values())
-    assert out["solo"]["MatchRule"] == "" and sum(1 for r in out.values() if r["MatchID"] == out["solo"]["MatchID"]) == 1
+    assert (
+        out["solo"]["MatchRule"] == "" and sum(1 for r in out.values() if r["MatchID"] == out["solo"]["MatchID"]) == 1
+    )
     assert metrics["matchIDs"] == 4
 
 
 def test_output_layout_columns_and_hashing(tmp_path):
     wf = workflow(EMAIL_PHONE, rules=[("by_email", ["email"])], hashed=("phone",))
-    _, out, _ = run_match(tmp_path, EMAIL_PHONE, wf, ["id", "email", "phone", "not_in_schema"],
-                    [("a", "A@x.com", "5", "z"), ("b", "a@x.com", "6", "z")])
+    _, out, _ = run_match(
+        tmp_path,
+        EMAIL_PHONE,
+        wf,
+        ["id", "email", "phone", "not_in_schema"],
+        [("a", "A@x.com", "5", "z"), ("b", "a@x.com", "6", "z")],
+    )
     parts = list((tmp_path / "out" / "wf" / "job" / "success").glob("*.csv"))
     with parts[0].open() as fh:
         header = next(csv.reader(fh))
@@ -263,10 +308,20 @@ def test_output_layout_columns_and_hashing(tmp_path):
 def test_output_normalisation_formats_values_but_never_the_unique_id(tmp_path):
     wf = workflow(NAME_CONTACT, rules=[("r", ["email"])])
     wf["outputSourceConfig"][0]["applyNormalization"] = True
-    _, out, _ = run_match(tmp_path, NAME_CONTACT, wf, ["id", "first", "last", "email", "phone"],
-                    [("Id-1", "Jo-Ann", "O'Neil", " X@Y.COM ", "555 123 4567")])
+    _, out, _ = run_match(
+        tmp_path,
+        NAME_CONTACT,
+        wf,
+        ["id", "first", "last", "email", "phone"],
+        [("Id-1", "Jo-Ann", "O'Neil", " X@Y.COM ", "555 123 4567")],
+    )
     assert {k: out["Id-1"][k] for k in ("id", "first", "last", "email", "phone")} == {
-        "id": "Id-1", "first": "joann", "last": "oneil", "email": "x@y.com", "phone": "(555)-123-4567"}
+        "id": "Id-1",
+        "first": "joann",
+        "last": "oneil",
+        "email": "x@y.com",
+        "phone": "(555)-123-4567",
+    }
 
 
 def test_an_input_with_no_records_gives_an_empty_output(tmp_path):
@@ -349,4 +404,6 @@ def test_a_bad_memory_limit_setting_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(matching.MEMORY_LIMIT_ENV, "lots")
     sch = EMAIL_PHONE
     with pytest.raises(MatchingError, match="ER_MATCH_MEMORY_LIMIT='lots': expected a size such as 8GB"):
-        run_match(tmp_path, sch, workflow(sch, rules=[("email", ["email"])]), ["id", "email", "phone"], EMAIL_PHONE_ROWS)
+        run_match(
+            tmp_path, sch, workflow(sch, rules=[("email", ["email"])]), ["id", "email", "phone"], EMAIL_PHONE_ROWS
+        )

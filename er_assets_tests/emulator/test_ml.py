@@ -41,8 +41,14 @@ def customers(example, tmp_path_factory):
     """RECORDS generated customers (20% noisy duplicates) with their true entity, as parquet."""
     _, domain = example
     folder = tmp_path_factory.mktemp("ml-input")
-    params = {"n": RECORDS, "entities": int(RECORDS * 0.8), "seed": 11, "start": dt.date(2026, 1, 1), "days": 1,
-              "id_offset": 0}
+    params = {
+        "n": RECORDS,
+        "entities": int(RECORDS * 0.8),
+        "seed": 11,
+        "start": dt.date(2026, 1, 1),
+        "days": 1,
+        "id_offset": 0,
+    }
     con = duckdb.connect()
     con.execute(f"COPY ({generate_sql(domain)}) TO '{folder / 'all.parquet'}' (FORMAT parquet)", params)
     con.close()
@@ -100,7 +106,7 @@ def test_groups_find_the_true_duplicates(job, customers):
     precision, recall = con.execute(
         f"""
         WITH t AS (SELECT customer_id AS RecordId, true_entity FROM '{customers}'),
-             o AS (SELECT RecordId, MatchID FROM read_csv('{job[0] / 'success' / '*.csv'}', all_varchar = true)),
+             o AS (SELECT RecordId, MatchID FROM read_csv('{job[0] / "success" / "*.csv"}', all_varchar = true)),
              j AS (SELECT * FROM t JOIN o USING (RecordId)),
              pairs AS (SELECT
                  (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM j GROUP BY true_entity)) AS truth,
@@ -124,20 +130,28 @@ def test_same_input_same_output_whatever_the_file_order(job, customers, document
 
 def test_a_workflow_with_rules_is_refused(documents, customers, tmp_path):
     schema, workflow = documents
-    bad = {**workflow, "resolutionTechniques": {"resolutionType": "ML_MATCHING", "ruleBasedProperties": {
-        "rules": [{"ruleName": "r", "matchingKeys": ["email"]}]}}}
+    bad = {
+        **workflow,
+        "resolutionTechniques": {
+            "resolutionType": "ML_MATCHING",
+            "ruleBasedProperties": {"rules": [{"ruleName": "r", "matchingKeys": ["email"]}]},
+        },
+    }
     with pytest.raises(MatchingError, match="an ML_MATCHING workflow takes no ruleBasedProperties"):
         run_matching(customers, schema, bad, tmp_path / "out", "j")
-    no_keys = {**schema, "mappedInputFields": [{k: v for k, v in f.items() if k != "matchKey"}
-                                                for f in schema["mappedInputFields"]]}
+    no_keys = {
+        **schema,
+        "mappedInputFields": [{k: v for k, v in f.items() if k != "matchKey"} for f in schema["mappedInputFields"]],
+    }
     with pytest.raises(MatchingError, match="no schema field has a matchKey"):
         run_matching(customers, no_keys, workflow, tmp_path / "out", "j")
 
 
 def test_the_configuration_refuses_rules_on_an_ml_domain(tmp_path):
     text = EXAMPLE.read_text().replace(
-        "resolutionType: ML_MATCHING", "resolutionType: ML_MATCHING\n      ruleBasedProperties: {rules: "
-        "[{ruleName: r, matchingKeys: [email]}]}")
+        "resolutionType: ML_MATCHING",
+        "resolutionType: ML_MATCHING\n      ruleBasedProperties: {rules: [{ruleName: r, matchingKeys: [email]}]}",
+    )
     path = tmp_path / "ml.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match="customers_ml.*takes no ruleBasedProperties"):
@@ -147,8 +161,18 @@ def test_the_configuration_refuses_rules_on_an_ml_domain(tmp_path):
 def test_er_match_without_the_model_library_exits_2_in_one_line(monkeypatch, customers, tmp_path, capsys):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "splink" else real(name, *a))
-    code = er_match(["--domain", "customers_ml", "--config", str(EXAMPLE), "--input", str(customers),
-                     "--output", str(tmp_path / "out")])
+    code = er_match(
+        [
+            "--domain",
+            "customers_ml",
+            "--config",
+            str(EXAMPLE),
+            "--input",
+            str(customers),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "needs the optional dependency splink: pip install 'er-pipelines[ml]'" in err
@@ -162,9 +186,22 @@ def test_er_match_runs_an_ml_domain_and_rejects_bad_ids_as_rule_based_jobs_do(cu
         f"COPY (SELECT * FROM '{customers}' UNION ALL (SELECT * REPLACE ('' AS customer_id) FROM '{customers}' "
         f"LIMIT 1) UNION ALL (SELECT * FROM '{customers}' ORDER BY customer_id LIMIT 1) "
         # Over 38 characters: rejected by rule-based workflows only.
-        f"UNION ALL (SELECT * REPLACE (repeat('L', 45) AS customer_id) FROM '{customers}' LIMIT 1)) TO '{bad}'")
-    code = er_match(["--domain", "customers_ml", "--config", str(EXAMPLE), "--input", str(bad),
-                     "--output", str(tmp_path / "out"), "--job-id", "a" * 32])
+        f"UNION ALL (SELECT * REPLACE (repeat('L', 45) AS customer_id) FROM '{customers}' LIMIT 1)) TO '{bad}'"
+    )
+    code = er_match(
+        [
+            "--domain",
+            "customers_ml",
+            "--config",
+            str(EXAMPLE),
+            "--input",
+            str(bad),
+            "--output",
+            str(tmp_path / "out"),
+            "--job-id",
+            "a" * 32,
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["inputRecords"], summary["recordsNotProcessed"]) == (RECORDS + 3, 3)
@@ -184,8 +221,13 @@ def test_min_confidence_judges_the_matched_records(job, example):
     assert 0.5 <= summary["min"] <= summary["mean"] <= 1.0
 
     def judged(threshold, max_rate, summary):
-        dq = domain.dq.model_copy(update={"min_confidence": domain.dq.min_confidence.model_copy(
-            update={"threshold": threshold, "max_rate": max_rate})})
+        dq = domain.dq.model_copy(
+            update={
+                "min_confidence": domain.dq.min_confidence.model_copy(
+                    update={"threshold": threshold, "max_rate": max_rate}
+                )
+            }
+        )
         return {r.check_name: r for r in checks._confidence(domain.model_copy(update={"dq": dq}), summary, {})}
 
     assert judged(0.5, 0, confidence_summary(job[0] / "success", 0.5))["min_confidence"].passed
@@ -200,8 +242,16 @@ def test_min_confidence_judges_the_matched_records(job, example):
 
 def test_confidence_baseline_uses_the_history(example):
     _, domain = example
-    summary = {"present": True, "matched_records": 10, "with_confidence": 10, "below_threshold": 0,
-               "out_of_range": 0, "mean": 0.6, "min": 0.55, "sample_ids": []}
+    summary = {
+        "present": True,
+        "matched_records": 10,
+        "with_confidence": 10,
+        "below_threshold": 0,
+        "out_of_range": 0,
+        "mean": 0.6,
+        "min": 0.55,
+        "sample_ids": [],
+    }
     history = {f"2026-11-{d:02d}": 0.97 for d in range(1, 8)}
     tight = domain.dq.model_copy(update={"anomaly": domain.dq.anomaly.model_copy(update={"max_deviation": 0.1})})
     results = {r.check_name: r for r in checks._confidence(domain.model_copy(update={"dq": tight}), summary, history)}
@@ -209,8 +259,9 @@ def test_confidence_baseline_uses_the_history(example):
     assert results["confidence_baseline"].metadata["median"].value == 0.97
     assert checks._confidence(domain, {**summary, "mean": 0.95}, history)[1].passed
     # No matched record, no mean: not judged, which is a warning that says so, never a pass.
-    unjudged = checks._confidence(domain, {**summary, "matched_records": 0, "with_confidence": 0, "mean": None},
-                                  history)[1]
+    unjudged = checks._confidence(
+        domain, {**summary, "matched_records": 0, "with_confidence": 0, "mean": None}, history
+    )[1]
     assert not unjudged.passed and unjudged.severity.value == "WARN"
     assert unjudged.description.startswith("not judged") and unjudged.metadata["judged"].value is False
 
@@ -234,7 +285,9 @@ def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
     job = build_definitions(config).resolve_implicit_global_asset_job_def()
     with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
         result = job.execute_in_process(
-            instance=instance, partition_key="2026-11-28", raise_on_error=False,
+            instance=instance,
+            partition_key="2026-11-28",
+            raise_on_error=False,
             asset_selection=[dg.AssetKey(["customers_ml", s]) for s in ("extract", "matched", "loaded")],
         )
     assert result.success
@@ -247,8 +300,12 @@ def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
     meta = result.asset_materializations_for_node("customers_ml__matched")[0].metadata
     assert 0.5 <= meta["mean_confidence"].value <= 1.0 and meta["output_rows"].value == RECORDS
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
-    columns = [c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers_ml_resolved'").fetchall()]
+    columns = [
+        c
+        for (c,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers_ml_resolved'"
+        ).fetchall()
+    ]
     loaded = con.execute('SELECT count(*), count("MatchID") FROM customers_ml_resolved').fetchone()
     con.close()
     assert "ConfidenceLevel" in columns and "MatchRule" not in columns
@@ -257,8 +314,12 @@ def test_the_example_ml_domain_end_to_end(local_env, monkeypatch):
 
 def test_long_ids_do_not_fail_the_extract_of_an_ml_domain(example, config):
     """The service rejects ids over 38 characters in rule-based workflows only."""
-    profile = {"empty_ids": 0, "duplicate_ids": 0, "long_ids": 2,
-               "sample_ids": {"duplicate_ids": [], "long_ids": ["x" * 40]}}
+    profile = {
+        "empty_ids": 0,
+        "duplicate_ids": 0,
+        "long_ids": 2,
+        "sample_ids": {"duplicate_ids": [], "long_ids": ["x" * 40]},
+    }
     assert checks._unique_ids(example[1], profile).passed
     assert not checks._unique_ids(config.domain("customers"), profile).passed
 
@@ -267,9 +328,13 @@ def test_long_ids_do_not_fail_the_extract_of_an_ml_domain(example, config):
 def test_tiny_jobs_run(documents, tmp_path, records):
     """Too few pairs to estimate anything from: the model still runs and writes valid output."""
     schema, workflow = documents
-    rows = [("C1", "Ann", "Lee", "ann@x.com", "555 111 2222"), ("C2", "Anne", "Lee", "ann@x.com", ""),
-            ("C3", "Bo", "Kim", "bo@y.com", "555-999-0000"), ("C4", "Bob", "Kim", "", "(555) 999-0000"),
-            ("C5", "Cy", "Ng", "cy@z.com", "")][:records]
+    rows = [
+        ("C1", "Ann", "Lee", "ann@x.com", "555 111 2222"),
+        ("C2", "Anne", "Lee", "ann@x.com", ""),
+        ("C3", "Bo", "Kim", "bo@y.com", "555-999-0000"),
+        ("C4", "Bob", "Kim", "", "(555) 999-0000"),
+        ("C5", "Cy", "Ng", "cy@z.com", ""),
+    ][:records]
     path = tmp_path / "tiny.csv"
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -298,11 +363,19 @@ def test_the_ml_domain_documents_have_the_model_shape(example, operation):
 
 def test_a_job_nothing_narrows_is_refused_naming_why(tmp_path):
     """Only a state to compare: scoring every pair of the job would never finish."""
-    schema = {"schemaName": "s", "mappedInputFields": [
-        {"fieldName": "id", "type": "UNIQUE_ID"}, {"fieldName": "state", "type": "ADDRESS_STATE", "matchKey": "state"}]}
-    workflow = {"workflowName": "w", "inputSourceConfig": [
-        {"inputSourceARN": "arn:aws:glue:us-east-1:123456789012:table/db/t", "schemaName": "s"}],
-                "outputSourceConfig": [{"output": [{"name": "id"}]}], "resolutionTechniques": {"resolutionType": "ML_MATCHING"}}
+    schema = {
+        "schemaName": "s",
+        "mappedInputFields": [
+            {"fieldName": "id", "type": "UNIQUE_ID"},
+            {"fieldName": "state", "type": "ADDRESS_STATE", "matchKey": "state"},
+        ],
+    }
+    workflow = {
+        "workflowName": "w",
+        "inputSourceConfig": [{"inputSourceARN": "arn:aws:glue:us-east-1:123456789012:table/db/t", "schemaName": "s"}],
+        "outputSourceConfig": [{"output": [{"name": "id"}]}],
+        "resolutionTechniques": {"resolutionType": "ML_MATCHING"},
+    }
     path = tmp_path / "states.csv"
     path.write_text("id,state\n" + "".join(f"R{i},{'NY' if i % 2 else 'MA'}\n" for i in range(400)))
     with pytest.raises(MatchingError, match="narrows the 400 records to at most 10000 candidate pairs"):

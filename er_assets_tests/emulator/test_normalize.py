@@ -36,14 +36,29 @@ def test_the_documented_phone_output_format(tmp_path):
     assert out["a"]["phone"] == "(123)-456-7890"
 
 
-@pytest.mark.parametrize("attr_type, grouped, kind", [
-    ("NAME", False, "text"), ("ADDRESS", False, "text"), ("PHONE", False, "phone"), ("EMAIL_ADDRESS", False, "email"),
-    ("NAME_FIRST", True, "text"), ("ADDRESS_POSTALCODE", True, "text"), ("PHONE_COUNTRYCODE", True, "phone"),
-    # Sub-types are normalised only when grouped; other types never.
-    ("NAME_FIRST", False, None), ("NAME_LAST", False, None), ("ADDRESS_CITY", False, None),
-    ("PHONE_NUMBER", False, None), ("STRING", False, None), ("STRING", True, None), ("DATE", False, None),
-    ("UNIQUE_ID", False, None), ("PROVIDER_ID", False, None), ("IPV4", False, None),
-])
+@pytest.mark.parametrize(
+    "attr_type, grouped, kind",
+    [
+        ("NAME", False, "text"),
+        ("ADDRESS", False, "text"),
+        ("PHONE", False, "phone"),
+        ("EMAIL_ADDRESS", False, "email"),
+        ("NAME_FIRST", True, "text"),
+        ("ADDRESS_POSTALCODE", True, "text"),
+        ("PHONE_COUNTRYCODE", True, "phone"),
+        # Sub-types are normalised only when grouped; other types never.
+        ("NAME_FIRST", False, None),
+        ("NAME_LAST", False, None),
+        ("ADDRESS_CITY", False, None),
+        ("PHONE_NUMBER", False, None),
+        ("STRING", False, None),
+        ("STRING", True, None),
+        ("DATE", False, None),
+        ("UNIQUE_ID", False, None),
+        ("PROVIDER_ID", False, None),
+        ("IPV4", False, None),
+    ],
+)
 def test_only_the_documented_types_are_normalised(attr_type, grouped, kind):
     assert normalization(attr_type, grouped) == kind
 
@@ -58,17 +73,20 @@ def test_an_ungrouped_sub_type_or_a_string_is_compared_exactly_as_it_is(tmp_path
     assert groups(out) == grouping("a c", "b")  # a STRING is not even trimmed
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("Mary  O'Brien-Smith", "mary obriensmith"),  # lowercase, special characters removed, extra spaces removed
-    ("  12 Main St. ", "12 main st"),
-    ("JOSÉ GARCÍA", "josé garcía"),                # accents are letters: kept
-    ("François Müller", "françois müller"),
-    ("محمد عبد الله", "محمد عبد الله"),            # Arabic
-    ("דוד לוי", "דוד לוי"),                        # Hebrew
-    ("王小明", "王小明"),                            # Chinese
-    ("Łódź", "łódź"),
-    ("!!!", None),                                   # nothing left: a missing value
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("Mary  O'Brien-Smith", "mary obriensmith"),  # lowercase, special characters removed, extra spaces removed
+        ("  12 Main St. ", "12 main st"),
+        ("JOSÉ GARCÍA", "josé garcía"),  # accents are letters: kept
+        ("François Müller", "françois müller"),
+        ("محمد عبد الله", "محمد عبد الله"),  # Arabic
+        ("דוד לוי", "דוד לוי"),  # Hebrew
+        ("王小明", "王小明"),  # Chinese
+        ("Łódź", "łódź"),
+        ("!!!", None),  # nothing left: a missing value
+    ],
+)
 def test_names_and_addresses_keep_every_letter_of_every_script(value, expected):
     assert norm(value, "NAME") == expected
     assert norm(value, "ADDRESS_STREET1", grouped=True) == expected
@@ -76,8 +94,16 @@ def test_names_and_addresses_keep_every_letter_of_every_script(value, expected):
 
 def test_spaces_separate_words_and_accents_still_distinguish(tmp_path):
     sch = schema(field("name", "NAME", "name"), field("email", "EMAIL_ADDRESS", "email"))
-    rows = [("a", "Mary Ann", "1"), ("b", "MARY  ANN.", "2"), ("c", "Maryann", "3"),
-            ("d", "Müller", "4"), ("e", "MÜLLER", "5"), ("f", "Muller", "6"), ("g", "محمد", "7"), ("h", "محمد ", "8")]
+    rows = [
+        ("a", "Mary Ann", "1"),
+        ("b", "MARY  ANN.", "2"),
+        ("c", "Maryann", "3"),
+        ("d", "Müller", "4"),
+        ("e", "MÜLLER", "5"),
+        ("f", "Muller", "6"),
+        ("g", "محمد", "7"),
+        ("h", "محمد ", "8"),
+    ]
     _, out, _ = run_match(tmp_path, sch, workflow(sch, rules=[("r", ["name"])]), ["id", "name", "email"], rows)
     assert groups(out) == grouping("a b", "c", "d e", "f", "g h")
 

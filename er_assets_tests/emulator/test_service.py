@@ -47,9 +47,18 @@ def test_definitions_come_back_in_the_service_shapes(clients, config):
         (lambda er: er.get_matching_workflow(workflowName="no-such-workflow"), "ResourceNotFoundException"),
         (lambda er: er.get_matching_workflow(workflowName="bad name!"), "ValidationException"),  # pattern
         (lambda er: er.get_matching_workflow(workflowName="x" * 256), "ValidationException"),  # max length
-        (lambda er: er.get_matching_job(workflowName="customer-matching-workflow", jobId="NOT-HEX"), "ValidationException"),
-        (lambda er: er.get_matching_job(workflowName="customer-matching-workflow", jobId="0" * 32), "ResourceNotFoundException"),
-        (lambda er: er.list_matching_jobs(workflowName="customer-matching-workflow", maxResults=26), "ValidationException"),
+        (
+            lambda er: er.get_matching_job(workflowName="customer-matching-workflow", jobId="NOT-HEX"),
+            "ValidationException",
+        ),
+        (
+            lambda er: er.get_matching_job(workflowName="customer-matching-workflow", jobId="0" * 32),
+            "ResourceNotFoundException",
+        ),
+        (
+            lambda er: er.list_matching_jobs(workflowName="customer-matching-workflow", maxResults=26),
+            "ValidationException",
+        ),
         (lambda er: er.get_schema_mapping(schemaName="nope"), "ResourceNotFoundException"),
     ],
 )
@@ -73,12 +82,14 @@ def test_job_runs_asynchronously_and_writes_the_service_layout(clients, config, 
 
     paths = local_paths()
     DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=str(paths["objects"])).unload_extract(
-        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), layout.extract_uri(domain, "2026-10-01", "r1"))
+        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), layout.extract_uri(domain, "2026-10-01", "r1")
+    )
     from er_assets.pipeline.matching_job import point_glue_table
 
     point_glue_table(glue, "entity_resolution", "vendors_input", layout.extract_uri(domain, "2026-10-01", "r1"))
     assert glue.get_table(DatabaseName="entity_resolution", Name="vendors_input")["Table"]["StorageDescriptor"][
-        "Location"] == layout.extract_uri(domain, "2026-10-01", "r1")
+        "Location"
+    ] == layout.extract_uri(domain, "2026-10-01", "r1")
 
     job_id = er.start_matching_job(workflowName="vendor-matching-workflow")["jobId"]
     first = er.get_matching_job(workflowName="vendor-matching-workflow", jobId=job_id)
@@ -95,7 +106,12 @@ def test_job_runs_asynchronously_and_writes_the_service_layout(clients, config, 
     assert done["endTime"] >= done["startTime"]
     output = paths["objects"] / "er-data-lake/entity-resolution/vendors/output/vendor-matching-workflow" / job_id
     csvs = list((output / "success").glob("*.csv"))
-    assert csvs and csvs[0].read_text().splitlines()[0].split(",")[:4] == ["InputSourceARN", "RecordId", "MatchID", "MatchRule"]
+    assert csvs and csvs[0].read_text().splitlines()[0].split(",")[:4] == [
+        "InputSourceARN",
+        "RecordId",
+        "MatchID",
+        "MatchRule",
+    ]
     listed = er.list_matching_jobs(workflowName="vendor-matching-workflow")["jobs"]
     assert [j["jobId"] for j in listed] == [job_id]
 
@@ -135,7 +151,9 @@ def test_responses_satisfy_the_botocore_output_shapes(clients):
         assert not report.has_errors(), f"{operation}: {report.generate_report()}"
 
 
-@pytest.mark.parametrize("damage", [b"\xff\xfe{garbage", b'{"jobId": "x", "workflowName": "vendor-matching-workflow", "sta'])
+@pytest.mark.parametrize(
+    "damage", [b"\xff\xfe{garbage", b'{"jobId": "x", "workflowName": "vendor-matching-workflow", "sta']
+)
 def test_a_damaged_job_file_blocks_no_workflow_and_is_reported_failed(clients, damage):
     er, _ = clients
     jobs = local_paths()["emulator"] / "jobs"
@@ -161,8 +179,12 @@ def test_a_damaged_job_file_whose_worker_runs_still_holds_the_slot(config, local
 
     monkeypatch.setenv(FAULTS_ENV, json.dumps({"job": {"running_seconds": 60}}))
     paths = local_paths()
-    er, _ = LocalEntityResolution(state_root=str(paths["emulator"]), objects_root=str(paths["objects"]),
-                                  config_path=str(config.path), max_attempts=0).clients()
+    er, _ = LocalEntityResolution(
+        state_root=str(paths["emulator"]),
+        objects_root=str(paths["objects"]),
+        config_path=str(config.path),
+        max_attempts=0,
+    ).clients()
     job_id = er.start_matching_job(workflowName="vendor-matching-workflow")["jobId"]
     # The worker reads its job file once it starts: damage the file only after that.
     deadline = time.monotonic() + 30
@@ -193,9 +215,20 @@ def test_a_pid_reused_by_another_process_does_not_keep_a_dead_job_running(client
     jobs.mkdir(parents=True, exist_ok=True)
     dead = "e" * 32
     # Its worker is gone and its pid now belongs to a live process that is no worker: this one.
-    (jobs / f"{dead}.json").write_text(json.dumps({
-        "jobId": dead, "workflowName": "customer-matching-workflow", "status": "RUNNING", "startTime": 1.0,
-        "metrics": {}, "region": "us-east-1", "fault": {}, "pid": os.getpid()}))
+    (jobs / f"{dead}.json").write_text(
+        json.dumps(
+            {
+                "jobId": dead,
+                "workflowName": "customer-matching-workflow",
+                "status": "RUNNING",
+                "startTime": 1.0,
+                "metrics": {},
+                "region": "us-east-1",
+                "fault": {},
+                "pid": os.getpid(),
+            }
+        )
+    )
     job = er.get_matching_job(workflowName="customer-matching-workflow", jobId=dead)
     assert job["status"] == "FAILED" and job["errorDetails"]["errorMessage"] == "The matching job stopped unexpectedly."
     started = er.start_matching_job(workflowName="customer-matching-workflow")["jobId"]  # the slot is free

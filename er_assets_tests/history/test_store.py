@@ -275,8 +275,14 @@ def test_renaming_the_row_id_keeps_every_row_and_its_id(url, monkeypatch):
         with HistoryStore.from_url(url) as old:
             for i, stage in enumerate(["extract", "matched", "loaded", "extract"]):
                 start(old, run_id=f"run-{i}", stage=stage, at=T0 + dt.timedelta(hours=i))
-            old.record_end("run-1", "matched", "SUCCEEDED", record_count=5, metadata={"job_id": "a" * 32},
-                           ended_at=T0 + dt.timedelta(hours=1, minutes=3))
+            old.record_end(
+                "run-1",
+                "matched",
+                "SUCCEEDED",
+                record_count=5,
+                metadata={"job_id": "a" * 32},
+                ended_at=T0 + dt.timedelta(hours=1, minutes=3),
+            )
             old.claim_notification("run-1", "SUCCEEDED", "customers", ["a@example.com"])
             before = {r["run_id"]: r["job_id"] for r in old.query("SELECT job_id, run_id FROM er_job_history")}
             old.query("DELETE FROM er_job_history WHERE run_id = 'run-3' RETURNING run_id")
@@ -285,8 +291,7 @@ def test_renaming_the_row_id_keeps_every_row_and_its_id(url, monkeypatch):
     stores = [HistoryStore.from_url(url) for _ in range(2)]
     barrier = threading.Barrier(len(stores))
     versions = []
-    threads = [threading.Thread(target=lambda s=s: (barrier.wait(), versions.append(s.schema_version)))
-               for s in stores]
+    threads = [threading.Thread(target=lambda s=s: (barrier.wait(), versions.append(s.schema_version))) for s in stores]
     for t in threads:
         t.start()
     for t in threads:
@@ -309,8 +314,13 @@ def test_renaming_the_row_id_keeps_every_row_and_its_id(url, monkeypatch):
 # What each released migration runs, on both dialects. A database that ran one never runs it
 # again, so editing one (its text, or a constant it is built from: a new Status changes
 # migration 1's CHECK) leaves existing databases behind: append a migration instead.
-RELEASED = {1: "5974a0fa8500ec92", 2: "fb1467ab026ec268", 3: "f1537b4321f05019", 4: "b96428d66c3f2f0e",
-            5: "dea97b92fa877b06"}
+RELEASED = {
+    1: "5974a0fa8500ec92",
+    2: "fb1467ab026ec268",
+    3: "f1537b4321f05019",
+    4: "b96428d66c3f2f0e",
+    5: "dea97b92fa877b06",
+}
 
 
 def test_released_migrations_are_never_edited():

@@ -18,9 +18,15 @@ from er_assets_tests.helpers import FakesnowWarehouse, by_name, create_source, f
 
 SECRET = "pa55-w0rd-never-printed"
 SNOWFLAKE_ENV = {
-    "SNOWFLAKE_ACCOUNT": "acme-prod", "SNOWFLAKE_USER": "ER_SERVICE", "SNOWFLAKE_PASSWORD": SECRET,
-    "SNOWFLAKE_ROLE": "ER_PIPELINE", "SNOWFLAKE_WAREHOUSE": "ER_WH", "SNOWFLAKE_DATABASE": "ER",
-    "SNOWFLAKE_SCHEMA": "PUBLIC", "SNOWFLAKE_STAGE": "ER_STAGE", "SNOWFLAKE_STAGE_URL": "s3://er-data-lake/",
+    "SNOWFLAKE_ACCOUNT": "acme-prod",
+    "SNOWFLAKE_USER": "ER_SERVICE",
+    "SNOWFLAKE_PASSWORD": SECRET,
+    "SNOWFLAKE_ROLE": "ER_PIPELINE",
+    "SNOWFLAKE_WAREHOUSE": "ER_WH",
+    "SNOWFLAKE_DATABASE": "ER",
+    "SNOWFLAKE_SCHEMA": "PUBLIC",
+    "SNOWFLAKE_STAGE": "ER_STAGE",
+    "SNOWFLAKE_STAGE_URL": "s3://er-data-lake/",
 }
 
 
@@ -34,8 +40,10 @@ def cli(argv):
 def test_local_names_missing_source_tables_then_passes(config, local_env, capsys):
     checks = by_name(doctor.run_doctor(config, "local"))
     assert checks["customers: warehouse"] == (
-        False, f"RuntimeError: source table customers_source does not exist in {local_env / 'warehouse.duckdb'} "
-               "(`make demo` seeds sample data)")
+        False,
+        f"RuntimeError: source table customers_source does not exist in {local_env / 'warehouse.duckdb'} "
+        "(`make demo` seeds sample data)",
+    )
     assert checks["customers: glue table"][0] and checks["customers: matching workflow"][0]
     assert cli(["doctor", "--deployment", "local"]) == exit_codes.SERVICE_UNAVAILABLE
     assert "FAIL  customers: warehouse" in capsys.readouterr().out
@@ -68,8 +76,12 @@ def test_bad_deployment_is_a_usage_error(monkeypatch, capsys):
 
 
 def test_production_against_fakes(config, tmp_path, monkeypatch, capsys):
-    for name, value in {**SNOWFLAKE_ENV, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        **SNOWFLAKE_ENV,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     objects = tmp_path / "objects"
@@ -79,7 +91,8 @@ def test_production_against_fakes(config, tmp_path, monkeypatch, capsys):
         resources = production_resources(config)
         # moto has no Entity Resolution; the emulator answers the same boto3 calls.
         resources["entity_resolution"] = LocalEntityResolution(
-            state_root=str(tmp_path / "emulator"), objects_root=str(objects), config_path=str(config.path))
+            state_root=str(tmp_path / "emulator"), objects_root=str(objects), config_path=str(config.path)
+        )
         checks = doctor.run_doctor(config, "production", resources=resources)
 
     found = by_name(checks)
@@ -87,9 +100,13 @@ def test_production_against_fakes(config, tmp_path, monkeypatch, capsys):
     assert found["aws credentials"] == (True, "found (env)")
     assert found["customers: warehouse"] == (True, "source table customers_source and staging area ready")
     assert found["customers: target table"] == (
-        True, "target table CUSTOMERS_RESOLVED does not exist yet; the first load creates it")
+        True,
+        "target table CUSTOMERS_RESOLVED does not exist yet; the first load creates it",
+    )
     assert found["products: warehouse"] == (
-        False, "RuntimeError: source table PRODUCTS_SOURCE does not exist in ER.PUBLIC or is not visible to the role")
+        False,
+        "RuntimeError: source table PRODUCTS_SOURCE does not exist in ER.PUBLIC or is not visible to the role",
+    )
     assert found["vendors: bucket"][0] and found["vendors: glue table"][0] and found["vendors: matching workflow"][0]
     # fakesnow cannot unload: the probe's failure says where it could not write, and what to grant.
     ok, message = found["customers: stage writable"]
@@ -127,8 +144,10 @@ class _KmsDenied(FakesnowWarehouse):
     def _unload(self, cursor, location, select, params):
         (Path(self.stage_root) / location.split("/", 1)[1]).mkdir(parents=True, exist_ok=True)
         (Path(self.stage_root) / location.split("/", 1)[1] / "data_0_0_0.snappy.parquet").write_bytes(b"half")
-        raise RuntimeError("Failed to access remote file: access denied. KMS.AccessDeniedException: "
-                           "not authorized to perform kms:GenerateDataKey\nsecond line")
+        raise RuntimeError(
+            "Failed to access remote file: access denied. KMS.AccessDeniedException: "
+            "not authorized to perform kms:GenerateDataKey\nsecond line"
+        )
 
 
 def test_stage_writable_probe_names_the_kms_permission_and_cleans_up(config, tmp_path):

@@ -12,8 +12,11 @@ from er_assets_tests.helpers import by_name, write_config
 
 def deployed(tmp_path, mutate) -> LocalEntityResolution:
     """The emulator serving a configuration changed by `mutate`: what is "live" in the account."""
-    return LocalEntityResolution(state_root=str(tmp_path / "emulator"), objects_root=str(tmp_path / "objects"),
-                                 config_path=str(write_config(tmp_path, mutate)))
+    return LocalEntityResolution(
+        state_root=str(tmp_path / "emulator"),
+        objects_root=str(tmp_path / "objects"),
+        config_path=str(write_config(tmp_path, mutate)),
+    )
 
 
 def test_an_account_that_matches_the_configuration_passes(config, tmp_path):
@@ -78,8 +81,18 @@ def test_an_incremental_run_config_and_reordered_rules_deployed_by_hand_are_diff
     live["resolutionTechniques"]["ruleBasedProperties"]["rules"].reverse()  # rules are a waterfall
     live["inputSourceConfig"][0]["applyNormalization"] = False
     config = config.model_copy(update={"domains": {"customers": domain}})
-    glue_stub.add_response("get_table", {"Table": {"Name": domain.glue_table, "StorageDescriptor": {
-        "Columns": [{"Name": c, "Type": "string"} for c in domain.schema.columns], "Location": "s3://x/y/"}}})
+    glue_stub.add_response(
+        "get_table",
+        {
+            "Table": {
+                "Name": domain.glue_table,
+                "StorageDescriptor": {
+                    "Columns": [{"Name": c, "Type": "string"} for c in domain.schema.columns],
+                    "Location": "s3://x/y/",
+                },
+            }
+        },
+    )
     er_stub.add_response("get_schema_mapping", schema_mapping_response(domain, config.settings))
     er_stub.add_response("get_matching_workflow", live)
     checks = by_name(doctor.service_checks(config, resource))
@@ -88,11 +101,15 @@ def test_an_incremental_run_config_and_reordered_rules_deployed_by_hand_are_diff
     assert not ok
     assert "incrementalRunConfig: deployed {'incrementalRunType': 'IMMEDIATE'}, not configured" in message
     assert "inputSourceConfig[0].applyNormalization: deployed False, configured True" in message
-    assert ("rules: deployed in the order ['name_address_match', 'name_phone_match', 'email_match'], configured "
-            "['email_match', 'name_phone_match', 'name_address_match']") in message
+    assert (
+        "rules: deployed in the order ['name_address_match', 'name_phone_match', 'email_match'], configured "
+        "['email_match', 'name_phone_match', 'name_address_match']"
+    ) in message
 
 
 def test_differences_treat_absent_and_default_members_as_equal():
     assert doctor.differences({"a": False, "b": [], "matchPurpose": "IDENTIFIER_GENERATION"}, {}) == []
     assert doctor.differences({"x": {"hashed": False, "name": "n"}}, {"x": {"name": "n"}}) == []
-    assert doctor.differences({"a": 1}, {"a": 2, "createdAt": "t", "description": "d"}) == ["a: deployed 2, configured 1"]
+    assert doctor.differences({"a": 1}, {"a": 2, "createdAt": "t", "description": "d"}) == [
+        "a: deployed 2, configured 1"
+    ]

@@ -32,7 +32,8 @@ def loaded(tmp_path, local_env, instance, monkeypatch):
         # An entity with records of both days: the first day's record, linked on the second.
         record, entity, count = con.execute(
             "SELECT MIN(customer_id), entity_id, COUNT(*) FROM customers_resolved GROUP BY entity_id "
-            "HAVING COUNT(DISTINCT partition_key) = 2 ORDER BY 3 DESC, 2 LIMIT 1").fetchone()
+            "HAVING COUNT(DISTINCT partition_key) = 2 ORDER BY 3 DESC, 2 LIMIT 1"
+        ).fetchone()
     finally:
         con.close()
     return record, entity, count

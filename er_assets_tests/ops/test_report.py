@@ -61,12 +61,16 @@ def test_seeded_partitions_and_jobs_are_dagsters(seeded, config):
     start = NOW - dt.timedelta(days=90)
     for name, domain in config.domains.items():
         definition = partitions_def(domain)
-        windows = {key: definition.time_window_for_partition_key(key)
-                   for key in definition.get_partition_keys(current_time=NOW)}
+        windows = {
+            key: definition.time_window_for_partition_key(key)
+            for key in definition.get_partition_keys(current_time=NOW)
+        }
         # Each partition Dagster's schedule completed in the window, started when it fired.
         expected = {key: window.end for key, window in windows.items() if start <= window.end}
         rows = store.rows(domain=name)
-        first_starts = {r.partition_key: r.start_time for r in rows if r.stage == stages.ASSETS[0] and r.trigger != "ui"}
+        first_starts = {
+            r.partition_key: r.start_time for r in rows if r.stage == stages.ASSETS[0] and r.trigger != "ui"
+        }
         assert first_starts == expected and {r.partition_key for r in rows} == set(expected)
         assert {r.job_name for r in rows} == {stages.job_name(name)}
 
@@ -150,9 +154,10 @@ def test_entity_figures_match_the_loads(seeded):
     for run in store.rows(since=SINCE, status="SUCCEEDED", stage="loaded"):
         latest[run.domain, run.partition_key] = run.metadata
     for domain in ("customers", "products", "vendors"):
-        figures = [sum(m[key] for (d, _), m in latest.items() if d == domain)
-                   for key in ("entities_created", "records_absorbed", "entities_merged", "entities_split",
-                               "entity_churn")]
+        figures = [
+            sum(m[key] for (d, _), m in latest.items() if d == domain)
+            for key in ("entities_created", "records_absorbed", "entities_merged", "entities_split", "entity_churn")
+        ]
         assert sum(figures) > 0
         assert f"{domain} " + " ".join(f"{n:,}" for n in figures) in page
 

@@ -104,7 +104,7 @@ def test_glue_value_gives_one_placeholder_email_to_many_records(customers, tmp_p
     con.close()
     assert counts[0] == ("noemail@example.com", glued)
     assert len(counts) == 1 or counts[1][1] < 5  # other emails are one entity's, a few records at most
-    assert 0 < shared and unglued == max(0, shared - glued)
+    assert shared > 0 and unglued == max(0, shared - glued)
 
 
 def test_glue_value_without_an_email_uses_a_field_that_matches_alone(config):

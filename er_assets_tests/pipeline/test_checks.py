@@ -38,8 +38,9 @@ def run(config, instance, stages=STAGES, partition=PARTITION, run_config=None):
 
 
 def bridge(stage: str, *args: str):
-    return subprocess.run([*BRIDGE, stage, *DATE_ARGS, "--check-interval", "1", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*BRIDGE, stage, *DATE_ARGS, "--check-interval", "1", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def target(partition: str = PARTITION) -> list[tuple]:
@@ -49,8 +50,9 @@ def target(partition: str = PARTITION) -> list[tuple]:
         exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customers_resolved'")
         if not exists.fetchone()[0]:
             return []
-        return con.execute('SELECT customer_id, "MatchID" FROM customers_resolved WHERE partition_key = ? ORDER BY 1',
-                           [partition]).fetchall()
+        return con.execute(
+            'SELECT customer_id, "MatchID" FROM customers_resolved WHERE partition_key = ? ORDER BY 1', [partition]
+        ).fetchall()
     finally:
         con.close()
 
@@ -84,29 +86,37 @@ def too_few_rows(config, local_env, tmp_path, instance):
 
 def null_required_field(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    local_sql("UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN NULL ELSE '  ' END "
-        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 10)")
+    local_sql(
+        "UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN NULL ELSE '  ' END "
+        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 10)"
+    )
     return config
 
 
 def duplicate_ids(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    local_sql("UPDATE customers_source SET customer_id = (SELECT min(customer_id) FROM customers_source) "
-        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id DESC LIMIT 2)")
+    local_sql(
+        "UPDATE customers_source SET customer_id = (SELECT min(customer_id) FROM customers_source) "
+        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id DESC LIMIT 2)"
+    )
     return config
 
 
 def over_long_id(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    local_sql(f"UPDATE customers_source SET customer_id = '{'C' * 39}' "
-        "WHERE customer_id = (SELECT max(customer_id) FROM customers_source)")
+    local_sql(
+        f"UPDATE customers_source SET customer_id = '{'C' * 39}' "
+        "WHERE customer_id = (SELECT max(customer_id) FROM customers_source)"
+    )
     return config
 
 
 def malformed_emails(config, local_env, tmp_path, instance):
     seeded(config, local_env)
-    local_sql("UPDATE customers_source SET email = 'not-an-email' "
-        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 30)")
+    local_sql(
+        "UPDATE customers_source SET email = 'not-an-email' "
+        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 30)"
+    )
     return config
 
 
@@ -146,9 +156,17 @@ MATRIX = [
     (duplicate_ids, "unique_ids", "customer_id: 2 duplicate ids"),
     (over_long_id, "unique_ids", "customer_id: 1 long ids; ids must be non-empty, unique and at most 38"),
     (malformed_emails, "value_formats", "email (EMAIL_ADDRESS): 30 of"),
-    (missing_column, "source_schema", "source table customers_source does not match the configuration (email: missing)"),
+    (
+        missing_column,
+        "source_schema",
+        "source table customers_source does not match the configuration (email: missing)",
+    ),
     (record_count_spike, "record_count_anomaly", "record count 1000 outside [100, 300], the trailing median 200"),
-    (match_rate_too_low, "match_rate", "0.0% of 300 records share their MatchID with another record; expected [5.0, 60.0]%"),
+    (
+        match_rate_too_low,
+        "match_rate",
+        "0.0% of 300 records share their MatchID with another record; expected [5.0, 60.0]%",
+    ),
     (match_rate_too_high, "match_rate", "100.0% of 300 records share their MatchID"),
 ]
 
@@ -163,8 +181,9 @@ def test_defect_fails_its_check_and_loads_nothing(defect, check, message, config
     assert failed[check].severity == dg.AssetCheckSeverity.ERROR
     # The stage says so in its materialisation, and the anomaly medians leave it out.
     stage = failed[check].asset_key.path[-1]
-    [materialization] = [m.materialization for m in result.get_asset_materialization_events()
-                         if m.asset_key.path[-1] == stage]
+    [materialization] = [
+        m.materialization for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == stage
+    ]
     assert materialization.metadata["checks_passed"].value is False
     assert target() == []
     assert not result.success
@@ -173,8 +192,10 @@ def test_defect_fails_its_check_and_loads_nothing(defect, check, message, config
 
 def test_offending_ids_observed_value_and_threshold_are_in_the_metadata(config, local_env, tmp_path, instance):
     null_required_field(config, local_env, tmp_path, instance)
-    local_sql(f"UPDATE customers_source SET customer_id = '{'C' * 39}' WHERE customer_id = "
-        "(SELECT max(customer_id) FROM customers_source)")
+    local_sql(
+        f"UPDATE customers_source SET customer_id = '{'C' * 39}' WHERE customer_id = "
+        "(SELECT max(customer_id) FROM customers_source)"
+    )
     failed = failures(run(config, instance, ["extract"]))
     required = failed["required_fields"].metadata
     assert required["null_counts"].value == {"customer_id": 0, "last_name": 10}
@@ -189,8 +210,11 @@ def test_records_lost_between_stages(config, local_env, instance):
     extract = run(config, instance, ["extract"])
     assert extract.success
     # The extract's files lose records after it was checked (a partial rewrite, a lifecycle rule).
-    part = (local_paths()["objects"] / f"er-data-lake/entity-resolution/{DOMAIN}/extract/partition={PARTITION}"
-            / f"run={extract.run_id}")
+    part = (
+        local_paths()["objects"]
+        / f"er-data-lake/entity-resolution/{DOMAIN}/extract/partition={PARTITION}"
+        / f"run={extract.run_id}"
+    )
     con = duckdb.connect()
     con.execute(f"COPY (SELECT * FROM read_parquet('{part}/data_0.parquet') LIMIT 250) TO '{part}/short.parquet'")
     con.close()
@@ -208,13 +232,17 @@ def test_values_that_arrive_empty_in_the_target_fail_no_value_loss(config, local
     """Arabic and Hebrew last names that the matching step hands back empty (a normaliser that
     maps letters outside a-z to nothing) are noticed, though every record arrives."""
     seeded(config, local_env)
-    local_sql("UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN 'כהן' ELSE 'الحسيني' END "
-        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 10)")
+    local_sql(
+        "UPDATE customers_source SET last_name = CASE WHEN customer_id LIKE '%1' THEN 'כהן' ELSE 'الحسيني' END "
+        "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY customer_id LIMIT 10)"
+    )
     assert run(config, instance, ["extract", "matched"]).success
     (output,) = (local_paths()["objects"] / "er-data-lake").rglob("success/*.csv")
     con = duckdb.connect()
-    con.execute(f"COPY (SELECT * REPLACE (CASE WHEN regexp_matches(last_name, '[^ -~]') THEN NULL ELSE last_name END "
-                f"AS last_name) FROM read_csv('{output}', header = true, all_varchar = true)) TO '{output}.new' (HEADER)")
+    con.execute(
+        f"COPY (SELECT * REPLACE (CASE WHEN regexp_matches(last_name, '[^ -~]') THEN NULL ELSE last_name END "
+        f"AS last_name) FROM read_csv('{output}', header = true, all_varchar = true)) TO '{output}.new' (HEADER)"
+    )
     con.close()
     Path(f"{output}.new").replace(output)
 
@@ -292,11 +320,18 @@ def test_gate_refuses_a_later_run_until_overridden_with_a_reason(config, local_e
 
     refused = bridge("process")
     assert refused.returncode == exit_codes.DQ_GATE_FAILED, refused.stderr[-2000:]
-    assert "gate closed: customers/extract partition 2026-11-28 failed data-quality checks (min_records: " in refused.stderr
+    assert (
+        "gate closed: customers/extract partition 2026-11-28 failed data-quality checks (min_records: "
+        in refused.stderr
+    )
     assert not (local_paths()["emulator"] / "jobs").exists()  # no matching job was started
 
-    unexplained = run(config, instance, ["matched"], run_config={
-        "ops": {f"{DOMAIN}__matched": {"config": {"override_gate": True, "check_interval": 1}}}})
+    unexplained = run(
+        config,
+        instance,
+        ["matched"],
+        run_config={"ops": {f"{DOMAIN}__matched": {"config": {"override_gate": True, "check_interval": 1}}}},
+    )
     assert "override_gate needs override_reason" in exit_code_for(unexplained)[1]
 
     overridden = bridge("process", "--override-gate", "--reason", "INC-42: small day, reviewed by data owner")
@@ -349,7 +384,9 @@ def test_match_rate_against_its_baseline(config):
     assert baseline(38.0, history).passed
     drop = baseline(12.0, history)
     assert not drop.passed
-    assert drop.description.startswith("match rate 12.0 outside [15, 45], the trailing median 30 of 7 earlier partitions")
+    assert drop.description.startswith(
+        "match rate 12.0 outside [15, 45], the trailing median 30 of 7 earlier partitions"
+    )
     young = baseline(12.0, dict(list(history.items())[:2]))
     assert not young.passed and young.severity == dg.AssetCheckSeverity.WARN  # shown as a warning, blocks nothing
     assert young.description.startswith("not judged: 2 of 5 partitions of history (dq.anomaly.min_history)")
@@ -364,8 +401,13 @@ def test_medians_use_only_earlier_partitions_that_passed_their_checks(config, in
     from er_assets.pipeline.baselines import earlier_values
 
     key = dg.AssetKey([DOMAIN, "extract"])
-    days = {"2026-11-23": (200, None), "2026-11-24": (200, True), "2026-11-25": (0, False),
-            "2026-11-26": (0, False), "2026-11-27": (210, True)}
+    days = {
+        "2026-11-23": (200, None),
+        "2026-11-24": (200, True),
+        "2026-11-25": (0, False),
+        "2026-11-26": (0, False),
+        "2026-11-27": (210, True),
+    }
     for day, (rows, passed) in days.items():
         metadata = {"rows": rows} if passed is None else {"rows": rows, "checks_passed": passed}
         instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day, metadata=metadata))
@@ -373,18 +415,24 @@ def test_medians_use_only_earlier_partitions_that_passed_their_checks(config, in
     history = earlier_values(instance, key, config.domain(DOMAIN), PARTITION, "rows")
     assert history == {"2026-11-23": 200, "2026-11-24": 200, "2026-11-27": 210}
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(key, partition="2026-11-24", metadata={"rows": 5, "checks_passed": False}))
+        dg.AssetMaterialization(key, partition="2026-11-24", metadata={"rows": 5, "checks_passed": False})
+    )
     assert earlier_values(instance, key, config.domain(DOMAIN), PARTITION, "rows") == {
-        "2026-11-23": 200, "2026-11-27": 210}
+        "2026-11-23": 200,
+        "2026-11-27": 210,
+    }
 
 
-@pytest.mark.parametrize("dq, message", [
-    ({"severity": {"no_such_check": "WARN"}}, "'no_such_check' is not a check"),
-    ({"severity": {"source_schema": "WARN"}}, "source_schema cannot be a warning"),
-    ({"severity": {"match_rate": "INFO"}}, "dq.severity.match_rate"),
-    ({"value_formats": {"NAME_FIRST": "[A-Z]+"}}, "'NAME_FIRST' has no format check"),
-    ({"value_formats": {"EMAIL_ADDRESS": "[a-z"}}, "is not a regular expression"),
-])
+@pytest.mark.parametrize(
+    "dq, message",
+    [
+        ({"severity": {"no_such_check": "WARN"}}, "'no_such_check' is not a check"),
+        ({"severity": {"source_schema": "WARN"}}, "source_schema cannot be a warning"),
+        ({"severity": {"match_rate": "INFO"}}, "dq.severity.match_rate"),
+        ({"value_formats": {"NAME_FIRST": "[A-Z]+"}}, "'NAME_FIRST' has no format check"),
+        ({"value_formats": {"EMAIL_ADDRESS": "[a-z"}}, "is not a regular expression"),
+    ],
+)
 def test_check_settings_are_validated(tmp_path, dq, message):
     path = write_config(tmp_path, lambda raw: raw["domains"][DOMAIN]["dq"].update(dq))
     with pytest.raises(ConfigError, match=message):
@@ -401,14 +449,32 @@ def test_identity_checks_judge_what_the_registry_update_did(config):
     from er_assets.resources.warehouses.base import IdentityFigures
 
     domain = config.domain("customers")
-    quiet = IdentityFigures(records=200, without_entity=0, created=150, absorbed_records=40, merged=1, split=0,
-                            churn=2, replayed=(), oversized=())
+    quiet = IdentityFigures(
+        records=200,
+        without_entity=0,
+        created=150,
+        absorbed_records=40,
+        merged=1,
+        split=0,
+        churn=2,
+        replayed=(),
+        oversized=(),
+    )
     results = {r.check_name: r for r in checks.identity_results(domain, quiet, {"2026-11-01": 0.5, "2026-11-02": 1.5})}
     assert all(r.passed for r in results.values())
     assert "1.0% of the partition's 200" in results["entity_churn"].description
     assert "trailing median of 2 earlier partitions is 1%" in results["entity_churn"].description
-    churning = IdentityFigures(records=200, without_entity=3, created=150, absorbed_records=40, merged=9, split=4,
-                               churn=41, replayed=(), oversized=(("Eglue", 812), ("Eother", 600)))
+    churning = IdentityFigures(
+        records=200,
+        without_entity=3,
+        created=150,
+        absorbed_records=40,
+        merged=9,
+        split=4,
+        churn=41,
+        replayed=(),
+        oversized=(("Eglue", 812), ("Eother", 600)),
+    )
     results = {r.check_name: r for r in checks.identity_results(domain, churning)}
     assert not results["entity_assigned"].passed and results["entity_assigned"].metadata["observed"].value == 3
     assert not results["entity_churn"].passed  # 20.5% of the records, above identity.max_churn_rate 20

@@ -19,23 +19,37 @@ T0 = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
 
 @pytest.fixture
 def stubbed():
-    client = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1").client("entityresolution")
+    client = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1").client(
+        "entityresolution"
+    )
     with Stubber(client) as stub:
         yield client, stub
         stub.assert_no_pending_responses()
 
 
 def job(status, processed=0, **extra):
-    return {"jobId": JOB, "status": status, "startTime": T0, "outputSourceConfig": OUT,
-            "metrics": {"inputRecords": 100, "totalRecordsProcessed": processed, "recordsNotProcessed": 0, "matchIDs": 0},
-            **extra}
+    return {
+        "jobId": JOB,
+        "status": status,
+        "startTime": T0,
+        "outputSourceConfig": OUT,
+        "metrics": {"inputRecords": 100, "totalRecordsProcessed": processed, "recordsNotProcessed": 0, "matchIDs": 0},
+        **extra,
+    }
 
 
 def drive(client, clock, previous=None, timeout=3600, check_interval=5, elsewhere=lambda: None):
     recorded, logs = [], []
-    outcome = run_matching_job(client, WF, previous, lambda: logs.append("glue re-pointed"),
-                               lambda intent: logs.append("intent recorded"), recorded.append,
-                               Patience(timeout, check_interval, logs.append, clock.sleep, clock), elsewhere)
+    outcome = run_matching_job(
+        client,
+        WF,
+        previous,
+        lambda: logs.append("glue re-pointed"),
+        lambda intent: logs.append("intent recorded"),
+        recorded.append,
+        Patience(timeout, check_interval, logs.append, clock.sleep, clock),
+        elsewhere,
+    )
     return outcome, recorded, logs
 
 
@@ -90,7 +104,9 @@ def test_failed_job_surfaces_the_service_message(stubbed):
 def test_access_denied_is_one_clear_line(stubbed):
     client, stub = stubbed
     no_jobs_yet(stub)
-    stub.add_client_error("start_matching_job", "AccessDeniedException", "not authorized to perform StartMatchingJob", 403)
+    stub.add_client_error(
+        "start_matching_job", "AccessDeniedException", "not authorized to perform StartMatchingJob", 403
+    )
     with pytest.raises(ServiceUnavailable, match="access denied .*grant the role"):
         drive(client, Clock())
 
@@ -98,7 +114,9 @@ def test_access_denied_is_one_clear_line(stubbed):
 def test_missing_workflow_names_it(stubbed):
     client, stub = stubbed
     no_jobs_yet(stub)
-    stub.add_client_error("start_matching_job", "ResourceNotFoundException", f"The workflow with name {WF} does not exist.", 404)
+    stub.add_client_error(
+        "start_matching_job", "ResourceNotFoundException", f"The workflow with name {WF} does not exist.", 404
+    )
     with pytest.raises(ServiceUnavailable, match=f"matching workflow {WF}: The workflow with name {WF} does not exist"):
         drive(client, Clock())
 
@@ -110,7 +128,9 @@ def test_timeout_names_the_still_running_job(stubbed):
     for _ in range(5):
         stub.add_response("get_matching_job", job("RUNNING"))
     clock = Clock()
-    with pytest.raises(MatchingJobTimeout, match=f"matching job {JOB} of {WF} still RUNNING after EXECUTION_TIMEOUT=5s"):
+    with pytest.raises(
+        MatchingJobTimeout, match=f"matching job {JOB} of {WF} still RUNNING after EXECUTION_TIMEOUT=5s"
+    ):
         drive(client, clock, timeout=5, check_interval=2)
     # The last poll happens at the deadline itself, not a back-off step before it.
     assert clock.sleeps == [0.5, 1.0, 2, 1.5] and clock.now == 5

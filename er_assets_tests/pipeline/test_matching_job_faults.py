@@ -40,8 +40,12 @@ def faults(monkeypatch, local_env, config):
     def clients(spec: dict):
         monkeypatch.setenv(FAULTS_ENV, json.dumps(spec))
         paths = local_paths()
-        resource = LocalEntityResolution(state_root=str(paths["emulator"]), objects_root=str(paths["objects"]),
-                                         config_path=str(config.path), max_attempts=0)
+        resource = LocalEntityResolution(
+            state_root=str(paths["emulator"]),
+            objects_root=str(paths["objects"]),
+            config_path=str(config.path),
+            max_attempts=0,
+        )
         return resource.clients()
 
     return clients
@@ -58,15 +62,23 @@ def extract(config, local_env):
     paths = local_paths()
     uri = layout.extract_uri(domain, "2026-10-01", "r1")
     DuckDBWarehouse(path=str(paths["warehouse"]), objects_root=str(paths["objects"])).unload_extract(
-        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), uri)
+        domain, dt.date(2026, 10, 1), dt.date(2026, 11, 1), uri
+    )
     return lambda glue: point_glue_table(glue, "entity_resolution", domain.glue_table, uri)
 
 
 def drive(er, clock=None, timeout=3600, before=lambda: None, intents=None):
     clock = clock or JobClock()
     logs: list[str] = []
-    outcome = run_matching_job(er, WF, None, before, (intents if intents is not None else []).append,
-                               lambda job_id: None, Patience(timeout, 5, logs.append, clock.sleep, clock))
+    outcome = run_matching_job(
+        er,
+        WF,
+        None,
+        before,
+        (intents if intents is not None else []).append,
+        lambda job_id: None,
+        Patience(timeout, 5, logs.append, clock.sleep, clock),
+    )
     return outcome, logs
 
 
@@ -77,8 +89,16 @@ def failure(er, **kwargs) -> PipelineError:
     return info.value
 
 
-@pytest.mark.parametrize("error", ["ThrottlingException", "InternalServerException", "ServiceUnavailable",
-                                   "ReadTimeoutError", "EndpointConnectionError"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        "ThrottlingException",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ReadTimeoutError",
+        "EndpointConnectionError",
+    ],
+)
 def test_transient_errors_while_polling_never_abandon_the_running_job(faults, extract, error):
     er, glue = faults({"GetMatchingJob": {"error": error, "times": 3}})
     outcome, logs = drive(er, before=lambda: extract(glue))
@@ -102,7 +122,9 @@ def test_listing_jobs_failing_until_the_deadline_exits_5_and_starts_nothing(faul
     intents: list[dict] = []
     error = failure(er, timeout=30, intents=intents)
     assert error.exit_code == exit_codes.SERVICE_UNAVAILABLE and intents == []
-    assert "ListMatchingJobs calls still fail at EXECUTION_TIMEOUT=30s (ThrottlingException: Rate exceeded)" in str(error)
+    assert "ListMatchingJobs calls still fail at EXECUTION_TIMEOUT=30s (ThrottlingException: Rate exceeded)" in str(
+        error
+    )
     assert not list((local_paths()["emulator"] / "jobs").glob("*.json"))  # nothing was started
 
 
@@ -149,8 +171,16 @@ def test_a_slow_job_is_waited_for(faults, extract):
 
 
 def test_the_busy_region_is_waited_out_then_the_job_starts(faults, extract):
-    er, glue = faults({"StartMatchingJob": {"error": "ExceedsLimitException", "times": 2,
-                                            "quotaName": "Concurrent matching jobs", "quotaValue": 1}})
+    er, glue = faults(
+        {
+            "StartMatchingJob": {
+                "error": "ExceedsLimitException",
+                "times": 2,
+                "quotaName": "Concurrent matching jobs",
+                "quotaValue": 1,
+            }
+        }
+    )
     outcome, logs = drive(er, before=lambda: extract(glue))
     assert outcome.status == "SUCCEEDED"
     assert sum("matching slot is busy (ExceedsLimitException)" in line for line in logs) == 2
@@ -165,8 +195,15 @@ def test_the_emulator_names_its_own_concurrency_quota(faults):
 
 
 def test_another_quota_fails_at_once_naming_it(faults):
-    er, _ = faults({"StartMatchingJob": {"error": "ExceedsLimitException", "quotaName": "Records per matching job",
-                                         "quotaValue": 1000000}})
+    er, _ = faults(
+        {
+            "StartMatchingJob": {
+                "error": "ExceedsLimitException",
+                "quotaName": "Records per matching job",
+                "quotaValue": 1000000,
+            }
+        }
+    )
     clock = Clock()
     error = failure(er, clock=clock)
     assert error.exit_code == exit_codes.STAGE_FAILED and clock.sleeps == []
@@ -176,16 +213,31 @@ def test_another_quota_fails_at_once_naming_it(faults):
 @pytest.mark.parametrize(
     "operation, error, says",
     [
-        ("StartMatchingJob", "AccessDeniedException", "access denied (User: arn:aws:sts::123456789012:assumed-role/"
-                                                      "er-runner/autosys is not authorized to perform: "
-                                                      "entityresolution:StartMatchingJob"),
+        (
+            "StartMatchingJob",
+            "AccessDeniedException",
+            "access denied (User: arn:aws:sts::123456789012:assumed-role/"
+            "er-runner/autosys is not authorized to perform: "
+            "entityresolution:StartMatchingJob",
+        ),
         ("GetMatchingJob", "AccessDeniedException", "grant the role this permission"),
-        ("StartMatchingJob", "ExpiredTokenException", "AWS credentials expired or invalid: The security token "
-                                                      "included in the request is expired (ExpiredTokenException)"),
+        (
+            "StartMatchingJob",
+            "ExpiredTokenException",
+            "AWS credentials expired or invalid: The security token "
+            "included in the request is expired (ExpiredTokenException)",
+        ),
         ("GetMatchingJob", "UnrecognizedClientException", "AWS credentials expired or invalid"),
-        ("StartMatchingJob", "UnauthorizedSSOTokenError", "the AWS SSO session has expired or is invalid; run `aws sso login"),
-        ("GetMatchingJob", "CredentialRetrievalError", "could not get AWS credentials (Error when retrieving credentials "
-                                                       "from assume-role"),
+        (
+            "StartMatchingJob",
+            "UnauthorizedSSOTokenError",
+            "the AWS SSO session has expired or is invalid; run `aws sso login",
+        ),
+        (
+            "GetMatchingJob",
+            "CredentialRetrievalError",
+            "could not get AWS credentials (Error when retrieving credentials from assume-role",
+        ),
         ("StartMatchingJob", "NoCredentialsError", "no AWS credentials found"),
         ("StartMatchingJob", "ReadTimeoutError", "cannot reach AWS (Read timeout on endpoint URL"),
         ("StartMatchingJob", "InternalServerException", "the service is unavailable (InternalServerException"),
@@ -199,12 +251,15 @@ def test_credential_access_and_reachability_errors_exit_5_naming_what_to_fix(fau
 
 
 def test_validation_on_start_exits_2_and_while_polling_1_with_the_service_message(faults):
-    er, _ = faults({"StartMatchingJob": {"error": "ValidationException", "message": "Schema field email is not in table"}})
+    er, _ = faults(
+        {"StartMatchingJob": {"error": "ValidationException", "message": "Schema field email is not in table"}}
+    )
     error = failure(er)
     assert error.exit_code == exit_codes.USAGE
     assert "the service rejected the request: Schema field email is not in table" in str(error)
-    er, _ = faults({"GetMatchingJob": {"error": "ValidationException", "message": "bad job id"},
-                    "job": {"fail_after_polls": 5}})
+    er, _ = faults(
+        {"GetMatchingJob": {"error": "ValidationException", "message": "bad job id"}, "job": {"fail_after_polls": 5}}
+    )
     error = failure(er)
     assert error.exit_code == exit_codes.STAGE_FAILED and "rejected the request: bad job id" in str(error)
 
@@ -229,34 +284,65 @@ def test_fault_settings_can_come_from_a_file(tmp_path):
     assert load({}) == {}
 
 
-@pytest.mark.parametrize("value, message", [
-    ("not json", "cannot read fault settings"),
-    ('{"GetMatchingJob": {"error": "Boom"}}', "error 'Boom' is not one of"),
-    ('{"job": {"fail_after": 1}}', "job: unknown keys ['fail_after']"),
-    ('{"job": {"running_seconds": "2s"}}', "job: running_seconds must be a number of seconds >= 0, not '2s'"),
-    ('{"job": {"start_answer_seconds": -1}}', "job: start_answer_seconds must be a number of seconds >= 0, not -1"),
-    ('{"job": {"fail_after_polls": 0}}', "job: fail_after_polls must be a whole number of at least 1, not 0"),
-    ('{"job": {"stays_queued": "yes"}}', "job: stays_queued must be true or false, not 'yes'"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("not json", "cannot read fault settings"),
+        ('{"GetMatchingJob": {"error": "Boom"}}', "error 'Boom' is not one of"),
+        ('{"job": {"fail_after": 1}}', "job: unknown keys ['fail_after']"),
+        ('{"job": {"running_seconds": "2s"}}', "job: running_seconds must be a number of seconds >= 0, not '2s'"),
+        ('{"job": {"start_answer_seconds": -1}}', "job: start_answer_seconds must be a number of seconds >= 0, not -1"),
+        ('{"job": {"fail_after_polls": 0}}', "job: fail_after_polls must be a whole number of at least 1, not 0"),
+        ('{"job": {"stays_queued": "yes"}}', "job: stays_queued must be true or false, not 'yes'"),
+    ],
+)
 def test_bad_fault_settings_are_refused_clearly(value, message):
     with pytest.raises(FaultSpecError) as info:
         load({FAULTS_ENV: value})
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("spec, code, message", [
-    ({"StartMatchingJob": {"error": "AccessDeniedException"}}, exit_codes.SERVICE_UNAVAILABLE,
-     "access denied (User: arn:aws:sts::123456789012:assumed-role/er-runner/autosys is not authorized"),
-    ({"StartMatchingJob": {"error": "ValidationException", "message": "Glue table has no column email"}},
-     exit_codes.USAGE, "the service rejected the request: Glue table has no column email"),
-    ({"job": {"fail_after_polls": 2, "errorMessage": "The input table is empty"}}, exit_codes.STAGE_FAILED,
-     "FAILED: The input table is empty"),
-])
+@pytest.mark.parametrize(
+    "spec, code, message",
+    [
+        (
+            {"StartMatchingJob": {"error": "AccessDeniedException"}},
+            exit_codes.SERVICE_UNAVAILABLE,
+            "access denied (User: arn:aws:sts::123456789012:assumed-role/er-runner/autosys is not authorized",
+        ),
+        (
+            {"StartMatchingJob": {"error": "ValidationException", "message": "Glue table has no column email"}},
+            exit_codes.USAGE,
+            "the service rejected the request: Glue table has no column email",
+        ),
+        (
+            {"job": {"fail_after_polls": 2, "errorMessage": "The input table is empty"}},
+            exit_codes.STAGE_FAILED,
+            "FAILED: The input table is empty",
+        ),
+    ],
+)
 def test_the_bridge_exits_with_the_fault_s_code_and_one_line(config, local_env, spec, code, message):
     seed(config.domain("vendors"), "2026-10-01", 200, local_env)
     env = {**os.environ, FAULTS_ENV: json.dumps(spec)}
-    done = subprocess.run([sys.executable, "-m", "autosys_bridge.cli", "run", "vendors", "all", "--date", "2026-10-01",
-                           "--check-interval", "1"], capture_output=True, text=True, env=env, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autosys_bridge.cli",
+            "run",
+            "vendors",
+            "all",
+            "--date",
+            "2026-10-01",
+            "--check-interval",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert done.returncode == code, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
     assert message in last and f"(exit {code})" in last, last
@@ -300,9 +386,13 @@ def test_the_one_job_quota_is_per_region(faults, config):
     er, _ = faults({"job": {"stays_queued": True}})
     er.start_matching_job(workflowName=WF)
     paths = local_paths()
-    west, _ = LocalEntityResolution(region_name="us-west-2", state_root=str(paths["emulator"]),
-                                    objects_root=str(paths["objects"]), config_path=str(config.path),
-                                    max_attempts=0).clients()
+    west, _ = LocalEntityResolution(
+        region_name="us-west-2",
+        state_root=str(paths["emulator"]),
+        objects_root=str(paths["objects"]),
+        config_path=str(config.path),
+        max_attempts=0,
+    ).clients()
     assert west.start_matching_job(workflowName=WF)["jobId"]  # another region's slot is free
     with pytest.raises(er.exceptions.ExceedsLimitException):
         er.start_matching_job(workflowName=WF)

@@ -27,8 +27,10 @@ def history_url(request, local_env, monkeypatch):
 
 def rows(url):
     with HistoryStore.from_url(url) as store:
-        return sorted(((r.stage, r.status.value, r.record_count, r.trigger, r.exit_code) for r in store.rows()),
-                      key=lambda row: ("extract", "matched", "loaded").index(row[0]))
+        return sorted(
+            ((r.stage, r.status.value, r.record_count, r.trigger, r.exit_code) for r in store.rows()),
+            key=lambda row: ("extract", "matched", "loaded").index(row[0]),
+        )
 
 
 def test_in_process_run_and_its_rerun_each_count_once_per_stage(config, local_env, history_url):
@@ -64,12 +66,19 @@ def test_runs_started_anywhere_get_the_bridge_tags(config, local_env):
     with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
         implicit.execute_in_process(instance=instance, partition_key="2026-10-01", asset_selection=keys[:1])
         ui = implicit.execute_in_process(instance=instance, partition_key="2026-10-01", asset_selection=keys[1:])
-        scheduled = job.execute_in_process(instance=instance, partition_key="2026-10-01",
-                                           tags={"dagster/schedule_name": "vendors_schedule"})
-        backfill = job.execute_in_process(instance=instance, partition_key="2026-10-01", asset_selection=keys[2:],
-                                          tags={"dagster/backfill": "abc", "process_date": "2026-10-15"})
-        tags = {name: instance.get_run_by_id(result.run_id).tags
-                for name, result in (("ui", ui), ("schedule", scheduled), ("backfill", backfill))}
+        scheduled = job.execute_in_process(
+            instance=instance, partition_key="2026-10-01", tags={"dagster/schedule_name": "vendors_schedule"}
+        )
+        backfill = job.execute_in_process(
+            instance=instance,
+            partition_key="2026-10-01",
+            asset_selection=keys[2:],
+            tags={"dagster/backfill": "abc", "process_date": "2026-10-15"},
+        )
+        tags = {
+            name: instance.get_run_by_id(result.run_id).tags
+            for name, result in (("ui", ui), ("schedule", scheduled), ("backfill", backfill))
+        }
     wanted = ("domain", "stage", "process_date", "er/trigger")
     assert {name: tuple(t[k] for k in wanted) for name, t in tags.items()} == {
         "ui": ("vendors", "process+load", "2026-10-01", "ui"),
@@ -83,8 +92,12 @@ def test_bridge_run_with_a_failed_gate(config, local_env, history_url, tmp_path)
     path = write_config(tmp_path, lambda raw: raw["domains"]["vendors"]["dq"].update(min_records=1000))
     seed(config.domain("vendors"), "2026-10-01", 300, local_env)
     env = {**os.environ, "AUTO_JOB_NAME": "ER_VENDOR_EXTRACT", "AUTORUN": "7"}
-    done = subprocess.run([*BRIDGE, "run", "vendors", "all", "--date", "2026-10-01", "--config", str(path)],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [*BRIDGE, "run", "vendors", "all", "--date", "2026-10-01", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == exit_codes.DQ_GATE_FAILED, done.stderr[-1500:]
     # The gate stopped the run after extract: no row for stages that never started.
     assert rows(history_url) == [("extract", "DQ_FAILED", 300, "autosys:ER_VENDOR_EXTRACT", exit_codes.DQ_GATE_FAILED)]
@@ -94,8 +107,14 @@ def test_cancelled_bridge_run_is_recorded_as_cancelled(config, local_env, histor
     seed(config.domain("customers"), "2026-11-28", 60_000, local_env)
     # A slow job: the signal lands while the bridge polls, however late this test reads the log.
     slow = {**os.environ, "ER_EMULATOR_FAULTS": json.dumps({"job": {"running_seconds": 60}})}
-    proc = subprocess.Popen([*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"], env=slow,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*BRIDGE, "run", "customers", "all", "--date", "2026-11-28"],
+        env=slow,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     for line in proc.stdout:
         if "started matching job" in line:
             proc.send_signal(signal.SIGTERM)

@@ -23,15 +23,18 @@ def put(store, uri, text=HEADER + "arn,1,m1,r\narn,2,m1,r\n"):
     path.write_text(text)
 
 
-@pytest.mark.parametrize("folder", [
-    f"{OUT}/wf/{JOB}/success/",          # today's layout
-    f"{OUT}/{JOB}/success/",             # no workflow folder
-    f"{OUT}/wf/2026/12/01/{JOB}/success/",  # deeper
-])
+@pytest.mark.parametrize(
+    "folder",
+    [
+        f"{OUT}/wf/{JOB}/success/",  # today's layout
+        f"{OUT}/{JOB}/success/",  # no workflow folder
+        f"{OUT}/wf/2026/12/01/{JOB}/success/",  # deeper
+    ],
+)
 def test_the_success_folder_is_found_wherever_it_is_and_every_data_file_is_read(store, folder):
-    put(store, folder + "part-00000")                      # no extension
+    put(store, folder + "part-00000")  # no extension
     put(store, folder + "nested/part-00001.csv", HEADER + "arn,3,m2,r\n")
-    put(store, folder + "_SUCCESS", "")                    # a marker, not data
+    put(store, folder + "_SUCCESS", "")  # a marker, not data
     put(store, folder.replace("/success/", "/error/") + "part-0.csv", "RecordId,ErrorMessage\n")
     put(store, f"{OUT}/wf/{'f' * 32}/success/part-0.csv")  # another job's output
     found = find_output(store.list_files, OUT, "wf", JOB, records_processed=3)
@@ -87,8 +90,10 @@ def test_listing_s3_finds_the_folder_and_skips_folder_placeholders(monkeypatch):
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="bucket")
         store = S3ObjectStore(region_name="us-east-1")
-        for key, body in ((f"er/output/{JOB}/success/", b""),  # a console-made folder object
-                          (f"er/output/{JOB}/success/_SUCCESS", b"")):
+        for key, body in (
+            (f"er/output/{JOB}/success/", b""),  # a console-made folder object
+            (f"er/output/{JOB}/success/_SUCCESS", b""),
+        ):
             s3.put_object(Bucket="bucket", Key=key, Body=body)
         with pytest.raises(MatchOutputMissing, match="no data file"):  # neither is one
             find_output(store.list_files, OUT, "wf", JOB, records_processed=1)

@@ -131,13 +131,9 @@ def test_final_success_goes_to_the_success_list_and_earlier_successes_to_nobody(
 
 def test_each_status_of_a_run_is_told_once(config, env, smtp, store):
     _, inbox = smtp
-    assert notify_run(
-        config, outcome("loaded", "run-x", "DQ_FAILED", "rows differ"), store=store, env=env
-    )
+    assert notify_run(config, outcome("loaded", "run-x", "DQ_FAILED", "rows differ"), store=store, env=env)
     assert notify_run(config, outcome("loaded", "run-x", "FAILED", "crash"), store=store, env=env)
-    assert not notify_run(
-        config, outcome("loaded", "run-x", "DQ_FAILED", "rows differ"), store=store, env=env
-    )
+    assert not notify_run(config, outcome("loaded", "run-x", "DQ_FAILED", "rows differ"), store=store, env=env)
     assert [m["Subject"].split("]")[0] for _, m in inbox.messages()] == ["[ER DQ_FAILED", "[ER FAILED"]
 
 
@@ -167,9 +163,7 @@ def test_default_store_comes_from_the_environment(config, env, smtp, tmp_path):
 def test_without_a_host_messages_are_printed(config, capsys, store):
     env = {"ER_DAGSTER_URL": "http://dagster:3000"}
     assert isinstance(mailer_from_env(env), PrintMailer)
-    assert notify_run(
-        config, outcome("extract", "run-p", "FAILURE", "bad data"), store=store, env=env
-    )
+    assert notify_run(config, outcome("extract", "run-p", "FAILURE", "bad data"), store=store, env=env)
     out = capsys.readouterr().out
     assert "not sent" in out and "http://dagster:3000/runs/run-p" in out and "bad data" in out
 

@@ -9,15 +9,18 @@ from er_assets.layout import UnsafeKey, local_path, split_uri
 from er_assets.resources.object_store import LocalObjectStore
 
 
-@pytest.mark.parametrize("uri", [
-    "s3://bucket/entity-resolution/../../../tmp/escaped/",
-    "s3://bucket/a//b.parquet",
-    "s3://bucket//a/",
-    "s3://bucket/a/./b/",
-    "s3://../a/",
-    "s3://bucket/a/\x00/",
-    "s3://bucket/..",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://bucket/entity-resolution/../../../tmp/escaped/",
+        "s3://bucket/a//b.parquet",
+        "s3://bucket//a/",
+        "s3://bucket/a/./b/",
+        "s3://../a/",
+        "s3://bucket/a/\x00/",
+        "s3://bucket/..",
+    ],
+)
 def test_traversing_or_empty_segments_are_refused(uri):
     with pytest.raises(UnsafeKey):
         split_uri(uri)
@@ -25,7 +28,9 @@ def test_traversing_or_empty_segments_are_refused(uri):
 
 def test_plain_keys_and_prefixes_are_accepted(tmp_path):
     assert split_uri("s3://er-data-lake/entity-resolution/customers/extract/partition=2026-11-28/") == (
-        "er-data-lake", "entity-resolution/customers/extract/partition=2026-11-28/")
+        "er-data-lake",
+        "entity-resolution/customers/extract/partition=2026-11-28/",
+    )
     assert local_path(tmp_path, "s3://b/a/x.parquet") == (tmp_path / "b" / "a" / "x.parquet").resolve()
 
 

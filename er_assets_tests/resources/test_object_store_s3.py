@@ -18,8 +18,12 @@ PREFIX = "entity-resolution/customers/extract/partition=2024-03-05/"
 @pytest.fixture
 def aws(monkeypatch):
     # Fake credentials, so nothing on this machine can reach a real account.
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
@@ -38,7 +42,6 @@ def test_list_and_delete(aws):
 
     uri = f"s3://{BUCKET}/{PREFIX}"
     assert store.list_files(uri) == sorted(f"s3://{BUCKET}/{k}" for k in keys)
-
 
     assert store.delete_prefix(uri) == 4
     assert store.list_files(uri) == []
@@ -99,11 +102,16 @@ def test_point_glue_table_moves_only_the_location(aws):
 
     table = glue.get_table(DatabaseName="entity_resolution", Name="customers_input")["Table"]
     assert table["StorageDescriptor"]["Location"] == target
-    assert table["StorageDescriptor"]["Columns"] == [{"Name": "customer_id", "Type": "string"},
-                                                     {"Name": "email", "Type": "string"}]
+    assert table["StorageDescriptor"]["Columns"] == [
+        {"Name": "customer_id", "Type": "string"},
+        {"Name": "email", "Type": "string"},
+    ]
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
     assert (table["Parameters"], table["TableType"], table["Description"]) == (
-        {"classification": "parquet"}, "EXTERNAL_TABLE", "customers extract")
+        {"classification": "parquet"},
+        "EXTERNAL_TABLE",
+        "customers extract",
+    )
 
 
 def test_point_glue_table_names_a_missing_table(aws):

@@ -17,12 +17,23 @@ from er_assets.resources.production import missing_variables, production_resourc
 from er_assets.resources.warehouses.snowflake import SnowflakeWarehouse
 
 ENV = {
-    "SNOWFLAKE_ACCOUNT": "acme-prod", "SNOWFLAKE_USER": "ER_SERVICE", "SNOWFLAKE_WAREHOUSE": "ER_WH",
-    "SNOWFLAKE_DATABASE": "ER", "SNOWFLAKE_SCHEMA": "PUBLIC", "SNOWFLAKE_STAGE": "ER.PUBLIC.ER_STAGE",
+    "SNOWFLAKE_ACCOUNT": "acme-prod",
+    "SNOWFLAKE_USER": "ER_SERVICE",
+    "SNOWFLAKE_WAREHOUSE": "ER_WH",
+    "SNOWFLAKE_DATABASE": "ER",
+    "SNOWFLAKE_SCHEMA": "PUBLIC",
+    "SNOWFLAKE_STAGE": "ER.PUBLIC.ER_STAGE",
     "SNOWFLAKE_STAGE_URL": "s3://er-data-lake/",
 }
-AUTH = ("SNOWFLAKE_PASSWORD", "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
-        "SNOWFLAKE_ROLE", "ER_AWS_REGION", "AWS_PROFILE")
+AUTH = (
+    "SNOWFLAKE_PASSWORD",
+    "SNOWFLAKE_PRIVATE_KEY",
+    "SNOWFLAKE_PRIVATE_KEY_PATH",
+    "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
+    "SNOWFLAKE_ROLE",
+    "ER_AWS_REGION",
+    "AWS_PROFILE",
+)
 
 
 @pytest.fixture
@@ -53,8 +64,10 @@ def test_password_auth_and_env_vars_resolved_only_at_run_start(env):
 
     ready = resolved(warehouse)
     assert (ready.account, ready.password, ready.private_key_path, ready.role) == ("acme-prod", "s3cret", None, None)
-    assert ready.location("s3://er-data-lake/p/extract/partition=2024-01-01/") == \
-        "@ER.PUBLIC.ER_STAGE/p/extract/partition=2024-01-01/"
+    assert (
+        ready.location("s3://er-data-lake/p/extract/partition=2024-01-01/")
+        == "@ER.PUBLIC.ER_STAGE/p/extract/partition=2024-01-01/"
+    )
     assert ready.object_store.region_name == "us-east-1"  # settings.region of the configuration
 
 
@@ -67,7 +80,11 @@ def test_key_pair_auth_wins_and_region_overrides(env):
     resources = production_resources(load_config())
     ready = resolved(resources["warehouse"])
     assert (ready.password, ready.private_key_path, ready.private_key_password, ready.role) == (
-        None, "/etc/er/rsa_key.p8", "passphrase", "ER_PIPELINE")
+        None,
+        "/etc/er/rsa_key.p8",
+        "passphrase",
+        "ER_PIPELINE",
+    )
     assert resolved(resources["entity_resolution"]).region_name == "eu-west-1"
     assert missing_variables() == []
 
@@ -75,7 +92,9 @@ def test_key_pair_auth_wins_and_region_overrides(env):
 def test_missing_variables_names_them(env):
     env.delenv("SNOWFLAKE_STAGE_URL")
     assert missing_variables() == [
-        "SNOWFLAKE_STAGE_URL", "SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"]
+        "SNOWFLAKE_STAGE_URL",
+        "SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD",
+    ]
 
 
 def test_loading_production_definitions_imports_no_snowflake_and_connects_nowhere(tmp_path):
@@ -108,12 +127,15 @@ def rsa_key():
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.BestAvailableEncryption(b"passphrase")).decode()
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    ).decode()
     return der, pem, encrypted
 
 
@@ -130,8 +152,12 @@ def test_private_key_as_pem_text_base64_or_file_reaches_the_connector(env, rsa_k
         (tmp_path / "rsa_key.p8").write_text(pem)
         env.setenv("SNOWFLAKE_PRIVATE_KEY_PATH", str(tmp_path / "rsa_key.p8"))
     else:
-        value = {"pem": pem, "pem with escaped newlines": pem.replace("\n", "\\n"),
-                 "base64": base64.b64encode(pem.encode()).decode(), "encrypted pem": encrypted}[form]
+        value = {
+            "pem": pem,
+            "pem with escaped newlines": pem.replace("\n", "\\n"),
+            "base64": base64.b64encode(pem.encode()).decode(),
+            "encrypted pem": encrypted,
+        }[form]
         env.setenv("SNOWFLAKE_PRIVATE_KEY", value)
         if form == "encrypted pem":
             env.setenv("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "passphrase")

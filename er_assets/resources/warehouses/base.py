@@ -42,8 +42,8 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
     """
     rows, empty_ids, duplicate_ids, long_ids, *rest = (int(v or 0) for v in counts)
     required = domain.dq.required_fields
-    null_counts, rest = dict(zip(required, rest[: len(required)])), rest[len(required):]
-    rest, non_empty = rest[: 2 * len(domain.format_fields)], rest[2 * len(domain.format_fields):]
+    null_counts, rest = dict(zip(required, rest[: len(required)])), rest[len(required) :]
+    rest, non_empty = rest[: 2 * len(domain.format_fields)], rest[2 * len(domain.format_fields) :]
     by_label: dict[str, list[str]] = {label: [] for label in sample_labels(domain)}
     for label, record_id in samples:
         by_label[label].append(str(record_id))
@@ -55,8 +55,12 @@ def assemble_profile(domain: Domain, counts, samples) -> dict:
         "null_counts": null_counts,
         "non_empty": dict(zip(domain.schema.columns, non_empty)),
         "formats": {
-            name: {"type": attr_type, "values": rest[2 * i], "invalid": rest[2 * i + 1],
-                   "sample_ids": by_label[f"format:{name}"]}
+            name: {
+                "type": attr_type,
+                "values": rest[2 * i],
+                "invalid": rest[2 * i + 1],
+                "sample_ids": by_label[f"format:{name}"],
+            }
             for i, (name, attr_type, _) in enumerate(domain.format_fields)
         },
         "sample_ids": {
@@ -93,8 +97,13 @@ def target_figures(counts, samples) -> dict:
     by_label: dict[str, list[str]] = {"duplicate_ids": [], "missing_match_ids": []}
     for label, record_id in samples:
         by_label[label].append(str(record_id))
-    return {"rows": rows, "duplicate_ids": duplicates, "missing_match_ids": missing, "match_ids": match_ids,
-            "sample_ids": by_label}
+    return {
+        "rows": rows,
+        "duplicate_ids": duplicates,
+        "missing_match_ids": missing,
+        "match_ids": match_ids,
+        "sample_ids": by_label,
+    }
 
 
 def match_figures(records, match_ids, matched_records, rejected_rows, confidence: dict | None = None) -> dict:
@@ -106,8 +115,14 @@ def match_figures(records, match_ids, matched_records, rejected_rows, confidence
     """
     records, match_ids, matched, rejected = (int(v or 0) for v in (records, match_ids, matched_records, rejected_rows))
     rate = round(100.0 * matched / records, 2) if records else 0.0
-    return {"records": records, "match_ids": match_ids, "matched_records": matched, "match_rate": rate,
-            "rejected_rows": rejected, "confidence": confidence}
+    return {
+        "records": records,
+        "match_ids": match_ids,
+        "matched_records": matched,
+        "match_rate": rate,
+        "rejected_rows": rejected,
+        "confidence": confidence,
+    }
 
 
 def confidence_figures(header, row=None) -> dict:
@@ -120,10 +135,16 @@ def confidence_figures(header, row=None) -> dict:
     value, below, out of range, mean, min, sample ids) as the warehouse counted them.
     `present` is False when the output has no ConfidenceLevel column (not an ML output)."""
     matched, with_confidence, below, out_of_range, mean, low, samples = row or (0, 0, 0, 0, None, None, [])
-    return {"present": "ConfidenceLevel" in (header or ()), "matched_records": int(matched or 0), "with_confidence": int(with_confidence or 0),
-            "below_threshold": int(below or 0), "out_of_range": int(out_of_range or 0),
-            "mean": None if mean is None else round(float(mean), 4),
-            "min": None if low is None else float(low), "sample_ids": [str(s) for s in samples or []]}
+    return {
+        "present": "ConfidenceLevel" in (header or ()),
+        "matched_records": int(matched or 0),
+        "with_confidence": int(with_confidence or 0),
+        "below_threshold": int(below or 0),
+        "out_of_range": int(out_of_range or 0),
+        "mean": None if mean is None else round(float(mean), 4),
+        "min": None if low is None else float(low),
+        "sample_ids": [str(s) for s in samples or []],
+    }
 
 
 @dataclass(frozen=True)
@@ -158,10 +179,16 @@ class IdentityFigures:
         return round(100.0 * self.churn / self.records, 2) if self.records else 0.0
 
     def metadata(self) -> dict:
-        return {"entities_created": self.created, "records_absorbed": self.absorbed_records,
-                "entities_merged": self.merged, "entities_split": self.split, "entity_churn": self.churn,
-                "entity_churn_rate": self.churn_rate, "records_without_entity": self.without_entity,
-                "replayed_partitions": list(self.replayed)}
+        return {
+            "entities_created": self.created,
+            "records_absorbed": self.absorbed_records,
+            "entities_merged": self.merged,
+            "entities_split": self.split,
+            "entity_churn": self.churn,
+            "entity_churn_rate": self.churn_rate,
+            "records_without_entity": self.without_entity,
+            "replayed_partitions": list(self.replayed),
+        }
 
 
 @dataclass(frozen=True)
@@ -193,8 +220,10 @@ def refuse_output(src_uri: str, table: str, partition_key: str, why: str):
     """The error for a match output the load will not use: it says the target is untouched."""
     from er_assets.errors import UpstreamRefused
 
-    return UpstreamRefused(f"match output {src_uri} {why}; refused, partition {partition_key} of {table} left "
-                           "untouched. Re-run the matching stage (autosys-bridge run ... process)")
+    return UpstreamRefused(
+        f"match output {src_uri} {why}; refused, partition {partition_key} of {table} left "
+        "untouched. Re-run the matching stage (autosys-bridge run ... process)"
+    )
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -211,8 +240,15 @@ class Warehouse(dg.ConfigurableResource):
         unchanged slice can reuse its earlier extract (and that extract's matching job)."""
         raise NotImplementedError
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept: Callable[[dict], bool],
-                     extract_uri: str = "", run_id: str = "") -> LoadResult:
+    def load_matches(
+        self,
+        domain: Domain,
+        partition_key: str,
+        src_uri: str,
+        accept: Callable[[dict], bool],
+        extract_uri: str = "",
+        run_id: str = "",
+    ) -> LoadResult:
         """Validate, then swap: stage the match output CSV under src_uri in a staging table,
         measure the partition's own staged rows (`target_figures`; the context records of the
         extract at `extract_uri` are told apart), and in one transaction replace the

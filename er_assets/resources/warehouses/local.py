@@ -49,10 +49,15 @@ NOT_TEXT_TYPES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT")
 
 
 # DuckDB's fragments of the shared queries.
-DUCKDB = queries.Dialect(ident=quote, text="CAST({} AS VARCHAR)", full_match="regexp_full_match", param="${}",
-                         ordered_array="LIST(id ORDER BY id)",
-                         strip="regexp_replace({}, '[[:space:][:punct:]]', '', 'g')",
-                         hash="CAST(hash({}) >> 1 AS BIGINT)")  # an unsigned 64-bit value: halved to fit
+DUCKDB = queries.Dialect(
+    ident=quote,
+    text="CAST({} AS VARCHAR)",
+    full_match="regexp_full_match",
+    param="${}",
+    ordered_array="LIST(id ORDER BY id)",
+    strip="regexp_replace({}, '[[:space:][:punct:]]', '', 'g')",
+    hash="CAST(hash({}) >> 1 AS BIGINT)",
+)  # an unsigned 64-bit value: halved to fit
 # The extract's slice, a view of the connection (`_slice_view`); the staged match rows, temp
 # tables: the partition's own records (`staged`), and the whole job output with the context
 # records the extract added (`staged_job`), whose ids are in `context_ids`.
@@ -85,7 +90,7 @@ class DuckDBWarehouse(Warehouse):
     lock_timeout: float = 600.0
 
     @contextmanager
-    def connect(self) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:  # noqa: F821
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         con = self._open()
         try:
@@ -112,8 +117,9 @@ class DuckDBWarehouse(Warehouse):
                         f"{self.lock_timeout:g}s; is a stage or a DuckDB session stuck?"
                     ) from None
                 if not said:
-                    get_dagster_logger().info(f"waiting up to {self.lock_timeout:g}s for the local warehouse "
-                                              f"{self.path}, in use by {who}")
+                    get_dagster_logger().info(
+                        f"waiting up to {self.lock_timeout:g}s for the local warehouse {self.path}, in use by {who}"
+                    )
                     said = True
                 interrupts.check()  # a long wait for the lock is where a lost signal is noticed
                 time.sleep(delay)
@@ -145,8 +151,13 @@ class DuckDBWarehouse(Warehouse):
             os.replace(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return ExtractResult(rows=profile["rows"], files=store.list_files(dest_uri), profile=profile,
-                             fingerprint=fingerprint, context_rows=context_rows)
+        return ExtractResult(
+            rows=profile["rows"],
+            files=store.list_files(dest_uri),
+            profile=profile,
+            fingerprint=fingerprint,
+            context_rows=context_rows,
+        )
 
     def _unload_context(self, con, domain: Domain, path: Path) -> int:
         """Write the context records of the slice's job (`registry.context_sql`) beside its
@@ -168,16 +179,21 @@ class DuckDBWarehouse(Warehouse):
         # Dates are formatted from date objects, never from user text: views take no parameters.
         part = quote(domain.source.partition_column)
         where = f"{part} >= DATE '{start.isoformat()}' AND {part} < DATE '{end.isoformat()}'"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW extract_slice AS "
-                    f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW extract_slice AS "
+            f"SELECT {columns} FROM {quote(domain.source.table)} WHERE {where}"
+        )
 
     @classmethod
     def _fingerprint(cls, con, domain: Domain, start: dt.date) -> tuple[int, str]:
         """The slice's fingerprint, and the registry's version for its partition
         (`registry.version_sql`: the partition key is the period's first day)."""
         rows, total = con.execute(queries.fingerprint_sql(DUCKDB, domain, SLICE)).fetchone()
-        version = con.execute(registry.version_sql(DUCKDB, domain), {"partition": start.isoformat()}).fetchone()[0] \
-            if cls._table_exists(con, registry.Tables.of(domain).members) else 0
+        version = (
+            con.execute(registry.version_sql(DUCKDB, domain), {"partition": start.isoformat()}).fetchone()[0]
+            if cls._table_exists(con, registry.Tables.of(domain).members)
+            else 0
+        )
         return int(rows), f"{total}/{version}"
 
     def slice_fingerprint(self, domain: Domain, start: dt.date, end: dt.date) -> tuple[int, str]:
@@ -198,8 +214,9 @@ class DuckDBWarehouse(Warehouse):
             found = dict(con.execute(queries.columns_sql(DUCKDB), {"name": domain.source.table}).fetchall())
         return schema_problems(domain, found, NOT_TEXT_TYPES, self.path)
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept, extract_uri: str = "",
-                     run_id: str = "") -> LoadResult:
+    def load_matches(
+        self, domain: Domain, partition_key: str, src_uri: str, accept, extract_uri: str = "", run_id: str = ""
+    ) -> LoadResult:
         import duckdb
 
         # DuckDB reads the output in this process: through local_copy, so it counts as read here.
@@ -215,9 +232,11 @@ class DuckDBWarehouse(Warehouse):
                 # A connection's own temp table: concurrent loads never see each other's rows.
                 # The service's CSV dialect spelled out: a damaged file fails here instead of
                 # being sniffed into some other shape.
-                con.execute("CREATE TEMP TABLE staged_job AS SELECT * FROM read_csv("
-                            f"[{', '.join(literal(f) for f in files)}], header = true, all_varchar = true, "
-                            """delim = ',', quote = '"', escape = '"')""")
+                con.execute(
+                    "CREATE TEMP TABLE staged_job AS SELECT * FROM read_csv("
+                    f"[{', '.join(literal(f) for f in files)}], header = true, all_varchar = true, "
+                    """delim = ',', quote = '"', escape = '"')"""
+                )
             except duckdb.Error as exc:
                 raise refuse(f"cannot be read ({str(exc).splitlines()[0]})") from None
             names = {row[0] for row in con.execute("DESCRIBE staged_job").fetchall()}
@@ -226,8 +245,10 @@ class DuckDBWarehouse(Warehouse):
                 raise refuse(f"lacks the columns {missing}")
             self._context_ids(con, domain, extract_uri)
             # NOT EXISTS, not NOT IN: a row without an id is the partition's, for the checks to see.
-            con.execute(f"CREATE TEMP TABLE staged AS SELECT * FROM staged_job s WHERE NOT EXISTS "
-                        f"(SELECT 1 FROM context_ids c WHERE c.record_id = s.{uid})")
+            con.execute(
+                f"CREATE TEMP TABLE staged AS SELECT * FROM staged_job s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM context_ids c WHERE c.record_id = s.{uid})"
+            )
             figures = self._figures(con, domain)
             if not figures["rows"]:
                 raise refuse("has no rows")
@@ -242,19 +263,23 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN")
             try:
                 con.execute(f"DELETE FROM {table} WHERE partition_key = ?", [partition_key])
-                con.execute(f"INSERT INTO {table} BY NAME SELECT *, $key AS partition_key, now() AS loaded_at "
-                            "FROM staged", {"key": partition_key})
+                con.execute(
+                    f"INSERT INTO {table} BY NAME SELECT *, $key AS partition_key, now() AS loaded_at FROM staged",
+                    {"key": partition_key},
+                )
                 identity = registry_of.apply(partition_key, run_id, STAGED_JOB, CONTEXT_IDS)
                 if not accept({**figures, "identity": identity}):
                     con.execute("ROLLBACK")
-                    return LoadResult(rows=0, table=domain.target.table, figures=figures, replaced=False,
-                                      identity=identity)
+                    return LoadResult(
+                        rows=0, table=domain.target.table, figures=figures, replaced=False, identity=identity
+                    )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return LoadResult(rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True,
-                          identity=identity)
+        return LoadResult(
+            rows=figures["rows"], table=domain.target.table, figures=figures, replaced=True, identity=identity
+        )
 
     def _context_ids(self, con, domain: Domain, extract_uri: str) -> None:
         """Temp table `context_ids`: the unique ids of the context records the extract at
@@ -268,10 +293,14 @@ class DuckDBWarehouse(Warehouse):
         store = self._store()
         context = context_files(store.path(extract_uri)) if extract_uri else []
         with store.local_copy(output_uri) as output, store.local_copy(error_uri) as errors:
-            confidence = (confidence_summary(output, domain.dq.min_confidence.threshold, context,
-                                             domain.schema.unique_id) if domain.ml_matching else None)
-            return match_figures(*match_counts(output, context, domain.schema.unique_id), error_records(errors),
-                                 confidence)
+            confidence = (
+                confidence_summary(output, domain.dq.min_confidence.threshold, context, domain.schema.unique_id)
+                if domain.ml_matching
+                else None
+            )
+            return match_figures(
+                *match_counts(output, context, domain.schema.unique_id), error_records(errors), confidence
+            )
 
     def _registry(self, con, domain: Domain) -> registry.Registry:
         return registry.Registry(DUCKDB, domain, con.execute, domain.target.table, PARTITION_COLUMN)
@@ -312,12 +341,14 @@ class DuckDBWarehouse(Warehouse):
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:
             if not self._table_exists(con, domain.source.table):
-                return [f"source table {domain.source.table} does not exist in {self.path} (`make demo` seeds sample data)"]
+                return [
+                    f"source table {domain.source.table} does not exist in {self.path} (`make demo` seeds sample data)"
+                ]
         return []
 
 
 @contextmanager
-def _in_memory() -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
+def _in_memory() -> Iterator[duckdb.DuckDBPyConnection]:  # noqa: F821
     """A DuckDB of this process alone, without the warehouse file (another stage may hold it)."""
     import duckdb
 
@@ -339,8 +370,10 @@ def context_ids_sql(files: list[str], unique_id: str) -> str:
     """The unique ids (as `record_id`) of the context records in `files`; none without files."""
     if not files:
         return "SELECT CAST(NULL AS VARCHAR) AS record_id WHERE FALSE"
-    return (f"SELECT CAST({quote(unique_id)} AS VARCHAR) AS record_id "
-            f"FROM read_parquet([{', '.join(literal(f) for f in files)}])")
+    return (
+        f"SELECT CAST({quote(unique_id)} AS VARCHAR) AS record_id "
+        f"FROM read_parquet([{', '.join(literal(f) for f in files)}])"
+    )
 
 
 def match_counts(folder: Path, context: list[str] = (), unique_id: str = "") -> tuple[int, int, int]:
@@ -351,8 +384,10 @@ def match_counts(folder: Path, context: list[str] = (), unique_id: str = "") -> 
         return 0, 0, 0
     own = f"id NOT IN ({context_ids_sql(list(context), unique_id)})" if context else "TRUE"
     with _in_memory() as con:
-        return con.execute(queries.output_counts_sql(f'SELECT "MatchID" AS m, "RecordId" AS id FROM {OUTPUT_CSV}',
-                                                     own), {"files": files}).fetchone()
+        return con.execute(
+            queries.output_counts_sql(f'SELECT "MatchID" AS m, "RecordId" AS id FROM {OUTPUT_CSV}', own),
+            {"files": files},
+        ).fetchone()
 
 
 def error_records(folder: Path) -> int:
@@ -371,12 +406,19 @@ def confidence_summary(folder: Path, threshold: float, context: list[str] = (), 
     if not files:
         return confidence_figures(None)
     with _in_memory() as con:
-        header = [row[0] for row in con.execute(
-            f"SELECT column_name FROM (DESCRIBE SELECT * FROM {OUTPUT_CSV})", {"files": files}).fetchall()]
+        header = [
+            row[0]
+            for row in con.execute(
+                f"SELECT column_name FROM (DESCRIBE SELECT * FROM {OUTPUT_CSV})", {"files": files}
+            ).fetchall()
+        ]
         if "ConfidenceLevel" not in header:
             return confidence_figures(header)
-        records = f'SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c FROM {OUTPUT_CSV}'
+        records = (
+            f'SELECT "RecordId" AS id, "MatchID" AS m, TRY_CAST("ConfidenceLevel" AS DOUBLE) AS c FROM {OUTPUT_CSV}'
+        )
         own = f"id NOT IN ({context_ids_sql(list(context), unique_id)})" if context else "TRUE"
-        row = con.execute(queries.output_confidence_sql(DUCKDB, records, own),
-                          {"files": files, "threshold": threshold}).fetchone()
+        row = con.execute(
+            queries.output_confidence_sql(DUCKDB, records, own), {"files": files, "threshold": threshold}
+        ).fetchone()
     return confidence_figures(header, row)

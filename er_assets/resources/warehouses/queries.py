@@ -27,8 +27,9 @@ from er_assets.resources.warehouses.base import MAX_UNIQUE_ID_LENGTH, SAMPLE_IDS
 # space, ideographic space...) and the invisible format characters pasted with ids: zero-width
 # space, non-joiner and joiner, word joiner, byte-order mark, soft hyphen, Mongolian vowel
 # separator.
-BLANK_CHARACTERS = "".join(sorted(
-    {c for c in map(chr, range(0x3001)) if c.isspace()} | set("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")))
+BLANK_CHARACTERS = "".join(
+    sorted({c for c in map(chr, range(0x3001)) if c.isspace()} | set("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
+)
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,18 @@ def non_empty_counts(dialect: Dialect, domain: Domain, columns: list[str] | None
 
 def table_exists_sql(dialect: Dialect) -> str:
     """1 when the table bound as `name` (as the catalogue spells it) is in the current schema."""
-    return ("SELECT COUNT(*) FROM information_schema.tables "
-            f"WHERE table_schema = CURRENT_SCHEMA() AND table_name = {dialect.param.format('name')}")
+    return (
+        "SELECT COUNT(*) FROM information_schema.tables "
+        f"WHERE table_schema = CURRENT_SCHEMA() AND table_name = {dialect.param.format('name')}"
+    )
 
 
 def columns_sql(dialect: Dialect) -> str:
     """(upper-case name, type) of each column of the table bound as `name`, in the current schema."""
-    return ("SELECT UPPER(column_name), data_type FROM information_schema.columns "
-            f"WHERE table_schema = CURRENT_SCHEMA() AND table_name = {dialect.param.format('name')}")
+    return (
+        "SELECT UPPER(column_name), data_type FROM information_schema.columns "
+        f"WHERE table_schema = CURRENT_SCHEMA() AND table_name = {dialect.param.format('name')}"
+    )
 
 
 # --- the extract's slice ---------------------------------------------------------------------
@@ -124,8 +129,12 @@ def profile_sql(dialect: Dialect, domain: Domain, rows: str) -> str:
     `assemble_profile` reads them; the patterns bound as `format_params`."""
     uid = dialect.column_text(domain.schema.unique_id)
     problems = _problems(dialect, domain)
-    counts = ["COUNT(*)", f"COUNT_IF({blank_sql(uid)})", f"COUNT(*) - COUNT(DISTINCT {uid})",
-              f"COUNT_IF({problems['long_ids']})"]
+    counts = [
+        "COUNT(*)",
+        f"COUNT_IF({blank_sql(uid)})",
+        f"COUNT(*) - COUNT(DISTINCT {uid})",
+        f"COUNT_IF({problems['long_ids']})",
+    ]
     counts += [f"COUNT_IF({problems[f'null:{f}']})" for f in domain.dq.required_fields]
     for name, _, _ in domain.format_fields:
         counts += [f"COUNT_IF(NOT {blank_sql(dialect.column_text(name))})", f"COUNT_IF({problems[f'format:{name}']})"]
@@ -137,8 +146,13 @@ def profile_samples_sql(dialect: Dialect, domain: Domain, rows: str) -> str:
     uid = dialect.column_text(domain.schema.unique_id)
     problems = _problems(dialect, domain)
     branches = {"duplicate_ids": f"WHERE {uid} IS NOT NULL GROUP BY {uid} HAVING COUNT(*) > 1"}
-    branches.update({label: f"WHERE ({problems[label]}) AND NOT {blank_sql(uid)}"
-                     for label in sample_labels(domain) if label != "duplicate_ids"})
+    branches.update(
+        {
+            label: f"WHERE ({problems[label]}) AND NOT {blank_sql(uid)}"
+            for label in sample_labels(domain)
+            if label != "duplicate_ids"
+        }
+    )
     return _samples(rows, uid, branches)
 
 
@@ -166,8 +180,14 @@ def figures_sql(dialect: Dialect, domain: Domain, rows: str) -> str:
 
 def figures_samples_sql(dialect: Dialect, domain: Domain, rows: str) -> str:
     uid = dialect.ident(domain.schema.unique_id)
-    return _samples(rows, uid, {"duplicate_ids": f"GROUP BY {uid} HAVING COUNT(*) > 1",
-                                "missing_match_ids": f"WHERE {blank_sql(dialect.ident('MatchID'))}"})
+    return _samples(
+        rows,
+        uid,
+        {
+            "duplicate_ids": f"GROUP BY {uid} HAVING COUNT(*) > 1",
+            "missing_match_ids": f"WHERE {blank_sql(dialect.ident('MatchID'))}",
+        },
+    )
 
 
 def non_empty_sql(dialect: Dialect, domain: Domain, rows: str, columns: list[str]) -> str:

@@ -70,7 +70,7 @@ class Tables:
     lock: str
 
     @classmethod
-    def of(cls, domain: Domain) -> "Tables":
+    def of(cls, domain: Domain) -> Tables:
         base = domain.target.table
         return cls(*(f"{base}_entity_{name}" for name in ("groups", "members", "events", "keys", "plan", "lock")))
 
@@ -108,8 +108,9 @@ def version_sql(dialect: Dialect, domain: Domain) -> str:
     made before other partitions were loaded is stale. The partition's own load does not count,
     so a re-run of a loaded partition still reuses its extract (and its matching job)."""
     t = Tables.of(domain)
-    return (f"SELECT COUNT(*) FROM {dialect.ident(t.members)} "
-            f"WHERE from_partition <> {dialect.param.format('partition')}")
+    return (
+        f"SELECT COUNT(*) FROM {dialect.ident(t.members)} WHERE from_partition <> {dialect.param.format('partition')}"
+    )
 
 
 # --- blocking keys --------------------------------------------------------------------------
@@ -157,15 +158,22 @@ def keys_select(dialect: Dialect, domain: Domain, rows: str, columns: Collection
     for name, parts in blocking_keys(domain).items():
         if not _has(columns, [c for part in parts for c in part]):
             continue
-        values = ["NULLIF(" + " || ".join(f"COALESCE({_coarse(dialect, c)}, '')" for c in part) + ", '')"
-                  for part in parts]
+        values = [
+            "NULLIF(" + " || ".join(f"COALESCE({_coarse(dialect, c)}, '')" for c in part) + ", '')" for part in parts
+        ]
         key = f"'{name}:' || " + " || '|' || ".join(values)
         branches.append(f"SELECT {uid} AS record_id, {key} AS block_key FROM ({rows})")
     return "SELECT * FROM (" + " UNION ALL ".join(branches) + ") WHERE block_key IS NOT NULL"
 
 
-def context_sql(dialect: Dialect, domain: Domain, slice_rows: str, target: str, partition_column: str,
-                columns: Collection[str] | None = None) -> str:
+def context_sql(
+    dialect: Dialect,
+    domain: Domain,
+    slice_rows: str,
+    target: str,
+    partition_column: str,
+    columns: Collection[str] | None = None,
+) -> str:
     """The context a partition's job needs: the latest version of each record of every known
     entity one of the slice's records could match (it shares a blocking key learnt from an
     earlier partition), at most `identity.context_per_entity` records per entity (its latest),
@@ -173,11 +181,12 @@ def context_sql(dialect: Dialect, domain: Domain, slice_rows: str, target: str, 
     a schema column the target lacks (`columns`: the target's) is NULL."""
     t, q = Tables.of(domain), dialect.ident
     uid = q(domain.schema.unique_id)
-    selected = ", ".join(q(c) if _has(columns, [c]) else f"CAST(NULL AS VARCHAR) AS {q(c)}"
-                         for c in domain.schema.columns)
+    selected = ", ".join(
+        q(c) if _has(columns, [c]) else f"CAST(NULL AS VARCHAR) AS {q(c)}" for c in domain.schema.columns
+    )
     return f"""
 WITH new_keys AS (
-    SELECT DISTINCT {dialect.hash.format('block_key')} AS block_hash
+    SELECT DISTINCT {dialect.hash.format("block_key")} AS block_hash
     FROM ({keys_select(dialect, domain, slice_rows, columns)})
 ),
 candidates AS (
@@ -210,10 +219,10 @@ def _assign_sql(dialect: Dialect, domain: Domain) -> str:
     return f"""
 INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, new_entity_size, kind)
 WITH job AS (
-    SELECT g.record_id, CASE WHEN {blank_sql('g.match_id')} THEN '#' || g.record_id ELSE g.match_id END AS grp,
+    SELECT g.record_id, CASE WHEN {blank_sql("g.match_id")} THEN '#' || g.record_id ELSE g.match_id END AS grp,
            g.is_context, m.entity_id AS prior
     FROM {q(t.groups)} g LEFT JOIN {q(t.members)} m ON m.record_id = g.record_id AND m.until_partition IS NULL
-    WHERE g.partition_key = {p('partition')}
+    WHERE g.partition_key = {p("partition")}
       -- A context record the registry does not hold (yet: a partition replayed before the later
       -- one it came from) takes no part; its own partition places it.
       AND (NOT g.is_context OR m.entity_id IS NOT NULL)
@@ -250,7 +259,7 @@ ranked AS (
 group_entity AS (
     SELECT a.grp, r.entity_id IS NULL AS created, COALESCE(s.size, 0) AS size,
            COALESCE(r.entity_id,
-                    '{ENTITY_ID_PREFIX}' || SUBSTR(MD5({p('partition')} || ':' || a.anchor), 1, 20)) AS entity_id
+                    '{ENTITY_ID_PREFIX}' || SUBSTR(MD5({p("partition")} || ':' || a.anchor), 1, 20)) AS entity_id
     FROM anchors a LEFT JOIN ranked r ON r.grp = a.grp AND r.place = 1 LEFT JOIN sizes s ON s.entity_id = r.entity_id
 ),
 losers AS (
@@ -266,7 +275,7 @@ changes AS (
     FROM touched m JOIN losers l ON l.loser = m.entity_id
     WHERE m.until_partition IS NULL AND NOT EXISTS (SELECT 1 FROM job j WHERE j.record_id = m.record_id)
 )
-SELECT {p('run')}, {p('partition')}, c.record_id, c.old_entity, c.new_entity, c.size,
+SELECT {p("run")}, {p("partition")}, c.record_id, c.old_entity, c.new_entity, c.size,
        CASE WHEN c.old_entity IS NULL AND c.created THEN 'created'
             WHEN c.old_entity IS NULL THEN 'absorbed'
             WHEN l.loser IS NOT NULL THEN 'merged'
@@ -311,8 +320,15 @@ def _undo_sql(dialect: Dialect, domain: Domain) -> list[str]:
     ]
 
 
-def _groups_sql(dialect: Dialect, domain: Domain, staged: str, context: str, target: str,
-                partition_column: str, columns: Collection[str] | None = None) -> list[str]:
+def _groups_sql(
+    dialect: Dialect,
+    domain: Domain,
+    staged: str,
+    context: str,
+    target: str,
+    partition_column: str,
+    columns: Collection[str] | None = None,
+) -> list[str]:
     """Replace the partition's stored groups with those of the staged job output (`staged`: a
     SELECT of its rows; `context`: a SELECT of the context record ids, as `record_id`), and its
     blocking keys with those of its rows in the target (already swapped in): context records
@@ -363,15 +379,15 @@ def committed_figures_sql(dialect: Dialect, domain: Domain) -> dict[str, str]:
     undone = f"SELECT record_id FROM {q(t.plan)} WHERE {run} AND step = '{UNDONE}'"
     return {
         "churn": f"WITH first_change AS (SELECT record_id, old_entity FROM {q(t.plan)} WHERE {run} "
-                 f"AND step NOT IN ('{UNDONE}', '{BEFORE}') AND old_entity IS NOT NULL AND record_id NOT IN ({undone}) "
-                 "QUALIFY ROW_NUMBER() OVER (PARTITION BY record_id ORDER BY step) = 1), "
-                 f"before AS (SELECT record_id, old_entity FROM {q(t.plan)} WHERE {run} AND step = '{UNDONE}' "
-                 "UNION ALL SELECT record_id, old_entity FROM first_change) "
-                 f"SELECT COUNT(*) FROM before b JOIN {q(t.members)} m ON m.record_id = b.record_id "
-                 "AND m.until_partition IS NULL WHERE m.entity_id <> b.old_entity",
+        f"AND step NOT IN ('{UNDONE}', '{BEFORE}') AND old_entity IS NOT NULL AND record_id NOT IN ({undone}) "
+        "QUALIFY ROW_NUMBER() OVER (PARTITION BY record_id ORDER BY step) = 1), "
+        f"before AS (SELECT record_id, old_entity FROM {q(t.plan)} WHERE {run} AND step = '{UNDONE}' "
+        "UNION ALL SELECT record_id, old_entity FROM first_change) "
+        f"SELECT COUNT(*) FROM before b JOIN {q(t.members)} m ON m.record_id = b.record_id "
+        "AND m.until_partition IS NULL WHERE m.entity_id <> b.old_entity",
         "oversized": f"SELECT entity_id, COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL AND entity_id IN "
-                     f"(SELECT new_entity FROM {q(t.plan)} WHERE {run} AND new_entity IS NOT NULL) "
-                     f"GROUP BY entity_id HAVING COUNT(*) > {p('max_size')} ORDER BY 2 DESC, 1 LIMIT 5",
+        f"(SELECT new_entity FROM {q(t.plan)} WHERE {run} AND new_entity IS NOT NULL) "
+        f"GROUP BY entity_id HAVING COUNT(*) > {p('max_size')} ORDER BY 2 DESC, 1 LIMIT 5",
         "undone": f"SELECT COUNT(*) FROM ({undone})",
     }
 
@@ -388,22 +404,22 @@ def figures_sql(dialect: Dialect, domain: Domain, target: str, partition_column:
     this = f"run_id = {p('run')} AND step = {p('partition')}"
     return {
         "records": f"SELECT COUNT(*), COUNT_IF(entity_id IS NULL) FROM {q(target)} "
-                   f"WHERE {q(partition_column)} = {p('partition')}",
+        f"WHERE {q(partition_column)} = {p('partition')}",
         # A new entity is one the step gave records to and that had none before it.
         "changes": "SELECT COUNT(DISTINCT CASE WHEN new_entity_size = 0 THEN new_entity END), "
-                   f"COUNT_IF(kind = 'absorbed'), COUNT_IF(old_entity IS NOT NULL) FROM {q(t.plan)} WHERE {this}",
+        f"COUNT_IF(kind = 'absorbed'), COUNT_IF(old_entity IS NOT NULL) FROM {q(t.plan)} WHERE {this}",
         "entities": "SELECT COUNT(DISTINCT CASE WHEN event = 'merged' THEN entity_id END), "
-                    "COUNT(DISTINCT CASE WHEN event = 'split' THEN entity_id END) "
-                    f"FROM {q(t.events)} WHERE partition_key = {p('partition')}",
+        "COUNT(DISTINCT CASE WHEN event = 'split' THEN entity_id END) "
+        f"FROM {q(t.events)} WHERE partition_key = {p('partition')}",
         # From the plan alone: an entity's size before the step, plus the records it gained,
         # minus those it lost (no scan of the members: it costs with the registry's size).
         "oversized": f"WITH gained AS (SELECT new_entity AS entity_id, MAX(new_entity_size) AS before, "
-                     f"COUNT(*) AS n FROM {q(t.plan)} WHERE {this} GROUP BY new_entity), "
-                     f"lost AS (SELECT old_entity AS entity_id, COUNT(*) AS n FROM {q(t.plan)} WHERE {this} "
-                     "AND old_entity IS NOT NULL GROUP BY old_entity), "
-                     "sized AS (SELECT g.entity_id, g.before + g.n - COALESCE(l.n, 0) AS size FROM gained g "
-                     "LEFT JOIN lost l ON l.entity_id = g.entity_id) "
-                     f"SELECT entity_id, size FROM sized WHERE size > {p('max_size')} ORDER BY 2 DESC, 1 LIMIT 5",
+        f"COUNT(*) AS n FROM {q(t.plan)} WHERE {this} GROUP BY new_entity), "
+        f"lost AS (SELECT old_entity AS entity_id, COUNT(*) AS n FROM {q(t.plan)} WHERE {this} "
+        "AND old_entity IS NOT NULL GROUP BY old_entity), "
+        "sized AS (SELECT g.entity_id, g.before + g.n - COALESCE(l.n, 0) AS size FROM gained g "
+        "LEFT JOIN lost l ON l.entity_id = g.entity_id) "
+        f"SELECT entity_id, size FROM sized WHERE size > {p('max_size')} ORDER BY 2 DESC, 1 LIMIT 5",
     }
 
 
@@ -419,8 +435,15 @@ class Registry:
     """A domain's registry on one warehouse connection. `execute(sql, params)` runs a statement
     and returns a cursor (fetchone/fetchall); the caller owns the transaction."""
 
-    def __init__(self, dialect: Dialect, domain: Domain, execute: Callable, target: str, partition_column: str,
-                 catalogue: Callable[[str], str] = str):
+    def __init__(
+        self,
+        dialect: Dialect,
+        domain: Domain,
+        execute: Callable,
+        target: str,
+        partition_column: str,
+        catalogue: Callable[[str], str] = str,
+    ):
         self.dialect, self.domain, self._execute, self.catalogue = dialect, domain, execute, catalogue
         self.target, self.partition_column = target, partition_column
         self.tables = Tables.of(domain)
@@ -435,8 +458,11 @@ class Registry:
         for statement in create_sql(self.dialect, self.domain):
             self.execute(statement, {})
         lock = self.dialect.ident(self.tables.lock)
-        self.execute(f"INSERT INTO {lock} (domain, held_by) SELECT {self.dialect.param.format('domain')}, NULL "
-                     f"WHERE NOT EXISTS (SELECT 1 FROM {lock})", {"domain": self.domain.name})
+        self.execute(
+            f"INSERT INTO {lock} (domain, held_by) SELECT {self.dialect.param.format('domain')}, NULL "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {lock})",
+            {"domain": self.domain.name},
+        )
 
     def _run(self, statements: Iterable[str], params: dict) -> None:
         for statement in statements:
@@ -446,8 +472,18 @@ class Registry:
         """Apply the partition's staged job output (its target rows already swapped in), then
         replay the partitions loaded after it; see the module's docstring."""
         params = {"partition": partition, "run": run_id}
-        self._run(_groups_sql(self.dialect, self.domain, staged, context, self.target, self.partition_column,
-                              self._columns(self.target)), params)
+        self._run(
+            _groups_sql(
+                self.dialect,
+                self.domain,
+                staged,
+                context,
+                self.target,
+                self.partition_column,
+                self._columns(self.target),
+            ),
+            params,
+        )
         replayed = self._replay(partition, run_id)
         figures = self._figures(params, len(replayed) > 1)
         self._forget(run_id)
@@ -461,30 +497,42 @@ class Registry:
         d, q, t = self.dialect, self.dialect.ident, self.tables
         part = q(self.partition_column)
         unknown = f"{part} NOT IN (SELECT partition_key FROM {q(t.groups)})"
-        self.execute(f"INSERT INTO {q(t.groups)} (partition_key, record_id, match_id, is_context) "
-                     f"SELECT {part}, {d.column_text(self.domain.schema.unique_id)}, {d.column_text('MatchID')}, FALSE "
-                     f"FROM {q(self.target)} WHERE {unknown}", {})
-        without_keys = f"SELECT DISTINCT {part} FROM {q(self.target)} WHERE {part} NOT IN " \
-                       f"(SELECT partition_key FROM {q(t.keys)}) ORDER BY 1"
+        self.execute(
+            f"INSERT INTO {q(t.groups)} (partition_key, record_id, match_id, is_context) "
+            f"SELECT {part}, {d.column_text(self.domain.schema.unique_id)}, {d.column_text('MatchID')}, FALSE "
+            f"FROM {q(self.target)} WHERE {unknown}",
+            {},
+        )
+        without_keys = (
+            f"SELECT DISTINCT {part} FROM {q(self.target)} WHERE {part} NOT IN "
+            f"(SELECT partition_key FROM {q(t.keys)}) ORDER BY 1"
+        )
         for (partition,) in self.execute(without_keys, {}).fetchall():
             rows = f"SELECT * FROM {q(self.target)} WHERE {part} = {d.param.format('partition')}"
-            self.execute(f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_hash) "
-                         f"SELECT {d.param.format('partition')}, record_id, {d.hash.format('block_key')} "
-                         f"FROM ({keys_select(d, self.domain, rows, self._columns(self.target))})",
-                         {"partition": partition})
+            self.execute(
+                f"INSERT INTO {q(t.keys)} (partition_key, record_id, block_hash) "
+                f"SELECT {d.param.format('partition')}, record_id, {d.hash.format('block_key')} "
+                f"FROM ({keys_select(d, self.domain, rows, self._columns(self.target))})",
+                {"partition": partition},
+            )
         first = self.execute(f"SELECT MIN(partition_key) FROM {q(t.groups)}", {}).fetchone()[0]
         if first is None:
             return nothing_rebuilt()
         self.execute(f"DELETE FROM {q(t.plan)} WHERE step = '{BEFORE}'", {})
-        self.execute(f"INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, kind) "
-                     f"SELECT {d.param.format('run')}, '{BEFORE}', record_id, entity_id, NULL, '{BEFORE}' "
-                     f"FROM {q(t.members)} WHERE until_partition IS NULL", {"run": run_id})
+        self.execute(
+            f"INSERT INTO {q(t.plan)} (run_id, step, record_id, old_entity, new_entity, kind) "
+            f"SELECT {d.param.format('run')}, '{BEFORE}', record_id, entity_id, NULL, '{BEFORE}' "
+            f"FROM {q(t.members)} WHERE until_partition IS NULL",
+            {"run": run_id},
+        )
         replayed = self._replay(first, run_id)
         records, moved, new = self.execute(
             f"SELECT COUNT(*), COUNT_IF(b.old_entity IS NOT NULL AND b.old_entity <> m.entity_id), "
             f"COUNT_IF(b.old_entity IS NULL) FROM {q(t.members)} m LEFT JOIN {q(t.plan)} b "
             f"ON b.record_id = m.record_id AND b.run_id = {d.param.format('run')} AND b.step = '{BEFORE}' "
-            "WHERE m.until_partition IS NULL", {"run": run_id}).fetchone()
+            "WHERE m.until_partition IS NULL",
+            {"run": run_id},
+        ).fetchone()
         self._forget(run_id)
         return {"partitions": replayed, "records": int(records or 0), "moved": int(moved or 0), "new": int(new or 0)}
 
@@ -496,37 +544,59 @@ class Registry:
         d, q, t, p = self.dialect, self.dialect.ident, self.tables, self.dialect.param.format
         if not self.execute(queries_table_exists(d), {"name": self.catalogue(t.members)}).fetchone()[0]:
             return {}
-        row = self.execute(f"SELECT entity_id FROM {q(t.members)} WHERE until_partition IS NULL AND "
-                           f"record_id = {p('id')}", {"id": ident}).fetchone()
+        row = self.execute(
+            f"SELECT entity_id FROM {q(t.members)} WHERE until_partition IS NULL AND record_id = {p('id')}",
+            {"id": ident},
+        ).fetchone()
         entity, trail = (row[0] if row else ident), []
         while len(trail) < 100:  # a chain of merges, one entity per step
-            winner = self.execute(f"SELECT other_entity_id FROM {q(t.events)} WHERE event = 'merged' AND "
-                                  f"entity_id = {p('id')} ORDER BY partition_key DESC LIMIT 1", {"id": entity}).fetchone()
-            alive = self.execute(f"SELECT COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL AND "
-                                 f"entity_id = {p('id')}", {"id": entity}).fetchone()[0]
+            winner = self.execute(
+                f"SELECT other_entity_id FROM {q(t.events)} WHERE event = 'merged' AND "
+                f"entity_id = {p('id')} ORDER BY partition_key DESC LIMIT 1",
+                {"id": entity},
+            ).fetchone()
+            alive = self.execute(
+                f"SELECT COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL AND entity_id = {p('id')}",
+                {"id": entity},
+            ).fetchone()[0]
             if alive or not winner:
                 break
             trail.append(entity)
             entity = winner[0]
         uid, part = q(self.domain.schema.unique_id), q(self.partition_column)
         columns = {c.upper() for c in self._columns(self.target)}
-        rule = "t.MatchRule" if "MATCHRULE" in columns else ("t.ConfidenceLevel" if "CONFIDENCELEVEL" in columns
-                                                             else "NULL")
+        rule = (
+            "t.MatchRule"
+            if "MATCHRULE" in columns
+            else ("t.ConfidenceLevel" if "CONFIDENCELEVEL" in columns else "NULL")
+        )
         records = self.execute(
             f"SELECT m.record_id, t.{part}, t.MatchID, {rule}, m.from_partition FROM {q(t.members)} m "
             f"LEFT JOIN {q(self.target)} t ON t.{uid} = m.record_id "
             f"WHERE m.until_partition IS NULL AND m.entity_id = {p('id')} "
-            f"ORDER BY t.{part}, m.record_id LIMIT {int(limit)}", {"id": entity}).fetchall()
-        size = self.execute(f"SELECT COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL AND "
-                            f"entity_id = {p('id')}", {"id": entity}).fetchone()[0]
+            f"ORDER BY t.{part}, m.record_id LIMIT {int(limit)}",
+            {"id": entity},
+        ).fetchall()
+        size = self.execute(
+            f"SELECT COUNT(*) FROM {q(t.members)} WHERE until_partition IS NULL AND entity_id = {p('id')}",
+            {"id": entity},
+        ).fetchone()[0]
         events = self.execute(
             f"SELECT partition_key, run_id, event, entity_id, other_entity_id, records FROM {q(t.events)} "
             f"WHERE entity_id = {p('id')} OR other_entity_id = {p('id')} ORDER BY partition_key, event",
-            {"id": entity}).fetchall()
-        return {"entity_id": entity, "asked": ident, "merged_from_trail": trail, "records": int(size),
-                "rows": [dict(zip(("record_id", "partition", "match_id", "rule", "since"), r)) for r in records],
-                "events": [dict(zip(("partition", "run_id", "event", "entity_id", "other_entity_id", "records"), e))
-                           for e in events]}
+            {"id": entity},
+        ).fetchall()
+        return {
+            "entity_id": entity,
+            "asked": ident,
+            "merged_from_trail": trail,
+            "records": int(size),
+            "rows": [dict(zip(("record_id", "partition", "match_id", "rule", "since"), r)) for r in records],
+            "events": [
+                dict(zip(("partition", "run_id", "event", "entity_id", "other_entity_id", "records"), e))
+                for e in events
+            ],
+        }
 
     def _columns(self, table: str) -> list[str]:
         return [r[0] for r in self.execute(queries_columns(self.dialect), {"name": self.catalogue(table)}).fetchall()]
@@ -536,9 +606,14 @@ class Registry:
         stored groups; then write the current ids onto the target rows that changed."""
         d, q = self.dialect, self.dialect.ident
         params = {"partition": since, "run": run_id}
-        steps = [row[0] for row in self.execute(
-            f"SELECT DISTINCT partition_key FROM {q(self.tables.groups)} WHERE partition_key >= "
-            f"{d.param.format('partition')} ORDER BY 1", params).fetchall()]
+        steps = [
+            row[0]
+            for row in self.execute(
+                f"SELECT DISTINCT partition_key FROM {q(self.tables.groups)} WHERE partition_key >= "
+                f"{d.param.format('partition')} ORDER BY 1",
+                params,
+            ).fetchall()
+        ]
         self._run(_undo_sql(d, self.domain), params)
         for step in steps:
             step_params = {"partition": step, "run": run_id}
@@ -548,8 +623,10 @@ class Registry:
         return steps
 
     def _forget(self, run_id: str) -> None:
-        self.execute(f"DELETE FROM {self.dialect.ident(self.tables.plan)} WHERE run_id = "
-                     f"{self.dialect.param.format('run')}", {"run": run_id})
+        self.execute(
+            f"DELETE FROM {self.dialect.ident(self.tables.plan)} WHERE run_id = {self.dialect.param.format('run')}",
+            {"run": run_id},
+        )
 
     def _figures(self, params: dict, replayed: bool) -> IdentityFigures:
         """What the load did. A first load in order is judged from its step in the plan alone;
@@ -564,7 +641,14 @@ class Registry:
             sql = {**sql, **committed}
             churn = self.execute(sql["churn"], params).fetchone()[0]
         oversized = self.execute(sql["oversized"], params)
-        return IdentityFigures(records=int(records or 0), without_entity=int(without or 0), created=int(created or 0),
-                               absorbed_records=int(absorbed or 0), merged=int(merged or 0), split=int(split or 0),
-                               churn=int(churn or 0), replayed=(),
-                               oversized=tuple((str(e), int(n)) for e, n in oversized.fetchall()))
+        return IdentityFigures(
+            records=int(records or 0),
+            without_entity=int(without or 0),
+            created=int(created or 0),
+            absorbed_records=int(absorbed or 0),
+            merged=int(merged or 0),
+            split=int(split or 0),
+            churn=int(churn or 0),
+            replayed=(),
+            oversized=tuple((str(e), int(n)) for e, n in oversized.fetchall()),
+        )

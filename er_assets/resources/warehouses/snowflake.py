@@ -83,12 +83,17 @@ def ident(name: str) -> str:
 
 # Snowflake's fragments of the shared queries; REGEXP_LIKE matches the whole value, like
 # DuckDB's regexp_full_match.
-SNOWFLAKE = queries.Dialect(ident=ident, text="TO_VARCHAR({})", full_match="REGEXP_LIKE", param="%({})s",
-                            ordered_array="ARRAY_AGG(id) WITHIN GROUP (ORDER BY id)",
-                            strip="REGEXP_REPLACE({}, '[[:space:][:punct:]]', '')",
-                            # HASH is a signed 64-bit number; the modulo keeps fakesnow's
-                            # (DuckDB's unsigned) hash within BIGINT too.
-                            hash="MOD(HASH({}), 9223372036854775807)")
+SNOWFLAKE = queries.Dialect(
+    ident=ident,
+    text="TO_VARCHAR({})",
+    full_match="REGEXP_LIKE",
+    param="%({})s",
+    ordered_array="ARRAY_AGG(id) WITHIN GROUP (ORDER BY id)",
+    strip="REGEXP_REPLACE({}, '[[:space:][:punct:]]', '')",
+    # HASH is a signed 64-bit number; the modulo keeps fakesnow's
+    # (DuckDB's unsigned) hash within BIGINT too.
+    hash="MOD(HASH({}), 9223372036854775807)",
+)
 
 
 def object_name(name: str) -> str:
@@ -109,7 +114,7 @@ def stage_location(stage: str, stage_url: str, uri: str) -> str:
     base = stage_url.rstrip("/") + "/"
     if not uri.startswith(base):
         raise ValueError(f"{uri} is not under {base}, the URL of stage {stage}; point the stage at that bucket")
-    path = uri[len(base):]
+    path = uri[len(base) :]
     if not STAGE_PATH.match(path) or ".." in path.split("/"):
         raise UnsafeIdentifier(f"{path!r} is not a safe stage path")
     return f"@{object_name(stage)}/{path}"
@@ -127,10 +132,7 @@ def extract_select(domain: Domain) -> str:
     """
     columns = ", ".join(f'TO_VARCHAR({ident(c)}) AS "{c}"' for c in domain.schema.columns)
     part = ident(domain.source.partition_column)
-    return (
-        f"SELECT {columns} FROM {ident(domain.source.table)} "
-        f"WHERE {part} >= %(start)s AND {part} < %(end)s"
-    )
+    return f"SELECT {columns} FROM {ident(domain.source.table)} WHERE {part} >= %(start)s AND {part} < %(end)s"
 
 
 def context_select(domain: Domain) -> str:
@@ -212,8 +214,7 @@ def context_ids_select(location: str, unique_id: str) -> str:
     `$1:"name"`, by its case-sensitive name). NULLs are left out: the ids stand in IN lists."""
     ident(unique_id)  # a plain identifier: it can never end the quoted element name
     staged = f"{location} (FILE_FORMAT => '{PARQUET_FORMAT}', PATTERN => '{layout.CONTEXT_FILE_PATTERN}')"
-    return (f'SELECT DISTINCT id FROM (SELECT $1:"{unique_id}"::VARCHAR AS id FROM {staged}) '
-            "WHERE id IS NOT NULL")
+    return f'SELECT DISTINCT id FROM (SELECT $1:"{unique_id}"::VARCHAR AS id FROM {staged}) WHERE id IS NOT NULL'
 
 
 def fill_context_sql(context: str, location: str, unique_id: str) -> str:
@@ -225,8 +226,10 @@ def own_rows_sql(staging: str, context: str, unique_id: str) -> str:
     EXISTS, correlated in a WHERE clause as Snowflake supports it (docs.snowflake.com/en/
     sql-reference/operators-subquery), and true for a row whose id is NULL (a NOT IN would drop
     it, hiding it from the figures)."""
-    return (f"SELECT * FROM {ident(staging)} s WHERE NOT EXISTS (SELECT 1 FROM {ident(context)} c "
-            f"WHERE c.RECORD_ID = TO_VARCHAR(s.{ident(unique_id)}))")
+    return (
+        f"SELECT * FROM {ident(staging)} s WHERE NOT EXISTS (SELECT 1 FROM {ident(context)} c "
+        f"WHERE c.RECORD_ID = TO_VARCHAR(s.{ident(unique_id)}))"
+    )
 
 
 def copy_staging_sql(staging: str, location: str) -> str:
@@ -293,8 +296,9 @@ def _records(location: str, columns: str) -> str:
     return f"SELECT {columns} FROM {_staged(location)} WHERE METADATA$FILE_ROW_NUMBER > 1"
 
 
-def output_figures_sql(location: str, match_id_position: int, record_id_position: int = 0, context: str = "",
-                       unique_id: str = "") -> str:
+def output_figures_sql(
+    location: str, match_id_position: int, record_id_position: int = 0, context: str = "", unique_id: str = ""
+) -> str:
     """`queries.output_counts_sql` over the stage, the MatchID found at its header position.
 
     With `context` (the extract's stage location, holding context files) only the partition's
@@ -306,8 +310,10 @@ def output_figures_sql(location: str, match_id_position: int, record_id_position
     if not context:
         return queries.output_counts_sql(_records(location, f"${int(match_id_position)} AS m"))
     output = _records(location, f"${int(match_id_position)} AS m, ${int(record_id_position)} AS id")
-    records = (f"SELECT o.m, c.id IS NULL AS own_row FROM ({output}) o "
-               f"LEFT JOIN ({context_ids_select(context, unique_id)}) c ON c.id = o.id")
+    records = (
+        f"SELECT o.m, c.id IS NULL AS own_row FROM ({output}) o "
+        f"LEFT JOIN ({context_ids_select(context, unique_id)}) c ON c.id = o.id"
+    )
     return queries.output_counts_sql(records, "own_row")
 
 
@@ -319,8 +325,10 @@ def output_confidence_sql(location: str, header: list[str], context: str = "", u
     columns = f"${record} AS id, ${match_id} AS m, TRY_TO_DOUBLE(${confidence}) AS c"
     if not context:
         return queries.output_confidence_sql(SNOWFLAKE, _records(location, columns))
-    records = (f"SELECT o.id, o.m, o.c, c.id IS NULL AS own_row FROM ({_records(location, columns)}) o "
-               f"LEFT JOIN ({context_ids_select(context, unique_id)}) c ON c.id = o.id")
+    records = (
+        f"SELECT o.id, o.m, o.c, c.id IS NULL AS own_row FROM ({_records(location, columns)}) o "
+        f"LEFT JOIN ({context_ids_select(context, unique_id)}) c ON c.id = o.id"
+    )
     return queries.output_confidence_sql(SNOWFLAKE, records, "own_row")
 
 
@@ -429,18 +437,26 @@ class SnowflakeWarehouse(Warehouse):
         key = private_key_text(self.private_key) if self.private_key else None
         auth = {
             k: v
-            for k, v in (("password", self.password), ("private_key", key),
-                         ("private_key_path", self.private_key_path),
-                         ("private_key_password", self.private_key_password))
+            for k, v in (
+                ("password", self.password),
+                ("private_key", key),
+                ("private_key_path", self.private_key_path),
+                ("private_key_password", self.private_key_password),
+            )
             if v
         }
         return SnowflakeResource(
-            account=self.account, user=self.user, role=self.role, warehouse=self.warehouse,
-            database=self.database, schema=self.schema_name, **auth,
+            account=self.account,
+            user=self.user,
+            role=self.role,
+            warehouse=self.warehouse,
+            database=self.database,
+            schema=self.schema_name,
+            **auth,
         )
 
     @contextmanager
-    def connect(self) -> Iterator["snowflake.connector.SnowflakeConnection"]:  # noqa: F821
+    def connect(self) -> Iterator[snowflake.connector.SnowflakeConnection]:  # noqa: F821
         with self._resource().get_connection() as conn:
             try:
                 yield conn
@@ -473,15 +489,22 @@ class SnowflakeWarehouse(Warehouse):
                 f"{domain.source.table}: unloaded {unloaded} rows but the slice now has {profile['rows']}; "
                 "the source changed during the extract, run it again"
             )
-        return ExtractResult(rows=unloaded, files=self.object_store.list_files(dest_uri), profile=profile,
-                             fingerprint=fingerprint, context_rows=context_rows)
+        return ExtractResult(
+            rows=unloaded,
+            files=self.object_store.list_files(dest_uri),
+            profile=profile,
+            fingerprint=fingerprint,
+            context_rows=context_rows,
+        )
 
     def _unload_context(self, cursor, domain: Domain, location: str, params: dict) -> int:
         """Unload the context records of the slice's job (`context_select`) beside its records,
         under the CONTEXT_PREFIX file name prefix, when the domain has loaded partitions (the
         registry's members and the target exist); their number."""
-        if not (self._table_exists(cursor, registry.Tables.of(domain).members)
-                and self._table_exists(cursor, domain.target.table)):
+        if not (
+            self._table_exists(cursor, registry.Tables.of(domain).members)
+            and self._table_exists(cursor, domain.target.table)
+        ):
             return 0
         return self._unload(cursor, location.rstrip("/") + "/" + CONTEXT_PREFIX, context_select(domain), params)
 
@@ -521,8 +544,9 @@ class SnowflakeWarehouse(Warehouse):
 
     # --- load ----------------------------------------------------------------------------------
 
-    def load_matches(self, domain: Domain, partition_key: str, src_uri: str, accept, extract_uri: str = "",
-                     run_id: str = "") -> LoadResult:
+    def load_matches(
+        self, domain: Domain, partition_key: str, src_uri: str, accept, extract_uri: str = "", run_id: str = ""
+    ) -> LoadResult:
         if not PARTITION_KEY.match(partition_key):
             raise ValueError(f"{partition_key!r} is not a partition key (YYYY-MM-DD)")
         table = domain.target.table
@@ -559,18 +583,21 @@ class SnowflakeWarehouse(Warehouse):
                 figures = self._figures(cursor, domain, own, columns)
                 if not figures["rows"]:
                     raise refuse("has no rows")
-                identity, replaced = self._replace_partition(cursor, domain, partition_key, run_id, columns,
-                                                             staging, context, figures, accept)
+                identity, replaced = self._replace_partition(
+                    cursor, domain, partition_key, run_id, columns, staging, context, figures, accept
+                )
             finally:
                 # Tables left behind by a killed load are TRANSIENT and hold one output.
                 for leftover in (staging, context):
                     with suppress(Exception):
                         cursor.execute(f"DROP TABLE IF EXISTS {ident(leftover)}")
-        return LoadResult(rows=figures["rows"] if replaced else 0, table=table, figures=figures, replaced=replaced,
-                          identity=identity)
+        return LoadResult(
+            rows=figures["rows"] if replaced else 0, table=table, figures=figures, replaced=replaced, identity=identity
+        )
 
     def _registry(self, cursor, domain: Domain) -> registry.Registry:
         """The domain's registry on this cursor; the catalogue spells its tables in upper case."""
+
         def execute(sql: str, params: dict):
             # No parameters, no pyformat interpolation: a statement is sent as written.
             cursor.execute(sql, params or None)
@@ -582,8 +609,11 @@ class SnowflakeWarehouse(Warehouse):
         """The extract's context files (layout.CONTEXT_FILE_PATTERN), listed, never read."""
         if not extract_uri:
             return []
-        return [f for f in self.object_store.list_files(extract_uri)
-                if re.fullmatch(layout.CONTEXT_FILE_PATTERN, f.rsplit("/", 1)[-1])]
+        return [
+            f
+            for f in self.object_store.list_files(extract_uri)
+            if re.fullmatch(layout.CONTEXT_FILE_PATTERN, f.rsplit("/", 1)[-1])
+        ]
 
     def _fill_context(self, cursor, domain: Domain, context: str, extract_uri: str) -> None:
         """The load's context table gets the ids of the context records the extract at
@@ -618,8 +648,18 @@ class SnowflakeWarehouse(Warehouse):
                 "add them (ALTER TABLE ... ADD COLUMN ... VARCHAR) or drop the table to have it recreated"
             )
 
-    def _replace_partition(self, cursor, domain: Domain, partition_key: str, run_id: str, columns: list[str],
-                           staging: str, context: str, figures: dict, accept) -> tuple:
+    def _replace_partition(
+        self,
+        cursor,
+        domain: Domain,
+        partition_key: str,
+        run_id: str,
+        columns: list[str],
+        staging: str,
+        context: str,
+        figures: dict,
+        accept,
+    ) -> tuple:
         """In one transaction: take the domain's registry lock (`registry.lock_sql`, first, so
         loads of a domain take turns), swap the partition's rows for its own staged ones, apply
         the whole job's groups (context rows included) to the registry, then commit only if
@@ -633,8 +673,12 @@ class SnowflakeWarehouse(Warehouse):
             # The insert's own count against the staged own rows `accept` judges.
             if cursor.rowcount != figures["rows"]:
                 raise RuntimeError(f"staged {figures['rows']} own rows in {staging} but inserted {cursor.rowcount}")
-            identity = self._registry(cursor, domain).apply(partition_key, run_id, f"SELECT * FROM {ident(staging)}",
-                                                            f"SELECT RECORD_ID AS record_id FROM {ident(context)}")
+            identity = self._registry(cursor, domain).apply(
+                partition_key,
+                run_id,
+                f"SELECT * FROM {ident(staging)}",
+                f"SELECT RECORD_ID AS record_id FROM {ident(context)}",
+            )
             if not accept({**figures, "identity": identity}):
                 cursor.execute("ROLLBACK")
                 return identity, False
@@ -664,8 +708,9 @@ class SnowflakeWarehouse(Warehouse):
         row = cursor.fetchone()
         return [name for name in row if name is not None] if row else []
 
-    def _output_counts(self, cursor, domain: Domain, output: str, errors: str,
-                       threshold: float | None, context: str = "") -> tuple:
+    def _output_counts(
+        self, cursor, domain: Domain, output: str, errors: str, threshold: float | None, context: str = ""
+    ) -> tuple:
         """(records, MatchIDs, matched records, rejected rows, `confidence_figures` when a
         `threshold` is given, else None), counted by Snowflake over the stage; with `context`
         (the extract's stage location) the records are the partition's own only."""
@@ -676,12 +721,17 @@ class SnowflakeWarehouse(Warehouse):
         elif "MatchID" not in header:
             raise ValueError(f"{output}: no MatchID among the first {width} columns of the output header {header}")
         elif context and "RecordId" not in header:
-            raise ValueError(f"{output}: no RecordId among the first {width} columns of the output header {header}, "
-                             "so its context records cannot be told apart")
+            raise ValueError(
+                f"{output}: no RecordId among the first {width} columns of the output header {header}, "
+                "so its context records cannot be told apart"
+            )
         elif context:
             cursor.execute(parquet_format_sql())
-            cursor.execute(output_figures_sql(output, header.index("MatchID") + 1, header.index("RecordId") + 1,
-                                              context, domain.schema.unique_id))
+            cursor.execute(
+                output_figures_sql(
+                    output, header.index("MatchID") + 1, header.index("RecordId") + 1, context, domain.schema.unique_id
+                )
+            )
             counts = cursor.fetchone()
         else:
             cursor.execute(output_figures_sql(output, header.index("MatchID") + 1))
@@ -691,12 +741,15 @@ class SnowflakeWarehouse(Warehouse):
             row = None
             if header is not None and "ConfidenceLevel" in header:
                 if "RecordId" not in header:
-                    raise ValueError(f"{output}: no RecordId among the first {width} columns of the output header "
-                                     f"{header}")
+                    raise ValueError(
+                        f"{output}: no RecordId among the first {width} columns of the output header {header}"
+                    )
                 if context:
                     cursor.execute(parquet_format_sql())
-                cursor.execute(output_confidence_sql(output, list(header), context, domain.schema.unique_id),
-                               {"threshold": threshold})
+                cursor.execute(
+                    output_confidence_sql(output, list(header), context, domain.schema.unique_id),
+                    {"threshold": threshold},
+                )
                 *row, samples = cursor.fetchone()
                 # The connector returns an ARRAY as its JSON text (snowflake/connector/converter.py:
                 # _ARRAY_to_python converts nothing).
@@ -762,8 +815,9 @@ class SnowflakeWarehouse(Warehouse):
         name_at, url_at = _column(cursor, "name"), _column(cursor, "url")
         urls = [row[url_at] for row in cursor.fetchall() if row[name_at].upper() == name]
         if not urls:
-            return [f"stage {self.stage} does not exist in {self.database}.{self.schema_name} "
-                    "or is not visible to the role"]
+            return [
+                f"stage {self.stage} does not exist in {self.database}.{self.schema_name} or is not visible to the role"
+            ]
         url = urls[0]
         if url.rstrip("/") != self.stage_url.rstrip("/"):
             return [f"stage {self.stage} points at {url}, not at SNOWFLAKE_STAGE_URL={self.stage_url}"]

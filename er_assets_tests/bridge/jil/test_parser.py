@@ -106,7 +106,7 @@ def test_autorep_q_header_form_lines_and_quoted_values():
     assert box.get("start_times") == "21:15" and box.get("description") == "Nightly ledger close"
     assert box.get("job_type") == "BOX"  # the trailing blank after the header is not value
     # backslashes kept, and the quotes too: a command is what the shell will see
-    assert extract.get("command") == "\"D:\\ledger\\bin\\extract.cmd\""
+    assert extract.get("command") == '"D:\\ledger\\bin\\extract.cmd"'
     assert extract.get("description") == "Pull the day's postings"
     assert post.attributes[7].line == 39 and post.attributes[7].name == "condition"
 
@@ -313,9 +313,7 @@ delete_box: BOX
 
 def test_crlf_and_non_ascii(tmp_path):
     path = tmp_path / "w.jil"
-    path.write_bytes(
-        'insert_job: CAFÉ_JOB\r\ndescription: "Übersicht über Käse"\r\nowner: me\r\n'.encode()
-    )
+    path.write_bytes('insert_job: CAFÉ_JOB\r\ndescription: "Übersicht über Käse"\r\nowner: me\r\n'.encode())
     parsed = read_jil(path)
     job = parsed.statements[0]
     assert job.get("description") == "Übersicht über Käse" and job.get("owner") == "me"

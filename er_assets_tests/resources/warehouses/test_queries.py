@@ -32,8 +32,13 @@ def domain():
     # customers, with a format rule on postal codes, so the profile binds a pattern too.
     config = load_config()
     customers = config.domain("customers")
-    return customers.model_copy(update={"dq": customers.dq.model_copy(
-        update={"value_formats": {**customers.dq.value_formats, "ADDRESS_POSTALCODE": "[0-9]{5}(-[0-9]{4})?"}})})
+    return customers.model_copy(
+        update={
+            "dq": customers.dq.model_copy(
+                update={"value_formats": {**customers.dq.value_formats, "ADDRESS_POSTALCODE": "[0-9]{5}(-[0-9]{4})?"}}
+            )
+        }
+    )
 
 
 def source_rows(domain) -> list[dict]:
@@ -43,8 +48,13 @@ def source_rows(domain) -> list[dict]:
     rows = []
     for i in range(40):
         row = {c: f"{c}-{i}" for c in domain.schema.columns}
-        row.update(customer_id=f"C{i:03d}", email=f"p{i}@example.com", postal_code=f"{10000 + i}",
-                   phone="+1 212 555 0100", load_date=DAY)
+        row.update(
+            customer_id=f"C{i:03d}",
+            email=f"p{i}@example.com",
+            postal_code=f"{10000 + i}",
+            phone="+1 212 555 0100",
+            load_date=DAY,
+        )
         rows.append(row)
     for row, blank in zip(rows, BLANKS):
         row["customer_id"], row["last_name"] = blank, blank
@@ -86,8 +96,10 @@ def both(tmp_path: Path, table: str, rows: list[dict], columns: list[str], types
     body = ", ".join(f"{DUCKDB.ident(c)} {types.get(c, ('VARCHAR',) * 2)[0]}" for c in columns)
     con.execute(f"CREATE TABLE {DUCKDB.ident(table)} ({body})")
     if rows:
-        con.executemany(f"INSERT INTO {DUCKDB.ident(table)} VALUES ({', '.join('?' for _ in columns)})",
-                        [[r.get(c) for c in columns] for r in rows])
+        con.executemany(
+            f"INSERT INTO {DUCKDB.ident(table)} VALUES ({', '.join('?' for _ in columns)})",
+            [[r.get(c) for c in columns] for r in rows],
+        )
     with fakesnow.patch():
         conn = snowflake.connector.connect(database="ER", schema="PUBLIC")
         cursor = conn.cursor()
@@ -95,8 +107,10 @@ def both(tmp_path: Path, table: str, rows: list[dict], columns: list[str], types
         cursor.execute(f"CREATE TABLE {SNOWFLAKE.ident(table)} ({body})")
         if rows:
             values = ", ".join(f"%({c})s" for c in columns)
-            cursor.executemany(f"INSERT INTO {SNOWFLAKE.ident(table)} VALUES ({values})",
-                               [{c: r.get(c) for c in columns} for r in rows])
+            cursor.executemany(
+                f"INSERT INTO {SNOWFLAKE.ident(table)} VALUES ({values})",
+                [{c: r.get(c) for c in columns} for r in rows],
+            )
 
         def run_duckdb(sql, params=None, many=False):
             result = con.execute(sql, params or {})
@@ -147,8 +161,10 @@ def test_the_fingerprint_counts_alike_and_follows_the_data_on_both_engines(domai
             # Text, as the extract records it. (Snowflake's SUM over NUMBER is exact; fakesnow
             # renders its sum as a float's text, which still follows the data.)
             assert count == 40 and isinstance(before, str) and before
-            run(f"UPDATE {table} SET {dialect.ident('city')} = 'elsewhere' "
-                f"WHERE {dialect.ident('customer_id')} = 'C030'")
+            run(
+                f"UPDATE {table} SET {dialect.ident('city')} = 'elsewhere' "
+                f"WHERE {dialect.ident('customer_id')} = 'C030'"
+            )
             assert run(queries.fingerprint_sql(dialect, domain, slice_of(dialect, domain)))[1] != before
 
 
@@ -159,8 +175,10 @@ def test_the_figures_of_match_rows_agree_on_both_engines(domain, tmp_path):
         figures = {}
         for dialect, run in engines.items():
             rows = f"SELECT * FROM {dialect.ident('staged')}"
-            found = target_figures(run(queries.figures_sql(dialect, domain, rows)),
-                                   run(queries.figures_samples_sql(dialect, domain, rows), many=True))
+            found = target_figures(
+                run(queries.figures_sql(dialect, domain, rows)),
+                run(queries.figures_samples_sql(dialect, domain, rows), many=True),
+            )
             non_empty = run(queries.non_empty_sql(dialect, domain, rows, present))
             figures[dialect] = {**found, "non_empty": [int(n) for n in non_empty]}
     duckdb_figures, snowflake_figures = figures.values()
@@ -173,7 +191,7 @@ def test_the_figures_of_match_rows_agree_on_both_engines(domain, tmp_path):
 
 def test_the_matched_stage_counts_and_confidence_agree_on_both_engines(domain, tmp_path):
     columns = ["RecordId", "MatchID", "ConfidenceLevel"]
-    number = {DUCKDB: 'TRY_CAST({} AS DOUBLE)', SNOWFLAKE: "TRY_TO_DOUBLE({})"}  # as each warehouse reads it
+    number = {DUCKDB: "TRY_CAST({} AS DOUBLE)", SNOWFLAKE: "TRY_TO_DOUBLE({})"}  # as each warehouse reads it
     with both(tmp_path, "output", match_rows(domain), columns) as engines:
         found = {}
         for dialect, run in engines.items():
@@ -207,10 +225,14 @@ def test_the_catalogue_queries_name_the_same_problems_on_both_engines(domain, tm
             found = dict(run(queries.columns_sql(dialect), {"name": name}, many=True))
             problems = schema_problems(domain, found, NOT_TEXT[dialect], "here")
             assert problems.pop("phone").endswith("cannot be extracted as text"), dialect
-            assert problems == {"email": "missing", "load_date": f"type {found['LOAD_DATE']} is not a DATE or TIMESTAMP"}
+            assert problems == {
+                "email": "missing",
+                "load_date": f"type {found['LOAD_DATE']} is not a DATE or TIMESTAMP",
+            }
             nowhere = dict(run(queries.columns_sql(dialect), {"name": "NOWHERE"}, many=True))
             assert schema_problems(domain, nowhere, NOT_TEXT[dialect], "here") == {
-                domain.source.table: "table not found in here"}
+                domain.source.table: "table not found in here"
+            }
 
 
 def test_no_warehouse_spells_a_measuring_query_of_its_own():
@@ -220,4 +242,6 @@ def test_no_warehouse_spells_a_measuring_query_of_its_own():
     for name in ("local.py", "snowflake.py"):
         # The dialect's own fragments (`hash="..."`) are what a warehouse is meant to spell.
         text = re.sub(r'\bhash="[^"]*"', "", (folder / name).read_text())
-        assert not re.search(r"count_if|COUNT\(DISTINCT|TRANSLATE\(|HASH\(|information_schema", text, re.IGNORECASE), name
+        assert not re.search(r"count_if|COUNT\(DISTINCT|TRANSLATE\(|HASH\(|information_schema", text, re.IGNORECASE), (
+            name
+        )

@@ -14,9 +14,11 @@ from er_assets.resources.warehouses.local import DUCKDB, PARTITION_COLUMN
 TARGET = "customers_resolved"
 
 
-TARGET_DDL = (f"CREATE TABLE {TARGET} (customer_id VARCHAR, first_name VARCHAR, last_name VARCHAR, email VARCHAR, "
-              "phone VARCHAR, address VARCHAR, city VARCHAR, state VARCHAR, postal_code VARCHAR, "
-              '"MatchID" VARCHAR, "MatchRule" VARCHAR, partition_key VARCHAR, loaded_at TIMESTAMP, entity_id VARCHAR)')
+TARGET_DDL = (
+    f"CREATE TABLE {TARGET} (customer_id VARCHAR, first_name VARCHAR, last_name VARCHAR, email VARCHAR, "
+    "phone VARCHAR, address VARCHAR, city VARCHAR, state VARCHAR, postal_code VARCHAR, "
+    '"MatchID" VARCHAR, "MatchRule" VARCHAR, partition_key VARCHAR, loaded_at TIMESTAMP, entity_id VARCHAR)'
+)
 
 
 @pytest.fixture
@@ -34,21 +36,26 @@ def reg(con, config):
     return r
 
 
-def load(con, reg, partition: str, groups: dict[str, str], context: str = "", run: str = "run") -> registry.IdentityFigures:
+def load(
+    con, reg, partition: str, groups: dict[str, str], context: str = "", run: str = "run"
+) -> registry.IdentityFigures:
     """Load one partition as the warehouse does: `groups` maps a MatchID to the records of its
     group (space-separated), `context` names the records that are context (not the partition's)."""
     rows = [(record, match_id) for match_id, records in groups.items() for record in records.split()]
     ctx = set(context.split())
-    con.execute("CREATE OR REPLACE TEMP TABLE staged_job (customer_id VARCHAR, \"MatchID\" VARCHAR)")
+    con.execute('CREATE OR REPLACE TEMP TABLE staged_job (customer_id VARCHAR, "MatchID" VARCHAR)')
     con.executemany("INSERT INTO staged_job VALUES (?, ?)", rows)
     con.execute("CREATE OR REPLACE TEMP TABLE context_ids (record_id VARCHAR)")
     if ctx:
         con.executemany("INSERT INTO context_ids VALUES (?)", [(r,) for r in ctx])
     con.execute("BEGIN")
     con.execute(f"DELETE FROM {TARGET} WHERE partition_key = ?", [partition])
-    con.execute(f"INSERT INTO {TARGET} (customer_id, email, \"MatchID\", partition_key, loaded_at) "
-                "SELECT customer_id, customer_id || '@example.com', \"MatchID\", ?, now() FROM staged_job "
-                "WHERE customer_id NOT IN (SELECT record_id FROM context_ids)", [partition])
+    con.execute(
+        f'INSERT INTO {TARGET} (customer_id, email, "MatchID", partition_key, loaded_at) '
+        "SELECT customer_id, customer_id || '@example.com', \"MatchID\", ?, now() FROM staged_job "
+        "WHERE customer_id NOT IN (SELECT record_id FROM context_ids)",
+        [partition],
+    )
     figures = reg.apply(partition, run, "SELECT * FROM staged_job", "SELECT record_id FROM context_ids")
     con.execute("COMMIT")
     return figures
@@ -72,8 +79,11 @@ def loaded_in(config, partitions: dict[str, tuple], order: list[str]):
 
 def entities(con) -> dict[str, str]:
     """record -> current entity, from the registry; the target must agree."""
-    members = dict(con.execute(f"SELECT record_id, entity_id FROM {TARGET}_entity_members "
-                               "WHERE until_partition IS NULL").fetchall())
+    members = dict(
+        con.execute(
+            f"SELECT record_id, entity_id FROM {TARGET}_entity_members WHERE until_partition IS NULL"
+        ).fetchall()
+    )
     target = dict(con.execute(f"SELECT customer_id, entity_id FROM {TARGET}").fetchall())
     assert target == {r: members[r] for r in target}, "the target's entity ids differ from the registry's"
     return members
@@ -87,8 +97,11 @@ def partition_of(groups: dict[str, set[str]]) -> set[frozenset]:
 
 
 def events(con, partition: str) -> list[tuple]:
-    return con.execute(f"SELECT event, entity_id, other_entity_id, records FROM {TARGET}_entity_events "
-                       "WHERE partition_key = ? ORDER BY event, entity_id", [partition]).fetchall()
+    return con.execute(
+        f"SELECT event, entity_id, other_entity_id, records FROM {TARGET}_entity_events "
+        "WHERE partition_key = ? ORDER BY event, entity_id",
+        [partition],
+    ).fetchall()
 
 
 def test_new_records_join_the_entity_of_their_context_record(con, reg):
@@ -164,8 +177,10 @@ def test_a_rolled_back_apply_leaves_target_and_registry_as_they_were(con, reg):
         return {t: sorted(map(str, con.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
 
     before = snapshot()
-    con.execute("CREATE OR REPLACE TEMP TABLE staged_job AS SELECT 'd' AS customer_id, 'x' AS \"MatchID\" "
-                "UNION ALL SELECT 'a', 'x'")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE staged_job AS SELECT 'd' AS customer_id, 'x' AS \"MatchID\" "
+        "UNION ALL SELECT 'a', 'x'"
+    )
     con.execute("CREATE OR REPLACE TEMP TABLE context_ids AS SELECT 'a' AS record_id")
     con.execute("BEGIN")
     reg.apply("2026-01-02", "refused", "SELECT * FROM staged_job", "SELECT record_id FROM context_ids")
@@ -184,8 +199,9 @@ def test_rebuild_replays_in_order_and_counts_what_moved(con, reg):
     load(con, reg, "2026-01-02", {"x": "d a c"}, context="a c")
     settled = entities(con)
     # Someone rewrote ids by hand: the rebuild puts them back and says how many it moved.
-    con.execute(f"UPDATE {TARGET}_entity_members SET entity_id = 'Ewrong' WHERE record_id = 'b' "
-                "AND until_partition IS NULL")
+    con.execute(
+        f"UPDATE {TARGET}_entity_members SET entity_id = 'Ewrong' WHERE record_id = 'b' AND until_partition IS NULL"
+    )
     moved = reg.rebuild("rebuild-1")
     assert moved["partitions"] == ["2026-01-01", "2026-01-02"]
     assert moved["moved"] == 1 and moved["new"] == 0 and moved["records"] == 4
@@ -193,8 +209,10 @@ def test_rebuild_replays_in_order_and_counts_what_moved(con, reg):
 
 
 def test_rebuild_adopts_partitions_loaded_before_the_registry(con, reg):
-    con.execute(f"INSERT INTO {TARGET} (customer_id, \"MatchID\", partition_key) VALUES "
-                "('a', 'm1', '2025-12-30'), ('b', 'm1', '2025-12-30'), ('c', 'm9', '2025-12-31')")
+    con.execute(
+        f'INSERT INTO {TARGET} (customer_id, "MatchID", partition_key) VALUES '
+        "('a', 'm1', '2025-12-30'), ('b', 'm1', '2025-12-30'), ('c', 'm9', '2025-12-31')"
+    )
     moved = reg.rebuild("rebuild-1")
     assert moved["new"] == 3 and moved["partitions"] == ["2025-12-30", "2025-12-31"]
     assert partition_of(entities(con)) == {frozenset("ab"), frozenset("c")}
@@ -203,9 +221,11 @@ def test_rebuild_adopts_partitions_loaded_before_the_registry(con, reg):
 def test_blocking_keys_follow_the_rules_and_ignore_case_and_punctuation(con, config):
     domain = config.domain("customers")
     assert set(registry.blocking_keys(domain)) == {"email_match", "name_phone_match", "name_address_match"}
-    rows = ("SELECT * FROM (VALUES ('1', 'Ana', 'Lund', 'Ana.Lund@X.com ', '(555) 010-2030', '1 Main St', 'X', 'IL', "
-            "'62701'), ('2', 'ANA', 'lund', 'ana.lund@x.com', '555-010-2030', NULL, NULL, NULL, NULL)) "
-            "AS t(customer_id, first_name, last_name, email, phone, address, city, state, postal_code)")
+    rows = (
+        "SELECT * FROM (VALUES ('1', 'Ana', 'Lund', 'Ana.Lund@X.com ', '(555) 010-2030', '1 Main St', 'X', 'IL', "
+        "'62701'), ('2', 'ANA', 'lund', 'ana.lund@x.com', '555-010-2030', NULL, NULL, NULL, NULL)) "
+        "AS t(customer_id, first_name, last_name, email, phone, address, city, state, postal_code)"
+    )
     keys = con.execute(registry.keys_select(DUCKDB, domain, rows)).fetchall()
     by_record: dict[str, set[str]] = {}
     for record, key in keys:
@@ -244,8 +264,7 @@ def test_an_entity_that_grows_past_the_limit_is_oversized_with_its_whole_size(co
 def test_a_late_partition_whose_records_were_later_context_gives_the_in_order_ids(config):
     """01-03's job had 01-02's b2 as context. Loaded late, 01-02 is applied before 01-03 again:
     b2's id must come from b2 (its own partition), not from a3, 01-03's record."""
-    partitions = {"2026-01-01": ({"m": "z"}, ""), "2026-01-02": ({"m": "b2"}, ""),
-                  "2026-01-03": ({"x": "a3 b2"}, "b2")}
+    partitions = {"2026-01-01": ({"m": "z"}, ""), "2026-01-02": ({"m": "b2"}, ""), "2026-01-03": ({"x": "a3 b2"}, "b2")}
     in_order, _, _ = loaded_in(config, partitions, sorted(partitions))
     late, _, rebuilt = loaded_in(config, partitions, ["2026-01-01", "2026-01-03", "2026-01-02"])
     assert late == in_order and rebuilt["moved"] == 0
@@ -253,8 +272,10 @@ def test_a_late_partition_whose_records_were_later_context_gives_the_in_order_id
 
 def test_a_record_listed_twice_by_a_job_gets_one_entity(con, reg):
     load(con, reg, "2026-01-01", {"x": "a d", "y": "d c"})
-    current = con.execute(f"SELECT record_id, COUNT(*) FROM {TARGET}_entity_members WHERE until_partition IS NULL "
-                          "GROUP BY record_id HAVING COUNT(*) > 1").fetchall()
+    current = con.execute(
+        f"SELECT record_id, COUNT(*) FROM {TARGET}_entity_members WHERE until_partition IS NULL "
+        "GROUP BY record_id HAVING COUNT(*) > 1"
+    ).fetchall()
     assert current == []
 
 
@@ -269,8 +290,9 @@ def test_the_matched_figures_leave_the_context_records_out(tmp_path):
 
     success = tmp_path / "success"
     success.mkdir()
-    (success / "part-0.csv").write_text("RecordId,MatchID,ConfidenceLevel\na,m1,0.9\nk,m1,0.1\nb,m2,0.5\nc,m2,0.5\n"
-                                        "d,m3,\n")
+    (success / "part-0.csv").write_text(
+        "RecordId,MatchID,ConfidenceLevel\na,m1,0.9\nk,m1,0.1\nb,m2,0.5\nc,m2,0.5\nd,m3,\n"
+    )
     context = tmp_path / "context_0.parquet"
     pq.write_table(pa.table({"customer_id": ["k"]}), context)
     assert match_counts(success) == (5, 3, 4)

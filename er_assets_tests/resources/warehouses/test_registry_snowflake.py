@@ -45,8 +45,17 @@ PEOPLE = {
 
 def values(record: str) -> dict:
     first, last, email, phone, _ = PEOPLE[record]
-    return {"customer_id": record, "first_name": first, "last_name": last, "email": email, "phone": phone,
-            "address": f"{record} Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}
+    return {
+        "customer_id": record,
+        "first_name": first,
+        "last_name": last,
+        "email": email,
+        "phone": phone,
+        "address": f"{record} Main St",
+        "city": "Springfield",
+        "state": "IL",
+        "postal_code": "62701",
+    }
 
 
 @pytest.fixture
@@ -70,8 +79,15 @@ def write_job(objects: Path, domain, job: str, groups: dict[str, str]) -> str:
         out.writerow(["InputSourceARN", "RecordId", "MatchID", "MatchRule", *domain.schema.columns])
         for match_id, records in groups.items():
             for record in records.split():
-                out.writerow(["arn:aws:glue:table/er/customers_input", record, match_id, "email_match",
-                              *(values(record)[c] for c in domain.schema.columns)])
+                out.writerow(
+                    [
+                        "arn:aws:glue:table/er/customers_input",
+                        record,
+                        match_id,
+                        "email_match",
+                        *(values(record)[c] for c in domain.schema.columns),
+                    ]
+                )
     return uri
 
 
@@ -95,8 +111,10 @@ def entities(conn) -> dict[str, str]:
 def tables_now(conn) -> dict[str, list[tuple]]:
     """Every row of the target and of the registry's tables, in a stable order."""
     cursor = conn.cursor()
-    names = ["CUSTOMERS_RESOLVED", *(f"CUSTOMERS_RESOLVED_ENTITY_{t}" for t in
-                                     ("GROUPS", "MEMBERS", "EVENTS", "KEYS", "PLAN", "LOCK"))]
+    names = [
+        "CUSTOMERS_RESOLVED",
+        *(f"CUSTOMERS_RESOLVED_ENTITY_{t}" for t in ("GROUPS", "MEMBERS", "EVENTS", "KEYS", "PLAN", "LOCK")),
+    ]
     found = {}
     for name in names:
         cursor.execute(f'SELECT * FROM "{name}"')
@@ -108,8 +126,17 @@ def accept_all(figures: dict) -> bool:
     return True
 
 
-def load(wh, domain, partition: str, job: str, groups: dict[str, str], extract_uri: str, run: str,
-         objects: Path, accept=accept_all):
+def load(
+    wh,
+    domain,
+    partition: str,
+    job: str,
+    groups: dict[str, str],
+    extract_uri: str,
+    run: str,
+    objects: Path,
+    accept=accept_all,
+):
     return wh.load_matches(domain, partition, write_job(objects, domain, job, groups), accept, extract_uri, run)
 
 
@@ -175,8 +202,16 @@ def test_entity_ids_follow_the_registry_across_three_partitions(domain, objects)
         assert (load2.identity.absorbed_records, load2.identity.created, load2.identity.churn) == (1, 1, 0)
         cursor = conn.cursor()
         cursor.execute(f'SELECT "CUSTOMER_ID", "PARTITION_KEY" FROM {TARGET} ORDER BY 1')
-        assert cursor.fetchall() == [("A1", P1), ("A2", P1), ("A3", P2), ("B1", P1), ("B2", P1), ("C1", P1),
-                                     ("D1", P2), ("E1", P3)]
+        assert cursor.fetchall() == [
+            ("A1", P1),
+            ("A2", P1),
+            ("A3", P2),
+            ("B1", P1),
+            ("B2", P1),
+            ("C1", P1),
+            ("D1", P2),
+            ("E1", P3),
+        ]
 
         # The matched stage's figures count P2's own records only; the context record sharing
         # A3's MatchID still makes A3 a matched record.
@@ -192,11 +227,15 @@ def test_entity_ids_follow_the_registry_across_three_partitions(domain, objects)
         third, load3 = seen["entities3"], seen["load3"]
         bob, cid = first["B1"], first["C1"]
         assert third["C1"] == third["E1"] == bob
-        assert {r: third[r] for r in ("A1", "A2", "A3", "B1", "B2", "D1")} == {r: second[r] for r in
-                                                                                 ("A1", "A2", "A3", "B1", "B2", "D1")}
+        assert {r: third[r] for r in ("A1", "A2", "A3", "B1", "B2", "D1")} == {
+            r: second[r] for r in ("A1", "A2", "A3", "B1", "B2", "D1")
+        }
         assert (load3.identity.merged, load3.identity.absorbed_records, load3.identity.churn) == (1, 1, 1)
-        cursor.execute('SELECT event, entity_id, other_entity_id, records FROM "CUSTOMERS_RESOLVED_ENTITY_EVENTS" '
-                       "WHERE partition_key = %(p)s ORDER BY event", {"p": P3})
+        cursor.execute(
+            'SELECT event, entity_id, other_entity_id, records FROM "CUSTOMERS_RESOLVED_ENTITY_EVENTS" '
+            "WHERE partition_key = %(p)s ORDER BY event",
+            {"p": P3},
+        )
         assert cursor.fetchall() == [("absorbed", bob, None, 1), ("merged", cid, bob, 1)]
 
         # A re-load of P3 with new MatchIDs but the same grouping moves no id: the same entities,
@@ -205,8 +244,11 @@ def test_entity_ids_follow_the_registry_across_three_partitions(domain, objects)
         assert again.replaced and entities(conn) == third
         # Its events are those of the partition again; its churn, against what was committed, is 0.
         assert (again.identity.merged, again.identity.absorbed_records, again.identity.churn) == (1, 1, 0)
-        cursor.execute('SELECT event, entity_id, other_entity_id, records FROM "CUSTOMERS_RESOLVED_ENTITY_EVENTS" '
-                       "WHERE partition_key = %(p)s ORDER BY event", {"p": P3})
+        cursor.execute(
+            'SELECT event, entity_id, other_entity_id, records FROM "CUSTOMERS_RESOLVED_ENTITY_EVENTS" '
+            "WHERE partition_key = %(p)s ORDER BY event",
+            {"p": P3},
+        )
         assert cursor.fetchall() == [("absorbed", bob, None, 1), ("merged", cid, bob, 1)]
         cursor.execute(f'SELECT DISTINCT "MATCHID" FROM {TARGET} WHERE "PARTITION_KEY" = %(p)s', {"p": P3})
         assert cursor.fetchall() == [("z7",)]
@@ -223,8 +265,17 @@ def test_an_output_the_checks_reject_leaves_target_and_registry_as_they_were(dom
             return False
 
         # A P3 output that would split Bob's entity: judged with its identity figures, refused.
-        result = load(warehouse(objects), domain, P3, "j3c", {"w1": "E1 B1", "w2": "B2 C1"}, seen["uri3"], "r3c",
-                      objects, accept=reject)
+        result = load(
+            warehouse(objects),
+            domain,
+            P3,
+            "j3c",
+            {"w1": "E1 B1", "w2": "B2 C1"},
+            seen["uri3"],
+            "r3c",
+            objects,
+            accept=reject,
+        )
         assert not result.replaced and result.rows == 0
         assert judged[0]["rows"] == 1 and judged[0]["identity"].churn > 0
         assert tables_now(conn) == before
@@ -240,8 +291,12 @@ def test_rebuild_and_show_on_snowflake(domain, objects):
     with fake_snowflake(objects) as conn:
         seen = three_partitions(conn, domain, objects)
         wh = warehouse(objects)
-        assert wh.rebuild_entities(domain, "rebuild") == {"partitions": [P1, P2, P3], "records": 8, "moved": 0,
-                                                          "new": 0}
+        assert wh.rebuild_entities(domain, "rebuild") == {
+            "partitions": [P1, P2, P3],
+            "records": 8,
+            "moved": 0,
+            "new": 0,
+        }
         assert entities(conn) == seen["entities3"]
         shown = wh.show_entity(domain, "C1")
         assert shown["entity_id"] == seen["entities1"]["B1"]
@@ -255,10 +310,13 @@ def test_a_target_loaded_before_entity_ids_gets_the_column(domain, objects):
     with fake_snowflake(objects) as conn:
         columns = ["InputSourceARN", "RecordId", "MatchID", "MatchRule", *domain.schema.columns]
         body = ", ".join(f"{sf.ident(c)} VARCHAR" for c in columns)
-        conn.cursor().execute(f'CREATE TABLE {TARGET} ({body}, "PARTITION_KEY" VARCHAR NOT NULL, '
-                              '"LOADED_AT" TIMESTAMP_LTZ NOT NULL)')
-        conn.cursor().execute(f'INSERT INTO {TARGET} ("CUSTOMER_ID", "MATCHID", "PARTITION_KEY", "LOADED_AT", '
-                              "\"EMAIL\") VALUES ('Z1', 'old', '2024-02-01', CURRENT_TIMESTAMP(), 'z@example.com')")
+        conn.cursor().execute(
+            f'CREATE TABLE {TARGET} ({body}, "PARTITION_KEY" VARCHAR NOT NULL, "LOADED_AT" TIMESTAMP_LTZ NOT NULL)'
+        )
+        conn.cursor().execute(
+            f'INSERT INTO {TARGET} ("CUSTOMER_ID", "MATCHID", "PARTITION_KEY", "LOADED_AT", '
+            "\"EMAIL\") VALUES ('Z1', 'old', '2024-02-01', CURRENT_TIMESTAMP(), 'z@example.com')"
+        )
         wh = warehouse(objects)
         load(wh, domain, P1, "j1", {"m1": "A1 A2"}, "", "r1", objects)
         assert entities(conn)["Z1"] is None and entities(conn)["A1"] is not None
@@ -293,8 +351,14 @@ def test_context_and_keys_render_alike_in_duckdb_and_snowflake(domain, objects):
 
     def full(row):
         record, first, last, email, phone = row[:5]
-        return {**dict.fromkeys(columns), "customer_id": record, "first_name": first, "last_name": last,
-                "email": email, "phone": phone}
+        return {
+            **dict.fromkeys(columns),
+            "customer_id": record,
+            "first_name": first,
+            "last_name": last,
+            "email": email,
+            "phone": phone,
+        }
 
     def run(con_execute, dialect, quote_table, target, partition_column):
         ident = dialect.ident
@@ -306,23 +370,33 @@ def test_context_and_keys_render_alike_in_duckdb_and_snowflake(domain, objects):
         con_execute(f"CREATE TABLE {quote_table('slice')} ({body})")
         for row in known:
             values = full(row)
-            literal = ", ".join("NULL" if values[c] is None else "'" + values[c].replace("'", "''") + "'"
-                                for c in columns)
+            literal = ", ".join(
+                "NULL" if values[c] is None else "'" + values[c].replace("'", "''") + "'" for c in columns
+            )
             con_execute(f"INSERT INTO {ident(target)} VALUES ({literal}, '{P1}')")
-            con_execute(f"INSERT INTO {ident(tables.members)} (record_id, entity_id, from_partition) "
-                        f"VALUES ('{row[0]}', '{row[5]}', '{P1}')")
+            con_execute(
+                f"INSERT INTO {ident(tables.members)} (record_id, entity_id, from_partition) "
+                f"VALUES ('{row[0]}', '{row[5]}', '{P1}')"
+            )
         for row in slice_rows:
             values = full(row)
-            literal = ", ".join("NULL" if values[c] is None else "'" + values[c].replace("'", "''") + "'"
-                                for c in columns)
+            literal = ", ".join(
+                "NULL" if values[c] is None else "'" + values[c].replace("'", "''") + "'" for c in columns
+            )
             con_execute(f"INSERT INTO {quote_table('slice')} VALUES ({literal})")
         known_keys = registry.keys_select(dialect, domain, f"SELECT * FROM {ident(target)}")
-        con_execute(f"INSERT INTO {ident(tables.keys)} (partition_key, record_id, block_hash) SELECT '{P1}', "
-                    f"record_id, {dialect.hash.format('block_key')} FROM ({known_keys})")
+        con_execute(
+            f"INSERT INTO {ident(tables.keys)} (partition_key, record_id, block_hash) SELECT '{P1}', "
+            f"record_id, {dialect.hash.format('block_key')} FROM ({known_keys})"
+        )
         slice_select = f"SELECT * FROM {quote_table('slice')}"
         keys = set(con_execute(registry.keys_select(dialect, domain, slice_select)).fetchall())
-        candidates = {r[0] for r in con_execute(registry.context_sql(dialect, domain, slice_select, target,
-                                                                     partition_column)).fetchall()}
+        candidates = {
+            r[0]
+            for r in con_execute(
+                registry.context_sql(dialect, domain, slice_select, target, partition_column)
+            ).fetchall()
+        }
         return keys, candidates
 
     con = duckdb.connect()

@@ -44,7 +44,7 @@ def counts(stats: dict) -> tuple[int, int, int]:
 def write_output(objects_root: Path, domain, job: str, records: list[tuple[str, str]], name="part-00000.csv") -> str:
     """A match output folder as the service lays it out; returns its success/ URI."""
     uri = layout.success_uri(layout.job_folder(layout.output_prefix(domain), domain.workflow_name, job))
-    folder = objects_root / uri[len("s3://"):]
+    folder = objects_root / uri[len("s3://") :]
     folder.mkdir(parents=True, exist_ok=True)
     header = ["InputSourceARN", "RecordId", "MatchID", "MatchRule", *domain.schema.columns]
     with open(folder / name, "w", newline="") as handle:
@@ -54,8 +54,15 @@ def write_output(objects_root: Path, domain, job: str, records: list[tuple[str, 
             fields = {c: f"{c}-{record_id}" for c in domain.schema.columns}
             fields[domain.schema.unique_id] = record_id
             fields["last_name"] = "O'Brien, Jr."  # a quote and a comma survive the CSV round trip
-            out.writerow(["arn:aws:glue:table/er/customers_input", record_id, match_id, "email_match",
-                          *(fields[c] for c in domain.schema.columns)])
+            out.writerow(
+                [
+                    "arn:aws:glue:table/er/customers_input",
+                    record_id,
+                    match_id,
+                    "email_match",
+                    *(fields[c] for c in domain.schema.columns),
+                ]
+            )
     return uri
 
 
@@ -71,8 +78,9 @@ def objects(tmp_path):
 
 def rows_of(conn, table: str, partition: str) -> list[tuple]:
     cursor = conn.cursor()
-    cursor.execute(f"SELECT RECORDID, MATCHID, LAST_NAME FROM {table} WHERE PARTITION_KEY = %(p)s ORDER BY 1",
-                   {"p": partition})
+    cursor.execute(
+        f"SELECT RECORDID, MATCHID, LAST_NAME FROM {table} WHERE PARTITION_KEY = %(p)s ORDER BY 1", {"p": partition}
+    )
     return cursor.fetchall()
 
 
@@ -86,7 +94,7 @@ UNLOAD_SNAPSHOT = (
     'TO_VARCHAR("ADDRESS") AS "address", TO_VARCHAR("CITY") AS "city", TO_VARCHAR("STATE") AS "state", '
     'TO_VARCHAR("POSTAL_CODE") AS "postal_code" FROM "CUSTOMERS_SOURCE" '
     'WHERE "LOAD_DATE" >= %(start)s AND "LOAD_DATE" < %(end)s) '
-    'FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = 268435456 INCLUDE_QUERY_ID = TRUE'
+    "FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = 268435456 INCLUDE_QUERY_ID = TRUE"
 )
 
 
@@ -104,15 +112,19 @@ def test_unload_statement_snapshot_and_parse(domain):
     assert isinstance(query, exp.Select)
     assert [e.alias for e in query.expressions] == domain.schema.columns
     assert query.args["from_"].this.name == "CUSTOMERS_SOURCE"
-    assert {p.this.name.upper() for p in tree.args["params"]} == {"FILE_FORMAT", "HEADER", "MAX_FILE_SIZE",
-                                                                  "INCLUDE_QUERY_ID"}
+    assert {p.this.name.upper() for p in tree.args["params"]} == {
+        "FILE_FORMAT",
+        "HEADER",
+        "MAX_FILE_SIZE",
+        "INCLUDE_QUERY_ID",
+    }
 
 
 def test_load_statement_snapshot_and_parse():
     location = sf.stage_location(STAGE, f"s3://{BUCKET}/", OUTPUT_URI)
     sql = sf.copy_staging_sql("CUSTOMERS_RESOLVED__LOAD_20240305", location)
     assert sql == (
-        "COPY INTO \"CUSTOMERS_RESOLVED__LOAD_20240305\" FROM '" + OUTPUT + "' "
+        'COPY INTO "CUSTOMERS_RESOLVED__LOAD_20240305" FROM \'' + OUTPUT + "' "
         "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"') "
         "PATTERN = '(.*/)?[^/_.][^/]*' FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
     )
@@ -126,7 +138,8 @@ def test_load_statement_snapshot_and_parse():
 OUTPUT_URI = f"s3://{BUCKET}/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 OUTPUT = "@ER_STAGE/entity-resolution/customers/output/customers-matching-workflow/j1/success/"
 FIGURES_SNAPSHOT = (
-    "WITH output_rows AS (SELECT m, TRUE AS own FROM (SELECT $3 AS m FROM " + OUTPUT
+    "WITH output_rows AS (SELECT m, TRUE AS own FROM (SELECT $3 AS m FROM "
+    + OUTPUT
     + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1)), "
     "sizes AS (SELECT m, COUNT(*) AS n, COUNT_IF(own) AS own FROM output_rows GROUP BY m), "
     f"assigned AS (SELECT n, own, NOT {blank_sql('m')} AS assigned FROM sizes) "
@@ -140,8 +153,10 @@ def test_match_figures_statements_snapshot_and_parse(domain):
     files): pinned, and parsed as Snowflake SQL reading the stage with the named format."""
     assert sf.output_figures_sql(OUTPUT, 3) == FIGURES_SNAPSHOT
     header = sf.output_header_sql(OUTPUT, 4)
-    assert header == ("SELECT $1, $2, $3, $4 FROM " + OUTPUT + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', "
-                      "PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER = 1 LIMIT 1")
+    assert header == (
+        "SELECT $1, $2, $3, $4 FROM " + OUTPUT + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', "
+        "PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER = 1 LIMIT 1"
+    )
     for sql in (FIGURES_SNAPSHOT, header, sf.output_rows_sql(OUTPUT.replace("/success/", "/error/"))):
         tree = sqlglot.parse_one(sql, read="snowflake")
         assert isinstance(tree, exp.Select)
@@ -151,7 +166,8 @@ def test_match_figures_statements_snapshot_and_parse(domain):
 
 
 CONFIDENCE_SNAPSHOT = (
-    "WITH output_rows AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM " + OUTPUT
+    "WITH output_rows AS (SELECT $2 AS id, $3 AS m, TRY_TO_DOUBLE($4) AS c FROM "
+    + OUTPUT
     + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1), "
     f"matched AS (SELECT * FROM output_rows WHERE NOT {blank_sql('m')} "
     "AND m IN (SELECT m FROM output_rows GROUP BY m HAVING COUNT(*) > 1)), "
@@ -164,7 +180,8 @@ CONFIDENCE_SNAPSHOT = (
 EXTRACT = "@ER_STAGE/entity-resolution/customers/extract/partition=2024-03-05/run=r1/"
 CONTEXT_PATTERN = "(.*/)?context_[^/]*[.]parquet"
 CONTEXT_IDS_SNAPSHOT = (
-    'SELECT DISTINCT id FROM (SELECT $1:"customer_id"::VARCHAR AS id FROM ' + EXTRACT
+    'SELECT DISTINCT id FROM (SELECT $1:"customer_id"::VARCHAR AS id FROM '
+    + EXTRACT
     + f" (FILE_FORMAT => 'ER_EXTRACT_PARQUET', PATTERN => '{CONTEXT_PATTERN}')) WHERE id IS NOT NULL"
 )
 
@@ -178,16 +195,21 @@ def test_context_unload_statement_snapshot_and_parse(domain):
     sql = sf.unload_sql(location + sf.CONTEXT_PREFIX, sf.context_select(domain))
     columns = ", ".join(f'TO_VARCHAR("{c.upper()}") AS "{c}"' for c in domain.schema.columns)
     assert sql.startswith(f"COPY INTO '{EXTRACT}context_' FROM (SELECT {columns} FROM (\nWITH new_keys AS (")
-    assert sql.endswith(") FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = 268435456 "
-                        "INCLUDE_QUERY_ID = TRUE")
+    assert sql.endswith(
+        ") FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE MAX_FILE_SIZE = 268435456 INCLUDE_QUERY_ID = TRUE"
+    )
     tree = sqlglot.parse_one(sql % {"start": "'2024-03-05'", "end": "'2024-03-06'"}, read="snowflake")
     assert isinstance(tree, exp.Copy)
     assert tree.this.name == EXTRACT + "context_"
     query = tree.args["files"][0].this
     assert [e.alias for e in query.expressions] == domain.schema.columns
     read = {t.name for t in tree.find_all(exp.Table)}
-    assert {"CUSTOMERS_SOURCE", "CUSTOMERS_RESOLVED", "CUSTOMERS_RESOLVED_ENTITY_KEYS",
-            "CUSTOMERS_RESOLVED_ENTITY_MEMBERS"} <= read
+    assert {
+        "CUSTOMERS_SOURCE",
+        "CUSTOMERS_RESOLVED",
+        "CUSTOMERS_RESOLVED_ENTITY_KEYS",
+        "CUSTOMERS_RESOLVED_ENTITY_MEMBERS",
+    } <= read
     # Snowflake's names: the prefix, then (INCLUDE_QUERY_ID) the query's UUID, then the part.
     folder = EXTRACT.split("/", 1)[1]
     for name in ("context_0_0_0.snappy.parquet", "context_01b2c3d4-0602-a1b2-0000-0004a2c6d0e1_0_1_0.snappy.parquet"):
@@ -200,8 +222,9 @@ def test_context_id_statements_snapshot_and_parse(domain):
     parquet over the stage (fakesnow cannot): pinned, and parsed as Snowflake SQL."""
     assert sf.context_ids_select(EXTRACT, "customer_id") == CONTEXT_IDS_SNAPSHOT
     fill = sf.fill_context_sql("CUSTOMERS_RESOLVED__LOAD_20240305_ab12cd34_CONTEXT", EXTRACT, "customer_id")
-    assert fill == ('INSERT INTO "CUSTOMERS_RESOLVED__LOAD_20240305_AB12CD34_CONTEXT" (RECORD_ID) '
-                    + CONTEXT_IDS_SNAPSHOT)
+    assert fill == (
+        'INSERT INTO "CUSTOMERS_RESOLVED__LOAD_20240305_AB12CD34_CONTEXT" (RECORD_ID) ' + CONTEXT_IDS_SNAPSHOT
+    )
     tree = sqlglot.parse_one(fill, read="snowflake")
     assert isinstance(tree, exp.Insert)
     assert "GET_PATH($1, 'customer_id')" in tree.sql(dialect="snowflake")  # the parquet column, by its name
@@ -217,8 +240,10 @@ def test_context_id_statements_snapshot_and_parse(domain):
         "COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) FROM assigned"
     )
     assert isinstance(sqlglot.parse_one(own, read="snowflake"), exp.Select)
-    for ddl, kind in ((sf.parquet_format_sql(), exp.Create),
-                      (sf.add_entity_column_sql("customers_resolved"), exp.Alter)):
+    for ddl, kind in (
+        (sf.parquet_format_sql(), exp.Create),
+        (sf.add_entity_column_sql("customers_resolved"), exp.Alter),
+    ):
         assert isinstance(sqlglot.parse_one(ddl, read="snowflake"), kind)
     with pytest.raises(sf.UnsafeIdentifier):
         sf.context_ids_select(EXTRACT, 'id"; DROP TABLE x; --')
@@ -228,11 +253,17 @@ def _registry_statements(domain) -> list[str]:
     """Every statement the registry sends Snowflake in a load (and the extract's context query)."""
     dialect, table, part = sf.SNOWFLAKE, domain.target.table, sf.PARTITION_COLUMN
     staged, context = 'SELECT * FROM "STAGED"', 'SELECT RECORD_ID AS record_id FROM "STAGED_CONTEXT"'
-    return [*registry.create_sql(dialect, domain), registry.lock_sql(dialect, domain),
-            *registry._groups_sql(dialect, domain, staged, context, table, part), *registry._undo_sql(dialect, domain),
-            registry._assign_sql(dialect, domain), *registry._step_sql(dialect, domain),
-            *registry._target_sql(dialect, domain, table, part),
-            *registry.figures_sql(dialect, domain, table, part).values(), sf.context_select(domain)]
+    return [
+        *registry.create_sql(dialect, domain),
+        registry.lock_sql(dialect, domain),
+        *registry._groups_sql(dialect, domain, staged, context, table, part),
+        *registry._undo_sql(dialect, domain),
+        registry._assign_sql(dialect, domain),
+        *registry._step_sql(dialect, domain),
+        *registry._target_sql(dialect, domain, table, part),
+        *registry.figures_sql(dialect, domain, table, part).values(),
+        sf.context_select(domain),
+    ]
 
 
 def _bound(sql: str) -> str:
@@ -274,8 +305,15 @@ def test_confidence_statement_snapshot_and_parse():
     assert sql == CONFIDENCE_SNAPSHOT
     tree = sqlglot.parse_one(sql % {"threshold": "0.7"}, read="snowflake")
     assert isinstance(tree, exp.Select)
-    assert [type(e).__name__ for e in tree.expressions] == ["Count", "Count", "CountIf", "CountIf", "Avg", "Min",
-                                                            "Subquery"]
+    assert [type(e).__name__ for e in tree.expressions] == [
+        "Count",
+        "Count",
+        "CountIf",
+        "CountIf",
+        "Avg",
+        "Min",
+        "Subquery",
+    ]
     ctes = {c.alias: c.this for c in tree.args["with_"].expressions}
     assert list(ctes) == ["output_rows", "matched", "samples"]
     assert ctes["samples"].args["limit"].expression.name == str(SAMPLE_IDS)
@@ -300,12 +338,20 @@ def test_ml_confidence_figures_are_counted_in_the_warehouse(objects):
         before = bytes_read()
         figures = warehouse(objects).match_output_figures(ml, uri, uri.replace("/success/", "/error/"))
         assert bytes_read() == before
-    assert figures["confidence"] == {"present": True, "matched_records": 2, "with_confidence": 2,
-                                     "below_threshold": 1, "out_of_range": 0, "mean": 0.75, "min": 0.6,
-                                     "sample_ids": ["C2"]}
+    assert figures["confidence"] == {
+        "present": True,
+        "matched_records": 2,
+        "with_confidence": 2,
+        "below_threshold": 1,
+        "out_of_range": 0,
+        "mean": 0.75,
+        "min": 0.6,
+        "sample_ids": ["C2"],
+    }
     with fake_snowflake(objects):
-        rule_based = warehouse(objects).match_output_figures(load_config().domain("customers"), uri,
-                                                            uri.replace("/success/", "/error/"))
+        rule_based = warehouse(objects).match_output_figures(
+            load_config().domain("customers"), uri, uri.replace("/success/", "/error/")
+        )
     assert rule_based["confidence"] is None
 
 
@@ -319,8 +365,14 @@ def test_match_figures_come_from_the_stage_not_through_the_object_store(domain, 
         before = bytes_read()
         figures = warehouse(objects).match_output_figures(domain, uri, error_uri)
         assert bytes_read() == before
-    assert figures == {"records": 5, "match_ids": 3, "matched_records": 4, "match_rate": 80.0, "rejected_rows": 0,
-                       "confidence": None}
+    assert figures == {
+        "records": 5,
+        "match_ids": 3,
+        "matched_records": 4,
+        "match_rate": 80.0,
+        "rejected_rows": 0,
+        "confidence": None,
+    }
 
 
 def test_identifiers_with_quotes_or_semicolons_are_rejected(domain, objects):
@@ -337,7 +389,7 @@ def test_identifiers_with_quotes_or_semicolons_are_rejected(domain, objects):
 
     # A match output whose header smuggles SQL is refused before any statement runs.
     uri = write_output(objects, domain, "bad", [("C1", "m1")])
-    path = objects / uri[len("s3://"):] / "part-00000.csv"
+    path = objects / uri[len("s3://") :] / "part-00000.csv"
     text = path.read_text().replace("MatchRule", 'MatchRule" VARCHAR); DROP TABLE t; --', 1)
     path.write_text(text)
     with fake_snowflake(objects) as conn:
@@ -371,13 +423,22 @@ def test_load_twice_leaves_one_copy_of_the_partition(domain, objects):
         # output's columns plus the load's three.
         cursor = conn.cursor()
         cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'PUBLIC'")
-        registry_tables = [f"CUSTOMERS_RESOLVED_ENTITY_{t}" for t in ("EVENTS", "GROUPS", "KEYS", "LOCK", "MEMBERS",
-                                                                      "PLAN")]
+        registry_tables = [
+            f"CUSTOMERS_RESOLVED_ENTITY_{t}" for t in ("EVENTS", "GROUPS", "KEYS", "LOCK", "MEMBERS", "PLAN")
+        ]
         assert sorted(r[0].upper() for r in cursor.fetchall()) == ["CUSTOMERS_RESOLVED", *registry_tables]
         cursor.execute(sf.COLUMNS_SQL, {"name": "CUSTOMERS_RESOLVED"})
         columns = {r[0].upper() for r in cursor.fetchall()}
-        assert {"INPUTSOURCEARN", "RECORDID", "MATCHID", "MATCHRULE", "CUSTOMER_ID", "PARTITION_KEY", "LOADED_AT",
-                "ENTITY_ID"} <= columns
+        assert {
+            "INPUTSOURCEARN",
+            "RECORDID",
+            "MATCHID",
+            "MATCHRULE",
+            "CUSTOMER_ID",
+            "PARTITION_KEY",
+            "LOADED_AT",
+            "ENTITY_ID",
+        } <= columns
 
 
 def test_load_in_several_files_counts_rows_from_copy(domain, objects):
@@ -398,8 +459,9 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
         # The INSERT fails after the DELETE has run inside the transaction.
         executed = []
         real_insert = sf.insert_sql
-        monkeypatch.setattr(sf, "insert_sql",
-                            lambda *a: executed.append("insert") or real_insert(*a) + " WHERE NO_SUCH_COLUMN = 1")
+        monkeypatch.setattr(
+            sf, "insert_sql", lambda *a: executed.append("insert") or real_insert(*a) + " WHERE NO_SUCH_COLUMN = 1"
+        )
         real_delete = sf.delete_partition_sql
         monkeypatch.setattr(sf, "delete_partition_sql", lambda *a: executed.append("delete") or real_delete(*a))
         with pytest.raises(Exception, match="(?i)no_such_column"):
@@ -410,7 +472,7 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
         # A malformed output file fails the COPY itself; nothing changes either.
         monkeypatch.undo()
         broken = write_output(objects, domain, "job3", [("C7", "m7")])
-        with open(objects / broken[len("s3://"):] / "part-00000.csv", "a") as handle:
+        with open(objects / broken[len("s3://") :] / "part-00000.csv", "a") as handle:
             handle.write("too,few,fields\n")
         with pytest.raises(Exception, match="(?i)csv"):
             wh.load_matches(domain, PARTITION, broken, accept_all)
@@ -423,15 +485,18 @@ def test_missing_empty_or_unreadable_output_is_refused_and_the_partition_untouch
     missing = layout.success_uri(layout.job_folder(layout.output_prefix(domain), domain.workflow_name, "gone"))
     header_only = write_output(objects, domain, "job2", [])
     truncated = write_output(objects, domain, "job3", [("C1", "m1"), ("C2", "m2")])
-    path = objects / truncated[len("s3://"):] / "part-00000.csv"
+    path = objects / truncated[len("s3://") :] / "part-00000.csv"
     path.write_text(path.read_text()[:-40])  # cut inside the last record
     with fake_snowflake(objects) as conn:
         wh = warehouse(objects)
         wh.load_matches(domain, PARTITION, good, accept_all)
         before = rows_of(conn, "customers_resolved", PARTITION)
         # Snowflake copies 0 rows from a header-only file; fakesnow fails that COPY instead.
-        for uri, why in [(missing, "has no data files"), (header_only, "(has no rows|cannot be read)"),
-                         (truncated, "cannot be read")]:
+        for uri, why in [
+            (missing, "has no data files"),
+            (header_only, "(has no rows|cannot be read)"),
+            (truncated, "cannot be read"),
+        ]:
             untouched = f"{why}.*partition {PARTITION} of customers_resolved left untouched"
             with pytest.raises(UpstreamRefused, match=untouched):
                 wh.load_matches(domain, PARTITION, uri, accept_all)
@@ -462,8 +527,9 @@ def test_blank_match_ids_are_none_in_the_matched_and_the_loaded_figures(domain, 
     from er_assets.pipeline import checks
     from er_assets.resources.warehouses.local import DuckDBWarehouse, match_counts
 
-    uri = write_output(objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", ""), ("C4", " "),
-                                                 ("C5", "\u200b"), ("C6", "")])
+    uri = write_output(
+        objects, domain, "job1", [("C1", "m1"), ("C2", "m1"), ("C3", ""), ("C4", " "), ("C5", "\u200b"), ("C6", "")]
+    )
     records, match_ids, matched = match_counts(objects / uri.removeprefix("s3://"))
     assert (records, match_ids, matched) == (6, 1, 2)
     seen = []
@@ -487,8 +553,12 @@ def test_target_missing_an_output_column_is_explained(domain, objects):
 
 def test_extract_profile_and_files(domain, objects):
     day = dt.date(2024, 3, 5)
-    base = {**{c: "x" for c in domain.schema.columns},
-            "email": "ann@example.com", "phone": "+1 (555) 010-7788", "postal_code": "02139"}
+    base = {
+        **{c: "x" for c in domain.schema.columns},
+        "email": "ann@example.com",
+        "phone": "+1 (555) 010-7788",
+        "postal_code": "02139",
+    }
     rows = [
         {**base, "customer_id": "C1", "load_date": day},
         {**base, "customer_id": "C1", "load_date": day},  # duplicate id
@@ -499,16 +569,24 @@ def test_extract_profile_and_files(domain, objects):
         {**base, "customer_id": "C7", "email": "ann at example", "phone": None, "load_date": day},
     ]
     # Left by an earlier attempt of the same run (a retried step) with more parts than this one.
-    stale = (objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/run=r1"
-             / "data_9_9_9.snappy.parquet")
+    stale = (
+        objects
+        / BUCKET
+        / "entity-resolution/customers/extract/partition=2024-03-05/run=r1"
+        / "data_9_9_9.snappy.parquet"
+    )
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left by a larger earlier run")
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
-        result = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
-                                                   layout.extract_uri(domain, PARTITION, "r1"))
+        result = warehouse(objects).unload_extract(
+            domain, day, day + dt.timedelta(days=1), layout.extract_uri(domain, PARTITION, "r1")
+        )
     assert result.profile == {
-        "rows": 6, "empty_ids": 1, "duplicate_ids": 1, "long_ids": 1,
+        "rows": 6,
+        "empty_ids": 1,
+        "duplicate_ids": 1,
+        "long_ids": 1,
         "null_counts": {"customer_id": 1, "last_name": 1},
         "non_empty": {**dict.fromkeys(domain.schema.columns, 6), "customer_id": 5, "last_name": 5, "phone": 5},
         "formats": {
@@ -517,14 +595,19 @@ def test_extract_profile_and_files(domain, objects):
             "postal_code": {"type": "ADDRESS_POSTALCODE", "values": 6, "invalid": 0, "sample_ids": []},
         },
         "sample_ids": {
-            "duplicate_ids": ["C1"], "long_ids": ["C" * 39],
+            "duplicate_ids": ["C1"],
+            "long_ids": ["C" * 39],
             "required_fields": {"customer_id": [], "last_name": ["C5"]},
         },
     }
     assert result.rows == 6
     assert result.files == [layout.extract_uri(domain, PARTITION, "r1") + "data_0_0_0.snappy.parquet"]
-    written = pq.read_table(objects / BUCKET / "entity-resolution/customers/extract/partition=2024-03-05/run=r1"
-                            / "data_0_0_0.snappy.parquet")
+    written = pq.read_table(
+        objects
+        / BUCKET
+        / "entity-resolution/customers/extract/partition=2024-03-05/run=r1"
+        / "data_0_0_0.snappy.parquet"
+    )
     assert written.column_names == domain.schema.columns
 
 
@@ -578,22 +661,31 @@ def profiles_in_both_warehouses(domain, objects, tmp_path, records: int, edit) -
     con.close()
 
     local = DuckDBWarehouse(path=str(path), objects_root=str(tmp_path / "local"))
-    duckdb_profile = local.unload_extract(domain, day, day + dt.timedelta(days=1),
-                                          layout.extract_uri(domain, PARTITION, "r1")).profile
+    duckdb_profile = local.unload_extract(
+        domain, day, day + dt.timedelta(days=1), layout.extract_uri(domain, PARTITION, "r1")
+    ).profile
     with fake_snowflake(objects) as conn:
         create_source(conn, domain, rows)
-        snowflake_profile = warehouse(objects).unload_extract(domain, day, day + dt.timedelta(days=1),
-                                                              layout.extract_uri(domain, PARTITION, "r1")).profile
+        snowflake_profile = (
+            warehouse(objects)
+            .unload_extract(domain, day, day + dt.timedelta(days=1), layout.extract_uri(domain, PARTITION, "r1"))
+            .profile
+        )
     return duckdb_profile, snowflake_profile
 
 
 def test_profile_agrees_with_the_duckdb_warehouse(domain, objects, tmp_path):
     """The same slice, defects included, profiles identically in both warehouses' SQL."""
+
     def defects(con):
-        con.execute("UPDATE customers_source SET email = 'nope', phone = 'call me', postal_code = '1' "
-                    "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 7)")
-        con.execute("UPDATE customers_source SET last_name = NULL, customer_id = 'C1' "
-                    "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 DESC LIMIT 3)")
+        con.execute(
+            "UPDATE customers_source SET email = 'nope', phone = 'call me', postal_code = '1' "
+            "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 LIMIT 7)"
+        )
+        con.execute(
+            "UPDATE customers_source SET last_name = NULL, customer_id = 'C1' "
+            "WHERE customer_id IN (SELECT customer_id FROM customers_source ORDER BY 1 DESC LIMIT 3)"
+        )
 
     expected, profile = profiles_in_both_warehouses(domain, objects, tmp_path, 200, defects)
     assert profile == expected
@@ -613,9 +705,11 @@ def test_blank_means_blank_in_every_script_in_both_warehouses(domain, objects, t
     def blanks_and_names(con):
         ids = [r[0] for r in con.execute("SELECT customer_id FROM customers_source ORDER BY 1").fetchall()]
         for blank, record_id in zip(BLANKS, ids):
-            con.execute("UPDATE customers_source SET customer_id = ?, last_name = ? WHERE customer_id = ?",
-                        [blank, blank, record_id])
-        for name, record_id in zip(names, ids[len(BLANKS):]):
+            con.execute(
+                "UPDATE customers_source SET customer_id = ?, last_name = ? WHERE customer_id = ?",
+                [blank, blank, record_id],
+            )
+        for name, record_id in zip(names, ids[len(BLANKS) :]):
             con.execute("UPDATE customers_source SET last_name = ? WHERE customer_id = ?", [name, record_id])
 
     expected, profile = profiles_in_both_warehouses(domain, objects, tmp_path, 40, blanks_and_names)
@@ -644,7 +738,7 @@ def test_non_empty_counts_of_the_staged_rows_agree_in_both_warehouses(domain, ob
     rows = list(csv.reader(file.open(newline="")))
     city = rows[0].index("city")
     with file.open("w", newline="") as handle:
-        csv.writer(handle).writerows(row[:city] + row[city + 1:] for row in rows)
+        csv.writer(handle).writerows(row[:city] + row[city + 1 :] for row in rows)
     expected_lacking = {**dict.fromkeys(domain.schema.columns, 2), "city": 0}
     for output, want in ((uri, expected), (lacking, expected_lacking)):
         seen = []
