@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 export ER_DATA_DIR ?= $(CURDIR)/.local
 export DAGSTER_HOME ?= $(ER_DATA_DIR)/dagster_home
 
-.PHONY: install demo test dev system-deps clean bench
+.PHONY: install demo test lint dev system-deps clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ml]'
+	$(BIN)/python -m pip install --quiet -e '.[production,ml,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,8 +34,15 @@ system-deps:
 	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 2; fi; \
 	fi
 
-test: install system-deps
-	$(BIN)/python -m pytest -q
+# Lint, format and types first (seconds), then the suite on two workers: most tests wait on
+# subprocesses (bridges, emulator jobs, Postgres), so two workers keep both cores busy.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install system-deps lint
+	$(BIN)/python -m pytest -q -n 2
 
 # The UI's port; the mail sensors (run by the daemon `dagster dev` starts) link to the same
 # address, unless ER_DAGSTER_URL says otherwise (a proxy in front of it).

@@ -77,7 +77,7 @@ def latest_figures(domain, partition: str) -> dict:
     table = f'"{domain.target.table}"'
     con = duckdb.connect(str(local_paths()["warehouse"]), read_only=True)
     try:
-        rows, groups, matched = con.execute(
+        figures = con.execute(
             f"""
             WITH t AS (SELECT "MatchID", count(*) OVER (PARTITION BY "MatchID") AS n
                        FROM {table} WHERE partition_key = ?)
@@ -86,7 +86,7 @@ def latest_figures(domain, partition: str) -> dict:
             [partition],
         ).fetchone()
         uid = f'"{domain.schema.unique_id}"'
-        entities, linked, example = con.execute(
+        registry = con.execute(
             f"""
             WITH t AS (SELECT {uid} AS id, entity_id,
                               count(DISTINCT partition_key) OVER (PARTITION BY entity_id) AS days FROM {table})
@@ -97,6 +97,10 @@ def latest_figures(domain, partition: str) -> dict:
         ).fetchone()
     finally:
         con.close()
+    # Aggregates without GROUP BY: each query returns exactly one row.
+    assert figures is not None and registry is not None
+    rows, groups, matched = figures
+    entities, linked, example = registry
     return {
         "rows": rows,
         "match_ids": groups,

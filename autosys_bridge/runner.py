@@ -40,28 +40,29 @@ def _log(message: str) -> None:
 
 
 def exit_code_for(result) -> tuple[int, str]:
-    """The most specific exit code a finished run deserves, and a one-line reason."""
-    from er_assets.errors import EXIT_CODES as codes
+    """The exit code a finished run deserves, and a one-line reason: the code its failed stage
+    carries (`er_assets.pipeline.recording.stage_failure`), else that of its failed checks."""
+    from er_assets.errors import EXIT_CODE_METADATA
 
     if result.success:
         return exit_codes.OK, "success"
     if _interrupted(result):
         return exit_codes.TERMINATED, "interrupted by SIGTERM"
+    failures = result.get_step_failure_events()
+    for event in failures:
+        failure = event.step_failure_data.user_failure_data
+        if failure is not None and EXIT_CODE_METADATA in failure.metadata:
+            reason = (failure.description or "stage failed").strip().splitlines()[0]
+            return int(failure.metadata[EXIT_CODE_METADATA].value), reason
     failed_checks = [
         e for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"
     ]  # a failed WARN check blocks nothing
-    for event in result.get_step_failure_events():
-        error = event.step_failure_data.error
-        while error is not None:
-            if error.cls_name in codes:
-                return codes[error.cls_name], error.message.strip().splitlines()[0]
-            error = error.cause
     if failed_checks:
         names = ", ".join(f"{e.asset_key.to_user_string()}:{e.check_name}" for e in failed_checks)
         return exit_codes.DQ_GATE_FAILED, f"data-quality checks failed: {names}"
-    failures = result.get_step_failure_events()
     if not failures:
         return exit_codes.STAGE_FAILED, "run failed"
+    # Failed outside a stage's body (Dagster itself, a resource): no code of ours to read.
     error = failures[0].step_failure_data.error
     while error.cause is not None:  # Dagster wraps the user's exception; report the original
         error = error.cause
@@ -217,8 +218,10 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
             _record_cancelled(result, domain.name, partition, tags)
             # The interrupted step rolled back (loads are one transaction); record the run
             # as cancelled, as a terminate from the UI would, not as a data failure.
+            run = instance.get_run_by_id(result.run_id)
+            assert run is not None  # execute_in_process stored the run in this instance
             instance.report_run_canceled(
-                instance.get_run_by_id(result.run_id),
+                run,
                 message="Terminated by SIGTERM (AutoSys KILLJOB or term_run_time); "
                 "a matching job already started keeps running at AWS and a re-run re-attaches to it",
             )

@@ -118,8 +118,8 @@ class _Model(BaseModel):
 # in, object-store paths and SQL. One rule for all of them: no control or format characters
 # anywhere (newline, CR, tab, NUL, zero-width and bidirectional marks), checked on every string
 # of the file by `unsafe_characters`; then each field has an allow-list (RULES, named per
-# model by `_rules`) that leaves out shell syntax (; $ ` | & < > quotes), empty or `..` path segments and spaces where JIL
-# or a path would need them quoted.
+# model by `_rules`) that leaves out shell syntax (; $ ` | & < > quotes), empty or `..` path
+# segments and spaces where JIL or a path would need them quoted.
 
 
 def unsafe_characters(value: str) -> str | None:
@@ -152,7 +152,8 @@ RULES = {
     ),
     "prefix": (
         rf"^{_SEGMENT}(/{_SEGMENT})*$",
-        "an object-store prefix of plain segments (letters, digits, '.', '_', '-', '+'; no empty, '.' or '..' segment, no leading or trailing '/')",
+        "an object-store prefix of plain segments (letters, digits, '.', '_', '-', '+'; "
+        "no empty, '.' or '..' segment, no leading or trailing '/')",
     ),
     "abs_path": (
         rf"^(/{_SEGMENT})+$",
@@ -210,6 +211,8 @@ def _rules(**kinds: str):
     constraints (lengths, types), as every field validator does."""
 
     def check(cls, value, info: ValidationInfo):
+        # A field validator is always called for a field, so field_name is set.
+        assert info.field_name is not None
         kind = kinds[info.field_name]
         if isinstance(value, list):
             return _each(value, lambda item: check_rule(kind, item))
@@ -594,7 +597,7 @@ class Domain(_Model):
 
     @model_validator(mode="after")
     def _cross_field(self) -> Domain:
-        problems = []
+        problems: list[tuple[tuple, str]] = []
         columns = set(self.schema_.columns)
         missing = [f for f in self.dq.required_fields if f not in columns]
         if missing:
@@ -627,7 +630,7 @@ class Domain(_Model):
         return self.resolution.resolutionType == "ML_MATCHING"
 
     @property
-    def schema(self) -> SchemaMapping:
+    def schema(self) -> SchemaMapping:  # type: ignore[override]  # replaces pydantic's deprecated v1 classmethod
         return self.schema_
 
     @property
@@ -734,7 +737,7 @@ def _validated(document: Document, model, base: tuple, data: dict, label: str, e
 def _unsafe_strings(document: Document, node: Any, location: tuple, seen: set[int]) -> dict[tuple, str]:
     """The one rule every string of the file obeys, keys included, wherever it goes:
     {location: error line}. A container met again through a YAML alias is judged once."""
-    found = {}
+    found: dict[tuple, str] = {}
     if isinstance(node, (dict, list)):
         if id(node) in seen:
             return found

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def describe_errors(
     model: type[BaseModel],
     base: Location,
     label: str,
-    reported: set[Location] = frozenset(),
+    reported: Collection[Location] = frozenset(),
 ) -> list[str]:
     """One line per error of validating `document.value(base)` as `model`.
 
@@ -177,7 +178,7 @@ def _field_name(document: Document, base: Location, loc: Location) -> str:
     return ".".join(parts)
 
 
-def _message(error: dict, model: type[BaseModel], loc: Location) -> str:
+def _message(error: Mapping[str, Any], model: type[BaseModel], loc: Location) -> str:
     kind, value = error["type"], error.get("input")
     shown = f"{value!r}: " if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
     if kind == "missing":
@@ -220,7 +221,7 @@ def _keys_at(model: type[BaseModel], loc: Location) -> list[str]:
     return [
         info.alias or name
         for name, info in cls.model_fields.items()
-        if not (info.json_schema_extra or {}).get("from_key")
+        if not (isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("from_key"))
     ]
 
 

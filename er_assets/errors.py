@@ -1,11 +1,15 @@
 """Errors the stages raise for expected failures, each tied to a bridge exit code.
 
-The bridge reads the class name back from the Dagster event log, so AutoSys can tell a
-timeout from a broken credential without parsing messages.
+`exit_code_of` decides a failure's code once, where the stage fails; the code travels with
+the failure into the Dagster event log (`pipeline/recording.py`, `failure_exit_code`), so
+AutoSys can tell a timeout from a broken credential without parsing messages or names.
 """
 
 from er_assets import exit_codes
 from er_assets.redact import Redacting
+
+# The metadata key of a failed stage's `dg.Failure` that holds its exit code.
+EXIT_CODE_METADATA = "exit_code"
 
 
 class PipelineError(Redacting):
@@ -58,25 +62,6 @@ class MissingUpstream(PipelineError):
     """The stage needs an upstream materialisation of this partition that does not exist."""
 
 
-# Class names of errors raised by clients rather than by our stages that still mean "a service is
-# unreachable or the credentials are wrong": botocore's, the job history's, Snowflake's connection errors.
-UNAVAILABLE_ERROR_CLASSES = frozenset(
-    {
-        "NoCredentialsError",
-        "PartialCredentialsError",
-        "EndpointConnectionError",
-        "ConnectTimeoutError",
-        "TokenRetrievalError",
-        "HistoryError",
-        "OperationalError",
-        "ForbiddenError",
-        "UnauthorizedSSOTokenError",
-        "SSOTokenLoadError",
-        "CredentialRetrievalError",
-        "ReadTimeoutError",
-        "ConnectionClosedError",
-    }
-)
 # Our classes; for each exit code the most general comes first (it stands in for foreign errors).
 CODED = (
     PipelineError,
@@ -90,16 +75,11 @@ CODED = (
     UpstreamRefused,
     MissingUpstream,
 )
-# Exit code by exception class name: the bridge reads names back from the Dagster event log,
-# the job history from the exception itself, and both walk the chain of causes the same way.
-EXIT_CODES = {
-    **dict.fromkeys(UNAVAILABLE_ERROR_CLASSES, exit_codes.SERVICE_UNAVAILABLE),
-    **{cls.__name__: cls.exit_code for cls in CODED},
+# The class of ours that replaces an exception of each exit code (`masked_error`).
+_STAND_IN = {
+    code: next(cls for cls in CODED if cls.exit_code == code)
+    for code in {*(cls.exit_code for cls in CODED), exit_codes.SERVICE_UNAVAILABLE}
 }
-# The class of ours that replaces an exception of each exit code (`masked_error`): from the
-# same classes as EXIT_CODES, so the bridge reading the replacement's name and the history
-# reading the original's chain give the same code.
-_STAND_IN = {code: next(cls for cls in CODED if cls.exit_code == code) for code in set(EXIT_CODES.values())}
 
 
 def masked_error(exc: BaseException) -> PipelineError:
@@ -107,13 +87,48 @@ def masked_error(exc: BaseException) -> PipelineError:
     return _STAND_IN[exit_code_of(exc)](f"{type(exc).__name__}: {exc}")
 
 
+def _unavailable_types() -> tuple[type[BaseException], ...]:
+    """Client errors that mean "a service is unreachable or the credentials are wrong", by
+    their own classes (never by name: any library may call an error OperationalError):
+    botocore's credential and connection errors; the Snowflake connector's OperationalError
+    (its connection and login failures, e.g. 250001 "Could not connect to Snowflake backend")
+    and ForbiddenError. The job history's HistoryError says so itself (`exit_code`)."""
+    from botocore import exceptions as boto
+
+    found: list[type[BaseException]] = [
+        boto.NoCredentialsError,
+        boto.PartialCredentialsError,
+        boto.CredentialRetrievalError,
+        boto.TokenRetrievalError,
+        boto.UnauthorizedSSOTokenError,
+        boto.SSOTokenLoadError,
+        boto.EndpointConnectionError,
+        boto.ConnectTimeoutError,
+        boto.ReadTimeoutError,
+        boto.ConnectionClosedError,
+    ]
+    try:
+        from snowflake.connector import errors as snowflake
+    except ImportError:  # a deployment without the connector cannot raise its errors
+        pass
+    else:
+        found += [snowflake.OperationalError, snowflake.ForbiddenError]
+    return tuple(found)
+
+
 def exit_code_of(exc: BaseException) -> int:
     """The exit code the bridge gives a stage that raised `exc`: that of the first exception
-    in the chain (the exception, then what it was raised from) whose class has one."""
-    node, seen = exc, set()
+    in the chain (the exception, then what it was raised from) that has one: ours carry it
+    (`exit_code`), a known client error maps by its type."""
+    unavailable = _unavailable_types()
+    node: BaseException | None = exc
+    seen: set[int] = set()
     while node is not None and id(node) not in seen:
         seen.add(id(node))
-        if type(node).__name__ in EXIT_CODES:
-            return EXIT_CODES[type(node).__name__]
+        code = getattr(type(node), "exit_code", None)
+        if isinstance(node, Redacting) and isinstance(code, int):
+            return code
+        if isinstance(node, unavailable):
+            return exit_codes.SERVICE_UNAVAILABLE
         node = node.__cause__ or node.__context__
     return exit_codes.STAGE_FAILED

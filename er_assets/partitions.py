@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from er_assets.config import WEEKDAYS, Domain
 
@@ -24,7 +24,7 @@ def partitions_def(domain: Domain) -> dg.TimeWindowPartitionsDefinition:
     import dagster as dg
 
     s = domain.schedule
-    common = dict(
+    common: dict[str, Any] = dict(
         start_date=s.start_date.isoformat(),
         hour_offset=s.hour,
         minute_offset=s.minute,
@@ -35,6 +35,7 @@ def partitions_def(domain: Domain) -> dg.TimeWindowPartitionsDefinition:
         return dg.DailyPartitionsDefinition(**common)
     if s.cadence == "weekly":
         return dg.WeeklyPartitionsDefinition(day_offset=WEEKDAYS.index(s.day_of_week), **common)
+    assert s.day_of_month is not None  # Schedule sets it on every monthly schedule
     return dg.MonthlyPartitionsDefinition(day_offset=s.day_of_month, **common)
 
 
@@ -47,6 +48,7 @@ def _period_start(domain: Domain, day: dt.date) -> dt.date:
         # Python's weekday() has Monday=0; WEEKDAYS starts on Sunday.
         back = (day.weekday() + 1 - WEEKDAYS.index(s.day_of_week)) % 7
         return day - dt.timedelta(days=back)
+    assert s.day_of_month is not None  # Schedule sets it on every monthly schedule
     start = day.replace(day=s.day_of_month)
     return _add_months(start, -1) if day.day < s.day_of_month else start
 

@@ -40,7 +40,7 @@ def running(pid: int | None, command: Callable[[list[bytes]], bool]) -> bool:
     zombie nor a kernel thread (it is being exec'd). Without /proc only a known pid can be asked, and only whether it is
     taken; so too when /proc hides that pid's command line from this user."""
     if not PROC.is_dir():
-        return bool(pid) and pid_taken(pid)
+        return pid_taken(pid) if pid else False
     if pid:
         try:
             arguments = _arguments(PROC / str(pid) / "cmdline")

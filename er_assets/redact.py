@@ -10,10 +10,11 @@ mask: the values of secret-named variables and the password inside any URL or li
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 from urllib.parse import unquote, urlsplit
 
 MASK = "***"
@@ -57,6 +58,10 @@ def _secret_values() -> list[str]:
     return sorted(values, key=len, reverse=True)  # longest first: a secret may contain another
 
 
+@overload
+def redact_text(text: str) -> str: ...
+@overload
+def redact_text(text: None) -> None: ...
 def redact_text(text: str | None) -> str | None:
     if text is None:
         return None
@@ -95,7 +100,8 @@ def scrub_exception(exc: BaseException) -> bool:
     Messages live in `args` for most exceptions; drivers keep them in attributes too
     (`msg`, `message`, `raw_msg`). A cause that still shows a secret after that is cut from
     the chain rather than logged."""
-    node, seen = exc, set()
+    node: BaseException | None = exc
+    seen: set[int] = set()
     while node is not None and id(node) not in seen:
         seen.add(id(node))
         _scrub(node)
@@ -125,7 +131,5 @@ def _scrub(exc: BaseException) -> None:
     for name in ("msg", "message", "raw_msg", "strerror"):
         value = getattr(exc, name, None)
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(AttributeError):  # a read-only property
                 setattr(exc, name, redact_text(value))
-            except AttributeError:  # a read-only property
-                pass

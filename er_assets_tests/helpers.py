@@ -35,6 +35,9 @@ JIL_CORPUS = TESTS / "jil" / "corpus"  # JIL files with hand-checked expectation
 JIL_LINT = TESTS / "jil" / "lint"  # one JIL file per lint rule
 ML_EXAMPLE = REPO / "er_assets" / "domains.ml-example.yaml"
 DEFINITIONS_SNAPSHOT = DATA / "definitions.snapshot.txt"  # written by defs/test_definitions_snapshot.py
+# The production Dagster instance as documented; its compute logs go to this (moto) bucket.
+DOCS_DAGSTER_YAML = REPO / "docs" / "dagster.yaml"
+LOG_BUCKET = "er-dagster-logs"
 
 
 # --- the local deployment -------------------------------------------------------------------

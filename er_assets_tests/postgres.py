@@ -3,7 +3,9 @@
 `postgres_server` (session) runs initdb into a temporary directory and starts the server on
 a free 127.0.0.1 port, its unix socket inside that directory, durability switched off for
 speed; it is stopped and deleted at session end. `postgres_url` (per test) points at a
-fresh schema on it, so tests never see each other's rows.
+fresh schema on it, so tests never see each other's rows. `postgres_home` (per test) is a
+DAGSTER_HOME of the production instance as documented (docs/dagster.yaml) on a fresh
+database of that server, its compute logs in `moto_s3`, the job history in a fresh schema.
 
 Binaries are looked up in /usr/lib/postgresql/*/bin (where Debian's `postgresql` package
 puts them; newest version first), then on PATH. Missing binaries skip the tests, except
@@ -30,7 +32,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+
+from er_assets_tests.helpers import DOCS_DAGSTER_YAML, LOG_BUCKET
 
 SERVER_USER = "postgres"
 START_ATTEMPTS = 3  # the free port we picked may be taken before the server binds it
@@ -144,3 +149,50 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> str:
     return postgres_server.fresh_schema()
+
+
+@pytest.fixture
+def moto_s3(monkeypatch):
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=LOG_BUCKET)
+    yield s3
+    server.stop()
+
+
+@pytest.fixture
+def postgres_home(local_env, postgres_server, moto_s3, monkeypatch):
+    """DAGSTER_HOME holding a link to docs/dagster.yaml, its variables pointing at a fresh
+    database; the job history in a fresh schema of the same server."""
+    import psycopg
+
+    database = f"dagster_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database}")  # generated name, not input
+    home = local_env / "dagster_home"
+    (home / "dagster.yaml").unlink()
+    (home / "dagster.yaml").symlink_to(DOCS_DAGSTER_YAML)
+    for name, value in {
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(postgres_server.port),
+        "DAGSTER_PG_DB": database,
+        "DAGSTER_PG_USER": "er",
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_COMPUTE_LOG_BUCKET": LOG_BUCKET,
+        "DAGSTER_COMPUTE_LOG_PREFIX": "compute-logs",
+        "ER_HISTORY_URL": postgres_server.fresh_schema(),
+    }.items():
+        monkeypatch.setenv(name, value)
+    return home

@@ -69,7 +69,7 @@ def graph() -> dict[str, set[str]]:
 def dynamic_imports() -> list[str]:
     """Calls the graph cannot follow: `importlib.import_module(...)` and `__import__(...)`."""
     found = []
-    for name, path in modules().items():
+    for path in modules().values():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call):
                 called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")

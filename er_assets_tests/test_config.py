@@ -196,7 +196,8 @@ def _errors(path):
             "          - {ruleName: email_match, matchingKeys: [email]}",
             "          - {ruleName: email_match, matchingKey: [email]}",
             "matchingKey:",
-            "domain 'customers': resolution.ruleBasedProperties.rules[email_match].matchingKey: unknown key 'matchingKey'; did you mean 'matchingKeys'?",
+            "domain 'customers': resolution.ruleBasedProperties.rules[email_match].matchingKey: "
+            "unknown key 'matchingKey'; did you mean 'matchingKeys'?",
         ),
         (
             "        max_deviation: 0.5",
@@ -282,7 +283,8 @@ def test_every_error_of_a_file_is_reported_at_once_each_on_its_line(tmp_path):
         (
             _line_of(lines, "job_prefix: ER_PRODUCT_"),
             "domain 'products': autosys.job_prefix: job name "
-            "ER_PRODUCT_RESOLUTION_NIGHTLY_FOR_THE_RETAIL_BANK_EU_WEST_EXTRACT would be 65 characters; AutoSys allows 64",
+            "ER_PRODUCT_RESOLUTION_NIGHTLY_FOR_THE_RETAIL_BANK_EU_WEST_EXTRACT would be 65 characters; "
+            "AutoSys allows 64",
         ),
         (
             _line_of(lines, "min_records: -1"),

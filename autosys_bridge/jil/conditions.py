@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple
 
 STATUS_CODES = {
     "s": "success",
@@ -39,6 +39,8 @@ VALUE_WORDS = {"v", "value"}
 # A lookback is hours, optionally with minutes: 0, 12, 12.00, 1.30 (`\:` unescapes to 12:00).
 LOOKBACK = re.compile(r"^\d{1,4}([.:][0-5]\d)?$")
 INSTANCE = re.compile(r"^[A-Za-z0-9]{3}$")
+_EXIT_CODE = re.compile(r"-?\d+")
+_NEEDS_QUOTES = re.compile(r"[\s()&|=<>!,]")
 
 _TOKEN = re.compile(
     r"""(?P<space>\s+)
@@ -124,7 +126,7 @@ class ValueAtom:
     code = "v"
 
     def to_jil(self) -> str:
-        value = f'"{self.value}"' if not self.value or re.search(r"[\s()&|=<>!,]", self.value) else self.value
+        value = f'"{self.value}"' if not self.value or _NEEDS_QUOTES.search(self.value) else self.value
         return f"v({self.variable}) {self.operator} {value}"
 
     def to_json(self) -> dict:
@@ -162,8 +164,8 @@ class BinaryOp:
         }
 
 
-Atom = Union[StatusAtom, ExitCodeAtom, ValueAtom]
-Condition = Union[Atom, BinaryOp]
+Atom = StatusAtom | ExitCodeAtom | ValueAtom
+Condition = Atom | BinaryOp
 
 
 def atoms(condition: Condition) -> Iterator[Atom]:
@@ -175,8 +177,7 @@ def atoms(condition: Condition) -> Iterator[Atom]:
         yield condition
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: a parsed condition makes many, and they are cheap
     kind: str
     text: str
     column: int
@@ -184,13 +185,19 @@ class _Token:
 
 def _tokenize(text: str) -> list[_Token]:
     tokens, position = [], 0
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None:
-            raise ConditionError(f"unexpected {text[position]!r}", position + 1)
-        if match.lastgroup != "space":
-            tokens.append(_Token(match.lastgroup, match.group(), position + 1))
+    # No alternative of _TOKEN matches the empty string, so the tokens are contiguous up to
+    # the first character none of them accepts: finditer skips it, a gap before the next match.
+    for match in _TOKEN.finditer(text):
+        if match.start() != position:
+            break
+        # Every alternative of _TOKEN is a named group, so a match always has a lastgroup.
+        kind = match.lastgroup
+        assert kind is not None
+        if kind != "space":
+            tokens.append(_Token(kind, match.group(), position + 1))
         position = match.end()
+    if position < len(text):
+        raise ConditionError(f"unexpected {text[position]!r}", position + 1)
     return tokens
 
 
@@ -258,11 +265,11 @@ class _Parser:
             self.take("rparen", "')'")
             operator = self.take("cmp", "a comparison such as =").text
             number = self.take("word", "an exit code")
-            if not re.fullmatch(r"-?\d+", number.text):
+            if not _EXIT_CODE.fullmatch(number.text):
                 raise ConditionError(f"exit code {number.text!r} is not a whole number", number.column)
             return ExitCodeAtom(job, operator, int(number.text))
         lookback = None
-        if self.peek() is not None and self.peek().kind == "comma":
+        if (comma := self.peek()) is not None and comma.kind == "comma":
             self.index += 1
             token = self.take("word", "a lookback (hours[.minutes])")
             if not LOOKBACK.match(token.text):

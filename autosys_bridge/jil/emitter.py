@@ -202,6 +202,7 @@ def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
     if schedule.cadence == "monthly":
         box.add("run_calendar", calendar_name(config, domain))
     elif schedule.cadence == "weekly":
+        assert schedule.day_of_week is not None  # Schedule requires it of a weekly schedule
         box.add("days_of_week", WEEKDAY_CODES[schedule.day_of_week])
     else:
         box.add("days_of_week", "all")
@@ -344,6 +345,7 @@ def _process_minutes(config: Configuration) -> int:
 def _when(domain: Domain) -> str:
     schedule = domain.schedule
     if schedule.cadence == "weekly":
+        assert schedule.day_of_week is not None  # Schedule requires it of a weekly schedule
         day = f"{schedule.day_of_week.capitalize()}s "
     elif schedule.cadence == "monthly":
         day = f"day {schedule.day_of_month} of each month "
@@ -355,6 +357,7 @@ def _when(domain: Domain) -> str:
 def _monthly_dates(domain: Domain) -> list[str]:
     start = domain.schedule.start_date
     day = domain.schedule.day_of_month
+    assert day is not None  # Schedule sets it on every monthly schedule
     dates = []
     for year in range(start.year, start.year + CALENDAR_YEARS):
         for month in range(1, 13):

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from autosys_bridge.jil.attributes import JIL_RULES, JOB_NAME, TIME_ATTRIBUTES, timezone_problem
 from autosys_bridge.jil.conditions import ExitCodeAtom, StatusAtom, ValueAtom, atoms
 from autosys_bridge.jil.emitter import DATE_GLOBAL, DOMAIN_GLOBAL
-from autosys_bridge.jil.model import JilFile, Problem, Statement
+from autosys_bridge.jil.model import JilFile, Problem, Statement, collector_paused
 
 ERROR, WARNING = "error", "warning"
 _GLOBAL_REFERENCE = re.compile(r"\$\$\{?([A-Za-z_][A-Za-z0-9_.#-]*)")
+_UNESCAPED_COLON = re.compile(r"(?<!\\):")
 _TRUE = {"1", "y", "yes", "true"}
 # Status atoms satisfied by a completion from any earlier day unless they have a look-back.
 _STALE = {"success", "done", "failure", "terminated"}
@@ -55,10 +56,11 @@ def lint(files: list[JilFile], options: Options | None = None) -> list[Problem]:
     """Every problem of the files, as `jil` would load them in this order, sorted per file."""
     options = options or Options()
     problems = [p for f in files for p in f.problems]
-    for jil_file in files:
-        for statement in jil_file.statements:
-            problems += _values(jil_file.path, statement, options)
-    problems += _structure(files, options)
+    with collector_paused():
+        for jil_file in files:
+            for statement in jil_file.statements:
+                problems += _values(jil_file.path, statement, options)
+        problems += _structure(files, options)
     order = {f.path: i for i, f in enumerate(files)}
     unique = dict.fromkeys(problems)  # a problem found twice is reported once
     return sorted(unique, key=lambda p: (order.get(p.path, 0), p.line, p.severity, p.message))
@@ -82,8 +84,9 @@ def _values(path: str, statement: Statement, options: Options) -> list[Problem]:
         if name in TIME_ATTRIBUTES and _unquoted_colon(attribute.raw):
             found.append(_problem(path, line, ERROR, f'{name}: times must be quoted: {name}: "{value}"'))
         if name == "permission":
+            codes = {p.strip().lower() for p in value.split(",")}
             for code, right in _WORLD.items():
-                if code in {p.strip().lower() for p in value.split(",")}:
+                if code in codes:
                     found.append(
                         _problem(
                             path,
@@ -99,7 +102,7 @@ def _unquoted_colon(raw: str) -> bool:
     text = raw.strip()
     if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
         return False
-    return bool(re.search(r"(?<!\\):", text))
+    return bool(_UNESCAPED_COLON.search(text))
 
 
 def _structure(files: list[JilFile], options: Options) -> list[Problem]:
@@ -165,40 +168,43 @@ def _command_rule(path: str, statement: Statement) -> list[Problem]:
 
 
 def _attribute_line(job: _Job, name: str) -> int:
-    lines = [a.line for a in job.statement.attributes if a.name == name]
-    return lines[-1] if lines else job.statement.line
+    """The line of the attribute's last occurrence (the one AutoSys keeps), else the job's."""
+    for attribute in reversed(job.statement.attributes):
+        if attribute.name == name:
+            return attribute.line
+    return job.statement.line
 
 
 def _boxes(jobs: dict[str, _Job]) -> list[Problem]:
     found = []
     for name, job in jobs.items():
-        box = job.statement.box_name
-        line = _attribute_line(job, "box_name")
+        own_box = box = job.statement.box_name
         seen = [name]
         while box is not None:
+            # The box_name line is looked up only for a problem: a scan of the job's attributes.
             if box in seen:
                 chain = " -> ".join([*seen, box])
-                found.append(_problem(job.path, line, ERROR, f"box inside itself: {chain}"))
+                found.append(_problem(job.path, _attribute_line(job, "box_name"), ERROR, f"box inside itself: {chain}"))
                 job.boxes = []
                 break
             container = jobs.get(box)
             if container is None:
-                if box == job.statement.box_name and JOB_NAME.match(box):
+                if box == own_box and JOB_NAME.match(box):
                     found.append(
                         _problem(
                             job.path,
-                            line,
+                            _attribute_line(job, "box_name"),
                             WARNING,
                             f"box_name {box}: defined in none of the files given",
                         )
                     )
                 break
             if container.statement.job_type != "BOX":
-                if box == job.statement.box_name:
+                if box == own_box:
                     found.append(
                         _problem(
                             job.path,
-                            line,
+                            _attribute_line(job, "box_name"),
                             ERROR,
                             f"box_name {box}: {box} is a {container.statement.job_type} job, not a BOX",
                         )
@@ -225,9 +231,11 @@ def _conditions(jobs: dict[str, _Job], defined_globals: set[str]) -> list[Proble
                 found += _job_reference(jobs, job, name, attribute, line, atom)
                 if attribute == "condition" and atom.job.instance is None and atom.job.name != name:
                     edges.setdefault(name, []).append(atom.job.name)  # a self-wait is an error
-        for attribute in statement.attributes:
-            for variable in _GLOBAL_REFERENCE.findall(attribute.value):
-                undefined.setdefault((job.path, variable), attribute.line)
+        for attr in statement.attributes:
+            if "$$" not in attr.value:
+                continue  # every reference starts with $$; the substring test is far cheaper than the regex
+            for variable in _GLOBAL_REFERENCE.findall(attr.value):
+                undefined.setdefault((job.path, variable), attr.line)
     for (path, variable), line in undefined.items():
         if variable not in defined_globals:
             found.append(
@@ -269,7 +277,8 @@ def _job_reference(jobs: dict[str, _Job], job: _Job, name: str, attribute: str, 
             )
         ]
     other = jobs[target]
-    top, other_top = (job.boxes or [None])[-1], (other.boxes or [target])[-1]
+    top = job.boxes[-1] if job.boxes else None
+    other_top = (other.boxes or [target])[-1]
     stale = (isinstance(atom, StatusAtom) and atom.status in _STALE) or isinstance(atom, ExitCodeAtom)
     if (
         attribute != "condition"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from autosys_bridge.jil.attributes import (
@@ -128,9 +131,9 @@ class JilFile:
                 members = _box_members(jobs, name)
                 for member in members | {name}:
                     jobs.pop(member, None)
-            elif statement.subcommand == "rename_job" and name in jobs and statement.get("new_name"):
+            elif statement.subcommand == "rename_job" and name in jobs and (new_name := statement.get("new_name")):
                 renamed = _copy(jobs.pop(name))
-                renamed.name = statement.get("new_name")
+                renamed.name = new_name
                 jobs[renamed.name] = renamed
         return jobs
 
@@ -164,6 +167,26 @@ def _merged(base: Statement, update: Statement) -> Statement:
             if name in update.conditions:
                 merged.conditions[name] = update.conditions[name]
     return merged
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a whole file is parsed or linted.
+
+    A 10,000-job file makes a few hundred thousand small objects (attributes, condition trees,
+    statement copies) and no reference cycles; as they pile up the collector walks all of them
+    again and again, finding nothing: a third of the parse and lint time. Reference counting
+    still frees every object as usual; the collector is switched back on afterwards, unless
+    someone else had switched it off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _box_members(jobs: dict[str, Statement], box: str) -> set[str]:

@@ -11,6 +11,7 @@ materialisation's metadata and check results.
 """
 
 import time
+from typing import Any
 
 import dagster as dg
 
@@ -204,7 +205,7 @@ def _extract(context, domain: Domain, warehouse: Warehouse, object_store: Object
     meter = _Meter()
     start, end = business_dates(domain, context.partition_key)
     uri = layout.extract_uri(domain, context.partition_key, context.run_id)
-    metadata = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
+    metadata: dict[str, Any] = {"uri": uri, "first_date": start.isoformat(), "end_date": end.isoformat()}
     drift = warehouse.source_schema_problems(domain)
     if drift:
         # Unloading would only fail on the missing column: report it as the check it is.
@@ -479,7 +480,7 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
             context, domain, "matched", upstream["extract_run_id"], _extract_id(extracted, extract_run), config
         )
     )
-    results = []
+    results: list[dg.AssetCheckResult] = []
     churn = earlier_values(context.instance, _key(domain, "loaded"), domain, partition, "entity_churn_rate")
 
     def accept(staged: dict) -> bool:

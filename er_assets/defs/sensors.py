@@ -20,11 +20,11 @@ def _stages(history: HistoryResource, run_id: str):
         return store.rows(run_id=run_id)
 
 
-def notify(config: Configuration, history: HistoryResource, run: dg.DagsterRun, failed: bool) -> list[str]:
+def notify(config: Configuration, history: HistoryResource, run: dg.DagsterRun, failed: bool) -> list[tuple[str, str]]:
     """Send what this finished run deserves; the (stage, status) pairs mailed."""
     if run.tags.get("autosys/job_name"):
         return []
-    sent = []
+    sent: list[tuple[str, str]] = []
     for row in _stages(history, run.run_id):
         wanted = row.status.failure if failed else (row.status is Status.SUCCEEDED and row.stage == stages.FINAL)
         if not wanted:

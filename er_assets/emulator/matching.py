@@ -197,7 +197,13 @@ def _load(con: duckdb.DuckDBPyConnection, plan: Plan, input_path: str | Path) ->
     # Parquet is cheap to scan twice (errors, then records); CSV is parsed once into a table.
     kind_of_relation = "VIEW" if kind == ".parquet" else "TABLE"
     con.execute(f"CREATE {kind_of_relation} src AS SELECT {select} FROM {reader}")
-    return con.execute("SELECT count(*) FROM src").fetchone()[0]
+    return _count(con, "src")
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return row[0]
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -277,7 +283,7 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
         f"CREATE TABLE ids AS SELECT {uid} AS uid, (row_number() OVER (ORDER BY {uid}) - 1)::BIGINT AS rid "
         f"FROM src WHERE {valid} GROUP BY {uid} HAVING count(*) = 1"
     )
-    accepted = con.execute("SELECT count(*) FROM ids").fetchone()[0]
+    accepted = _count(con, "ids")
     rejected = input_records - accepted
     if rejected:
         reason = (
@@ -286,7 +292,8 @@ def _split_errors(con: duckdb.DuckDBPyConnection, plan: Plan, input_records: int
             else (
                 f"CASE WHEN {uid} IS NULL OR trim({uid}) = '' THEN 'Unique ID is missing' "
                 + (
-                    f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
+                    f"WHEN length({uid}) > {MAX_UNIQUE_ID_LENGTH} "
+                    f"THEN 'Unique ID exceeds {MAX_UNIQUE_ID_LENGTH} characters' "
                     if rule_based
                     else ""
                 )
@@ -323,7 +330,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:
         f'SELECT ids.rid AS "#rid", ids.uid AS "#uid", src.*{_normalized_columns(plan)} '
         f"FROM src JOIN ids ON ids.uid = src.{uid}))"
     )
-    return con.execute("SELECT count(*) FROM rec").fetchone()[0]
+    return _count(con, "rec")
 
 
 def _terms(plan: Plan) -> list[Term]:
@@ -404,7 +411,8 @@ def _edges(con: duckdb.DuckDBPyConnection, plan: Plan, conjunction: tuple[Term, 
         predicate = " AND ".join(_filter_sql(plan, t) for t in filters)
         query = (
             f"WITH tok AS ({tokens}), "
-            f"pairs AS (SELECT DISTINCT x.rid AS u, y.rid AS v FROM tok x JOIN tok y ON {same_block} AND x.rid < y.rid) "
+            f"pairs AS (SELECT DISTINCT x.rid AS u, y.rid AS v FROM tok x JOIN tok y "
+            f"ON {same_block} AND x.rid < y.rid) "
             f"SELECT pairs.u, pairs.v FROM pairs JOIN rec a ON a.rid = pairs.u JOIN rec b ON b.rid = pairs.v "
             f"WHERE {predicate}"
         )

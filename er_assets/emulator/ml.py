@@ -122,12 +122,12 @@ def _pairs(con: duckdb.DuckDBPyConnection, columns: tuple[str, ...]) -> int:
     """Candidate pairs that exact equality on all `columns` generates (empty never blocks)."""
     keys = ", ".join(columns)
     present = " AND ".join(f"{c} IS NOT NULL" for c in columns)
-    return int(
-        con.execute(
-            f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM mlrec WHERE {present} "
-            f"GROUP BY {keys})"
-        ).fetchone()[0]
-    )
+    row = con.execute(
+        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM mlrec WHERE {present} "
+        f"GROUP BY {keys})"
+    ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return int(row[0])
 
 
 def blocking_rules(
@@ -141,7 +141,7 @@ def blocking_rules(
     every pair of it would not finish.
     """
     budget = max(BLOCK_PAIRS_PER_RECORD * records, MIN_BLOCK_PAIRS)
-    costs = {(c,): _pairs(con, (c,)) for c in columns}
+    costs: dict[tuple[str, ...], int] = {(c,): _pairs(con, (c,)) for c in columns}
     common = [c for c in columns if costs[(c,)] > budget]
     for pair in combinations(common, 2):
         costs[pair] = _pairs(con, pair)
@@ -170,7 +170,9 @@ def _prior(con: duckdb.DuckDBPyConnection, rules: list[tuple[str, ...]], records
         + " AND ".join(f"l.{c} = r.{c}" for c in rule)
         for rule in agreeing
     )
-    found = con.execute(f"SELECT count(*) FROM ({pairs})").fetchone()[0]
+    row = con.execute(f"SELECT count(*) FROM ({pairs})").fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    found = row[0]
     total = records * (records - 1) / 2
     return min(max(found / DETERMINISTIC_RECALL / total, 1 / total), 0.5)
 

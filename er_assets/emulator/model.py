@@ -71,7 +71,10 @@ def problems(shape, value, where: str = "", required: bool = True) -> list[str]:
         found += _length(where, len(value), meta, "the length")
         if shape.enum and value not in shape.enum:
             found.append(f"{where} '{value}' is not one of {shape.enum}")
-    elif shape.type_name in ("integer", "long") and isinstance(value, int):
-        if value > meta.get("max", value) or value < meta.get("min", value):
-            found.append(f"{where} must be between {meta.get('min')} and {meta.get('max')}, not {value}")
+    elif (
+        shape.type_name in ("integer", "long")
+        and isinstance(value, int)
+        and (value > meta.get("max", value) or value < meta.get("min", value))
+    ):
+        found.append(f"{where} must be between {meta.get('min')} and {meta.get('max')}, not {value}")
     return found

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import product
-from typing import Any
+from typing import Any, cast
 
 RESERVED_NAMES = frozenset(
     {"EmailAddress", "InputSourceARN", "MatchRule", "MatchID", "HashingProtocol", "ConfidenceLevel", "Source"}
@@ -138,7 +138,8 @@ def _slots(fields: tuple[InputField, ...]) -> tuple[Slot, ...]:
             members[name] = []
         members[name].append(f)
     for name in order:
-        keys = {f.match_key for f in members[name]}
+        # Fields without a match key were skipped above.
+        keys = {cast(str, f.match_key) for f in members[name]}
         if len(keys) > 1:
             raise MatchingError(f"schema: fields of group '{name}' have different match keys {sorted(keys)}")
     return tuple(Slot(name, tuple(members[name])) for name in order)
@@ -147,7 +148,9 @@ def _slots(fields: tuple[InputField, ...]) -> tuple[Slot, ...]:
 def _slots_by_key(slots: tuple[Slot, ...]) -> dict[str, list[Slot]]:
     by_key: dict[str, list[Slot]] = {}
     for slot in slots:
-        by_key.setdefault(slot.fields[0].match_key, []).append(slot)
+        key = slot.fields[0].match_key
+        assert key is not None  # _slots takes only fields with a match key
+        by_key.setdefault(key, []).append(slot)
     return by_key
 
 
@@ -188,6 +191,7 @@ def _tokenize(text: str) -> list[str]:
             if text[pos:].strip() == "":
                 break
             raise MatchingError(f"cannot read condition at character {pos + 1}: {text[pos : pos + 20]!r}")
+        assert m.lastgroup is not None  # every alternative of _TOKEN is a named group
         tokens.append(m.group(m.lastgroup))
         pos = m.end()
     return tokens

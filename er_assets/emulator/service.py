@@ -287,7 +287,9 @@ class Emulator:
         jobs = [j for j in self._jobs() if j["workflowName"] == workflow_name]
         start = _token_offset(workflow_name, next_token) if next_token else 0
         page = jobs[start : start + max_results]
-        out = {"jobs": [{k: j[k] for k in ("jobId", "status", "startTime", "endTime") if j.get(k)} for j in page]}
+        out: dict[str, object] = {
+            "jobs": [{k: j[k] for k in ("jobId", "status", "startTime", "endTime") if j.get(k)} for j in page]
+        }
         if start + max_results < len(jobs):
             out["nextToken"] = _token(workflow_name, start + max_results)
         return out

@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from er_assets import exit_codes
 from er_assets.redact import Redacting
 
 UTC = dt.timezone.utc
@@ -25,6 +26,8 @@ UTC = dt.timezone.utc
 
 class HistoryError(Redacting):
     """The history store cannot be used as configured; the message never shows a password."""
+
+    exit_code = exit_codes.SERVICE_UNAVAILABLE
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -35,13 +38,15 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 class Dialect:
     name: str
-    types: dict[str, str]  # what {id}, {json} and {timestamp} mean in schema.py's DDL
+    types: ClassVar[dict[str, str]]  # what {id}, {json} and {timestamp} mean in schema.py's DDL
+    TABLE_EXISTS: ClassVar[str]  # one row, `n`: 1 when the table `:name` exists, else 0
 
     def connect(self) -> Any: ...
 
     def transaction(self, conn: Any) -> Any: ...
 
-    def is_closed(self, conn: Any) -> bool: ...
+    def is_closed(self, conn: Any) -> bool:
+        raise NotImplementedError
 
     def ddl(self, text: str) -> str:
         """A schema statement with this dialect's types; run without parameters."""
@@ -83,11 +88,13 @@ class SQLite(Dialect):
     which SQLite's own date functions (used by the views) understand."""
 
     name = "sqlite"
-    types = {
+    types: ClassVar[dict[str, str]] = {
         "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "json": "TEXT CHECK (json_valid(metadata))",  # only the metadata column is JSON
         "timestamp": "TIMESTAMP",
     }
+
+    TABLE_EXISTS = "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = :name"
 
     def __init__(self, path: str):
         self.path = path
@@ -155,11 +162,17 @@ class Postgres(Dialect):
     """Production: psycopg 3, TIMESTAMPTZ and JSONB."""
 
     name = "postgresql"
-    types = {
+    types: ClassVar[dict[str, str]] = {
         "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         "json": "JSONB",
         "timestamp": "TIMESTAMPTZ",
     }
+
+    # current_schema(): the first schema of the search_path the URL may set.
+    TABLE_EXISTS = (
+        "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() "
+        "AND table_name = :name"
+    )
 
     def __init__(self, conninfo: str):
         self.conninfo = conninfo
@@ -169,7 +182,8 @@ class Postgres(Dialect):
         from psycopg.rows import dict_row
 
         # Defaults only: whatever the URL says wins.
-        params = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        # Any: psycopg.connect types each keyword, conninfo_to_dict only says str | int | None.
+        params: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(self.conninfo)
         params.setdefault("connect_timeout", 10)
         params.setdefault("application_name", "er-job-history")
         try:

@@ -16,11 +16,12 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from er_assets.environment import history_url
 from er_assets.history import schema
-from er_assets.history.dialect import UTC, Dialect, HistoryError, dialect_for
+from er_assets.history.dialect import UTC, Dialect, HistoryError, SQLite, dialect_for
 from er_assets.history.model import JobRun, Status, error_key
 from er_assets.redact import redact, redact_text
 
@@ -140,10 +141,11 @@ class HistoryStore:
                 # BEGIN IMMEDIATE already holds the database lock here.
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext('er_schema_version'))")
             cur.execute("SELECT MAX(version) AS v FROM er_schema_version")
-            current = _first(cur)["v"] or 0
+            current = _aggregate(cur)["v"] or 0
             if current > schema.LATEST:
                 raise HistoryError(
-                    f"job history schema is at version {current}, newer than this code knows ({schema.LATEST}); upgrade er-pipelines"
+                    f"job history schema is at version {current}, newer than this code knows ({schema.LATEST}); "
+                    "upgrade er-pipelines"
                 )
             for migration in schema.MIGRATIONS:
                 version, description, _ = migration
@@ -168,7 +170,22 @@ class HistoryStore:
     @property
     def schema_version(self) -> int:
         with self._transaction() as cur:
-            return _first(self._execute(cur, "SELECT MAX(version) AS v FROM er_schema_version", {}))["v"]
+            return _aggregate(self._execute(cur, "SELECT MAX(version) AS v FROM er_schema_version", {}))["v"]
+
+    def applied_version(self) -> int:
+        """The last migration the database ran, 0 when it has none yet, read without
+        migrating it (`doctor` looks, the first stage upgrades)."""
+        if isinstance(self.dialect, SQLite) and not Path(self.dialect.path).exists():
+            return 0  # not created yet; looking must not create it
+        conn = self.dialect.connect()
+        try:
+            with self.dialect.transaction(conn) as cur:
+                self._execute(cur, self.dialect.TABLE_EXISTS, {"name": "er_schema_version"})
+                if not _aggregate(cur)["n"]:
+                    return 0
+                return _aggregate(self._execute(cur, "SELECT MAX(version) AS v FROM er_schema_version", {}))["v"] or 0
+        finally:
+            conn.close()
 
     # -- writes -------------------------------------------------------------------------
 
@@ -376,6 +393,13 @@ class HistoryStore:
 def _first(cur: Any) -> Mapping[str, Any] | None:
     row = cur.fetchone()
     return None if row is None else dict(row)
+
+
+def _aggregate(cur: Any) -> Mapping[str, Any]:
+    """The row of an aggregate query without GROUP BY, which always returns exactly one."""
+    row = _first(cur)
+    assert row is not None
+    return row
 
 
 def _job_run(row: Mapping[str, Any]) -> JobRun:

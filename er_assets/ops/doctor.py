@@ -218,6 +218,56 @@ def model_checks(config) -> list[Check]:
     return [_attempt(f"{d.name}: ML model", model) for d in config.domains.values() if d.ml_matching]
 
 
+def history_checks() -> list[Check]:
+    """The job history database (ER_HISTORY_URL): reachable, and at the schema version this
+    release writes. Only read: a stage migrates an older schema on first use, which needs
+    CREATE and ALTER on it, so a database left behind is named here before a stage fails."""
+
+    def history() -> str:
+        from er_assets.history import schema
+        from er_assets.history.store import HistoryStore
+
+        store = HistoryStore.from_env()
+        version = store.applied_version()
+        if version > schema.LATEST:
+            raise RuntimeError(
+                f"schema at version {version}, newer than this release writes ({schema.LATEST}): upgrade er-pipelines"
+            )
+        if 0 < version < schema.LATEST:
+            raise RuntimeError(
+                f"schema at version {version}, this release writes version {schema.LATEST}: run one stage, or "
+                "`autosys-bridge report`, as a user allowed CREATE and ALTER on it, which migrates it in place"
+            )
+        if version == 0:
+            return f"{store.dialect.name}, empty: the first stage creates the schema (version {schema.LATEST})"
+        return f"{store.dialect.name}, schema at version {version}"
+
+    return [_attempt("job history", history)]
+
+
+def instance_checks(deployment: str) -> list[Check]:
+    """The Dagster instance every bridge records its runs in (DAGSTER_HOME): its storage
+    answers. Production must name it: a default local instance would hide the runs of
+    other hosts."""
+
+    def storage() -> str:
+        import dagster as dg
+
+        if deployment == "production" and not os.environ.get("DAGSTER_HOME"):
+            raise RuntimeError(
+                "DAGSTER_HOME is not set: point it at the folder holding dagster.yaml (docs/dagster.yaml)"
+            )
+        if deployment != "production":
+            from er_assets.defs.instance import ensure_dagster_home
+
+            ensure_dagster_home()
+        with dg.DagsterInstance.get() as instance:
+            instance.get_runs(limit=1)
+            return f"{os.environ['DAGSTER_HOME']}: {type(instance.run_storage).__name__} answers"
+
+    return [_attempt("dagster instance", storage)]
+
+
 def run_doctor(config, deployment: str, resources: dict | None = None) -> list[Check]:
     """Every check for `deployment` ("local" or "production"); `resources` overrides the
     deployment's own (tests)."""
@@ -232,6 +282,7 @@ def run_doctor(config, deployment: str, resources: dict | None = None) -> list[C
             return checks
     else:
         checks += model_checks(config)
+    checks += history_checks() + instance_checks(deployment)
     if resources is None:
         resources = production_resources(config) if deployment == "production" else local_resources(config)
     with initialised(resources) as ready:

@@ -146,7 +146,7 @@ def _stage_run(
     end = started_at + dt.timedelta(seconds=_duration(rng, stage, status, p))
     # The load writes the records that matched no other; drawn whatever the outcome.
     count = int(p.records * (1 - p.profile.match_rate * rng.uniform(0.9, 1.1))) if stage == LOADED else p.records
-    metadata = {"attempt": attempt}
+    metadata: dict[str, object] = {"attempt": attempt}
     if stage == MATCHED:
         metadata["match_rate"] = round(p.profile.match_rate * 100, 1)
     if stage == LOADED and status is Status.SUCCEEDED:

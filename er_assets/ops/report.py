@@ -15,7 +15,7 @@ import argparse
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from html import escape
 
 from er_assets.history import HistoryStore
@@ -36,7 +36,8 @@ NO_RUNS = "#eceff1"
 TOP_ERRORS = 10
 
 CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #212121; margin: 0; background: #fafafa; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #212121; margin: 0;
+       background: #fafafa; }
 main { max-width: 1180px; margin: 0 auto; padding: 20px; }
 h1 { font-size: 24px; margin: 0 0 2px; }
 h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #e0e0e0; padding-bottom: 4px; }
@@ -52,7 +53,8 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 svg { display: block; width: 100%; height: auto; background: #fff; border: 1px solid #e0e0e0; border-radius: 6px; }
 svg text { font: 11px system-ui, sans-serif; fill: #424242; }
 .legend { display: flex; gap: 14px; font-size: 12px; color: #424242; margin: 4px 0; flex-wrap: wrap; }
-.legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 4px; vertical-align: -1px; }
+.legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 4px;
+            vertical-align: -1px; }
 code { font-size: 12px; white-space: pre-wrap; word-break: break-word; }
 .empty { color: #757575; font-style: italic; }
 """
@@ -73,7 +75,7 @@ def _minutes(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds / 60:.1f}"
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: set[int] = frozenset()) -> str:
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: Collection[int] = frozenset()) -> str:
     head = "".join(f"<th{' class=n' if i in numeric else ''}>{escape(h)}</th>" for i, h in enumerate(headers))
     body = "".join(
         "<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{cell}</td>" for i, cell in enumerate(row)) + "</tr>"
@@ -147,11 +149,16 @@ class _Frame:
                     f'<text x="{self.x(day):.1f}" y="{self.height - 9}" text-anchor="middle">{day:%b %d}</text>'
                 )
         grid.append(
-            f'<text transform="translate(13 {self.TOP + self.plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">{escape(self.y_label)}</text>'
+            f'<text transform="translate(13 {self.TOP + self.plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
+            f"{escape(self.y_label)}</text>"
         )
-        axis = f'<line x1="{self.LEFT}" x2="{WIDTH - self.RIGHT}" y1="{self.y(0):.1f}" y2="{self.y(0):.1f}" stroke="#9e9e9e"/>'
+        axis = (
+            f'<line x1="{self.LEFT}" x2="{WIDTH - self.RIGHT}" y1="{self.y(0):.1f}" y2="{self.y(0):.1f}" '
+            'stroke="#9e9e9e"/>'
+        )
         return (
-            f'<svg viewBox="0 0 {WIDTH} {self.height}" role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+            f'<svg viewBox="0 0 {WIDTH} {self.height}" role="img" aria-label="{escape(label)}" '
+            'xmlns="http://www.w3.org/2000/svg">'
             f"{''.join(grid)}{axis}{body}</svg>"
         )
 
@@ -191,7 +198,8 @@ def _stacked_bars(
             top, bottom = frame.y(base[d] + v), frame.y(base[d])
             base[d] += v
             parts.append(
-                f'<rect x="{frame.x(d) - bar / 2:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{bottom - top:.1f}" fill="{colours[name]}">'
+                f'<rect x="{frame.x(d) - bar / 2:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{bottom - top:.1f}" '
+                f'fill="{colours[name]}">'
                 f"<title>{escape(name)} {d}: {_int(v)}</title></rect>"
             )
     return frame.svg("".join(parts), label)
@@ -216,11 +224,12 @@ def _heatmap(days, domains: Sequence[str], cells: dict[tuple[str, dt.date], dict
             rate = cell["success_rate_pct"] if cell else None
             tip = f"{domain} {day}: " + (
                 f"{cell['succeeded']} of {cell['runs'] - cell['running']} stage runs succeeded ({rate:.1f}%)"
-                if rate is not None
+                if cell and rate is not None
                 else "no finished runs"
             )
             parts.append(
-                f'<rect x="{left + c * slot + 1:.1f}" y="{y + 2}" width="{max(slot - 2, 1):.1f}" height="{row_h - 4}" rx="2" '
+                f'<rect x="{left + c * slot + 1:.1f}" y="{y + 2}" width="{max(slot - 2, 1):.1f}" '
+                f'height="{row_h - 4}" rx="2" '
                 f'fill="{_rate_colour(rate)}"><title>{escape(tip)}</title></rect>'
             )
     step = max(1, math.ceil(len(days) / 12))
@@ -245,22 +254,26 @@ def _delivery_chart(domain: str, partitions: list[dict], days) -> str:
             parts.append(
                 f'<rect x="{frame.x(day) - bar / 2:.1f}" y="{frame.TOP}" width="{bar:.1f}" height="{frame.plot_h}" '
                 f'fill="{SLA_COLOURS.get(p["sla_status"] or "PENDING", "#9e9e9e")}" opacity="0.35">'
-                f"<title>{escape(p['partition_key'])}: not delivered ({escape(p['sla_status'] or 'no SLA')})</title></rect>"
+                f"<title>{escape(p['partition_key'])}: not delivered "
+                f"({escape(p['sla_status'] or 'no SLA')})</title></rect>"
             )
             continue
         top = frame.y(p["elapsed_minutes"])
         parts.append(
             f'<rect x="{frame.x(day) - bar / 2:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{frame.y(0) - top:.1f}" '
             f'fill="{SLA_COLOURS.get(p["sla_status"], PALETTE[0])}">'
-            f"<title>{escape(p['partition_key'])}: {p['elapsed_minutes']:.1f} min ({escape(p['sla_status'] or 'no SLA')})</title></rect>"
+            f"<title>{escape(p['partition_key'])}: {p['elapsed_minutes']:.1f} min "
+            f"({escape(p['sla_status'] or 'no SLA')})</title></rect>"
         )
     if sla:
         y = frame.y(sla)
         parts.append(
-            f'<line x1="{frame.LEFT}" x2="{WIDTH - frame.RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c62828" stroke-dasharray="6 4"/>'
+            f'<line x1="{frame.LEFT}" x2="{WIDTH - frame.RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+            'stroke="#c62828" stroke-dasharray="6 4"/>'
         )
         parts.append(
-            f'<text x="{WIDTH - frame.RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" style="fill:#c62828">SLA {sla} min</text>'
+            f'<text x="{WIDTH - frame.RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" style="fill:#c62828">'
+            f"SLA {sla} min</text>"
         )
     return frame.svg("".join(parts), f"{domain}: minutes to deliver each partition")
 
@@ -359,7 +372,8 @@ def _duration_section(days, domains, durations) -> str:
 def _sla_section(days, domains, sla) -> str:
     parts = [
         '<h2 id="sla">SLA compliance</h2>',
-        '<p class="sub">Minutes from the first start of any stage of a partition to the first success of its final stage.</p>',
+        '<p class="sub">Minutes from the first start of any stage of a partition to the first success of its '
+        "final stage.</p>",
     ]
     parts.append(_legend((status.lower(), colour) for status, colour in SLA_COLOURS.items()))
     rows = []
@@ -472,7 +486,8 @@ def _errors_section(errors) -> str:
     ]
     return (
         '<h2 id="errors">Most common errors</h2>'
-        '<p class="sub">Failures grouped by message with ids and numbers set aside; the latest message of each group is shown.</p>'
+        '<p class="sub">Failures grouped by message with ids and numbers set aside; the latest message of each '
+        "group is shown.</p>"
         + _table(("count", "domain", "stage", "status", "latest message", "last seen (UTC)"), rows, {0})
     )
 

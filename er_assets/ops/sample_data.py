@@ -172,7 +172,9 @@ def _noisy(expr: str, salt: str, kinds: tuple[str, ...]) -> str:
         "upper": f"upper({expr})",
         "lower": f"lower({expr})",
         "pad": f"'  ' || {expr} || ' '",
-        "typo": f"CASE WHEN length({expr}) > 3 THEN left({expr}, length({expr}) - 2) || right({expr}, 1) ELSE {expr} END",
+        "typo": (
+            f"CASE WHEN length({expr}) > 3 THEN left({expr}, length({expr}) - 2) || right({expr}, 1) ELSE {expr} END"
+        ),
         "null": "NULL",
         "punct": f"replace({expr}, ' ', '.')",
     }
@@ -396,7 +398,7 @@ def seed_partition(domain: Domain, partition: str, records: int, warehouse: Path
     from er_assets.partitions import business_dates
 
     start, end = business_dates(domain, partition)
-    records = round(records * VOLUME_DEFECTS.get(defect, 1.0))
+    records = round(records * (1.0 if defect is None else VOLUME_DEFECTS.get(defect, 1.0)))
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(warehouse))
     try:

@@ -9,6 +9,8 @@ an empty extract) is left out: a bad day must not drag the median towards itself
 
 from __future__ import annotations
 
+from typing import cast
+
 import dagster as dg
 
 from er_assets.config import Domain
@@ -35,14 +37,17 @@ def earlier_values(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=keys), limit=PAGE, cursor=cursor
         )
         for record in page.records:  # newest first: the first one seen per partition is its latest
-            latest.setdefault(record.partition_key, record.asset_materialization)
+            partition_key, materialization = record.partition_key, record.asset_materialization
+            # Records of materialisations of the partitions asked for: both are always set.
+            assert partition_key is not None and materialization is not None
+            latest.setdefault(partition_key, materialization)
         if not page.has_more:
             break
         cursor = page.cursor
-    values = {}
+    values: dict[str, float] = {}
     for partition_key in reversed(keys):
         metadata = latest[partition_key].metadata if partition_key in latest else {}
         value, passed = metadata.get(field), metadata.get(CHECKS_PASSED)
         if value is not None and (passed is None or passed.value):  # None: recorded before the flag
-            values[partition_key] = value.value
+            values[partition_key] = cast(float, value.value)  # the figures asked for are numbers
     return values

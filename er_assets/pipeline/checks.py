@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import warnings
+from typing import Any
 
 import dagster as dg
 
@@ -232,7 +233,7 @@ def _against_history(
     as a warning (yellow in the UI, blocking nothing) and says it did not judge.
     """
     anomaly: Anomaly = domain.dq.anomaly
-    base = {
+    base: dict[str, Any] = {
         "observed": observed,
         "history": history,
         "min_history": anomaly.min_history,
@@ -296,6 +297,7 @@ def matched_results(
     if dq.anomaly.enabled:
         results.append(_against_history(domain, "match_rate_baseline", "match rate", rate, history))
     if domain.ml_matching:
+        assert confidence is not None  # every warehouse gives ML_MATCHING output's confidence figures
         results += _confidence(domain, confidence, confidence_history or {})
     return results
 
@@ -303,7 +305,7 @@ def matched_results(
 def _confidence(domain: Domain, summary: dict, history: dict[str, float]) -> list[dg.AssetCheckResult]:
     """min_confidence and confidence_baseline over the matched records' ConfidenceLevel."""
     wanted = domain.dq.min_confidence
-    base = {"threshold": wanted.threshold, "max_rate": wanted.max_rate}
+    base: dict[str, Any] = {"threshold": wanted.threshold, "max_rate": wanted.max_rate}
     if not summary["present"]:
         text = "the match output has no ConfidenceLevel column, which ML_MATCHING output always has"
         results = [_result(domain, "min_confidence", False, text, **base)]

@@ -120,9 +120,14 @@ class Patience:
             delay = min(delay * 2, self.check_interval)
 
 
+def _response(exc: Exception) -> dict:
+    """The parsed error response of a ClientError; {} for anything else."""
+    return getattr(exc, "response", None) or {}
+
+
 def _error(exc: Exception) -> tuple[str, str]:
     """(code, message) of a ClientError; ("", "") for anything else."""
-    error = getattr(exc, "response", None) or {}
+    error = _response(exc)
     return error.get("Error", {}).get("Code", ""), error.get("Error", {}).get("Message", "")
 
 
@@ -143,7 +148,7 @@ def _busy(exc: Exception) -> bool:
     """Is the region's one job slot taken (or the service throttling starts)?"""
     code, message = _error(exc)
     if code == "ExceedsLimitException":
-        quota = exc.response.get("quotaName")
+        quota = _response(exc).get("quotaName")
         return quota == CONCURRENT_JOBS_QUOTA if quota else "concurrent" in message.lower()
     return code in BUSY_CODES
 
@@ -185,8 +190,8 @@ def _explain(exc: Exception, what: str, started: bool = False) -> Exception:
     if code in ("ResourceNotFoundException", "EntityNotFoundException"):
         return ServiceUnavailable(f"{what}: {message}")
     if code == "ExceedsLimitException":
-        quota = exc.response.get("quotaName", "unnamed quota")
-        value = exc.response.get("quotaValue")
+        quota = _response(exc).get("quotaName", "unnamed quota")
+        value = _response(exc).get("quotaValue")
         limit = f" (limit {value})" if value is not None else ""
         return QuotaExceeded(
             f"{what}: AWS Entity Resolution quota '{quota}'{limit} exceeded: {message}; "

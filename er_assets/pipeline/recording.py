@@ -14,11 +14,11 @@ from contextlib import contextmanager
 import dagster as dg
 
 from er_assets import interrupts
-from er_assets.errors import exit_code_of, masked_error
+from er_assets.errors import EXIT_CODE_METADATA, exit_code_of
 from er_assets.history import Status
 from er_assets.history.model import STATUS_BY_EXIT_CODE
 from er_assets.pipeline.checks import blocking_failures
-from er_assets.redact import scrub_exception
+from er_assets.redact import redact_text, scrub_exception
 from er_assets.resources.history import HistoryResource
 
 
@@ -69,12 +69,21 @@ def recording(context, history: HistoryResource, domain: str, stage: str) -> Ite
     try:
         with _recording(context, history, domain, stage) as record:
             yield record
-    except BaseException as exc:
+    except Exception as exc:  # an interrupt (a BaseException) stays what it is: Dagster handles it
         if not scrub_exception(exc):
-            # Its text cannot be masked in place: raise one of ours that masks itself and
-            # keeps the exit code, so the bridge and the history still agree.
-            raise masked_error(exc) from None
-        raise
+            raise stage_failure(exc) from None  # its text cannot be masked in place
+        raise stage_failure(exc) from exc
+
+
+def stage_failure(exc: Exception) -> dg.Failure:
+    """What a stage raises when it fails: a `dg.Failure` whose metadata carries the exit code
+    (`exit_code_of`, the same the history records), so the bridge reads the code from the
+    event log instead of matching class names. Raised from `exc` when its text could be
+    masked in place; otherwise from nothing, so the unmasked text never reaches the log."""
+    return dg.Failure(
+        description=redact_text(f"{type(exc).__name__}: {exc}"),
+        metadata={EXIT_CODE_METADATA: exit_code_of(exc)},
+    )
 
 
 @contextmanager

@@ -6,10 +6,18 @@ Both resources hand out real boto3 clients, so the code that drives a matching j
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import dagster as dg
 
+
+class RetryConfig(TypedDict):
+    mode: str
+    max_attempts: int
+
+
 # Throttling is retried by botocore itself ("standard" mode backs off with jitter).
-RETRY_CONFIG = {"mode": "standard", "max_attempts": 8}
+RETRY_CONFIG: RetryConfig = {"mode": "standard", "max_attempts": 8}
 
 
 class EntityResolutionResource(dg.ConfigurableResource):

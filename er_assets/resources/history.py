@@ -12,7 +12,7 @@ class HistoryResource(dg.ConfigurableResource):
     """Where the job history lives: `sqlite:///file.db` locally, `postgresql://...` in production."""
 
     url: str
-    sla_minutes: dict[str, int] = {}
+    sla_minutes: dict[str, int] = {}  # noqa: RUF012  # a pydantic field: each instance gets its own copy
 
     def store(self) -> HistoryStore:
         store = HistoryStore.from_url(self.url)

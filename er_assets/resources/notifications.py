@@ -93,7 +93,9 @@ class SmtpMailer:
 
     def send(self, message: EmailMessage) -> None:
         s = self.settings
+        assert s.host is not None  # __init__ refuses settings without a host; they are frozen
         context = ssl.create_default_context()  # verifies the server certificate and name
+        client: smtplib.SMTP
         if s.security == "ssl":
             client = smtplib.SMTP_SSL(s.host, s.port, timeout=SMTP_TIMEOUT, context=context)
         else:
@@ -243,6 +245,7 @@ def notify_run(
     store = store or HistoryStore.from_env(env)
     try:
         message = compose(config, outcome, history=store.get(outcome.run_id, outcome.stage), env=env)
+        assert message is not None  # compose finds the recipients found above
         if not store.claim_notification(outcome.run_id, outcome.status, outcome.domain, to):
             return False
         try:

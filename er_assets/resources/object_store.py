@@ -110,7 +110,7 @@ class S3ObjectStore(ObjectStore):
 
     def _keys(self, client, prefix_uri: str) -> list[str]:
         bucket, prefix = split_uri(prefix_uri)
-        keys = []
+        keys: list[str] = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys

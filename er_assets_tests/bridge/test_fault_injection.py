@@ -3,11 +3,12 @@ then re-run: the target must be identical to a clean run's, exactly one matching
 exist per extract, and no history row may stay RUNNING.
 
 The points are found from the bridge's own log, and the emulator's job faults
-(ER_EMULATOR_FAULTS) hold a job at the moment that matters (StartMatchingJob accepted but not answered; a job RUNNING), so every
-kill lands where it is meant to. Each scenario changes the source slice (state A <-> B), so
-each needs a new extract and a new job; the clean results of A and B come from runs in a
-separate data folder. Re-runs go through the bridge's `main` in this process: the killed runs
-are the real CLI, and the re-runs are the same code without another interpreter start.
+(ER_EMULATOR_FAULTS) hold a job at the moment that matters (StartMatchingJob accepted but not
+answered; a job RUNNING), so every kill lands where it is meant to. Each scenario changes the
+source slice (state A <-> B), so each needs a new extract and a new job; the clean results of
+A and B come from runs in a separate data folder. Re-runs go through the bridge's `main` in
+this process: the killed runs are the real CLI, and the re-runs are the same code without
+another interpreter start.
 """
 
 from __future__ import annotations

@@ -13,71 +13,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 
-import boto3
 import dagster as dg
-import pytest
 
 from er_assets import exit_codes
-from er_assets_tests.helpers import REPO, seed
+from er_assets_tests.helpers import DOCS_DAGSTER_YAML, LOG_BUCKET, seed
 
 pytest_plugins = ["er_assets_tests.postgres"]
 
-DOCS_DAGSTER_YAML = REPO / "docs" / "dagster.yaml"
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli"]
-LOG_BUCKET = "er-dagster-logs"
 RECORDS = 1000
 PARTITIONS = {"customers": "2026-11-28", "products": "2026-11-22"}
 # A slot holder that is neither bridge: the test itself, standing in for a third host.
 HOLDER_RUN, HOLDER_STEP = "held-by-the-test", "customers__matched"
-
-
-@pytest.fixture
-def moto_s3(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=LOG_BUCKET)
-    yield s3
-    server.stop()
-
-
-@pytest.fixture
-def postgres_home(local_env, postgres_server, moto_s3, monkeypatch):
-    """DAGSTER_HOME holding a link to docs/dagster.yaml, its variables pointing at a fresh
-    database; the job history in a fresh schema of the same server."""
-    import psycopg
-
-    database = f"dagster_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {database}")  # generated name, not input
-    home = local_env / "dagster_home"
-    (home / "dagster.yaml").unlink()
-    (home / "dagster.yaml").symlink_to(DOCS_DAGSTER_YAML)
-    for name, value in {
-        "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_PORT": str(postgres_server.port),
-        "DAGSTER_PG_DB": database,
-        "DAGSTER_PG_USER": "er",
-        "DAGSTER_PG_PASSWORD": "",
-        "DAGSTER_COMPUTE_LOG_BUCKET": LOG_BUCKET,
-        "DAGSTER_COMPUTE_LOG_PREFIX": "compute-logs",
-        "ER_HISTORY_URL": postgres_server.fresh_schema(),
-    }.items():
-        monkeypatch.setenv(name, value)
-    return home
 
 
 def _step_times(instance, run_id: str, step_key: str) -> tuple[float, float]:

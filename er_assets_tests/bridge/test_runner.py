@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from autosys_bridge.runner import _bridge_alive
 
@@ -14,7 +15,7 @@ def _sleeper(*words: str) -> subprocess.Popen:
 def _settled(child: subprocess.Popen) -> None:
     """Until the child's command line is its own (exec done)."""
     deadline = time.monotonic() + 10
-    while b"time.sleep" not in open(f"/proc/{child.pid}/cmdline", "rb").read():
+    while b"time.sleep" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
         assert time.monotonic() < deadline
         time.sleep(0.02)
 

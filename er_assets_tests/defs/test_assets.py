@@ -73,7 +73,8 @@ def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instanc
     # MatchIDs group the seeded duplicates: most true entities land in exactly one group,
     # and almost no group mixes two entities.
     split, impure, entities = query("""
-        WITH j AS (SELECT r."MatchID", s.true_entity FROM customers_resolved r JOIN customers_source s USING (customer_id))
+        WITH j AS (SELECT r."MatchID", s.true_entity FROM customers_resolved r
+                   JOIN customers_source s USING (customer_id))
         SELECT (SELECT count(*) FROM (SELECT true_entity FROM j GROUP BY 1 HAVING count(DISTINCT "MatchID") > 1)),
                (SELECT count(*) FROM (SELECT "MatchID" FROM j GROUP BY 1 HAVING count(DISTINCT true_entity) > 1)),
                (SELECT count(DISTINCT true_entity) FROM j)""")[0]

@@ -59,7 +59,10 @@ def test_matching_is_serialised_in_one_pool(config, local_env):
 
 def test_the_local_path_never_imports_snowflake(local_env):
     # (The bare `snowflake` namespace is pre-imported by snowpark's .pth file; it costs nothing.)
-    code = "import sys, er_assets.defs.definitions; print([m for m in sys.modules if m.startswith(('dagster_snowflake', 'snowflake.'))])"
+    code = (
+        "import sys, er_assets.defs.definitions; "
+        "print([m for m in sys.modules if m.startswith(('dagster_snowflake', 'snowflake.'))])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -130,7 +130,7 @@ def test_a_match_output_of_an_older_extract_is_refused_unless_overridden(config,
     code, reason = exit_code_for(run(config, instance, ["loaded"]))
     assert code == exit_codes.DQ_GATE_FAILED
     assert reason.startswith(
-        f"er_assets.errors.UpstreamRefused: stale upstream: {DOMAIN}/matched partition {PARTITION} was made from "
+        f"UpstreamRefused: stale upstream: {DOMAIN}/matched partition {PARTITION} was made from "
         f"extract run {latest(instance, 'matched')['extract_run_id']}, but the latest extract is "
         f"run {new_extract}. Re-run matched on the latest extract"
     )
@@ -185,7 +185,8 @@ def test_an_unchanged_re_extract_reuses_the_extract_and_so_its_job(config, local
     assert latest(instance, "matched")["job_id"] == job and latest(instance, "matched")["reused_job"] is True
     # One changed value is a new slice: a new extract, and a new job for it.
     local_sql(
-        "UPDATE customers_source SET city = city || 'x' WHERE customer_id = (SELECT min(customer_id) FROM customers_source)"
+        "UPDATE customers_source SET city = city || 'x' "
+        "WHERE customer_id = (SELECT min(customer_id) FROM customers_source)"
     )
     assert run(config, instance, ["extract", "matched"]).success
     assert "reused_extract" not in latest(instance, "extract")
@@ -287,3 +288,36 @@ def test_the_staging_folders_of_killed_extracts_are_removed_by_the_next_extract(
         (folder / "data_0.parquet").write_bytes(b"half written")
     assert run(config, instance, ["extract"]).success
     assert not dead.exists() and live.exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        # sqlite3's (and DuckDB's) OperationalError means a bad query, not an outage.
+        ("sqlite3.OperationalError('no such table: er_sla')", exit_codes.STAGE_FAILED),
+        (
+            "snowflake_errors.OperationalError('250001: Could not connect to Snowflake backend')",
+            exit_codes.SERVICE_UNAVAILABLE,
+        ),
+    ],
+)
+def test_an_error_maps_by_its_type_not_its_name(config, local_env, instance, monkeypatch, error, code):
+    import sqlite3  # noqa: F401 (named by the parameters)
+
+    from snowflake.connector import errors as snowflake_errors  # noqa: F401
+
+    from er_assets.history import HistoryStore
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
+
+    seed(config.domain(DOMAIN), PARTITION, 10, local_env)
+    raised = eval(error)  # one of the two above
+
+    def broken(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(DuckDBWarehouse, "unload_extract", broken)
+    result = run(config, instance, ["extract"])
+    assert exit_code_for(result) == (code, f"OperationalError: {raised}")
+    with HistoryStore.from_env() as history:
+        (row,) = history.rows()
+    assert row.exit_code == code  # the history and the bridge agree

@@ -94,22 +94,24 @@ def site():
     # Create the instance's storages once, before two processes open them at the same time.
     dg.DagsterInstance.from_config(str(data / "dagster_home")).dispose()
     port = free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster-webserver")),
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(data / "webserver.log", "wb"),
-        start_new_session=True,
-    )
+    # The child keeps its own copy of the log descriptor; this process needs none.
+    with open(data / "webserver.log", "wb") as log:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("dagster-webserver")),
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     try:
         # Fill the instance while the webserver starts.
         customers = load_config().domain("customers")
@@ -143,7 +145,10 @@ def site():
                     break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"the webserver did not come up: {(data / 'webserver.log').read_text()[-2000:]}")
+                    # Refused connections are expected while it starts; its log says why it never came up.
+                    raise RuntimeError(
+                        f"the webserver did not come up: {(data / 'webserver.log').read_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.5)
         with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
             [bridge_run] = instance.get_runs()

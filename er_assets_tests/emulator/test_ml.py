@@ -154,7 +154,7 @@ def test_the_configuration_refuses_rules_on_an_ml_domain(tmp_path):
     )
     path = tmp_path / "ml.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match="customers_ml.*takes no ruleBasedProperties"):
+    with pytest.raises(ConfigError, match=r"customers_ml.*takes no ruleBasedProperties"):
         load_config(path)
 
 
@@ -389,6 +389,6 @@ def test_doctor_says_when_the_local_model_is_missing(example, monkeypatch):
     assert [(n, ok) for n, ok, _ in model_checks(config)] == [("customers_ml: ML model", True)]
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "splink" else real(name, *a))
-    ((name, ok, message),) = model_checks(config)
+    ((_, ok, message),) = model_checks(config)
     assert not ok and "pip install 'er-pipelines[ml]'" in message
     assert model_checks(load_config()) == []  # rule-based domains need no model

@@ -136,7 +136,7 @@ def test_responses_satisfy_the_botocore_output_shapes(clients):
     """botocore parses leniently; check the emulator's answers against the model's required fields."""
     from botocore.validate import ParamValidator
 
-    er, glue = clients
+    er, _ = clients
     model = er.meta.service_model
     job_id = er.start_matching_job(workflowName="customer-matching-workflow")["jobId"]
     calls = {

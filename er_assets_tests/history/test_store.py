@@ -105,7 +105,7 @@ def test_one_row_per_stage_of_a_run_and_per_run(store):
 def test_concurrent_duplicate_starts_make_one_row(url):
     # Sensors in several processes deliver the same event at once: the unique key decides.
     stores = [HistoryStore.from_url(url) for _ in range(4)]
-    stores[0].schema_version  # migrate once, so the threads race on the insert itself
+    _ = stores[0].schema_version  # migrate once, so the threads race on the insert itself
     created = []
     threads = [threading.Thread(target=lambda s=s: created.append(start(s))) for s in stores]
     for t in threads:
@@ -221,7 +221,8 @@ def test_a_notification_is_claimed_once_and_can_be_given_back(store):
 def test_a_refused_schema_stays_refused(url):
     with HistoryStore.from_url(url) as store:
         store.query(
-            "INSERT INTO er_schema_version (version, description, applied_at) VALUES (:v, 'from the future', :t) RETURNING version",
+            "INSERT INTO er_schema_version (version, description, applied_at) "
+            "VALUES (:v, 'from the future', :t) RETURNING version",
             v=schema.LATEST + 1,
             t=store.dialect.timestamp(T0),
         )

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import socket
 from pathlib import Path
 
 import boto3
+import pytest
 from moto import mock_aws
 
 from er_assets import exit_codes
+from er_assets.history import HistoryStore, schema
 from er_assets.ops import doctor
 from er_assets.partitions import partition_for_date
 from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.resources.production import production_resources
 from er_assets_tests.helpers import FakesnowWarehouse, by_name, create_source, fake_snowflake, seed, warehouse
+
+pytest_plugins = ["er_assets_tests.postgres"]
 
 SECRET = "pa55-w0rd-never-printed"
 SNOWFLAKE_ENV = {
@@ -65,7 +70,8 @@ def test_production_without_environment_says_which_variables(config, monkeypatch
     assert not ok
     assert message == (
         "missing environment variables: SNOWFLAKE_USER, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA, "
-        "SNOWFLAKE_STAGE, SNOWFLAKE_STAGE_URL, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"
+        "SNOWFLAKE_STAGE, SNOWFLAKE_STAGE_URL, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY "
+        "or SNOWFLAKE_PASSWORD"
     )
     assert "customers: warehouse" not in checks  # nothing further can authenticate
 
@@ -160,3 +166,72 @@ def test_stage_writable_probe_names_the_kms_permission_and_cleans_up(config, tmp
     assert "cannot unload to @ER_STAGE/entity-resolution/customers/extract/_doctor/" in message
     assert "needs kms:GenerateDataKey on the bucket's KMS key" in message and "second line" not in message
     assert not any(p.is_file() for p in (objects / "er-data-lake").rglob("_doctor/**/*"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_url(request, tmp_path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path}/history.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("ER_HISTORY_URL", url)
+    return url
+
+
+def test_the_job_history_is_checked_without_being_changed(history_url, tmp_path, monkeypatch):
+    ((name, ok, message),) = doctor.history_checks()
+    assert name == "job history" and ok
+    assert (
+        message == f"{history_url.split(':')[0]}, empty: the first stage creates the schema (version {schema.LATEST})"
+    )
+    if history_url.startswith("sqlite"):
+        assert not (tmp_path / "history.db").exists()  # looking never creates it
+    with monkeypatch.context() as m:  # the release before migration 4 wrote it
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:3])
+        m.setattr(schema, "LATEST", 3)
+        with HistoryStore.from_url(history_url) as old:
+            assert old.schema_version == 3
+    ((_, ok, message),) = doctor.history_checks()
+    assert not ok and message == (
+        f"RuntimeError: schema at version 3, this release writes version {schema.LATEST}: run one stage, or "
+        "`autosys-bridge report`, as a user allowed CREATE and ALTER on it, which migrates it in place"
+    )
+    assert HistoryStore.from_url(history_url).applied_version() == 3  # the doctor only looked
+    with HistoryStore.from_url(history_url) as store:
+        assert store.schema_version == schema.LATEST
+    assert doctor.history_checks()[0][1:] == (True, f"{history_url.split(':')[0]}, schema at version {schema.LATEST}")
+    with HistoryStore.from_url(history_url) as store:
+        store.query(
+            "INSERT INTO er_schema_version (version, description, applied_at) VALUES (:v, 'later', :t) "
+            "RETURNING version",
+            v=schema.LATEST + 1,
+            t=store.dialect.timestamp(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)),
+        )
+    ((_, ok, message),) = doctor.history_checks()
+    assert not ok and "newer than this release writes" in message and "upgrade er-pipelines" in message
+
+
+def test_an_unreachable_job_history_is_one_line_without_its_password(monkeypatch):
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    with port:
+        monkeypatch.setenv("ER_HISTORY_URL", f"postgresql://er:{SECRET}@127.0.0.1:{port.getsockname()[1]}/history")
+        ((_, ok, message),) = doctor.history_checks()
+    assert not ok and message.startswith("HistoryError: cannot connect to the job history database")
+    assert SECRET not in message and "\n" not in message
+
+
+def test_production_names_a_missing_job_history_and_dagster_home(monkeypatch):
+    monkeypatch.setenv("ER_DEPLOYMENT", "production")
+    monkeypatch.delenv("ER_HISTORY_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert doctor.history_checks()[0][1:] == (
+        False,
+        "HistoryError: ER_HISTORY_URL must name the job history database in production",
+    )
+    assert doctor.instance_checks("production")[0][1:] == (
+        False,
+        "RuntimeError: DAGSTER_HOME is not set: point it at the folder holding dagster.yaml (docs/dagster.yaml)",
+    )
+
+
+def test_the_local_dagster_instance_answers(local_env):
+    ((name, ok, message),) = doctor.instance_checks("local")
+    assert name == "dagster instance" and ok and message.endswith("SqliteRunStorage answers")

@@ -45,7 +45,8 @@ def test_every_difference_is_listed_with_its_field(config, tmp_path):
         "resolutionTechniques.ruleBasedProperties.rules[name_phone_match].matchingKeys: deployed ['name'], "
         "configured ['name', 'phone']",
         "resolutionTechniques.ruleBasedProperties.rules[email_only]: deployed, not configured",
-        "resolutionTechniques.ruleBasedProperties.attributeMatchingModel: deployed 'MANY_TO_MANY', configured 'ONE_TO_ONE'",
+        "resolutionTechniques.ruleBasedProperties.attributeMatchingModel: deployed 'MANY_TO_MANY', "
+        "configured 'ONE_TO_ONE'",
         "outputSourceConfig[0].outputS3Path: deployed 's3://er-data-lake/elsewhere/customers/output', "
         "configured 's3://er-data-lake/entity-resolution/customers/output'",
     ):

@@ -201,7 +201,7 @@ def test_empty_history_says_so(tmp_path):
 
 
 def test_postgres_gives_the_same_report(seeded, postgres_url):
-    store, html, _ = seeded
+    _, html, _ = seeded
     with HistoryStore.from_url(postgres_url) as pg:
         seed_history(pg, days=90, seed=0, now=NOW)
         assert render_report(pg, days=DAYS, now=NOW).replace("postgresql history", "sqlite history") == html

@@ -21,13 +21,13 @@ from er_assets import exit_codes
 from er_assets.config import ConfigError, load_config
 from er_assets.environment import local_paths
 from er_assets.pipeline import checks
+from er_assets.stages import ASSETS as STAGES
 from er_assets_tests.helpers import local_sql, run_stages, seed, write_config
 
 DOMAIN = "customers"
 PARTITION = "2026-11-28"
 DATE_ARGS = ["--date", PARTITION]
 RECORDS = 300
-from er_assets.stages import ASSETS as STAGES
 
 # Poll the emulator every second at most: the default back-off is sized for AWS.
 BRIDGE = [sys.executable, "-m", "autosys_bridge.cli", "run", DOMAIN]

@@ -107,7 +107,7 @@ def test_access_denied_is_one_clear_line(stubbed):
     stub.add_client_error(
         "start_matching_job", "AccessDeniedException", "not authorized to perform StartMatchingJob", 403
     )
-    with pytest.raises(ServiceUnavailable, match="access denied .*grant the role"):
+    with pytest.raises(ServiceUnavailable, match=r"access denied .*grant the role"):
         drive(client, Clock())
 
 

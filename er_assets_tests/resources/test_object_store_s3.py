@@ -117,5 +117,5 @@ def test_point_glue_table_moves_only_the_location(aws):
 def test_point_glue_table_names_a_missing_table(aws):
     glue = boto3.client("glue", region_name=REGION)
     glue.create_database(DatabaseInput={"Name": "entity_resolution"})
-    with pytest.raises(ServiceUnavailable, match="Glue table entity_resolution.customers_input"):
+    with pytest.raises(ServiceUnavailable, match=r"Glue table entity_resolution\.customers_input"):
         point_glue_table(glue, "entity_resolution", "customers_input", f"s3://{BUCKET}/{PREFIX}")

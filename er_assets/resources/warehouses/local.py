@@ -9,9 +9,10 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import get_dagster_logger
 
@@ -33,6 +34,9 @@ from er_assets.resources.warehouses.base import (
     target_figures,
     transaction,
 )
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def quote(identifier: str) -> str:
@@ -90,7 +94,7 @@ class DuckDBWarehouse(Warehouse):
     lock_timeout: float = 600.0
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:  # noqa: F821
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         con = self._open()
         try:
@@ -348,7 +352,7 @@ class DuckDBWarehouse(Warehouse):
 
 
 @contextmanager
-def _in_memory() -> Iterator[duckdb.DuckDBPyConnection]:  # noqa: F821
+def _in_memory() -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB of this process alone, without the warehouse file (another stage may hold it)."""
     import duckdb
 
@@ -376,7 +380,7 @@ def context_ids_sql(files: list[str], unique_id: str) -> str:
     )
 
 
-def match_counts(folder: Path, context: list[str] = (), unique_id: str = "") -> tuple[int, int, int]:
+def match_counts(folder: Path, context: Sequence[str] = (), unique_id: str = "") -> tuple[int, int, int]:
     """(records, MatchIDs, records sharing their MatchID with another) of the data files in
     `folder` (a job's success/), the context records in the files `context` not counted."""
     files = data_files(folder)
@@ -384,10 +388,12 @@ def match_counts(folder: Path, context: list[str] = (), unique_id: str = "") -> 
         return 0, 0, 0
     own = f"id NOT IN ({context_ids_sql(list(context), unique_id)})" if context else "TRUE"
     with _in_memory() as con:
-        return con.execute(
+        row = con.execute(
             queries.output_counts_sql(f'SELECT "MatchID" AS m, "RecordId" AS id FROM {OUTPUT_CSV}', own),
             {"files": files},
         ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return row
 
 
 def error_records(folder: Path) -> int:
@@ -396,10 +402,12 @@ def error_records(folder: Path) -> int:
     if not files:
         return 0
     with _in_memory() as con:
-        return int(con.execute(f"SELECT COUNT(*) FROM {OUTPUT_CSV}", {"files": files}).fetchone()[0])
+        row = con.execute(f"SELECT COUNT(*) FROM {OUTPUT_CSV}", {"files": files}).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return int(row[0])
 
 
-def confidence_summary(folder: Path, threshold: float, context: list[str] = (), unique_id: str = "") -> dict:
+def confidence_summary(folder: Path, threshold: float, context: Sequence[str] = (), unique_id: str = "") -> dict:
     """`confidence_figures` of the output in `folder` (an ML_MATCHING job's success/), the
     context records in the files `context` not counted."""
     files = data_files(folder)

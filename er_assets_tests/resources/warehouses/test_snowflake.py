@@ -464,7 +464,7 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
         )
         real_delete = sf.delete_partition_sql
         monkeypatch.setattr(sf, "delete_partition_sql", lambda *a: executed.append("delete") or real_delete(*a))
-        with pytest.raises(Exception, match="(?i)no_such_column"):
+        with pytest.raises(Exception, match=r"(?i)no_such_column"):
             wh.load_matches(domain, PARTITION, newer, accept_all)
         assert executed == ["delete", "insert"]
         assert rows_of(conn, "customers_resolved", PARTITION) == before
@@ -474,7 +474,7 @@ def test_failure_halfway_through_rolls_back(domain, objects, monkeypatch):
         broken = write_output(objects, domain, "job3", [("C7", "m7")])
         with open(objects / broken[len("s3://") :] / "part-00000.csv", "a") as handle:
             handle.write("too,few,fields\n")
-        with pytest.raises(Exception, match="(?i)csv"):
+        with pytest.raises(Exception, match=r"(?i)csv"):
             wh.load_matches(domain, PARTITION, broken, accept_all)
         assert rows_of(conn, "customers_resolved", PARTITION) == before
         assert wh.load_matches(domain, PARTITION, newer, accept_all).rows == 3
@@ -547,7 +547,7 @@ def test_target_missing_an_output_column_is_explained(domain, objects):
     uri = write_output(objects, domain, "job1", [("C1", "m1")])
     with fake_snowflake(objects) as conn:
         conn.cursor().execute('CREATE TABLE "CUSTOMERS_RESOLVED" ("RECORDID" VARCHAR, "PARTITION_KEY" VARCHAR)')
-        with pytest.raises(ValueError, match="lacks match output columns .*MatchID"):
+        with pytest.raises(ValueError, match=r"lacks match output columns .*MatchID"):
             warehouse(objects).load_matches(domain, PARTITION, uri, accept_all)
 
 
@@ -743,9 +743,11 @@ def test_non_empty_counts_of_the_staged_rows_agree_in_both_warehouses(domain, ob
     for output, want in ((uri, expected), (lacking, expected_lacking)):
         seen = []
         with fake_snowflake(objects):
-            warehouse(objects).load_matches(domain, PARTITION, output, lambda figures: seen.append(figures) or False)
+            warehouse(objects).load_matches(
+                domain, PARTITION, output, lambda figures, seen=seen: seen.append(figures) or False
+            )
         local = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"), objects_root=str(objects))
-        local.load_matches(domain, PARTITION, output, lambda figures: seen.append(figures) or False)
+        local.load_matches(domain, PARTITION, output, lambda figures, seen=seen: seen.append(figures) or False)
         assert [figures["non_empty"] for figures in seen] == [want, want]
 
 
