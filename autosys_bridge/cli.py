@@ -189,11 +189,13 @@ def _shell_quote(text: str) -> str:
 
 
 def cmd_validate(args) -> int:
+    from autosys_bridge.jil.emitter import JilEmitError, build_statements
     from er_assets.config import ConfigError, load_config
 
     try:
         config = load_config(args.config)
-    except ConfigError as exc:
+        build_statements(config)  # what only the JIL can refuse: an AutoSys condition, a deadline
+    except (ConfigError, JilEmitError) as exc:
         raise UsageError(str(exc)) from None
     print(f"{config.path}: {len(config.domains)} domains valid: {', '.join(config.domains)}")
     return exit_codes.OK

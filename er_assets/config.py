@@ -514,6 +514,10 @@ class AutosysJob(_Model):
     log_dir: str
     profile: str
     command: str = "autosys-bridge"
+    # The AutoSys condition the box waits for besides its start time, typically the job that
+    # loads its source: `s(FEED_CUSTOMERS_LOAD, 12.00)`. Parsed when the JIL is emitted (the
+    # condition grammar lives with the JIL reader in autosys_bridge, which `validate` runs).
+    condition: str | None = Field(default=None, min_length=1, max_length=4096)
 
     _check = _rules(
         machine="machine",

@@ -323,6 +323,15 @@ def test_the_validate_command_prints_each_error_on_its_own_line(tmp_path, capsys
     assert len(lines) == 2 and all(line.startswith(f"autosys-bridge: error: {path}:") for line in lines), lines
 
 
+def test_the_validate_command_reads_the_box_condition_as_autosys_would(tmp_path, capsys):
+    from autosys_bridge.cli import main
+
+    path = write_config(tmp_path, lambda raw: raw["domains"]["vendors"]["autosys"].update(condition="s(FEED) &"))
+    assert main(["validate", "--config", str(path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"autosys-bridge: error: {path}: domain 'vendors': autosys.condition 's(FEED) &': ")
+
+
 def test_anchors_and_merge_keys_work_and_a_cyclic_alias_is_refused_plainly(tmp_path):
     path, _ = _edit(
         tmp_path,

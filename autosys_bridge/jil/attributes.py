@@ -464,6 +464,7 @@ _PERMISSIONS = {"gx", "ge", "wx", "we", "mx", "me", "ex", "ee"}
 _EMAIL = re.compile(r"^[^@\s,;\"]+@[^@\s,;\"]+\.[^@\s,;\"]+$")
 _ENVVAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S.*$")
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
+_DEADLINE = re.compile(r"^([0-6]?\d|7[01]):[0-5]\d$")
 _RUN_WINDOW = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d\s*-\s*([01]?\d|2[0-3]):[0-5]\d$")
 _RESOURCE_CLAIM = re.compile(
     r"^\((?P<name>[A-Za-z0-9._#-]{1,64}),\s*QUANTITY=(?P<qty>\d+)(,\s*FREE=(?P<free>[YNA]))?\)$"
@@ -588,10 +589,13 @@ _IANA = _iana_names()
 
 
 def _deadline_times(value: str) -> str | None:
-    # must_start_times / must_complete_times: clock times, or +minutes after the start time.
+    # must_start_times / must_complete_times: clock times up to 71:59 (two days past the start
+    # day, Broadcom KB000057246), or +minutes after the start time.
     if re.fullmatch(r"\+\d{1,4}", value.strip()):
         return None
-    return None if _start_times(value) is None else "expected HH:MM[, HH:MM...] or +minutes"
+    times = [t.strip() for t in value.split(",")]
+    ok = all(_DEADLINE.match(t) for t in times)
+    return None if ok else "expected HH:MM[, HH:MM...] (up to 71:59) or +minutes"
 
 
 def _start_mins(value: str) -> str | None:

@@ -29,7 +29,7 @@ from autosys_bridge.jil.attributes import (
     JOB_NAME_RULE,
     VALIDATORS,
 )
-from autosys_bridge.jil.conditions import parse_condition
+from autosys_bridge.jil.conditions import ConditionError, parse_condition
 from autosys_bridge.jil.model import Statement
 from er_assets.config import WEEKDAYS, AutosysJob, Configuration, Domain, unsafe_characters
 from er_assets.stages import JOBS, command_job
@@ -47,6 +47,7 @@ EXTRACT_LOAD_MINUTES = 120
 # PROCESS gets EXECUTION_TIMEOUT plus this grace: the bridge must reach its own timeout and
 # exit TIMEOUT (4), naming the matching job, before AutoSys terminates it with no explanation.
 PROCESS_GRACE_MINUTES = 15
+MUST_LIMIT_MINUTES = 71 * 60 + 59  # the latest absolute must_complete_times, 71:59
 CALENDAR_YEARS = 10  # monthly run calendars cover this many years from schedule.start_date
 WEEKDAY_CODES = dict(zip(WEEKDAYS, DAY_CODES))  # schedule.day_of_week -> days_of_week
 # The command is not quoted (the agent would pass the quotes to the shell); these are.
@@ -207,6 +208,20 @@ def _domain_jobs(config: Configuration, domain: Domain) -> list[Statement]:
     else:
         box.add("days_of_week", "all")
     box.add("start_times", schedule.time)
+    if domain.autosys.condition:
+        box.add("condition", domain.autosys.condition)
+        try:
+            box.conditions["condition"] = parse_condition(domain.autosys.condition)
+        except ConditionError as exc:
+            raise JilEmitError(
+                f"{config.path}: domain '{domain.name}': autosys.condition {domain.autosys.condition!r}: {exc}"
+            ) from None
+    # AutoSys raises MUST_COMPLETE_ALARM when the box has not completed by then, whether it
+    # failed, still runs or never started (held, waiting for its condition, AutoSys down).
+    try:
+        box.add("must_complete_times", must_complete_time(schedule.time, schedule.sla_minutes))
+    except ValueError as exc:
+        raise JilEmitError(f"{config.path}: domain '{domain.name}': schedule.sla_minutes: {exc}") from None
     box.add("timezone", schedule.timezone)
     box.add(
         "description",
@@ -340,6 +355,20 @@ def _notify(
 
 def _process_minutes(config: Configuration) -> int:
     return math.ceil(config.settings.execution_timeout / 60) + PROCESS_GRACE_MINUTES
+
+
+def must_complete_time(start: str, sla_minutes: int) -> str:
+    """The box's deadline: its start time plus the SLA, as an absolute time (so it also fires
+    for a box that never started; a `+minutes` deadline counts from the start). AE allows
+    absolute times up to 71:59, two days past the start day (Broadcom KB000057246 on
+    must_start_times; must_complete_times takes the same forms)."""
+    hours, minutes = map(int, start.split(":"))
+    deadline = hours * 60 + minutes + sla_minutes
+    if deadline > MUST_LIMIT_MINUTES:
+        raise ValueError(
+            f"{sla_minutes} minutes after {start} is past 71:59, the latest must_complete_times AutoSys accepts"
+        )
+    return f"{deadline // 60:02d}:{deadline % 60:02d}"
 
 
 def _when(domain: Domain) -> str:

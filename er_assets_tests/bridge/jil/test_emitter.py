@@ -5,17 +5,21 @@ produce invalid JIL."""
 import pytest
 
 from autosys_bridge.jil.attributes import JOB_NAME, KNOWN_ATTRIBUTES, VALIDATORS
+from autosys_bridge.jil.diff import find_drift
 from autosys_bridge.jil.emitter import (
     JilEmitError,
     build_calendars,
     build_statements,
     emit_calendars,
     emit_jil,
+    must_complete_time,
     render_value,
 )
-from autosys_bridge.jil.parser import parse_jil
+from autosys_bridge.jil.graph import build_graph
+from autosys_bridge.jil.lint import lint
+from autosys_bridge.jil.parser import parse_jil, read_jil
 from er_assets.config import ConfigError, load_config
-from er_assets_tests.helpers import DATA, write_config
+from er_assets_tests.helpers import DATA, REPO, write_config
 
 REGENERATE = "regenerate with `autosys-bridge jil -o er_assets_tests/data/seed_domains.jil` (and --calendars)"
 
@@ -309,3 +313,67 @@ def test_values_with_colons_or_spaces_are_quoted_and_commands_are_escaped():
     assert render_value("condition", "s(A) & s(B)") == "s(A) & s(B)"
     with pytest.raises(JilEmitError):
         render_value("description", 'say "hi" now')
+
+
+FEED_CONDITION = "s(FEED_CUSTOMERS_LOAD, 12.00)"
+
+
+def test_a_box_waits_for_its_feed_and_carries_its_sla_as_autosys_s_own_alarm(tmp_path):
+    config = load_config(
+        write_config(tmp_path, lambda raw: raw["domains"]["customers"]["autosys"].update(condition=FEED_CONDITION))
+    )
+    jobs = _jobs(config)
+    box = jobs["ER_CUSTOMER_BOX"]
+    assert box.get("condition") == FEED_CONDITION
+    schedule = config.domain("customers").schedule
+    hours, minutes = divmod(int(schedule.time[:2]) * 60 + int(schedule.time[3:]) + schedule.sla_minutes, 60)
+    assert box.get("must_complete_times") == f"{hours:02d}:{minutes:02d}"
+    assert jobs["ER_PRODUCT_BOX"].get("condition") is None  # only where configured
+    assert f'must_complete_times: "{hours:02d}:{minutes:02d}"' in emit_jil(config)
+
+
+def test_a_deadline_past_the_next_days_may_not_be_emitted(tmp_path):
+    assert must_complete_time("23:30", 60) == "24:30"  # AutoSys reads it as 00:30 the next day
+    assert must_complete_time("00:00", 71 * 60 + 59) == "71:59"
+    config = load_config(
+        write_config(tmp_path, lambda raw: raw["domains"]["products"]["schedule"].update(sla_minutes=5000))
+    )
+    with pytest.raises(JilEmitError) as refused:
+        emit_jil(config)
+    assert str(refused.value) == (
+        f"{config.path}: domain 'products': schedule.sla_minutes: 5000 minutes after 05:00 is past 71:59, "
+        "the latest must_complete_times AutoSys accepts"
+    )
+
+
+def test_a_condition_autosys_cannot_read_is_refused_naming_the_domain(tmp_path):
+    config = load_config(
+        write_config(tmp_path, lambda raw: raw["domains"]["customers"]["autosys"].update(condition="s(FEED"))
+    )
+    with pytest.raises(JilEmitError) as refused:
+        emit_jil(config)
+    assert str(refused.value).startswith(f"{config.path}: domain 'customers': autosys.condition 's(FEED': ")
+
+
+def test_the_docs_feed_and_downstream_job_lint_clean_with_the_emitted_boxes(tmp_path):
+    config = load_config(
+        write_config(tmp_path, lambda raw: raw["domains"]["customers"]["autosys"].update(condition=FEED_CONDITION))
+    )
+    emitted = parse_jil(emit_jil(config), "er.jil")
+    feeds, downstream = (read_jil(REPO / "docs" / "examples" / name) for name in ("feeds.jil", "downstream.jil"))
+    assert lint([emitted, feeds, downstream]) == []
+    alone = lint([emitted])
+    assert [p.message for p in alone] == [
+        "condition of ER_CUSTOMER_BOX refers to FEED_CUSTOMERS_LOAD, defined in none of the files given"
+    ]
+    edges = {
+        (e.source, e.target, e.label)
+        for e in build_graph({**emitted.effective_jobs(), **downstream.effective_jobs()}).edges
+    }
+    assert ("FEED_CUSTOMERS_LOAD", "ER_CUSTOMER_BOX", "s (12.00)") in edges
+    assert ("ER_CUSTOMER_BOX", "ER_DATA_PREP", "s (12.00)") in edges
+    # Production without the condition yet: drift names it.
+    production = parse_jil(emit_jil(load_config()), "prod.jil")
+    changed = [d for d in find_drift(production, build_statements(config), ["ER_CUSTOMER"]) if d.kind == "changed"]
+    assert [(d.name, d.attribute, d.production) for d in changed] == [("ER_CUSTOMER_BOX", "condition", None)]
+    assert "FEED_CUSTOMERS_LOAD" in (changed[0].configuration or "")
