@@ -21,12 +21,16 @@ def _stages(history: HistoryResource, run_id: str):
 
 
 def notify(config: Configuration, history: HistoryResource, run: dg.DagsterRun, failed: bool) -> list[tuple[str, str]]:
-    """Send what this finished run deserves; the (stage, status) pairs mailed."""
+    """Send what this finished run deserves (`failed`: it failed or was cancelled); the
+    (stage, status) pairs mailed."""
     if run.tags.get("autosys/job_name"):
         return []
     sent: list[tuple[str, str]] = []
     for row in _stages(history, run.run_id):
-        wanted = row.status.failure if failed else (row.status is Status.SUCCEEDED and row.stage == stages.FINAL)
+        if failed:  # a failed or cancelled run: its failed or cancelled stages
+            wanted = row.status.failure or row.status is Status.CANCELLED
+        else:
+            wanted = row.status is Status.SUCCEEDED and row.stage == stages.FINAL
         if not wanted:
             continue
         with history.store() as store:
@@ -52,4 +56,14 @@ def build_sensors(config: Configuration) -> list:
     def success_mail(context: dg.RunStatusSensorContext, history: HistoryResource):
         notify(config, history, context.dagster_run, failed=False)
 
-    return [failure_mail, success_mail]
+    # A run terminated from the UI ends CANCELED, which the failure sensor does not see.
+    @dg.run_status_sensor(
+        name="er_cancel_mail",
+        run_status=dg.DagsterRunStatus.CANCELED,
+        monitor_all_code_locations=True,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def cancel_mail(context: dg.RunStatusSensorContext, history: HistoryResource):
+        notify(config, history, context.dagster_run, failed=True)
+
+    return [failure_mail, success_mail, cancel_mail]

@@ -46,6 +46,7 @@ OUTCOMES = {
     Status.FAILED: "failed",
     Status.DQ_FAILED: "was stopped by a failing data-quality check",
     Status.TIMEOUT: "timed out",
+    Status.CANCELLED: "was cancelled",
 }
 
 Security = Literal["none", "starttls", "ssl"]
@@ -140,11 +141,12 @@ def _status(status: Status | str) -> Status:
 
 
 def recipients(config: Configuration, domain: str, stage: str, status: Status | str) -> list[str]:
-    """Who hears about this outcome: nobody for a RUNNING or CANCELLED stage (someone
-    cancelled it on purpose) or for the success of a stage before the last one."""
+    """Who hears about this outcome: the failure list for a failed or cancelled stage (a
+    cancelled partition is not delivered either, and the on-call must know), the success list
+    for the last stage's success, nobody for a RUNNING stage or an earlier stage's success."""
     status = _status(status)
     notify = config.domain(domain).notifications
-    if status.failure:
+    if status.failure or status is Status.CANCELLED:
         extra = notify.on_failure
     elif status is Status.SUCCEEDED and stage == stages.FINAL:
         extra = notify.on_success

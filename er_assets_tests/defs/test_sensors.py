@@ -146,5 +146,47 @@ def test_autosys_runs_are_left_to_autosys(config, local_env, inbox):
 
 def test_sensors_are_in_the_code_location(config, local_env):
     sensors = {s.name: s for s in build_definitions(config).sensors}
-    assert set(sensors) == {"er_failure_mail", "er_success_mail"}
+    assert set(sensors) == {"er_failure_mail", "er_success_mail", "er_cancel_mail"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+
+
+def test_a_cancelled_stage_is_mailed_once_whether_the_run_failed_or_was_canceled(config, local_env, inbox, monkeypatch):
+    """Interrupted in the middle of its extract (SIGTERM in-process: the run FAILS, the stage is
+    CANCELLED), and terminated from the UI (the run is CANCELED): both are mailed, once."""
+    from er_assets.history import HistoryStore, Status
+    from er_assets.resources.warehouses.local import DuckDBWarehouse
+
+    seed(config.domain("vendors"), "2026-10-01", 50, local_env)
+
+    def interrupted(*args, **kwargs):
+        raise dg.DagsterExecutionInterruptedError("interrupted by a signal")
+
+    monkeypatch.setattr(DuckDBWarehouse, "unload_extract", interrupted)
+    defs = build_definitions(config)
+    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
+        started = {name: tick(defs, name, instance) for name in ("er_failure_mail", "er_cancel_mail")}
+        result = defs.resolve_job_def("ER_vendors").execute_in_process(
+            instance=instance, partition_key="2026-10-01", raise_on_error=False
+        )
+        [reaction] = tick(defs, "er_failure_mail", instance, started["er_failure_mail"].cursor).dagster_run_reactions
+        assert reaction.error is None and reaction.dagster_run.run_id == result.run_id
+
+        # Terminated from the UI: Dagster ends the run CANCELED, the stage wrote its row.
+        canceled = instance.create_run_for_job(
+            defs.resolve_job_def("ER_vendors"), tags={"dagster/partition": "2026-10-08"}
+        )
+        instance.report_run_canceled(canceled)
+        with HistoryStore.from_env() as store:
+            store.record_start(canceled.run_id, "matched", "vendors", "2026-10-08", "2026-10-08", "ui")
+            store.record_end(canceled.run_id, "matched", Status.CANCELLED, error_message="terminated from the UI")
+        [reaction] = tick(defs, "er_cancel_mail", instance, started["er_cancel_mail"].cursor).dagster_run_reactions
+        assert reaction.error is None and reaction.dagster_run.run_id == canceled.run_id
+        assert (
+            tick(defs, "er_cancel_mail", instance, started["er_cancel_mail"].cursor).dagster_run_reactions[0].error
+            is None
+        )
+    mails = inbox.messages()
+    assert sorted(message["Subject"].split(" ", 3)[2] for _, message in mails) == ["vendors/extract", "vendors/matched"]
+    assert all(message["Subject"].startswith("[ER CANCELLED] ") for _, message in mails)
+    assert all(" was cancelled for partition " in message.get_content() for _, message in mails)
+    assert all(to == sorted(["vendor-team@example.com", "er-admin@example.com"]) for to, _ in mails)

@@ -76,7 +76,7 @@ def test_recipients_per_outcome(config):
     assert recipients(config, "customers", "loaded", "SUCCEEDED") == [TEAM, BUSINESS, ADMIN]
     assert recipients(config, "customers", "loaded", "SUCCESS") == [TEAM, BUSINESS, ADMIN]  # Dagster's name
     assert recipients(config, "customers", "matched", "SUCCEEDED") == []  # only the final stage's success
-    assert recipients(config, "customers", "loaded", "CANCELED") == []
+    assert recipients(config, "customers", "loaded", "CANCELED") == [TEAM, ONCALL, ADMIN]  # not delivered either
     assert recipients(load_config(), "vendors", "extract", "FAILURE") == ["vendor-team@example.com", ADMIN]
 
 
