@@ -2,8 +2,9 @@
 and attachable to an e-mail.
 
 It reads the same views a Grafana dashboard would (see er_assets/history/schema.py), so the
-page and the dashboard cannot disagree. Charts are inline SVG drawn here; every chart has a
-table or hover titles with its numbers.
+page and the dashboard cannot disagree. Charts are inline SVG; every chart has a table or hover
+titles with its numbers. This module computes the figures, the table rows and the charts'
+coordinates; the markup is in templates/ (package data), rendered by Jinja2 with autoescaping.
 
     python -m er_assets.ops.report --out report.html              # history from ER_HISTORY_URL
     python -m er_assets.ops.report --demo 90 --out report.html    # 90 days of seeded history
@@ -15,8 +16,11 @@ import argparse
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
-from html import escape
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import jinja2
 
 from er_assets.history import HistoryStore
 from er_assets.history.dialect import UTC
@@ -35,29 +39,25 @@ RATE_BANDS = (
 NO_RUNS = "#eceff1"
 TOP_ERRORS = 10
 
-CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #212121; margin: 0;
-       background: #fafafa; }
-main { max-width: 1180px; margin: 0 auto; padding: 20px; }
-h1 { font-size: 24px; margin: 0 0 2px; }
-h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #e0e0e0; padding-bottom: 4px; }
-h3 { font-size: 14px; margin: 14px 0 4px; color: #424242; }
-.sub { color: #616161; margin: 0 0 16px; }
-.tiles { display: flex; gap: 12px; flex-wrap: wrap; }
-.tile { background: #fff; border: 1px solid #e0e0e0; border-radius: 6px; padding: 10px 14px; min-width: 170px; }
-.tile b { display: block; font-size: 22px; }
-.tile span { color: #616161; font-size: 12px; }
-table { border-collapse: collapse; background: #fff; margin: 8px 0; font-size: 13px; }
-th, td { border: 1px solid #e0e0e0; padding: 4px 8px; text-align: left; vertical-align: top; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
-svg { display: block; width: 100%; height: auto; background: #fff; border: 1px solid #e0e0e0; border-radius: 6px; }
-svg text { font: 11px system-ui, sans-serif; fill: #424242; }
-.legend { display: flex; gap: 14px; font-size: 12px; color: #424242; margin: 4px 0; flex-wrap: wrap; }
-.legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 4px;
-            vertical-align: -1px; }
-code { font-size: 12px; white-space: pre-wrap; word-break: break-word; }
-.empty { color: #757575; font-style: italic; }
-"""
+
+def _coord(value: float) -> str:
+    """An SVG coordinate: a computed (float) one to a tenth of a unit, a fixed (int) one as is.
+    Floors on computed sizes are floats (max(..., 1.0)) so that they print like the rest."""
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+# The templates are package data ([tool.setuptools.package-data]) found through the package, so
+# they load from an installed wheel as from the checkout.
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("er_assets.ops", "templates"),
+    # Everything the page shows comes from the history (domains, partition keys, error messages),
+    # so every value is escaped, in text and in attributes alike.
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,  # a misspelt name fails the render instead of printing nothing
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.filters["coord"] = _coord
 
 
 # -- formatting ---------------------------------------------------------------------------
@@ -75,21 +75,12 @@ def _minutes(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds / 60:.1f}"
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: Collection[int] = frozenset()) -> str:
-    head = "".join(f"<th{' class=n' if i in numeric else ''}>{escape(h)}</th>" for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{cell}</td>" for i, cell in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _legend(items: Iterable[tuple[str, str]]) -> str:
-    return (
-        '<div class="legend">'
-        + "".join(f'<span><i style="background:{c}"></i>{escape(label)}</span>' for label, c in items)
-        + "</div>"
-    )
+@dataclass(frozen=True)
+class Table:
+    headers: Sequence[str]
+    rows: Sequence[Sequence[object]]
+    numeric: Collection[int] = frozenset()  # right-aligned columns
+    code: Collection[int] = frozenset()  # columns shown as <code> (messages)
 
 
 def _colours(names: Iterable[str]) -> dict[str, str]:
@@ -97,6 +88,69 @@ def _colours(names: Iterable[str]) -> dict[str, str]:
 
 
 # -- chart primitives -----------------------------------------------------------------------
+# A chart is a list of marks in drawing order; templates/macros.html.j2 draws each by its kind.
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: ClassVar[str] = "line"
+    x1: float
+    x2: float
+    y1: float
+    y2: float
+    stroke: str
+    dash: str | None = None
+
+
+@dataclass(frozen=True)
+class Text:
+    kind: ClassVar[str] = "text"
+    x: float
+    y: float
+    text: str
+    anchor: str
+    style: str | None = None
+    rotate: bool = False  # read upwards, centred on (x, y)
+
+
+@dataclass(frozen=True)
+class Rect:
+    kind: ClassVar[str] = "rect"
+    x: float
+    y: float
+    width: float
+    height: float
+    fill: str
+    title: str
+    rx: int | None = None
+    opacity: str | None = None
+
+
+@dataclass(frozen=True)
+class Dot:
+    kind: ClassVar[str] = "dot"
+    cx: float
+    cy: float
+    fill: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Polyline:
+    kind: ClassVar[str] = "polyline"
+    points: Sequence[tuple[float, float]]
+    stroke: str
+
+
+Mark = Line | Text | Rect | Dot | Polyline
+
+
+@dataclass(frozen=True)
+class Chart:
+    height: int
+    label: str
+    marks: Sequence[Mark]
+    width: int = WIDTH
 
 
 def _nice_ceiling(value: float) -> float:
@@ -119,7 +173,9 @@ class _Frame:
 
     LEFT, RIGHT, TOP, BOTTOM = 76, 16, 14, 28
 
-    def __init__(self, days: Sequence[dt.date], y_max: float, height: int, y_label: str, y_format=_tick):
+    def __init__(
+        self, days: Sequence[dt.date], y_max: float, height: int, y_label: str, y_format: Callable = _tick
+    ) -> None:
         self.days, self.height, self.y_label, self.y_format = days, height, y_label, y_format
         self.y_max = _nice_ceiling(y_max)
         self.plot_w = WIDTH - self.LEFT - self.RIGHT
@@ -133,76 +189,57 @@ class _Frame:
     def y(self, value: float) -> float:
         return self.TOP + self.plot_h * (1 - min(value, self.y_max) / self.y_max)
 
-    def svg(self, body: str, label: str) -> str:
-        grid = []
+    def chart(self, body: list[Mark], label: str) -> Chart:
+        """The body drawn over the grid, the axes and their labels."""
+        marks: list[Mark] = []
         for i in range(5):
             value = self.y_max * i / 4
             y = self.y(value)
-            grid.append(
-                f'<line x1="{self.LEFT}" x2="{WIDTH - self.RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eeeeee"/>'
-            )
-            grid.append(f'<text x="{self.LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{self.y_format(value)}</text>')
+            marks.append(Line(self.LEFT, WIDTH - self.RIGHT, y, y, "#eeeeee"))
+            marks.append(Text(self.LEFT - 6, y + 4, self.y_format(value), "end"))
         step = max(1, math.ceil(len(self.days) / 12))  # at most a dozen date labels
-        for i, day in enumerate(self.days):
-            if i % step == 0:
-                grid.append(
-                    f'<text x="{self.x(day):.1f}" y="{self.height - 9}" text-anchor="middle">{day:%b %d}</text>'
-                )
-        grid.append(
-            f'<text transform="translate(13 {self.TOP + self.plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
-            f"{escape(self.y_label)}</text>"
-        )
-        axis = (
-            f'<line x1="{self.LEFT}" x2="{WIDTH - self.RIGHT}" y1="{self.y(0):.1f}" y2="{self.y(0):.1f}" '
-            'stroke="#9e9e9e"/>'
-        )
-        return (
-            f'<svg viewBox="0 0 {WIDTH} {self.height}" role="img" aria-label="{escape(label)}" '
-            'xmlns="http://www.w3.org/2000/svg">'
-            f"{''.join(grid)}{axis}{body}</svg>"
-        )
+        marks += [
+            Text(self.x(day), self.height - 9, f"{day:%b %d}", "middle")
+            for i, day in enumerate(self.days)
+            if i % step == 0
+        ]
+        marks.append(Text(13, round(self.TOP + self.plot_h / 2), self.y_label, "middle", rotate=True))
+        marks.append(Line(self.LEFT, WIDTH - self.RIGHT, self.y(0), self.y(0), "#9e9e9e"))
+        return Chart(self.height, label, marks + body)
 
 
 def _line_chart(
     days, series: dict[str, dict[dt.date, float]], colours: dict[str, str], y_label: str, label: str, y_format=_tick
-) -> str:
+) -> Chart:
     peak = max((v for points in series.values() for v in points.values()), default=0)
     frame = _Frame(days, peak, 150, y_label, y_format)
-    parts = []
+    marks: list[Mark] = []
     for name, points in series.items():
         ordered = sorted(points.items())
         if len(ordered) > 1:
-            path = " ".join(f"{frame.x(d):.1f},{frame.y(v):.1f}" for d, v in ordered)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{colours[name]}" stroke-width="2"/>')
-        for d, v in ordered:  # dots too: a weekly or monthly stage has only a few points
-            parts.append(
-                f'<circle cx="{frame.x(d):.1f}" cy="{frame.y(v):.1f}" r="3" fill="{colours[name]}">'
-                f"<title>{escape(name)} {d}: {y_format(v)}</title></circle>"
-            )
-    return frame.svg("".join(parts), label)
+            marks.append(Polyline([(frame.x(d), frame.y(v)) for d, v in ordered], colours[name]))
+        # dots too: a weekly or monthly stage has only a few points
+        marks += [Dot(frame.x(d), frame.y(v), colours[name], f"{name} {d}: {y_format(v)}") for d, v in ordered]
+    return frame.chart(marks, label)
 
 
 def _stacked_bars(
     days, series: dict[str, dict[dt.date, float]], colours: dict[str, str], y_label: str, label: str
-) -> str:
+) -> Chart:
     totals: dict[dt.date, float] = defaultdict(float)
     for points in series.values():
         for d, v in points.items():
             totals[d] += v
     frame = _Frame(days, max(totals.values(), default=0), 220, y_label)
-    bar = max(frame.slot * 0.7, 1)
+    bar = max(frame.slot * 0.7, 1.0)
     base: dict[dt.date, float] = defaultdict(float)
-    parts = []
+    marks: list[Mark] = []
     for name, points in series.items():
         for d, v in sorted(points.items()):
             top, bottom = frame.y(base[d] + v), frame.y(base[d])
             base[d] += v
-            parts.append(
-                f'<rect x="{frame.x(d) - bar / 2:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{bottom - top:.1f}" '
-                f'fill="{colours[name]}">'
-                f"<title>{escape(name)} {d}: {_int(v)}</title></rect>"
-            )
-    return frame.svg("".join(parts), label)
+            marks.append(Rect(frame.x(d) - bar / 2, top, bar, bottom - top, colours[name], f"{name} {d}: {_int(v)}"))
+    return frame.chart(marks, label)
 
 
 def _rate_colour(rate: float | None) -> str:
@@ -211,14 +248,14 @@ def _rate_colour(rate: float | None) -> str:
     return next(colour for floor, colour, _ in RATE_BANDS if rate >= floor)
 
 
-def _heatmap(days, domains: Sequence[str], cells: dict[tuple[str, dt.date], dict]) -> str:
+def _heatmap(days, domains: Sequence[str], cells: dict[tuple[str, dt.date], dict]) -> Chart:
     left, row_h, top = 100, 26, 6
     slot = (WIDTH - left - 16) / max(len(days), 1)
     height = top + row_h * len(domains) + 26
-    parts = []
+    marks: list[Mark] = []
     for r, domain in enumerate(domains):
         y = top + r * row_h
-        parts.append(f'<text x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">{escape(domain)}</text>')
+        marks.append(Text(left - 8, y + row_h / 2 + 4, domain, "end"))
         for c, day in enumerate(days):
             cell = cells.get((domain, day))
             rate = cell["success_rate_pct"] if cell else None
@@ -227,61 +264,47 @@ def _heatmap(days, domains: Sequence[str], cells: dict[tuple[str, dt.date], dict
                 if cell and rate is not None
                 else "no finished runs"
             )
-            parts.append(
-                f'<rect x="{left + c * slot + 1:.1f}" y="{y + 2}" width="{max(slot - 2, 1):.1f}" '
-                f'height="{row_h - 4}" rx="2" '
-                f'fill="{_rate_colour(rate)}"><title>{escape(tip)}</title></rect>'
-            )
+            marks.append(Rect(left + c * slot + 1, y + 2, max(slot - 2, 1.0), row_h - 4, _rate_colour(rate), tip, rx=2))
     step = max(1, math.ceil(len(days) / 12))
-    for c, day in enumerate(days):
-        if c % step == 0:
-            parts.append(
-                f'<text x="{left + (c + 0.5) * slot:.1f}" y="{height - 8}" text-anchor="middle">{day:%b %d}</text>'
-            )
-    return f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="success rate by domain and day" xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
+    marks += [
+        Text(left + (c + 0.5) * slot, height - 8, f"{day:%b %d}", "middle")
+        for c, day in enumerate(days)
+        if c % step == 0
+    ]
+    return Chart(height, "success rate by domain and day", marks)
 
 
-def _delivery_chart(domain: str, partitions: list[dict], days) -> str:
+def _delivery_chart(domain: str, partitions: list[dict], days) -> Chart:
     """Minutes from first start to delivery per partition, against the SLA line."""
     sla = next((p["sla_minutes"] for p in partitions if p["sla_minutes"]), None)
     peak = max([p["elapsed_minutes"] or 0 for p in partitions] + [sla or 0])
     frame = _Frame(days, peak * 1.05, 150, "minutes to deliver")
-    bar = max(min(frame.slot * 0.7, 28), 2)
-    parts = []
+    bar = max(min(frame.slot * 0.7, 28.0), 2.0)
+    marks: list[Mark] = []
     for p in partitions:
-        day = p["started_at"].date()
+        x = frame.x(p["started_at"].date()) - bar / 2
+        status = p["sla_status"] or "no SLA"
         if p["elapsed_minutes"] is None:  # not delivered: a pale full-height bar in its status colour
-            parts.append(
-                f'<rect x="{frame.x(day) - bar / 2:.1f}" y="{frame.TOP}" width="{bar:.1f}" height="{frame.plot_h}" '
-                f'fill="{SLA_COLOURS.get(p["sla_status"] or "PENDING", "#9e9e9e")}" opacity="0.35">'
-                f"<title>{escape(p['partition_key'])}: not delivered "
-                f"({escape(p['sla_status'] or 'no SLA')})</title></rect>"
-            )
+            fill = SLA_COLOURS.get(p["sla_status"] or "PENDING", "#9e9e9e")
+            title = f"{p['partition_key']}: not delivered ({status})"
+            marks.append(Rect(x, frame.TOP, bar, frame.plot_h, fill, title, opacity="0.35"))
             continue
         top = frame.y(p["elapsed_minutes"])
-        parts.append(
-            f'<rect x="{frame.x(day) - bar / 2:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{frame.y(0) - top:.1f}" '
-            f'fill="{SLA_COLOURS.get(p["sla_status"], PALETTE[0])}">'
-            f"<title>{escape(p['partition_key'])}: {p['elapsed_minutes']:.1f} min "
-            f"({escape(p['sla_status'] or 'no SLA')})</title></rect>"
-        )
+        fill = SLA_COLOURS.get(p["sla_status"], PALETTE[0])
+        title = f"{p['partition_key']}: {p['elapsed_minutes']:.1f} min ({status})"
+        marks.append(Rect(x, top, bar, frame.y(0) - top, fill, title))
     if sla:
         y = frame.y(sla)
-        parts.append(
-            f'<line x1="{frame.LEFT}" x2="{WIDTH - frame.RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
-            'stroke="#c62828" stroke-dasharray="6 4"/>'
-        )
-        parts.append(
-            f'<text x="{WIDTH - frame.RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" style="fill:#c62828">'
-            f"SLA {sla} min</text>"
-        )
-    return frame.svg("".join(parts), f"{domain}: minutes to deliver each partition")
+        marks.append(Line(frame.LEFT, WIDTH - frame.RIGHT, y, y, "#c62828", dash="6 4"))
+        marks.append(Text(WIDTH - frame.RIGHT - 4, y - 4, f"SLA {sla} min", "end", style="fill:#c62828"))
+    return frame.chart(marks, f"{domain}: minutes to deliver each partition")
 
 
-# -- sections ---------------------------------------------------------------------------------
+# -- sections: what templates/report.html.j2 shows, section by section -----------------------
 
 
-def _summary(rates, sla, volume) -> str:
+def _summary(rates, sla, volume) -> list[tuple[str, str]]:
+    """The tiles: (figure, what it counts)."""
     runs = sum(r["runs"] for r in rates)
     finished = sum(r["runs"] - r["running"] for r in rates)
     succeeded = sum(r["succeeded"] for r in rates)
@@ -289,21 +312,16 @@ def _summary(rates, sla, volume) -> str:
     judged = [p for p in sla if p["sla_status"] in {"MET", "LATE", "MISSED"}]
     met = sum(p["sla_status"] == "MET" for p in judged)
     processed = sum(v["records"] or 0 for v in volume if v["stage"] == "matched")
-    tiles = [
+    return [
         (_int(runs), "stage runs"),
         (_pct(succeeded, finished), f"success rate ({_int(succeeded)} of {_int(finished)} finished)"),
         (_int(failed), "failed stages (incl. DQ and timeouts)"),
         (_pct(met, len(judged)), f"SLA met ({met} of {len(judged)} partitions)"),
         (_int(processed), "records processed by matching"),
     ]
-    return (
-        '<div class="tiles">'
-        + "".join(f'<div class="tile"><b>{v}</b><span>{escape(t)}</span></div>' for v, t in tiles)
-        + "</div>"
-    )
 
 
-def _success_section(days, domains, rates) -> str:
+def _success_section(days, domains, rates) -> dict[str, Any]:
     cells = {(r["domain"], r["day"]): r for r in rates}
     per_domain = []
     for domain in domains:
@@ -312,7 +330,7 @@ def _success_section(days, domains, rates) -> str:
         succeeded = sum(r["succeeded"] for r in mine)
         per_domain.append(
             (
-                escape(domain),
+                domain,
                 _int(sum(r["runs"] for r in mine)),
                 _int(succeeded),
                 _int(sum(r["failed"] for r in mine)),
@@ -320,34 +338,26 @@ def _success_section(days, domains, rates) -> str:
                 _pct(succeeded, finished),
             )
         )
-    return (
-        '<h2 id="success-rate">Success rate by domain and day</h2>'
-        + _heatmap(days, domains, cells)
-        + _legend([(label, colour) for _, colour, label in RATE_BANDS] + [("no runs", NO_RUNS)])
-        + _table(
+    return {
+        "heatmap": _heatmap(days, domains, cells),
+        "legend": [(label, colour) for _, colour, label in RATE_BANDS] + [("no runs", NO_RUNS)],
+        "table": Table(
             ("domain", "stage runs", "succeeded", "failed", "cancelled", "success rate"), per_domain, {1, 2, 3, 4, 5}
-        )
-    )
+        ),
+    }
 
 
-def _duration_section(days, domains, durations) -> str:
+def _duration_section(days, domains, durations) -> dict[str, Any]:
     # One chart per stage, a line per domain: matching takes ten times longer than extract
     # and load, and on a shared axis their trends would be flat lines at the bottom.
     colours = _colours(domains)
-    parts = [
-        '<h2 id="duration">Duration per stage over time</h2>',
-        '<p class="sub">Mean minutes of the stage runs that succeeded, per day.</p>',
-        _legend(colours.items()),
-    ]
+    charts = []
     for stage in STAGES:
         series: dict[str, dict[dt.date, float]] = {domain: {} for domain in domains}
         for d in durations:
             if d["stage"] == stage and d["domain"] in series:
                 series[d["domain"]][d["day"]] = d["avg_seconds"] / 60
-        parts += [
-            f"<h3>{escape(stage)}</h3>",
-            _line_chart(days, series, colours, "minutes", f"{stage}: duration per day", _tick),
-        ]
+        charts.append((stage, _line_chart(days, series, colours, "minutes", f"{stage}: duration per day", _tick)))
     rows = []
     for domain in domains:
         for stage in STAGES:
@@ -355,28 +365,16 @@ def _duration_section(days, domains, durations) -> str:
             runs = sum(d["runs"] for d in mine)
             if runs:
                 mean = sum(d["avg_seconds"] * d["runs"] for d in mine) / runs
-                rows.append(
-                    (
-                        escape(domain),
-                        escape(stage),
-                        _int(runs),
-                        _minutes(mean),
-                        _minutes(max(d["max_seconds"] for d in mine)),
-                    )
-                )
-    return "".join(parts) + _table(
-        ("domain", "stage", "succeeded runs", "mean minutes", "longest minutes"), rows, {2, 3, 4}
-    )
+                rows.append((domain, stage, _int(runs), _minutes(mean), _minutes(max(d["max_seconds"] for d in mine))))
+    return {
+        "legend": list(colours.items()),
+        "charts": charts,
+        "table": Table(("domain", "stage", "succeeded runs", "mean minutes", "longest minutes"), rows, {2, 3, 4}),
+    }
 
 
-def _sla_section(days, domains, sla) -> str:
-    parts = [
-        '<h2 id="sla">SLA compliance</h2>',
-        '<p class="sub">Minutes from the first start of any stage of a partition to the first success of its '
-        "final stage.</p>",
-    ]
-    parts.append(_legend((status.lower(), colour) for status, colour in SLA_COLOURS.items()))
-    rows = []
+def _sla_section(days, domains, sla) -> dict[str, Any]:
+    charts, rows = [], []
     for domain in domains:
         mine = sorted((p for p in sla if p["domain"] == domain), key=lambda p: p["started_at"])
         if not mine:
@@ -386,23 +384,26 @@ def _sla_section(days, domains, sla) -> str:
         target = mine[0]["sla_minutes"]
         rows.append(
             (
-                escape(domain),
+                domain,
                 _int(target) if target else "none",
                 _int(len(mine)),
                 *(_int(count[s]) for s in SLA_COLOURS),
                 _pct(count["MET"], judged),
             )
         )
-        parts += [f"<h3>{escape(domain)}</h3>", _delivery_chart(domain, mine, days)]
-    table = _table(
-        ("domain", "SLA minutes", "partitions", "met", "late", "missed", "pending", "compliance"),
-        rows,
-        {1, 2, 3, 4, 5, 6, 7},
-    )
-    return parts[0] + parts[1] + table + "".join(parts[2:])
+        charts.append((domain, _delivery_chart(domain, mine, days)))
+    return {
+        "table": Table(
+            ("domain", "SLA minutes", "partitions", "met", "late", "missed", "pending", "compliance"),
+            rows,
+            {1, 2, 3, 4, 5, 6, 7},
+        ),
+        "legend": [(status.lower(), colour) for status, colour in SLA_COLOURS.items()],
+        "charts": charts,
+    }
 
 
-def _volume_section(days, domains, volume) -> str:
+def _volume_section(days, domains, volume) -> dict[str, Any]:
     colours = _colours(domains)
     series: dict[str, dict[dt.date, float]] = {domain: {} for domain in domains}
     totals: dict[tuple[str, str], int] = defaultdict(int)
@@ -410,14 +411,12 @@ def _volume_section(days, domains, volume) -> str:
         totals[v["domain"], v["stage"]] += v["records"] or 0
         if v["stage"] == "matched":
             series[v["domain"]][v["day"]] = v["records"] or 0
-    rows = [(escape(domain), *(_int(totals[domain, stage]) for stage in STAGES)) for domain in domains]
-    return (
-        '<h2 id="records">Records processed</h2>'
-        '<p class="sub">Records sent to entity resolution per day (succeeded matching stages), by domain.</p>'
-        + _legend(colours.items())
-        + _stacked_bars(days, series, colours, "records", "records processed per day")
-        + _table(("domain", *(f"records {stage}" for stage in STAGES)), rows, {1, 2, 3})
-    )
+    rows = [(domain, *(_int(totals[domain, stage]) for stage in STAGES)) for domain in domains]
+    return {
+        "legend": list(colours.items()),
+        "chart": _stacked_bars(days, series, colours, "records", "records processed per day"),
+        "table": Table(("domain", *(f"records {stage}" for stage in STAGES)), rows, {1, 2, 3}),
+    }
 
 
 # The loaded stage's entity figures (registry.IdentityFigures.metadata), in the panel's order.
@@ -430,39 +429,36 @@ ENTITY_FIGURES = (
 )
 
 
-def _entities_section(domains, loads) -> str:
+def _entities_section(domains, loads) -> list[Table]:
     """Per domain, what the loads of the period did to its durable entities, and the latest
     partitions one by one: new entities, records that joined a known one, merges, splits and
-    churn (known records that changed entity)."""
+    churn (known records that changed entity). No tables when no load recorded the figures."""
     latest: dict[tuple[str, str], dict] = {}
     for run in loads:  # oldest first: a partition's latest load wins
         if any(key in run.metadata for key, _ in ENTITY_FIGURES):
             latest[run.domain, run.partition_key] = run.metadata
     if not latest:
-        return '<h2 id="entities">Entities</h2><p class="empty">No load of this period recorded entity figures.</p>'
+        return []
     totals = {
         domain: [sum(int(m.get(key) or 0) for (d, _), m in latest.items() if d == domain) for key, _ in ENTITY_FIGURES]
         for domain in domains
     }
-    rows = [(escape(domain), *map(_int, totals[domain])) for domain in domains if domain in {d for d, _ in latest}]
+    rows = [(domain, *map(_int, totals[domain])) for domain in domains if domain in {d for d, _ in latest}]
     recent = sorted(latest.items(), key=lambda item: item[0][1], reverse=True)[:TOP_ERRORS]
     partitions = [
-        (escape(domain), escape(partition), *(_int(int(m.get(key) or 0)) for key, _ in ENTITY_FIGURES))
+        (domain, partition, *(_int(int(m.get(key) or 0)) for key, _ in ENTITY_FIGURES))
         for (domain, partition), m in recent
     ]
     headers = [label for _, label in ENTITY_FIGURES]
     numeric = set(range(1, len(headers) + 1))
-    return (
-        '<h2 id="entities">Entities</h2>'
-        '<p class="sub">What the loads did to the durable entity ids, per domain over the period (each partition\'s '
-        "latest load), then the latest partitions; churn counts known records that changed entity. "
-        "<code>autosys-bridge entities show DOMAIN ID</code> shows one entity.</p>"
-        + _table(("domain", *headers), rows, numeric)
-        + _table(("domain", "partition", *headers), partitions, {n + 1 for n in numeric})
-    )
+    return [
+        Table(("domain", *headers), rows, numeric),
+        Table(("domain", "partition", *headers), partitions, {n + 1 for n in numeric}),
+    ]
 
 
-def _errors_section(errors) -> str:
+def _errors_section(errors) -> Table | None:
+    """The most frequent failure groups, None when nothing failed."""
     grouped: dict[tuple, dict] = {}
     for e in errors:
         key = (e["domain"], e["stage"], e["status"], e["error_key"])
@@ -472,24 +468,19 @@ def _errors_section(errors) -> str:
             entry["last_seen"], entry["example"] = e["last_seen"], e["example"]
     top = sorted(grouped.items(), key=lambda item: (-item[1]["occurrences"], item[0]))[:TOP_ERRORS]
     if not top:
-        return '<h2 id="errors">Most common errors</h2><p class="empty">No failures in this period.</p>'
+        return None
     rows = [
         (
             _int(v["occurrences"]),
-            escape(domain),
-            escape(stage),
-            escape(status),
-            f"<code>{escape(v['example'] or key)}</code>",
+            domain,
+            stage,
+            status,
+            v["example"] or key,
             f"{v['last_seen']:%Y-%m-%d %H:%M}" if v["last_seen"] else "–",
         )
         for (domain, stage, status, key), v in top
     ]
-    return (
-        '<h2 id="errors">Most common errors</h2>'
-        '<p class="sub">Failures grouped by message with ids and numbers set aside; the latest message of each '
-        "group is shown.</p>"
-        + _table(("count", "domain", "stage", "status", "latest message", "last seen (UTC)"), rows, {0})
-    )
+    return Table(("count", "domain", "stage", "status", "latest message", "last seen (UTC)"), rows, {0}, code={4})
 
 
 def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None = None) -> str:
@@ -506,27 +497,21 @@ def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None =
     errors = store.view("er_v_error_frequency", since)
     loads = store.rows(stage="loaded", status="SUCCEEDED", since=dt.datetime.combine(since, dt.time(), tzinfo=UTC))
     domains = sorted({r["domain"] for r in rates} | {p["domain"] for p in sla})
-    body = (
-        (
-            _summary(rates, sla, volume)
-            + _success_section(window, domains, rates)
-            + _duration_section(window, domains, durations)
-            + _sla_section(window, domains, sla)
-            + _volume_section(window, domains, volume)
-            + _entities_section(domains, loads)
-            + _errors_section(errors)
-        )
+    sections = (
+        {
+            "summary": _summary(rates, sla, volume),
+            "success": _success_section(window, domains, rates),
+            "duration": _duration_section(window, domains, durations),
+            "sla": _sla_section(window, domains, sla),
+            "volume": _volume_section(window, domains, volume),
+            "entities": _entities_section(domains, loads),
+            "errors": _errors_section(errors),
+        }
         if domains
-        else '<p class="empty">No job history in this period.</p>'
+        else None
     )
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Entity resolution job history, {since} to {now.date()}</title><style>{CSS}</style></head><body><main>"
-        "<h1>Entity resolution job history</h1>"
-        f'<p class="sub">{since:%d %b %Y} to {now:%d %b %Y} ({days} days, UTC) · generated {now:%Y-%m-%d %H:%M} UTC · '
-        f"{escape(store.dialect.name)} history</p>"
-        f"{body}</main></body></html>"
+    return TEMPLATES.get_template("report.html.j2").render(
+        since=since, now=now, days=days, dialect=store.dialect.name, sections=sections
     )
 
 

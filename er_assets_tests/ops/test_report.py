@@ -6,6 +6,8 @@ import datetime as dt
 import re
 import time
 from collections import Counter
+from html import unescape
+from html.parser import HTMLParser
 
 import pytest
 
@@ -192,7 +194,49 @@ def test_report_escapes_what_it_shows(seeded, tmp_path):
             ended_at=NOW - dt.timedelta(hours=23),
         )
         html = render_report(store, days=7, now=NOW)
-    assert "<script>" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in html
+    # The content, not one escaper's spelling of it (&#x27; and &#39; are the same apostrophe).
+    (message,) = re.findall(r"<code>(.*?)</code>", html)
+    assert "<script>" not in html and "<" not in message
+    assert unescape(message) == "<script>alert('x')</script> & more"
+
+
+class _Page(HTMLParser):
+    """What a browser would see: the elements, the attribute values and the text, entities decoded."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attributes: list[str] = []
+        self.attribute_names: set[str] = set()
+        self.texts: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes += [value for _, value in attrs if value is not None]
+        self.attribute_names |= {name for name, _ in attrs}
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+def test_hostile_history_values_stay_text(tmp_path):
+    """A domain and an error message carrying markup and quotes, as the history could hold them,
+    show as themselves: no element and no attribute they could open or close."""
+    domain = 'cust"><script>alert(1)</script>'
+    message = '<script>alert(1)</script> "quoted" & \'single\' <img src=x onerror="alert(2)">'
+    with HistoryStore.from_url(f"sqlite:///{tmp_path}/x.db") as store:
+        store.record_start(
+            "r1", "extract", domain, "2025-06-28", "2025-06-28", "ui", started_at=NOW - dt.timedelta(days=1)
+        )
+        store.record_end("r1", "extract", "FAILED", error_message=message, ended_at=NOW - dt.timedelta(hours=23))
+        html = render_report(store, days=7, now=NOW)
+    page = _Page(html)
+    assert not {"script", "img"} & set(page.tags) and "onerror" not in page.attribute_names
+    assert message in page.texts  # the error table's <code>, whole
+    assert domain in page.texts  # the heatmap's row label and the SLA section's heading
+    assert f"{domain}: minutes to deliver each partition" in page.attributes  # an aria-label, quote included
 
 
 def test_empty_history_says_so(tmp_path):
