@@ -30,6 +30,11 @@ def command_job(job_prefix: str, job: str) -> str:
     return f"{job_prefix}_{job.upper()}"
 
 
+def box_job(job_prefix: str) -> str:
+    """The AutoSys box that holds a domain's command jobs."""
+    return f"{job_prefix}_BOX"
+
+
 def job_name(domain_name: str) -> str:
     """`ER_<domain>`: every run of the domain's stages belongs to this job, whoever starts it.
 

@@ -32,7 +32,7 @@ from autosys_bridge.jil.attributes import (
 from autosys_bridge.jil.conditions import ConditionError, parse_condition
 from autosys_bridge.jil.model import Statement
 from er_assets.config import WEEKDAYS, AutosysJob, Configuration, Domain, unsafe_characters
-from er_assets.stages import JOBS, command_job
+from er_assets.stages import JOBS, box_job, command_job
 
 ON_DEMAND_JOB = "ER_ON_DEMAND"
 DOMAIN_GLOBAL, DATE_GLOBAL = "ER_DOMAIN", "ER_PROCESS_DATE"
@@ -81,7 +81,7 @@ class JilEmitError(Exception):
 
 def job_names(domain: Domain) -> dict[str, str]:
     prefix = domain.autosys.job_prefix
-    return {"box": f"{prefix}_BOX", **{stage: command_job(prefix, stage) for stage in JOBS}}
+    return {"box": box_job(prefix), **{stage: command_job(prefix, stage) for stage in JOBS}}
 
 
 def calendar_name(config: Configuration, domain: Domain) -> str:

@@ -6,13 +6,19 @@ read from the job history the stages wrote; the history also remembers what was 
 sent, so a sensor that re-evaluates a run sends nothing new.
 """
 
+import datetime as dt
+
 import dagster as dg
 
 from er_assets import stages
 from er_assets.config import Configuration
 from er_assets.history import Status
+from er_assets.pipeline.lateness import find_late
 from er_assets.resources.history import HistoryResource
-from er_assets.resources.notifications import RunOutcome, notify_run
+from er_assets.resources.notifications import RunOutcome, notify_late, notify_run
+
+# How often the daemon looks for late partitions: SLAs are minutes to hours.
+LATE_CHECK_SECONDS = 300
 
 
 def _stages(history: HistoryResource, run_id: str):
@@ -66,4 +72,29 @@ def build_sensors(config: Configuration) -> list:
     def cancel_mail(context: dg.RunStatusSensorContext, history: HistoryResource):
         notify(config, history, context.dagster_run, failed=True)
 
-    return [failure_mail, success_mail, cancel_mail]
+    @dg.sensor(
+        name="er_late_partitions",
+        minimum_interval_seconds=LATE_CHECK_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Mails each partition whose load has not succeeded sla_minutes after its schedule fired, once",
+    )
+    def late_partitions(context: dg.SensorEvaluationContext, history: HistoryResource):
+        return look_for_late(config, history, context)
+
+    return [failure_mail, success_mail, cancel_mail, late_partitions]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def look_for_late(config: Configuration, history: HistoryResource, context) -> dg.SkipReason:
+    """One look: mail the partitions that fell due since the watching began (the cursor holds
+    when it began, so turning the sensor on never mails the gaps of the past)."""
+    looked_at = now()
+    since = dt.datetime.fromisoformat(context.cursor) if context.cursor else looked_at
+    with history.store() as store:
+        late = find_late(config, store, looked_at, since)
+        mailed = [f"{p.domain} {p.partition_key} ({p.state})" for p in late if notify_late(config, p, store=store)]
+    context.update_cursor(since.isoformat())
+    return dg.SkipReason(f"late, mailed now: {', '.join(mailed)}" if mailed else "no partition newly late")

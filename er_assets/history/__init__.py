@@ -2,7 +2,7 @@
 that dashboards and the HTML report read."""
 
 from er_assets.history.dialect import HistoryError
-from er_assets.history.model import FAILURES, JobRun, Status, error_key
+from er_assets.history.model import FAILURES, JobRun, LatePartition, Status, error_key
 from er_assets.history.store import HistoryStore
 
-__all__ = ["FAILURES", "HistoryError", "HistoryStore", "JobRun", "Status", "error_key"]
+__all__ = ["FAILURES", "HistoryError", "HistoryStore", "JobRun", "LatePartition", "Status", "error_key"]

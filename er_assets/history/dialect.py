@@ -229,7 +229,19 @@ class Postgres(Dialect):
 
 # Columns (of the table and of the views) whose driver values need converting on read.
 DATE_COLUMNS = frozenset({"process_date", "day"})
-TIME_COLUMNS = frozenset({"start_time", "end_time", "started_at", "delivered_at", "last_seen", "sent_at", "applied_at"})
+TIME_COLUMNS = frozenset(
+    {
+        "start_time",
+        "end_time",
+        "started_at",
+        "delivered_at",
+        "last_seen",
+        "sent_at",
+        "applied_at",
+        "due_at",
+        "noticed_at",
+    }
+)
 JSON_COLUMNS = frozenset({"metadata"})
 
 

@@ -29,6 +29,20 @@ class Status(str, enum.Enum):
 
 
 FAILURES = frozenset({Status.FAILED, Status.DQ_FAILED, Status.TIMEOUT})
+
+
+@dataclass(frozen=True)
+class LatePartition:
+    """A partition whose final stage had not succeeded when its SLA ran out (`due_at`):
+    `state` says where it stood then (never started, a stage running, a stage that ended
+    without success)."""
+
+    domain: str
+    partition_key: str
+    due_at: dt.datetime
+    state: str
+
+
 # How a stage that ends with each of the bridge's exit codes is recorded; every other code
 # (stage failed, bad usage, service unavailable) is FAILED.
 STATUS_BY_EXIT_CODE = {

@@ -155,6 +155,19 @@ WHERE status IN ({FAILURE_LIST}) AND error_key IS NOT NULL
 GROUP BY domain, stage, status, error_key, {d.day("start_time")}"""
 
 
+# One row per partition found late (its final stage not succeeded `sla_minutes` after its
+# schedule fired): written once, by the watcher that mails it, so the row is the mail's claim.
+LATE_PARTITION = """
+CREATE TABLE er_late_partition (
+    domain TEXT NOT NULL,
+    partition_key TEXT NOT NULL,
+    due_at {timestamp} NOT NULL,
+    state TEXT NOT NULL,
+    noticed_at {timestamp} NOT NULL,
+    recipients TEXT NOT NULL,
+    PRIMARY KEY (domain, partition_key)
+)"""
+
 VIEWS = (
     "er_v_success_rate",
     "er_v_stage_duration",
@@ -195,6 +208,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         # sequence, whose internal name still says job_id).
         ("ALTER TABLE er_job_history RENAME COLUMN job_id TO history_id",),
     ),
+    (6, "late partitions: found late while they were late, mailed once", (LATE_PARTITION,)),
 )
 LATEST = MIGRATIONS[-1][0]
 

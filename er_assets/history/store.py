@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from er_assets import stages
 from er_assets.environment import history_url
 from er_assets.history import schema
 from er_assets.history.dialect import UTC, Dialect, HistoryError, SQLite, dialect_for
@@ -295,6 +296,68 @@ class HistoryStore:
                     "INSERT INTO er_sla (domain, sla_minutes, updated_at) VALUES (:domain, :minutes, :now)",
                     {"domain": domain, "minutes": minutes, "now": now},
                 )
+
+    # -- late partitions ------------------------------------------------------------------
+
+    def partition_rows(self, domain: str, partition_keys: list[str]) -> list[JobRun]:
+        """Every row of these partitions of the domain, oldest first."""
+        if not partition_keys:
+            return []
+        names = {f"p{i}": key for i, key in enumerate(partition_keys)}
+        keys = ", ".join(f":{name}" for name in names)
+        result = self.query(
+            f"SELECT {_COLUMNS} FROM er_job_history WHERE domain = :domain AND partition_key IN ({keys}) "
+            "ORDER BY start_time, history_id",
+            domain=domain,
+            **names,
+        )
+        return [_job_run(row) for row in result]
+
+    def claim_late(
+        self, domain: str, partition_key: str, due_at: dt.datetime, state: str, recipients: list[str]
+    ) -> bool:
+        """Record the partition as found late; False if it already was (it is mailed once)."""
+        with self._transaction() as cur:
+            self._execute(
+                cur,
+                """
+                INSERT INTO er_late_partition (domain, partition_key, due_at, state, noticed_at, recipients)
+                VALUES (:domain, :partition_key, :due_at, :state, :now, :recipients)
+                ON CONFLICT (domain, partition_key) DO NOTHING
+                """,
+                {
+                    "domain": domain,
+                    "partition_key": partition_key,
+                    "due_at": self.dialect.timestamp(due_at),
+                    "state": state,
+                    "now": self.dialect.timestamp(_now()),
+                    "recipients": ", ".join(recipients),
+                },
+            )
+            return cur.rowcount == 1
+
+    def release_late(self, domain: str, partition_key: str) -> None:
+        """Give a claim back when its mail could not be sent, so the next look retries it."""
+        with self._transaction() as cur:
+            self._execute(
+                cur,
+                "DELETE FROM er_late_partition WHERE domain = :domain AND partition_key = :partition_key",
+                {"domain": domain, "partition_key": partition_key},
+            )
+
+    def late_partitions(self) -> list[dict[str, Any]]:
+        """Every partition found late, newest due first, with when (if ever) it was delivered."""
+        return self.query(
+            """
+            SELECT l.domain, l.partition_key, l.due_at, l.state, l.noticed_at, l.recipients,
+                   (SELECT MIN(h.end_time) FROM er_job_history h
+                    WHERE h.domain = l.domain AND h.partition_key = l.partition_key
+                      AND h.stage = :final AND h.status = 'SUCCEEDED') AS delivered_at
+            FROM er_late_partition l
+            ORDER BY l.due_at DESC, l.domain
+            """,
+            final=stages.FINAL,
+        )
 
     # -- notification log -----------------------------------------------------------------
 

@@ -457,6 +457,25 @@ def _entities_section(domains, loads) -> list[Table]:
     ]
 
 
+def _late_section(late, since: dt.date) -> Table | None:
+    """The partitions found late while they were late (`er_late_partitions` sensor), due in the
+    period, newest first: what state they were in, and when (if yet) they were delivered."""
+    rows = [
+        (
+            p["domain"],
+            p["partition_key"],
+            f"{p['due_at']:%Y-%m-%d %H:%M}",
+            p["state"],
+            f"{p['delivered_at']:%Y-%m-%d %H:%M}" if p["delivered_at"] else "not yet",
+        )
+        for p in late
+        if p["due_at"].date() >= since
+    ]
+    if not rows:
+        return None
+    return Table(("domain", "partition", "due (UTC)", "found", "delivered (UTC)"), rows)
+
+
 def _errors_section(errors) -> Table | None:
     """The most frequent failure groups, None when nothing failed."""
     grouped: dict[tuple, dict] = {}
@@ -505,6 +524,7 @@ def render_report(store: HistoryStore, days: int = 30, now: dt.datetime | None =
             "sla": _sla_section(window, domains, sla),
             "volume": _volume_section(window, domains, volume),
             "entities": _entities_section(domains, loads),
+            "late": _late_section(store.late_partitions(), since),
             "errors": _errors_section(errors),
         }
         if domains

@@ -1,4 +1,5 @@
-"""E-mail about pipeline runs: every failed stage, and the success of the final stage.
+"""E-mail about pipeline runs: every failed or cancelled stage, the success of the final
+stage, and a partition found late (`pipeline/lateness.py`).
 
 Recipients come from the domain configuration (`notifications.emails` always, plus
 `on_failure` or `on_success`) and `settings.admin_emails`, who see everything. Mail goes
@@ -21,6 +22,7 @@ import os
 import smtplib
 import ssl
 import sys
+import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -31,7 +33,7 @@ from urllib.parse import quote
 from er_assets import stages
 from er_assets.config import Configuration
 from er_assets.errors import masked_error
-from er_assets.history import HistoryStore, JobRun, Status
+from er_assets.history import HistoryStore, JobRun, LatePartition, Status
 from er_assets.redact import redact_text, scrub_exception
 
 DEFAULT_DAGSTER_URL = "http://localhost:3000"
@@ -262,3 +264,56 @@ def notify_run(
     finally:
         if own_store:
             store.close()
+
+
+def compose_late(config: Configuration, late: LatePartition, env: Mapping[str, str] = os.environ) -> EmailMessage:
+    """The message for a partition found late: when it was due, where it stands, where to look."""
+    domain = config.domain(late.domain)
+    zone = zoneinfo.ZoneInfo(domain.schedule.timezone)
+    due = late.due_at.astimezone(zone)
+    lines = [
+        f"Entity resolution {late.domain} partition {late.partition_key} is late: it was due by "
+        f"{due:%Y-%m-%d %H:%M} {domain.schedule.timezone} ({domain.schedule.sla_minutes} minutes after its "
+        f"schedule fired) and its {stages.FINAL} stage has not succeeded.",
+        "",
+        f"Domain:     {late.domain}",
+        f"Partition:  {late.partition_key}",
+        f"Due:        {due.isoformat(timespec='minutes')}",
+        f"State:      {late.state}",
+        f"AutoSys:    autorep -J {stages.box_job(domain.autosys.job_prefix)}",
+        f"Runs:       {(env.get('ER_DAGSTER_URL') or DEFAULT_DAGSTER_URL).rstrip('/')}/runs",
+        "",
+        "Never started: is the box on hold, waiting for its condition, or AutoSys down? To run it by hand:",
+        f"  autosys-bridge run {late.domain} all --date {late.partition_key}",
+    ]
+    message = EmailMessage()
+    message["Subject"] = f"[ER LATE] {late.domain} partition {late.partition_key}: {late.state}"
+    message["From"] = SmtpSettings.from_env(env).sender
+    message["To"] = ", ".join(recipients(config, late.domain, stages.FINAL, Status.FAILED))
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain="er-pipelines")
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def notify_late(
+    config: Configuration,
+    late: LatePartition,
+    *,
+    store: HistoryStore,
+    mailer: Mailer | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> bool:
+    """Mail a late partition to the domain's failure list, once: the row in
+    `er_late_partition` is the claim, given back when sending fails so the next look retries."""
+    to = recipients(config, late.domain, stages.FINAL, Status.FAILED)
+    if not store.claim_late(late.domain, late.partition_key, late.due_at, late.state, to):
+        return False
+    try:
+        (mailer or mailer_from_env(env)).send(compose_late(config, late, env))
+    except BaseException as exc:
+        store.release_late(late.domain, late.partition_key)
+        if not scrub_exception(exc):
+            raise masked_error(exc) from None
+        raise
+    return True

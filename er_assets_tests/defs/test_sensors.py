@@ -146,7 +146,7 @@ def test_autosys_runs_are_left_to_autosys(config, local_env, inbox):
 
 def test_sensors_are_in_the_code_location(config, local_env):
     sensors = {s.name: s for s in build_definitions(config).sensors}
-    assert set(sensors) == {"er_failure_mail", "er_success_mail", "er_cancel_mail"}
+    assert set(sensors) == {"er_failure_mail", "er_success_mail", "er_cancel_mail", "er_late_partitions"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
 
 

@@ -85,6 +85,7 @@ def test_report_has_every_section_and_is_self_contained(seeded):
         ("sla", "SLA compliance"),
         ("records", "Records processed"),
         ("entities", "Entities"),
+        ("late", "Late partitions"),
         ("errors", "Most common errors"),
     ]:
         assert f'<h2 id="{anchor}">{title}</h2>' in html
@@ -237,6 +238,26 @@ def test_hostile_history_values_stay_text(tmp_path):
     assert message in page.texts  # the error table's <code>, whole
     assert domain in page.texts  # the heatmap's row label and the SLA section's heading
     assert f"{domain}: minutes to deliver each partition" in page.attributes  # an aria-label, quote included
+
+
+def test_late_partitions_show_when_they_were_due_and_delivered(tmp_path):
+    due = NOW - dt.timedelta(days=2, hours=-9)
+    with HistoryStore.from_url(f"sqlite:///{tmp_path}/late.db") as store:
+        store.record_start(
+            "r1", "extract", "customers", "2025-06-27", "2025-06-27", "ui", started_at=due - dt.timedelta(hours=2)
+        )
+        store.record_end("r1", "extract", "SUCCEEDED", ended_at=due - dt.timedelta(hours=1))
+        assert store.claim_late("customers", "2025-06-27", due, "never started", ["a@example.com"])
+        assert store.claim_late("products", "2025-06-22", due - dt.timedelta(days=20), "never started", [])  # too old
+        before = text(render_report(store, days=7, now=NOW))
+        store.record_start(
+            "r2", "loaded", "customers", "2025-06-27", "2025-06-27", "ui", started_at=due + dt.timedelta(hours=1)
+        )
+        store.record_end("r2", "loaded", "SUCCEEDED", ended_at=due + dt.timedelta(hours=2))
+        after = text(render_report(store, days=7, now=NOW))
+    assert "customers 2025-06-27 2025-06-28 09:00 never started not yet" in before
+    assert "customers 2025-06-27 2025-06-28 09:00 never started 2025-06-28 11:00" in after
+    assert "2025-06-22" not in after
 
 
 def test_empty_history_says_so(tmp_path):
