@@ -185,8 +185,8 @@ class _Token(NamedTuple):  # a tuple: a parsed condition makes many, and they ar
 
 def _tokenize(text: str) -> list[_Token]:
     tokens, position = [], 0
-    # No alternative of _TOKEN matches the empty string, so the tokens are contiguous up to
-    # the first character none of them accepts: finditer skips it, a gap before the next match.
+    # finditer skips a character no alternative of _TOKEN accepts (none matches the empty
+    # string), so a match that does not start where the last one ended marks a bad character.
     for match in _TOKEN.finditer(text):
         if match.start() != position:
             break

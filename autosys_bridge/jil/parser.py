@@ -46,9 +46,9 @@ _UNESCAPED_QUOTE = re.compile(r'(?<!\\)"')  # a `"` not preceded by a backslash
 SHELL_ATTRIBUTES = frozenset({"command"})
 # The words that start a new pair when they follow whitespace on a line.
 _PAIR_KEYWORDS = KNOWN_ATTRIBUTES | STATEMENT_KEYWORDS
-# Known attributes that SUBCOMMAND_SHAPE does not match (today all of them), so `_pair` skips
-# the regex for them.
-_NOT_SUBCOMMAND_SHAPED = frozenset(name for name in KNOWN_ATTRIBUTES if not SUBCOMMAND_SHAPE.match(name))
+# The known attributes SUBCOMMAND_SHAPE does not match (all of them today): `_pair` needs no
+# regex to tell one of these from a misspelt subcommand.
+_PLAIN_ATTRIBUTES = frozenset(name for name in KNOWN_ATTRIBUTES if not SUBCOMMAND_SHAPE.match(name))
 BLOB_OPEN, BLOB_CLOSE = "<auto_blobt>", "</auto_blobt>"
 
 
@@ -139,12 +139,12 @@ def _split_pairs(content: str, first: re.Match[str]) -> list[tuple[str, str]]:
     rest_start = first.end()
     if content.find(":", rest_start) < 0:  # most lines: one pair, no second colon to look at
         return [(first.group(1), content[rest_start:])]
-    quotes = _quote_positions(content)
-    cuts = [
-        match
-        for match in _KEY_INLINE.finditer(content, rest_start)
-        if match.group(1).lower() in _PAIR_KEYWORDS and not _inside_quotes(match.start(), quotes)
+    keywords = [
+        match for match in _KEY_INLINE.finditer(content, rest_start) if match.group(1).lower() in _PAIR_KEYWORDS
     ]
+    # Quotes matter only around a keyword; a colon in prose (`"Step 1: load"`) finds none.
+    quotes = _quote_positions(content) if keywords else []
+    cuts = [match for match in keywords if not _inside_quotes(match.start(), quotes)]
     pairs, key, value_start = [], first.group(1), rest_start
     for cut in cuts:
         pairs.append((key, content[value_start : cut.start()]))
@@ -214,7 +214,7 @@ class _Reader:
 
     def _pair(self, number: int, key: str, raw: str) -> None:
         # A set lookup settles the common case, a known attribute, without running the regex.
-        if key in STATEMENT_KEYWORDS or (key not in _NOT_SUBCOMMAND_SHAPED and SUBCOMMAND_SHAPE.match(key)):
+        if key in STATEMENT_KEYWORDS or (key not in _PLAIN_ATTRIBUTES and SUBCOMMAND_SHAPE.match(key)):
             self._start_statement(number, key, raw)
             return
         statement = self.current
