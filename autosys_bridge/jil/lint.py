@@ -301,38 +301,49 @@ def _job_reference(jobs: dict[str, _Job], job: _Job, name: str, attribute: str, 
 
 
 def _cycles(jobs: dict[str, _Job], edges: dict[str, list[str]]) -> list[Problem]:
-    """Condition cycles among the jobs: each reported once, at its first job's condition."""
+    """Condition cycles among the jobs: each reported once, at its first job's condition.
+
+    A depth-first search with its own stack: an estate's chain of conditions may be thousands
+    of jobs long, deeper than Python's recursion limit."""
     found, state, reported = [], {}, set()
 
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = "open"
-        for target in edges.get(name, []):
-            if target not in jobs:
-                continue
-            if state.get(target) == "open":
-                cycle = path[path.index(target) :]
-                key = frozenset(cycle)
-                if key not in reported:
-                    reported.add(key)
-                    first = min(cycle)
-                    job = jobs[first]
-                    start = cycle.index(first)
-                    ring = cycle[start:] + cycle[:start] + [first]
-                    found.append(
-                        _problem(
-                            job.path,
-                            _attribute_line(job, "condition"),
-                            WARNING,
-                            f"condition cycle {' -> '.join(ring)}: none of these jobs can start",
-                        )
-                    )
-            elif target not in state:
-                visit(target, [*path, target])
-        state[name] = "done"
+    def report(cycle: list[str]) -> None:
+        key = frozenset(cycle)
+        if key in reported:
+            return
+        reported.add(key)
+        first = min(cycle)
+        job = jobs[first]
+        start = cycle.index(first)
+        ring = cycle[start:] + cycle[:start] + [first]
+        found.append(
+            _problem(
+                job.path,
+                _attribute_line(job, "condition"),
+                WARNING,
+                f"condition cycle {' -> '.join(ring)}: none of these jobs can start",
+            )
+        )
 
-    for name in sorted(edges):
-        if name not in state:
-            visit(name, [name])
+    for root in sorted(edges):
+        if root in state:
+            continue
+        state[root] = "open"
+        path, pending = [root], [iter(edges.get(root, []))]
+        while pending:
+            for target in pending[-1]:
+                if target not in jobs:
+                    continue
+                if state.get(target) == "open":
+                    report(path[path.index(target) :])
+                elif target not in state:
+                    state[target] = "open"
+                    path.append(target)
+                    pending.append(iter(edges.get(target, [])))
+                    break  # go deeper; this job's other targets resume afterwards
+            else:
+                state[path.pop()] = "done"
+                pending.pop()
     return found
 
 

@@ -128,3 +128,22 @@ def test_parse_strict_graph_and_diff_report_the_same_problems(name, capsys):
     assert run_jil_cli("parse", path, "--json") == exit_codes.OK
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert [f"{path}:{p['line']}: {p['severity']}: {p['message']}" for p in problems] == reported
+
+
+def test_a_chain_of_conditions_thousands_of_jobs_long_is_linted(tmp_path):
+    """Deeper than Python's recursion limit: each job waits for the next, and the last for the
+    first closes one ring through all of them."""
+    count = 3000
+
+    def chain(closed: bool) -> str:
+        jobs = []
+        for i in range(count):
+            after = f"J{i + 1:05d}" if i + 1 < count else ("J00000" if closed else None)
+            condition = f"condition: s({after})\n" if after else "date_conditions: 0\n"
+            jobs.append(f"insert_job: J{i:05d}   job_type: CMD\ncommand: x\nmachine: m\n{condition}")
+        return "\n".join(jobs)
+
+    assert lint([parse_jil(chain(closed=False), "open.jil")]) == []
+    [ring] = lint([parse_jil(chain(closed=True), "ring.jil")])
+    assert ring.severity == "warning" and ring.message.startswith("condition cycle J00000 -> J00001 -> ")
+    assert ring.message.endswith(f"J{count - 1:05d} -> J00000: none of these jobs can start")
