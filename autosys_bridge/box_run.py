@@ -22,6 +22,10 @@ import sys
 import time
 from collections.abc import Callable
 
+# Dagster has no public key-value store: the private one is reached through dagster_private,
+# which imports dagster only when called, so the bridge's start-up stays free of it.
+from er_assets.dagster_private import read_instance_value, write_instance_value
+
 KEY_PREFIX = "er/autosys-box-run"
 
 
@@ -51,7 +55,7 @@ def pinned(box: str, decide: Callable[[], dict], record: bool = True) -> dict:
     name = key(box, run)
     try:
         with _instance() as instance:
-            stored = instance.run_storage.get_cursor_values({name}).get(name)
+            stored = read_instance_value(instance, name)
             if stored is not None:
                 value = json.loads(stored)
                 _log(f"box run {run} of {box}: working on {_show(value)}, recorded by its first job")
@@ -59,7 +63,7 @@ def pinned(box: str, decide: Callable[[], dict], record: bool = True) -> dict:
             value = decide()
             if record:
                 # Jobs of one box run start one after the other: read-then-write cannot race.
-                instance.run_storage.set_cursor_values({name: json.dumps(value, sort_keys=True)})
+                write_instance_value(instance, name, json.dumps(value, sort_keys=True))
                 _log(f"box run {run} of {box}: recorded {_show(value)} for the rest of the run")
             return value
     except BoxRunError:

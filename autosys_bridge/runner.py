@@ -14,6 +14,10 @@ import time
 
 from er_assets import exit_codes, processes
 
+# Dagster frees a dead run's slots only by deleting the run or from its daemon: the private
+# call is in dagster_private, which imports dagster only when called.
+from er_assets.dagster_private import free_concurrency_slots_for_run
+
 
 class Terminated(BaseException):
     """SIGTERM or SIGINT arrived (AutoSys KILLJOB or term_run_time)."""
@@ -92,7 +96,7 @@ def _reclaim_dead_runs(instance) -> None:
         message = f"the bridge process {pid} that ran it died; closed by a later bridge run"
         _log(f"run {run.run_id}: {message}")
         instance.report_run_failed(run, message=message)
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        free_concurrency_slots_for_run(instance, run.run_id)
         with HistoryStore.from_env() as store:
             for row in store.rows(run_id=run.run_id, status=Status.RUNNING):
                 store.record_end(run.run_id, row.stage, Status.FAILED, error_message=message)
@@ -187,12 +191,11 @@ def _run(config, domain, stage, assets, partition, run_config, process_date, tri
     import dagster as dg
 
     from er_assets import interrupts
-    from er_assets.defs.definitions import build_definitions
+    from er_assets.defs.definitions import domain_job
     from er_assets.redact import redact_text
-    from er_assets.stages import job_name
 
     # The domain's own job, not the implicit asset job: the run shows on the job's page.
-    job = build_definitions(config).resolve_job_def(job_name(domain.name))
+    job = domain_job(config, domain.name)
     keys = [dg.AssetKey.from_user_string(a) for a in assets]
     tags = run_tags(domain.name, stage, partition, process_date, trigger)
     _log(f"materialising {', '.join(assets)} for partition {partition} into {os.environ['DAGSTER_HOME']}")

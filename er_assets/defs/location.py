@@ -7,6 +7,7 @@ starts it."""
 from __future__ import annotations
 
 from er_assets import stages
+from er_assets.dagster_private import job_page_tag
 from er_assets.pipeline.recording import trigger
 
 # The code location's one name: workspace.yaml (make dev) and pyproject.toml's [tool.dagster] say so too.
@@ -19,13 +20,10 @@ def location_tags() -> dict[str, str]:
     Dagster sets it only on runs launched from a code location (`DagsterRun.tags_for_storage`
     in dagster/_core/storage/dagster_run.py; the UI's PipelineRunsFeedRoot.tsx filters on it);
     in-process runs of the bridge and the demo carry it too, so they are on the job's page.
-    Both names are private: `dagster/__init__.py` of 1.13 exports neither the tag nor the
-    name of a `Definitions` object's repository, and importing them keeps the value Dagster's.
+    Dagster 1.13 exports neither the tag nor the name of a `Definitions` object's repository:
+    er_assets/dagster_private.py reads both from Dagster, so the value stays Dagster's.
     """
-    from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
-    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
-
-    return {REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}"}
+    return job_page_tag(CODE_LOCATION)
 
 
 def complete_run_tags(context, domain: str) -> None:

@@ -9,26 +9,19 @@ stage asks the instance for the latest evaluation of every check of its upstream
 the same partition before doing any work. The lineage gate refuses an upstream made from
 an older extract than the partition's latest. An operator who has reviewed the data may pass
 `override_gate` with a reason; the override is logged and recorded in the materialisation.
+
+Dagster 1.13 has no public query for a check's latest result on one partition; the private
+one is in er_assets/dagster_private.py with the others, whose docstring says why.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-# Private, on purpose: dagster 1.13 has no public query for a check's latest result on one
-# partition. `DagsterInstance.get_latest_asset_check_evaluation_record` ignores partitions, and
-# check evaluations carry no asset key in the event index (`DagsterEvent.asset_key` is None for
-# them), so `dg.EventRecordsFilter` cannot select them. The event-log storage's
-# `get_asset_check_execution_history` (which the UI's GraphQL uses) takes these two types to
-# select executions by status and partition; `dagster/__init__.py` exports neither.
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-
 from er_assets.config import Domain
+from er_assets.dagster_private import latest_check_evaluation
 from er_assets.errors import GateClosed, UpstreamRefused
 from er_assets.pipeline.checks import check_names
-
-EVALUATED = frozenset({AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED})
 
 
 class GateConfig(dg.Config):
@@ -43,14 +36,10 @@ def failing_checks(instance: dg.DagsterInstance, domain: Domain, stage: str, par
     """check name -> description, for the checks of `stage` whose latest evaluation for
     `partition` failed with ERROR severity. Checks planned but never evaluated (a step that
     stopped early) do not count: the latest evaluated result stands."""
-    storage = instance.event_log_storage
     failing = {}
     for name in check_names(domain, stage):
         key = dg.AssetCheckKey(dg.AssetKey([domain.name, stage]), name)
-        records = storage.get_asset_check_execution_history(
-            key, limit=1, status=EVALUATED, partition_filter=PartitionKeyFilter(key=partition)
-        )
-        evaluation = records[0].evaluation if records else None
+        evaluation = latest_check_evaluation(instance, key, partition)
         if evaluation is not None and not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
             failing[name] = evaluation.description or "failed"
     return failing
