@@ -41,12 +41,12 @@ def local_deployment() -> Iterator[Path]:
         yield Path(tmp)
 
 
-def seed_customers(deployment: Path, records: int) -> None:
-    """`records` generated customers in the deployment's source table, on PARTITION."""
+def seed_customers(deployment: Path, records: int, partition: str = PARTITION) -> None:
+    """`records` generated customers in the deployment's source table, on `partition`."""
     from er_assets.config import load_config
     from er_assets.ops.sample_data import seed_partition
 
-    seed_partition(load_config().domain("customers"), PARTITION, records, deployment / "warehouse.duckdb")
+    seed_partition(load_config().domain("customers"), partition, records, deployment / "warehouse.duckdb")
 
 
 def parse_or_run_child(

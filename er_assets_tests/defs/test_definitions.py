@@ -5,7 +5,7 @@ import sys
 
 import dagster as dg
 
-from er_assets.defs.definitions import build_definitions
+from er_assets.defs.definitions import build_definitions, domain_job
 from er_assets.partitions import partitions_def
 from er_assets.stages import job_name
 
@@ -32,6 +32,16 @@ def test_assets_checks_jobs_and_schedules(config, local_env):
     assert defs.resolve_schedule_def("customers_schedule").cron_schedule == "0 3 * * *"
     assert defs.resolve_schedule_def("products_schedule").cron_schedule == "0 5 * * 0"
     assert defs.resolve_schedule_def("vendors_schedule").cron_schedule == "0 2 1 * *"
+
+
+def test_the_bridge_builds_the_one_domain_job_it_runs(config):
+    """The same job as the code location's, with only its domain's steps, checks and resources."""
+    for name in config.domains:
+        alone, located = domain_job(config, name), build_definitions(config).resolve_job_def(job_name(name))
+        assert alone.name == located.name and set(alone.graph.node_dict) == set(located.graph.node_dict)
+        assert all(node.startswith(f"{name}__") for node in alone.graph.node_dict)
+        assert set(alone.resource_defs) == set(located.resource_defs)
+        assert alone.executor_def.name == located.executor_def.name == "in_process"
 
 
 def test_one_code_location_name_everywhere():
