@@ -25,6 +25,7 @@ definitions, as quoted by public material found with the project's search tool):
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from collections.abc import Callable
@@ -449,8 +450,90 @@ JOB_NAME_RULE = "1-64 of A-Za-z0-9 . _ - : #"
 MAX_NOTIFICATION_MSG = 255
 
 
+@functools.lru_cache(maxsize=256)  # an estate spells its job types a handful of ways
 def normalise_job_type(value: str) -> str:
     return JOB_TYPE_ALIASES.get(value.strip().lower(), value.strip().upper())
+
+
+# ---- which job types accept an attribute, and which attributes exclude each other
+#
+# Sources. Every attribute page of Broadcom's "AutoSys Workload Automation 12.0.01" reference
+# (techdocs.broadcom.com, Reference > AE Job Information Language > JIL Job Definitions) has a
+# "Supported Job Types" line naming the job types the attribute is valid for; `jil` refuses it
+# on any other type. The lines used here were read as quoted, page by page, in the Javadoc of
+# SOS GmbH's JS7 AutoSys converter (package com.sos.js7.converter.autosys.common.v12.job, found
+# with the project's search tool), and where noted cross-checked against the AE 12.x dossier of
+# the public dsl41 project (docs/autosys-semantics.md, docs/decision-log.md).
+#
+# Only the job types whose attribute sets those pages settle are checked (CHECKED_JOB_TYPES):
+# the agent plug-in types (SAP, z/OS, web services, ...) gain attributes from release to
+# release, and the sources disagree on them, so an attribute on one of those is never reported.
+# Left unrestricted for want of a page saying otherwise (a false error is worse than a miss):
+# std_in_file, std_out_file, std_err_file, envvars, watch_file_min_size, watch_file_type,
+# watch_no_change, owner (its page excepts FT jobs without saying how), priority (its page
+# says "not for box jobs", yet `autorep -q` exports of boxes carry it) and every attribute its
+# page calls "optional for all job types" (job_terminator, box_terminator, n_retrys, ...).
+CHECKED_JOB_TYPES = frozenset({"CMD", "BOX", "FW", "FT"})
+
+
+def _for(*job_types: str) -> tuple[frozenset[str], str]:
+    return frozenset(job_types), ", ".join(job_types)
+
+
+# attribute -> (the job types it is valid for, how a message names them)
+ATTRIBUTE_JOB_TYPES: dict[str, tuple[frozenset[str], str]] = {
+    # "box_success Attribute - Define Criteria for Box Job Success" and "box_failure Attribute -
+    # Define Criteria for Box Job Failure": valid only for the BOX job type.
+    "box_success": _for("BOX"),
+    "box_failure": _for("BOX"),
+    # "command Attribute - Specify a Command or Script to Run": required for the Command (CMD)
+    # type, the only type the page lists (dsl41 DL-32 reads it the same way for FW).
+    "command": _for("CMD"),
+    # "profile Attribute - Specify a Job Profile": optional for Command (CMD) and File Watcher (FW).
+    "profile": _for("CMD", "FW"),
+    # "max_exit_success Attribute - Specify Maximum Exit Code for Success": CMD, i5/OS, Micro Focus.
+    "max_exit_success": _for("CMD", "I5", "MICROFOCUS"),
+    # "fail_codes Attribute - Define Exit Codes to Indicate Job Failure" (success_codes: the same
+    # list): CMD, HTTP, i5/OS, Micro Focus, Remote Execution, Web Service Document; dsl41 DL-33
+    # reads Command, i5/OS, Micro Focus and z/OS. No reading lists BOX, FW or FT.
+    "fail_codes": _for("CMD", "HTTP", "I5", "MICROFOCUS", "WSDOC"),
+    "success_codes": _for("CMD", "HTTP", "I5", "MICROFOCUS", "WSDOC"),
+    # "heartbeat_interval Attribute - Set the Monitoring Frequency for a Job": the CMD type.
+    "heartbeat_interval": _for("CMD"),
+    # "interactive Attribute - Specify Whether to Run a Command Job in Interactive Mode on
+    # Windows": the Command (CMD) type (ignored on UNIX).
+    "interactive": _for("CMD"),
+    # "ulimit Attribute - Specify UNIX Resource Limits": the CMD type on UNIX.
+    "ulimit": _for("CMD"),
+    # "watch_file Attribute": required for the FW and FT types.
+    "watch_file": _for("FW", "FT"),
+    # "watch_interval Attribute - Specify the Frequency to Monitor a File": the FW type.
+    "watch_interval": _for("FW"),
+    # "machine Attribute - Define the Client Where a Job Runs": required for all job types, and
+    # does not apply to BOX jobs.
+    "machine": (KNOWN_JOB_TYPES - {"BOX"}, "every job type but BOX"),
+}
+
+# job type -> the attributes (of ATTRIBUTE_JOB_TYPES) it does not accept, for the checked types
+ATTRIBUTES_NOT_FOR: dict[str, frozenset[str]] = {
+    job_type: frozenset(name for name, (types, _) in ATTRIBUTE_JOB_TYPES.items() if job_type not in types)
+    for job_type in CHECKED_JOB_TYPES
+}
+
+# (attribute, attribute, why): `jil` refuses a job definition that has both. Source: the
+# start_times/start_mins and days_of_week/run_calendar pages of the 12.0.01 reference, as
+# recorded by the dsl41 dossier (docs/autosys-semantics.md SEM-31, marked verified against
+# TechDocs 12.x: "both -> JIL error").
+EXCLUSIVE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
+    ("start_times", "start_mins", "a job starts at clock times or at minutes past every hour, not both"),
+    ("days_of_week", "run_calendar", "a job runs on days of the week or on a calendar's days, not both"),
+)
+# must_start_times: absolute times ("hh:mm") need date_conditions and start_times in the job,
+# and with start_mins only +minutes is allowed: Broadcom KB000057246 ("What parameter can I use
+# to make sure a job runs at X time?", quoting the must_start_times page: "You will get an error
+# if you define absolute times with start_mins"). Nothing read says the same of
+# must_complete_times, which is left alone.
+ABSOLUTE_MUST_START_NEEDS = ("date_conditions", "start_times")
 
 
 # ---- value validators used by the emitter (and its test): None = valid, else the reason
@@ -596,6 +679,11 @@ def _deadline_times(value: str) -> str | None:
     times = [t.strip() for t in value.split(",")]
     ok = all(_DEADLINE.match(t) for t in times)
     return None if ok else "expected HH:MM[, HH:MM...] (up to 71:59) or +minutes"
+
+
+def absolute_deadline(value: str) -> bool:
+    """True for a valid must_start_times/must_complete_times of clock times (not +minutes)."""
+    return all(_DEADLINE.match(t.strip()) for t in value.split(","))
 
 
 def _start_mins(value: str) -> str | None:

@@ -3,8 +3,11 @@
 Errors are what `jil` refuses (checked against the AE 12 JIL reference as summarised in
 `attributes.py` and the project's checked facts): lines it cannot read, unknown attributes,
 values outside their rules (`JIL_RULES`), unquoted times, duplicate `insert_job`, a CMD job
-without a command or a BOX with one, a box inside itself, `box_name` naming a job that is not
-a box, a condition on the job itself or on a box it sits in.
+without a command or a BOX with one, an attribute its job's type does not accept
+(`ATTRIBUTE_JOB_TYPES`; an `update_job` is judged by the type the job was inserted with),
+attributes that exclude each other (`EXCLUSIVE_ATTRIBUTES`, absolute `must_start_times`), a box
+inside itself, `box_name` naming a job that is not a box, a condition on the job itself or on a
+box it sits in.
 
 Warnings are what loads and then bites: condition cycles (none of the jobs can start),
 references to jobs or globals defined in none of the files given (a job defined in another
@@ -20,10 +23,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from autosys_bridge.jil.attributes import JIL_RULES, JOB_NAME, TIME_ATTRIBUTES, timezone_problem
+from autosys_bridge.jil.attributes import (
+    ABSOLUTE_MUST_START_NEEDS,
+    ATTRIBUTE_JOB_TYPES,
+    ATTRIBUTES_NOT_FOR,
+    EXCLUSIVE_ATTRIBUTES,
+    JIL_RULES,
+    JOB_NAME,
+    TIME_ATTRIBUTES,
+    absolute_deadline,
+    normalise_job_type,
+    timezone_problem,
+)
 from autosys_bridge.jil.conditions import ExitCodeAtom, StatusAtom, ValueAtom, atoms
 from autosys_bridge.jil.emitter import DATE_GLOBAL, DOMAIN_GLOBAL
-from autosys_bridge.jil.model import JilFile, Problem, Statement, collector_paused
+from autosys_bridge.jil.model import Attribute, JilFile, Problem, Statement, collector_paused
 
 ERROR, WARNING = "error", "warning"
 _GLOBAL_REFERENCE = re.compile(r"\$\$\{?([A-Za-z_][A-Za-z0-9_.#-]*)")
@@ -33,6 +47,23 @@ _TRUE = {"1", "y", "yes", "true"}
 _STALE = {"success", "done", "failure", "terminated"}
 _WORLD = {"wx": "run", "we": "edit"}
 _GLOBAL_STATEMENTS = {"insert_glob", "insert_global"}
+_CHANGES = ("update_job", "override_job")
+_TYPED_STATEMENTS = frozenset({"insert_job", *_CHANGES})
+# The attributes the schedule rules look at (a job's value of each, when it has one).
+_SCHEDULE = frozenset(
+    {name for first, second, _ in EXCLUSIVE_ATTRIBUTES for name in (first, second)}
+    | {"must_start_times", *ABSOLUTE_MUST_START_NEEDS}
+)
+# What the job rules look at, one dict lookup per attribute: the job_type itself, attributes valid
+# for some job types only, schedule attributes (the last two kinds may overlap).
+_JOB_TYPE, _TYPED, _TIMED = 1, 2, 4
+_WATCHED: dict[str, int] = {
+    "job_type": _JOB_TYPE,
+    **{
+        name: (_TYPED if name in ATTRIBUTE_JOB_TYPES else 0) | (_TIMED if name in _SCHEDULE else 0)
+        for name in (*ATTRIBUTE_JOB_TYPES, *_SCHEDULE)
+    },
+}
 
 
 # The bridge's own globals, set by the documented on-demand procedure (docs/on-demand.md).
@@ -57,9 +88,10 @@ def lint(files: list[JilFile], options: Options | None = None) -> list[Problem]:
     options = options or Options()
     problems = [p for f in files for p in f.problems]
     with collector_paused():
+        types: dict[str, str | None] = {}  # job -> its type, as the statements so far leave it
         for jil_file in files:
             for statement in jil_file.statements:
-                problems += _values(jil_file.path, statement, options)
+                problems += _values(jil_file.path, statement, options, types)
         problems += _structure(files, options)
     order = {f.path: i for i, f in enumerate(files)}
     unique = dict.fromkeys(problems)  # a problem found twice is reported once
@@ -70,10 +102,26 @@ def _problem(path: str, line: int, severity: str, message: str) -> Problem:
     return Problem(path, line, message, severity)
 
 
-def _values(path: str, statement: Statement, options: Options) -> list[Problem]:
+def _values(path: str, statement: Statement, options: Options, types: dict[str, str | None]) -> list[Problem]:
     found = []
+    # For the job rules, gathered in the same pass: the job_type (its last value), the
+    # attributes valid for some job types only, the schedule attributes.
+    subcommand = statement.subcommand
+    judged = subcommand in _TYPED_STATEMENTS
+    given: str | None = None
+    typed: dict[str, Attribute] = {}
+    schedule: dict[str, Attribute] = {}
     for attribute in statement.attributes:
         name, value, line = attribute.name, attribute.value, attribute.line
+        if judged and (kind := _WATCHED.get(name)) is not None:
+            if kind & _JOB_TYPE:
+                given = value
+            else:
+                # The last value of an attribute is the one AutoSys keeps.
+                if kind & _TYPED:
+                    typed[name] = attribute
+                if kind & _TIMED and value:
+                    schedule[name] = attribute
         if name == "timezone":
             reason = timezone_problem(value, options.timezones)
         else:
@@ -95,6 +143,83 @@ def _values(path: str, statement: Statement, options: Options) -> list[Problem]:
                             f"permission '{code}' lets every user of the instance {right} {statement.name}",
                         )
                     )
+    if judged:
+        # The job's type: an update_job/override_job is judged by the type the job was inserted
+        # with (in these files); a job none of them inserts has no known type.
+        job_type: str | None
+        if given is not None:
+            job_type = normalise_job_type(given)
+            if subcommand != "override_job":
+                types[statement.name] = job_type
+        elif subcommand == "insert_job":
+            job_type = types[statement.name] = "CMD"  # AE 12's default type
+        else:
+            job_type = types.get(statement.name)
+        not_for = ATTRIBUTES_NOT_FOR.get(job_type) if typed and job_type is not None else None
+        if schedule or (not_for and not not_for.isdisjoint(typed)):
+            found += _job_rules(path, subcommand, job_type, not_for, typed, schedule)
+    elif subcommand in ("delete_job", "delete_box"):
+        types.pop(statement.name, None)
+    elif subcommand == "rename_job" and statement.name in types and (new := statement.get("new_name")):
+        types[new] = types.pop(statement.name)
+    return found
+
+
+def _job_rules(
+    path: str,
+    subcommand: str,
+    job_type: str | None,
+    not_for: frozenset[str] | None,
+    typed: dict[str, Attribute],
+    schedule: dict[str, Attribute],
+) -> list[Problem]:
+    """Attributes the job's type does not accept (`not_for`, None when its type is unknown or
+    not checked), and schedule attributes that exclude each other within the statement."""
+    found = []
+    if not_for:
+        for attr, attribute in typed.items():
+            # A BOX with a command has its own message (_command_rule).
+            if attr in not_for and not (attr == "command" and job_type == "BOX"):
+                message = f"{attr} does not apply to a {job_type} job (it applies to {ATTRIBUTE_JOB_TYPES[attr][1]})"
+                found.append(_problem(path, attribute.line, ERROR, message))
+    if schedule:
+        # An update_job carries only what changes: what its absolute must_start_times needs may
+        # be in the job already (the merged job is judged in _structure).
+        found += _schedule_rules(path, schedule, whole=subcommand == "insert_job")
+    return found
+
+
+def _schedule_rules(path: str, schedule: dict[str, Attribute], whole: bool) -> list[Problem]:
+    """Exclusive schedule attributes, reported on the line of the later one; with `whole` (the
+    attributes of a complete job) also what an absolute must_start_times needs."""
+    found = []
+    for first, second, why in EXCLUSIVE_ATTRIBUTES:
+        if first in schedule and second in schedule:
+            line = max(schedule[first].line, schedule[second].line)
+            found.append(_problem(path, line, ERROR, f"{first} and {second} exclude each other ({why})"))
+    must = schedule.get("must_start_times")
+    if must is not None and absolute_deadline(must.value):
+        start_mins = schedule.get("start_mins")
+        if start_mins is not None:
+            found.append(
+                _problem(
+                    path,
+                    max(must.line, start_mins.line),
+                    ERROR,
+                    f"must_start_times {must.value!r}: absolute times and start_mins exclude each other "
+                    "(with start_mins, write +minutes)",
+                )
+            )
+        elif whole and (missing := [n for n in ABSOLUTE_MUST_START_NEEDS if n not in schedule]):
+            found.append(
+                _problem(
+                    path,
+                    must.line,
+                    ERROR,
+                    f"must_start_times {must.value!r}: absolute times need {' and '.join(missing)} "
+                    "in the job (or write +minutes)",
+                )
+            )
     return found
 
 
@@ -141,10 +266,14 @@ def _structure(files: list[JilFile], options: Options) -> list[Problem]:
                 )
             inserted[statement.name] = statement.line
         effective = jil_file.effective_jobs()
-        # Judged on the job the file leaves behind: an update_job may add the command.
+        changed = {s.name for s in jil_file.statements if s.subcommand in _CHANGES}
+        # Judged on the job the file leaves behind: an update_job may add the command, or a
+        # schedule attribute that excludes one the job already has.
         for statement in effective.values():
             if statement.subcommand == "insert_job":
                 found += _command_rule(jil_file.path, statement)
+                if statement.name in changed:
+                    found += _schedule_rules(jil_file.path, _schedule_of(statement), whole=True)
         # A job this file deletes is gone for the files after it too.
         for statement in jil_file.statements:
             if statement.subcommand in ("delete_job", "delete_box") and statement.name not in effective:
@@ -154,6 +283,10 @@ def _structure(files: list[JilFile], options: Options) -> list[Problem]:
     found += _conditions(jobs, defined_globals)
     found += _not_started(jobs)
     return found
+
+
+def _schedule_of(statement: Statement) -> dict[str, Attribute]:
+    return {a.name: a for a in statement.attributes if a.name in _SCHEDULE and a.value}
 
 
 def _command_rule(path: str, statement: Statement) -> list[Problem]:

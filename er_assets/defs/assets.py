@@ -22,6 +22,7 @@ from er_assets.errors import MissingUpstream, UpstreamRefused
 from er_assets.partitions import business_dates, partitions_def
 from er_assets.pipeline import checks, gate
 from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
+from er_assets.pipeline.handoff import Extracted, Matched
 from er_assets.pipeline.matching_job import JobOutcome, Patience, adoptable_job, point_glue_table, run_matching_job
 from er_assets.pipeline.recording import recording
 from er_assets.resources.entity_resolution import EntityResolutionResource
@@ -44,9 +45,9 @@ def domain_assets(domain: Domain, settings: Settings) -> list:
     parts = partitions_def(domain)
     return [
         _source(domain),
-        _extract_asset(domain, parts),
+        _extract_asset(domain, settings, parts),
         _matched_asset(domain, settings, parts),
-        _loaded_asset(domain, parts),
+        _loaded_asset(domain, settings, parts),
     ]
 
 
@@ -73,7 +74,7 @@ def _stage(domain: Domain, parts: dg.PartitionsDefinition, stage: str, upstream:
     )
 
 
-def _extract_asset(domain: Domain, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _extract_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @_stage(
         domain,
         parts,
@@ -86,7 +87,13 @@ def _extract_asset(domain: Domain, parts: dg.PartitionsDefinition) -> dg.AssetsD
         context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore, history: HistoryResource
     ):
         yield _recorded(
-            context, history, domain, "extract", "rows", lambda: _extract(context, domain, warehouse, object_store)
+            context,
+            history,
+            domain,
+            settings,
+            "extract",
+            "rows",
+            lambda: _extract(context, domain, warehouse, object_store),
         )
 
     return extract
@@ -114,6 +121,7 @@ def _matched_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefin
             context,
             history,
             domain,
+            settings,
             "matched",
             "output_rows",
             lambda: _match(context, domain, settings, config, entity_resolution, warehouse, object_store),
@@ -122,7 +130,7 @@ def _matched_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefin
     return matched
 
 
-def _loaded_asset(domain: Domain, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _loaded_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @_stage(
         domain,
         parts,
@@ -134,16 +142,21 @@ def _loaded_asset(domain: Domain, parts: dg.PartitionsDefinition) -> dg.AssetsDe
     def loaded(
         context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse, history: HistoryResource
     ):
-        yield _recorded(context, history, domain, "loaded", "rows", lambda: _load(context, domain, config, warehouse))
+        yield _recorded(
+            context, history, domain, settings, "loaded", "rows", lambda: _load(context, domain, config, warehouse)
+        )
 
     return loaded
 
 
-def _recorded(context, history: HistoryResource, domain: Domain, stage: str, rows: str, work) -> dg.MaterializeResult:
+def _recorded(
+    context, history: HistoryResource, domain: Domain, settings: Settings, stage: str, rows: str, work
+) -> dg.MaterializeResult:
     """Do a stage's `work` (-> metadata, check results) inside its job-history row, which counts
-    `metadata[rows]` records. First the run gets the tags a bridge run has, whoever started it."""
+    `metadata[rows]` records (and, in production, whose end is published to CloudWatch in
+    `settings.region`). First the run gets the tags a bridge run has, whoever started it."""
     complete_run_tags(context, domain.name)
-    with recording(context, history, domain.name, stage) as record:
+    with recording(context, history, domain.name, stage, settings.region) as record:
         metadata, results = work()
         record.finish(metadata[rows], metadata, results)
     return dg.MaterializeResult(metadata=metadata, check_results=results)
@@ -189,10 +202,16 @@ def _upstream(context, domain: Domain, stage: str, partition: str) -> tuple[dict
     return _metadata(record), record.run_id
 
 
-def _extract_id(metadata: dict, run_id: str) -> str:
-    """Which extract a materialisation of `extract` stands for: the run that wrote its files
-    (an unchanged re-extract reuses an earlier run's files and says so)."""
-    return metadata.get("extract_run_id") or run_id
+def _extracted(context, domain: Domain, partition: str) -> Extracted:
+    """The partition's latest extract, as the extract stage handed it on."""
+    metadata, run_id = _upstream(context, domain, "extract", partition)
+    return Extracted.read(metadata, run_id, f"{domain.name}/extract partition {partition} (run {run_id})")
+
+
+def _matched(context, domain: Domain, partition: str) -> tuple[Matched, str]:
+    """The partition's latest matching outcome, and the run that made it."""
+    metadata, run_id = _upstream(context, domain, "matched", partition)
+    return Matched.read(metadata, f"{domain.name}/matched partition {partition} (run {run_id})"), run_id
 
 
 # extract ------------------------------------------------------------------------------------
@@ -227,47 +246,46 @@ def _unload(context, domain: Domain, warehouse: Warehouse, object_store: ObjectS
     earlier = _unchanged_extract(context, domain, warehouse, object_store, start, end)
     if earlier:
         context.log.info(
-            f"the slice is unchanged since extract run {earlier['extract_run_id']} "
-            f"({earlier['rows']} records): reusing its files {earlier['uri']}"
+            f"the slice is unchanged since extract run {earlier.extract_run_id} "
+            f"({earlier.rows} records): reusing its files {earlier.uri}"
         )
-        return {**earlier, "reused_extract": True}
+        return {**earlier.metadata(), "reused_extract": True}
     result = warehouse.unload_extract(domain, start, end, uri)
     context.log.info(f"extracted {result.rows} records dated {start} to {end} into {uri}")
     if result.context_rows:
         context.log.info(f"added {result.context_rows} records of known entities as context for the matching job")
-    return {
-        "rows": result.rows,
-        "files": len(result.files),
-        "profile": result.profile,
-        "fingerprint": result.fingerprint,
-        "profile_key": domain.profile_key,
-        "extract_run_id": context.run_id,
-        "context_rows": result.context_rows,
-    }
+    return Extracted(
+        uri=uri,
+        rows=result.rows,
+        files=len(result.files),
+        extract_run_id=context.run_id,
+        fingerprint=result.fingerprint,
+        profile=result.profile,
+        profile_key=domain.profile_key,
+        context_rows=result.context_rows,
+    ).metadata()
 
 
 def _unchanged_extract(
     context, domain: Domain, warehouse: Warehouse, object_store: ObjectStore, start, end
-) -> dict | None:
-    """The metadata of the partition's latest extract when the source slice still has the
-    same rows (count and fingerprint) and its files are still there, else None. Reusing it
-    keeps the extract's identity, so a re-run of the whole pipeline re-attaches to the
-    matching job already running (or done) for it instead of starting another."""
+) -> Extracted | None:
+    """The partition's latest extract when the source slice still has the same rows (count
+    and fingerprint) and its files are still there, else None. Reusing it keeps the extract's
+    identity, so a re-run of the whole pipeline re-attaches to the matching job already
+    running (or done) for it instead of starting another."""
     previous = latest_event(context, _key(domain, "extract"), context.partition_key)
     if previous is None:
         return None
     seen = _metadata(previous)
-    if "fingerprint" not in seen or seen.get("profile_key") != domain.profile_key:
+    if "uri" not in seen or "rows" not in seen:
+        return None  # not an extract this release can read: make a new one
+    earlier = Extracted.read(seen, previous.run_id, f"{domain.name}/extract partition {context.partition_key}")
+    if earlier.fingerprint is None or earlier.profile_key != domain.profile_key:
         return None  # an older extract, or one profiled under other DQ settings
     rows, fingerprint = warehouse.slice_fingerprint(domain, start, end)
-    if (rows, fingerprint) != (seen["rows"], seen["fingerprint"]) or not object_store.list_files(seen["uri"]):
+    if (rows, fingerprint) != (earlier.rows, earlier.fingerprint) or not object_store.list_files(earlier.uri):
         return None
-    keep = ("uri", "rows", "files", "profile", "fingerprint", "profile_key")
-    return {
-        **{k: seen[k] for k in keep},
-        "extract_run_id": _extract_id(seen, previous.run_id),
-        "context_rows": seen.get("context_rows", 0),
-    }
+    return earlier
 
 
 # matched ------------------------------------------------------------------------------------
@@ -286,8 +304,9 @@ def _match(
     reusing, the job an earlier attempt started for it), count its output and check it."""
     meter = _Meter()
     override = gate.enforce(context, domain, "extract", config)
-    upstream, extract_run = _extract_to_match(context, domain, object_store)
-    outcome = _run_job(context, domain, settings, config, entity_resolution, upstream["uri"], extract_run)
+    upstream = _extract_to_match(context, domain, object_store)
+    extract_run = upstream.extract_run_id
+    outcome = _run_job(context, domain, settings, config, entity_resolution, upstream.uri, extract_run)
     output = find_output(
         object_store.list_files,
         outcome.output_path,
@@ -296,20 +315,23 @@ def _match(
         outcome.metrics.get("totalRecordsProcessed", 0),
     )
     # Counted where the output is (Snowflake over the stage; locally DuckDB over the folder).
-    summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri, upstream["uri"])
+    summary = warehouse.match_output_figures(domain, output.success_uri, output.error_uri, upstream.uri)
     context.log.info(
         f"matching job {outcome.job_id}: {summary['records']} records, "
         f"{summary['match_ids']} MatchIDs, match rate {summary['match_rate']}%"
     )
+    handed_on = Matched(
+        job_id=outcome.job_id,
+        output_uri=output.success_uri,
+        extract_run_id=extract_run,
+        output_rows=summary["records"],
+        match_ids=summary["match_ids"],
+    )
     metadata = {
-        "job_id": outcome.job_id,
-        "output_uri": output.success_uri,
-        "extract_run_id": extract_run,
+        **handed_on.metadata(),
         "input_records": outcome.metrics.get("inputRecords", 0),
         "records_processed": outcome.metrics.get("totalRecordsProcessed", 0),
         "records_not_processed": outcome.metrics.get("recordsNotProcessed", 0),
-        "match_ids": summary["match_ids"],
-        "output_rows": summary["records"],
         "rejected_rows": summary["rejected_rows"],
         "match_rate": summary["match_rate"],
         "service_match_ids": outcome.metrics.get("matchIDs", 0),
@@ -318,24 +340,22 @@ def _match(
         **meter.figures(),
         **override,
     }
-    metadata["context_records"] = upstream.get("context_rows", 0)
-    results = _matched_checks(context, domain, upstream["rows"], outcome, summary, metadata)
+    metadata["context_records"] = upstream.context_rows
+    results = _matched_checks(context, domain, upstream.rows, outcome, summary, metadata)
     metadata[CHECKS_PASSED] = not checks.blocking_failures(results)
     return metadata, results
 
 
-def _extract_to_match(context, domain: Domain, object_store: ObjectStore) -> tuple[dict, str]:
-    """The partition's latest extract: its metadata and which extract it is. Refused when its
-    files are gone from the object store."""
+def _extract_to_match(context, domain: Domain, object_store: ObjectStore) -> Extracted:
+    """The partition's latest extract. Refused when its files are gone from the object store."""
     partition = context.partition_key
-    upstream, extract_run = _upstream(context, domain, "extract", partition)
-    extract_run = _extract_id(upstream, extract_run)
-    if not object_store.list_files(upstream["uri"]):
+    upstream = _extracted(context, domain, partition)
+    if not object_store.list_files(upstream.uri):
         raise UpstreamRefused(
             f"{domain.name}/extract partition {partition}: the files of its latest extract "
-            f"(run {extract_run}) are gone from {upstream['uri']}; re-run extract"
+            f"(run {upstream.extract_run_id}) are gone from {upstream.uri}; re-run extract"
         )
-    return upstream, extract_run
+    return upstream
 
 
 def _run_job(
@@ -473,28 +493,22 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
     meter = _Meter()
     partition = context.partition_key
     override = gate.enforce(context, domain, "matched", config)
-    upstream, matched_run = _upstream(context, domain, "matched", partition)
-    extracted, extract_run = _upstream(context, domain, "extract", partition)
+    upstream, matched_run = _matched(context, domain, partition)
+    extracted = _extracted(context, domain, partition)
     override.update(
-        gate.enforce_lineage(
-            context, domain, "matched", upstream["extract_run_id"], _extract_id(extracted, extract_run), config
-        )
+        gate.enforce_lineage(context, domain, "matched", upstream.extract_run_id, extracted.extract_run_id, config)
     )
     results: list[dg.AssetCheckResult] = []
     churn = earlier_values(context.instance, _key(domain, "loaded"), domain, partition, "entity_churn_rate")
 
     def accept(staged: dict) -> bool:
         interrupts.check()  # the last moment before the commit: a run signalled meanwhile swaps nothing
-        results[:] = checks.loaded_results(
-            domain, upstream["output_rows"], extracted["rows"], staged, upstream.get("match_ids")
-        )
-        results.append(
-            checks.no_value_loss(domain, (extracted.get("profile") or {}).get("non_empty"), staged["non_empty"])
-        )
+        results[:] = checks.loaded_results(domain, upstream.output_rows, extracted.rows, staged, upstream.match_ids)
+        results.append(checks.no_value_loss(domain, (extracted.profile or {}).get("non_empty"), staged["non_empty"]))
         results.extend(checks.identity_results(domain, staged["identity"], churn))
         return not checks.blocking_failures(results)
 
-    result = warehouse.load_matches(domain, partition, upstream["output_uri"], accept, extracted["uri"], context.run_id)
+    result = warehouse.load_matches(domain, partition, upstream.output_uri, accept, extracted.uri, context.run_id)
     if result.replaced:
         context.log.info(f"loaded {result.rows} rows into {result.table} for partition {partition}")
     else:
@@ -506,7 +520,7 @@ def _load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse
         "rows": result.rows,
         "table": result.table,
         "replaced": result.replaced,
-        "job_id": upstream["job_id"],
+        "job_id": upstream.job_id,
         "matched_run_id": matched_run,
         **(result.identity.metadata() if result.identity else {}),
         **meter.figures(),

@@ -51,7 +51,7 @@ def test_parse_json_and_strict(capsys):
     captured = capsys.readouterr()
     assert f"{broken}:10: error: bad condition" in captured.err
     assert run_jil_cli("parse", broken, "--strict") == exit_codes.USAGE
-    assert "12 error(s)" in capsys.readouterr().err
+    assert "13 error(s)" in capsys.readouterr().err
     assert run_jil_cli("parse", broken, "--json") == exit_codes.OK
     assert [p["line"] for p in json.loads(capsys.readouterr().out)["problems"]][:3] == [3, 4, 10]
 
