@@ -1,27 +1,31 @@
-"""The two databases the history lives in, and everything in which they differ.
+"""The two databases the history lives in: the SQLAlchemy engine for a history URL, with what
+each database needs set up, and the types whose stored form differs between them.
 
-SQL elsewhere is written once, with `:name` parameters and a few `{placeholders}` for the
-types and expressions below; a dialect turns it into what its driver runs.
+PostgreSQL is spoken through psycopg 3 (`postgresql+psycopg`): the history has always used it
+(so libpq options in users' URLs and the error texts stay as they were), the production extra
+ships it for the history, and SQLAlchemy 2.1 maps a bare postgresql:// to it anyway. psycopg2
+is in the extra only for dagster-postgres, whose NOTIFY fails on psycopg 3.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
-from functools import lru_cache
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import unquote, urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.pool import StaticPool
 
 from er_assets import exit_codes
 from er_assets.redact import Redacting
 
 UTC = dt.timezone.utc
+_DUMPS = partial(json.dumps, sort_keys=True, default=str)
 
 
 class HistoryError(Redacting):
@@ -30,204 +34,44 @@ class HistoryError(Redacting):
     exit_code = exit_codes.SERVICE_UNAVAILABLE
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
+class Timestamp(sa.TypeDecorator[dt.datetime]):
+    """A timezone-aware datetime, read back in UTC. TIMESTAMPTZ on PostgreSQL; on SQLite the
+    ISO-8601 UTC text every release has written, which sorts chronologically and which
+    SQLite's date functions (used by the views) read. SQLAlchemy's own SQLite DATETIME
+    would write another format, and rows of both formats would not sort together."""
+
+    impl = sa.TIMESTAMP(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        return dialect.type_descriptor(sa.Text() if dialect.name == "sqlite" else self.impl_instance)
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        value = aware(value)
+        return value.isoformat(timespec="microseconds") if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        return None if value is None else _utc(value)
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    """The time in UTC; a naive one is refused, as it could be any zone's."""
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()}: history times must be timezone-aware")
     return value.astimezone(UTC)
 
 
-class Dialect:
-    name: str
-    types: ClassVar[dict[str, str]]  # what {id}, {json} and {timestamp} mean in schema.py's DDL
-    TABLE_EXISTS: ClassVar[str]  # one row, `n`: 1 when the table `:name` exists, else 0
-
-    def connect(self) -> Any: ...
-
-    def transaction(self, conn: Any) -> Any: ...
-
-    def is_closed(self, conn: Any) -> bool:
-        raise NotImplementedError
-
-    def ddl(self, text: str) -> str:
-        """A schema statement with this dialect's types; run without parameters."""
-        return text.format(**self.types)
-
-    def sql(self, text: str) -> str:
-        """A `:name`-parameterised statement in this driver's parameter style."""
-        return text
-
-    def day(self, column: str) -> str:
-        """SQL for the UTC calendar day of a timestamp column."""
-        raise NotImplementedError
-
-    def seconds_between(self, start: str, end: str) -> str:
-        raise NotImplementedError
-
-    def round(self, expression: str, digits: int) -> str:
-        return f"ROUND({expression}, {digits})"
-
-    def now(self) -> str:
-        return "CURRENT_TIMESTAMP"
-
-    def timestamp(self, value: dt.datetime) -> Any:
-        return _utc(value)
-
-    def date(self, value: dt.date) -> Any:
-        return value
-
-    def json(self, value: Any) -> Any:
-        raise NotImplementedError
-
-    def read_value(self, column: str, value: Any) -> Any:
-        """Driver value -> Python value, so both dialects give callers the same types."""
-        return value
+def _utc(value: str | dt.datetime) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-class SQLite(Dialect):
-    """The embedded default. Times are ISO-8601 UTC text, which sorts chronologically and
-    which SQLite's own date functions (used by the views) understand."""
+# JSONB on PostgreSQL; on SQLite, text (checked by json_valid in the table).
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
-    name = "sqlite"
-    types: ClassVar[dict[str, str]] = {
-        "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
-        "json": "TEXT CHECK (json_valid(metadata))",  # only the metadata column is JSON
-        "timestamp": "TIMESTAMP",
-    }
-
-    TABLE_EXISTS = "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = :name"
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit (see transaction), so DDL and
-        # DML commit together; check_same_thread=False: the store serialises access itself.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        conn.row_factory = sqlite3.Row
-        if self.path != ":memory:":
-            # WAL lets the report and Grafana read while a run writes; in WAL mode
-            # synchronous=NORMAL cannot corrupt the file, it may only lose the last
-            # commits on power loss, and it spares an fsync per history event.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
-
-    @contextmanager
-    def transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
-        # IMMEDIATE takes the write lock up front: two processes that both read then write
-        # would otherwise deadlock on the lock upgrade and one would fail with SQLITE_BUSY.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn.cursor()
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def is_closed(self, conn: sqlite3.Connection) -> bool:
-        return False  # a local file does not go away under an open connection
-
-    def day(self, column: str) -> str:
-        return f"date({column})"
-
-    def seconds_between(self, start: str, end: str) -> str:
-        return f"((julianday({end}) - julianday({start})) * 86400.0)"
-
-    def timestamp(self, value: dt.datetime) -> str:
-        return _utc(value).isoformat(timespec="microseconds")
-
-    def date(self, value: dt.date) -> str:
-        return value.isoformat()
-
-    def json(self, value: Any) -> str:
-        return json.dumps(value, sort_keys=True, default=str)
-
-    def read_value(self, column: str, value: Any) -> Any:
-        if value is None or not isinstance(value, str):
-            return value
-        if column in DATE_COLUMNS:
-            return dt.date.fromisoformat(value)
-        if column in TIME_COLUMNS:
-            parsed = dt.datetime.fromisoformat(value)
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-        if column in JSON_COLUMNS:
-            return json.loads(value)
-        return value
-
-
-class Postgres(Dialect):
-    """Production: psycopg 3, TIMESTAMPTZ and JSONB."""
-
-    name = "postgresql"
-    types: ClassVar[dict[str, str]] = {
-        "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-        "json": "JSONB",
-        "timestamp": "TIMESTAMPTZ",
-    }
-
-    # current_schema(): the first schema of the search_path the URL may set.
-    TABLE_EXISTS = (
-        "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() "
-        "AND table_name = :name"
-    )
-
-    def __init__(self, conninfo: str):
-        self.conninfo = conninfo
-
-    def connect(self) -> Any:
-        import psycopg
-        from psycopg.rows import dict_row
-
-        # Defaults only: whatever the URL says wins.
-        # Any: psycopg.connect types each keyword, conninfo_to_dict only says str | int | None.
-        params: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(self.conninfo)
-        params.setdefault("connect_timeout", 10)
-        params.setdefault("application_name", "er-job-history")
-        try:
-            return psycopg.connect(autocommit=True, row_factory=dict_row, **params)
-        except psycopg.OperationalError as exc:
-            # libpq names host and user, which the operator needs; HistoryError masks a
-            # password echoed back from the URL.
-            raise HistoryError(f"cannot connect to the job history database: {exc}".strip()) from None
-
-    @contextmanager
-    def transaction(self, conn: Any) -> Iterator[Any]:
-        with conn.transaction(), conn.cursor() as cur:
-            yield cur
-
-    def is_closed(self, conn: Any) -> bool:
-        return conn.closed or conn.broken
-
-    def sql(self, text: str) -> str:
-        return _pyformat(text)
-
-    def day(self, column: str) -> str:
-        return f"CAST(({column} AT TIME ZONE 'UTC') AS DATE)"
-
-    def seconds_between(self, start: str, end: str) -> str:
-        return f"EXTRACT(EPOCH FROM ({end} - {start}))"
-
-    def round(self, expression: str, digits: int) -> str:
-        # Postgres rounds to digits only NUMERIC, not DOUBLE PRECISION.
-        return f"ROUND(CAST({expression} AS NUMERIC), {digits})"
-
-    def json(self, value: Any) -> Any:
-        from psycopg.types.json import Jsonb
-
-        return Jsonb(value, dumps=lambda v: json.dumps(v, sort_keys=True, default=str))
-
-    def read_value(self, column: str, value: Any) -> Any:
-        if isinstance(value, Decimal):  # NUMERIC aggregates; callers want plain numbers
-            return float(value)
-        if isinstance(value, dt.datetime):
-            return _utc(value)
-        return value
-
-
-# Columns (of the table and of the views) whose driver values need converting on read.
+# Result columns of free SQL (HistoryStore.query, the views) that SQLite hands back as text.
 DATE_COLUMNS = frozenset({"process_date", "day"})
 TIME_COLUMNS = frozenset(
     {
@@ -242,17 +86,29 @@ TIME_COLUMNS = frozenset(
         "noticed_at",
     }
 )
-JSON_COLUMNS = frozenset({"metadata"})
 
 
-@lru_cache(maxsize=256)
-def _pyformat(text: str) -> str:
-    """`:name` -> `%(name)s` for psycopg, leaving `::type` casts alone; a literal `%` is
-    doubled because psycopg would read it as a placeholder."""
-    return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", text.replace("%", "%%"))
+def read_value(column: str, value: Any) -> Any:
+    """Driver value -> Python value, so both databases give callers the same types."""
+    if isinstance(value, Decimal):  # PostgreSQL's NUMERIC aggregates; callers want plain numbers
+        return float(value)
+    if isinstance(value, dt.datetime) or (column in TIME_COLUMNS and isinstance(value, str)):
+        return _utc(value)
+    if column in DATE_COLUMNS and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    if column == "metadata" and isinstance(value, str):
+        return json.loads(value)
+    return value
 
 
-def dialect_for(url: str) -> Dialect:
+def bind_type(value: Any) -> sa.types.TypeEngine[Any] | None:
+    """The type a free-SQL parameter is bound as: times and dates in their stored form."""
+    if isinstance(value, dt.datetime):
+        return Timestamp()
+    return sa.Date() if isinstance(value, dt.date) else None
+
+
+def engine_for(url: str) -> sa.Engine:
     """`sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite://` (in memory),
     or any libpq URL: `postgresql://user@host:5432/db?sslmode=require`."""
     scheme = url.split(":", 1)[0].lower()
@@ -262,8 +118,67 @@ def dialect_for(url: str) -> Dialect:
             raise HistoryError(
                 f"sqlite URL takes no host: use sqlite:///relative.db or sqlite:////absolute.db, not {url!r}"
             )
-        path = unquote(parts.path[1:]) if parts.path else ":memory:"
-        return SQLite(path or ":memory:")
+        return _sqlite(unquote(parts.path[1:]) or ":memory:")
     if scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
-        return Postgres(url.replace("postgresql+psycopg://", "postgresql://", 1))
+        return _postgres(url)
     raise HistoryError(f"unsupported job history URL scheme {scheme!r}: expected sqlite:/// or postgresql://")
+
+
+def _sqlite(path: str) -> sa.Engine:
+    memory = path == ":memory:"
+    engine = sa.create_engine(
+        sa.URL.create("sqlite", database=path),
+        # timeout: how long a writer waits for another's lock (SQLite's busy timeout).
+        # check_same_thread=False: the store serialises its use of the connection itself.
+        connect_args={"timeout": 30, "check_same_thread": False},
+        # One connection per store, as for a file; an in-memory database lives only in it.
+        poolclass=StaticPool,
+        json_serializer=_DUMPS,
+        hide_parameters=True,  # errors and logs show no row values (error texts, metadata)
+    )
+
+    @sa.event.listens_for(engine, "do_connect")
+    def make_folder(*_: Any) -> None:
+        if not memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def configure(conn: Any, _: Any) -> None:
+        # Transactions are SQLAlchemy's, begun below, so DDL commits with the rest (sqlite3
+        # would otherwise commit before each DDL statement itself).
+        conn.isolation_level = None
+        if not memory:
+            # WAL lets the report and Grafana read while a run writes; in WAL mode
+            # synchronous=NORMAL cannot corrupt the file, it may only lose the last
+            # commits on power loss, and it spares an fsync per history event.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def begin(conn: sa.Connection) -> None:
+        # IMMEDIATE takes the write lock up front: two processes that both read then write
+        # would otherwise deadlock on the lock upgrade and one would fail with SQLITE_BUSY;
+        # it also serialises two processes' first use, so a migration runs once.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres(url: str) -> sa.Engine:
+    try:
+        parsed = sa.make_url(url).set(drivername="postgresql+psycopg")
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise HistoryError(f"cannot read the job history URL: {exc}") from None
+    # Defaults only: whatever the URL says wins (connect_args would override the URL's query).
+    defaults = {"connect_timeout": 10, "application_name": "er-job-history"}
+    return sa.create_engine(
+        parsed,
+        connect_args={k: v for k, v in defaults.items() if k not in parsed.query},
+        # One connection per store (the store serialises its use), checked before each use:
+        # a database restart must not break a long-lived sensor's store.
+        pool_size=1,
+        max_overflow=0,
+        pool_pre_ping=True,
+        json_serializer=_DUMPS,
+        hide_parameters=True,
+    )

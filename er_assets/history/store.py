@@ -19,40 +19,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
 from er_assets import stages
 from er_assets.environment import history_url
 from er_assets.history import schema
-from er_assets.history.dialect import UTC, Dialect, HistoryError, SQLite, dialect_for
+from er_assets.history.dialect import UTC, HistoryError, aware, bind_type, engine_for, read_value
 from er_assets.history.model import JobRun, Status, error_key
 from er_assets.redact import redact, redact_text
 
-_COLUMNS = (
-    "history_id, run_id, stage, domain, partition_key, process_date, triggered_by, job_name, autosys_job_name, "
-    "start_time, end_time, status, record_count, duration_seconds, exit_code, error_message, error_key, metadata, "
-    "attempt"
-)
-
-# A repeated start changes nothing unless it is a later attempt, which reopens the row.
-_START = """
-INSERT INTO er_job_history (run_id, stage, domain, partition_key, process_date, triggered_by,
-                            job_name, autosys_job_name, start_time, status, metadata, attempt)
-VALUES (:run_id, :stage, :domain, :partition_key, :process_date, :triggered_by,
-        :job_name, :autosys_job_name, :start_time, :status, :metadata, :attempt)
-ON CONFLICT (run_id, stage) DO UPDATE
-SET attempt = excluded.attempt, status = excluded.status, end_time = NULL,
-    duration_seconds = NULL, record_count = NULL, exit_code = NULL,
-    error_message = NULL, error_key = NULL, metadata = excluded.metadata
-WHERE er_job_history.attempt < excluded.attempt
-"""
-# Only the running attempt ends, once; {duration} is the dialect's arithmetic.
-_END = """
-UPDATE er_job_history
-SET status = :status, end_time = :end_time, duration_seconds = {duration},
-    record_count = :record_count, exit_code = :exit_code,
-    error_message = :error_message, error_key = :error_key, metadata = :metadata
-WHERE run_id = :run_id AND stage = :stage AND status = :running AND attempt = :attempt
-"""
-_FOUND = "SELECT 1 AS found FROM er_job_history WHERE run_id = :run_id AND stage = :stage"
+H = schema.job_history
 
 
 def _check_start(attempt: int, **required: str) -> None:
@@ -81,16 +58,16 @@ class HistoryStore:
     on first use.
     """
 
-    def __init__(self, dialect: Dialect):
-        self.dialect = dialect
+    def __init__(self, engine: sa.Engine):
+        self._engine = engine
         self._lock = threading.RLock()
-        self._conn: Any = None
-        self._pid = 0
+        self._pid = os.getpid()
+        self._migrated = False
 
     @classmethod
     def from_url(cls, url: str) -> HistoryStore:
         """`sqlite:///history.db`, `sqlite://` (in memory) or `postgresql://user@host/db`."""
-        return cls(dialect_for(url))
+        return cls(engine_for(url))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> HistoryStore:
@@ -102,6 +79,11 @@ class HistoryStore:
         except ValueError as exc:
             raise HistoryError(str(exc)) from None
 
+    @property
+    def dialect(self) -> sa.Dialect:
+        """The database's SQLAlchemy dialect: `.name` is "sqlite" or "postgresql"."""
+        return self._engine.dialect
+
     # -- connection and schema -------------------------------------------------------
 
     def __enter__(self) -> HistoryStore:
@@ -112,83 +94,82 @@ class HistoryStore:
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._engine.dispose()
+            self._migrated = False  # an in-memory database is gone with its connection
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        with self._lock:
-            # A connection does not survive fork (Dagster's executors fork or spawn
-            # workers) nor a database restart: open a fresh one in either case.
-            if self._conn is None or self._pid != os.getpid() or self.dialect.is_closed(self._conn):
-                self._conn = self.dialect.connect()
-                self._pid = os.getpid()
-                try:
-                    self._migrate()
-                except BaseException:
-                    # Drop the connection, or the next call would skip the schema check.
-                    self.close()
-                    raise
-            with self.dialect.transaction(self._conn) as cur:
-                yield cur
+    def _connect(self) -> Iterator[sa.Connection]:
+        # A connection does not survive fork (Dagster's executors fork or spawn workers):
+        # a child drops the parent's, unclosed (closing would end the parent's session too).
+        if self._pid != os.getpid():
+            self._engine.dispose(close=False)
+            self._pid, self._migrated = os.getpid(), False
+        try:
+            conn = self._engine.connect()
+        except sa.exc.DBAPIError as exc:
+            # libpq names host and user, which the operator needs; HistoryError masks a
+            # password echoed back from the URL.
+            raise HistoryError(f"cannot connect to the job history database: {exc.orig}".strip()) from None
+        with conn:
+            yield conn
 
-    def _migrate(self) -> None:
-        with self.dialect.transaction(self._conn) as cur:
-            cur.execute(self.dialect.ddl(schema.VERSION_TABLE))
-            if self.dialect.name == "postgresql":
-                # Serialise concurrent first uses: CREATE TABLE IF NOT EXISTS still races in
-                # Postgres, and two processes must not both apply a migration. SQLite's
-                # BEGIN IMMEDIATE already holds the database lock here.
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext('er_schema_version'))")
-            cur.execute("SELECT MAX(version) AS v FROM er_schema_version")
-            current = _aggregate(cur)["v"] or 0
-            if current > schema.LATEST:
-                raise HistoryError(
-                    f"job history schema is at version {current}, newer than this code knows ({schema.LATEST}); "
-                    "upgrade er-pipelines"
-                )
-            for migration in schema.MIGRATIONS:
-                version, description, _ = migration
-                if version <= current:
-                    continue
-                for statement in schema.statements(migration, self.dialect):
-                    cur.execute(self.dialect.ddl(statement))
-                cur.execute(
-                    self.dialect.sql(
-                        "INSERT INTO er_schema_version (version, description, applied_at) VALUES (:v, :d, :t)"
-                    ),
-                    {"v": version, "d": description, "t": self.dialect.timestamp(_now())},
-                )
+    @contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        with self._lock, self._connect() as conn:
+            if not self._migrated:
+                with conn.begin():
+                    self._migrate(conn)
+                self._migrated = True
+            with conn.begin():
+                yield conn
 
-    def _execute(self, cur: Any, sql: str, params: Mapping[str, Any]) -> Any:
-        cur.execute(self.dialect.sql(sql), dict(params))
-        return cur
+    def _migrate(self, conn: sa.Connection) -> None:
+        """Bring the schema to schema.LATEST with Alembic, in this one transaction."""
+        if conn.dialect.name == "postgresql":
+            # Serialise concurrent first uses: two processes must not both apply a
+            # migration. SQLite's BEGIN IMMEDIATE already holds the database lock here.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('er_schema_version'))"))
+        current = _version(conn)
+        if current > schema.LATEST:
+            raise HistoryError(
+                f"job history schema is at version {current}, newer than this code knows ({schema.LATEST}); "
+                "upgrade er-pipelines"
+            )
+        stamped = sa.inspect(conn).has_table("alembic_version")
+        if current == schema.LATEST and stamped:
+            return
+        # Imported only now: most first uses have nothing to migrate, and the bridge's
+        # short-lived processes are spared the import.
+        from alembic import command
+        from alembic.config import Config
 
-    def _read(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: self.dialect.read_value(k, v) for k, v in dict(row).items()}
+        config = Config(attributes={"connection": conn})
+        config.set_main_option("script_location", str(schema.MIGRATIONS))
+        if current and not stamped:
+            # Written by a release before Alembic: each schema version's revision is named
+            # by its number, so the database is at revision MAX(version).
+            command.stamp(config, str(current))
+        command.upgrade(config, str(schema.LATEST))
 
     @property
     def schema_version(self) -> int:
-        with self._transaction() as cur:
-            return _aggregate(self._execute(cur, "SELECT MAX(version) AS v FROM er_schema_version", {}))["v"]
+        with self._transaction() as conn:
+            return _version(conn)
 
     def applied_version(self) -> int:
         """The last migration the database ran, 0 when it has none yet, read without
         migrating it (`doctor` looks, the first stage upgrades)."""
-        if isinstance(self.dialect, SQLite) and not Path(self.dialect.path).exists():
+        database = self._engine.url.database
+        if self.dialect.name == "sqlite" and database != ":memory:" and not Path(str(database)).exists():
             return 0  # not created yet; looking must not create it
-        conn = self.dialect.connect()
-        try:
-            with self.dialect.transaction(conn) as cur:
-                self._execute(cur, self.dialect.TABLE_EXISTS, {"name": "er_schema_version"})
-                if not _aggregate(cur)["n"]:
-                    return 0
-                return _aggregate(self._execute(cur, "SELECT MAX(version) AS v FROM er_schema_version", {}))["v"] or 0
-        finally:
-            conn.close()
+        with self._lock, self._connect() as conn, conn.begin():
+            return _version(conn)
 
     # -- writes -------------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table) -> Any:
+        """INSERT ... ON CONFLICT, which both databases speak (each dialect its own class)."""
+        return (postgresql if self.dialect.name == "postgresql" else sqlite).insert(table)
 
     def record_start(
         self,
@@ -213,22 +194,31 @@ class HistoryStore:
         its start time kept, so duration and SLA count from the first attempt.
         """
         _check_start(attempt, run_id=run_id, stage=stage, domain=domain, partition_key=partition_key, trigger=trigger)
-        row = {
-            "run_id": run_id,
-            "stage": stage,
-            "domain": domain,
-            "partition_key": partition_key,
-            "process_date": self.dialect.date(_date(process_date)),
-            "triggered_by": trigger,
-            "job_name": job_name,
-            "autosys_job_name": autosys_job_name,
-            "start_time": self.dialect.timestamp(started_at or _now()),
-            "status": Status.RUNNING.value,
-            "metadata": self.dialect.json({}),
-            "attempt": attempt,
-        }
-        with self._transaction() as cur:
-            return self._execute(cur, _START, row).rowcount == 1
+        insert = self._insert(H).values(
+            run_id=run_id,
+            stage=stage,
+            domain=domain,
+            partition_key=partition_key,
+            process_date=_date(process_date),
+            triggered_by=trigger,
+            job_name=job_name,
+            autosys_job_name=autosys_job_name,
+            start_time=aware(started_at or _now()),
+            status=Status.RUNNING.value,
+            metadata={},
+            attempt=attempt,
+        )
+        cleared = ("end_time", "duration_seconds", "record_count", "exit_code", "error_message", "error_key")
+        upsert = insert.on_conflict_do_update(
+            index_elements=[H.c.run_id, H.c.stage],
+            set_={
+                **{name: insert.excluded[name] for name in ("attempt", "status", "metadata")},
+                **dict.fromkeys(cleared),
+            },
+            where=H.c.attempt < insert.excluded.attempt,
+        )
+        with self._transaction() as conn:
+            return _wrote(conn, upsert)
 
     def record_end(
         self,
@@ -254,32 +244,30 @@ class HistoryStore:
         status = Status(status)
         if not status.terminal:
             raise ValueError("record_end needs a terminal status, not RUNNING")
+        ended_at = aware(ended_at or _now())
         message = redact_text(error_message)
-        outcome = {
-            "run_id": run_id,
-            "stage": stage,
-            "attempt": attempt,
-            "running": Status.RUNNING.value,
-            "status": status.value,
-            "end_time": self.dialect.timestamp(ended_at or _now()),
-            "record_count": record_count,
-            "exit_code": exit_code,
-            "error_message": message,
-            "error_key": error_key(message),
-            "metadata": self.dialect.json(redact(dict(metadata or {}))),
-        }
-        with self._transaction() as cur:
-            if self._execute(cur, self._end_sql(), outcome).rowcount == 1:
-                return True
-            if _first(self._execute(cur, _FOUND, outcome)) is None:
+        row = (H.c.run_id == run_id) & (H.c.stage == stage)
+        with self._transaction() as conn:
+            started = conn.scalar(sa.select(H.c.start_time).where(row))
+            if started is None:
                 raise LookupError(f"no history for run {run_id} stage {stage}: record_start was not called")
-            return False
-
-    def _end_sql(self) -> str:
-        # Milliseconds: SQLite's julianday arithmetic is exact only to a few microseconds,
-        # and both databases must store the same number.
-        duration = self.dialect.round(self.dialect.seconds_between("start_time", ":end_time"), 3)
-        return _END.format(duration=duration)
+            end = (
+                sa.update(H)
+                .where(row, H.c.status == Status.RUNNING.value, H.c.attempt == attempt)
+                .values(
+                    status=status.value,
+                    end_time=ended_at,
+                    # Milliseconds, as the releases stored it (computed here: the SQL for it differs
+                    # between the databases).
+                    duration_seconds=round((ended_at - started).total_seconds(), 3),
+                    record_count=record_count,
+                    exit_code=exit_code,
+                    error_message=message,
+                    error_key=error_key(message),
+                    metadata=redact(dict(metadata or {})),
+                )
+            )
+            return conn.execute(end).rowcount == 1
 
     def sync_sla(self, minutes_by_domain: Mapping[str, int]) -> None:
         """Make `er_sla` equal to the mapping (domain -> minutes from first start to the
@@ -287,15 +275,12 @@ class HistoryStore:
         bad = {d: m for d, m in minutes_by_domain.items() if not isinstance(m, int) or m <= 0}
         if bad:
             raise ValueError(f"SLA minutes must be positive integers: {bad}")
-        now = self.dialect.timestamp(_now())
-        with self._transaction() as cur:
-            self._execute(cur, "DELETE FROM er_sla", {})
-            for domain, minutes in sorted(minutes_by_domain.items()):
-                self._execute(
-                    cur,
-                    "INSERT INTO er_sla (domain, sla_minutes, updated_at) VALUES (:domain, :minutes, :now)",
-                    {"domain": domain, "minutes": minutes, "now": now},
-                )
+        now = _now()
+        rows = [{"domain": d, "sla_minutes": m, "updated_at": now} for d, m in sorted(minutes_by_domain.items())]
+        with self._transaction() as conn:
+            conn.execute(sa.delete(schema.sla))
+            if rows:
+                conn.execute(sa.insert(schema.sla), rows)
 
     # -- late partitions ------------------------------------------------------------------
 
@@ -303,61 +288,47 @@ class HistoryStore:
         """Every row of these partitions of the domain, oldest first."""
         if not partition_keys:
             return []
-        names = {f"p{i}": key for i, key in enumerate(partition_keys)}
-        keys = ", ".join(f":{name}" for name in names)
-        result = self.query(
-            f"SELECT {_COLUMNS} FROM er_job_history WHERE domain = :domain AND partition_key IN ({keys}) "
-            "ORDER BY start_time, history_id",
-            domain=domain,
-            **names,
-        )
-        return [_job_run(row) for row in result]
+        return self._job_runs((H.c.domain == domain) & H.c.partition_key.in_(partition_keys))
 
     def claim_late(
         self, domain: str, partition_key: str, due_at: dt.datetime, state: str, recipients: list[str]
     ) -> bool:
         """Record the partition as found late; False if it already was (it is mailed once)."""
-        with self._transaction() as cur:
-            self._execute(
-                cur,
-                """
-                INSERT INTO er_late_partition (domain, partition_key, due_at, state, noticed_at, recipients)
-                VALUES (:domain, :partition_key, :due_at, :state, :now, :recipients)
-                ON CONFLICT (domain, partition_key) DO NOTHING
-                """,
-                {
-                    "domain": domain,
-                    "partition_key": partition_key,
-                    "due_at": self.dialect.timestamp(due_at),
-                    "state": state,
-                    "now": self.dialect.timestamp(_now()),
-                    "recipients": ", ".join(recipients),
-                },
-            )
-            return cur.rowcount == 1
+        claim = self._insert(schema.late_partition).values(
+            domain=domain,
+            partition_key=partition_key,
+            due_at=aware(due_at),
+            state=state,
+            noticed_at=_now(),
+            recipients=", ".join(recipients),
+        )
+        with self._transaction() as conn:
+            return _wrote(conn, claim.on_conflict_do_nothing())
 
     def release_late(self, domain: str, partition_key: str) -> None:
         """Give a claim back when its mail could not be sent, so the next look retries it."""
-        with self._transaction() as cur:
-            self._execute(
-                cur,
-                "DELETE FROM er_late_partition WHERE domain = :domain AND partition_key = :partition_key",
-                {"domain": domain, "partition_key": partition_key},
+        late = schema.late_partition.c
+        with self._transaction() as conn:
+            conn.execute(
+                sa.delete(schema.late_partition).where(late.domain == domain, late.partition_key == partition_key)
             )
 
     def late_partitions(self) -> list[dict[str, Any]]:
         """Every partition found late, newest due first, with when (if ever) it was delivered."""
-        return self.query(
-            """
-            SELECT l.domain, l.partition_key, l.due_at, l.state, l.noticed_at, l.recipients,
-                   (SELECT MIN(h.end_time) FROM er_job_history h
-                    WHERE h.domain = l.domain AND h.partition_key = l.partition_key
-                      AND h.stage = :final AND h.status = 'SUCCEEDED') AS delivered_at
-            FROM er_late_partition l
-            ORDER BY l.due_at DESC, l.domain
-            """,
-            final=stages.FINAL,
+        late = schema.late_partition
+        delivered = (
+            sa.select(sa.func.min(H.c.end_time))
+            .where(
+                H.c.domain == late.c.domain,
+                H.c.partition_key == late.c.partition_key,
+                H.c.stage == stages.FINAL,
+                H.c.status == Status.SUCCEEDED.value,
+            )
+            .scalar_subquery()
         )
+        query = sa.select(late, delivered.label("delivered_at")).order_by(late.c.due_at.desc(), late.c.domain)
+        with self._transaction() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     # -- notification log -----------------------------------------------------------------
 
@@ -367,47 +338,39 @@ class HistoryStore:
         The unique key makes this safe across sensor re-evaluations, threads and
         processes: exactly one caller gets True.
         """
-        with self._transaction() as cur:
-            self._execute(
-                cur,
-                """
-                INSERT INTO er_notification_log (run_id, status, domain, recipients, sent_at)
-                VALUES (:run_id, :status, :domain, :recipients, :now)
-                ON CONFLICT (run_id, status) DO NOTHING
-                """,
-                {
-                    "run_id": run_id,
-                    "status": Status(status).value,
-                    "domain": domain,
-                    "recipients": ", ".join(recipients),
-                    "now": self.dialect.timestamp(_now()),
-                },
-            )
-            return cur.rowcount == 1
+        claim = self._insert(schema.notification_log).values(
+            run_id=run_id, status=Status(status).value, domain=domain, recipients=", ".join(recipients), sent_at=_now()
+        )
+        with self._transaction() as conn:
+            return _wrote(conn, claim.on_conflict_do_nothing())
 
     def release_notification(self, run_id: str, status: Status | str) -> None:
         """Give a claim back after the mail could not be sent, so a later evaluation retries."""
-        with self._transaction() as cur:
-            self._execute(
-                cur,
-                "DELETE FROM er_notification_log WHERE run_id = :run_id AND status = :status",
-                {"run_id": run_id, "status": Status(status).value},
+        log = schema.notification_log.c
+        with self._transaction() as conn:
+            conn.execute(
+                sa.delete(schema.notification_log).where(log.run_id == run_id, log.status == Status(status).value)
             )
 
     def notifications(self, run_id: str | None = None) -> list[dict[str, Any]]:
-        where, params = ("WHERE run_id = :run_id", {"run_id": run_id}) if run_id else ("", {})
-        return self.query(
-            f"SELECT run_id, status, domain, recipients, sent_at FROM er_notification_log {where} ORDER BY sent_at",
-            **params,
-        )
+        log = schema.notification_log
+        query = sa.select(log).order_by(log.c.sent_at)
+        if run_id:
+            query = query.where(log.c.run_id == run_id)
+        with self._transaction() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     # -- reads --------------------------------------------------------------------------
 
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         """Run a `:name`-parameterised SELECT; values come back as Python types
         (dates, aware UTC datetimes, floats, dicts) whichever the database."""
-        with self._transaction() as cur:
-            return [self._read(row) for row in self._execute(cur, sql, params).fetchall()]
+        typed = [sa.bindparam(name, type_=kind) for name, value in params.items() if (kind := bind_type(value))]
+        with self._transaction() as conn:
+            result = conn.execute(sa.text(sql).bindparams(*typed), params)
+            if not result.returns_rows:
+                return []
+            return [{k: read_value(k, v) for k, v in row.items()} for row in result.mappings()]
 
     def rows(
         self,
@@ -419,20 +382,16 @@ class HistoryStore:
         since: dt.datetime | None = None,
     ) -> list[JobRun]:
         """History rows, oldest first, filtered by whichever arguments are given."""
-        filters = {
-            "domain = :domain": domain,
-            "stage = :stage": stage,
-            "status = :status": Status(status).value if status else None,
-            "run_id = :run_id": run_id,
-            "start_time >= :since": self.dialect.timestamp(since) if since else None,
-        }
-        chosen = {clause: value for clause, value in filters.items() if value is not None}
-        where = " AND ".join(chosen) or "1 = 1"
-        params = {clause.rsplit(":", 1)[1]: value for clause, value in chosen.items()}
-        result = self.query(
-            f"SELECT {_COLUMNS} FROM er_job_history WHERE {where} ORDER BY start_time, history_id", **params
-        )
-        return [_job_run(row) for row in result]
+        equal = {"domain": domain, "stage": stage, "status": Status(status).value if status else None, "run_id": run_id}
+        where = [H.c[name] == value for name, value in equal.items() if value is not None]
+        if since is not None:
+            where.append(H.c.start_time >= aware(since))
+        return self._job_runs(*where)
+
+    def _job_runs(self, *where: Any) -> list[JobRun]:
+        query = sa.select(H).where(*where).order_by(H.c.start_time, H.c.history_id)
+        with self._transaction() as conn:
+            return [_job_run(row) for row in conn.execute(query).mappings()]
 
     def get(self, run_id: str, stage: str) -> JobRun | None:
         found = self.rows(run_id=run_id, stage=stage)
@@ -444,28 +403,26 @@ class HistoryStore:
             raise ValueError(f"unknown view {name!r}; expected one of {schema.VIEWS}")
         if since is None:
             return self.query(f"SELECT * FROM {name}")
-        column = "started_at" if name == "er_v_sla_compliance" else "day"
-        bound = (
-            self.dialect.timestamp(dt.datetime.combine(since, dt.time(), UTC))
-            if column == "started_at"
-            else self.dialect.date(since)
-        )
-        return self.query(f"SELECT * FROM {name} WHERE {column} >= :since", since=bound)
+        if name == "er_v_sla_compliance":
+            start = dt.datetime.combine(since, dt.time(), UTC)
+            return self.query(f"SELECT * FROM {name} WHERE started_at >= :since", since=start)
+        return self.query(f"SELECT * FROM {name} WHERE day >= :since", since=since)
 
 
-def _first(cur: Any) -> Mapping[str, Any] | None:
-    row = cur.fetchone()
-    return None if row is None else dict(row)
+def _wrote(conn: sa.Connection, insert: Any) -> bool:
+    """Whether an INSERT ... ON CONFLICT wrote its row: SQLAlchemy keeps an INSERT's row
+    count only when asked."""
+    return conn.execute(insert, execution_options={"preserve_rowcount": True}).rowcount == 1
 
 
-def _aggregate(cur: Any) -> Mapping[str, Any]:
-    """The row of an aggregate query without GROUP BY, which always returns exactly one."""
-    row = _first(cur)
-    assert row is not None
-    return row
+def _version(conn: sa.Connection) -> int:
+    """MAX(version) of er_schema_version; 0 for a database without it."""
+    if not sa.inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    return conn.scalar(sa.select(sa.func.max(schema.schema_version.c.version))) or 0
 
 
-def _job_run(row: Mapping[str, Any]) -> JobRun:
+def _job_run(row: sa.RowMapping) -> JobRun:
     values = dict(row)
     values["status"] = Status(values["status"])
     values["trigger"] = values.pop("triggered_by")
