@@ -5,7 +5,8 @@
 writes DIR/<domain>/create-schema-mapping.json and create-matching-workflow.json (for
 `aws entityresolution create-schema-mapping --cli-input-json file://...`) and
 DIR/entity-resolution.template.json (Glue database and tables, schema mappings, matching
-workflows and their IAM role), so the AWS account runs exactly the configured definitions.
+workflows and their IAM role; per domain an SNS topic and the CloudWatch alarms on the
+pipeline's metrics), so the AWS account runs exactly the configured definitions.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def cmd_export(args) -> int:
         written = export(config, domains, Path(args.output))
     except OSError as exc:
         print(f"autosys-bridge: error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        return exit_codes.USAGE
+    except ValueError as exc:  # ER_METRICS_NAMESPACE, the alarms' namespace, is no CloudWatch namespace
+        print(f"autosys-bridge: error: {exc}", file=sys.stderr)
         return exit_codes.USAGE
     for path in written:
         print(path)

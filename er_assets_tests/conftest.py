@@ -50,3 +50,35 @@ def smtp():
     controller.start()
     yield controller, inbox
     controller.stop()
+
+
+@pytest.fixture
+def cloudwatch(monkeypatch):
+    """CloudWatch on a moto server, named by AWS_ENDPOINT_URL_CLOUDWATCH (botocore's variable
+    for the service id "CloudWatch"), with fake credentials; a client to read the metrics back.
+    The metrics module starts with fresh counters and its once-per-process warning unsaid."""
+    import boto3
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.server import ThreadedMotoServer
+
+    from er_assets.resources import metrics
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # moto's backends live in this process, whichever server serves them: CloudWatch's starts
+    # empty (the others, such as moto_s3's bucket, are left alone).
+    cloudwatch_backends.reset()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_CLOUDWATCH": f"http://{host}:{port}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "ER_AWS_REGION", metrics.NAMESPACE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(metrics, "counters", metrics.Counters())
+    monkeypatch.setattr(metrics, "_warned", False)
+    yield boto3.client("cloudwatch", region_name="us-east-1")
+    server.stop()

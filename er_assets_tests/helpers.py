@@ -504,3 +504,28 @@ def write_source(domain, rows: list[dict], data_dir: Path) -> None:
         )
     finally:
         con.close()
+
+
+# --- CloudWatch (moto): what the stage ends published -----------------------------------------
+
+
+def metric_values(client, name: str, stat: str = "Sum", **dimensions: str) -> list[float]:
+    """The values of one metric of the pipeline's default namespace over the last day, one per
+    minute that has data, read back with GetMetricData (a metric whose dimensions are not
+    exactly these is another metric: CloudWatch does not aggregate across dimensions)."""
+    import datetime as dt
+
+    from er_assets.resources import metrics
+
+    now = dt.datetime.now(dt.UTC)
+    metric = {
+        "Namespace": metrics.DEFAULT_NAMESPACE,
+        "MetricName": name,
+        "Dimensions": [{"Name": key, "Value": value} for key, value in dimensions.items()],
+    }
+    answer = client.get_metric_data(
+        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": metric, "Period": 60, "Stat": stat}}],
+        StartTime=now - dt.timedelta(days=1),
+        EndTime=now + dt.timedelta(minutes=5),
+    )
+    return answer["MetricDataResults"][0]["Values"]

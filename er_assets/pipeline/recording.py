@@ -3,7 +3,9 @@
 The record is written by the stage itself (start, then exactly one end), so a run from the
 UI, a schedule, a backfill or AutoSys through the bridge is counted the same way, including
 runs stopped by a DQ gate or cancelled by SIGTERM. The store is idempotent on (run id,
-stage): a retried step never makes a second row.
+stage): a retried step never makes a second row. In production each recorded end is also
+published to CloudWatch (`er_assets.resources.metrics`), after the row is written, so the
+history never waits for CloudWatch and CloudWatch never fails the stage.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import dagster as dg
 
 from er_assets import interrupts
 from er_assets.errors import EXIT_CODE_METADATA, exit_code_of
-from er_assets.history import Status
+from er_assets.history import HistoryStore, Status
 from er_assets.history.model import STATUS_BY_EXIT_CODE
 from er_assets.pipeline.checks import blocking_failures
 from er_assets.redact import redact_text, scrub_exception
+from er_assets.resources import metrics
 from er_assets.resources.history import HistoryResource
 
 
@@ -61,13 +64,16 @@ def _status_for(exc: BaseException) -> tuple[Status, int]:
 
 
 @contextmanager
-def recording(context, history: HistoryResource, domain: str, stage: str) -> Iterator[StageRecord]:
+def recording(
+    context, history: HistoryResource, domain: str, stage: str, region: str | None = None
+) -> Iterator[StageRecord]:
     """Record the stage in the history; mask secrets in whatever it raises, before Dagster
     logs the exception to its event log, compute logs and the bridge's stderr. A run whose
-    signal was lost before the stage began stops here (`interrupts`)."""
+    signal was lost before the stage began stops here (`interrupts`). `region` is where the
+    production metrics go (the configuration's `settings.region`, unless ER_AWS_REGION)."""
     interrupts.check()
     try:
-        with _recording(context, history, domain, stage) as record:
+        with _recording(context, history, domain, stage, region) as record:
             yield record
     except Exception as exc:  # an interrupt (a BaseException) stays what it is: Dagster handles it
         if not scrub_exception(exc):
@@ -87,8 +93,15 @@ def stage_failure(exc: Exception) -> dg.Failure:
 
 
 @contextmanager
-def _recording(context, history: HistoryResource, domain: str, stage: str) -> Iterator[StageRecord]:
+def _recording(context, history: HistoryResource, domain: str, stage: str, region: str | None) -> Iterator[StageRecord]:
     from er_assets import exit_codes
+
+    def published(store: HistoryStore, ended: bool) -> None:
+        # Only an end this call recorded: a duplicate end event is no second stage end.
+        if ended:
+            metrics.publish_stage_end(
+                store, context.run_id, stage, history.sla_minutes.get(domain), region, context.log.warning
+            )
 
     tags = context.run.tags
     started_by, autosys_job = trigger(tags)
@@ -117,7 +130,7 @@ def _recording(context, history: HistoryResource, domain: str, stage: str) -> It
                 raise dg.DagsterExecutionInterruptedError("interrupted by a signal during a warehouse query") from exc
         except BaseException as exc:
             status, code = _status_for(exc)
-            store.record_end(
+            ended = store.record_end(
                 context.run_id,
                 stage,
                 status,
@@ -125,9 +138,10 @@ def _recording(context, history: HistoryResource, domain: str, stage: str) -> It
                 error_message=f"{type(exc).__name__}: {exc}",
                 attempt=attempt,
             )
+            published(store, ended)
             raise
         if record.failed_checks:
-            store.record_end(
+            ended = store.record_end(
                 context.run_id,
                 stage,
                 Status.DQ_FAILED,
@@ -138,7 +152,7 @@ def _recording(context, history: HistoryResource, domain: str, stage: str) -> It
                 attempt=attempt,
             )
         else:
-            store.record_end(
+            ended = store.record_end(
                 context.run_id,
                 stage,
                 Status.SUCCEEDED,
@@ -147,3 +161,4 @@ def _recording(context, history: HistoryResource, domain: str, stage: str) -> It
                 metadata=record.metadata,
                 attempt=attempt,
             )
+        published(store, ended)

@@ -1,9 +1,10 @@
 """The production code path end to end for one domain and partition, without an account.
 
-Snowflake is fakesnow with an external stage on a local folder laid out like the bucket, and
-Entity Resolution is the local emulator behind the real boto3 client. The warehouse is
-`FakesnowWarehouse`: the production `SnowflakeWarehouse` with only the unload statement
-(which fakesnow cannot run) performed by writing the same SELECT's rows as parquet.
+Snowflake is fakesnow with an external stage on a local folder laid out like the bucket,
+Entity Resolution is the local emulator behind the real boto3 client, and CloudWatch (each
+stage end's metrics) a moto server. The warehouse is `FakesnowWarehouse`: the production
+`SnowflakeWarehouse` with only the unload statement (which fakesnow cannot run) performed by
+writing the same SELECT's rows as parquet.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ import pytest
 from er_assets.config import load_config
 from er_assets.defs.assets import domain_assets
 from er_assets.pipeline import checks
+from er_assets.resources import metrics
 from er_assets.resources.entity_resolution import LocalEntityResolution
 from er_assets.resources.history import HistoryResource
 from er_assets.resources.object_store import LocalObjectStore
 from er_assets.resources.warehouses import snowflake as sf
-from er_assets_tests.helpers import ML_EXAMPLE, create_source, fake_snowflake, sample_rows, warehouse
+from er_assets_tests.helpers import (
+    ML_EXAMPLE,
+    create_source,
+    fake_snowflake,
+    metric_values,
+    sample_rows,
+    warehouse,
+)
 
 PARTITION = "2024-03-05"
 RECORDS = 400
@@ -40,7 +49,8 @@ class ObjectStoreWithoutLocalCopy(LocalObjectStore):
 
 
 @pytest.mark.parametrize("config_path, name", [(None, "customers"), (ML_EXAMPLE, "customers_ml")])
-def test_extract_matched_loaded_on_the_production_path(tmp_path, instance, config_path, name):
+def test_extract_matched_loaded_on_the_production_path(tmp_path, instance, config_path, name, cloudwatch, monkeypatch):
+    monkeypatch.setenv("ER_DEPLOYMENT", "production")  # read by the stage ends' metrics only: resources are given
     config = load_config(config_path)
     domain = config.domain(name)
     objects = tmp_path / "objects"
@@ -107,6 +117,12 @@ def test_extract_matched_loaded_on_the_production_path(tmp_path, instance, confi
         assert reload.success and again.success
         cursor.execute(f"SELECT COUNT(*) FROM {target}")
         assert cursor.fetchone()[0] == RECORDS
+
+    # Seven stage ends, each in CloudWatch: extract and matched twice, loaded three times.
+    assert metrics.counters == metrics.Counters(published=7, failed=0, attempts=7)
+    for stage, ends in (("extract", 2), ("matched", 2), ("loaded", 3)):
+        assert sum(metric_values(cloudwatch, metrics.SUCCEEDED, Domain=name, Stage=stage)) == ends
+        assert set(metric_values(cloudwatch, metrics.RECORDS, "Maximum", Domain=name, Stage=stage)) == {RECORDS}
 
     # The Snowflake password never reaches the event log.
     password = resources["warehouse"].password

@@ -125,3 +125,54 @@ def test_cancelled_bridge_run_is_recorded_as_cancelled(config, local_env, histor
         ("extract", "SUCCEEDED", 60_000, "cli", 0),
         ("matched", "CANCELLED", None, "cli", exit_codes.TERMINATED),
     ]
+
+
+def _run_vendors_in_production(config, local_env, monkeypatch):
+    """extract, matched, loaded of vendors on the local resources, with ER_DEPLOYMENT=production
+    from the first stage on: the switch the metrics read at each stage end."""
+    from er_assets.resources import metrics
+
+    seed(config.domain("vendors"), "2026-10-01", 300, local_env)
+    job = build_definitions(config).resolve_implicit_global_asset_job_def()
+    monkeypatch.setenv("ER_DEPLOYMENT", "production")
+    selection = [dg.AssetKey(["vendors", s]) for s in ("extract", "matched", "loaded")]
+    with dg.instance_for_test(temp_dir=str(local_env / "dagster_home")) as instance:
+        result = job.execute_in_process(instance=instance, partition_key="2026-10-01", asset_selection=selection)
+        said = [
+            entry.user_message
+            for entry in instance.all_logs(result.run_id)
+            if entry.user_message.startswith("CloudWatch metrics not published")
+        ]
+    assert result.success
+    return result, said, metrics.counters
+
+
+def test_in_production_each_recorded_end_reaches_cloudwatch(config, local_env, cloudwatch, monkeypatch):
+    from er_assets.resources import metrics
+    from er_assets_tests.helpers import metric_values
+
+    result, said, counters = _run_vendors_in_production(config, local_env, monkeypatch)
+    assert said == [] and counters == metrics.Counters(published=3, failed=0, attempts=3)
+    for stage in ("extract", "matched", "loaded"):
+        assert metric_values(cloudwatch, metrics.SUCCEEDED, Domain="vendors", Stage=stage) == [1.0]
+        assert metric_values(cloudwatch, metrics.RECORDS, Domain="vendors", Stage=stage) == [300.0]
+    with HistoryStore.from_url(f"sqlite:///{local_env}/history.db") as store:
+        matched = store.get(result.run_id, "matched")
+    rate = metric_values(cloudwatch, metrics.MATCH_RATE, "Average", Domain="vendors", Stage="matched")
+    assert rate == [matched.metadata["match_rate"]]
+    assert metric_values(cloudwatch, metrics.SLA_MET, "Minimum", Domain="vendors", Stage="loaded") == [1.0]
+
+
+def test_an_unreachable_cloudwatch_fails_no_stage_and_is_said_once(config, local_env, cloudwatch, monkeypatch):
+    from er_assets.resources import metrics
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")  # refused at once
+    _, said, counters = _run_vendors_in_production(config, local_env, monkeypatch)
+    # Three stage ends, two quick attempts each, one line in the run's log for them all.
+    assert counters == metrics.Counters(published=0, failed=3, attempts=3 * metrics.MAX_ATTEMPTS)
+    assert len(said) == 1 and "\n" not in said[0]
+    assert [r[:2] for r in rows(f"sqlite:///{local_env}/history.db")] == [
+        ("extract", "SUCCEEDED"),
+        ("matched", "SUCCEEDED"),
+        ("loaded", "SUCCEEDED"),
+    ]
