@@ -73,6 +73,7 @@ def test_the_install_holds_no_test_or_ml_dependency(shipped):
         assert f"\n{extra_only}==" not in f"\n{listed}", extra_only
     imported = run(shipped, "python", "-c", IMPORT_EVERYTHING)
     assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert run(shipped, "python", "-c", "import er_assets_tests").returncode != 0  # the suite is not shipped
     location = run(shipped, "python", "-c", "import er_assets; print(er_assets.__file__)").stdout
     assert str(shipped.parent) in location  # the installed wheel, not the checkout
 
