@@ -53,24 +53,18 @@ def build_sensors(config: Configuration) -> list:
     def failure_mail(context: dg.RunFailureSensorContext, history: HistoryResource):
         notify(config, history, context.dagster_run, failed=True)
 
-    @dg.run_status_sensor(
-        name="er_success_mail",
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        monitor_all_code_locations=True,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )
-    def success_mail(context: dg.RunStatusSensorContext, history: HistoryResource):
-        notify(config, history, context.dagster_run, failed=False)
+    def status_mail(name: str, status: dg.DagsterRunStatus, failed: bool):
+        @dg.run_status_sensor(
+            name=name, run_status=status, monitor_all_code_locations=True, default_status=dg.DefaultSensorStatus.RUNNING
+        )
+        def mail(context: dg.RunStatusSensorContext, history: HistoryResource):
+            notify(config, history, context.dagster_run, failed=failed)
 
+        return mail
+
+    success_mail = status_mail("er_success_mail", dg.DagsterRunStatus.SUCCESS, failed=False)
     # A run terminated from the UI ends CANCELED, which the failure sensor does not see.
-    @dg.run_status_sensor(
-        name="er_cancel_mail",
-        run_status=dg.DagsterRunStatus.CANCELED,
-        monitor_all_code_locations=True,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )
-    def cancel_mail(context: dg.RunStatusSensorContext, history: HistoryResource):
-        notify(config, history, context.dagster_run, failed=True)
+    cancel_mail = status_mail("er_cancel_mail", dg.DagsterRunStatus.CANCELED, failed=True)
 
     @dg.sensor(
         name="er_late_partitions",

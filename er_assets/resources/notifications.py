@@ -23,7 +23,7 @@ import smtplib
 import ssl
 import sys
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -252,14 +252,9 @@ def notify_run(
         assert message is not None  # compose finds the recipients found above
         if not store.claim_notification(outcome.run_id, outcome.status, outcome.domain, to):
             return False
-        try:
-            (mailer or mailer_from_env(env)).send(message)
-        except BaseException as exc:
-            store.release_notification(outcome.run_id, outcome.status)
-            # A sensor's error is logged and stored with its tick: mask what the server echoed.
-            if not scrub_exception(exc):
-                raise masked_error(exc) from None
-            raise
+        _send_claimed(
+            mailer or mailer_from_env(env), message, lambda: store.release_notification(outcome.run_id, outcome.status)
+        )
         return True
     finally:
         if own_store:
@@ -309,11 +304,22 @@ def notify_late(
     to = recipients(config, late.domain, stages.FINAL, Status.FAILED)
     if not store.claim_late(late.domain, late.partition_key, late.due_at, late.state, to):
         return False
+    _send_claimed(
+        mailer or mailer_from_env(env),
+        compose_late(config, late, env),
+        lambda: store.release_late(late.domain, late.partition_key),
+    )
+    return True
+
+
+def _send_claimed(mailer: Mailer, message: EmailMessage, release: Callable[[], None]) -> None:
+    """Send a message whose once-only claim is taken; a failed send gives the claim back
+    (`release`) so the next sensor evaluation retries it."""
     try:
-        (mailer or mailer_from_env(env)).send(compose_late(config, late, env))
+        mailer.send(message)
     except BaseException as exc:
-        store.release_late(late.domain, late.partition_key)
+        release()
+        # A sensor's error is logged and stored with its tick: mask what the server echoed.
         if not scrub_exception(exc):
             raise masked_error(exc) from None
         raise
-    return True
