@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from er_assets.errors import UpstreamRefused
+import dagster as dg
+
+from er_assets.config import Domain
+from er_assets.errors import MissingUpstream, UpstreamRefused
 
 
 def _need(metadata: Mapping[str, Any], key: str, where: str) -> Any:
@@ -83,3 +86,44 @@ class Matched:
             output_rows=int(_need(metadata, "output_rows", where)),
             match_ids=None if match_ids is None else int(match_ids),
         )
+
+
+# reading them from the Dagster instance --------------------------------------------------
+
+
+def asset_key(domain: Domain, stage: str) -> dg.AssetKey:
+    return dg.AssetKey([domain.name, stage])
+
+
+def latest_event(context, key: dg.AssetKey, partition: str, observation: bool = False):
+    """The newest materialisation (or observation) record of `key` for `partition`, or None."""
+    flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition])
+    fetch = context.instance.fetch_observations if observation else context.instance.fetch_materializations
+    records = fetch(flt, limit=1).records
+    return records[0] if records else None
+
+
+def event_metadata(record) -> dict:
+    event = record.asset_materialization or record.asset_observation
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def upstream_metadata(context, domain: Domain, stage: str, partition: str) -> tuple[dict, str]:
+    record = latest_event(context, asset_key(domain, stage), partition)
+    if record is None:
+        raise MissingUpstream(
+            f"{domain.name}/{stage} has not been materialised for partition {partition}; run it first"
+        )
+    return event_metadata(record), record.run_id
+
+
+def latest_extract(context, domain: Domain, partition: str) -> Extracted:
+    """The partition's latest extract, as the extract stage handed it on."""
+    metadata, run_id = upstream_metadata(context, domain, "extract", partition)
+    return Extracted.read(metadata, run_id, f"{domain.name}/extract partition {partition} (run {run_id})")
+
+
+def latest_match(context, domain: Domain, partition: str) -> tuple[Matched, str]:
+    """The partition's latest matching outcome, and the run that made it."""
+    metadata, run_id = upstream_metadata(context, domain, "matched", partition)
+    return Matched.read(metadata, f"{domain.name}/matched partition {partition} (run {run_id})"), run_id
