@@ -83,12 +83,15 @@ def now() -> dt.datetime:
 
 
 def look_for_late(config: Configuration, history: HistoryResource, context) -> dg.SkipReason:
-    """One look: mail the partitions that fell due since the watching began (the cursor holds
-    when it began, so turning the sensor on never mails the gaps of the past)."""
+    """One look: mail the partitions that fell due since the last look (the cursor), so turning
+    the sensor on, or adding a domain whose start_date is in the past, never mails the gaps of
+    the past, and each look reads only the partitions due since the last. A look that fails (a
+    mail not sent) leaves the cursor, so the next look retries; a daemon that was down looks
+    back to its last good look."""
     looked_at = now()
     since = dt.datetime.fromisoformat(context.cursor) if context.cursor else looked_at
     with history.store() as store:
         late = find_late(config, store, looked_at, since)
         mailed = [f"{p.domain} {p.partition_key} ({p.state})" for p in late if notify_late(config, p, store=store)]
-    context.update_cursor(since.isoformat())
+    context.update_cursor(looked_at.isoformat())
     return dg.SkipReason(f"late, mailed now: {', '.join(mailed)}" if mailed else "no partition newly late")

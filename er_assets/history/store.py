@@ -121,7 +121,13 @@ class HistoryStore:
                     self._migrate(conn)
                 self._migrated = True
             with conn.begin():
-                yield conn
+                try:
+                    yield conn
+                except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                    if conn.dialect.name != "postgresql":
+                        raise  # SQLite's are a locked or broken file, not an unreachable service
+                    # The server went away mid-statement (restart, failover): unreachable, exit 5.
+                    raise HistoryError(f"the job history database failed: {exc.orig}".strip()) from None
 
     def _migrate(self, conn: sa.Connection) -> None:
         """Bring the schema to schema.LATEST with Alembic, in this one transaction."""

@@ -20,8 +20,13 @@ from er_assets.partitions import completed_at, completed_between
 
 
 def due_at(domain: Domain, partition_key: str) -> dt.datetime:
-    """When the partition must be delivered: its schedule time plus the SLA."""
-    return completed_at(domain, partition_key) + dt.timedelta(minutes=domain.schedule.sla_minutes)
+    """When the partition must be delivered: its schedule time plus the SLA, in elapsed time
+    (added in UTC: local wall-clock arithmetic is an hour off across a DST change)."""
+    return _due(completed_at(domain, partition_key), domain)
+
+
+def _due(fired: dt.datetime, domain: Domain) -> dt.datetime:
+    return fired.astimezone(dt.timezone.utc) + dt.timedelta(minutes=domain.schedule.sla_minutes)
 
 
 def find_late(config: Configuration, store: HistoryStore, now: dt.datetime, since: dt.datetime) -> list[LatePartition]:
@@ -31,7 +36,9 @@ def find_late(config: Configuration, store: HistoryStore, now: dt.datetime, sinc
     found = []
     for domain in config.domains.values():
         sla = dt.timedelta(minutes=domain.schedule.sla_minutes)
-        keys = [key for key, fired in completed_between(domain, since - sla, now) if since <= fired + sla <= now]
+        keys = [
+            key for key, fired in completed_between(domain, since - sla, now) if since <= _due(fired, domain) <= now
+        ]
         rows: dict[str, list[JobRun]] = defaultdict(list)
         for row in store.partition_rows(domain.name, keys):
             rows[row.partition_key].append(row)

@@ -317,15 +317,17 @@ def _start(
     started_elsewhere: Callable[[], str | None],
     patience: Patience,
 ) -> tuple:
-    """Start a job, waiting out a busy region. Each try re-points the input and records a new
-    intent (another partition of the domain may have re-pointed it while this one waited);
-    after each refusal, a job another attempt started for this extract is joined instead."""
+    """Start a job, waiting out a busy region. Each try re-points the input (another partition
+    of the domain may have re-pointed it while this one waited); the intent is recorded once,
+    before the first try, so a start whose answer was lost (the job exists, a retry was
+    refused) stays adoptable by the re-run. After each refusal, a job another attempt started
+    for this extract is joined instead."""
     from botocore.exceptions import ClientError
 
     pauses = patience.pauses()
+    record_intent(start_intent(er, workflow_name, patience))
     while True:
         before_start()
-        record_intent(start_intent(er, workflow_name, patience))
         try:
             job_id = er.start_matching_job(workflowName=workflow_name)["jobId"]
         except ClientError as exc:

@@ -75,10 +75,15 @@ def recording(
     try:
         with _recording(context, history, domain, stage, region) as record:
             yield record
-    except Exception as exc:  # an interrupt (a BaseException) stays what it is: Dagster handles it
+    except Exception as exc:
         if not scrub_exception(exc):
             raise stage_failure(exc) from None  # its text cannot be masked in place
         raise stage_failure(exc) from exc
+    except BaseException as exc:
+        # An interrupt stays what it is (Dagster handles it, exit 143), masked in place: it may
+        # carry a driver error holding a DSN in its context.
+        scrub_exception(exc)
+        raise
 
 
 def stage_failure(exc: Exception) -> dg.Failure:

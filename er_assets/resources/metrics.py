@@ -34,6 +34,7 @@ with ':' and should not start with 'AWS/'.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import os
@@ -188,9 +189,8 @@ def _finite(value: Any) -> TypeGuard[float]:
 def _client(region: str | None):
     """A CloudWatch client for this stage end: the region as the other production resources
     take it (ER_AWS_REGION, else the configuration's), boto3's credential chain, short timeouts
-    and few attempts. Made per stage end (tens of milliseconds, three times per partition): the
-    endpoint and credentials may change between runs of a long-lived process."""
-    import boto3
+    and few attempts. The client is made per stage end (the endpoint may change between runs
+    of a long-lived process), on the process's one session per region (`_session`)."""
     from botocore.config import Config
 
     from er_assets.resources.production import AWS_REGION_ENV
@@ -200,11 +200,20 @@ def _client(region: str | None):
         read_timeout=READ_TIMEOUT,
         retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
     )
-    session = boto3.session.Session(region_name=os.environ.get(AWS_REGION_ENV) or region)
-    client = session.client("cloudwatch", config=config)
+    client = _session(os.environ.get(AWS_REGION_ENV) or region).client("cloudwatch", config=config)
     # Emitted once per HTTP attempt, retries included (botocore's endpoint); service id "cloudwatch".
     client.meta.events.register("before-send.cloudwatch.PutMetricData", _count_attempt)
     return client
+
+
+@functools.lru_cache(maxsize=4)
+def _session(region: str | None):
+    """One session per process and region: credentials (an assumed role, SSO, the instance
+    profile) are resolved once, with botocore's own timeouts, not at every stage end; botocore
+    refreshes expiring ones itself."""
+    import boto3
+
+    return boto3.session.Session(region_name=region)
 
 
 def _count_attempt(**_: Any) -> None:

@@ -293,3 +293,27 @@ def test_the_urls_users_configure(tmp_path, monkeypatch, postgres_url):
         with HistoryStore.from_url(postgres_url.replace("postgresql", scheme, 1)) as store:
             start(store)
             assert (store.dialect.name, len(store.rows())) == ("postgresql", 1), scheme
+
+
+def test_a_postgres_server_gone_mid_statement_is_an_unreachable_history(postgres_url):
+    """A restart or failover during a statement: one HistoryError (exit 5), not a driver error (exit 1)."""
+    import psycopg
+
+    from er_assets import exit_codes
+    from er_assets.errors import exit_code_of
+
+    with HistoryStore.from_url(postgres_url) as store:
+        assert store.schema_version == schema.LATEST
+        pid = store.query("SELECT pg_backend_pid() AS pid")[0]["pid"]
+        killer = threading.Timer(
+            0.5,
+            lambda: psycopg.connect(postgres_url, autocommit=True).execute("SELECT pg_terminate_backend(%s)", (pid,)),
+        )
+        killer.start()
+        try:
+            with pytest.raises(HistoryError, match="the job history database failed") as failed:
+                store.query("SELECT pg_sleep(10) AS slept")
+        finally:
+            killer.join()
+        assert exit_code_of(failed.value) == exit_codes.SERVICE_UNAVAILABLE
+        assert store.schema_version == schema.LATEST  # the next use reconnects

@@ -109,7 +109,7 @@ def test_the_sensor_mails_each_late_partition_once_and_the_history_keeps_it(
 
         clock["now"] = DUE + dt.timedelta(minutes=5)
         late = tick(defs, instance, first.cursor)
-        assert late.cursor == SINCE.isoformat()  # still watching from the start
+        assert late.cursor == clock["now"].isoformat()  # the next look starts from this one
         assert "customers 2026-11-28 (never started)" in late.skip_message
         again = tick(defs, instance, late.cursor)  # the next look: nothing new
         assert again.skip_message == "no partition newly late"
@@ -148,3 +148,16 @@ def test_a_mail_that_cannot_be_sent_is_tried_again_at_the_next_look(config, stor
     assert notify_late(config, late, store=store, mailer=Up()) is True
     assert notify_late(config, late, store=store, mailer=Up()) is False
     assert len(sent) == 1
+
+
+def test_the_sla_is_elapsed_time_across_a_dst_change(tmp_path):
+    """Clocks spring forward at 02:00 on 2026-03-08 in US/Eastern: a box firing at 01:00 EST
+    (06:00 UTC) with a 180-minute SLA is due at 09:00 UTC (05:00 EDT), not at 04:00 EDT."""
+    from er_assets.config import load_config
+    from er_assets_tests.helpers import write_config
+
+    def at_one(raw):
+        raw["domains"]["customers"]["schedule"].update(time="01:00", sla_minutes=180)
+
+    domain = load_config(write_config(tmp_path, at_one)).domain("customers")
+    assert due_at(domain, "2026-03-07") == dt.datetime(2026, 3, 8, 9, 0, tzinfo=UTC)
