@@ -7,6 +7,7 @@ from typing import Any
 
 from er_assets import layout
 from er_assets.config import Domain
+from er_assets.errors import UpstreamRefused
 from er_assets.partitions import business_dates
 from er_assets.pipeline import checks
 from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
@@ -75,10 +76,10 @@ def _unchanged_extract(
     previous = latest_event(context, asset_key(domain, "extract"), context.partition_key)
     if previous is None:
         return None
-    seen = event_metadata(previous)
-    if "uri" not in seen or "rows" not in seen:
+    try:
+        earlier = Extracted.read(event_metadata(previous), previous.run_id, "the latest extract")
+    except UpstreamRefused:
         return None  # not an extract this release can read: make a new one
-    earlier = Extracted.read(seen, previous.run_id, f"{domain.name}/extract partition {context.partition_key}")
     if earlier.fingerprint is None or earlier.profile_key != domain.profile_key:
         return None  # an older extract, or one profiled under other DQ settings
     rows, fingerprint = warehouse.slice_fingerprint(domain, start, end)

@@ -174,9 +174,13 @@ class RunOutcome:
         object.__setattr__(self, "status", _status(self.status))
 
 
+def runs_url(env: Mapping[str, str] = os.environ) -> str:
+    """The Dagster UI's runs page."""
+    return f"{(env.get('ER_DAGSTER_URL') or DEFAULT_DAGSTER_URL).rstrip('/')}/runs"
+
+
 def run_url(run_id: str, env: Mapping[str, str] = os.environ) -> str:
-    base = (env.get("ER_DAGSTER_URL") or DEFAULT_DAGSTER_URL).rstrip("/")
-    return f"{base}/runs/{quote(run_id, safe='')}"
+    return f"{runs_url(env)}/{quote(run_id, safe='')}"
 
 
 def compose(
@@ -276,7 +280,7 @@ def compose_late(config: Configuration, late: LatePartition, env: Mapping[str, s
         f"Due:        {due.isoformat(timespec='minutes')}",
         f"State:      {late.state}",
         f"AutoSys:    autorep -J {stages.box_job(domain.autosys.job_prefix)}",
-        f"Runs:       {(env.get('ER_DAGSTER_URL') or DEFAULT_DAGSTER_URL).rstrip('/')}/runs",
+        f"Runs:       {runs_url(env)}",
         "",
         "Never started: is the box on hold, waiting for its condition, or AutoSys down? To run it by hand:",
         f"  autosys-bridge run {late.domain} all --date {late.partition_key}",
