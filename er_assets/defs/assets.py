@@ -14,7 +14,7 @@ from er_assets.partitions import partitions_def
 from er_assets.pipeline import checks, extracting, gate, loading, matching
 from er_assets.pipeline.handoff import asset_key
 from er_assets.pipeline.matching import MatchingConfig
-from er_assets.pipeline.recording import recording
+from er_assets.pipeline.recording import blocked_failure, recording
 from er_assets.resources.entity_resolution import EntityResolutionResource
 from er_assets.resources.history import HistoryResource
 from er_assets.resources.object_store import ObjectStore
@@ -67,7 +67,7 @@ def _extract_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefin
     def extract(
         context: dg.AssetExecutionContext, warehouse: Warehouse, object_store: ObjectStore, history: HistoryResource
     ):
-        yield _recorded(
+        yield from _recorded(
             context,
             history,
             domain,
@@ -98,7 +98,7 @@ def _matched_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefin
         object_store: ObjectStore,
         history: HistoryResource,
     ):
-        yield _recorded(
+        yield from _recorded(
             context,
             history,
             domain,
@@ -123,7 +123,7 @@ def _loaded_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefini
     def loaded(
         context: dg.AssetExecutionContext, config: gate.GateConfig, warehouse: Warehouse, history: HistoryResource
     ):
-        yield _recorded(
+        yield from _recorded(
             context,
             history,
             domain,
@@ -136,14 +136,21 @@ def _loaded_asset(domain: Domain, settings: Settings, parts: dg.PartitionsDefini
     return loaded
 
 
-def _recorded(
-    context, history: HistoryResource, domain: Domain, settings: Settings, stage: str, rows: str, work
-) -> dg.MaterializeResult:
+def _recorded(context, history: HistoryResource, domain: Domain, settings: Settings, stage: str, rows: str, work):
     """Do a stage's `work` (-> metadata, check results) inside its job-history row, which counts
     `metadata[rows]` records (and, in production, whose end is published to CloudWatch in
-    `settings.region`). First the run gets the tags a bridge run has, whoever started it."""
+    `settings.region`). First the run gets the tags a bridge run has, whoever started it.
+
+    A result that fails a blocking check is not materialised: its check results are reported,
+    the result is kept as an observation (`handoff.latest_result` reads it), and the step
+    fails with the DQ exit code, so Dagster shows the partition as failed, not materialised."""
     complete_run_tags(context, domain.name)
     with recording(context, history, domain.name, stage, settings.region) as record:
         metadata, results = work()
         record.finish(metadata[rows], metadata, results)
-    return dg.MaterializeResult(metadata=metadata, check_results=results)
+    if not record.failed_checks:
+        yield dg.MaterializeResult(metadata=metadata, check_results=results)
+        return
+    yield dg.AssetObservation(asset_key=context.asset_key, partition=context.partition_key, metadata=metadata)
+    yield from results
+    raise blocked_failure(context.asset_key, record.failed_checks)

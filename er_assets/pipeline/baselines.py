@@ -3,8 +3,9 @@
 The history is the stage's own materialisation metadata in the Dagster instance (the same
 record downstream stages read), so it covers every run whatever started it, and a re-run of
 an earlier partition replaces that partition's value instead of adding a second one. A
-partition whose latest materialisation failed a blocking check (`checks_passed: false`, e.g.
-an empty extract) is left out: a bad day must not drag the median towards itself.
+result that failed a blocking check (e.g. an empty extract) is left out, so a bad day does not
+drag the median towards itself: such a result is no materialisation (see `handoff`), and a
+materialisation of an earlier release that says `checks_passed: false` is skipped.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import dagster as dg
 
 from er_assets.config import Domain
 from er_assets.partitions import previous_partitions
+from er_assets.pipeline.handoff import CHECKS_PASSED
 
-# Materialisation metadata: did the stage's blocking checks pass on this materialisation?
-CHECKS_PASSED = "checks_passed"
 # Records per event-log query: a partition materialised a few times still fits in one page.
 PAGE = 100
 

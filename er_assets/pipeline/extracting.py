@@ -10,8 +10,8 @@ from er_assets.config import Domain
 from er_assets.errors import UpstreamRefused
 from er_assets.partitions import business_dates
 from er_assets.pipeline import checks
-from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
-from er_assets.pipeline.handoff import Extracted, asset_key, event_metadata, latest_event
+from er_assets.pipeline.baselines import earlier_values
+from er_assets.pipeline.handoff import CHECKS_PASSED, Extracted, asset_key, event_metadata, latest_result
 from er_assets.pipeline.meter import Meter
 from er_assets.resources.object_store import ObjectStore
 from er_assets.resources.warehouses.base import Warehouse
@@ -73,7 +73,7 @@ def _unchanged_extract(
     and fingerprint) and its files are still there, else None. Reusing it keeps the extract's
     identity, so a re-run of the whole pipeline re-attaches to the matching job already
     running (or done) for it instead of starting another."""
-    previous = latest_event(context, asset_key(domain, "extract"), context.partition_key)
+    previous = latest_result(context.instance, asset_key(domain, "extract"), context.partition_key)
     if previous is None:
         return None
     try:

@@ -1,6 +1,12 @@
 """What each stage hands the next: the fields one stage writes into its materialisation
 metadata and the next reads back, as typed records, written and read here only.
 
+A stage whose blocking checks fail does not materialise its asset, so Dagster shows that
+partition as failed, not materialised (`defs/assets.py`). Its result is kept all the same, as
+an observation of the asset whose metadata says `checks_passed: false`: the gate's override,
+the lineage gate and the extract's reuse read "the stage's latest result", materialised or
+blocked (`latest_result`), as they read the blocked materialisation before.
+
 A stage's metadata also holds figures for people (durations, rates, check inputs) that no
 later stage reads; those stay plain metadata. A record field missing from a materialisation
 (written by a release before the field existed, or reported by hand) refuses the reading
@@ -17,6 +23,14 @@ import dagster as dg
 
 from er_assets.config import Domain
 from er_assets.errors import MissingUpstream, UpstreamRefused
+
+# Metadata of every stage result: did its blocking checks pass? False only on the observation
+# that keeps a blocked result (and on materialisations made before blocked results stopped
+# materialising).
+CHECKS_PASSED = "checks_passed"
+# Observations read to find a blocked result: the matched stage also observes its job's intent
+# and id, a few per attempt.
+_OBSERVATIONS_READ = 50
 
 
 def _need(metadata: Mapping[str, Any], key: str, where: str) -> Any:
@@ -95,12 +109,25 @@ def asset_key(domain: Domain, stage: str) -> dg.AssetKey:
     return dg.AssetKey([domain.name, stage])
 
 
-def latest_event(context, key: dg.AssetKey, partition: str, observation: bool = False):
+def latest_event(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, observation: bool = False):
     """The newest materialisation (or observation) record of `key` for `partition`, or None."""
     flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition])
-    fetch = context.instance.fetch_observations if observation else context.instance.fetch_materializations
+    fetch = instance.fetch_observations if observation else instance.fetch_materializations
     records = fetch(flt, limit=1).records
     return records[0] if records else None
+
+
+def latest_result(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str):
+    """The record of the stage's newest result for `partition`: its latest materialisation, or
+    the observation of a blocked result made after it; None when the stage never ended."""
+    materialised = latest_event(instance, key, partition)
+    flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition])
+    for record in instance.fetch_observations(flt, limit=_OBSERVATIONS_READ).records:
+        if materialised is not None and record.storage_id < materialised.storage_id:
+            break
+        if event_metadata(record).get(CHECKS_PASSED) is False:
+            return record
+    return materialised
 
 
 def event_metadata(record) -> dict:
@@ -109,7 +136,7 @@ def event_metadata(record) -> dict:
 
 
 def upstream_metadata(context, domain: Domain, stage: str, partition: str) -> tuple[dict, str]:
-    record = latest_event(context, asset_key(domain, stage), partition)
+    record = latest_result(context.instance, asset_key(domain, stage), partition)
     if record is None:
         raise MissingUpstream(
             f"{domain.name}/{stage} has not been materialised for partition {partition}; run it first"

@@ -9,8 +9,8 @@ import dagster as dg
 from er_assets import interrupts
 from er_assets.config import Domain
 from er_assets.pipeline import checks, gate
-from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
-from er_assets.pipeline.handoff import asset_key, latest_extract, latest_match
+from er_assets.pipeline.baselines import earlier_values
+from er_assets.pipeline.handoff import CHECKS_PASSED, asset_key, latest_extract, latest_match
 from er_assets.pipeline.meter import Meter
 from er_assets.resources.warehouses.base import Warehouse
 

@@ -10,8 +10,16 @@ import dagster as dg
 from er_assets.config import Domain, Settings
 from er_assets.errors import UpstreamRefused
 from er_assets.pipeline import checks, gate
-from er_assets.pipeline.baselines import CHECKS_PASSED, earlier_values
-from er_assets.pipeline.handoff import Extracted, Matched, asset_key, event_metadata, latest_event, latest_extract
+from er_assets.pipeline.baselines import earlier_values
+from er_assets.pipeline.handoff import (
+    CHECKS_PASSED,
+    Extracted,
+    Matched,
+    asset_key,
+    event_metadata,
+    latest_event,
+    latest_extract,
+)
 from er_assets.pipeline.matching_job import JobOutcome, Patience, adoptable_job, point_glue_table, run_matching_job
 from er_assets.pipeline.meter import Meter
 from er_assets.resources.entity_resolution import EntityResolutionResource
@@ -169,7 +177,7 @@ class _JobJournal:
         the one it recorded, or, when it died between StartMatchingJob and recording the id,
         the job its recorded intent identifies in the service's own list."""
         context, partition = self.context, self.context.partition_key
-        previous = latest_event(context, self.key, partition, observation=True)
+        previous = latest_event(context.instance, self.key, partition, observation=True)
         seen = event_metadata(previous) if previous is not None else {}
         if seen.get("extract_run_id") != self.extract_run:
             return None

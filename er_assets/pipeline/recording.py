@@ -97,6 +97,19 @@ def stage_failure(exc: Exception) -> dg.Failure:
     )
 
 
+def blocked_failure(asset: dg.AssetKey, failed_checks: list[str]) -> dg.Failure:
+    """What a stage raises after reporting a result that failed blocking checks: the step
+    fails with the DQ exit code, as the history row says."""
+    from er_assets import exit_codes
+
+    named = [f"{asset.to_user_string()}:{name}" for name in failed_checks]
+    return dg.Failure(description=_dq_failed(named), metadata={EXIT_CODE_METADATA: exit_codes.DQ_GATE_FAILED})
+
+
+def _dq_failed(failed_checks: list[str]) -> str:
+    return f"data-quality checks failed: {', '.join(failed_checks)}"
+
+
 @contextmanager
 def _recording(context, history: HistoryResource, domain: str, stage: str, region: str | None) -> Iterator[StageRecord]:
     from er_assets import exit_codes
@@ -152,7 +165,7 @@ def _recording(context, history: HistoryResource, domain: str, stage: str, regio
                 Status.DQ_FAILED,
                 record.record_count,
                 exit_codes.DQ_GATE_FAILED,
-                f"data-quality checks failed: {', '.join(record.failed_checks)}",
+                _dq_failed(record.failed_checks),
                 record.metadata,
                 attempt=attempt,
             )

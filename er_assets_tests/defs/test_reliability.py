@@ -17,6 +17,7 @@ from autosys_bridge.runner import exit_code_for
 from er_assets import exit_codes
 from er_assets.emulator.faults import FAULTS_ENV
 from er_assets.environment import local_paths
+from er_assets.pipeline.handoff import event_metadata, latest_result
 from er_assets_tests.helpers import local_sql, run_stages, seed
 
 DOMAIN = "customers"
@@ -40,8 +41,8 @@ def target() -> list[tuple]:
 
 
 def latest(instance, stage: str) -> dict:
-    record = instance.fetch_materializations(dg.AssetKey([DOMAIN, stage]), limit=1).records[0]
-    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    """The stage's latest result for the partition, materialised or blocked by its checks."""
+    return event_metadata(latest_result(instance, dg.AssetKey([DOMAIN, stage]), PARTITION))
 
 
 def output_folder(instance):

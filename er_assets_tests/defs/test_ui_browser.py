@@ -3,9 +3,10 @@ webserver serving this code location.
 
 What a new user checks in the first hour, on an instance filled as the demo fills it (seeded
 data, a run through the bridge): the asset graph shows one group per domain, a partition's
-checks are listed (a check that could not judge is a warning, not a pass), launching one
-partition from the UI succeeds as a run of the domain's job with its tags, and a run the
-bridge started for AutoSys is on the job's page.
+checks are listed (a check that could not judge is a warning, not a pass), a partition its
+blocking checks stopped shows as failed (not materialised), launching one partition from the
+UI succeeds as a run of the domain's job with its tags, and a run the bridge started for
+AutoSys is on the job's page.
 
 The webserver launches runs itself: its instance uses DefaultRunCoordinator (no daemon; see
 DESIGN, verified facts). Chromium and chromedriver are Debian's (`make system-deps`); without
@@ -29,6 +30,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from er_assets import exit_codes
 from er_assets_tests.helpers import REPO, free_port
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -80,7 +82,8 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def site():
     """The webserver on a demo-like instance: the latest customers partition seeded and run
-    by the bridge as AutoSys would, the one before seeded for the UI to launch."""
+    by the bridge as AutoSys would, the one before seeded for the UI to launch, and the one
+    before that an empty feed whose extract its checks blocked."""
     from autosys_bridge.demo import recent_partitions
     from er_assets.config import load_config
     from er_assets.ops.sample_data import seed_partition
@@ -115,28 +118,25 @@ def site():
     try:
         # Fill the instance while the webserver starts.
         customers = load_config().domain("customers")
-        to_launch, latest = recent_partitions(customers, 2)
+        blocked, to_launch, latest = recent_partitions(customers, 3)
+        seed_partition(customers, blocked, 300, data / "warehouse.duckdb", defect="missing_feed")
         for partition in (to_launch, latest):
             seed_partition(customers, partition, 300, data / "warehouse.duckdb")
-        bridge = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "autosys_bridge.cli",
-                "run",
-                "customers",
-                "all",
-                "--date",
-                latest,
-                "--check-interval",
-                "1",
-            ],
-            env={**env, "AUTO_JOB_NAME": "ER_CUSTOMER_BOX", "AUTORUN": "11"},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert bridge.returncode == 0, bridge.stderr[-2000:]
+
+        def bridge(stage: str, partition: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "autosys_bridge.cli", "run", "customers", stage, "--date", partition]
+                + ["--check-interval", "1"],
+                env={**env, "AUTO_JOB_NAME": "ER_CUSTOMER_BOX", "AUTORUN": "11"},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+
+        empty = bridge("extract", blocked)
+        assert empty.returncode == exit_codes.DQ_GATE_FAILED, empty.stderr[-2000:]
+        good = bridge("all", latest)
+        assert good.returncode == 0, good.stderr[-2000:]
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + WAIT
         while True:
@@ -151,8 +151,15 @@ def site():
                     ) from None
                 time.sleep(0.5)
         with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
-            [bridge_run] = instance.get_runs()
-        yield {"url": url, "data": data, "to_launch": to_launch, "latest": latest, "bridge_run": bridge_run.run_id}
+            [bridge_run] = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": latest}))
+        yield {
+            "url": url,
+            "data": data,
+            "blocked": blocked,
+            "to_launch": to_launch,
+            "latest": latest,
+            "bridge_run": bridge_run.run_id,
+        }
     finally:
         _stop(server)
         shutil.rmtree(data, ignore_errors=True)
@@ -233,6 +240,25 @@ def test_a_partitions_checks_are_listed_and_an_unjudged_one_is_a_warning(browser
     latest = page_text(browser).split("Latest execution")[1].split("Plots")[0]
     assert "Failed" in latest and "Passed" not in latest and re.search(r"judged\s+false", latest), latest
     screenshot(browser, "ui-partition-checks.png")
+
+
+def test_a_partition_its_checks_blocked_shows_as_failed_not_materialized(browser, site):
+    text = open_page(browser, site, "/assets/customers/extract?view=partitions", "Partitions Selected")
+    # The empty feed's extract failed its blocking checks; the latest partition's passed.
+    assert "Failed (1)" in text and "Materialized (1)" in text, text
+    for status in ("Materialized", "Missing"):  # leave only the failed partitions listed
+        browser.find_element("xpath", f"//label[starts-with(normalize-space(), '{status} (')]").click()
+
+    def listed(driver) -> str:  # the partitions list and the selected one, below the filters
+        return page_text(driver).split("Partitions Selected")[1]
+
+    wait_for(browser, lambda d: site["latest"] not in listed(d))
+    assert site["blocked"] in listed(browser), listed(browser)
+    screenshot(browser, "ui-partitions-failed.png")
+    # The asset graph says so on the extract's node too.
+    text = open_page(browser, site, "/locations/er_assets/asset-groups/customers", "1 failed")
+    extract = text.split("\nextract\n")[1].split("\nloaded\n")[0]
+    assert "(1 failed)" in extract, extract
 
 
 def test_launching_one_partition_from_the_ui_runs_the_domains_job(browser, site):

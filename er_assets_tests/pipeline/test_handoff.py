@@ -9,7 +9,7 @@ import pytest
 from autosys_bridge.runner import exit_code_for
 from er_assets import exit_codes
 from er_assets.errors import UpstreamRefused
-from er_assets.pipeline.handoff import Extracted, Matched
+from er_assets.pipeline.handoff import Extracted, Matched, event_metadata, latest_result
 from er_assets_tests.helpers import run_stages, seed
 
 PARTITION = "2026-11-28"
@@ -55,3 +55,20 @@ def test_a_stage_refuses_an_upstream_record_it_cannot_read(config, local_env, in
     assert code == exit_codes.DQ_GATE_FAILED
     assert reason.startswith(f"UpstreamRefused: customers/extract partition {PARTITION} (run ")
     assert reason.endswith("its metadata has no 'uri' (made by an older release?); re-run that stage")
+
+
+def test_the_latest_result_is_the_newest_of_a_materialisation_and_a_blocked_observation(instance):
+    key = dg.AssetKey(["customers", "extract"])
+
+    def report(event_type, n: int, **metadata) -> None:
+        instance.report_runless_asset_event(event_type(key, partition=PARTITION, metadata={"n": n, **metadata}))
+
+    assert latest_result(instance, key, PARTITION) is None
+    report(dg.AssetMaterialization, 1)
+    report(dg.AssetObservation, 2, checks_passed=False)  # a re-run its checks blocked
+    report(dg.AssetObservation, 3)  # a note that is no result (the matching job's intent)
+    assert event_metadata(latest_result(instance, key, PARTITION))["n"] == 2
+    report(dg.AssetMaterialization, 4)  # a good re-run after it
+    report(dg.AssetObservation, 5)
+    assert event_metadata(latest_result(instance, key, PARTITION))["n"] == 4
+    assert latest_result(instance, key, "2026-11-27") is None  # another partition's results are not this one's
