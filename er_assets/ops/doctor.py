@@ -20,6 +20,9 @@ from functools import partial
 from er_assets import exit_codes
 
 Check = tuple[str, bool, str]
+# botocore's retries per AWS call while probing: one, so an endpoint out of reach is named in
+# seconds (the stages' eight back off for up to a minute per call).
+PROBE_RETRIES = 1
 
 
 def _first_line(exc: BaseException) -> str:
@@ -284,7 +287,11 @@ def run_doctor(config, deployment: str, resources: dict | None = None) -> list[C
         checks += model_checks(config)
     checks += history_checks() + instance_checks(deployment)
     if resources is None:
-        resources = production_resources(config) if deployment == "production" else local_resources(config)
+        resources = (
+            production_resources(config, max_attempts=PROBE_RETRIES)
+            if deployment == "production"
+            else local_resources(config)
+        )
     with initialised(resources) as ready:
         probes = (
             ("warehouse", warehouse_checks),

@@ -22,6 +22,10 @@ RETRY_CONFIG: RetryConfig = {"mode": "standard", "max_attempts": 8}
 
 class EntityResolutionResource(dg.ConfigurableResource):
     region_name: str = "us-east-1"
+    # botocore's retries per call after the first attempt (its `max_attempts` key): a stage
+    # rides out a transient fault; `doctor` probes with one, so an endpoint out of reach is
+    # named in seconds, not minutes.
+    max_attempts: int = RETRY_CONFIG["max_attempts"]
 
     def clients(self):
         """(entityresolution client, glue client)."""
@@ -36,7 +40,7 @@ class AwsEntityResolution(EntityResolutionResource):
         from botocore.config import Config
 
         session = boto3.session.Session(profile_name=self.profile_name, region_name=self.region_name)
-        config = Config(retries=RETRY_CONFIG)
+        config = Config(retries={**RETRY_CONFIG, "max_attempts": self.max_attempts})
         return session.client("entityresolution", config=config), session.client("glue", config=config)
 
 
@@ -46,10 +50,8 @@ class LocalEntityResolution(EntityResolutionResource):
     state_root: str
     objects_root: str
     config_path: str
-    # botocore's retries per call (after the first attempt); tests of the driver's own retries
-    # set 0, so an injected fault (ER_EMULATOR_FAULTS) reaches the driver without botocore's
-    # back-off sleeps.
-    max_attempts: int = RETRY_CONFIG["max_attempts"]
+    # Tests of the driver's own retries set max_attempts 0, so an injected fault
+    # (ER_EMULATOR_FAULTS) reaches the driver without botocore's back-off sleeps.
 
     def clients(self):
         import boto3

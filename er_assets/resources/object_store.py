@@ -93,6 +93,7 @@ class S3ObjectStore(ObjectStore):
     region_name: str | None = None
     profile_name: str | None = None
     endpoint_url: str | None = None
+    max_attempts: int = RETRY_CONFIG["max_attempts"]  # botocore's retries per call; fewer when `doctor` probes
 
     def client(self):
         """The boto3 S3 client of this store's profile, region and endpoint, every GetObject it
@@ -103,7 +104,7 @@ class S3ObjectStore(ObjectStore):
             region_name=self.region_name,
             profile_name=self.profile_name,
             endpoint_url=self.endpoint_url,
-            max_attempts=RETRY_CONFIG["max_attempts"],
+            max_attempts=self.max_attempts,
         ).get_client()
         client.meta.events.register("after-call.s3.GetObject", _count_get_object)
         return client

@@ -60,14 +60,17 @@ def _optional(variable: str) -> dg.EnvVar | None:
     return dg.EnvVar(variable) if os.environ.get(variable) else None
 
 
-def production_resources(config: Configuration) -> dict:
-    from er_assets.resources.entity_resolution import AwsEntityResolution
+def production_resources(config: Configuration, max_attempts: int | None = None) -> dict:
+    """The production resources; `max_attempts` (botocore's retries per AWS call) below the
+    stages' default makes a probe (`doctor`) fail fast on an endpoint it cannot reach."""
+    from er_assets.resources.entity_resolution import RETRY_CONFIG, AwsEntityResolution
     from er_assets.resources.object_store import S3ObjectStore
     from er_assets.resources.warehouses.snowflake import SnowflakeWarehouse
 
     region = _optional(AWS_REGION_ENV) or config.settings.region
     profile = _optional(AWS_PROFILE_ENV)
-    object_store = S3ObjectStore(region_name=region, profile_name=profile)
+    attempts = RETRY_CONFIG["max_attempts"] if max_attempts is None else max_attempts
+    object_store = S3ObjectStore(region_name=region, profile_name=profile, max_attempts=attempts)
     warehouse = SnowflakeWarehouse(
         account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
         user=dg.EnvVar("SNOWFLAKE_USER"),
@@ -83,5 +86,5 @@ def production_resources(config: Configuration) -> dict:
     return {
         "warehouse": warehouse,
         "object_store": object_store,
-        "entity_resolution": AwsEntityResolution(region_name=region, profile_name=profile),
+        "entity_resolution": AwsEntityResolution(region_name=region, profile_name=profile, max_attempts=attempts),
     }

@@ -180,3 +180,33 @@ def test_a_key_that_is_no_key_fails_without_showing_it(env):
     with pytest.raises(ValueError, match="Unable to load private key") as failure, warehouse.connect():
         pass
     assert "s3cret" not in str(failure.value)
+
+
+def test_doctor_probes_with_one_retry_where_stages_keep_their_full_back_off(env, monkeypatch):
+    from er_assets.ops import doctor
+    from er_assets.resources.entity_resolution import RETRY_CONFIG
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # past the credential check
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("SNOWFLAKE_PASSWORD", "testing")
+    seen = {}
+    monkeypatch.setattr(doctor, "initialised", lambda resources: seen.update(resources) or _refuse())
+    with pytest.raises(ConnectionAbortedError):
+        doctor.run_doctor(load_config(), "production")
+
+    def attempts(resources) -> dict:
+        er, glue = resources["entity_resolution"].clients()
+        s3 = resources["object_store"].client()
+        return {
+            name: c.meta.config.retries["total_max_attempts"] for name, c in (("er", er), ("glue", glue), ("s3", s3))
+        }
+
+    probe = doctor.PROBE_RETRIES + 1  # the first attempt and the retries
+    assert attempts(seen) == {"er": probe, "glue": probe, "s3": probe}
+    assert seen["warehouse"].object_store is seen["object_store"]
+    full = RETRY_CONFIG["max_attempts"] + 1
+    assert attempts(production_resources(load_config())) == {"er": full, "glue": full, "s3": full}
+
+
+def _refuse():
+    raise ConnectionAbortedError  # stop the doctor before it reaches any service
