@@ -42,6 +42,24 @@ def _temporary_files_on_a_ram_disk() -> None:
 
 _temporary_files_on_a_ram_disk()
 
+# The longest tests first (seconds of one worker, measured with --durations): the fault
+# injection's kill tours (about 70 each), the shipped wheel's module (about 75, one worker),
+# the browser's (about 35, one worker). Started last, any of them would leave one worker
+# running alone at the end of the suite.
+FIRST = (
+    "bridge/test_fault_injection.py::test_a_kill_at_any_point_then_a_rerun_gives_the_clean_result",
+    "test_shipped.py",
+    "defs/test_ui_browser.py",
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    def rank(item) -> int:
+        name = item.nodeid.removeprefix("er_assets_tests/")
+        return next((i for i, first in enumerate(FIRST) if name.startswith(first)), len(FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
 
 @pytest.fixture
 def local_env(tmp_path, monkeypatch):
