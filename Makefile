@@ -36,15 +36,17 @@ system-deps:
 
 # Lint, format and types first (seconds), then the suite on three workers for two cores: a
 # quarter of a worker's time is spent waiting on subprocesses (bridges, emulator jobs, a held
-# lock), which a third worker fills. Tests sharing an expensive module fixture (the shipped
-# virtualenv, the browser, the ML model) are one xdist group, so one worker builds it.
+# lock), which a third worker fills. --dist loadfile: a module's tests run on one worker, so
+# an expensive module fixture (the shipped virtualenv, the browser's webserver, the ML model)
+# is built once. (--dist loadgroup would group finer, but xdist 3.8 cannot rename pytest 9's
+# node ids, so its groups are ignored.)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: install system-deps lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 # The UI's port; the mail sensors (run by the daemon `dagster dev` starts) link to the same
 # address, unless ER_DAGSTER_URL says otherwise (a proxy in front of it).

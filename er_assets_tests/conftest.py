@@ -42,15 +42,11 @@ def _temporary_files_on_a_ram_disk() -> None:
 
 _temporary_files_on_a_ram_disk()
 
-# The longest tests first (seconds of one worker, measured with --durations): the fault
-# injection's kill tours (about 70 each), the shipped wheel's module (about 75, one worker),
-# the browser's (about 35, one worker). Started last, any of them would leave one worker
-# running alone at the end of the suite.
-FIRST = (
-    "bridge/test_fault_injection.py::test_a_kill_at_any_point_then_a_rerun_gives_the_clean_result",
-    "test_shipped.py",
-    "defs/test_ui_browser.py",
-)
+# The longest modules first (seconds of one worker, measured with --durations; `make test`
+# runs each module on one worker): the fault injection (about 180: two kill tours of 70), the
+# shipped wheel (about 100), the browser (about 35). Started last, any of them would leave one
+# worker running alone at the end of the suite.
+FIRST = ("bridge/test_fault_injection.py", "test_shipped.py", "defs/test_ui_browser.py")
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -27,8 +27,6 @@ from er_assets_tests.helpers import REPO, seed
 pytest_plugins = ["er_assets_tests.postgres"]
 
 PARTITION = "2026-11-28"
-# One worker builds the shipped virtualenv (the module's fixture) and runs every test in it.
-pytestmark = pytest.mark.xdist_group("shipped")
 
 IMPORT_EVERYTHING = """
 import importlib, pkgutil, sys

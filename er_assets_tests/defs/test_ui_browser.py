@@ -59,8 +59,6 @@ run_coordinator:
 """
 DOMAINS = ("customers", "products", "vendors")
 WAIT = 60  # seconds for any one thing to appear: generous for a loaded CI machine
-# One worker starts the webserver and the browser (the module's fixtures) for every test.
-pytestmark = pytest.mark.xdist_group("browser")
 
 if not (CHROMIUM and CHROMEDRIVER):
     if os.environ.get("CI"):

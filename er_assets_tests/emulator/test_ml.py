@@ -22,8 +22,6 @@ from er_assets.resources.warehouses.local import confidence_summary
 from er_assets_tests.helpers import ML_EXAMPLE as EXAMPLE
 
 RECORDS = 1000
-# One worker fits the module's model and runs every test on it.
-pytestmark = pytest.mark.xdist_group("ml")
 
 
 @pytest.fixture(scope="module")

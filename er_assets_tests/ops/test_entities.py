@@ -16,16 +16,14 @@ from er_assets_tests.helpers import returning_customers, run_stages, write_confi
 PARTITIONS = ["2026-11-02", "2026-11-03"]
 
 
-# The tests only read, and a rebuild of an in-order registry moves nothing: one deployment
-# serves the module, on one xdist worker.
-pytestmark = pytest.mark.xdist_group("entities-cli")
 UNSET = ("ER_DEPLOYMENT", "AUTO_JOB_NAME", "AUTORUN")
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     """A local deployment with two loaded partitions of returning customers: its environment,
-    and an entity with records of both days (a record of it, its id, its size)."""
+    and an entity with records of both days (a record of it, its id, its size). Built once for
+    the module: the tests only read, and a rebuild of an in-order registry moves nothing."""
     import dagster as dg
 
     from er_assets.defs.instance import ensure_dagster_home
