@@ -149,7 +149,7 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
         with open(files[0], newline="") as handle:
             return next(csv.reader(handle), [])
 
-    def _output_counts(self, cursor, domain, output: str, errors: str, threshold, context: str = "") -> tuple:
+    def _output_counts(self, cursor, domain, output: str, errors: str, threshold, context: str = ""):
         from er_assets.resources.warehouses.local import (
             confidence_summary,
             context_files,
@@ -168,7 +168,7 @@ class FakesnowWarehouse(sf.SnowflakeWarehouse):
             counts = match_counts(folder, files, domain.schema.unique_id)
         else:
             counts = match_counts(folder)
-        return (*counts, error_records(self._folder(errors)), confidence)
+        return counts, error_records(self._folder(errors)), confidence
 
     def _fill_context(self, cursor, domain, context: str, extract_uri: str) -> None:
         """`sf.fill_context_sql`'s rows: the distinct non-NULL unique ids of the extract's context

@@ -7,9 +7,10 @@ warehouse (unload to files, load from files); no rows pass through the Dagster w
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import dagster as dg
 
@@ -31,37 +32,48 @@ def sample_labels(domain: Domain) -> list[str]:
     )
 
 
-def assemble_profile(domain: Domain, counts, samples) -> dict:
+def named_row(cursor) -> dict[str, Any]:
+    """The one row a counting query (`queries._counts`) returned, by column name."""
+    row = cursor.fetchone()
+    return dict(zip((column[0] for column in cursor.description), row))
+
+
+def non_empty(domain: Domain, counts: Mapping[str, Any]) -> dict[str, int]:
+    """Non-empty values per schema column from `queries.non_empty_counts`' named counts; a
+    column not counted (the rows lack it) has none, and over no rows a count is NULL: 0."""
+    return {c: int(counts.get(f"non_empty:{c}") or 0) for c in domain.schema.columns}
+
+
+def assemble_profile(domain: Domain, counts: Mapping[str, Any], samples) -> dict:
     """The extract profile, the same dict from every warehouse.
 
-    `counts`: rows, empty ids, duplicate ids, long ids, each required field's empty values,
-    then per format field its non-empty values and those not of the expected shape, then
-    each schema column's non-empty values (queries.profile_sql).
-    `samples`: (label, record id) rows, labels as `sample_labels` names them; at most
-    SAMPLE_IDS per label, so this loops over a handful of ids, never over records.
+    `counts`: `queries.profile_sql`'s named counts (`named_row`). `samples`: (label, record
+    id) rows, labels as `sample_labels` names them; at most SAMPLE_IDS per label, so this
+    loops over a handful of ids, never over records.
     """
-    rows, empty_ids, duplicate_ids, long_ids, *rest = (int(v or 0) for v in counts)
-    required = domain.dq.required_fields
-    null_counts, rest = dict(zip(required, rest[: len(required)])), rest[len(required) :]
-    rest, non_empty = rest[: 2 * len(domain.format_fields)], rest[2 * len(domain.format_fields) :]
+
+    def count(name: str) -> int:
+        return int(counts[name] or 0)  # over no rows a COUNT_IF is NULL
+
     by_label: dict[str, list[str]] = {label: [] for label in sample_labels(domain)}
     for label, record_id in samples:
         by_label[label].append(str(record_id))
+    required = domain.dq.required_fields
     return {
-        "rows": rows,
-        "empty_ids": empty_ids,
-        "duplicate_ids": duplicate_ids,
-        "long_ids": long_ids,
-        "null_counts": null_counts,
-        "non_empty": dict(zip(domain.schema.columns, non_empty)),
+        "rows": count("rows"),
+        "empty_ids": count("empty_ids"),
+        "duplicate_ids": count("duplicate_ids"),
+        "long_ids": count("long_ids"),
+        "null_counts": {f: count(f"null:{f}") for f in required},
+        "non_empty": non_empty(domain, counts),
         "formats": {
             name: {
                 "type": attr_type,
-                "values": rest[2 * i],
-                "invalid": rest[2 * i + 1],
+                "values": count(f"values:{name}"),
+                "invalid": count(f"format:{name}"),
                 "sample_ids": by_label[f"format:{name}"],
             }
-            for i, (name, attr_type, _) in enumerate(domain.format_fields)
+            for name, attr_type, _ in domain.format_fields
         },
         "sample_ids": {
             "duplicate_ids": by_label["duplicate_ids"],
@@ -106,21 +118,33 @@ def target_figures(counts, samples) -> dict:
     }
 
 
-def match_figures(records, match_ids, matched_records, rejected_rows, confidence: dict | None = None) -> dict:
+class OutputCounts(NamedTuple):
+    """A job output's counts (`queries.output_counts_sql`, read by name): the partition's own
+    records, their MatchIDs, and those of them sharing their MatchID with another record."""
+
+    records: int = 0
+    match_ids: int = 0
+    matched: int = 0
+
+    @classmethod
+    def read(cls, row: Mapping[str, Any]) -> OutputCounts:
+        return cls(**{name: int(row[name] or 0) for name in cls._fields})
+
+
+def match_figures(counts: OutputCounts, rejected_rows: int, confidence: dict | None = None) -> dict:
     """The matched stage's figures of a job's output, the same dict from every warehouse.
 
     The match rate is the percentage of records that share their MatchID with at least one
     other record: the share of records the job resolved to a duplicate. `confidence`:
     `confidence_figures` of an ML_MATCHING output, None for a rule-based one.
     """
-    records, match_ids, matched, rejected = (int(v or 0) for v in (records, match_ids, matched_records, rejected_rows))
-    rate = round(100.0 * matched / records, 2) if records else 0.0
+    rate = round(100.0 * counts.matched / counts.records, 2) if counts.records else 0.0
     return {
-        "records": records,
-        "match_ids": match_ids,
-        "matched_records": matched,
+        "records": counts.records,
+        "match_ids": counts.match_ids,
+        "matched_records": counts.matched,
         "match_rate": rate,
-        "rejected_rows": rejected,
+        "rejected_rows": int(rejected_rows or 0),
         "confidence": confidence,
     }
 

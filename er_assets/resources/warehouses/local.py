@@ -25,10 +25,13 @@ from er_assets.resources.warehouses import queries, registry
 from er_assets.resources.warehouses.base import (
     ExtractResult,
     LoadResult,
+    OutputCounts,
     Warehouse,
     assemble_profile,
     confidence_figures,
     match_figures,
+    named_row,
+    non_empty,
     refuse_output,
     schema_problems,
     target_figures,
@@ -209,7 +212,7 @@ class DuckDBWarehouse(Warehouse):
     def _profile(con, domain: Domain) -> dict:
         """Counts in one pass over the slice, then a few sample ids per problem."""
         params = queries.format_params(domain)
-        counts = con.execute(queries.profile_sql(DUCKDB, domain, SLICE), params).fetchone()
+        counts = named_row(con.execute(queries.profile_sql(DUCKDB, domain, SLICE), params))
         samples = con.execute(queries.profile_samples_sql(DUCKDB, domain, SLICE), params).fetchall()
         return assemble_profile(domain, counts, samples)
 
@@ -303,7 +306,7 @@ class DuckDBWarehouse(Warehouse):
                 else None
             )
             return match_figures(
-                *match_counts(output, context, domain.schema.unique_id), error_records(errors), confidence
+                match_counts(output, context, domain.schema.unique_id), error_records(errors), confidence
             )
 
     def _registry(self, con, domain: Domain) -> registry.Registry:
@@ -337,10 +340,8 @@ class DuckDBWarehouse(Warehouse):
         # A schema column the rows lack has no value left at all: it counts 0, and no_value_loss says so.
         present = {row[0] for row in con.execute(f"DESCRIBE {STAGED}").fetchall()}
         columns = [c for c in domain.schema.columns if c in present]
-        found = con.execute(queries.non_empty_sql(DUCKDB, domain, STAGED, columns)).fetchone() if columns else ()
-        # Over no rows the counts are NULL, not 0.
-        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}
-        return {**target_figures(counts, samples), "non_empty": non_empty}
+        found = named_row(con.execute(queries.non_empty_sql(DUCKDB, domain, STAGED, columns))) if columns else {}
+        return {**target_figures(counts, samples), "non_empty": non_empty(domain, found)}
 
     def check_ready(self, domain: Domain) -> list[str]:
         with self.connect() as con:
@@ -380,20 +381,16 @@ def context_ids_sql(files: list[str], unique_id: str) -> str:
     )
 
 
-def match_counts(folder: Path, context: Sequence[str] = (), unique_id: str = "") -> tuple[int, int, int]:
-    """(records, MatchIDs, records sharing their MatchID with another) of the data files in
-    `folder` (a job's success/), the context records in the files `context` not counted."""
+def match_counts(folder: Path, context: Sequence[str] = (), unique_id: str = "") -> OutputCounts:
+    """The counts of the data files in `folder` (a job's success/), the context records in the
+    files `context` not counted."""
     files = data_files(folder)
     if not files:
-        return 0, 0, 0
+        return OutputCounts()
     own = f"id NOT IN ({context_ids_sql(list(context), unique_id)})" if context else "TRUE"
     with _in_memory() as con:
-        row = con.execute(
-            queries.output_counts_sql(f'SELECT "MatchID" AS m, "RecordId" AS id FROM {OUTPUT_CSV}', own),
-            {"files": files},
-        ).fetchone()
-    assert row is not None  # an aggregate without GROUP BY always returns one row
-    return row
+        records = f'SELECT "MatchID" AS m, "RecordId" AS id FROM {OUTPUT_CSV}'
+        return OutputCounts.read(named_row(con.execute(queries.output_counts_sql(records, own), {"files": files})))
 
 
 def error_records(folder: Path) -> int:

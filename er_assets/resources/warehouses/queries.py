@@ -63,10 +63,15 @@ def blank_sql(text: str) -> str:
     return f"({text} IS NULL OR TRIM(TRANSLATE({text}, {alphabet}, ' ')) = '')"
 
 
-def _counts(counts: list[str], rows: str) -> str:
-    # Aliased: a required unique id repeats the empty-id count, and a result column name twice
-    # makes some drivers drop one.
-    return f"SELECT {', '.join(f'{c} AS N{i}' for i, c in enumerate(counts))} FROM ({rows})"
+def _counts(counts: dict[str, str], rows: str) -> str:
+    """One row: each count of `counts` (name -> SQL) over `rows`, named as its key, quoted so
+    both engines keep the name as written. The reader takes them by name (`base.named_row`),
+    never by position."""
+    return f"SELECT {', '.join(f'{sql} AS {_quoted(name)}' for name, sql in counts.items())} FROM ({rows})"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _samples(rows: str, record_id: str, branches: dict[str, str]) -> str:
@@ -79,10 +84,13 @@ def _samples(rows: str, record_id: str, branches: dict[str, str]) -> str:
     )
 
 
-def non_empty_counts(dialect: Dialect, domain: Domain, columns: list[str] | None = None) -> list[str]:
-    """Per schema column (or per one of `columns`), the SQL counting its non-empty values: the
-    extract and the match output are counted alike, so a value lost on the way shows."""
-    return [f"COUNT_IF(NOT {blank_sql(dialect.column_text(c))})" for c in columns or domain.schema.columns]
+def non_empty_counts(dialect: Dialect, domain: Domain, columns: list[str] | None = None) -> dict[str, str]:
+    """Per schema column (or per one of `columns`), the SQL counting its non-empty values,
+    named `non_empty:<column>`: the extract and the match output are counted alike, so a value
+    lost on the way shows."""
+    return {
+        f"non_empty:{c}": f"COUNT_IF(NOT {blank_sql(dialect.column_text(c))})" for c in columns or domain.schema.columns
+    }
 
 
 # --- the catalogue --------------------------------------------------------------------------
@@ -125,20 +133,21 @@ def _problems(dialect: Dialect, domain: Domain) -> dict[str, str]:
 
 
 def profile_sql(dialect: Dialect, domain: Domain, rows: str) -> str:
-    """One pass over the slice `rows` counting what the extract checks judge, in the order
-    `assemble_profile` reads them; the patterns bound as `format_params`."""
+    """One pass over the slice `rows` counting what the extract checks judge, each count named
+    as `assemble_profile` reads it; the patterns bound as `format_params`."""
     uid = dialect.column_text(domain.schema.unique_id)
     problems = _problems(dialect, domain)
-    counts = [
-        "COUNT(*)",
-        f"COUNT_IF({blank_sql(uid)})",
-        f"COUNT(*) - COUNT(DISTINCT {uid})",
-        f"COUNT_IF({problems['long_ids']})",
-    ]
-    counts += [f"COUNT_IF({problems[f'null:{f}']})" for f in domain.dq.required_fields]
+    counts = {
+        "rows": "COUNT(*)",
+        "empty_ids": f"COUNT_IF({blank_sql(uid)})",
+        "duplicate_ids": f"COUNT(*) - COUNT(DISTINCT {uid})",
+        "long_ids": f"COUNT_IF({problems['long_ids']})",
+    }
+    counts.update({f"null:{f}": f"COUNT_IF({problems[f'null:{f}']})" for f in domain.dq.required_fields})
     for name, _, _ in domain.format_fields:
-        counts += [f"COUNT_IF(NOT {blank_sql(dialect.column_text(name))})", f"COUNT_IF({problems[f'format:{name}']})"]
-    return _counts([*counts, *non_empty_counts(dialect, domain)], rows)
+        counts[f"values:{name}"] = f"COUNT_IF(NOT {blank_sql(dialect.column_text(name))})"
+        counts[f"format:{name}"] = f"COUNT_IF({problems[f'format:{name}']})"
+    return _counts({**counts, **non_empty_counts(dialect, domain)}, rows)
 
 
 def profile_samples_sql(dialect: Dialect, domain: Domain, rows: str) -> str:
@@ -200,8 +209,8 @@ def non_empty_sql(dialect: Dialect, domain: Domain, rows: str, columns: list[str
 
 
 def output_counts_sql(records: str, own: str = "TRUE") -> str:
-    """Records, MatchIDs and records sharing their MatchID with another, as `match_figures`
-    takes them; `records` selects the output's rows with their MatchID as `m`. A blank MatchID
+    """Records, MatchIDs and records sharing their MatchID with another, named as
+    `base.OutputCounts` reads them; `records` selects the output's rows with their MatchID as `m`. A blank MatchID
     is none, as in the load's figures. Only the partition's own records count (`own`, an
     expression over a row of `records`: false for the context records of known entities the
     extract added), but sharing a MatchID with a context record is a match: the record joined a
@@ -210,8 +219,8 @@ def output_counts_sql(records: str, own: str = "TRUE") -> str:
         f"WITH output_rows AS (SELECT m, {own} AS own FROM ({records})), "
         "sizes AS (SELECT m, COUNT(*) AS n, COUNT_IF(own) AS own FROM output_rows GROUP BY m), "
         f"assigned AS (SELECT n, own, NOT {blank_sql('m')} AS assigned FROM sizes) "
-        "SELECT COALESCE(SUM(own), 0), COUNT_IF(assigned AND own > 0), "
-        "COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) FROM assigned"
+        'SELECT COALESCE(SUM(own), 0) AS "records", COUNT_IF(assigned AND own > 0) AS "match_ids", '
+        'COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) AS "matched" FROM assigned'
     )
 
 

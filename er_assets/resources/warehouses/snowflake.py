@@ -39,10 +39,13 @@ from er_assets.resources.warehouses import queries, registry
 from er_assets.resources.warehouses.base import (
     ExtractResult,
     LoadResult,
+    OutputCounts,
     Warehouse,
     assemble_profile,
     confidence_figures,
     match_figures,
+    named_row,
+    non_empty,
     refuse_output,
     schema_problems,
     target_figures,
@@ -535,7 +538,7 @@ class SnowflakeWarehouse(Warehouse):
     @staticmethod
     def _profile(cursor, domain: Domain, params: dict) -> dict:
         cursor.execute(queries.profile_sql(SNOWFLAKE, domain, _slice(domain)), params)
-        counts = cursor.fetchone()
+        counts = named_row(cursor)
         cursor.execute(queries.profile_samples_sql(SNOWFLAKE, domain, _slice(domain)), params)
         return assemble_profile(domain, counts, cursor.fetchall())
 
@@ -700,10 +703,10 @@ class SnowflakeWarehouse(Warehouse):
         # The extract's stage location when it gave the job context records: they are not counted.
         context = self.location(extract_uri) if self._context_files(extract_uri) else ""
         with self.connect() as conn:
-            records, match_ids, matched, rejected, confidence = self._output_counts(
+            counts, rejected, confidence = self._output_counts(
                 conn.cursor(), domain, output, errors, threshold, context
             )
-        return match_figures(records, match_ids, matched, rejected, confidence)
+        return match_figures(counts, rejected, confidence)
 
     def _output_header(self, cursor, domain: Domain, output: str) -> list[str]:
         """Column names of the output's header row, read by Snowflake over the stage (AWS
@@ -716,14 +719,14 @@ class SnowflakeWarehouse(Warehouse):
 
     def _output_counts(
         self, cursor, domain: Domain, output: str, errors: str, threshold: float | None, context: str = ""
-    ) -> tuple:
-        """(records, MatchIDs, matched records, rejected rows, `confidence_figures` when a
-        `threshold` is given, else None), counted by Snowflake over the stage; with `context`
-        (the extract's stage location) the records are the partition's own only."""
+    ) -> tuple[OutputCounts, int, dict | None]:
+        """(the output's counts, rejected rows, `confidence_figures` when a `threshold` is
+        given, else None), counted by Snowflake over the stage; with `context` (the extract's
+        stage location) the records are the partition's own only."""
         width = len(domain.schema.columns) + SERVICE_COLUMNS
         header = self._output_header(cursor, domain, output) or None
         if header is None:  # no data file: the job wrote no record
-            counts = (0, 0, 0)
+            counts = OutputCounts()
         elif "MatchID" not in header:
             raise ValueError(f"{output}: no MatchID among the first {width} columns of the output header {header}")
         elif context and "RecordId" not in header:
@@ -738,10 +741,10 @@ class SnowflakeWarehouse(Warehouse):
                     output, header.index("MatchID") + 1, header.index("RecordId") + 1, context, domain.schema.unique_id
                 )
             )
-            counts = cursor.fetchone()
+            counts = OutputCounts.read(named_row(cursor))
         else:
             cursor.execute(output_figures_sql(output, header.index("MatchID") + 1))
-            counts = cursor.fetchone()
+            counts = OutputCounts.read(named_row(cursor))
         confidence = None
         if threshold is not None:
             row = None
@@ -762,7 +765,7 @@ class SnowflakeWarehouse(Warehouse):
                 row = (*row, json.loads(samples) if isinstance(samples, str) else samples)
             confidence = confidence_figures(header, row)
         cursor.execute(output_rows_sql(errors))
-        return (*counts, cursor.fetchone()[0], confidence)
+        return counts, cursor.fetchone()[0], confidence
 
     # --- the entity registry -------------------------------------------------------------------
 
@@ -808,12 +811,11 @@ class SnowflakeWarehouse(Warehouse):
         # says so, as in the DuckDB warehouse (counting it would fail: no such column).
         present = {c.upper() for c in header}
         columns = [c for c in domain.schema.columns if c.upper() in present]
-        found: tuple = ()
+        found: dict = {}
         if columns:
             cursor.execute(queries.non_empty_sql(SNOWFLAKE, domain, rows, columns))
-            found = cursor.fetchone()
-        non_empty = {**dict.fromkeys(domain.schema.columns, 0), **{c: int(n or 0) for c, n in zip(columns, found)}}
-        return {**figures, "non_empty": non_empty}
+            found = named_row(cursor)
+        return {**figures, "non_empty": non_empty(domain, found)}
 
     def stage_problems(self, cursor) -> list[str]:
         sql, name = show_stage_sql(self.stage)

@@ -17,7 +17,13 @@ import pytest
 
 from er_assets.config import load_config
 from er_assets.resources.warehouses import local, queries, snowflake
-from er_assets.resources.warehouses.base import assemble_profile, confidence_figures, schema_problems, target_figures
+from er_assets.resources.warehouses.base import (
+    assemble_profile,
+    confidence_figures,
+    named_row,
+    schema_problems,
+    target_figures,
+)
 from er_assets.resources.warehouses.local import DUCKDB
 from er_assets.resources.warehouses.snowflake import SNOWFLAKE
 
@@ -112,13 +118,15 @@ def both(tmp_path: Path, table: str, rows: list[dict], columns: list[str], types
                 [{c: r.get(c) for c in columns} for r in rows],
             )
 
-        def run_duckdb(sql, params=None, many=False):
-            result = con.execute(sql, params or {})
-            return result.fetchall() if many else result.fetchone()
+        def fetched(result, many: bool, named: bool):
+            return result.fetchall() if many else named_row(result) if named else result.fetchone()
 
-        def run_snowflake(sql, params=None, many=False):
+        def run_duckdb(sql, params=None, many=False, named=False):
+            return fetched(con.execute(sql, params or {}), many, named)
+
+        def run_snowflake(sql, params=None, many=False, named=False):
             cursor.execute(sql, params or {})
-            return cursor.fetchall() if many else cursor.fetchone()
+            return fetched(cursor, many, named)
 
         yield {DUCKDB: run_duckdb, SNOWFLAKE: run_snowflake}
         conn.close()
@@ -137,7 +145,7 @@ def test_the_extract_profile_agrees_on_both_engines(domain, tmp_path):
         profiles = {}
         for dialect, run in engines.items():
             rows, params = slice_of(dialect, domain), queries.format_params(domain)
-            counts = run(queries.profile_sql(dialect, domain, rows), params)
+            counts = run(queries.profile_sql(dialect, domain, rows), params, named=True)
             samples = run(queries.profile_samples_sql(dialect, domain, rows), params, many=True)
             profiles[dialect] = assemble_profile(domain, counts, samples)
     duckdb_profile, snowflake_profile = profiles.values()

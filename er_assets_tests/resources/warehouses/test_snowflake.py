@@ -143,8 +143,8 @@ FIGURES_SNAPSHOT = (
     + " (FILE_FORMAT => 'ER_MATCH_OUTPUT_CSV', PATTERN => '(.*/)?[^/_.][^/]*') WHERE METADATA$FILE_ROW_NUMBER > 1)), "
     "sizes AS (SELECT m, COUNT(*) AS n, COUNT_IF(own) AS own FROM output_rows GROUP BY m), "
     f"assigned AS (SELECT n, own, NOT {blank_sql('m')} AS assigned FROM sizes) "
-    "SELECT COALESCE(SUM(own), 0), COUNT_IF(assigned AND own > 0), "
-    "COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) FROM assigned"
+    'SELECT COALESCE(SUM(own), 0) AS "records", COUNT_IF(assigned AND own > 0) AS "match_ids", '
+    'COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) AS "matched" FROM assigned'
 )
 
 
@@ -236,8 +236,8 @@ def test_context_id_statements_snapshot_and_parse(domain):
         f"LEFT JOIN ({CONTEXT_IDS_SNAPSHOT}) c ON c.id = o.id)), "
         "sizes AS (SELECT m, COUNT(*) AS n, COUNT_IF(own) AS own FROM output_rows GROUP BY m), "
         f"assigned AS (SELECT n, own, NOT {blank_sql('m')} AS assigned FROM sizes) "
-        "SELECT COALESCE(SUM(own), 0), COUNT_IF(assigned AND own > 0), "
-        "COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) FROM assigned"
+        'SELECT COALESCE(SUM(own), 0) AS "records", COUNT_IF(assigned AND own > 0) AS "match_ids", '
+        'COALESCE(SUM(CASE WHEN assigned AND n > 1 THEN own ELSE 0 END), 0) AS "matched" FROM assigned'
     )
     assert isinstance(sqlglot.parse_one(own, read="snowflake"), exp.Select)
     for ddl, kind in (
