@@ -87,6 +87,7 @@ CHECK_NAMES = {
         "entity_assigned",
         "entity_churn",
         "oversized_entities",
+        "delivered",
     ),
 }
 # Without the configured columns nothing can be extracted, so this check always blocks.

@@ -13,6 +13,7 @@ import dagster as dg
 from er_assets import stages
 from er_assets.config import Configuration
 from er_assets.history import Status
+from er_assets.pipeline import checks
 from er_assets.pipeline.lateness import find_late
 from er_assets.resources.history import HistoryResource
 from er_assets.resources.notifications import RunOutcome, notify_late, notify_run
@@ -92,6 +93,11 @@ def look_for_late(config: Configuration, history: HistoryResource, context) -> d
     since = dt.datetime.fromisoformat(context.cursor) if context.cursor else looked_at
     with history.store() as store:
         late = find_late(config, store, looked_at, since)
-        mailed = [f"{p.domain} {p.partition_key} ({p.state})" for p in late if notify_late(config, p, store=store)]
+        mailed = []
+        for partition in late:
+            if notify_late(config, partition, store=store):
+                # The UI shows it too: the loaded asset's `delivered` check, overdue until delivered.
+                context.instance.report_runless_asset_event(checks.overdue(config.domain(partition.domain), partition))
+                mailed.append(f"{partition.domain} {partition.partition_key} ({partition.state})")
     context.update_cursor(looked_at.isoformat())
     return dg.SkipReason(f"late, mailed now: {', '.join(mailed)}" if mailed else "no partition newly late")

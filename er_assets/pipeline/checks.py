@@ -9,6 +9,7 @@ Severity is ERROR unless `dq.severity` makes a check a warning; only ERROR failu
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 import warnings
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import dagster as dg
 
 from er_assets.config import CHECK_NAMES, Anomaly, Domain
+from er_assets.history import LatePartition
+from er_assets.pipeline.lateness import due_at
 from er_assets.resources.warehouses.base import MAX_UNIQUE_ID_LENGTH
 
 DESCRIPTIONS = {
@@ -44,7 +47,11 @@ DESCRIPTIONS = {
     "identity.max_churn_rate percent of the partition's records",
     "oversized_entities": "No entity the partition touched holds more than identity.max_entity_size records "
     "(a placeholder value such as N/A gluing unrelated records)",
+    "delivered": "The partition is delivered to the target; overdue while not delivered schedule.sla_minutes "
+    "after its schedule fired (a warning, reported by the er_late_partitions sensor)",
 }
+# Warnings unless dq.severity says otherwise: being late says nothing about the data.
+WARN_BY_DEFAULT = frozenset({"delivered"})
 # Judged against earlier partitions: not defined at all when dq.anomaly is disabled.
 HISTORY_CHECKS = frozenset({"record_count_anomaly", "match_rate_baseline", "confidence_baseline"})
 # Judge the ConfidenceLevel column: defined only for ML_MATCHING domains.
@@ -71,11 +78,16 @@ def specs(domain: Domain, stage: str, partitions: dg.PartitionsDefinition) -> li
                 name,
                 asset=dg.AssetKey([domain.name, stage]),
                 description=DESCRIPTIONS[name],
-                blocking=True,
+                blocking=name not in WARN_BY_DEFAULT,
                 partitions_def=partitions,
             )
             for name in check_names(domain, stage)
         ]
+
+
+def _severity(domain: Domain, name: str, severity: str | None = None) -> dg.AssetCheckSeverity:
+    default = "WARN" if name in WARN_BY_DEFAULT else "ERROR"
+    return dg.AssetCheckSeverity(severity or domain.dq.severity.get(name, default))
 
 
 def _result(
@@ -84,7 +96,7 @@ def _result(
     return dg.AssetCheckResult(
         check_name=name,
         passed=bool(passed),
-        severity=dg.AssetCheckSeverity(severity or domain.dq.severity.get(name, "ERROR")),
+        severity=_severity(domain, name, severity),
         description=description,
         metadata=metadata,
     )
@@ -531,3 +543,42 @@ def identity_results(domain: Domain, identity, history: dict[str, float] | None 
             entities=oversized,
         ),
     ]
+
+
+def delivered(domain: Domain, partition: str, replaced: bool, now: dt.datetime) -> dg.AssetCheckResult:
+    """The load's word on the `delivered` check: the partition is delivered (or not, when the
+    load's checks refused the output), and how it stood against its due time."""
+    due = due_at(domain, partition)
+    late = max(0.0, (now - due).total_seconds() / 60)
+    when = "on time" if not late else f"{late:.0f} minutes after it was due"
+    return _result(
+        domain,
+        "delivered",
+        replaced,
+        f"delivered {now:%Y-%m-%d %H:%M} UTC, {when} ({_due(domain, due)})"
+        if replaced
+        else f"not delivered: the load's checks refused the match output ({_due(domain, due)})",
+        due_at=due.isoformat(),
+        minutes_late=round(late, 1),
+    )
+
+
+def overdue(domain: Domain, late: LatePartition) -> dg.AssetCheckEvaluation:
+    """The `delivered` check of a partition the late-partition sensor found undelivered past its
+    due time, reported without a run: the UI shows the partition overdue until a load
+    delivers it (`delivered`)."""
+    return dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey([domain.name, "loaded"]),
+        check_name="delivered",
+        passed=False,
+        partition=late.partition_key,
+        severity=_severity(domain, "delivered"),
+        description=f"overdue: not delivered ({_due(domain, late.due_at)}); {late.state}",
+        metadata={"due_at": late.due_at.isoformat(), "state": late.state},
+    )
+
+
+def _due(domain: Domain, due: dt.datetime) -> str:
+    return (
+        f"due {due:%Y-%m-%d %H:%M} UTC, {domain.schedule.sla_minutes} minutes (schedule.sla_minutes) after its schedule"
+    )

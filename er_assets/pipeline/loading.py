@@ -4,6 +4,8 @@ staged rows before the swap."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from er_assets import interrupts
@@ -38,6 +40,7 @@ def load(context, domain: Domain, config: gate.GateConfig, warehouse: Warehouse)
         return not checks.blocking_failures(results)
 
     result = warehouse.load_matches(domain, partition, upstream.output_uri, accept, extracted.uri, context.run_id)
+    results.append(checks.delivered(domain, partition, result.replaced, dt.datetime.now(dt.timezone.utc)))
     if result.replaced:
         context.log.info(f"loaded {result.rows} rows into {result.table} for partition {partition}")
     else:

@@ -62,6 +62,10 @@ def test_stages_one_by_one_then_rerun_changes_nothing(config, local_env, instanc
     loaded = materialize(config, instance, "customers", ["loaded"])
     assert loaded.success
     assert all(e.passed for e in loaded.get_asset_check_evaluations())
+    # Delivered, and said how late: the partition's SLA ran out long before this test ran.
+    [delivered] = [e for e in loaded.get_asset_check_evaluations() if e.check_name == "delivered"]
+    assert delivered.severity == dg.AssetCheckSeverity.WARN
+    assert delivered.metadata["minutes_late"].value > 0 and "minutes after it was due" in delivered.description
 
     # One target row per source record of the partition, each with a MatchID.
     rows = query(

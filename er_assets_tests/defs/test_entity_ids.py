@@ -141,7 +141,11 @@ def test_a_glue_value_is_refused_by_the_oversized_entity_check(tmp_path, local_e
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
     ]
-    assert [f.check_name for f in failed] == ["oversized_entities"]
+    # The one that blocks; and, as a warning, the partition is not delivered.
+    assert [(f.check_name, f.severity.value) for f in failed] == [
+        ("oversized_entities", "ERROR"),
+        ("delivered", "WARN"),
+    ]
     assert "placeholder" in failed[0].description and "entities show customers" in failed[0].description
     assert _target(local_env) == before  # the partition was not swapped in, the registry unchanged
     con = duckdb.connect(str(local_env / "warehouse.duckdb"), read_only=True)

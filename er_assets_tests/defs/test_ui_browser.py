@@ -31,6 +31,9 @@ import dagster as dg
 import pytest
 
 from er_assets import exit_codes
+from er_assets.history import LatePartition
+from er_assets.pipeline import checks
+from er_assets.pipeline.lateness import due_at
 from er_assets_tests.helpers import REPO, free_port
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -118,7 +121,7 @@ def site():
     try:
         # Fill the instance while the webserver starts.
         customers = load_config().domain("customers")
-        blocked, to_launch, latest = recent_partitions(customers, 3)
+        overdue, blocked, to_launch, latest = recent_partitions(customers, 4)
         seed_partition(customers, blocked, 300, data / "warehouse.duckdb", defect="missing_feed")
         for partition in (to_launch, latest):
             seed_partition(customers, partition, 300, data / "warehouse.duckdb")
@@ -152,10 +155,15 @@ def site():
                 time.sleep(0.5)
         with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
             [bridge_run] = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": latest}))
+            # What the er_late_partitions sensor reports of a partition that never ran
+            # (test_lateness.py runs the sensor itself).
+            late = LatePartition("customers", overdue, due_at(customers, overdue), "never started")
+            instance.report_runless_asset_event(checks.overdue(customers, late))
         yield {
             "url": url,
             "data": data,
             "blocked": blocked,
+            "overdue": overdue,
             "to_launch": to_launch,
             "latest": latest,
             "bridge_run": bridge_run.run_id,
@@ -259,6 +267,15 @@ def test_a_partition_its_checks_blocked_shows_as_failed_not_materialized(browser
     text = open_page(browser, site, "/locations/er_assets/asset-groups/customers", "1 failed")
     extract = text.split("\nextract\n")[1].split("\nloaded\n")[0]
     assert "(1 failed)" in extract, extract
+
+
+def test_an_overdue_partition_shows_on_the_loaded_assets_delivered_check(browser, site):
+    open_page(browser, site, "/assets/customers/loaded?view=checks", "Latest execution")
+    browser.find_element("xpath", "//*[normalize-space(text())='delivered']").click()
+    wait_for(browser, lambda d: "overdue: not delivered" in page_text(d))
+    latest = page_text(browser).split("Latest execution")[1]
+    assert site["overdue"] in latest and "never started" in latest, latest
+    screenshot(browser, "ui-overdue.png")
 
 
 def test_launching_one_partition_from_the_ui_runs_the_domains_job(browser, site):

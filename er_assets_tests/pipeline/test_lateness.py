@@ -13,6 +13,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from er_assets.dagster_private import latest_check_evaluation
 from er_assets.defs import sensors
 from er_assets.defs.definitions import build_definitions
 from er_assets.history import HistoryStore, LatePartition, Status
@@ -107,10 +108,20 @@ def test_the_sensor_mails_each_late_partition_once_and_the_history_keeps_it(
         first = tick(defs, instance)  # the watching begins
         assert first.cursor == SINCE.isoformat() and inbox.messages() == []
 
+        key = dg.AssetCheckKey(dg.AssetKey(["customers", "loaded"]), "delivered")
+        assert latest_check_evaluation(instance, key, PARTITION) is None  # on time so far: nothing to say
         clock["now"] = DUE + dt.timedelta(minutes=5)
         late = tick(defs, instance, first.cursor)
         assert late.cursor == clock["now"].isoformat()  # the next look starts from this one
         assert "customers 2026-11-28 (never started)" in late.skip_message
+        # The UI shows it overdue: the loaded asset's `delivered` check failed for the partition,
+        # a warning (lateness says nothing about the data), though loaded never ran.
+        overdue = latest_check_evaluation(instance, key, PARTITION)
+        assert not overdue.passed and overdue.severity == dg.AssetCheckSeverity.WARN
+        assert overdue.description == (
+            "overdue: not delivered (due 2026-11-29 09:00 UTC, 60 minutes (schedule.sla_minutes) after its "
+            "schedule); never started"
+        )
         again = tick(defs, instance, late.cursor)  # the next look: nothing new
         assert again.skip_message == "no partition newly late"
 
