@@ -20,7 +20,8 @@ def _temporary_files_on_a_ram_disk() -> None:
     """Put the suite's temporary folders (tmp_path, tempfile, and so the subprocesses' data
     folders) on /dev/shm when it is a tmpfs with room, unless TMPDIR says where. The tests
     commit thousands of small SQLite transactions (Dagster's event log, the job history),
-    each an fsync on a disk and none on a tmpfs: measured, a fifth of the suite's wall time.
+    each an fsync on a disk and none on a tmpfs: measured on the DQ checks' module, a fifth
+    less wall time and a tenth less CPU.
     Imported by the xdist controller before it starts its workers, which inherit TMPDIR."""
     if "TMPDIR" in os.environ:
         return

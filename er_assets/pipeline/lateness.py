@@ -2,7 +2,9 @@
 not succeeded `schedule.sla_minutes` after its schedule fired (`partitions.completed_at`),
 whether a stage failed, one still runs, or nothing started at all (AutoSys down, a box on
 hold, a feed that never came). Failures mail on their own; an absence does not, so the
-`er_late_partitions` sensor looks for them and mails each once.
+`er_late_partitions` sensor looks for them, mails each once and marks the loaded asset's
+`delivered` check overdue for it (`checks.overdue`), which the UI shows until a load
+delivers the partition.
 
 The job history is the witness: every stage writes its row however it was started (AutoSys,
 a schedule, the UI, a backfill), so "delivered" means a SUCCEEDED row of the final stage.
