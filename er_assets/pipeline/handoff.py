@@ -28,9 +28,10 @@ from er_assets.errors import MissingUpstream, UpstreamRefused
 # that keeps a blocked result (and on materialisations made before blocked results stopped
 # materialising).
 CHECKS_PASSED = "checks_passed"
-# Observations read to find a blocked result: the matched stage also observes its job's intent
-# and id, a few per attempt.
-_OBSERVATIONS_READ = 50
+# A partition's newest observations read to find a blocked result, or (the matched stage's job
+# journal) a job another attempt recorded: the matched stage observes its job's intent and id,
+# a few per attempt.
+OBSERVATIONS_READ = 50
 
 
 def _need(metadata: Mapping[str, Any], key: str, where: str) -> Any:
@@ -122,7 +123,7 @@ def latest_result(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str
     the observation of a blocked result made after it; None when the stage never ended."""
     materialised = latest_event(instance, key, partition)
     flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition])
-    for record in instance.fetch_observations(flt, limit=_OBSERVATIONS_READ).records:
+    for record in instance.fetch_observations(flt, limit=OBSERVATIONS_READ).records:
         if materialised is not None and record.storage_id < materialised.storage_id:
             break
         if event_metadata(record).get(CHECKS_PASSED) is False:

@@ -13,6 +13,7 @@ from er_assets.pipeline import checks, gate
 from er_assets.pipeline.baselines import earlier_values
 from er_assets.pipeline.handoff import (
     CHECKS_PASSED,
+    OBSERVATIONS_READ,
     Extracted,
     Matched,
     asset_key,
@@ -166,7 +167,7 @@ class _JobJournal:
         """The newest job id another attempt recorded for this very extract (this attempt
         records none before its own start succeeds)."""
         flt = dg.AssetRecordsFilter(asset_key=self.key, asset_partitions=[self.context.partition_key])
-        for record in self.context.instance.fetch_observations(flt, limit=50).records:
+        for record in self.context.instance.fetch_observations(flt, limit=OBSERVATIONS_READ).records:
             seen = event_metadata(record)
             if seen.get("extract_run_id") == self.extract_run and seen.get("job_id"):
                 return str(seen["job_id"])

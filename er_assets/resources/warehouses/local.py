@@ -37,13 +37,10 @@ from er_assets.resources.warehouses.base import (
     target_figures,
     transaction,
 )
+from er_assets.resources.warehouses.queries import quote
 
 if TYPE_CHECKING:
     import duckdb
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def literal(path: Path | str) -> str:

@@ -67,11 +67,12 @@ def _counts(counts: dict[str, str], rows: str) -> str:
     """One row: each count of `counts` (name -> SQL) over `rows`, named as its key, quoted so
     both engines keep the name as written. The reader takes them by name (`base.named_row`),
     never by position."""
-    return f"SELECT {', '.join(f'{sql} AS {_quoted(name)}' for name, sql in counts.items())} FROM ({rows})"
+    return f"SELECT {', '.join(f'{sql} AS {quote(name)}' for name, sql in counts.items())} FROM ({rows})"
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def quote(identifier: str) -> str:
+    """Any name as a quoted identifier, kept as written (DuckDB's identifiers, result labels)."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _samples(rows: str, record_id: str, branches: dict[str, str]) -> str:
