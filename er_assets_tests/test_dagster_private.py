@@ -15,11 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+import pytest
 
 from er_assets import dagster_private
 from er_assets.defs.location import CODE_LOCATION
 
 MODULE = "er_assets/dagster_private.py"
+
+
+@pytest.fixture
+def instance(disk_instance):
+    """The storage our features read these APIs on: SQLite files, as the bridge opens them."""
+    return disk_instance
 
 
 @contextmanager

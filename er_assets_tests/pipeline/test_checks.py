@@ -294,17 +294,17 @@ def test_bridge_exit_three_for_a_missing_column(config, local_env):
     assert target() == []
 
 
-def test_a_bad_rerun_leaves_the_previous_good_rows_and_loaded_alone_refuses(config, local_env, instance):
+def test_a_bad_rerun_leaves_the_previous_good_rows_and_loaded_alone_refuses(config, local_env, disk_instance):
     seeded(config, local_env)
-    assert run(config, instance).success
+    assert run(config, disk_instance).success
     good = target()
-    match_rate_too_high(config, local_env, None, instance)
+    match_rate_too_high(config, local_env, None, disk_instance)
     done = bridge("all")
     assert done.returncode == exit_codes.DQ_GATE_FAILED, done.stderr[-2000:]
     assert "customers/matched:match_rate" in done.stderr
     assert target() == good
     # A later run of the load alone refuses while matched's latest result is failing.
-    code, reason = exit_code_for(run(config, instance, ["loaded"]))
+    code, reason = exit_code_for(run(config, disk_instance, ["loaded"]))
     assert code == exit_codes.DQ_GATE_FAILED
     assert reason.endswith(
         f"GateClosed: gate closed: customers/matched partition {PARTITION} failed data-quality checks (match_rate: "
@@ -318,9 +318,9 @@ def test_a_bad_rerun_leaves_the_previous_good_rows_and_loaded_alone_refuses(conf
 # --- the gate across runs ----------------------------------------------------------------------------
 
 
-def test_gate_refuses_a_later_run_until_overridden_with_a_reason(config, local_env, instance):
+def test_gate_refuses_a_later_run_until_overridden_with_a_reason(config, local_env, disk_instance):
     seeded(config, local_env, records=20)
-    assert exit_code_for(run(config, instance, ["extract"]))[0] == exit_codes.DQ_GATE_FAILED
+    assert exit_code_for(run(config, disk_instance, ["extract"]))[0] == exit_codes.DQ_GATE_FAILED
 
     refused = bridge("process")
     assert refused.returncode == exit_codes.DQ_GATE_FAILED, refused.stderr[-2000:]
@@ -332,7 +332,7 @@ def test_gate_refuses_a_later_run_until_overridden_with_a_reason(config, local_e
 
     unexplained = run(
         config,
-        instance,
+        disk_instance,
         ["matched"],
         run_config={"ops": {f"{DOMAIN}__matched": {"config": {"override_gate": True, "check_interval": 1}}}},
     )
@@ -341,13 +341,13 @@ def test_gate_refuses_a_later_run_until_overridden_with_a_reason(config, local_e
     overridden = bridge("process", "--override-gate", "--reason", "INC-42: small day, reviewed by data owner")
     assert overridden.returncode == exit_codes.OK, overridden.stderr[-2000:]
     assert "GATE OVERRIDDEN by" in overridden.stderr and "INC-42" in overridden.stderr
-    record = instance.fetch_materializations(dg.AssetKey([DOMAIN, "matched"]), limit=1).records[0]
+    record = disk_instance.fetch_materializations(dg.AssetKey([DOMAIN, "matched"]), limit=1).records[0]
     override = record.asset_materialization.metadata["gate_override"].value
     assert override["reason"] == "INC-42: small day, reviewed by data owner" and override["by"]
     assert list(override["failed_checks"]) == ["min_records"]
 
     # matched passed its own checks, so the load's gate is open; the extract's stays closed.
-    assert run(config, instance, ["loaded"]).success
+    assert run(config, disk_instance, ["loaded"]).success
     assert len(target()) == 20
 
 
