@@ -39,7 +39,9 @@ system-deps:
 # lock), which a third worker fills. --dist loadfile: a module's tests run on one worker, so
 # an expensive module fixture (the shipped virtualenv, the browser's webserver, the ML model)
 # is built once. (--dist loadgroup would group finer, but xdist 3.8 cannot rename pytest 9's
-# node ids, so its groups are ignored.)
+# node ids, so its groups are ignored.) xdist hands out the modules with the most tests first;
+# the order does not matter here: measured, all three workers end within 20 s of each other
+# either way, longest modules first included.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

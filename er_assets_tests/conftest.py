@@ -43,31 +43,6 @@ def _temporary_files_on_a_ram_disk() -> None:
 
 _temporary_files_on_a_ram_disk()
 
-# The longest modules first, longest to shortest (seconds of one worker, measured with
-# --durations; `make test` runs each module on one worker): started last, any of them would
-# leave one worker running alone at the end. A stale list costs time, never a test.
-FIRST = (
-    "bridge/test_fault_injection.py",  # about 180: two kill tours of 70
-    "test_shipped.py",  # about 100: a virtualenv of the wheel
-    "pipeline/test_checks.py",  # about 75
-    "bridge/test_cli.py",
-    "defs/test_reliability.py",
-    "bridge/test_concurrency.py",
-    "defs/test_entity_ids.py",
-    "pipeline/test_recording.py",
-    "pipeline/test_matching_job_faults.py",
-    "defs/test_ui_browser.py",
-    "defs/test_production_e2e.py",  # about 30
-)
-
-
-def pytest_collection_modifyitems(items) -> None:
-    def rank(item) -> int:
-        name = item.nodeid.removeprefix("er_assets_tests/")
-        return next((i for i, first in enumerate(FIRST) if name.startswith(first)), len(FIRST))
-
-    items.sort(key=rank)  # stable: the rest keep their order
-
 
 @pytest.fixture
 def local_env(tmp_path, monkeypatch):
