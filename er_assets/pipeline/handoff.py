@@ -28,9 +28,9 @@ from er_assets.errors import MissingUpstream, UpstreamRefused
 # that keeps a blocked result (and on materialisations made before blocked results stopped
 # materialising).
 CHECKS_PASSED = "checks_passed"
-# A partition's newest observations read to find a blocked result, or (the matched stage's job
-# journal) a job another attempt recorded: the matched stage observes its job's intent and id,
-# a few per attempt.
+# Observations read at a time to find a blocked result; and all that the matched stage's job
+# journal reads to find a job another attempt recorded (it observes its job's intent and id,
+# a few per attempt).
 OBSERVATIONS_READ = 50
 
 
@@ -120,15 +120,26 @@ def latest_event(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str,
 
 def latest_result(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str):
     """The record of the stage's newest result for `partition`: its latest materialisation, or
-    the observation of a blocked result made after it; None when the stage never ended."""
+    the observation of a blocked result made after it; None when the stage never ended.
+
+    Every observation since the materialisation is read, newest first, a page at a time, so
+    a blocked result is found however many notes (the matching job's intents and ids) came
+    after it (`AssetRecordsFilter.after_storage_id`, public in Dagster 1.13)."""
     materialised = latest_event(instance, key, partition)
-    flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition])
-    for record in instance.fetch_observations(flt, limit=OBSERVATIONS_READ).records:
-        if materialised is not None and record.storage_id < materialised.storage_id:
-            break
-        if event_metadata(record).get(CHECKS_PASSED) is False:
-            return record
-    return materialised
+    flt = dg.AssetRecordsFilter(
+        asset_key=key,
+        asset_partitions=[partition],
+        after_storage_id=materialised.storage_id if materialised is not None else None,
+    )
+    cursor = None
+    while True:
+        page = instance.fetch_observations(flt, limit=OBSERVATIONS_READ, cursor=cursor)
+        for record in page.records:
+            if event_metadata(record).get(CHECKS_PASSED) is False:
+                return record
+        if not page.has_more:
+            return materialised
+        cursor = page.cursor
 
 
 def event_metadata(record) -> dict:

@@ -9,7 +9,7 @@ import pytest
 from autosys_bridge.runner import exit_code_for
 from er_assets import exit_codes
 from er_assets.errors import UpstreamRefused
-from er_assets.pipeline.handoff import Extracted, Matched, event_metadata, latest_result
+from er_assets.pipeline.handoff import OBSERVATIONS_READ, Extracted, Matched, event_metadata, latest_result
 from er_assets_tests.helpers import run_stages, seed
 
 PARTITION = "2026-11-28"
@@ -57,18 +57,26 @@ def test_a_stage_refuses_an_upstream_record_it_cannot_read(config, local_env, in
     assert reason.endswith("its metadata has no 'uri' (made by an older release?); re-run that stage")
 
 
-def test_the_latest_result_is_the_newest_of_a_materialisation_and_a_blocked_observation(instance):
+def test_the_latest_result_is_the_newest_of_a_materialisation_and_a_blocked_observation(disk_instance):
+    """Read from SQLite files, as a bridge reads them: the paging is the storage's."""
     key = dg.AssetKey(["customers", "extract"])
 
     def report(event_type, n: int, **metadata) -> None:
-        instance.report_runless_asset_event(event_type(key, partition=PARTITION, metadata={"n": n, **metadata}))
+        disk_instance.report_runless_asset_event(event_type(key, partition=PARTITION, metadata={"n": n, **metadata}))
 
-    assert latest_result(instance, key, PARTITION) is None
+    assert latest_result(disk_instance, key, PARTITION) is None
     report(dg.AssetMaterialization, 1)
     report(dg.AssetObservation, 2, checks_passed=False)  # a re-run its checks blocked
     report(dg.AssetObservation, 3)  # a note that is no result (the matching job's intent)
-    assert event_metadata(latest_result(instance, key, PARTITION))["n"] == 2
+    assert event_metadata(latest_result(disk_instance, key, PARTITION))["n"] == 2
     report(dg.AssetMaterialization, 4)  # a good re-run after it
     report(dg.AssetObservation, 5)
-    assert event_metadata(latest_result(instance, key, PARTITION))["n"] == 4
-    assert latest_result(instance, key, "2026-11-27") is None  # another partition's results are not this one's
+    assert event_metadata(latest_result(disk_instance, key, PARTITION))["n"] == 4
+    assert latest_result(disk_instance, key, "2026-11-27") is None  # another partition's results are not this one's
+
+    # A blocked result followed by more notes than one read returns (attempts that stopped
+    # after recording their intent) is still the newest result.
+    report(dg.AssetObservation, 6, checks_passed=False)
+    for n in range(7, 8 + 2 * OBSERVATIONS_READ):
+        report(dg.AssetObservation, n)
+    assert event_metadata(latest_result(disk_instance, key, PARTITION))["n"] == 6
